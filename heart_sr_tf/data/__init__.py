@@ -1,0 +1,1 @@
+"""Data layer: NIfTI files in, normalised 2D/3D tensors out."""

@@ -1,0 +1,163 @@
+"""tf.data pipelines: stored HR slices in, (LR grid, HR) pairs out, degraded on the fly.
+
+Nothing here holds the dataset in memory: slices stream from the TFDS record files (2D) or
+from the NIfTI files (3D), and the LR grid is computed inside the pipeline, never stored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from heart_sr_tf.data.acdc import find_patients, load_frames
+from heart_sr_tf.data.acdc_sr import QUANT
+from heart_sr_tf.data.degradation import DEFAULT_SCALE, lr_grid
+from heart_sr_tf.data.intensity import normalise
+from heart_sr_tf.data.slices import HR_SIZE, resize_slice
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def slice_dataset(data_dir: Path, roi: str = "full", split: str = "train", shuffle_files: bool = False):
+    """The stored slices of one split as a dataset of dicts (``hr`` is uint16, ``[H, W, 1]``)."""
+    import tensorflow_datasets as tfds
+
+    from heart_sr_tf.data.prepare import builder
+
+    build = builder(Path(data_dir), roi)
+    if not build.is_prepared():
+        from heart_sr_tf.errors import DataError
+
+        raise DataError(data_dir, f"no prepared acdc_sr/{roi} dataset here; run `python cli.py prepare` first")
+    read = tfds.ReadConfig(try_autocache=False, shuffle_seed=None)
+    return build.as_dataset(split=split, shuffle_files=shuffle_files, read_config=read)
+
+
+def num_slices(data_dir: Path, roi: str, split: str) -> int:
+    from heart_sr_tf.data.prepare import builder
+
+    return int(builder(Path(data_dir), roi).info.splits[split].num_examples)
+
+
+def to_unit(hr_uint16: tf.Tensor) -> tf.Tensor:
+    """Stored uint16 back to float32 in [0, 1]."""
+    return tf.cast(hr_uint16, tf.float32) / QUANT
+
+
+def random_patches(image: tf.Tensor, patch: int, count: int, scale: int) -> tf.Tensor:
+    """``count`` random ``patch x patch`` crops of ``[H, W, 1]`` at offsets on the LR grid (multiples of s).
+
+    Images smaller than a patch are zero-padded (MRI background is dark) first.
+    """
+    shape = tf.shape(image)
+    height, width = tf.maximum(shape[0], patch), tf.maximum(shape[1], patch)
+    image = tf.image.pad_to_bounding_box(image, 0, 0, height, width)
+    rows = tf.random.uniform([count], 0, (height - patch) // scale + 1, dtype=tf.int32) * scale
+    cols = tf.random.uniform([count], 0, (width - patch) // scale + 1, dtype=tf.int32) * scale
+    span = tf.range(patch)
+    strips = tf.gather(image, rows[:, None] + span[None, :], axis=0)  # [count, patch, W, 1]
+    return tf.gather(strips, cols[:, None] + span[None, :], axis=2, batch_dims=1)
+
+
+def augment(hr: tf.Tensor) -> tf.Tensor:
+    """Random flip and 90-degree rotation of one ``[p, p, 1]`` patch (the 8 dihedral symmetries)."""
+    hr = tf.image.rot90(hr, tf.random.uniform([], 0, 4, dtype=tf.int32))
+    return tf.cond(tf.random.uniform([]) < 0.5, lambda: tf.image.flip_left_right(hr), lambda: hr)
+
+
+def train_pairs(
+    slices: tf.data.Dataset,
+    patch: int = 96,
+    scale: int = DEFAULT_SCALE,
+    batch_size: int = 16,
+    patches_per_slice: int = 4,
+    shuffle_buffer: int = 1024,
+    repeat: bool = True,
+) -> tf.data.Dataset:
+    """Batches of ``(lr [B, p/s, p/s, 1], hr [B, p, p, 1])`` random aligned patches, augmented."""
+    if patch % scale:
+        raise ValueError(f"patch size {patch} must be a multiple of the scale {scale}")
+    ds = slices.repeat() if repeat else slices
+    ds = ds.map(
+        lambda ex: random_patches(to_unit(ex["hr"]), patch, patches_per_slice, scale), num_parallel_calls=AUTOTUNE
+    )
+    ds = ds.unbatch().shuffle(shuffle_buffer)
+    ds = ds.map(lambda hr: degrade(augment(hr), scale), num_parallel_calls=AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+
+
+def degrade(hr: tf.Tensor, scale: int = DEFAULT_SCALE) -> tuple[tf.Tensor, tf.Tensor]:
+    """``hr -> (lr_grid(hr), hr)``."""
+    return lr_grid(hr, scale), hr
+
+
+def eval_pairs(slices: tf.data.Dataset, scale: int = DEFAULT_SCALE, batch_size: int = 1) -> tf.data.Dataset:
+    """Whole slices as ``(lr, hr)``, in stored order. Heart boxes differ in size: keep batch_size 1 there."""
+    ds = slices.map(lambda ex: degrade(to_unit(ex["hr"]), scale), num_parallel_calls=AUTOTUNE)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def patient_volumes(acdc_dir: Path, axis: str = "slices", size: int = HR_SIZE, patient_ids=None):
+    """Yield ``(patient_id, volume [size, size, D])`` in [0, 1], one patient at a time.
+
+    ``axis="slices"``: one volume per frame, D running along the slices.
+    ``axis="frames"``: one volume per slice, D running along the cine frames.
+    """
+    if axis not in ("slices", "frames"):
+        raise ValueError(f"axis must be 'slices' or 'frames', got {axis!r}")
+    for patient in find_patients(Path(acdc_dir)):
+        if patient_ids is not None and patient.id not in patient_ids:
+            continue
+        frames, _ = load_frames(patient)
+        stack = np.stack(
+            [
+                np.stack([resize_slice(s[:, :, z], size) for z in range(s.shape[2])], -1)
+                for s in (normalise(v) for _, v in frames)
+            ],
+            -1,
+        )  # [size, size, Z, T]
+        volumes = (
+            [stack[..., t] for t in range(stack.shape[3])]
+            if axis == "slices"
+            else [stack[:, :, z, :] for z in range(stack.shape[2])]
+        )
+        for volume in volumes:
+            yield patient.id, volume.astype(np.float32)
+
+
+def train_volumes(
+    acdc_dir: Path,
+    axis: str = "slices",
+    patch: int = 48,
+    depth: int = 4,
+    scale: int = DEFAULT_SCALE,
+    batch_size: int = 4,
+    patches_per_volume: int = 4,
+    shuffle_buffer: int = 64,
+    patient_ids=None,
+    repeat: bool = True,
+) -> tf.data.Dataset:
+    """Batches of 3D pairs ``(lr [B, p/s, p/s, depth, 1], hr [B, p, p, depth, 1])``; only in-plane is degraded."""
+    if patch % scale:
+        raise ValueError(f"patch size {patch} must be a multiple of the scale {scale}")
+
+    def generate():
+        for _, volume in patient_volumes(acdc_dir, axis, patient_ids=patient_ids):
+            if volume.shape[2] >= depth:
+                yield volume[..., None]
+
+    ds = tf.data.Dataset.from_generator(generate, output_signature=tf.TensorSpec([None, None, None, 1], tf.float32))
+    if repeat:
+        ds = ds.repeat()
+
+    def crops(volume):
+        out = []
+        for _ in range(patches_per_volume):
+            out.append(tf.image.random_crop(volume, [patch, patch, depth, 1]))
+        return tf.stack(out)
+
+    ds = ds.map(crops, num_parallel_calls=AUTOTUNE).unbatch().shuffle(shuffle_buffer)
+    ds = ds.map(lambda hr: (hr[::scale, ::scale], hr), num_parallel_calls=AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)

@@ -1,0 +1,96 @@
+"""Build the ``acdc_sr`` TFDS dataset from an ACDC folder (or the phantoms)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from heart_sr_tf.data.acdc import scan_patients
+from heart_sr_tf.data.acdc_sr import ROIS, AcdcSr, valid_patients
+from heart_sr_tf.data.phantoms import write_phantoms
+from heart_sr_tf.errors import DataError
+from heart_sr_tf.progress import Progress
+
+
+def cache_root() -> Path:
+    """Where prepared datasets and phantoms live unless told otherwise (``$HEART_SR_CACHE``)."""
+    return Path(os.environ.get("HEART_SR_CACHE", Path.home() / ".cache" / "heart-sr-tf"))
+
+
+def default_data_dir(acdc_dir: Path) -> Path:
+    """A data dir of its own for each source folder, so phantoms and ACDC never mix."""
+    resolved = Path(acdc_dir).resolve()
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
+    return cache_root() / "tfds" / f"{resolved.name}-{digest}"
+
+
+def phantom_dir(patients: int = 10, seed: int = 0) -> Path:
+    """The built-in phantoms, written on first use."""
+    out = cache_root() / f"phantoms-n{patients}-s{seed}"
+    if not (out / "training" / f"patient{patients:03d}" / "Info.cfg").exists():
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        write_phantoms(tmp, patients, seed)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return out
+
+
+@dataclass
+class PrepareReport:
+    data_dir: Path
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # roi -> split -> slices
+    patients: dict[str, int] = field(default_factory=dict)  # split -> patients
+    bad: list[str] = field(default_factory=list)
+
+
+def builder(data_dir: Path, roi: str = "full", **kwargs) -> AcdcSr:
+    if roi not in ROIS:
+        raise DataError(data_dir, f"unknown roi {roi!r}, expected one of {ROIS}")
+    return AcdcSr(config=roi, data_dir=str(data_dir), **kwargs)
+
+
+def prepare(
+    acdc_dir: Path,
+    data_dir: Path | None = None,
+    seed: int = 0,
+    strict: bool = False,
+    force: bool = False,
+    quiet: bool = False,
+) -> PrepareReport:
+    """Build both configs (full slices and heart boxes). Existing builds are reused unless ``force``."""
+    import tensorflow_datasets as tfds
+
+    tfds.disable_progress_bar()
+    acdc_dir = Path(acdc_dir)
+    data_dir = Path(data_dir) if data_dir else default_data_dir(acdc_dir)
+    report = PrepareReport(data_dir=data_dir)
+    if is_prepared(data_dir) and not force:
+        patients = None
+    else:
+        total = len(scan_patients(acdc_dir)[0])
+        with Progress(total, "check", unit="patient", enabled=not quiet) as bar:
+            patients, errors = valid_patients(acdc_dir, strict=strict, on_patient=lambda pid: bar.update(1, pid))
+        report.bad = [str(e) for e in errors]
+        if not patients:
+            raise DataError(acdc_dir, "no usable patients")
+    for roi in ROIS:
+        with Progress(len(patients or []), f"prepare {roi}", unit="patient", enabled=not quiet and patients) as bar:
+            build = builder(
+                data_dir, roi, split_seed=seed, patients=patients, on_patient=lambda pid: bar.update(1, pid)
+            )
+            if force:
+                shutil.rmtree(Path(build.data_dir), ignore_errors=True)
+            build.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(acdc_dir)))
+        report.counts[roi] = {name: int(split.num_examples) for name, split in build.info.splits.items()}
+        assignment = dict(build.info.metadata.get("assignment", {}))
+        report.patients = {s: sum(1 for v in assignment.values() if v == s) for s in ("train", "validation", "test")}
+    return report
+
+
+def is_prepared(data_dir: Path) -> bool:
+    """Both configs are built under ``data_dir``."""
+    return all((Path(data_dir) / "acdc_sr" / roi / str(AcdcSr.VERSION)).is_dir() for roi in ROIS)

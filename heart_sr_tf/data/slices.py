@@ -1,0 +1,82 @@
+"""From normalised volumes to the paper's 256x256 2D slices and the per-patient heart box."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from heart_sr_tf.data.acdc import Patient, load_frames, load_labels
+from heart_sr_tf.data.intensity import normalise
+
+HR_SIZE = 256
+HEART_MARGIN = 10
+
+
+@dataclass
+class Slice:
+    """One 2D image in [0, 1], resized to ``size x size``, with where it came from."""
+
+    image: np.ndarray  # (size, size) float32
+    patient: str
+    group: str
+    slice: int  # 0-based index along the volume's third axis
+    frame: int  # 1-based frame number, as in Info.cfg
+    spacing: tuple[float, float, float]  # original voxel size in mm (x, y, slice)
+    box: tuple[int, int, int, int] | None  # heart box (row0, row1, col0, col1), ends exclusive
+
+
+def resize_slice(image: np.ndarray, size: int = HR_SIZE) -> np.ndarray:
+    """Resize one 2D slice to ``size x size`` with cv2 bicubic and clip to [0, 1]."""
+    out = cv2.resize(np.ascontiguousarray(image, dtype=np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    return np.clip(out, 0.0, 1.0)
+
+
+def heart_box(
+    labels: list[np.ndarray], size: int = HR_SIZE, margin: int = HEART_MARGIN
+) -> tuple[int, int, int, int] | None:
+    """Bounding box of the union of all label volumes, in ``size x size`` slice coordinates.
+
+    The box is widened by ``margin`` pixels on every side and clamped to the image.
+    Returns ``(row0, row1, col0, col1)`` with exclusive ends, or None when nothing is labelled.
+    """
+    if not labels:
+        return None
+    mask = np.zeros(labels[0].shape[:2], dtype=bool)
+    for volume in labels:
+        mask |= np.any(volume > 0, axis=tuple(range(2, volume.ndim)))
+    if not mask.any():
+        return None
+    height, width = mask.shape
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    r0 = math.floor(rows[0] * size / height) - margin
+    r1 = math.ceil((rows[-1] + 1) * size / height) + margin
+    c0 = math.floor(cols[0] * size / width) - margin
+    c1 = math.ceil((cols[-1] + 1) * size / width) + margin
+    return max(r0, 0), min(r1, size), max(c0, 0), min(c1, size)
+
+
+def patient_slices(patient: Patient, size: int = HR_SIZE, margin: int = HEART_MARGIN) -> Iterator[Slice]:
+    """Every (slice, frame) of a patient as a normalised ``size x size`` image.
+
+    The intensity window is computed per 3D frame. All files are loaded and checked before
+    the first slice is yielded, so a bad file never leaves a patient half-written.
+    """
+    frames, spacing = load_frames(patient)
+    labels = load_labels(patient, frames[0][1].shape)
+    box = heart_box(list(labels.values()), size=size, margin=margin)
+    for number, volume in frames:
+        scaled = normalise(volume)
+        for z in range(volume.shape[2]):
+            yield Slice(
+                image=resize_slice(scaled[:, :, z], size),
+                patient=patient.id,
+                group=patient.info.group,
+                slice=z,
+                frame=number,
+                spacing=tuple(float(s) for s in spacing),
+                box=box,
+            )

@@ -1,0 +1,49 @@
+"""Shared fixtures. TensorFlow is configured before anything initialises it."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPUs make MirroredStrategy testable on a CPU-only machine.
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ACDC_ENV = "HEART_SR_ACDC_DIR"
+
+
+@pytest.fixture(scope="session")
+def acdc_dir() -> Path:
+    """The real ACDC folder from $HEART_SR_ACDC_DIR; tests using it skip when it is unset."""
+    value = os.environ.get(ACDC_ENV)
+    if not value:
+        pytest.skip(f"{ACDC_ENV} is not set: no real ACDC data to test on")
+    path = Path(value)
+    if not path.is_dir():
+        pytest.skip(f"{ACDC_ENV}={value} is not a directory")
+    return path
+
+
+@pytest.fixture(scope="session")
+def phantom_root(tmp_path_factory) -> Path:
+    """Five synthetic patients in the ACDC layout (one per group)."""
+    from heart_sr_tf.data.phantoms import write_phantoms
+
+    root = tmp_path_factory.mktemp("phantoms")
+    write_phantoms(root, patients=5, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def phantom_tfds(phantom_root, tmp_path_factory) -> Path:
+    """The phantoms built into the acdc_sr TFDS dataset."""
+    from heart_sr_tf.data.prepare import prepare
+
+    data_dir = tmp_path_factory.mktemp("tfds")
+    prepare(phantom_root, data_dir, quiet=True)
+    return data_dir

@@ -1,0 +1,140 @@
+"""Every kind of bad input gives one clear line naming the file, exit status 2 from the CLI, no traceback."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from heart_sr_tf.data.acdc import find_patients, load_nifti, parse_info
+from heart_sr_tf.data.prepare import prepare
+from heart_sr_tf.data.slices import patient_slices
+from heart_sr_tf.errors import DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _save(array, path):
+    nib.save(nib.Nifti1Image(array, np.eye(4)), str(path))
+
+
+def _copy_patient(phantom_root, tmp_path, pid="patient001"):
+    dest = tmp_path / "data" / "training" / pid
+    shutil.copytree(phantom_root / "training" / pid, dest)
+    return dest
+
+
+def _break(kind, folder):
+    """Damage one patient folder; return the file the error must name."""
+    pid = folder.name
+    cine = folder / f"{pid}_4d.nii.gz"
+    if kind == "truncated":
+        data = cine.read_bytes()
+        cine.write_bytes(data[: len(data) // 2])
+        return cine
+    if kind == "missing_info":
+        (folder / "Info.cfg").unlink()
+        return folder / "Info.cfg"
+    if kind == "malformed_info":
+        (folder / "Info.cfg").write_text("ED 1\nES: 4\n")
+        return folder / "Info.cfg"
+    if kind == "label_shape":
+        label = sorted(folder.glob("*_gt.nii.gz"))[0]
+        _save(np.zeros((10, 10, 6), np.uint8), label)
+        return label
+    if kind == "nan":
+        data = np.ones((20, 20, 4, 3), np.float32)
+        data[3, 4, 1, 2] = np.nan
+        _save(data, cine)
+        return cine
+    if kind == "inf":
+        data = np.ones((20, 20, 4, 3), np.float32)
+        data[0, 0, 0, 0] = np.inf
+        _save(data, cine)
+        return cine
+    if kind == "zero":
+        _save(np.zeros((20, 20, 4, 3), np.int16), cine)
+        return cine
+    if kind == "2d":
+        _save(np.ones((20, 20), np.float32), cine)
+        return cine
+    if kind == "5d":
+        _save(np.ones((20, 20, 4, 3, 2), np.float32), cine)
+        return cine
+    if kind == "tiny":
+        _save(np.ones((2, 20, 4, 3), np.float32), cine)
+        return cine
+    raise AssertionError(kind)
+
+
+KINDS = ["truncated", "missing_info", "malformed_info", "label_shape", "nan", "inf", "zero", "2d", "5d", "tiny"]
+MESSAGES = {
+    "truncated": "truncated or unreadable",
+    "missing_info": "missing Info.cfg",
+    "malformed_info": "malformed Info.cfg",
+    "label_shape": "differs from image shape",
+    "nan": "NaN or infinite",
+    "inf": "NaN or infinite",
+    "zero": "all voxels are zero",
+    "2d": "got a 2D array",
+    "5d": "got a 5D array",
+    "tiny": "smaller than one 3x3 block",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_reader_raises_one_line_naming_the_file(kind, phantom_root, tmp_path):
+    folder = _copy_patient(phantom_root, tmp_path)
+    bad_file = _break(kind, folder)
+    with pytest.raises(DataError) as info:
+        for patient in find_patients(tmp_path / "data"):
+            list(patient_slices(patient))
+    message = str(info.value)
+    assert message.startswith(str(bad_file)) and MESSAGES[kind] in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("kind", ["truncated", "malformed_info", "nan", "5d"])
+def test_cli_prints_one_line_and_exits_2(kind, phantom_root, tmp_path):
+    folder = _copy_patient(phantom_root, tmp_path)
+    bad_file = _break(kind, folder)
+    out = tmp_path / "tfds"
+    result = subprocess.run(
+        [sys.executable, "cli.py", "prepare", "--acdc-dir", str(tmp_path / "data"), "--data-dir", str(out), "--strict"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(bad_file) in errors[0] and MESSAGES[kind] in errors[0]
+    assert not list(out.rglob("*.tfrecord*"))  # nothing half-written
+
+
+def test_prepare_keeps_the_good_patients_and_reports_the_bad(phantom_root, tmp_path):
+    for pid in ("patient001", "patient002", "patient003", "patient004"):
+        _copy_patient(phantom_root, tmp_path, pid)
+    bad = _break("nan", tmp_path / "data" / "training" / "patient002")
+    _break("missing_info", tmp_path / "data" / "training" / "patient003")
+    report = prepare(tmp_path / "data", tmp_path / "tfds", quiet=True)
+    assert len(report.bad) == 2 and any(str(bad) in line for line in report.bad)
+    assert sum(report.counts["full"].values()) == 2 * 6 * 10  # two good cines of 6 slices x 10 frames
+    with pytest.raises(DataError):
+        prepare(tmp_path / "data", tmp_path / "tfds-strict", strict=True, quiet=True)
+
+
+def test_malformed_values_in_info(tmp_path):
+    path = tmp_path / "Info.cfg"
+    path.write_text("ED: one\nES: 4\nGroup: NOR\nNbFrame: 10\n")
+    with pytest.raises(DataError, match="malformed Info.cfg"):
+        parse_info(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        load_nifti(tmp_path / "nope.nii.gz")

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from heart_sr_tf.data.acdc import find_patients
+from heart_sr_tf.data.acdc_sr import crop
+from heart_sr_tf.data.pipeline import eval_pairs, slice_dataset, to_unit, train_pairs, train_volumes
+from heart_sr_tf.data.prepare import prepare
+from heart_sr_tf.data.slices import patient_slices
+
+
+def test_train_pairs_shapes_ranges_and_on_the_fly_degradation(phantom_tfds):
+    ds = train_pairs(slice_dataset(phantom_tfds, "full", "train"), patch=48, batch_size=8, shuffle_buffer=16)
+    for lr, hr in ds.take(3):
+        assert lr.shape == (8, 16, 16, 1) and hr.shape == (8, 48, 48, 1)
+        assert lr.dtype == tf.float32
+        assert float(tf.reduce_min(hr)) >= 0.0 and float(tf.reduce_max(hr)) <= 1.0
+        np.testing.assert_array_equal(lr.numpy(), hr.numpy()[:, ::3, ::3])
+        assert float(tf.math.reduce_std(hr)) > 0.01
+
+
+def test_patch_must_be_a_multiple_of_the_scale(phantom_tfds):
+    with pytest.raises(ValueError, match="multiple of the scale"):
+        train_pairs(slice_dataset(phantom_tfds, "full", "train"), patch=50)
+
+
+def test_eval_pairs_are_whole_slices(phantom_tfds):
+    full = next(iter(eval_pairs(slice_dataset(phantom_tfds, "full", "validation"), batch_size=4)))
+    assert full[0].shape == (4, 86, 86, 1) and full[1].shape == (4, 256, 256, 1)
+    lr, hr = next(iter(eval_pairs(slice_dataset(phantom_tfds, "heart", "validation"))))
+    assert hr.shape[1] < 256 and lr.shape[1] == -(-hr.shape[1] // 3)
+
+
+def test_heart_patches_smaller_than_the_box_are_padded(phantom_tfds):
+    ds = train_pairs(slice_dataset(phantom_tfds, "heart", "train"), patch=240, batch_size=2, shuffle_buffer=4)
+    lr, hr = next(iter(ds))
+    assert hr.shape == (2, 240, 240, 1) and lr.shape == (2, 80, 80, 1)
+
+
+def test_splits_are_patient_disjoint_and_complete(phantom_tfds):
+    seen = {}
+    for split in ("train", "validation", "test"):
+        seen[split] = {ex["patient"].numpy().decode() for ex in slice_dataset(phantom_tfds, "full", split)}
+    assert not (seen["train"] & seen["validation"]) and not (seen["train"] & seen["test"])
+    assert not (seen["validation"] & seen["test"])
+    assert len(set().union(*seen.values())) == 5
+
+
+def test_stored_slices_match_fresh_ones_above_80_db(phantom_root, phantom_tfds):
+    patients = {p.id: p for p in find_patients(phantom_root)}
+    for roi in ("full", "heart"):
+        for ex in slice_dataset(phantom_tfds, roi, "validation").take(8):
+            pid = ex["patient"].numpy().decode()
+            fresh = next(
+                s for s in patient_slices(patients[pid]) if s.slice == int(ex["slice"]) and s.frame == int(ex["frame"])
+            )
+            image = fresh.image if roi == "full" else crop(fresh.image, fresh.box)
+            stored = to_unit(ex["hr"]).numpy()[..., 0]
+            assert stored.shape == image.shape
+            mse = np.mean((stored - image) ** 2)
+            assert 10 * np.log10(1.0 / mse) >= 80
+
+
+def test_3d_volumes_along_slices_and_frames(phantom_root):
+    lr, hr = next(iter(train_volumes(phantom_root, "slices", patch=48, depth=5, batch_size=2)))
+    assert hr.shape == (2, 48, 48, 5, 1) and lr.shape == (2, 16, 16, 5, 1)
+    np.testing.assert_array_equal(lr.numpy(), hr.numpy()[:, ::3, ::3])
+    lr, hr = next(iter(train_volumes(phantom_root, "frames", patch=48, depth=7, batch_size=2)))
+    assert hr.shape == (2, 48, 48, 7, 1)
+
+
+def test_prepare_on_real_acdc_counts_and_disjointness(acdc_dir, tmp_path):
+    report = prepare(acdc_dir, tmp_path / "tfds", quiet=True)
+    assert report.patients == {"train": 70, "validation": 15, "test": 15}
+    assert not report.bad
+    counts = report.counts["full"]
+    assert sum(counts.values()) == 1972  # ED/ES slices of 99 patients + 12 frames x 7 slices of patient090
+    lr, hr = next(iter(eval_pairs(slice_dataset(tmp_path / "tfds", "full", "test"))))
+    assert hr.shape == (1, 256, 256, 1)
