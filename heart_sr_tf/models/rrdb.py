@@ -1,0 +1,61 @@
+"""ESRGAN-style generator: residual-in-residual dense blocks on the LR grid, sub-pixel upsampling x s.
+
+Input: the LR grid ``[B, h, w, 1]`` in [0, 1], any h and w. Output: ``[B, s*h, s*w, 1]``.
+With ``bicubic_skip`` the network learns the residual over aligned bicubic interpolation.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from heart_sr_tf.models.layers import AlignedBicubicUpsample, PixelShuffle
+
+
+def _conv(filters: int, name: str, kernel: int = 3):
+    return layers.Conv2D(filters, kernel, padding="same", name=name)
+
+
+def dense_block(x, features: int, growth: int, residual_scale: float, name: str):
+    """Five 3x3 convolutions, each seeing all earlier outputs; LeakyReLU 0.2; scaled residual."""
+    inputs = [x]
+    for i in range(4):
+        h = inputs[0] if len(inputs) == 1 else layers.Concatenate(name=f"{name}_cat{i}")(inputs)
+        h = _conv(growth, f"{name}_conv{i}")(h)
+        inputs.append(layers.LeakyReLU(0.2, name=f"{name}_act{i}")(h))
+    h = _conv(features, f"{name}_conv4")(layers.Concatenate(name=f"{name}_cat4")(inputs))
+    return layers.Add(name=f"{name}_add")([x, layers.Rescaling(residual_scale, name=f"{name}_scale")(h)])
+
+
+def rrdb(x, features: int, growth: int, residual_scale: float, name: str):
+    """Three dense blocks inside a scaled residual."""
+    h = x
+    for i in range(3):
+        h = dense_block(h, features, growth, residual_scale, f"{name}_db{i}")
+    return layers.Add(name=f"{name}_add")([x, layers.Rescaling(residual_scale, name=f"{name}_scale")(h)])
+
+
+def rrdb_generator(
+    scale: int = 3,
+    blocks: int = 4,
+    features: int = 32,
+    growth: int = 16,
+    residual_scale: float = 0.2,
+    bicubic_skip: bool = True,
+    name: str = "rrdb_generator",
+) -> keras.Model:
+    """Build the generator. ``blocks x features`` is 23 x 64 (growth 32) in ESRGAN, about 4 x 32 on a CPU."""
+    lr = keras.Input((None, None, 1), name="lr_image")
+    first = _conv(features, "conv_first")(lr)
+    x = first
+    for b in range(blocks):
+        x = rrdb(x, features, growth, residual_scale, f"rrdb{b}")
+    x = layers.Add(name="trunk_add")([first, _conv(features, "conv_body")(x)])
+    x = _conv(features * scale * scale, "conv_up")(x)
+    x = layers.LeakyReLU(0.2, name="up_act")(PixelShuffle(scale, name="pixel_shuffle")(x))
+    x = layers.LeakyReLU(0.2, name="hr_act")(_conv(features, "conv_hr")(x))
+    out = _conv(1, "conv_last")(x)
+    if bicubic_skip:
+        out = layers.Add(name="bicubic_add")([out, AlignedBicubicUpsample(scale, name="bicubic")(lr)])
+    out = layers.Activation("linear", dtype="float32", name="sr_image")(out)
+    return keras.Model(lr, out, name=name)

@@ -1,0 +1,63 @@
+"""Choosing a tf.distribute strategy, and the custom loop for MultiWorkerMirroredStrategy.
+
+Keras 3.15's ``fit`` is broken under MultiWorkerMirroredStrategy (keras-team/keras#20585), so
+multi-worker training runs ``strategy.run(model.train_step)`` inside our own ``tf.function``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from heart_sr_tf.errors import HeartSRError
+
+STRATEGIES = ("default", "mirrored", "multiworker", "auto")
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``auto`` picks MirroredStrategy when several GPUs are visible, the default strategy otherwise."""
+    if name not in STRATEGIES:
+        raise HeartSRError(f"unknown strategy {name!r}, expected one of {', '.join(STRATEGIES)}")
+    if name == "auto":
+        name = "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if "TF_CONFIG" not in os.environ:
+        raise HeartSRError("--strategy multiworker needs the TF_CONFIG environment variable (cluster and task)")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_chief() -> bool:
+    """True unless TF_CONFIG names this process as a non-chief worker."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task = config.get("task", {})
+    cluster = config.get("cluster", {})
+    if task.get("type") == "worker" and "chief" not in cluster:
+        return task.get("index", 0) == 0
+    return task.get("type", "chief") == "chief"
+
+
+def is_multiworker(strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def distributed_step(strategy, model):
+    """A compiled function running one ``model.train_step`` per replica, returning replica-mean logs."""
+
+    @tf.function
+    def step(iterator):
+        logs = strategy.run(model.train_step, args=(next(iterator),))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in logs.items()}
+
+    return step
+
+
+def distribute_dataset(strategy, ds: tf.data.Dataset):
+    """Shard by data (the records are few files), and split each global batch over the replicas."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return strategy.experimental_distribute_dataset(ds.with_options(options))

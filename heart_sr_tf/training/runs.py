@@ -1,0 +1,86 @@
+"""A run folder ``runs/<name>/``: resolved config, TensorBoard logs, checkpoints, metrics CSV."""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import tensorflow as tf
+
+from heart_sr_tf.config import SRGANConfig, dump_toml, load_config
+from heart_sr_tf.errors import HeartSRError
+
+CSV_FIELDS = ("step", "stage", "wall_s", "g_loss", "d_loss", "pixel", "feature", "adversarial", "val_psnr", "val_ssim")
+
+
+@dataclass
+class Run:
+    folder: Path
+    config: SRGANConfig
+    kind: str = "srgan"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.folder / "checkpoints"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.folder / "logs"
+
+    @property
+    def csv_path(self) -> Path:
+        return self.folder / "metrics.csv"
+
+    @classmethod
+    def create(cls, root: Path, name: str | None, config, kind: str = "srgan") -> Run:
+        name = name or time.strftime(f"{kind}-%Y%m%d-%H%M%S")
+        folder = Path(root) / name
+        if (folder / "config.toml").exists():
+            raise HeartSRError(f"{folder}: run already exists; resume it with --resume {folder} or pick another name")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.toml").write_text(dump_toml(config))
+        (folder / "kind").write_text(kind + "\n")
+        return cls(folder, config, kind)
+
+    @classmethod
+    def open(cls, folder: Path, config_cls=SRGANConfig) -> Run:
+        folder = Path(folder)
+        if not (folder / "config.toml").is_file():
+            raise HeartSRError(f"{folder}: not a run folder (no config.toml)")
+        kind = (folder / "kind").read_text().strip() if (folder / "kind").exists() else "srgan"
+        return cls(folder, load_config(folder / "config.toml", config_cls), kind)
+
+    def trim_csv(self, last_step: int) -> None:
+        """Drop rows logged after ``last_step`` (steps lost by a crash are trained again)."""
+        if not self.csv_path.exists():
+            return
+        with self.csv_path.open() as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= last_step]
+        self._write_rows(rows, mode="w")
+
+    def log_row(self, row: dict) -> None:
+        self._write_rows([row], mode="a")
+
+    def _write_rows(self, rows, mode: str) -> None:
+        new = mode == "w" or not self.csv_path.exists()
+        with self.csv_path.open(mode, newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerows(rows)
+
+
+def checkpoint_manager(run: Run, keep: int, **trackables) -> tuple[tf.train.Checkpoint, tf.train.CheckpointManager]:
+    """A checkpoint over ``trackables`` plus the counters ``step`` (global), ``stage`` and ``stage_step``.
+
+    TensorFlow writes each checkpoint under a temporary name and updates the ``checkpoint`` index
+    file atomically afterwards, so a kill at any moment leaves the previous checkpoint intact.
+    """
+    counters = {
+        name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name) for name in ("step", "stage", "stage_step")
+    }
+    checkpoint = tf.train.Checkpoint(**trackables, **counters)
+    manager = tf.train.CheckpointManager(checkpoint, str(run.checkpoint_dir), max_to_keep=keep)
+    return checkpoint, manager
