@@ -26,7 +26,8 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.interval = interval if not self.tty else 0.1
-        self.count, self.note = 0, ""
+        self.count = self.first = 0  # first: where counting started (a resumed run)
+        self.note = ""
         self.start = self.last = time.monotonic()
 
     def __enter__(self):
@@ -45,7 +46,7 @@ class Progress:
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.start
-        rate = self.count / elapsed if elapsed > 0 else 0.0
+        rate = (self.count - self.first) / elapsed if elapsed > 0 else 0.0
         if self.total:
             done = min(self.count / self.total, 1.0)
             bar = "#" * int(20 * done) + "-" * (20 - int(20 * done))

@@ -38,7 +38,8 @@ class AlignedBicubicUpsample(keras.layers.Layer):
     """
 
     def __init__(self, scale: int, a: float = KEYS_A, **kwargs):
-        super().__init__(trainable=False, **kwargs)
+        kwargs["trainable"] = False
+        super().__init__(**kwargs)
         self.scale, self.a = int(scale), float(a)
         w = phase_weights(self.scale, self.a)  # (s, 4)
         kernel = np.einsum("pu,qv->uvpq", w, w).reshape(4, 4, 1, self.scale * self.scale)

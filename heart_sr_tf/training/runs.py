@@ -73,13 +73,13 @@ class Run:
 
 
 def checkpoint_manager(run: Run, keep: int, **trackables) -> tuple[tf.train.Checkpoint, tf.train.CheckpointManager]:
-    """A checkpoint over ``trackables`` plus the counters ``step`` (global), ``stage`` and ``stage_step``.
+    """A checkpoint over ``trackables`` plus the counters ``step`` (global) and ``stage`` (index).
 
     TensorFlow writes each checkpoint under a temporary name and updates the ``checkpoint`` index
     file atomically afterwards, so a kill at any moment leaves the previous checkpoint intact.
     """
     counters = {
-        name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name) for name in ("step", "stage", "stage_step")
+        name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name) for name in ("step", "stage")
     }
     checkpoint = tf.train.Checkpoint(**trackables, **counters)
     manager = tf.train.CheckpointManager(checkpoint, str(run.checkpoint_dir), max_to_keep=keep)

@@ -56,7 +56,7 @@ class _Loop:
         self.chief = is_chief()
         self.writer = tf.summary.create_file_writer(str(run.log_dir)) if self.chief else None
         self.bar = Progress(total, "train", unit="step", enabled=not quiet and self.chief)
-        self.bar.count = int(checkpoint.step)
+        self.bar.count = self.bar.first = int(checkpoint.step)
         self.start = time.monotonic()
         self.stage_name = ""
         self.last_logs: dict[str, float] = {}
@@ -65,7 +65,6 @@ class _Loop:
     def after_step(self, logs) -> None:
         logs = {k: float(np.asarray(v)) for k, v in (logs or {}).items()}
         self.checkpoint.step.assign_add(1)
-        self.checkpoint.stage_step.assign_add(1)
         step = int(self.checkpoint.step)
         bad = [k for k, v in logs.items() if not math.isfinite(v)]
         if bad:
@@ -107,7 +106,9 @@ class _Loop:
         self.writer.flush()
 
     def save(self) -> None:
-        self.manager.save(checkpoint_number=int(self.checkpoint.step))
+        step = int(self.checkpoint.step)
+        if self.manager.latest_checkpoint != f"{self.manager.directory}/ckpt-{step}":
+            self.manager.save(checkpoint_number=step)
 
 
 class _Callback(keras.callbacks.Callback):
@@ -134,8 +135,8 @@ def train_srgan(
     checkpoint, manager = checkpoint_manager(
         run,
         config.train.keep_checkpoints,
-        generator=model.generator,
-        discriminator=model.discriminator,
+        generator=list(model.generator.weights),  # Keras 3 models are not tracked by tf.train.Checkpoint
+        discriminator=list(model.discriminator.weights),
         g_optimizer=model.g_optimizer,
         d_optimizer=model.d_optimizer,
     )
@@ -148,16 +149,16 @@ def train_srgan(
     loop = _Loop(run, model, checkpoint, manager, validator, total, quiet)
     started = time.monotonic()
     with loop.bar:
+        start = 0
         for index, stage in enumerate(stages):
-            if index < int(checkpoint.stage):
-                continue
-            remaining = stage.steps - int(checkpoint.stage_step)
-            loop.stage_name = stage.name
-            if remaining > 0:
-                _run_stage(model, strategy, loop, data_dir, config, stage, remaining)
-            checkpoint.stage.assign(index + 1)
-            checkpoint.stage_step.assign(0)
-            loop.save()
+            end = start + stage.steps
+            done = int(checkpoint.step)
+            if done < end:  # the position is derived from the global step, so a run can also be extended
+                checkpoint.stage.assign(index)
+                loop.stage_name = stage.name
+                _run_stage(model, strategy, loop, data_dir, config, stage, end - max(done, start))
+            start = end
+        loop.save()
     final = validator.evaluate(model.generator)
     loop.log(int(checkpoint.step), {}, final)
     return TrainResult(

@@ -1,0 +1,28 @@
+import pytest
+import tomllib
+
+from heart_sr_tf.config import CONFIG_DIR, SRGANConfig, dump_toml, from_dict, load_config
+from heart_sr_tf.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", ["srgan_cpu.toml", "srgan_paper.toml"])
+def test_shipped_configs_load_and_round_trip(name):
+    config = load_config(CONFIG_DIR / name)
+    assert from_dict(SRGANConfig, tomllib.loads(dump_toml(config))) == config
+    assert config.data.patch % config.data.scale == 0
+
+
+def test_paper_and_cpu_sizes():
+    assert load_config(CONFIG_DIR / "srgan_paper.toml").generator.blocks == 23
+    cpu = load_config(CONFIG_DIR / "srgan_cpu.toml")
+    assert (cpu.generator.blocks, cpu.generator.features) == (4, 32)
+
+
+def test_unknown_key_and_wrong_type_name_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[generator]\nblockz = 3\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: .*blockz"):
+        load_config(bad)
+    bad.write_text('[data]\nbatch_size = "many"\n')
+    with pytest.raises(ConfigError, match="batch_size: expected int"):
+        load_config(bad)

@@ -1,0 +1,105 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from heart_sr_tf.models.discriminator import vgg_discriminator
+from heart_sr_tf.models.rrdb import rrdb_generator
+from heart_sr_tf.models.vgg import vgg_feature_extractor
+from heart_sr_tf.training.srgan import SRGAN
+
+
+def _batch(n=4, size=24, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    hr = np.stack([0.5 + 0.4 * np.sin(7 * xx + k) * np.cos(5 * yy) for k in range(n)])[..., None]
+    hr = np.clip(hr + rng.normal(0, 0.01, hr.shape), 0, 1).astype(np.float32)
+    return tf.constant(hr[:, ::3, ::3]), tf.constant(hr)
+
+
+def _model(optimizer=keras.optimizers.Adam, lr=1e-3, features=None, feature_weight=0.0, seed=0):
+    keras.utils.set_random_seed(seed)
+    g = rrdb_generator(blocks=1, features=8, growth=8)
+    d = vgg_discriminator(features=8, stages=2)
+    model = SRGAN(g, d, features)
+    model.compile(optimizer(lr), optimizer(lr), feature_weight=feature_weight)
+    model.g_optimizer.build(g.trainable_variables)
+    model.d_optimizer.build(d.trainable_variables)
+    return model
+
+
+def _snapshot(network):
+    return [v.numpy().copy() for v in network.trainable_variables]
+
+
+def _changed(before, network):
+    return all(np.any(a != b.numpy()) for a, b in zip(before, network.trainable_variables) if a.size > 1)
+
+
+def test_adversarial_step_changes_both_networks():
+    model = _model()
+    g0, d0 = _snapshot(model.generator), _snapshot(model.discriminator)
+    logs = model.train_step(_batch())
+    assert set(logs) == {"g_loss", "d_loss", "pixel", "adversarial"}
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert _changed(g0, model.generator) and _changed(d0, model.discriminator)
+
+
+def test_pretraining_step_changes_only_the_generator():
+    model = _model()
+    model.set_adversarial(False)
+    g0, d0 = _snapshot(model.generator), _snapshot(model.discriminator)
+    logs = model.train_step(_batch())
+    assert set(logs) == {"g_loss", "pixel"}
+    assert _changed(g0, model.generator)
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(d0, model.discriminator.trainable_variables))
+
+
+def test_pixel_loss_goes_down_with_fit():
+    model = _model(lr=2e-3)
+    model.set_adversarial(False)
+    data = tf.data.Dataset.from_tensors(_batch(8)).repeat()
+    first = model.fit(data, steps_per_epoch=1, epochs=1, verbose=0).history["pixel"][0]
+    last = model.fit(data, steps_per_epoch=40, epochs=1, verbose=0).history["pixel"][0]
+    assert last < 0.7 * first
+
+
+def test_feature_loss_term_with_a_vgg_stand_in():
+    model = _model(features=vgg_feature_extractor("block2_conv2", weights="random"), feature_weight=0.1)
+    logs = model.train_step(_batch())
+    assert float(logs["feature"]) > 0 and "feature" in logs
+
+
+def test_test_step_reports_psnr_and_ssim():
+    model = _model()
+    result = model.evaluate(tf.data.Dataset.from_tensors(_batch()), verbose=0, return_dict=True)
+    assert 0 < result["psnr"] < 60 and -1 <= result["ssim"] <= 1
+
+
+@pytest.mark.parametrize("adversarial", [False, True])
+def test_mirrored_step_equals_single_device_step(adversarial):
+    """Gradients summed over 2 replicas of 4 equal the gradient of one device over the batch of 8."""
+    cpus = tf.config.list_logical_devices("CPU")
+    assert len(cpus) >= 2, "conftest configures two logical CPUs"
+    data = tf.data.Dataset.from_tensors(_batch(8, seed=1))
+    single = _model(keras.optimizers.SGD, lr=0.5, seed=3)
+    single.set_adversarial(adversarial)
+    single.fit(data, epochs=1, verbose=0)
+    strategy = tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])
+    with strategy.scope():
+        mirrored = _model(keras.optimizers.SGD, lr=0.5, seed=3)
+    assert mirrored.distribute_strategy.num_replicas_in_sync == 2
+    mirrored.set_adversarial(adversarial)
+    mirrored.fit(data, epochs=1, verbose=0)
+    for net in ("generator", "discriminator"):
+        a, b = getattr(single, net).trainable_variables, getattr(mirrored, net).trainable_variables
+        moved = max(float(np.abs(x.numpy() - y).max()) for x, y in zip(a, _snapshot_init(net, adversarial)))
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-5)
+        if net == "generator" or adversarial:
+            assert moved > 1e-4  # the step really changed the weights
+
+
+def _snapshot_init(net, adversarial):
+    model = _model(keras.optimizers.SGD, lr=0.5, seed=3)
+    return [v.numpy() for v in getattr(model, net).trainable_variables]

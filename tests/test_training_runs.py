@@ -1,0 +1,139 @@
+"""The `train srgan` command end to end: run folder, resume after SIGKILL, NaN stop, two workers."""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "configs" / "tiny.toml"
+
+
+def _cli(*args, env=None):
+    return [sys.executable, str(ROOT / "cli.py"), *map(str, args)]
+
+
+def _env(**extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def _latest_step(run: Path) -> int:
+    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
+def _generator_weights(run: Path):
+    reader = tf.train.load_checkpoint(str(run / "checkpoints"))
+    names = sorted(n for n in reader.get_variable_to_shape_map() if n.startswith("generator/") and "OPTIMIZER" not in n)
+    return {n: reader.get_tensor(n) for n in names}
+
+
+def test_train_writes_a_run_and_compares_with_bicubic(phantom_tfds, tmp_path):
+    result = subprocess.run(
+        _cli("train", "srgan", "--config", TINY, "--data-dir", phantom_tfds, "--runs-dir", tmp_path, "--name", "r1"),
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / "r1"
+    assert (run / "config.toml").is_file() and list((run / "logs").iterdir())
+    assert _latest_step(run) == 12
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows][:3] == [2, 4, 6] and rows[-1]["val_psnr"]
+    line = result.stdout.strip().splitlines()[-1]
+    assert "aligned bicubic PSNR" in line and "model PSNR" in line
+    assert "train [" in result.stderr and "step/s" in result.stderr and "ETA" in result.stderr
+
+
+def test_resume_after_sigkill_continues_at_the_saved_step(phantom_tfds, tmp_path):
+    args = ["train", "srgan", "--config", TINY, "--data-dir", phantom_tfds, "--runs-dir", tmp_path, "--name", "k"]
+    args += ["--steps", "40"]
+    proc = subprocess.Popen(_cli(*args), env=_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run = tmp_path / "k"
+    deadline = time.time() + 300
+    while _latest_step(run) < 15 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = _latest_step(run)
+    assert 15 <= killed_at < 80, "the run must be killed mid-way"
+    before = _generator_weights(run)
+    result = subprocess.run(
+        _cli("train", "srgan", "--resume", run), capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "trained 80 steps" in result.stdout
+    assert _latest_step(run) == 80
+    after = _generator_weights(run)
+    assert any(not np.array_equal(before[k], after[k]) for k in before)
+    steps = [int(r["step"]) for r in csv.DictReader((run / "metrics.csv").open())]
+    assert steps == sorted(steps) and len(steps) == len(set(steps)) + 1  # the final validation row repeats step 80
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(phantom_tfds, tmp_path):
+    args = ["train", "srgan", "--config", TINY, "--data-dir", phantom_tfds, "--runs-dir", tmp_path, "--name", "n"]
+    subprocess.run(_cli(*args, "--steps", "5"), env=_env(), cwd=tmp_path, capture_output=True, timeout=600, check=True)
+    run = tmp_path / "n"
+    good = _latest_step(run)
+    config = (run / "config.toml").read_text()
+    config = config.replace("pixel_weight = 1.0", "pixel_weight = nan").replace("steps = 5", "steps = 9")
+    (run / "config.toml").write_text(config)
+    result = subprocess.run(
+        _cli("train", "srgan", "--resume", run), capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=600
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "non-finite" in errors[0] and f"ckpt-{good}" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert _latest_step(run) == good
+    assert all(np.all(np.isfinite(v)) for v in _generator_weights(run).values())
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_loopback_end_with_equal_weights(phantom_tfds, tmp_path):
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        args = ["train", "srgan", "--config", TINY, "--data-dir", phantom_tfds, "--runs-dir", tmp_path]
+        args += ["--name", f"w{index}", "--steps", "3", "--strategy", "multiworker", "--quiet"]
+        procs.append(
+            subprocess.Popen(
+                _cli(*args),
+                env=_env(TF_CONFIG=tf_config),
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outputs = [p.communicate(timeout=500) for p in procs]
+    for proc, (_, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+    a, b = _generator_weights(tmp_path / "w0"), _generator_weights(tmp_path / "w1")
+    assert a.keys() == b.keys() and a
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], atol=1e-6)
+    assert _latest_step(tmp_path / "w0") == 6
