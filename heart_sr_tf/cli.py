@@ -112,19 +112,23 @@ def apply_overrides(config, data_dir: Path, steps: int | None, epochs: int | Non
     return config
 
 
-def train_options(f):
+def train_options(f=None, *, with_lr: bool = True):
+    """The options shared by `train` and `sweep` (`sweep` takes --lr several times itself)."""
+    if f is None:
+        return lambda g: train_options(g, with_lr=with_lr)
     options = [
         click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="TOML config."),
         click.option("--steps", type=click.IntRange(min=0), help="Steps of every stage."),
         click.option("--epochs", type=click.IntRange(min=0), help="Epochs of every stage (every slice once)."),
-        click.option("--lr", type=float, help="Learning rate of both networks."),
+        click.option("--lr", type=float, help="Learning rate of both networks.") if with_lr else None,
         click.option("--strategy", default="default", show_default=True, help="default|mirrored|multiworker|auto"),
         click.option("--vgg-weights", type=click.Path(dir_okay=False), help="VGG19 ImageNet weights (.h5)."),
         click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs")),
         click.option("--quiet", is_flag=True, help="No progress bar."),
     ]
     for option in reversed(options):
-        f = option(f)
+        if option is not None:
+            f = option(f)
     return data_options(f)
 
 
@@ -137,8 +141,11 @@ def train():
 @train_options
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run in this folder.")
 @click.option("--name", help="Run name (default: srgan-DATE-TIME).")
+@click.option(
+    "--init-from", type=click.Path(file_okay=False, path_type=Path), help="Start from this run's generator weights."
+)
 def train_srgan_command(
-    acdc_dir, data_dir, config_path, steps, epochs, lr, strategy, vgg_weights, runs_dir, quiet, resume, name
+    acdc_dir, data_dir, config_path, steps, epochs, lr, strategy, vgg_weights, runs_dir, quiet, resume, name, init_from
 ):
     """Train the SRGAN (CPU-sized config on the built-in phantoms by default)."""
     from heart_sr_tf.training.runs import Run
@@ -148,6 +155,8 @@ def train_srgan_command(
         run = Run.open(resume)
         saved = (run.folder / "data_dir").read_text().strip() if (run.folder / "data_dir").exists() else None
         data = resolve_data(acdc_dir, data_dir or (Path(saved) if saved and not acdc_dir else None))
+        if init_from is None and (run.folder / "init_from").exists():
+            init_from = Path((run.folder / "init_from").read_text().strip())
     else:
         config = load_train_config(config_path, "srgan_cpu.toml")
         data = resolve_data(acdc_dir, data_dir, config.data.split_seed, config.data.phantom_patients)
@@ -155,9 +164,173 @@ def train_srgan_command(
         run = Run.create(runs_dir, name, config)
         (run.folder / "data_dir").write_text(str(Path(data).resolve()) + "\n")
     click.echo(f"run: {run.folder}  data: {data}")
-    result = train_srgan(run, data, strategy, resume=resume is not None, vgg_weights=vgg_weights, quiet=quiet)
+    if init_from is not None:
+        (run.folder / "init_from").write_text(str(Path(init_from).resolve()) + "\n")
+    result = train_srgan(
+        run, data, strategy, resume=resume is not None, vgg_weights=vgg_weights, quiet=quiet, init_from=init_from
+    )
     click.echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
     click.echo(comparison_line(result))
+
+
+@main.group()
+def sweep():
+    """Train the same configuration once per learning rate (the paper's Table 1)."""
+
+
+@sweep.command("srgan")
+@train_options(with_lr=False)
+@click.option("--lr", "lrs", type=float, multiple=True, default=(1e-3, 2e-4, 1e-5), show_default=True)
+@click.option("--name", default="sweep", show_default=True, help="Prefix of the run names.")
+def sweep_srgan_command(
+    acdc_dir, data_dir, config_path, steps, epochs, lr, strategy, vgg_weights, runs_dir, quiet, lrs, name
+):
+    """One run per --lr, each scored on validation, printed next to aligned bicubic."""
+    from heart_sr_tf.evaluation.report import format_table
+    from heart_sr_tf.training.runs import Run
+    from heart_sr_tf.training.trainer import train_srgan
+
+    columns: dict[str, dict[str, float]] = {}
+    bicubic = {}
+    for value in lrs:
+        config = load_train_config(config_path, "srgan_cpu.toml")
+        data = resolve_data(acdc_dir, data_dir, config.data.split_seed, config.data.phantom_patients)
+        config = apply_overrides(config, data, steps, epochs, value)
+        run = Run.create(runs_dir, f"{name}-lr{value:g}", config)
+        (run.folder / "data_dir").write_text(str(Path(data).resolve()) + "\n")
+        click.echo(f"run: {run.folder}  lr {value:g}")
+        result = train_srgan(run, data, strategy, vgg_weights=vgg_weights, quiet=quiet)
+        columns[f"lr {value:g}"] = {
+            "discriminator loss": result.last_logs.get("d_loss", float("nan")),
+            "generator loss": result.last_logs.get("g_loss", float("nan")),
+            **{k: result.validation[k] for k in ("ssim", "psnr", "nrmse")},
+        }
+        bicubic = result.bicubic
+    columns["aligned bicubic"] = {"discriminator loss": float("nan"), "generator loss": float("nan"), **bicubic}
+    click.echo("validation (whole slices, [0, 1], data range 1; losses: mean over the last logging interval)")
+    rows = ["discriminator loss", "generator loss", "ssim", "psnr", "nrmse"]
+    click.echo(format_table(columns, rows))
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@data_options
+@click.option("--split", type=click.Choice(["validation", "test"]), default="test", show_default=True)
+@click.option("--roi", type=click.Choice(["full", "heart", "both"]), default="both", show_default=True)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), help="Where results go (default: beside MODEL)."
+)
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many slices per roi.")
+@click.option("--figures", "n_figures", default=4, show_default=True, help="LR | SR | HR figures to draw.")
+@click.option("--quiet", is_flag=True)
+def evaluate(model, acdc_dir, data_dir, split, roi, out, limit, n_figures, quiet):
+    """Score a run or SavedModel next to the blocky and aligned-bicubic baselines (the paper's section 6)."""
+    from heart_sr_tf.evaluation.evaluate import evaluate as run_evaluate
+    from heart_sr_tf.evaluation.evaluate import figures, write_outputs
+    from heart_sr_tf.evaluation.report import format_table
+    from heart_sr_tf.serving.predictor import load_predictor
+
+    predictor = load_predictor(model)
+    run = getattr(predictor, "run", None)
+    if run is not None and acdc_dir is None and data_dir is None and (run.folder / "data_dir").exists():
+        data_dir = Path((run.folder / "data_dir").read_text().strip())
+    data = resolve_data(acdc_dir, data_dir)
+    rois = ("full", "heart") if roi == "both" else (roi,)
+    result = run_evaluate(predictor, data, split, rois, limit=limit, quiet=quiet)
+    if run is not None:
+        result.losses = last_losses(run.csv_path)
+    out = out or (
+        Path(model) / "evaluation" / split if run is not None else Path("evaluation") / Path(model).name / split
+    )
+    files = write_outputs(result, out)
+    pictures = figures(predictor, data, split, out / "figures", n_figures) if n_figures else []
+    summary = result.summary()
+    click.echo(f"{predictor.source} on {split} ({data}); per-slice metrics on [0, 1], data range 1, averaged")
+    for name, methods in summary.items():
+        columns = {m: methods[m] for m in ("model", "bicubic", "blocky") if m in methods}
+        columns = {{"bicubic": "aligned bicubic", "blocky": "blocky LR"}.get(k, k): v for k, v in columns.items()}
+        first = next(iter(methods.values()))
+        click.echo(f"\n{name} ({first['slices']} slices)")
+        for column in columns.values():
+            column.update(
+                {"discriminator loss": result.losses.get("d_loss"), "generator loss": result.losses.get("g_loss")}
+            )
+        rows = ["ssim", "ssim_gauss", "psnr", "nrmse"] + (
+            ["discriminator loss", "generator loss"] if result.losses else []
+        )
+        click.echo(format_table(columns, rows))
+    click.echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")
+
+
+def last_losses(csv_path: Path) -> dict[str, float]:
+    """The last logged generator and discriminator losses of a run."""
+    import csv
+
+    losses: dict[str, float] = {}
+    if csv_path.exists():
+        for row in csv.DictReader(csv_path.open()):
+            for key in ("g_loss", "d_loss"):
+                if row.get(key):
+                    losses[key] = float(row[key])
+    return losses
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default="srgan", show_default=True, help="Model name (TF Serving's model folder).")
+@click.option("--version", type=click.IntRange(min=1), help="Version number (default: the next one).")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("saved_models"), show_default=True
+)
+def export(run_dir, name, version, out):
+    """Export a run's generator as a SavedModel at OUT/NAME/VERSION for TensorFlow Serving."""
+    from heart_sr_tf.config import dump_toml
+    from heart_sr_tf.serving.export import export_generator
+    from heart_sr_tf.serving.predictor import load_run
+
+    predictor = load_run(run_dir)
+    run = predictor.run
+    metadata = {
+        "scale": run.config.data.scale,
+        "run": str(run.folder),
+        "checkpoint": predictor.info["checkpoint"],
+        "config": dump_toml(run.config),
+        "last_metrics": last_row(run.csv_path),
+    }
+    target = export_generator(predictor.generator, out, name, version, metadata)
+    click.echo(f"exported {run.folder} ({Path(predictor.info['checkpoint']).name}) to {target}")
+
+
+def last_row(csv_path: Path) -> dict:
+    import csv
+
+    rows = list(csv.DictReader(csv_path.open())) if csv_path.exists() else []
+    return {k: v for k, v in rows[-1].items() if v} if rows else {}
+
+
+@main.command()
+@click.argument("in_path", metavar="IN", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out_path", metavar="OUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path),
+    default=Path("saved_models/rrdb"),
+    show_default=True,
+    help="SavedModel, model base path (highest version) or run folder.",
+)
+@click.option("--server", help="TF Serving model URL, e.g. http://localhost:8501/v1/models/rrdb (instead of --model).")
+@click.option("--scale", default=3, show_default=True, help="Scale of the served model (with --server).")
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--quiet", is_flag=True)
+def upscale(in_path, out_path, model, server, scale, batch_size, quiet):
+    """Super-resolve every slice and frame of the NIfTI scan IN into OUT, keeping its geometry."""
+    from heart_sr_tf.serving.client import rest_predictor
+    from heart_sr_tf.serving.predictor import load_predictor
+    from heart_sr_tf.serving.upscale import upscale_nifti
+
+    predictor = rest_predictor(server, scale) if server else load_predictor(model)
+    written = upscale_nifti(in_path, out_path, predictor, batch_size=batch_size, quiet=quiet)
+    click.echo(f"wrote {written} (x{predictor.scale} in-plane, with {predictor.source})")
 
 
 if __name__ == "__main__":

@@ -78,9 +78,21 @@ def checkpoint_manager(run: Run, keep: int, **trackables) -> tuple[tf.train.Chec
     TensorFlow writes each checkpoint under a temporary name and updates the ``checkpoint`` index
     file atomically afterwards, so a kill at any moment leaves the previous checkpoint intact.
     """
-    counters = {
-        name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name) for name in ("step", "stage")
-    }
+    counters = {name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name) for name in ("step", "stage")}
     checkpoint = tf.train.Checkpoint(**trackables, **counters)
     manager = tf.train.CheckpointManager(checkpoint, str(run.checkpoint_dir), max_to_keep=keep)
     return checkpoint, manager
+
+
+def latest_checkpoint(run: Run) -> str:
+    latest = tf.train.latest_checkpoint(str(run.checkpoint_dir))
+    if latest is None:
+        raise HeartSRError(f"{run.checkpoint_dir}: no checkpoint in this run yet")
+    return latest
+
+
+def restore_generator(run: Run, generator) -> str:
+    """Load the generator weights of ``run``'s latest checkpoint into ``generator`` (same architecture)."""
+    latest = latest_checkpoint(run)
+    tf.train.Checkpoint(generator=list(generator.weights)).restore(latest).expect_partial()
+    return latest

@@ -1,0 +1,26 @@
+"""Plain-text tables for the terminal."""
+
+from __future__ import annotations
+
+import math
+
+LABELS = {"ssim": "SSIM (7x7)", "ssim_gauss": "SSIM (11x11 gauss)", "psnr": "PSNR (dB)", "nrmse": "NRMSE"}
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4f}"
+    return str(value)
+
+
+def format_table(columns: dict[str, dict[str, float]], rows: list[str]) -> str:
+    """Metrics as rows, methods as columns."""
+    header = ["metric", *columns]
+    body = [[LABELS.get(r, r), *(_cell(columns[c].get(r)) for c in columns)] for r in rows]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
+    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*line) for line in body]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Exported generators: SavedModel export, loading, NIfTI upscaling, TF Serving REST client."""

@@ -1,0 +1,84 @@
+"""Export a generator as a SavedModel in TensorFlow Serving's layout: ``<out>/<name>/<version>/``.
+
+Signatures:
+- ``serving_default``: ``lr_image`` float32 ``[batch, h, w, 1]`` in [0, 1] (the LR grid) ->
+  ``sr_image`` float32 ``[batch, s*h, s*w, 1]`` clipped to [0, 1];
+- ``serving_uint8``: the same in uint8 (0..255).
+
+The metadata (scale, degradation, intensity protocol, training run and metrics) travels in
+``assets.extra/heart_sr_metadata.json`` beside the model, where TF Serving ignores it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from heart_sr_tf.errors import HeartSRError
+
+METADATA_FILE = "heart_sr_metadata.json"
+PROTOCOL = {
+    "degradation": "LR[i, j] = HR[s*i, s*j]: the first element of each s x s block (the paper's section 2.4)",
+    "intensity": "per volume (one 3D frame): clip to [min, 99.5th percentile], scale to [0, 1]",
+    "slices": "training slices were resized to 256x256 with cv2 bicubic",
+    "input": "lr_image: float32 [batch, h, w, 1] in [0, 1], any h and w",
+    "output": "sr_image: float32 [batch, s*h, s*w, 1] clipped to [0, 1]; HR pixel s*i sits on LR sample i",
+}
+
+
+def versions(base: Path) -> list[int]:
+    """The integer versions present under a model base path."""
+    base = Path(base)
+    return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()) if base.is_dir() else []
+
+
+def export_generator(
+    generator: keras.Model, out: Path, name: str, version: int | None = None, metadata: dict | None = None
+) -> Path:
+    """Write ``out/name/version``; the next integer when ``version`` is None. Never overwrites."""
+    base = Path(out) / name
+    version = version if version is not None else (max(versions(base), default=0) + 1)
+    target = base / str(version)
+    if target.exists():
+        raise HeartSRError(f"{target}: version {version} already exists; exports are never overwritten")
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = base / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
+    try:
+        _write(generator, tmp)
+        extra = tmp / "assets.extra"
+        extra.mkdir(exist_ok=True)
+        (extra / METADATA_FILE).write_text(json.dumps({**PROTOCOL, **(metadata or {})}, indent=2, default=str))
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _write(generator: keras.Model, path: Path) -> None:
+    archive = keras.export.ExportArchive()
+    archive.track(generator)
+
+    def run(lr):
+        return tf.clip_by_value(tf.cast(generator(lr, training=False), tf.float32), 0.0, 1.0)
+
+    archive.add_endpoint(
+        "serving_default",
+        lambda lr_image: {"sr_image": run(lr_image)},
+        input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32, name="lr_image")],
+    )
+    archive.add_endpoint(
+        "serving_uint8",
+        lambda lr_image: {"sr_image": tf.cast(tf.round(run(tf.cast(lr_image, tf.float32) / 255.0) * 255.0), tf.uint8)},
+        input_signature=[tf.TensorSpec([None, None, None, 1], tf.uint8, name="lr_image")],
+    )
+    archive.write_out(str(path), verbose=False)
+
+
+def read_metadata(path: Path) -> dict:
+    file = Path(path) / "assets.extra" / METADATA_FILE
+    return json.loads(file.read_text()) if file.is_file() else {}

@@ -1,0 +1,73 @@
+"""One interface over a generator, wherever it lives: a training run, a SavedModel, or a TF Serving server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.serving.export import read_metadata, versions
+
+
+class Predictor:
+    """``predictor(lr)`` maps LR grids ``[B, h, w, 1]`` float32 in [0, 1] to ``[B, s*h, s*w, 1]`` in [0, 1]."""
+
+    def __init__(self, fn, scale: int, source: str, info: dict | None = None):
+        self.fn, self.scale, self.source, self.info = fn, int(scale), source, info or {}
+
+    def __call__(self, lr: np.ndarray) -> np.ndarray:
+        lr = np.asarray(lr)
+        if lr.ndim != 4 or lr.shape[-1] != 1:
+            raise HeartSRError(f"{self.source}: expected LR images of shape [batch, h, w, 1], got {lr.shape}")
+        if lr.dtype != np.float32:
+            raise HeartSRError(f"{self.source}: expected float32 LR images in [0, 1], got {lr.dtype}")
+        return np.clip(np.asarray(self.fn(lr), dtype=np.float32), 0.0, 1.0)
+
+
+def resolve_model_dir(path: Path) -> Path:
+    """A SavedModel folder as given, or the highest version under a model base path."""
+    path = Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    found = versions(path)
+    if found:
+        return path / str(found[-1])
+    raise HeartSRError(f"{path}: neither a SavedModel nor a model base path holding numbered versions")
+
+
+def load_saved_model(path: Path) -> Predictor:
+    folder = resolve_model_dir(path)
+    signature = tf.saved_model.load(str(folder)).signatures["serving_default"]
+    meta = read_metadata(folder)
+
+    def fn(lr):
+        return signature(lr_image=tf.constant(lr))["sr_image"].numpy()
+
+    return Predictor(fn, meta.get("scale", 3), str(folder), meta)
+
+
+def load_run(folder: Path) -> Predictor:
+    """The generator of a training run at its latest checkpoint."""
+    from heart_sr_tf.training.build import make_generator
+    from heart_sr_tf.training.runs import Run, restore_generator
+
+    run = Run.open(folder)
+    generator = make_generator(run.config)
+    checkpoint = restore_generator(run, generator)
+    call = tf.function(lambda x: generator(x, training=False), reduce_retracing=True)
+    info = {"run": str(run.folder), "checkpoint": checkpoint}
+    predictor = Predictor(lambda lr: call(tf.constant(lr)).numpy(), run.config.data.scale, str(run.folder), info)
+    predictor.generator, predictor.run = generator, run
+    return predictor
+
+
+def load_predictor(path: Path) -> Predictor:
+    """A run folder (has config.toml), a SavedModel, or a model base path."""
+    path = Path(path)
+    if not path.exists():
+        raise HeartSRError(f"{path}: no such run or model")
+    if (path / "config.toml").is_file():
+        return load_run(path)
+    return load_saved_model(path)
