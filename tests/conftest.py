@@ -47,3 +47,33 @@ def phantom_tfds(phantom_root, tmp_path_factory) -> Path:
     data_dir = tmp_path_factory.mktemp("tfds")
     prepare(phantom_root, data_dir, quiet=True)
     return data_dir
+
+
+TINY_CONFIG = Path(__file__).resolve().parent / "configs" / "tiny.toml"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(phantom_tfds, tmp_path_factory) -> Path:
+    """A tiny SRGAN run, trained for a few steps on the phantoms."""
+    from heart_sr_tf.config import load_config
+    from heart_sr_tf.training.runs import Run
+    from heart_sr_tf.training.trainer import train_srgan
+
+    config = load_config(TINY_CONFIG)
+    for stage in config.train.stages:
+        stage.steps = 3
+    run = Run.create(tmp_path_factory.mktemp("runs"), "tiny", config)
+    (run.folder / "data_dir").write_text(str(phantom_tfds) + "\n")
+    train_srgan(run, phantom_tfds, quiet=True)
+    return run.folder
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run, tmp_path_factory) -> Path:
+    """The tiny run exported as saved_models/tiny/1."""
+    from heart_sr_tf.serving.export import export_generator
+    from heart_sr_tf.serving.predictor import load_run
+
+    predictor = load_run(tiny_run)
+    out = tmp_path_factory.mktemp("saved_models")
+    return export_generator(predictor.generator, out, "tiny", metadata={"scale": 3, "run": str(tiny_run)})

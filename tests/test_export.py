@@ -1,0 +1,86 @@
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.serving.export import METADATA_FILE, export_generator, versions
+from heart_sr_tf.serving.predictor import load_predictor, load_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("size", [(86, 86), (17, 30), (5, 4)])
+def test_saved_model_matches_the_keras_generator(tiny_run, tiny_export, size):
+    generator = load_run(tiny_run).generator
+    signature = tf.saved_model.load(str(tiny_export)).signatures["serving_default"]
+    lr = np.random.default_rng(0).random((2, *size, 1)).astype(np.float32)
+    served = signature(lr_image=tf.constant(lr))["sr_image"].numpy()
+    expected = np.clip(generator(lr, training=False).numpy(), 0, 1)
+    assert served.shape == (2, 3 * size[0], 3 * size[1], 1) and served.dtype == np.float32
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    assert served.min() >= 0 and served.max() <= 1
+
+
+def test_uint8_signature(tiny_export):
+    signature = tf.saved_model.load(str(tiny_export)).signatures["serving_uint8"]
+    lr = np.random.default_rng(1).integers(0, 256, (1, 10, 12, 1), dtype=np.uint8)
+    out = signature(lr_image=tf.constant(lr))["sr_image"].numpy()
+    assert out.dtype == np.uint8 and out.shape == (1, 30, 36, 1)
+    reference = tf.saved_model.load(str(tiny_export)).signatures["serving_default"]
+    as_float = reference(lr_image=tf.constant(lr.astype(np.float32) / 255))["sr_image"].numpy()
+    assert np.abs(out.astype(float) - np.round(as_float * 255)).max() <= 1
+
+
+def test_saved_model_cli_lists_both_signatures(tiny_export):
+    cli = shutil.which("saved_model_cli") or str(Path(sys.executable).parent / "saved_model_cli")
+    result = subprocess.run([cli, "show", "--dir", str(tiny_export), "--all"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-1000:]
+    for text in ("serving_default", "serving_uint8", "lr_image", "sr_image", "(-1, -1, -1, 1)"):
+        assert text in result.stdout
+
+
+def test_bad_shape_or_dtype_is_refused(tiny_export):
+    signature = tf.saved_model.load(str(tiny_export)).signatures["serving_default"]
+    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
+        signature(lr_image=tf.zeros((1, 8, 8, 3)))
+    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
+        signature(lr_image=tf.zeros((1, 8, 8, 1), tf.float64))
+    predictor = load_predictor(tiny_export)
+    with pytest.raises(HeartSRError, match=r"shape \[batch, h, w, 1\]"):
+        predictor(np.zeros((8, 8), np.float32))
+    with pytest.raises(HeartSRError, match="float32"):
+        predictor(np.zeros((1, 8, 8, 1), np.float64))
+
+
+def test_versions_increment_and_never_overwrite(tiny_run, tmp_path):
+    generator = load_run(tiny_run).generator
+    first = export_generator(generator, tmp_path, "m")
+    second = export_generator(generator, tmp_path, "m")
+    assert (first.name, second.name) == ("1", "2") and versions(tmp_path / "m") == [1, 2]
+    stamp = (first / "saved_model.pb").stat().st_mtime_ns
+    with pytest.raises(HeartSRError, match="already exists"):
+        export_generator(generator, tmp_path, "m", version=1)
+    assert (first / "saved_model.pb").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2"]  # no temporary folders left
+    assert load_predictor(tmp_path / "m").source.endswith("/m/2")  # a base path means its highest version
+
+
+def test_metadata_travels_with_the_model(tiny_export):
+    meta = json.loads((tiny_export / "assets.extra" / METADATA_FILE).read_text())
+    assert meta["scale"] == 3 and "HR[s*i, s*j]" in meta["degradation"] and "99.5" in meta["intensity"]
+
+
+def test_export_cli(tiny_run, tmp_path):
+    args = [sys.executable, "cli.py", "export", str(tiny_run), "--name", "srgan", "--out", str(tmp_path)]
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    meta = json.loads((tmp_path / "srgan" / "1" / "assets.extra" / METADATA_FILE).read_text())
+    assert meta["run"] == str(tiny_run) and "ckpt-6" in meta["checkpoint"] and "[generator]" in meta["config"]
+    result = subprocess.run(args + ["--version", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "already exists" in result.stderr and "Traceback" not in result.stderr
