@@ -183,7 +183,7 @@ def sweep():
 @click.option("--lr", "lrs", type=float, multiple=True, default=(1e-3, 2e-4, 1e-5), show_default=True)
 @click.option("--name", default="sweep", show_default=True, help="Prefix of the run names.")
 def sweep_srgan_command(
-    acdc_dir, data_dir, config_path, steps, epochs, lr, strategy, vgg_weights, runs_dir, quiet, lrs, name
+    acdc_dir, data_dir, config_path, steps, epochs, strategy, vgg_weights, runs_dir, quiet, lrs, name
 ):
     """One run per --lr, each scored on validation, printed next to aligned bicubic."""
     from heart_sr_tf.evaluation.report import format_table

@@ -137,3 +137,17 @@ def test_two_workers_on_loopback_end_with_equal_weights(phantom_tfds, tmp_path):
     for name in a:
         np.testing.assert_allclose(a[name], b[name], atol=1e-6)
     assert _latest_step(tmp_path / "w0") == 6
+
+
+def test_sweep_prints_the_learning_rate_table(phantom_tfds, tmp_path):
+    args = ["sweep", "srgan", "--config", TINY, "--data-dir", phantom_tfds, "--runs-dir", tmp_path, "--steps", "2"]
+    args += ["--lr", "1e-3", "--lr", "1e-5", "--quiet"]
+    result = subprocess.run(_cli(*args), capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = result.stdout[result.stdout.index("metric") :].splitlines()
+    assert table[0].split()[1:] == ["lr", "0.001", "lr", "1e-05", "aligned", "bicubic"]
+    rows = {line.split("  ")[0].strip(): line for line in table[2:]}
+    assert set(rows) == {"discriminator loss", "generator loss", "SSIM (7x7)", "PSNR (dB)", "NRMSE"}
+    psnr = [float(v) for v in rows["PSNR (dB)"].split()[2:]]
+    assert len(psnr) == 3 and all(10 < v < 60 for v in psnr)
+    assert (tmp_path / "sweep-lr0.001" / "metrics.csv").exists() and (tmp_path / "sweep-lr1e-05").is_dir()
