@@ -153,6 +153,8 @@ def train_srgan_command(
 
     if resume is not None:
         run = Run.open(resume)
+        if run.kind != "srgan":
+            raise HeartSRError(f"{resume}: a {run.kind} run; resume it with `train {run.kind}`")
         saved = (run.folder / "data_dir").read_text().strip() if (run.folder / "data_dir").exists() else None
         data = resolve_data(acdc_dir, data_dir or (Path(saved) if saved and not acdc_dir else None))
         if init_from is None and (run.folder / "init_from").exists():
@@ -169,6 +171,47 @@ def train_srgan_command(
     result = train_srgan(
         run, data, strategy, resume=resume is not None, vgg_weights=vgg_weights, quiet=quiet, init_from=init_from
     )
+    click.echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
+    click.echo(comparison_line(result))
+
+
+@train.command("wgan")
+@train_options
+@click.option("--dims", type=click.Choice(["2", "3"]), default="2", show_default=True, help="2D slices or 3D volumes.")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run in this folder.")
+@click.option("--name", help="Run name (default: wgan-DATE-TIME).")
+def train_wgan_command(
+    acdc_dir, data_dir, config_path, steps, epochs, lr, strategy, vgg_weights, runs_dir, quiet, dims, resume, name
+):
+    """Train the WGAN-GP with the five-phase controller (CPU-sized config on the phantoms by default)."""
+    from heart_sr_tf.config import CONFIG_DIR, WGANConfig, load_config
+    from heart_sr_tf.training.runs import Run
+    from heart_sr_tf.training.trainer import comparison_line, steps_per_epoch
+    from heart_sr_tf.training.wgan_trainer import train_wgan
+
+    if resume is not None:
+        run = Run.open(resume)
+        if run.kind != "wgan":
+            raise HeartSRError(f"{resume}: a {run.kind} run; resume it with `train {run.kind}`")
+        saved = Path((run.folder / "data_dir").read_text().strip())
+        data = resolve_data(acdc_dir, data_dir or (saved if not acdc_dir else None))
+    else:
+        config = load_config(config_path or CONFIG_DIR / f"wgan{dims}d_cpu.toml", WGANConfig)
+        if config.data.dims != int(dims):
+            raise HeartSRError(f"{config_path}: data.dims is {config.data.dims} but --dims {dims} was given")
+        data = resolve_data(acdc_dir, data_dir, config.data.split_seed, config.data.phantom_patients)
+        if steps is not None and epochs is not None:
+            raise HeartSRError("give --steps or --epochs, not both")
+        if steps is not None:
+            config.train.steps = steps
+        elif epochs is not None:
+            config.train.steps = epochs * steps_per_epoch(data, config, "full")
+        if lr is not None:
+            config.optim.g_lr = config.optim.d_lr = lr
+        run = Run.create(runs_dir, name, config, kind="wgan")
+        (run.folder / "data_dir").write_text(str(Path(data).resolve()) + "\n")
+    click.echo(f"run: {run.folder}  data: {data}")
+    result = train_wgan(run, data, strategy, resume=resume is not None, quiet=quiet)
     click.echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
     click.echo(comparison_line(result))
 

@@ -98,6 +98,75 @@ class SRGANConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+@dataclass
+class WGANDataConfig(DataConfig):
+    dims: int = 2  # 2: slices; 3: volumes [H, W, D]
+    axis: str = "slices"  # 3D only: D runs along "slices" or cine "frames"
+    depth: int = 4  # 3D only: D of a training patch
+    patch: int = 48
+    batch_size: int = 8
+
+
+@dataclass
+class MDCSRNConfig:
+    blocks: int = 4
+    units: int = 4
+    growth: int = 16
+    bicubic_skip: bool = True
+
+
+@dataclass
+class CriticConfig:
+    features: int = 32
+    stages: int = 3
+
+
+@dataclass
+class WGANLossConfig:
+    content: str = "l1"  # "l1" or "mse"
+    lambda_gp: float = 10.0
+    lambda_adv: float = 1e-3
+
+
+@dataclass
+class PhaseConfig:
+    """Lengths of the five phases in steps (see heart_sr_tf/training/phases.py)."""
+
+    n1: int = 500
+    n2: int = 500
+    n3: int = 10_000
+    n4: int = 2_000
+    k: int = 7
+    p: int = 500
+    b: int = 200
+
+
+@dataclass
+class WGANTrainConfig:
+    steps: int = 400  # total; phase 5 runs from the end of phase 4 to here
+    log_every: int = 25
+    checkpoint_every: int = 50
+    validate_every: int = 100
+    image_every: int = 100
+    keep_checkpoints: int = 3
+    mixed_precision: str = "no"
+    jit_compile: bool = False
+
+
+@dataclass
+class WGANConfig:
+    data: WGANDataConfig = field(default_factory=WGANDataConfig)
+    generator: MDCSRNConfig = field(default_factory=MDCSRNConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    loss: WGANLossConfig = field(default_factory=WGANLossConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(g_lr=1e-4, d_lr=1e-4, beta_1=0.5, beta_2=0.9))
+    phases: PhaseConfig = field(default_factory=PhaseConfig)
+    train: WGANTrainConfig = field(default_factory=WGANTrainConfig)
+
+
+CONFIG_CLASSES = {"srgan": SRGANConfig, "wgan": WGANConfig}
+
+
 def from_dict(cls, values: dict, where: str = ""):
     """Build dataclass ``cls`` from nested dicts, refusing unknown keys and wrong types."""
     hints = typing.get_type_hints(cls)

@@ -10,6 +10,8 @@ within ~107 dB PSNR of the freshly computed one.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -71,6 +73,7 @@ class AcdcSr(tfds.core.GeneratorBasedBuilder):
             self.bad = [str(e) for e in bad]
         assignment = split_patients([(p.id, p.info.group, p.source_split) for p in patients], seed=self.split_seed)
         self.info.metadata["split_seed"] = self.split_seed
+        self.info.metadata["source"] = str(Path(dl_manager.manual_dir).resolve())
         self.info.metadata["assignment"] = assignment
         chosen = {
             split: [p for p in patients if assignment[p.id] == split] for split in ("train", "validation", "test")

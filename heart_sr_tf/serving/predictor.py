@@ -57,7 +57,10 @@ def load_run(folder: Path) -> Predictor:
     generator = make_generator(run.config)
     checkpoint = restore_generator(run, generator)
     call = tf.function(lambda x: generator(x, training=False), reduce_retracing=True)
-    info = {"run": str(run.folder), "checkpoint": checkpoint}
+    info = {"run": str(run.folder), "checkpoint": checkpoint, "kind": run.kind}
+    if len(generator.inputs[0].shape) == 5:  # a 3D generator sees each slice as a volume of depth 1
+        call3d = call
+        call = tf.function(lambda x: call3d(x[:, :, :, None])[:, :, :, 0], reduce_retracing=True)
     predictor = Predictor(lambda lr: call(tf.constant(lr)).numpy(), run.config.data.scale, str(run.folder), info)
     predictor.generator, predictor.run = generator, run
     return predictor

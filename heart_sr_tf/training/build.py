@@ -1,15 +1,18 @@
-"""Builds the SRGAN model, its optimizers and precision policy from a config, inside a strategy scope."""
+"""Builds the SRGAN and WGAN models, their optimizers and precision policy from a config, in a strategy scope."""
 
 from __future__ import annotations
 
 import keras
 
-from heart_sr_tf.config import SRGANConfig
+from heart_sr_tf.config import SRGANConfig, WGANConfig
 from heart_sr_tf.errors import ConfigError
+from heart_sr_tf.models.critic import wgan_critic
 from heart_sr_tf.models.discriminator import vgg_discriminator
+from heart_sr_tf.models.mdcsrn import mdcsrn_generator
 from heart_sr_tf.models.rrdb import rrdb_generator
 from heart_sr_tf.models.vgg import vgg_feature_extractor
 from heart_sr_tf.training.srgan import SRGAN
+from heart_sr_tf.training.wgan import WGAN
 
 POLICIES = {"no": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
@@ -22,34 +25,58 @@ def learning_rate(base: float, steps: int, schedule: str, final_fraction: float)
     raise ConfigError(f"optim.schedule: unknown schedule {schedule!r}, expected 'constant' or 'cosine'")
 
 
-def make_generator(config: SRGANConfig) -> keras.Model:
+def make_generator(config) -> keras.Model:
+    """The generator a config describes: RRDB for an SRGAN config, mDCSRN (2D or 3D) for a WGAN config."""
     g = config.generator
+    if isinstance(config, WGANConfig):
+        return mdcsrn_generator(config.data.dims, config.data.scale, g.blocks, g.units, g.growth, g.bicubic_skip)
     return rrdb_generator(config.data.scale, g.blocks, g.features, g.growth, g.residual_scale, g.bicubic_skip)
+
+
+def make_optimizers(config, generator_steps: int, critic_steps: int):
+    o = config.optim
+    opts = [
+        keras.optimizers.Adam(learning_rate(lr, n, o.schedule, o.final_lr_fraction), beta_1=o.beta_1, beta_2=o.beta_2)
+        for lr, n in ((o.g_lr, generator_steps), (o.d_lr, critic_steps))
+    ]
+    if config.train.mixed_precision == "float16":
+        opts = [keras.optimizers.LossScaleOptimizer(opt) for opt in opts]
+    return opts
+
+
+def set_precision(config) -> None:
+    if config.train.mixed_precision not in POLICIES:
+        raise ConfigError(f"train.mixed_precision: expected one of {', '.join(POLICIES)}")
+    keras.mixed_precision.set_global_policy(POLICIES[config.train.mixed_precision])
+
+
+def build_wgan(config: WGANConfig, strategy) -> WGAN:
+    set_precision(config)
+    with strategy.scope():
+        generator = make_generator(config)
+        critic = wgan_critic(config.data.dims, config.critic.features, config.critic.stages)
+        g_opt, d_opt = make_optimizers(config, config.train.steps, config.train.steps)
+        model = WGAN(generator, critic)
+        loss = config.loss
+        model.compile(g_opt, d_opt, loss.content, loss.lambda_gp, loss.lambda_adv, jit_compile=config.train.jit_compile)
+        g_opt.build(generator.trainable_variables)
+        d_opt.build(critic.trainable_variables)
+    return model
 
 
 def build_srgan(config: SRGANConfig, strategy, vgg_weights: str | None = None) -> SRGAN:
     """The compiled model; both optimizers are built explicitly, as MirroredStrategy requires."""
-    if config.train.mixed_precision not in POLICIES:
-        raise ConfigError(f"train.mixed_precision: expected one of {', '.join(POLICIES)}")
-    keras.mixed_precision.set_global_policy(POLICIES[config.train.mixed_precision])
+    set_precision(config)
     stages = config.train.stages
     g_steps = sum(s.steps for s in stages)
     d_steps = sum(s.steps for s in stages if s.adversarial)
-    o = config.optim
     with strategy.scope():
         generator = make_generator(config)
         discriminator = vgg_discriminator(config.discriminator.features, config.discriminator.stages)
         features = None
         if config.loss.feature_weight:
             features = vgg_feature_extractor(config.loss.vgg_layer, vgg_weights or config.loss.vgg_weights)
-        g_opt = keras.optimizers.Adam(
-            learning_rate(o.g_lr, g_steps, o.schedule, o.final_lr_fraction), beta_1=o.beta_1, beta_2=o.beta_2
-        )
-        d_opt = keras.optimizers.Adam(
-            learning_rate(o.d_lr, d_steps, o.schedule, o.final_lr_fraction), beta_1=o.beta_1, beta_2=o.beta_2
-        )
-        if config.train.mixed_precision == "float16":
-            g_opt, d_opt = keras.optimizers.LossScaleOptimizer(g_opt), keras.optimizers.LossScaleOptimizer(d_opt)
+        g_opt, d_opt = make_optimizers(config, g_steps, d_steps)
         model = SRGAN(generator, discriminator, features)
         model.compile(
             g_opt,

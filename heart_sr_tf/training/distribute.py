@@ -45,12 +45,12 @@ def is_multiworker(strategy) -> bool:
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
-def distributed_step(strategy, model):
-    """A compiled function running one ``model.train_step`` per replica, returning replica-mean logs."""
+def distributed_step(strategy, step_fn):
+    """A compiled function running ``step_fn(batch)`` once per replica, returning replica-mean logs."""
 
     @tf.function
     def step(iterator):
-        logs = strategy.run(model.train_step, args=(next(iterator),))
+        logs = strategy.run(step_fn, args=(next(iterator),))
         return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in logs.items()}
 
     return step

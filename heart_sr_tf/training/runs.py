@@ -9,10 +9,24 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from heart_sr_tf.config import SRGANConfig, dump_toml, load_config
+from heart_sr_tf.config import CONFIG_CLASSES, SRGANConfig, dump_toml, load_config
 from heart_sr_tf.errors import HeartSRError
 
-CSV_FIELDS = ("step", "stage", "wall_s", "g_loss", "d_loss", "pixel", "feature", "adversarial", "val_psnr", "val_ssim")
+CSV_FIELDS = (
+    "step",
+    "stage",
+    "wall_s",
+    "g_loss",
+    "d_loss",
+    "pixel",
+    "feature",
+    "adversarial",
+    "content",
+    "gp",
+    "w_distance",
+    "val_psnr",
+    "val_ssim",
+)
 
 
 @dataclass
@@ -45,12 +59,14 @@ class Run:
         return cls(folder, config, kind)
 
     @classmethod
-    def open(cls, folder: Path, config_cls=SRGANConfig) -> Run:
+    def open(cls, folder: Path) -> Run:
         folder = Path(folder)
         if not (folder / "config.toml").is_file():
             raise HeartSRError(f"{folder}: not a run folder (no config.toml)")
         kind = (folder / "kind").read_text().strip() if (folder / "kind").exists() else "srgan"
-        return cls(folder, load_config(folder / "config.toml", config_cls), kind)
+        if kind not in CONFIG_CLASSES:
+            raise HeartSRError(f"{folder / 'kind'}: unknown run kind {kind!r}")
+        return cls(folder, load_config(folder / "config.toml", CONFIG_CLASSES[kind]), kind)
 
     def trim_csv(self, last_step: int) -> None:
         """Drop rows logged after ``last_step`` (steps lost by a crash are trained again)."""

@@ -187,7 +187,7 @@ def _run_stage(model, strategy, loop: _Loop, data_dir, config, stage, steps: int
         shuffle_buffer=d.shuffle_buffer,
     )
     if is_multiworker(strategy):
-        step = distributed_step(strategy, model)
+        step = distributed_step(strategy, model.train_step)
         iterator = iter(distribute_dataset(strategy, ds))
         for _ in range(steps):
             loop.after_step(step(iterator))

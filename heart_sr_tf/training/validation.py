@@ -28,12 +28,16 @@ class Validator:
         self.bicubic = self._score(bicubic)
 
     def predict(self, generator) -> np.ndarray:
-        height, width = self.hr.shape[1:3]
-        out = [
-            generator(tf.constant(self.lr[i : i + self.batch_size]), training=False)[:, :height, :width].numpy()
-            for i in range(0, len(self.lr), self.batch_size)
-        ]
+        out = [self._run(generator, self.lr[i : i + self.batch_size]) for i in range(0, len(self.lr), self.batch_size)]
         return np.clip(np.concatenate(out), 0.0, 1.0)
+
+    def _run(self, generator, lr: np.ndarray) -> np.ndarray:
+        """A 3D generator sees each slice as a volume of depth 1."""
+        height, width = self.hr.shape[1:3]
+        volumetric = len(generator.inputs[0].shape) == 5
+        x = tf.constant(lr[:, :, :, None] if volumetric else lr)
+        out = generator(x, training=False).numpy()
+        return (out[:, :, :, 0] if volumetric else out)[:, :height, :width]
 
     def _score(self, prediction: np.ndarray) -> dict[str, float]:
         """Per-slice scikit-image metrics (PSNR, SSIM 7x7, NRMSE), averaged."""
@@ -54,6 +58,4 @@ class Validator:
         return np.concatenate([lr, sr, hr], axis=1)[None]
 
     def predict_one(self, generator, index: int) -> np.ndarray:
-        height, width = self.hr.shape[1:3]
-        sr = generator(tf.constant(self.lr[index : index + 1]), training=False)[0, :height, :width].numpy()
-        return np.clip(sr, 0.0, 1.0)
+        return np.clip(self._run(generator, self.lr[index : index + 1])[0], 0.0, 1.0)
