@@ -101,6 +101,8 @@ def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     summary = evaluation.summary()
     files = [out / "summary.json", out / "summary.csv", out / "per_patient.csv", out / "per_slice.csv"]
+    files.append(out / "summary.md")
+    files[4].write_text(markdown_summary(summary))
     payload = {
         "split": evaluation.split,
         "source": evaluation.source,
@@ -113,6 +115,26 @@ def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
     _csv(files[2], evaluation.per_patient())
     _csv(files[3], evaluation.rows)
     return files
+
+
+def markdown_summary(summary: dict) -> str:
+    """The summary as Markdown tables (one per roi), for model cards."""
+    lines = []
+    names = {"model": "model", "bicubic": "aligned bicubic", "blocky": "blocky LR"}
+    for roi, methods in summary.items():
+        n = next(iter(methods.values()))["slices"]
+        lines += [f"**{roi}** ({n} slices)", "", "| method | PSNR (dB) | SSIM (7x7) | SSIM (11x11 gauss) | NRMSE |"]
+        lines.append("|---|---|---|---|---|")
+        for method, v in methods.items():
+            lines.append(
+                f"| {names[method]} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['ssim_gauss']:.4f} | {v['nrmse']:.4f} |"
+            )
+        if "model" in methods and "bicubic" in methods:
+            dp = methods["model"]["psnr"] - methods["bicubic"]["psnr"]
+            ds = methods["model"]["ssim"] - methods["bicubic"]["ssim"]
+            lines.append(f"| model - aligned bicubic | {dp:+.2f} | {ds:+.4f} | | |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _csv(path: Path, rows: list[dict]) -> None:
