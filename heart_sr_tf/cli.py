@@ -132,6 +132,19 @@ def train_options(f=None, *, with_lr: bool = True):
     return data_options(f)
 
 
+def reopen_run(folder: Path, kind: str, acdc_dir: Path | None, data_dir: Path | None):
+    """A run to resume and its data: the folder it was trained on unless new data options are given."""
+    from heart_sr_tf.training.runs import Run
+
+    run = Run.open(folder)
+    if run.kind != kind:
+        raise HeartSRError(f"{folder}: a {run.kind} run; resume it with `train {run.kind}`")
+    saved = run.folder / "data_dir"
+    if data_dir is None and acdc_dir is None and saved.exists():
+        data_dir = Path(saved.read_text().strip())
+    return run, resolve_data(acdc_dir, data_dir)
+
+
 @main.group()
 def train():
     """Train a model."""
@@ -152,11 +165,7 @@ def train_srgan_command(
     from heart_sr_tf.training.trainer import comparison_line, train_srgan
 
     if resume is not None:
-        run = Run.open(resume)
-        if run.kind != "srgan":
-            raise HeartSRError(f"{resume}: a {run.kind} run; resume it with `train {run.kind}`")
-        saved = (run.folder / "data_dir").read_text().strip() if (run.folder / "data_dir").exists() else None
-        data = resolve_data(acdc_dir, data_dir or (Path(saved) if saved and not acdc_dir else None))
+        run, data = reopen_run(resume, "srgan", acdc_dir, data_dir)
         if init_from is None and (run.folder / "init_from").exists():
             init_from = Path((run.folder / "init_from").read_text().strip())
     else:
@@ -190,11 +199,7 @@ def train_wgan_command(
     from heart_sr_tf.training.wgan_trainer import train_wgan
 
     if resume is not None:
-        run = Run.open(resume)
-        if run.kind != "wgan":
-            raise HeartSRError(f"{resume}: a {run.kind} run; resume it with `train {run.kind}`")
-        saved = Path((run.folder / "data_dir").read_text().strip())
-        data = resolve_data(acdc_dir, data_dir or (saved if not acdc_dir else None))
+        run, data = reopen_run(resume, "wgan", acdc_dir, data_dir)
     else:
         config = load_config(config_path or CONFIG_DIR / f"wgan{dims}d_cpu.toml", WGANConfig)
         if config.data.dims != int(dims):

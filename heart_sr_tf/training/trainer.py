@@ -105,6 +105,16 @@ class _Loop:
             tf.summary.scalar("train/stage", int(self.checkpoint.stage))
         self.writer.flush()
 
+    def finish(self, started: float) -> TrainResult:
+        """Validate the final generator, log it, and sum the run up."""
+        final = self.validator.evaluate(self.model.generator)
+        step = int(self.checkpoint.step)
+        self.log(step, {}, final)
+        seconds = time.monotonic() - started
+        return TrainResult(
+            self.run.folder, step, seconds, final, self.validator.bicubic, self.last_logs, len(self.validator)
+        )
+
     def save(self) -> None:
         step = int(self.checkpoint.step)
         if self.manager.latest_checkpoint != f"{self.manager.directory}/ckpt-{step}":
@@ -162,17 +172,7 @@ def train_srgan(
                 _run_stage(model, strategy, loop, data_dir, config, stage, end - max(done, start))
             start = end
         loop.save()
-    final = validator.evaluate(model.generator)
-    loop.log(int(checkpoint.step), {}, final)
-    return TrainResult(
-        run.folder,
-        int(checkpoint.step),
-        time.monotonic() - started,
-        final,
-        validator.bicubic,
-        loop.last_logs,
-        len(validator),
-    )
+    return loop.finish(started)
 
 
 def _run_stage(model, strategy, loop: _Loop, data_dir, config, stage, steps: int) -> None:

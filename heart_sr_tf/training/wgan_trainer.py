@@ -17,7 +17,7 @@ from heart_sr_tf.training.build import build_wgan
 from heart_sr_tf.training.distribute import distribute_dataset, distributed_step, make_strategy
 from heart_sr_tf.training.phases import action_at
 from heart_sr_tf.training.runs import Run, checkpoint_manager
-from heart_sr_tf.training.trainer import TrainResult, _Loop
+from heart_sr_tf.training.trainer import _Loop
 from heart_sr_tf.training.validation import Validator
 
 
@@ -76,14 +76,4 @@ def train_wgan(run: Run, data_dir: Path, strategy_name: str = "default", resume:
             loop.stage_name = f"phase{action.phase}-{action.mode}"
             loop.after_step(steps[action.mode](batches))
         loop.save()
-    final = validator.evaluate(model.generator)
-    loop.log(int(checkpoint.step), {}, final)
-    return TrainResult(
-        run.folder,
-        int(checkpoint.step),
-        time.monotonic() - started,
-        final,
-        validator.bicubic,
-        loop.last_logs,
-        len(validator),
-    )
+    return loop.finish(started)
