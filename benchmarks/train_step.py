@@ -1,6 +1,6 @@
 """Training pairs per second and the share of step time spent waiting for data, on this machine.
 
-    python benchmarks/train_step.py [--acdc-dir DIR] [--steps 20] [--paper-steps 2]
+    python benchmarks/train_step.py [--acdc-dir DIR] [--steps 20] [--paper-steps 2] [--paper-batch 2]
 
 Runs the CPU config (configs/srgan_cpu.toml) and the paper-sized one (configs/srgan_paper.toml,
 without its VGG loss, whose weights cannot be downloaded here, and in float32 on a CPU), both in
@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--acdc-dir", type=Path, help="ACDC folder (default: the built-in phantoms)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--paper-steps", type=int, default=2)
+    parser.add_argument("--paper-batch", type=int, default=2, help="the paper config's batch is 16: too slow on a CPU")
     args = parser.parse_args()
 
     from heart_sr_tf.config import CONFIG_DIR, load_config
@@ -69,6 +70,8 @@ def main() -> None:
         config = load_config(CONFIG_DIR / f"{name}.toml")
         config.loss.feature_weight = 0.0
         config.train.mixed_precision = "no"
+        if name == "srgan_paper":
+            config.data.batch_size = args.paper_batch
         pairs, waiting = measure(config, data_dir, steps)
         size = f"{config.generator.blocks}x{config.generator.features}"
         patch = f"{config.data.patch}x{config.data.patch}"

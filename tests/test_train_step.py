@@ -85,7 +85,9 @@ def test_mirrored_step_equals_single_device_step(adversarial):
     single = _model(keras.optimizers.SGD, lr=0.5, seed=3)
     single.set_adversarial(adversarial)
     single.fit(data, epochs=1, verbose=0)
-    strategy = tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])
+    strategy = tf.distribute.MirroredStrategy(
+        [d.name for d in cpus[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
     with strategy.scope():
         mirrored = _model(keras.optimizers.SGD, lr=0.5, seed=3)
     assert mirrored.distribute_strategy.num_replicas_in_sync == 2

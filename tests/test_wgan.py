@@ -121,7 +121,10 @@ def test_mirrored_joint_step_equals_single_device():
     single = _wgan(seed=4, optimizer=keras.optimizers.SGD, lr=0.1)
     single.alpha = 0.3
     single.fit(data, epochs=1, verbose=0)
-    with tf.distribute.MirroredStrategy([d.name for d in cpus[:2]]).scope():
+    strategy = tf.distribute.MirroredStrategy(
+        [d.name for d in cpus[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
+    with strategy.scope():
         mirrored = _wgan(seed=4, optimizer=keras.optimizers.SGD, lr=0.1)
     mirrored.alpha = 0.3
     assert mirrored.distribute_strategy.num_replicas_in_sync == 2
