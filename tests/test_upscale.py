@@ -119,3 +119,19 @@ def test_server_mode_sends_tf_serving_requests(phantom_root, tiny_export, tmp_pa
     assert np.asarray(body["inputs"]["lr_image"]).shape[1:] == (176, 208, 1)
     assert len(_StandIn.requests) == 2  # 6 slices in batches of 4
     np.testing.assert_allclose(nib.load(str(remote)).get_fdata(), nib.load(str(local)).get_fdata(), atol=1)
+
+
+def test_a_corrupt_model_gives_one_line(phantom_root, tmp_path):
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    (tmp_path / "m" / "1" / "saved_model.pb").write_bytes(b"not a model")
+    src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
+    result = subprocess.run(
+        [sys.executable, "cli.py", "upscale", str(src), str(tmp_path / "o.nii.gz"), "--model", str(tmp_path / "m")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"error: {tmp_path / 'm' / '1'}: not a loadable" in result.stderr
+    assert not (tmp_path / "o.nii.gz").exists()

@@ -39,7 +39,11 @@ def resolve_model_dir(path: Path) -> Path:
 
 def load_saved_model(path: Path) -> Predictor:
     folder = resolve_model_dir(path)
-    signature = tf.saved_model.load(str(folder)).signatures["serving_default"]
+    try:
+        signature = tf.saved_model.load(str(folder)).signatures["serving_default"]
+    except (OSError, ValueError, KeyError, tf.errors.OpError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HeartSRError(f"{folder}: not a loadable heart-sr SavedModel ({message[:200]})") from None
     meta = read_metadata(folder)
 
     def fn(lr):
