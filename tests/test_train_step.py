@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -105,3 +107,26 @@ def test_mirrored_step_equals_single_device_step(adversarial):
 def _snapshot_init(net, adversarial):
     model = _model(keras.optimizers.SGD, lr=0.5, seed=3)
     return [v.numpy() for v in getattr(model, net).trainable_variables]
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_steps_are_finite(precision):
+    """The GPU options build and step on the CPU too (loss scaling for float16, float32 outputs)."""
+    from heart_sr_tf.config import WGANConfig, load_config
+    from heart_sr_tf.training.build import build_srgan, build_wgan
+
+    configs = Path(__file__).parent / "configs"
+    try:
+        srgan_config = load_config(configs / "tiny.toml")
+        srgan_config.train.mixed_precision = precision
+        model = build_srgan(srgan_config, tf.distribute.get_strategy())
+        assert model.generator.layers[1].compute_dtype == precision
+        logs = model.train_step(_batch())
+        assert all(np.isfinite(float(v)) for v in logs.values())
+        assert model.generator(_batch()[0]).dtype == tf.float32
+        wgan_config = load_config(configs / "tiny_wgan.toml", WGANConfig)
+        wgan_config.train.mixed_precision = precision
+        logs = build_wgan(wgan_config, tf.distribute.get_strategy()).joint_step(_batch())
+        assert all(np.isfinite(float(v)) for v in logs.values())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
