@@ -138,3 +138,10 @@ def test_malformed_values_in_info(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="file not found"):
         load_nifti(tmp_path / "nope.nii.gz")
+
+
+def test_a_data_dir_built_from_other_files_is_not_reused(phantom_root, phantom_tfds, tmp_path):
+    other = tmp_path / "other"
+    _copy_patient(phantom_root, other)
+    with pytest.raises(DataError, match="holds a dataset built from"):
+        prepare(other / "data", phantom_tfds, quiet=True)

@@ -70,6 +70,12 @@ def prepare(
     report = PrepareReport(data_dir=data_dir)
     if is_prepared(data_dir) and not force:
         patients = None
+        source = builder(data_dir, "full").info.metadata.get("source")
+        if source and Path(source) != acdc_dir.resolve():
+            raise DataError(
+                data_dir,
+                f"holds a dataset built from {source}; pass --force to rebuild it or choose another --data-dir",
+            )
     else:
         total = len(scan_patients(acdc_dir)[0])
         with Progress(total, "check", unit="patient", enabled=not quiet) as bar:
