@@ -70,11 +70,13 @@ def prepare(
     report = PrepareReport(data_dir=data_dir)
     if is_prepared(data_dir) and not force:
         patients = None
-        source = builder(data_dir, "full").info.metadata.get("source")
-        if source and Path(source) != acdc_dir.resolve():
+        metadata = builder(data_dir, "full").info.metadata
+        source, built_seed = metadata.get("source"), metadata.get("split_seed", seed)
+        if (source and Path(source) != acdc_dir.resolve()) or built_seed != seed:
             raise DataError(
                 data_dir,
-                f"holds a dataset built from {source}; pass --force to rebuild it or choose another --data-dir",
+                f"holds a dataset built from {source} with split seed {built_seed}; "
+                "pass --force to rebuild it or choose another --data-dir",
             )
     else:
         total = len(scan_patients(acdc_dir)[0])
