@@ -170,3 +170,32 @@ def test_resume_in_the_middle_of_phase_four(phantom_tfds, tmp_path):
 
     out = load_predictor(run)(np.zeros((1, 8, 9, 1), np.float32))  # WGAN generators serve like the others
     assert out.shape == (1, 24, 27, 1)
+
+
+def test_a_3d_model_trains_exports_and_upscales_whole_frames(phantom_root, phantom_tfds, tmp_path):
+    from heart_sr_tf.config import WGANConfig, load_config
+    from heart_sr_tf.serving.export import export_generator
+    from heart_sr_tf.serving.predictor import load_predictor
+    from heart_sr_tf.serving.upscale import upscale_nifti
+    from heart_sr_tf.training.runs import Run
+    from heart_sr_tf.training.wgan_trainer import train_wgan
+
+    config = load_config(TINY, WGANConfig)
+    config.data.dims, config.data.depth, config.data.batch_size = 3, 3, 2
+    config.train.steps = 3
+    run = Run.create(tmp_path, "w3", config, kind="wgan")
+    result = train_wgan(run, phantom_tfds, quiet=True)
+    assert result.steps == 3 and np.isfinite(result.validation["psnr"])
+    run_predictor = load_predictor(run.folder)
+    assert run_predictor.volumetric
+    target = export_generator(run_predictor.generator, tmp_path / "saved", "w3d", metadata={"scale": 3})
+    served = load_predictor(target)
+    assert served.volumetric
+    lr = np.random.default_rng(0).random((1, 8, 10, 6, 1)).astype(np.float32)
+    np.testing.assert_allclose(served.volume(lr), run_predictor.volume(lr), atol=1e-5)
+    assert served(lr[:, :, :, 0]).shape == (1, 24, 30, 1)
+    src = phantom_root / "training" / "patient003" / "patient003_4d.nii.gz"
+    out = upscale_nifti(src, tmp_path / "up.nii.gz", served, quiet=True)
+    import nibabel as nib
+
+    assert nib.load(str(out)).shape == (3 * 176, 3 * 208, 6, 10)

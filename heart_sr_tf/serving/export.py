@@ -1,6 +1,6 @@
 """Export a generator as a SavedModel in TensorFlow Serving's layout: ``<out>/<name>/<version>/``.
 
-Signatures:
+Signatures (a 3D generator takes and returns volumes ``[batch, h, w, D, 1]`` instead):
 - ``serving_default``: ``lr_image`` float32 ``[batch, h, w, 1]`` in [0, 1] (the LR grid) ->
   ``sr_image`` float32 ``[batch, s*h, s*w, 1]`` clipped to [0, 1];
 - ``serving_uint8``: the same in uint8 (0..255).
@@ -62,6 +62,7 @@ def export_generator(
 def _write(generator: keras.Model, path: Path) -> None:
     archive = keras.export.ExportArchive()
     archive.track(generator)
+    shape = [None] * (len(generator.inputs[0].shape) - 1) + [1]  # [B, h, w, 1] or, for 3D, [B, h, w, D, 1]
 
     def run(lr):
         return tf.clip_by_value(tf.cast(generator(lr, training=False), tf.float32), 0.0, 1.0)
@@ -69,12 +70,12 @@ def _write(generator: keras.Model, path: Path) -> None:
     archive.add_endpoint(
         "serving_default",
         lambda lr_image: {"sr_image": run(lr_image)},
-        input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32, name="lr_image")],
+        input_signature=[tf.TensorSpec(shape, tf.float32, name="lr_image")],
     )
     archive.add_endpoint(
         "serving_uint8",
         lambda lr_image: {"sr_image": tf.cast(tf.round(run(tf.cast(lr_image, tf.float32) / 255.0) * 255.0), tf.uint8)},
-        input_signature=[tf.TensorSpec([None, None, None, 1], tf.uint8, name="lr_image")],
+        input_signature=[tf.TensorSpec(shape, tf.uint8, name="lr_image")],
     )
     archive.write_out(str(path), verbose=False)
 

@@ -12,18 +12,39 @@ from heart_sr_tf.serving.export import read_metadata, versions
 
 
 class Predictor:
-    """``predictor(lr)`` maps LR grids ``[B, h, w, 1]`` float32 in [0, 1] to ``[B, s*h, s*w, 1]`` in [0, 1]."""
+    """``predictor(lr)`` maps LR grids ``[B, h, w, 1]`` float32 in [0, 1] to ``[B, s*h, s*w, 1]`` in [0, 1].
 
-    def __init__(self, fn, scale: int, source: str, info: dict | None = None):
+    ``fn`` takes the model's own input: slices ``[B, h, w, 1]``, or volumes ``[B, h, w, D, 1]`` when
+    ``volumetric`` (a 3D generator), which sees a lone slice as a volume of depth 1.
+    """
+
+    def __init__(self, fn, scale: int, source: str, info: dict | None = None, volumetric: bool = False):
         self.fn, self.scale, self.source, self.info = fn, int(scale), source, info or {}
+        self.volumetric = volumetric
 
     def __call__(self, lr: np.ndarray) -> np.ndarray:
+        lr = self._check(lr, 4, "[batch, h, w, 1]")
+        if self.volumetric:
+            return self._run(lr[:, :, :, None])[:, :, :, 0]
+        return self._run(lr)
+
+    def volume(self, lr: np.ndarray) -> np.ndarray:
+        """``[B, h, w, D, 1] -> [B, s*h, s*w, D, 1]``: whole volumes for a 3D model, slice by slice for a 2D one."""
+        lr = self._check(lr, 5, "[batch, h, w, depth, 1]")
+        if self.volumetric:
+            return self._run(lr)
+        return np.stack([self(lr[:, :, :, d]) for d in range(lr.shape[3])], axis=3)
+
+    def _run(self, lr: np.ndarray) -> np.ndarray:
+        return np.clip(np.asarray(self.fn(lr), dtype=np.float32), 0.0, 1.0)
+
+    def _check(self, lr, ndim: int, shape: str) -> np.ndarray:
         lr = np.asarray(lr)
-        if lr.ndim != 4 or lr.shape[-1] != 1:
-            raise HeartSRError(f"{self.source}: expected LR images of shape [batch, h, w, 1], got {lr.shape}")
+        if lr.ndim != ndim or lr.shape[-1] != 1:
+            raise HeartSRError(f"{self.source}: expected LR images of shape {shape}, got {lr.shape}")
         if lr.dtype != np.float32:
             raise HeartSRError(f"{self.source}: expected float32 LR images in [0, 1], got {lr.dtype}")
-        return np.clip(np.asarray(self.fn(lr), dtype=np.float32), 0.0, 1.0)
+        return lr
 
 
 def resolve_model_dir(path: Path) -> Path:
@@ -45,11 +66,12 @@ def load_saved_model(path: Path) -> Predictor:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HeartSRError(f"{folder}: not a loadable heart-sr SavedModel ({message[:200]})") from None
     meta = read_metadata(folder)
+    volumetric = signature.structured_input_signature[1]["lr_image"].shape.rank == 5
 
     def fn(lr):
         return signature(lr_image=tf.constant(lr))["sr_image"].numpy()
 
-    return Predictor(fn, meta.get("scale", 3), str(folder), meta)
+    return Predictor(fn, meta.get("scale", 3), str(folder), meta, volumetric)
 
 
 def load_run(folder: Path) -> Predictor:
@@ -62,10 +84,10 @@ def load_run(folder: Path) -> Predictor:
     checkpoint = restore_generator(run, generator)
     call = tf.function(lambda x: generator(x, training=False), reduce_retracing=True)
     info = {"run": str(run.folder), "checkpoint": checkpoint, "kind": run.kind}
-    if len(generator.inputs[0].shape) == 5:  # a 3D generator sees each slice as a volume of depth 1
-        call3d = call
-        call = tf.function(lambda x: call3d(x[:, :, :, None])[:, :, :, 0], reduce_retracing=True)
-    predictor = Predictor(lambda lr: call(tf.constant(lr)).numpy(), run.config.data.scale, str(run.folder), info)
+    volumetric = len(generator.inputs[0].shape) == 5
+    predictor = Predictor(
+        lambda lr: call(tf.constant(lr)).numpy(), run.config.data.scale, str(run.folder), info, volumetric
+    )
     predictor.generator, predictor.run = generator, run
     return predictor
 

@@ -43,7 +43,13 @@ def upscale_nifti(in_path: Path, out_path: Path, predictor, batch_size: int = 8,
         for t in range(frames):
             block = slice(t * per_frame, (t + 1) * per_frame)
             window = intensity_window(volume[:, :, block])
-            lr = np.moveaxis(normalise(volume[:, :, block], window), 2, 0)[..., None]
+            scaled = normalise(volume[:, :, block], window)
+            if predictor.volumetric:  # a 3D model sees the whole frame, D running along the slices
+                sr = predictor.volume(scaled[None, ..., None])[0, ..., 0]
+                out[:, :, block] = denormalise(sr, window)
+                bar.update(per_frame)
+                continue
+            lr = np.moveaxis(scaled, 2, 0)[..., None]
             for start in range(0, len(lr), batch_size):
                 sr = predictor(np.ascontiguousarray(lr[start : start + batch_size], dtype=np.float32))[..., 0]
                 z0 = t * per_frame + start
