@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from heart_sr_tf.data.acdc import find_patients, load_frames
+from heart_sr_tf.data.acdc import find_patients
 from heart_sr_tf.data.acdc_sr import QUANT
 from heart_sr_tf.data.degradation import DEFAULT_SCALE, lr_grid
-from heart_sr_tf.data.intensity import normalise
-from heart_sr_tf.data.slices import HR_SIZE, resize_slice
+from heart_sr_tf.data.slices import HR_SIZE, patient_slices
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -110,14 +109,11 @@ def patient_volumes(acdc_dir: Path, axis: str = "slices", size: int = HR_SIZE, p
     for patient in find_patients(Path(acdc_dir)):
         if patient_ids is not None and patient.id not in patient_ids:
             continue
-        frames, _ = load_frames(patient)
-        stack = np.stack(
-            [
-                np.stack([resize_slice(s[:, :, z], size) for z in range(s.shape[2])], -1)
-                for s in (normalise(v) for _, v in frames)
-            ],
-            -1,
-        )  # [size, size, Z, T]
+        slices = list(patient_slices(patient, size))
+        frames = sorted({item.frame for item in slices})
+        stack = np.zeros((size, size, max(item.slice for item in slices) + 1, len(frames)), np.float32)
+        for item in slices:  # [size, size, Z, T]
+            stack[:, :, item.slice, frames.index(item.frame)] = item.image
         volumes = (
             [stack[..., t] for t in range(stack.shape[3])]
             if axis == "slices"
