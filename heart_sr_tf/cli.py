@@ -155,7 +155,9 @@ def train():
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run in this folder.")
 @click.option("--name", help="Run name (default: srgan-DATE-TIME).")
 @click.option(
-    "--init-from", type=click.Path(file_okay=False, path_type=Path), help="Start from this run's generator weights."
+    "--init-from",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Start from the generator of this run or exported SavedModel (same architecture).",
 )
 def train_srgan_command(
     acdc_dir, data_dir, config_path, steps, epochs, lr, strategy, vgg_weights, runs_dir, quiet, resume, name, init_from

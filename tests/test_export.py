@@ -84,3 +84,19 @@ def test_export_cli(tiny_run, tmp_path):
     assert meta["run"] == str(tiny_run) and "ckpt-6" in meta["checkpoint"] and "[generator]" in meta["config"]
     result = subprocess.run(args + ["--version", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "already exists" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_training_can_start_from_an_export(tiny_run, tiny_export):
+    from heart_sr_tf.config import load_config
+    from heart_sr_tf.training.build import make_generator
+    from heart_sr_tf.training.runs import initialise_generator
+
+    config = load_config(tiny_run / "config.toml")
+    fresh = make_generator(config)
+    initialise_generator(tiny_export, fresh)
+    reference = load_run(tiny_run).generator
+    for a, b in zip(fresh.weights, reference.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    config.generator.features = 4
+    with pytest.raises(HeartSRError, match="not this architecture"):
+        initialise_generator(tiny_export, make_generator(config))

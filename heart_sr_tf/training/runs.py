@@ -112,3 +112,27 @@ def restore_generator(run: Run, generator) -> str:
     latest = latest_checkpoint(run)
     tf.train.Checkpoint(generator=list(generator.weights)).restore(latest).expect_partial()
     return latest
+
+
+def load_exported_weights(folder: Path, generator) -> str:
+    """Copy the weights of an exported SavedModel (same architecture) into ``generator``, matched by name."""
+    from heart_sr_tf.serving.predictor import resolve_model_dir
+
+    folder = resolve_model_dir(folder)
+    saved = {v.name.split(":")[0]: v for v in tf.saved_model.load(str(folder)).variables}
+    for weight in generator.weights:
+        source = saved.get(weight.path)
+        if source is None or tuple(source.shape) != tuple(weight.shape):
+            raise HeartSRError(
+                f"{folder}: holds no weight {weight.path} of shape {tuple(weight.shape)}; not this architecture"
+            )
+        weight.assign(source.numpy())
+    return str(folder)
+
+
+def initialise_generator(source: Path, generator) -> str:
+    """``--init-from``: a run folder (its latest checkpoint) or an exported SavedModel / model base path."""
+    source = Path(source)
+    if (source / "config.toml").is_file():
+        return restore_generator(Run.open(source), generator)
+    return load_exported_weights(source, generator)

@@ -22,7 +22,7 @@ from heart_sr_tf.training.distribute import (
     is_multiworker,
     make_strategy,
 )
-from heart_sr_tf.training.runs import Run, checkpoint_manager, restore_generator
+from heart_sr_tf.training.runs import Run, checkpoint_manager, initialise_generator
 from heart_sr_tf.training.validation import Validator
 
 
@@ -154,7 +154,7 @@ def train_srgan(
     if resume and manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     elif init_from is not None:
-        restore_generator(Run.open(init_from), model.generator)
+        initialise_generator(init_from, model.generator)
     run.trim_csv(int(checkpoint.step))
     validator = Validator(data_dir, config.data.scale, config.data.validation_slices)
     stages = config.train.stages
