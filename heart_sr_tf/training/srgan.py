@@ -98,11 +98,9 @@ class SRGAN(keras.Model):
         return {"psnr": self.trackers["psnr"].result(), "ssim": self.trackers["ssim"].result()}
 
     def _results(self):
-        names = ["g_loss", *(["d_loss"] if self.adversarial else []), "pixel"]
-        names += [n for n in ("feature", "adversarial") if n != "adversarial" or self.adversarial]
-        names = [n for n in names if n != "feature" or self.weights_["feature"]]
+        names = ["g_loss", "pixel"] + (["feature"] if self.weights_["feature"] else [])
+        names += ["d_loss", "adversarial"] if self.adversarial else []
         return {n: self.trackers[n].result() for n in names}
-
 
 def _replicas() -> float:
     """compute_average_loss divides by the global batch; undo the replica share for logging."""
