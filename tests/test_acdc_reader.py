@@ -1,5 +1,6 @@
 """The reader and preprocessing on the real ACDC files (skipped without $HEART_SR_ACDC_DIR)."""
 
+import cv2
 import nibabel as nib
 import numpy as np
 
@@ -62,8 +63,6 @@ def test_heart_box_holds_every_label_with_margin(acdc_dir):
     mask = np.zeros((256, 256), bool)
     for volume in labels.values():
         for z in range(volume.shape[2]):
-            import cv2
-
             resized = cv2.resize(volume[:, :, z], (256, 256), interpolation=cv2.INTER_NEAREST)
             mask |= resized > 0
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.toml"
 
 
-def _cli(*args, env=None):
+def _cli(*args):
     return [sys.executable, str(ROOT / "cli.py"), *map(str, args)]
 
 

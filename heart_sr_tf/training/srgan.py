@@ -102,6 +102,7 @@ class SRGAN(keras.Model):
         names += ["d_loss", "adversarial"] if self.adversarial else []
         return {n: self.trackers[n].result() for n in names}
 
+
 def _replicas() -> float:
     """compute_average_loss divides by the global batch; undo the replica share for logging."""
     return float(tf.distribute.get_strategy().num_replicas_in_sync)
