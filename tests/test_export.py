@@ -100,3 +100,12 @@ def test_training_can_start_from_an_export(tiny_run, tiny_export):
     config.generator.features = 4
     with pytest.raises(HeartSRError, match="not this architecture"):
         initialise_generator(tiny_export, make_generator(config))
+
+
+def test_each_weight_is_stored_once(tiny_run, tiny_export):
+    """Keras' ExportArchive writes every weight twice when the model is also tracked (keras-team/keras#23553)."""
+    generator = load_run(tiny_run).generator
+    reader = tf.train.load_checkpoint(str(tiny_export / "variables" / "variables"))
+    shapes = reader.get_variable_to_shape_map()
+    stored = sum(int(np.prod(shape)) for key, shape in shapes.items() if "VARIABLE_VALUE" in key)
+    assert stored == generator.count_params()

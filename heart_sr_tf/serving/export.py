@@ -60,8 +60,9 @@ def export_generator(
 
 
 def _write(generator: keras.Model, path: Path) -> None:
+    # No ``archive.track(generator)``: the endpoints capture the variables themselves, and tracking the model as
+    # well writes every weight twice (keras-team/keras#23553), doubling the export's size and its memory in TF Serving.
     archive = keras.export.ExportArchive()
-    archive.track(generator)
     shape = [None] * (len(generator.inputs[0].shape) - 1) + [1]  # [B, h, w, 1] or, for 3D, [B, h, w, D, 1]
 
     def run(lr):

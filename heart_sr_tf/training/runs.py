@@ -119,7 +119,8 @@ def load_exported_weights(folder: Path, generator) -> str:
     from heart_sr_tf.serving.predictor import resolve_model_dir
 
     folder = resolve_model_dir(folder)
-    saved = {v.name.split(":")[0]: v for v in tf.saved_model.load(str(folder)).variables}
+    loaded = tf.saved_model.load(str(folder))
+    saved = {v.name.split(":")[0]: v for v in loaded.signatures["serving_default"].variables}
     for weight in generator.weights:
         source = saved.get(weight.path)
         if source is None or tuple(source.shape) != tuple(weight.shape):
