@@ -28,6 +28,21 @@ def test_untrained_generator_with_skip_is_close_to_aligned_bicubic():
     assert np.abs(out - aligned_bicubic(lr, 3, (60, 78), clip=False)).mean() < 0.2
 
 
+def test_bicubic_skip_stays_float32_under_mixed_precision():
+    """Under mixed_bfloat16 only the residual is rounded; the bicubic image and the sum are float32."""
+    lr = np.random.default_rng(3).random((1, 20, 26, 1)).astype(np.float32)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        g = rrdb_generator(blocks=1, features=8, growth=8)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    last = g.get_layer("conv_last")
+    last.set_weights([np.zeros_like(w) for w in last.get_weights()])
+    out = g(lr)[0, ..., 0].numpy()
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, aligned_bicubic(lr[0, ..., 0], 3, (60, 78), clip=False), atol=1e-5)
+
+
 def test_bicubic_layer_equals_the_numpy_baseline():
     lr = np.random.default_rng(1).random((3, 11, 14, 1)).astype(np.float32)
     out = AlignedBicubicUpsample(3)(lr).numpy()

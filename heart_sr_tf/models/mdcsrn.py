@@ -46,6 +46,7 @@ def mdcsrn_generator(
     # zero-initialised, so the untrained network is exactly aligned bicubic and learns the residual
     out = conv(1, 3, padding="same", kernel_initializer="zeros", name="conv_last")(x)
     if bicubic_skip:
-        out = layers.Add(name="bicubic_add")([out, AlignedBicubicUpsample(scale, name="bicubic")(lr)])
+        bicubic = AlignedBicubicUpsample(scale, name="bicubic", dtype="float32")(lr)  # float32 under mixed precision
+        out = layers.Add(name="bicubic_add", dtype="float32")([out, bicubic])
     out = layers.Activation("linear", dtype="float32", name="sr_image")(out)
     return keras.Model(lr, out, name=name or f"mdcsrn{dims}d")

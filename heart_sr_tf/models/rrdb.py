@@ -55,7 +55,8 @@ def rrdb_generator(
     x = layers.LeakyReLU(0.2, name="up_act")(PixelShuffle(scale, name="pixel_shuffle")(x))
     x = layers.LeakyReLU(0.2, name="hr_act")(_conv(features, "conv_hr")(x))
     out = _conv(1, "conv_last")(x)
-    if bicubic_skip:
-        out = layers.Add(name="bicubic_add")([out, AlignedBicubicUpsample(scale, name="bicubic")(lr)])
+    if bicubic_skip:  # in float32 under mixed precision: the image itself is never rounded to 8 mantissa bits
+        bicubic = AlignedBicubicUpsample(scale, name="bicubic", dtype="float32")(lr)
+        out = layers.Add(name="bicubic_add", dtype="float32")([out, bicubic])
     out = layers.Activation("linear", dtype="float32", name="sr_image")(out)
     return keras.Model(lr, out, name=name)
