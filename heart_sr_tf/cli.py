@@ -301,10 +301,12 @@ def evaluate(model, acdc_dir, data_dir, split, roi, out, limit, n_figures, quiet
         columns = {{"bicubic": "aligned bicubic", "blocky": "blocky LR"}.get(k, k): v for k, v in columns.items()}
         first = next(iter(methods.values()))
         click.echo(f"\n{name} ({first['slices']} slices)")
-        for column in columns.values():
-            column.update(
-                {"discriminator loss": result.losses.get("d_loss"), "generator loss": result.losses.get("g_loss")}
-            )
+        if "model" in columns:  # the run's last training losses belong to the model alone, not to the baselines
+            columns["model"] = {
+                **columns["model"],
+                "discriminator loss": result.losses.get("d_loss"),
+                "generator loss": result.losses.get("g_loss"),
+            }
         rows = ["ssim", "ssim_gauss", "psnr", "nrmse"] + (
             ["discriminator loss", "generator loss"] if result.losses else []
         )

@@ -44,4 +44,6 @@ def test_evaluate_cli_on_a_run_prints_the_table(tiny_run, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     for text in ("full (3 slices)", "heart (3 slices)", "aligned bicubic", "blocky LR", "PSNR (dB)", "generator loss"):
         assert text in result.stdout
+    losses = next(line for line in result.stdout.splitlines() if line.startswith("generator loss")).split()[2:]
+    assert float(losses[0]) > 0 and losses[1:] == ["-", "-"]  # the training loss is the model's, not the baselines'
     assert (tmp_path / "summary.csv").exists() and list((tmp_path / "figures").glob("*.png"))
