@@ -102,6 +102,17 @@ def test_training_can_start_from_an_export(tiny_run, tiny_export):
         initialise_generator(tiny_export, make_generator(config))
 
 
+def test_a_corrupt_export_given_to_init_from_is_one_error(tiny_run, tmp_path):
+    from heart_sr_tf.config import load_config
+    from heart_sr_tf.training.build import make_generator
+    from heart_sr_tf.training.runs import initialise_generator
+
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    (tmp_path / "m" / "1" / "saved_model.pb").write_bytes(b"not a model")
+    with pytest.raises(HeartSRError, match="not a loadable heart-sr SavedModel"):
+        initialise_generator(tmp_path / "m", make_generator(load_config(tiny_run / "config.toml")))
+
+
 def test_each_weight_is_stored_once(tiny_run, tiny_export):
     """Keras' ExportArchive writes every weight twice when the model is also tracked (keras-team/keras#23553)."""
     generator = load_run(tiny_run).generator

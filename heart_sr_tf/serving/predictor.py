@@ -58,13 +58,22 @@ def resolve_model_dir(path: Path) -> Path:
     raise HeartSRError(f"{path}: neither a SavedModel nor a model base path holding numbered versions")
 
 
-def load_saved_model(path: Path) -> Predictor:
+def load_exported(path: Path):
+    """``(folder, loaded)`` for a SavedModel or the highest version under a model base path, with its
+    ``serving_default`` signature checked. Keep ``loaded`` alive while its variables are read."""
     folder = resolve_model_dir(path)
     try:
-        signature = tf.saved_model.load(str(folder)).signatures["serving_default"]
+        loaded = tf.saved_model.load(str(folder))
+        loaded.signatures["serving_default"]
+        return folder, loaded
     except (OSError, ValueError, KeyError, tf.errors.OpError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HeartSRError(f"{folder}: not a loadable heart-sr SavedModel ({message[:200]})") from None
+
+
+def load_saved_model(path: Path) -> Predictor:
+    folder, loaded = load_exported(path)
+    signature = loaded.signatures["serving_default"]
     meta = read_metadata(folder)
     volumetric = signature.structured_input_signature[1]["lr_image"].shape.rank == 5
 

@@ -116,10 +116,9 @@ def restore_generator(run: Run, generator) -> str:
 
 def load_exported_weights(folder: Path, generator) -> str:
     """Copy the weights of an exported SavedModel (same architecture) into ``generator``, matched by name."""
-    from heart_sr_tf.serving.predictor import resolve_model_dir
+    from heart_sr_tf.serving.predictor import load_exported
 
-    folder = resolve_model_dir(folder)
-    loaded = tf.saved_model.load(str(folder))
+    folder, loaded = load_exported(folder)
     saved = {v.name.split(":")[0]: v for v in loaded.signatures["serving_default"].variables}
     for weight in generator.weights:
         source = saved.get(weight.path)
