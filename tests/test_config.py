@@ -1,14 +1,14 @@
 import pytest
 import tomllib
 
-from heart_sr_tf.config import CONFIG_DIR, SRGANConfig, dump_toml, from_dict, load_config
+from heart_sr_tf.config import CONFIG_CLASSES, CONFIG_DIR, dump_toml, from_dict, load_config
 from heart_sr_tf.errors import ConfigError
 
 
-@pytest.mark.parametrize("name", ["srgan_cpu.toml", "srgan_paper.toml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIG_DIR.glob("*.toml")))
 def test_shipped_configs_load_and_round_trip(name):
-    config = load_config(CONFIG_DIR / name)
-    assert from_dict(SRGANConfig, tomllib.loads(dump_toml(config))) == config
+    config = load_config(CONFIG_DIR / name, CONFIG_CLASSES["wgan" if name.startswith("wgan") else "srgan"])
+    assert from_dict(type(config), tomllib.loads(dump_toml(config))) == config
     assert config.data.patch % config.data.scale == 0
 
 
