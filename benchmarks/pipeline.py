@@ -1,6 +1,6 @@
 """Training pairs per second out of the tf.data pipeline on this machine (goal: >= 2,000 of 96x96 on 2 cores).
 
-python benchmarks/pipeline.py [--acdc-dir DIR] [--batches 200]
+python benchmarks/pipeline.py [--acdc-dir DIR] [--batches 200] [--degradation decimation|kspace]
 """
 
 from __future__ import annotations
@@ -20,14 +20,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--patch", type=int, default=96)
     parser.add_argument("--roi", default="full", choices=("full", "heart"))
+    parser.add_argument("--degradation", default="decimation", choices=("decimation", "kspace"))
     args = parser.parse_args()
 
+    from heart_sr_tf.data.degradation import Degradation
     from heart_sr_tf.data.pipeline import slice_dataset, train_pairs
     from heart_sr_tf.data.prepare import phantom_dir, prepare
 
     source = args.acdc_dir or phantom_dir()
     report = prepare(source, quiet=True)
-    ds = train_pairs(slice_dataset(report.data_dir, args.roi, "train"), patch=args.patch, batch_size=args.batch_size)
+    slices = slice_dataset(report.data_dir, args.roi, "train")
+    degradation = Degradation(args.degradation, 3)
+    ds = train_pairs(slices, patch=args.patch, batch_size=args.batch_size, degradation=degradation)
     it = iter(ds)
     for _ in range(20):  # warm up: fill the shuffle buffer and the prefetch
         next(it)
@@ -36,7 +40,7 @@ def main() -> None:
         next(it)
     elapsed = time.perf_counter() - start
     pairs = args.batches * args.batch_size
-    print(f"data: {source} ({args.roi}), {os.cpu_count()} CPU cores")
+    print(f"data: {source} ({args.roi}), {os.cpu_count()} CPU cores, degradation: {degradation.describe()}")
     print(f"{pairs / elapsed:.0f} training pairs/s of {args.patch}x{args.patch} (goal >= 2000)")
 
 

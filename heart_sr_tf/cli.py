@@ -238,10 +238,10 @@ def sweep_srgan_command(
     """One run per --lr, each scored on validation, printed next to aligned bicubic."""
     from heart_sr_tf.evaluation.report import format_table
     from heart_sr_tf.training.runs import Run
-    from heart_sr_tf.training.trainer import train_srgan
+    from heart_sr_tf.training.trainer import BASELINE_NAMES, train_srgan
 
     columns: dict[str, dict[str, float]] = {}
-    bicubic = {}
+    baselines = {}
     for value in lrs:
         config = load_train_config(config_path, "srgan_cpu.toml")
         data = resolve_data(acdc_dir, data_dir, config.data.split_seed, config.data.phantom_patients)
@@ -255,8 +255,13 @@ def sweep_srgan_command(
             "generator loss": result.last_logs.get("g_loss", float("nan")),
             **{k: result.validation[k] for k in ("ssim", "psnr", "nrmse")},
         }
-        bicubic = result.bicubic
-    columns["aligned bicubic"] = {"discriminator loss": float("nan"), "generator loss": float("nan"), **bicubic}
+        baselines = result.baselines
+    for baseline, scores in baselines.items():
+        columns[BASELINE_NAMES[baseline]] = {
+            "discriminator loss": float("nan"),
+            "generator loss": float("nan"),
+            **scores,
+        }
     click.echo("validation (whole slices, [0, 1], data range 1; losses: mean over the last logging interval)")
     rows = ["discriminator loss", "generator loss", "ssim", "psnr", "nrmse"]
     click.echo(format_table(columns, rows))

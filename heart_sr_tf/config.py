@@ -27,6 +27,16 @@ class DataConfig:
 
 
 @dataclass
+class DegradationConfig:
+    """How LR is made from HR (heart_sr_tf/data/degradation.py and kspace.py)."""
+
+    kind: str = "decimation"  # "decimation": LR = HR[::s, ::s] (the paper); "kspace": central 1/s of the spectrum
+    window: str = "none"  # kspace only: "none", "hamming" or "tukey" weighting of the kept spectrum
+    tukey_alpha: float = 0.5  # kspace, tukey only: the tapered fraction of the band
+    noise_sigma: list[float] = field(default_factory=lambda: [0.0, 0.0])  # kspace only: Rician, sigma ~ U[lo, hi]
+
+
+@dataclass
 class GeneratorConfig:
     blocks: int = 4
     features: int = 32
@@ -91,6 +101,7 @@ class TrainConfig:
 @dataclass
 class SRGANConfig:
     data: DataConfig = field(default_factory=DataConfig)
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -156,6 +167,7 @@ class WGANTrainConfig:
 @dataclass
 class WGANConfig:
     data: WGANDataConfig = field(default_factory=WGANDataConfig)
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)
     generator: MDCSRNConfig = field(default_factory=MDCSRNConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
     loss: WGANLossConfig = field(default_factory=WGANLossConfig)

@@ -145,7 +145,7 @@ def test_sweep_prints_the_learning_rate_table(phantom_tfds, tmp_path):
     result = subprocess.run(_cli(*args), capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     table = result.stdout[result.stdout.index("metric") :].splitlines()
-    assert table[0].split()[1:] == ["lr", "0.001", "lr", "1e-05", "aligned", "bicubic"]
+    assert table[0].split()[1:] == ["lr", "0.001", "lr", "1e-05", "aligned", "bicubic", "blocky", "LR"]
     rows = {line.split("  ")[0].strip(): line for line in table[2:]}
     assert set(rows) == {"discriminator loss", "generator loss", "SSIM (7x7)", "PSNR (dB)", "NRMSE"}
     psnr = [float(v) for v in rows["PSNR (dB)"].split()[2:]]

@@ -1,4 +1,6 @@
-"""The paper's 3x3 block degradation (section 2.4), in NumPy (reference) and TensorFlow (tf.data).
+"""The degradations that make an LR grid from an HR slice, and the paper's 3x3 block one (section 2.4),
+in NumPy (reference) and TensorFlow (tf.data). The k-space degradation's own ops live in ``kspace.py``;
+:class:`Degradation` names the choice and dispatches to either.
 
 The low-resolution grid keeps the first element of every ``s x s`` block along both array
 axes: ``LR[i, j] = HR[s*i, s*j]``. In the NIfTI display convention the paper used, that is the
@@ -8,8 +10,13 @@ image is that grid repeated over each block and cut back to the HR size.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import tensorflow as tf
+
+from heart_sr_tf.data import kspace
+from heart_sr_tf.data.interpolation import aligned_bicubic
 
 DEFAULT_SCALE = 3
 
@@ -39,3 +46,100 @@ def blocky(lr: tf.Tensor, scale: int, hr_height, hr_width) -> tf.Tensor:
     """TF op for images ``[..., h, w, C]``: each sample repeated over its block, cut to the HR size."""
     out = tf.repeat(tf.repeat(lr, scale, axis=-3), scale, axis=-2)
     return out[..., :hr_height, :hr_width, :]
+
+
+KINDS = ("decimation", "kspace")
+DESCRIPTIONS = {
+    "decimation": "decimation: LR[i, j] = HR[s*i, s*j], the first element of each s x s block (the paper's 2.4)",
+    "kspace": "kspace: the central 1/s x 1/s of the HR slice's centred spectrum, inverse FFT, magnitude, "
+    "mean intensity kept; LR sample (i, j) sits at HR pixel (s*i, s*j)",
+}
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """Which degradation makes an LR grid from an HR slice, with its options; the same in tf.data and NumPy.
+
+    ``window``, ``tukey_alpha`` and ``noise`` (a sigma range on [0, 1] intensities) apply to ``kspace`` only.
+    """
+
+    kind: str = "decimation"
+    scale: int = DEFAULT_SCALE
+    window: str = "none"
+    tukey_alpha: float = 0.5
+    noise: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown degradation {self.kind!r}, expected one of {', '.join(KINDS)}")
+        object.__setattr__(self, "noise", (float(self.noise[0]), float(self.noise[1])))
+
+    @property
+    def baselines(self) -> tuple[str, ...]:
+        """The classical methods a model on this degradation is shown next to, the one to beat first."""
+        return ("zero_fill", "bicubic") if self.kind == "kspace" else ("bicubic", "blocky")
+
+    def pair(self, hr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """TF op on one slice ``[H, W, 1]``: ``(lr, hr)``, the HR cropped to a multiple of s for ``kspace``."""
+        if self.kind == "kspace":
+            return kspace.kspace_lr(hr, self.scale, self.window, self.tukey_alpha, self.noise)
+        return lr_grid(hr, self.scale), hr
+
+    def pair_np(self, hr: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """NumPy reference on one 2D slice; noise (if any) drawn from ``rng``."""
+        if self.kind == "kspace":
+            lo, hi = self.noise
+            rng = rng or np.random.default_rng(0)
+            sigma = float(rng.uniform(lo, hi)) if hi > 0 else 0.0
+            lr = kspace.kspace_lr_np(hr, self.scale, self.window, self.tukey_alpha, sigma, rng)
+            return lr, kspace.crop_to_multiple(np.asarray(hr), self.scale)
+        return lr_grid_np(hr, self.scale), np.asarray(hr)
+
+    def baseline_images(self, lr: np.ndarray, hr_shape: tuple[int, int]) -> dict[str, np.ndarray]:
+        """Each baseline's HR-sized image from a 2D LR grid."""
+        out = {}
+        for name in self.baselines:
+            if name == "zero_fill":
+                out[name] = kspace.zero_fill_np(lr, self.scale)[: hr_shape[0], : hr_shape[1]]
+            elif name == "bicubic":
+                out[name] = aligned_bicubic(lr, self.scale, hr_shape)
+            else:
+                out[name] = blocky_np(lr, self.scale, hr_shape)
+        return out
+
+    def describe(self) -> str:
+        text = DESCRIPTIONS[self.kind].replace("1/s", f"1/{self.scale}").replace("s*", f"{self.scale}*")
+        if self.kind == "kspace":
+            if self.window != "none":
+                text += f"; {self.window} window" + (f" (alpha {self.tukey_alpha:g})" if self.window == "tukey" else "")
+            if self.noise[1] > 0:
+                text += f"; Rician noise, sigma uniform in [{self.noise[0]:g}, {self.noise[1]:g}]"
+        return text
+
+    def metadata(self) -> dict:
+        """Machine-readable fields for an export's metadata."""
+        return {
+            "kind": self.kind,
+            "scale": self.scale,
+            "window": self.window,
+            "tukey_alpha": self.tukey_alpha,
+            "noise_sigma": list(self.noise),
+            "description": self.describe(),
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict, scale: int = DEFAULT_SCALE) -> Degradation:
+        """What an export's metadata says; exports older than the choice were all trained on decimation."""
+        fields = meta.get("degradation") if isinstance(meta.get("degradation"), dict) else {}
+        return cls(
+            kind=fields.get("kind", "decimation"),
+            scale=int(fields.get("scale", meta.get("scale", scale))),
+            window=fields.get("window", "none"),
+            tukey_alpha=float(fields.get("tukey_alpha", 0.5)),
+            noise=tuple(fields.get("noise_sigma", (0.0, 0.0))),
+        )
+
+    @classmethod
+    def from_config(cls, config) -> Degradation:
+        d = config.degradation
+        return cls(d.kind, config.data.scale, d.window, d.tukey_alpha, tuple(d.noise_sigma))

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from heart_sr_tf.data.acdc import find_patients
 from heart_sr_tf.data.acdc_sr import QUANT
-from heart_sr_tf.data.degradation import DEFAULT_SCALE, lr_grid
+from heart_sr_tf.data.degradation import DEFAULT_SCALE, Degradation
 from heart_sr_tf.data.slices import HR_SIZE, patient_slices
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -45,23 +45,28 @@ def to_unit(hr_uint16: tf.Tensor) -> tf.Tensor:
     return tf.cast(hr_uint16, tf.float32) / QUANT
 
 
-def random_patches(image: tf.Tensor, patch: int, count: int, scale: int) -> tf.Tensor:
-    """``count`` random ``patch x patch`` crops of ``[H, W, 1]`` at offsets on the LR grid (multiples of s).
+def aligned_patches(lr: tf.Tensor, hr: tf.Tensor, patch: int, count: int, scale: int):
+    """``count`` random aligned crops of one degraded slice: HR ``patch x patch`` at ``(s*r, s*c)`` and LR
+    ``patch/s x patch/s`` at ``(r, c)``. Slices smaller than a patch are zero-padded (MRI background is dark)."""
+    small = patch // scale
+    hr_shape, lr_shape = tf.shape(hr), tf.shape(lr)
+    height, width = tf.maximum(hr_shape[0], patch), tf.maximum(hr_shape[1], patch)
+    h, w = tf.maximum(lr_shape[0], small), tf.maximum(lr_shape[1], small)
+    hr = tf.image.pad_to_bounding_box(hr, 0, 0, height, width)
+    lr = tf.image.pad_to_bounding_box(lr, 0, 0, h, w)
+    rows = tf.random.uniform([count], 0, tf.minimum((height - patch) // scale, h - small) + 1, dtype=tf.int32)
+    cols = tf.random.uniform([count], 0, tf.minimum((width - patch) // scale, w - small) + 1, dtype=tf.int32)
+    return _crops(lr, rows, cols, small), _crops(hr, rows * scale, cols * scale, patch)
 
-    Images smaller than a patch are zero-padded (MRI background is dark) first.
-    """
-    shape = tf.shape(image)
-    height, width = tf.maximum(shape[0], patch), tf.maximum(shape[1], patch)
-    image = tf.image.pad_to_bounding_box(image, 0, 0, height, width)
-    rows = tf.random.uniform([count], 0, (height - patch) // scale + 1, dtype=tf.int32) * scale
-    cols = tf.random.uniform([count], 0, (width - patch) // scale + 1, dtype=tf.int32) * scale
-    span = tf.range(patch)
-    strips = tf.gather(image, rows[:, None] + span[None, :], axis=0)  # [count, patch, W, 1]
+
+def _crops(image: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor, size: int) -> tf.Tensor:
+    span = tf.range(size)
+    strips = tf.gather(image, rows[:, None] + span[None, :], axis=0)  # [count, size, W, 1]
     return tf.gather(strips, cols[:, None] + span[None, :], axis=2, batch_dims=1)
 
 
 def augment(hr: tf.Tensor) -> tf.Tensor:
-    """Random flip and 90-degree rotation of one ``[p, p, 1]`` patch (the 8 dihedral symmetries)."""
+    """Random flip and 90-degree rotation of one ``[H, W, 1]`` image (the 8 dihedral symmetries)."""
     hr = tf.image.rot90(hr, tf.random.uniform([], 0, 4, dtype=tf.int32))
     return tf.cond(tf.random.uniform([]) < 0.5, lambda: tf.image.flip_left_right(hr), lambda: hr)
 
@@ -74,27 +79,30 @@ def train_pairs(
     patches_per_slice: int = 4,
     shuffle_buffer: int = 1024,
     repeat: bool = True,
+    degradation: Degradation | None = None,
 ) -> tf.data.Dataset:
-    """Batches of ``(lr [B, p/s, p/s, 1], hr [B, p, p, 1])`` random aligned patches, augmented."""
+    """Batches of ``(lr [B, p/s, p/s, 1], hr [B, p, p, 1])`` random aligned patches.
+
+    Each whole slice is augmented and degraded first, then cut into patches: the k-space degradation
+    of a patch would wrap its edges, a different degradation from the scanner's.
+    """
+    degradation = degradation or Degradation("decimation", scale)
+    scale = degradation.scale
     if patch % scale:
         raise ValueError(f"patch size {patch} must be a multiple of the scale {scale}")
     ds = slices.repeat() if repeat else slices
-    ds = ds.map(
-        lambda ex: random_patches(to_unit(ex["hr"]), patch, patches_per_slice, scale), num_parallel_calls=AUTOTUNE
-    )
+    ds = ds.map(lambda ex: degradation.pair(augment(to_unit(ex["hr"]))), num_parallel_calls=AUTOTUNE)
+    ds = ds.map(lambda lr, hr: aligned_patches(lr, hr, patch, patches_per_slice, scale), num_parallel_calls=AUTOTUNE)
     ds = ds.unbatch().shuffle(shuffle_buffer)
-    ds = ds.map(lambda hr: degrade(augment(hr), scale), num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 
-def degrade(hr: tf.Tensor, scale: int = DEFAULT_SCALE) -> tuple[tf.Tensor, tf.Tensor]:
-    """``hr -> (lr_grid(hr), hr)``."""
-    return lr_grid(hr, scale), hr
-
-
-def eval_pairs(slices: tf.data.Dataset, scale: int = DEFAULT_SCALE, batch_size: int = 1) -> tf.data.Dataset:
+def eval_pairs(
+    slices: tf.data.Dataset, scale: int = DEFAULT_SCALE, batch_size: int = 1, degradation: Degradation | None = None
+) -> tf.data.Dataset:
     """Whole slices as ``(lr, hr)``, in stored order. Heart boxes differ in size: keep batch_size 1 there."""
-    ds = slices.map(lambda ex: degrade(to_unit(ex["hr"]), scale), num_parallel_calls=AUTOTUNE)
+    degradation = degradation or Degradation("decimation", scale)
+    ds = slices.map(lambda ex: degradation.pair(to_unit(ex["hr"])), num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size).prefetch(AUTOTUNE)
 
 

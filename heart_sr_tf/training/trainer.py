@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.pipeline import num_slices, slice_dataset, train_pairs
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.progress import Progress
@@ -36,7 +37,7 @@ class TrainResult:
     steps: int
     seconds: float
     validation: dict[str, float] = field(default_factory=dict)
-    bicubic: dict[str, float] = field(default_factory=dict)
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
     last_logs: dict[str, float] = field(default_factory=dict)
     slices: int = 0
 
@@ -112,7 +113,7 @@ class _Loop:
         self.log(step, {}, final)
         seconds = time.monotonic() - started
         return TrainResult(
-            self.run.folder, step, seconds, final, self.validator.bicubic, self.last_logs, len(self.validator)
+            self.run.folder, step, seconds, final, self.validator.baselines, self.last_logs, len(self.validator)
         )
 
     def save(self) -> None:
@@ -156,7 +157,7 @@ def train_srgan(
     elif init_from is not None:
         initialise_generator(init_from, model.generator)
     run.trim_csv(int(checkpoint.step))
-    validator = Validator(data_dir, config.data.scale, config.data.validation_slices)
+    validator = Validator(data_dir, Degradation.from_config(config), config.data.validation_slices)
     stages = config.train.stages
     total = sum(s.steps for s in stages)
     loop = _Loop(run, model, checkpoint, manager, validator, total, quiet)
@@ -185,6 +186,7 @@ def _run_stage(model, strategy, loop: _Loop, data_dir, config, stage, steps: int
         batch_size=d.batch_size,
         patches_per_slice=d.patches_per_slice,
         shuffle_buffer=d.shuffle_buffer,
+        degradation=Degradation.from_config(config),
     )
     if is_multiworker(strategy):
         step = distributed_step(strategy, model.train_step)
@@ -195,11 +197,20 @@ def _run_stage(model, strategy, loop: _Loop, data_dir, config, stage, steps: int
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False, callbacks=[_Callback(loop)])
 
 
+BASELINE_NAMES = {"zero_fill": "zero-filled", "bicubic": "aligned bicubic", "blocky": "blocky LR"}
+
+
 def comparison_line(result: TrainResult) -> str:
-    """One line: the model next to aligned bicubic on the same validation slices."""
-    v, b = result.validation, result.bicubic
-    return (
-        f"validation, {result.slices} whole slices: model PSNR {v['psnr']:.2f} dB SSIM {v['ssim']:.4f} | "
-        f"aligned bicubic PSNR {b['psnr']:.2f} dB SSIM {b['ssim']:.4f} | "
-        f"difference {v['psnr'] - b['psnr']:+.2f} dB {v['ssim'] - b['ssim']:+.4f} SSIM"
+    """One line: the model next to the degradation's baselines on the same validation slices, and its
+    difference from the first baseline (the one to beat: zero-filling for k-space, bicubic for decimation)."""
+    v = result.validation
+    parts = [f"validation, {result.slices} whole slices: model PSNR {v['psnr']:.2f} dB SSIM {v['ssim']:.4f}"]
+    for name, b in result.baselines.items():
+        parts.append(f"{BASELINE_NAMES[name]} PSNR {b['psnr']:.2f} dB SSIM {b['ssim']:.4f}")
+    name, b = next(iter(result.baselines.items()))
+    verdict = "ahead of" if v["psnr"] > b["psnr"] and v["ssim"] > b["ssim"] else "NOT ahead of"
+    parts.append(
+        f"model - {BASELINE_NAMES[name]}: {v['psnr'] - b['psnr']:+.2f} dB {v['ssim'] - b['ssim']:+.4f} SSIM "
+        f"({verdict} {BASELINE_NAMES[name]})"
     )
+    return " | ".join(parts)

@@ -1,4 +1,4 @@
-"""Validation during training: a fixed set of whole validation slices, scored next to aligned bicubic."""
+"""Validation during training: a fixed set of whole validation slices, scored next to the degradation's baselines."""
 
 from __future__ import annotations
 
@@ -7,25 +7,30 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from heart_sr_tf.data.degradation import blocky_np
-from heart_sr_tf.data.interpolation import aligned_bicubic
+from heart_sr_tf.data.degradation import Degradation, blocky_np
 from heart_sr_tf.data.pipeline import eval_pairs, slice_dataset
 from heart_sr_tf.metrics import image_metrics
 
 
 class Validator:
-    """The first ``count`` full validation slices (86x86 LR -> 256x256 HR), loaded once."""
+    """The first ``count`` full validation slices (e.g. 86x86 LR -> 256x256 HR), degraded and loaded once.
 
-    def __init__(self, data_dir: Path, scale: int, count: int, roi: str = "full", batch_size: int = 8):
-        pairs = list(eval_pairs(slice_dataset(data_dir, roi, "validation"), scale, batch_size=1).take(count))
+    ``baselines`` holds the scores of the degradation's classical baselines on the same slices.
+    """
+
+    def __init__(self, data_dir: Path, degradation: Degradation, count: int, roi: str = "full", batch_size: int = 8):
+        ds = eval_pairs(slice_dataset(data_dir, roi, "validation"), batch_size=1, degradation=degradation)
+        pairs = list(ds.take(count))
         if not pairs:
             raise ValueError(f"{data_dir}: the validation split is empty")
         self.lr = np.concatenate([p[0].numpy() for p in pairs])
         self.hr = np.concatenate([p[1].numpy() for p in pairs])
-        self.scale, self.batch_size = scale, batch_size
+        self.degradation, self.scale, self.batch_size = degradation, degradation.scale, batch_size
         shape = self.hr.shape[1:3]
-        bicubic = np.stack([aligned_bicubic(x[..., 0], scale, shape)[..., None] for x in self.lr])
-        self.bicubic = self._score(bicubic)
+        self.baselines = {}
+        for name in degradation.baselines:
+            images = [degradation.baseline_images(x[..., 0], shape)[name][..., None] for x in self.lr]
+            self.baselines[name] = self._score(np.stack(images))
 
     def predict(self, generator) -> np.ndarray:
         out = [self._run(generator, self.lr[i : i + self.batch_size]) for i in range(0, len(self.lr), self.batch_size)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.pipeline import slice_dataset, train_pairs, train_volumes
 from heart_sr_tf.data.prepare import builder
 from heart_sr_tf.errors import HeartSRError
@@ -26,7 +27,17 @@ def training_data(config, data_dir: Path):
     d = config.data
     if d.dims == 2:
         slices = slice_dataset(data_dir, "full", "train", shuffle_files=True)
-        return train_pairs(slices, d.patch, d.scale, d.batch_size, d.patches_per_slice, d.shuffle_buffer)
+        return train_pairs(
+            slices,
+            d.patch,
+            d.scale,
+            d.batch_size,
+            d.patches_per_slice,
+            d.shuffle_buffer,
+            degradation=Degradation.from_config(config),
+        )
+    if config.degradation.kind != "decimation":
+        raise HeartSRError(f"3D training supports only the decimation degradation, not {config.degradation.kind!r}")
     metadata = builder(data_dir, "full").info.metadata
     source = metadata.get("source")
     if not source or not Path(source).is_dir():
@@ -60,7 +71,7 @@ def train_wgan(run: Run, data_dir: Path, strategy_name: str = "default", resume:
     if resume and manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     run.trim_csv(int(checkpoint.step))
-    validator = Validator(data_dir, config.data.scale, config.data.validation_slices)
+    validator = Validator(data_dir, Degradation.from_config(config), config.data.validation_slices)
     total = config.train.steps
     loop = _Loop(run, model, checkpoint, manager, validator, total, quiet)
     started = time.monotonic()
