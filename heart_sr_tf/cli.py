@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -273,37 +274,55 @@ def sweep_srgan_command(
 @click.option("--split", type=click.Choice(["validation", "test"]), default="test", show_default=True)
 @click.option("--roi", type=click.Choice(["full", "heart", "both"]), default="both", show_default=True)
 @click.option(
+    "--degradation",
+    type=click.Choice(["decimation", "kspace"]),
+    help="Degrade the HR slices this way (default: the one the model was trained on; another one warns).",
+)
+@click.option(
+    "--data-consistency", is_flag=True, help="Project the model's output onto its input (degrade(SR) == LR) first."
+)
+@click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), help="Where results go (default: beside MODEL)."
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many slices per roi.")
 @click.option("--figures", "n_figures", default=4, show_default=True, help="LR | SR | HR figures to draw.")
 @click.option("--quiet", is_flag=True)
-def evaluate(model, acdc_dir, data_dir, split, roi, out, limit, n_figures, quiet):
-    """Score a run or SavedModel next to the blocky and aligned-bicubic baselines (the paper's section 6)."""
+def evaluate(model, acdc_dir, data_dir, split, roi, degradation, data_consistency, out, limit, n_figures, quiet):
+    """Score a run or SavedModel next to its degradation's baselines (the paper's section 6, done soundly)."""
+    from heart_sr_tf.evaluation.evaluate import NAMES, figures, write_outputs
     from heart_sr_tf.evaluation.evaluate import evaluate as run_evaluate
-    from heart_sr_tf.evaluation.evaluate import figures, write_outputs
     from heart_sr_tf.evaluation.report import format_table
     from heart_sr_tf.serving.predictor import load_predictor
 
     predictor = load_predictor(model)
-    run = getattr(predictor, "run", None)
+    if data_consistency:
+        predictor = predictor.with_consistency()
+    chosen = predictor.degradation
+    if degradation is not None and degradation != chosen.kind:
+        click.echo(
+            f"warning: {predictor.source} was trained on {chosen.kind}, evaluating on {degradation} as asked; "
+            "models do not transfer between degradations",
+            err=True,
+        )
+        chosen = dataclasses.replace(chosen, kind=degradation)
+    run = predictor.run
     if run is not None and acdc_dir is None and data_dir is None and (run.folder / "data_dir").exists():
         data_dir = Path((run.folder / "data_dir").read_text().strip())
     data = resolve_data(acdc_dir, data_dir)
     rois = ("full", "heart") if roi == "both" else (roi,)
-    result = run_evaluate(predictor, data, split, rois, limit=limit, quiet=quiet)
+    result = run_evaluate(predictor, data, split, rois, limit=limit, quiet=quiet, degradation=chosen)
     if run is not None:
         result.losses = last_losses(run.csv_path)
     out = out or (
         Path(model) / "evaluation" / split if run is not None else Path("evaluation") / Path(model).name / split
     )
     files = write_outputs(result, out)
-    pictures = figures(predictor, data, split, out / "figures", n_figures) if n_figures else []
+    pictures = figures(predictor, data, split, out / "figures", n_figures, degradation=chosen) if n_figures else []
     summary = result.summary()
     click.echo(f"{predictor.source} on {split} ({data}); per-slice metrics on [0, 1], data range 1, averaged")
+    click.echo(f"degradation: {chosen.describe()}")
     for name, methods in summary.items():
-        columns = {m: methods[m] for m in ("model", "bicubic", "blocky") if m in methods}
-        columns = {{"bicubic": "aligned bicubic", "blocky": "blocky LR"}.get(k, k): v for k, v in columns.items()}
+        columns = {NAMES[m]: methods[m] for m in ("model", *chosen.baselines) if m in methods}
         first = next(iter(methods.values()))
         click.echo(f"\n{name} ({first['slices']} slices)")
         if "model" in columns:  # the run's last training losses belong to the model alone, not to the baselines
@@ -316,6 +335,11 @@ def evaluate(model, acdc_dir, data_dir, split, roi, out, limit, n_figures, quiet
             ["discriminator loss", "generator loss"] if result.losses else []
         )
         click.echo(format_table(columns, rows))
+        for baseline in chosen.baselines:
+            m, b = methods["model"], methods[baseline]
+            click.echo(
+                f"model - {NAMES[baseline]}: {m['psnr'] - b['psnr']:+.2f} dB PSNR, {m['ssim'] - b['ssim']:+.4f} SSIM"
+            )
     click.echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")
 
 
@@ -339,7 +363,12 @@ def last_losses(csv_path: Path) -> dict[str, float]:
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("saved_models"), show_default=True
 )
-def export(run_dir, name, version, out):
+@click.option(
+    "--data-consistency",
+    is_flag=True,
+    help="Append the data-consistency projection for the run's degradation (degrade(SR) == LR).",
+)
+def export(run_dir, name, version, out, data_consistency):
     """Export a run's generator as a SavedModel at OUT/NAME/VERSION for TensorFlow Serving."""
     from heart_sr_tf.config import dump_toml
     from heart_sr_tf.serving.export import export_generator
@@ -354,7 +383,13 @@ def export(run_dir, name, version, out):
         "config": dump_toml(run.config),
         "last_metrics": last_row(run.csv_path),
     }
-    target = export_generator(predictor.generator, out, name, version, metadata)
+    generator = predictor.generator
+    if data_consistency:
+        from heart_sr_tf.models.consistency import with_consistency
+
+        generator = with_consistency(generator, predictor.degradation.kind, predictor.degradation.scale)
+        metadata["data_consistency"] = True
+    target = export_generator(generator, out, name, version, metadata, predictor.degradation)
     click.echo(f"exported {run.folder} ({Path(predictor.info['checkpoint']).name}) to {target}")
 
 
@@ -386,6 +421,7 @@ def upscale(in_path, out_path, model, server, scale, batch_size, quiet):
     from heart_sr_tf.serving.upscale import upscale_nifti
 
     predictor = rest_predictor(server, scale) if server else load_predictor(model)
+    click.echo(f"model: {predictor.source}, trained for {predictor.degradation.describe()}")
     written = upscale_nifti(in_path, out_path, predictor, batch_size=batch_size, quiet=quiet)
     click.echo(f"wrote {written} (x{predictor.scale} in-plane, with {predictor.source})")
 

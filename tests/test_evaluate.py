@@ -47,3 +47,33 @@ def test_evaluate_cli_on_a_run_prints_the_table(tiny_run, tmp_path):
     losses = next(line for line in result.stdout.splitlines() if line.startswith("generator loss")).split()[2:]
     assert float(losses[0]) > 0 and losses[1:] == ["-", "-"]  # the training loss is the model's, not the baselines'
     assert (tmp_path / "summary.csv").exists() and list((tmp_path / "figures").glob("*.png"))
+
+
+def test_kspace_evaluation_uses_zero_filling_and_cropped_slices(tiny_export, phantom_tfds):
+    from heart_sr_tf.data.degradation import Degradation
+    from heart_sr_tf.data.kspace import kspace_lr_np, zero_fill_np
+
+    predictor = load_predictor(tiny_export)
+    assert predictor.degradation.kind == "decimation"  # what the export's metadata says
+    result = evaluate(
+        predictor, phantom_tfds, "test", ("full",), limit=3, quiet=True, degradation=Degradation("kspace")
+    )
+    summary = result.summary()["full"]
+    assert set(summary) == {"model", "zero_fill", "bicubic"}
+    psnrs = []
+    for _, hr in iterate_slices(phantom_tfds, "full", "test", 3):
+        hr = hr[:255, :255]
+        psnrs.append(image_metrics(zero_fill_np(kspace_lr_np(hr, 3), 3), hr)["psnr"])
+    np.testing.assert_allclose(summary["zero_fill"]["psnr"], np.mean(psnrs), rtol=1e-6)
+
+
+def test_evaluate_under_another_degradation_warns(tiny_export, tmp_path):
+    args = [sys.executable, "cli.py", "evaluate", str(tiny_export), "--limit", "2", "--roi", "full"]
+    args += ["--degradation", "kspace", "--data-consistency", "--out", str(tmp_path), "--figures", "1", "--quiet"]
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "warning:" in result.stderr and "trained on decimation" in result.stderr
+    assert "zero-filled" in result.stdout and "model - zero-filled:" in result.stdout
+    assert "degradation: kspace" in result.stdout and "data consistency" in result.stdout
+    payload = json.loads((tmp_path / "summary.json").read_text())
+    assert payload["degradation"]["kind"] == "kspace"

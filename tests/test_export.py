@@ -73,7 +73,8 @@ def test_versions_increment_and_never_overwrite(tiny_run, tmp_path):
 
 def test_metadata_travels_with_the_model(tiny_export):
     meta = json.loads((tiny_export / "assets.extra" / METADATA_FILE).read_text())
-    assert meta["scale"] == 3 and "HR[s*i, s*j]" in meta["degradation"] and "99.5" in meta["intensity"]
+    assert meta["scale"] == 3 and "99.5" in meta["intensity"]
+    assert meta["degradation"]["kind"] == "decimation" and "HR[3*i, 3*j]" in meta["degradation"]["description"]
 
 
 def test_export_cli(tiny_run, tmp_path):

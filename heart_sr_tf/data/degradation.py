@@ -50,9 +50,9 @@ def blocky(lr: tf.Tensor, scale: int, hr_height, hr_width) -> tf.Tensor:
 
 KINDS = ("decimation", "kspace")
 DESCRIPTIONS = {
-    "decimation": "decimation: LR[i, j] = HR[s*i, s*j], the first element of each s x s block (the paper's 2.4)",
-    "kspace": "kspace: the central 1/s x 1/s of the HR slice's centred spectrum, inverse FFT, magnitude, "
-    "mean intensity kept; LR sample (i, j) sits at HR pixel (s*i, s*j)",
+    "decimation": "decimation: LR[i, j] = HR[{s}*i, {s}*j], the first element of each {s}x{s} block (the paper's 2.4)",
+    "kspace": "kspace: the central 1/{s} x 1/{s} of the HR slice's centred spectrum (HR cropped to a multiple of {s}), "
+    "inverse FFT, magnitude, mean intensity kept; LR sample (i, j) sits at HR pixel ({s}*i, {s}*j)",
 }
 
 
@@ -108,7 +108,7 @@ class Degradation:
         return out
 
     def describe(self) -> str:
-        text = DESCRIPTIONS[self.kind].replace("1/s", f"1/{self.scale}").replace("s*", f"{self.scale}*")
+        text = DESCRIPTIONS[self.kind].format(s=self.scale)
         if self.kind == "kspace":
             if self.window != "none":
                 text += f"; {self.window} window" + (f" (alpha {self.tukey_alpha:g})" if self.window == "tukey" else "")

@@ -1,8 +1,10 @@
 """The paper's section-6 evaluation, done soundly: per-slice metrics on [0, 1] with data range 1, averaged,
-for the model and two baselines on the same slices:
+for the model and the degradation's baselines on the same slices:
 
-- ``blocky``: the paper's input, each LR sample repeated over its 3x3 block;
-- ``bicubic``: bicubic interpolation from the LR samples at their true HR positions.
+- decimation: ``bicubic`` (from the LR samples at their true HR positions) and ``blocky`` (the paper's input,
+  each LR sample repeated over its 3x3 block);
+- k-space: ``zero_fill`` (the scanner's own interpolation) and ``bicubic``; the HR is cropped to a multiple of
+  the scale (256 -> 255), as the degradation does.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from heart_sr_tf.data.degradation import blocky_np, lr_grid_np
-from heart_sr_tf.data.interpolation import aligned_bicubic
+from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.pipeline import slice_dataset, to_unit
 from heart_sr_tf.metrics import image_metrics
 from heart_sr_tf.progress import Progress
 
-METHODS = ("model", "bicubic", "blocky")
+METHODS = ("model", "zero_fill", "bicubic", "blocky")
+NAMES = {"model": "model", "zero_fill": "zero-filled", "bicubic": "aligned bicubic", "blocky": "blocky LR"}
 METRICS = ("ssim", "ssim_gauss", "psnr", "nrmse")
 
 
@@ -28,6 +30,7 @@ METRICS = ("ssim", "ssim_gauss", "psnr", "nrmse")
 class Evaluation:
     split: str
     source: str
+    degradation: Degradation = field(default_factory=Degradation)
     rows: list[dict] = field(default_factory=list)  # one per (roi, method, slice)
     losses: dict[str, float] = field(default_factory=dict)
 
@@ -69,27 +72,38 @@ def iterate_slices(data_dir: Path, roi: str, split: str, limit: int | None = Non
         yield meta, to_unit(ex["hr"]).numpy()[..., 0]
 
 
-def predict_slice(predictor, hr: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    s = predictor.scale
-    lr = lr_grid_np(hr, s)
-    outputs = {
-        "model": predictor(lr[None, ..., None].astype(np.float32))[0, : hr.shape[0], : hr.shape[1], 0],
-        "bicubic": aligned_bicubic(lr, s, hr.shape),
-        "blocky": blocky_np(lr, s, hr.shape),
-    }
-    return lr, outputs
+def predict_slice(
+    predictor, hr: np.ndarray, degradation: Degradation, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """``(lr, hr, outputs)``: the degraded slice, its HR (cropped as the degradation does) and every method's image."""
+    lr, hr = degradation.pair_np(hr, rng)
+    model = predictor(lr[None, ..., None].astype(np.float32))[0, : hr.shape[0], : hr.shape[1], 0]
+    return lr, hr, {"model": model, **degradation.baseline_images(lr, hr.shape)}
 
 
-def evaluate(predictor, data_dir: Path, split: str = "test", rois=("full", "heart"), limit=None, quiet=False):
-    """Score the model and both baselines on every slice of ``split`` (at most ``limit`` per roi)."""
+def evaluate(
+    predictor,
+    data_dir: Path,
+    split: str = "test",
+    rois=("full", "heart"),
+    limit=None,
+    quiet=False,
+    degradation: Degradation | None = None,
+):
+    """Score the model and its degradation's baselines on every slice of ``split`` (at most ``limit`` per roi).
+
+    ``degradation`` defaults to the one the model was trained on; noise, if any, is drawn from a fixed seed.
+    """
     from heart_sr_tf.data.pipeline import num_slices
 
-    result = Evaluation(split=split, source=predictor.source)
+    degradation = degradation or predictor.degradation
+    result = Evaluation(split=split, source=predictor.source, degradation=degradation)
+    rng = np.random.default_rng(0)
     for roi in rois:
         total = min(num_slices(data_dir, roi, split), limit or 10**9)
         with Progress(total, f"evaluate {roi}", unit="slice", enabled=not quiet) as bar:
             for meta, hr in iterate_slices(data_dir, roi, split, limit):
-                _, outputs = predict_slice(predictor, hr)
+                _, hr, outputs = predict_slice(predictor, hr, degradation, rng)
                 for method, image in outputs.items():
                     result.rows.append({"roi": roi, "method": method, **meta, **image_metrics(image, hr)})
                 bar.update(1)
@@ -102,11 +116,12 @@ def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
     summary = evaluation.summary()
     files = [out / "summary.json", out / "summary.csv", out / "per_patient.csv", out / "per_slice.csv"]
     files.append(out / "summary.md")
-    files[4].write_text(markdown_summary(summary))
+    files[4].write_text(markdown_summary(summary, evaluation.degradation))
     payload = {
         "split": evaluation.split,
         "source": evaluation.source,
-        "protocol": "per-slice metrics on [0, 1] with data_range 1, averaged; LR = HR[::3, ::3]",
+        "protocol": "per-slice metrics on [0, 1] with data_range 1, averaged",
+        "degradation": evaluation.degradation.metadata(),
         "summary": summary,
         "losses": evaluation.losses,
     }
@@ -117,22 +132,22 @@ def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
     return files
 
 
-def markdown_summary(summary: dict) -> str:
+def markdown_summary(summary: dict, degradation: Degradation) -> str:
     """The summary as Markdown tables (one per roi), for model cards."""
-    lines = []
-    names = {"model": "model", "bicubic": "aligned bicubic", "blocky": "blocky LR"}
+    lines = [f"Degradation: {degradation.describe()}.", ""]
     for roi, methods in summary.items():
         n = next(iter(methods.values()))["slices"]
         lines += [f"**{roi}** ({n} slices)", "", "| method | PSNR (dB) | SSIM (7x7) | SSIM (11x11 gauss) | NRMSE |"]
         lines.append("|---|---|---|---|---|")
         for method, v in methods.items():
             lines.append(
-                f"| {names[method]} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['ssim_gauss']:.4f} | {v['nrmse']:.4f} |"
+                f"| {NAMES[method]} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['ssim_gauss']:.4f} | {v['nrmse']:.4f} |"
             )
-        if "model" in methods and "bicubic" in methods:
-            dp = methods["model"]["psnr"] - methods["bicubic"]["psnr"]
-            ds = methods["model"]["ssim"] - methods["bicubic"]["ssim"]
-            lines.append(f"| model - aligned bicubic | {dp:+.2f} | {ds:+.4f} | | |")
+        for baseline in degradation.baselines:
+            if "model" in methods and baseline in methods:
+                dp = methods["model"]["psnr"] - methods[baseline]["psnr"]
+                ds = methods["model"]["ssim"] - methods[baseline]["ssim"]
+                lines.append(f"| model - {NAMES[baseline]} | {dp:+.2f} | {ds:+.4f} | | |")
         lines.append("")
     return "\n".join(lines)
 
@@ -147,8 +162,17 @@ def _csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def figures(predictor, data_dir: Path, split: str, out: Path, count: int = 4, roi: str = "full") -> list[Path]:
-    """PNG figures like the paper's Figure 1: blocky LR | prediction | HR | |error| (x4), for a few slices."""
+def figures(
+    predictor,
+    data_dir: Path,
+    split: str,
+    out: Path,
+    count: int = 4,
+    roi: str = "full",
+    degradation: Degradation | None = None,
+) -> list[Path]:
+    """PNG figures like the paper's Figure 1: baselines | prediction | HR | |error| (x4), for a few slices."""
+    degradation = degradation or predictor.degradation
     import matplotlib
 
     matplotlib.use("Agg")
@@ -161,11 +185,11 @@ def figures(predictor, data_dir: Path, split: str, out: Path, count: int = 4, ro
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for meta, hr in picks:
-        _, outputs = predict_slice(predictor, hr)
-        sr, bicubic = outputs["model"], outputs["bicubic"]
-        panels = [
-            ("LR (blocky)", outputs["blocky"]),
-            ("bicubic", bicubic),
+        _, hr, outputs = predict_slice(predictor, hr, degradation)
+        sr = outputs["model"]
+        first = degradation.baselines[0]
+        panels = [(NAMES[name], outputs[name]) for name in reversed(degradation.baselines)]
+        panels += [
             ("prediction", sr),
             ("HR", hr),
             ("|prediction - HR| x4", np.clip(4 * np.abs(sr - hr), 0, 1)),
@@ -175,10 +199,10 @@ def figures(predictor, data_dir: Path, split: str, out: Path, count: int = 4, ro
             ax.imshow(image, cmap="gray", vmin=0, vmax=1)
             ax.set_title(title, fontsize=9)
             ax.axis("off")
-        m, b = image_metrics(sr, hr), image_metrics(bicubic, hr)
+        m, b = image_metrics(sr, hr), image_metrics(outputs[first], hr)
         fig.suptitle(
-            f"{meta['patient']} frame {meta['frame']} slice {meta['slice']} ({roi}): model {m['psnr']:.2f} dB "
-            f"SSIM {m['ssim']:.3f} | bicubic {b['psnr']:.2f} dB SSIM {b['ssim']:.3f}",
+            f"{meta['patient']} frame {meta['frame']} slice {meta['slice']} ({roi}, {degradation.kind}): model "
+            f"{m['psnr']:.2f} dB SSIM {m['ssim']:.3f} | {NAMES[first]} {b['psnr']:.2f} dB SSIM {b['ssim']:.3f}",
             fontsize=9,
         )
         fig.tight_layout()

@@ -19,11 +19,11 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
 
 METADATA_FILE = "heart_sr_metadata.json"
 PROTOCOL = {
-    "degradation": "LR[i, j] = HR[s*i, s*j]: the first element of each s x s block (the paper's section 2.4)",
     "intensity": "per volume (one 3D frame): clip to [min, 99.5th percentile], scale to [0, 1]",
     "slices": "training slices were resized to 256x256 with cv2 bicubic",
     "input": "lr_image: float32 [batch, h, w, 1] in [0, 1], any h and w",
@@ -38,9 +38,20 @@ def versions(base: Path) -> list[int]:
 
 
 def export_generator(
-    generator: keras.Model, out: Path, name: str, version: int | None = None, metadata: dict | None = None
+    generator: keras.Model,
+    out: Path,
+    name: str,
+    version: int | None = None,
+    metadata: dict | None = None,
+    degradation: Degradation | None = None,
 ) -> Path:
-    """Write ``out/name/version``; the next integer when ``version`` is None. Never overwrites."""
+    """Write ``out/name/version``; the next integer when ``version`` is None. Never overwrites.
+
+    The metadata always records the scale and the degradation the generator was trained on (decimation
+    at x3 unless told otherwise), in machine-readable fields.
+    """
+    degradation = degradation or Degradation()
+    metadata = {**(metadata or {}), "scale": degradation.scale, "degradation": degradation.metadata()}
     base = Path(out) / name
     version = version if version is not None else (max(versions(base), default=0) + 1)
     target = base / str(version)
@@ -52,7 +63,7 @@ def export_generator(
         _write(generator, tmp)
         extra = tmp / "assets.extra"
         extra.mkdir(exist_ok=True)
-        (extra / METADATA_FILE).write_text(json.dumps({**PROTOCOL, **(metadata or {})}, indent=2, default=str))
+        (extra / METADATA_FILE).write_text(json.dumps({**PROTOCOL, **metadata}, indent=2, default=str))
         tmp.rename(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.serving.export import read_metadata, versions
 
@@ -18,9 +19,40 @@ class Predictor:
     ``volumetric`` (a 3D generator), which sees a lone slice as a volume of depth 1.
     """
 
-    def __init__(self, fn, scale: int, source: str, info: dict | None = None, volumetric: bool = False):
+    def __init__(
+        self,
+        fn,
+        scale: int,
+        source: str,
+        info: dict | None = None,
+        volumetric: bool = False,
+        degradation: Degradation | None = None,
+        generator=None,
+        run=None,
+    ):
         self.fn, self.scale, self.source, self.info = fn, int(scale), source, info or {}
         self.volumetric = volumetric
+        self.degradation = degradation or Degradation("decimation", self.scale)  # what the model was trained on
+        self.generator = generator  # the Keras generator, for a training run only
+        self.run = run  # the training run (heart_sr_tf.training.runs.Run), for a training run only
+
+    def with_consistency(self) -> Predictor:
+        """This predictor followed by data consistency with its own degradation (a no-op if already there)."""
+        if self.info.get("data_consistency"):
+            return self
+        from heart_sr_tf.models.consistency import DataConsistency
+
+        layer = DataConsistency(self.degradation.kind, self.scale)
+
+        def fn(lr):
+            sr = np.asarray(self.fn(lr), dtype=np.float32)
+            if self.volumetric:
+                raise HeartSRError(f"{self.source}: data consistency is for 2D models")
+            return layer([tf.constant(sr), tf.constant(lr)]).numpy()
+
+        info = {**self.info, "data_consistency": True}
+        source = self.source + " + data consistency"
+        return Predictor(fn, self.scale, source, info, self.volumetric, self.degradation, self.generator, self.run)
 
     def __call__(self, lr: np.ndarray) -> np.ndarray:
         lr = self._check(lr, 4, "[batch, h, w, 1]")
@@ -80,7 +112,8 @@ def load_saved_model(path: Path) -> Predictor:
     def fn(lr):
         return signature(lr_image=tf.constant(lr))["sr_image"].numpy()
 
-    return Predictor(fn, meta.get("scale", 3), str(folder), meta, volumetric)
+    scale = meta.get("scale", 3)
+    return Predictor(fn, scale, str(folder), meta, volumetric, Degradation.from_metadata(meta, scale))
 
 
 def load_run(folder: Path) -> Predictor:
@@ -95,9 +128,15 @@ def load_run(folder: Path) -> Predictor:
     info = {"run": str(run.folder), "checkpoint": checkpoint, "kind": run.kind}
     volumetric = len(generator.inputs[0].shape) == 5
     predictor = Predictor(
-        lambda lr: call(tf.constant(lr)).numpy(), run.config.data.scale, str(run.folder), info, volumetric
+        lambda lr: call(tf.constant(lr)).numpy(),
+        run.config.data.scale,
+        str(run.folder),
+        info,
+        volumetric,
+        Degradation.from_config(run.config),
+        generator,
+        run,
     )
-    predictor.generator, predictor.run = generator, run
     return predictor
 
 
