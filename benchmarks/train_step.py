@@ -2,7 +2,7 @@
 
     python benchmarks/train_step.py [--acdc-dir DIR] [--steps 20] [--paper-steps 2] [--paper-batch 2]
 
-Runs the CPU config (configs/srgan_cpu.toml) and the paper-sized one (configs/srgan_paper.toml,
+Runs the CPU config (srgan_cpu) and the paper-sized one (srgan_paper,
 without its VGG loss, whose weights cannot be downloaded here, and in float32 on a CPU), both in
 adversarial mode. Goal: under 5% of step time waiting for data.
 """
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--paper-batch", type=int, default=2, help="the paper config's batch is 16: too slow on a CPU")
     args = parser.parse_args()
 
-    from heart_sr_tf.config import CONFIG_DIR, load_config
+    from heart_sr_tf.config import load_config
     from heart_sr_tf.data.prepare import phantom_dir, prepare
 
     data_dir = prepare(args.acdc_dir or phantom_dir(), quiet=True).data_dir
@@ -67,7 +67,7 @@ def main() -> None:
     for name, steps in (("srgan_cpu", args.steps), ("srgan_paper", args.paper_steps)):
         if steps <= 0:
             continue
-        config = load_config(CONFIG_DIR / f"{name}.toml")
+        config = load_config(name)
         config.loss.feature_weight = 0.0
         config.train.mixed_precision = "no"
         if name == "srgan_paper":

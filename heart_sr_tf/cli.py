@@ -91,38 +91,23 @@ def resolve_data(acdc_dir: Path | None, data_dir: Path | None, seed: int = 0, ph
     return report.data_dir
 
 
-def load_train_config(config_path: Path | None, default: str):
-    from heart_sr_tf.config import CONFIG_DIR, load_config
-
-    return load_config(config_path or CONFIG_DIR / default)
-
-
-def apply_overrides(config, data_dir: Path, steps: int | None, epochs: int | None, lr: float | None):
-    """``--steps``/``--epochs`` set every stage's length; ``--lr`` both learning rates."""
-    from heart_sr_tf.training.trainer import steps_per_epoch
-
-    if steps is not None and epochs is not None:
-        raise HeartSRError("give --steps or --epochs, not both")
-    for stage in config.train.stages:
-        if steps is not None:
-            stage.steps = steps
-        elif epochs is not None:
-            stage.steps = epochs * steps_per_epoch(data_dir, config, stage.roi)
-    if lr is not None:
-        config.optim.g_lr = config.optim.d_lr = lr
-    return config
-
-
 def train_options(f=None, *, with_lr: bool = True):
     """The options shared by `train` and `sweep` (`sweep` takes --lr several times itself)."""
     if f is None:
         return lambda g: train_options(g, with_lr=with_lr)
     options = [
-        click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="TOML config."),
-        click.option("--steps", type=click.IntRange(min=0), help="Steps of every stage."),
-        click.option("--epochs", type=click.IntRange(min=0), help="Epochs of every stage (every slice once)."),
-        click.option("--lr", type=float, help="Learning rate of both networks.") if with_lr else None,
-        click.option("--strategy", default="default", show_default=True, help="default|mirrored|multiworker|auto"),
+        click.option("--config", "config_path", help="TOML config file, or the name of a shipped config."),
+        click.option("--steps", type=click.IntRange(min=1), help="Steps of every stage (WGAN: of the run)."),
+        click.option("--epochs", type=click.IntRange(min=1), help="Epochs of every stage (every slice once)."),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate of both networks.")
+        if with_lr
+        else None,
+        click.option(
+            "--strategy",
+            type=click.Choice(["default", "mirrored", "multiworker", "auto"]),
+            default="default",
+            show_default=True,
+        ),
         click.option("--vgg-weights", type=click.Path(dir_okay=False), help="VGG19 ImageNet weights (.h5)."),
         click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs")),
         click.option("--quiet", is_flag=True, help="No progress bar."),
@@ -133,17 +118,37 @@ def train_options(f=None, *, with_lr: bool = True):
     return data_options(f)
 
 
-def reopen_run(folder: Path, kind: str, acdc_dir: Path | None, data_dir: Path | None):
-    """A run to resume and its data: the folder it was trained on unless new data options are given."""
+def open_or_create_run(kind: str, resume, config_path, default_config, acdc_dir, data_dir, steps, epochs, lr, **new):
+    """The run to train: ``--resume`` reopens one exactly as saved (refusing options it would ignore);
+    otherwise a new run from the config, its data prepared and its overrides checked, before any training."""
+    from heart_sr_tf.config import CONFIG_CLASSES, load_config
+    from heart_sr_tf.training.overrides import apply_overrides
     from heart_sr_tf.training.runs import Run
 
-    run = Run.open(folder)
-    if run.kind != kind:
-        raise HeartSRError(f"{folder}: a {run.kind} run; resume it with `train {run.kind}`")
-    saved = run.folder / "data_dir"
-    if data_dir is None and acdc_dir is None and saved.exists():
-        data_dir = Path(saved.read_text().strip())
-    return run, resolve_data(acdc_dir, data_dir)
+    if resume is not None:
+        given = {"--config": config_path, "--steps": steps, "--epochs": epochs, "--lr": lr}
+        given.update({f"--{k.replace('_', '-')}": v for k, v in new.items() if k != "runs_dir"})
+        ignored = [option for option, value in given.items() if value is not None]
+        if ignored:
+            raise HeartSRError(
+                f"--resume continues {resume} as saved; {', '.join(ignored)} would be ignored "
+                f"(to extend the run, raise the steps in {Path(resume) / 'config.toml'})"
+            )
+        run = Run.open(resume)
+        if run.kind != kind:
+            raise HeartSRError(f"{resume}: a {run.kind} run; resume it with `train {run.kind}`")
+        if acdc_dir is not None or data_dir is not None:
+            run.use_data(resolve_data(acdc_dir, data_dir))
+        elif run.data_dir is None or not run.data_dir.is_dir():
+            raise HeartSRError(f"{resume}: its data folder {run.data_dir} is gone; give --data-dir or --acdc-dir")
+        return run
+    config = load_config(config_path or default_config, CONFIG_CLASSES[kind])
+    dims = new.pop("dims", None)
+    if dims is not None and config.data.dims != dims:
+        raise HeartSRError(f"{config_path}: data.dims is {config.data.dims} but --dims {dims} was given")
+    data = resolve_data(acdc_dir, data_dir, config.data.split_seed, config.data.phantom_patients)
+    config = apply_overrides(config, data, steps, epochs, lr)
+    return Run.create(new.pop("runs_dir"), new.pop("name"), config, kind, data, new.pop("init_from", None))
 
 
 @main.group()
@@ -164,62 +169,42 @@ def train_srgan_command(
     acdc_dir, data_dir, config_path, steps, epochs, lr, strategy, vgg_weights, runs_dir, quiet, resume, name, init_from
 ):
     """Train the SRGAN (CPU-sized config on the built-in phantoms by default)."""
-    from heart_sr_tf.training.runs import Run
-    from heart_sr_tf.training.trainer import comparison_line, train_srgan
+    from heart_sr_tf.training.loop import comparison_line
+    from heart_sr_tf.training.srgan_trainer import train_srgan
 
-    if resume is not None:
-        run, data = reopen_run(resume, "srgan", acdc_dir, data_dir)
-        if init_from is None and (run.folder / "init_from").exists():
-            init_from = Path((run.folder / "init_from").read_text().strip())
-    else:
-        config = load_train_config(config_path, "srgan_cpu.toml")
-        data = resolve_data(acdc_dir, data_dir, config.data.split_seed, config.data.phantom_patients)
-        config = apply_overrides(config, data, steps, epochs, lr)
-        run = Run.create(runs_dir, name, config)
-        (run.folder / "data_dir").write_text(str(Path(data).resolve()) + "\n")
-    click.echo(f"run: {run.folder}  data: {data}")
-    if init_from is not None:
-        (run.folder / "init_from").write_text(str(Path(init_from).resolve()) + "\n")
-    result = train_srgan(
-        run, data, strategy, resume=resume is not None, vgg_weights=vgg_weights, quiet=quiet, init_from=init_from
-    )
+    if init_from is not None and not Path(init_from).exists():
+        raise HeartSRError(f"{init_from}: no such run or model for --init-from")
+    run = open_or_create_run(
+        "srgan", resume, config_path, "srgan_cpu", acdc_dir, data_dir, steps, epochs, lr,
+        runs_dir=runs_dir, name=name, init_from=init_from,
+    )  # fmt: skip
+    click.echo(f"run: {run.folder}  data: {run.data_dir}")
+    result = train_srgan(run, strategy, vgg_weights=vgg_weights, quiet=quiet, report=click.echo)
     click.echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
     click.echo(comparison_line(result))
 
 
 @train.command("wgan")
 @train_options
-@click.option("--dims", type=click.Choice(["2", "3"]), default="2", show_default=True, help="2D slices or 3D volumes.")
+@click.option("--dims", type=click.Choice(["2", "3"]), help="2D slices or 3D volumes (default: the config's, else 2).")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run in this folder.")
 @click.option("--name", help="Run name (default: wgan-DATE-TIME).")
 def train_wgan_command(
     acdc_dir, data_dir, config_path, steps, epochs, lr, strategy, vgg_weights, runs_dir, quiet, dims, resume, name
 ):
     """Train the WGAN-GP with the five-phase controller (CPU-sized config on the phantoms by default)."""
-    from heart_sr_tf.config import CONFIG_DIR, WGANConfig, load_config
-    from heart_sr_tf.training.runs import Run
-    from heart_sr_tf.training.trainer import comparison_line, steps_per_epoch
+    from heart_sr_tf.training.loop import comparison_line
     from heart_sr_tf.training.wgan_trainer import train_wgan
 
-    if resume is not None:
-        run, data = reopen_run(resume, "wgan", acdc_dir, data_dir)
-    else:
-        config = load_config(config_path or CONFIG_DIR / f"wgan{dims}d_cpu.toml", WGANConfig)
-        if config.data.dims != int(dims):
-            raise HeartSRError(f"{config_path}: data.dims is {config.data.dims} but --dims {dims} was given")
-        data = resolve_data(acdc_dir, data_dir, config.data.split_seed, config.data.phantom_patients)
-        if steps is not None and epochs is not None:
-            raise HeartSRError("give --steps or --epochs, not both")
-        if steps is not None:
-            config.train.steps = steps
-        elif epochs is not None:
-            config.train.steps = epochs * steps_per_epoch(data, config, "full")
-        if lr is not None:
-            config.optim.g_lr = config.optim.d_lr = lr
-        run = Run.create(runs_dir, name, config, kind="wgan")
-        (run.folder / "data_dir").write_text(str(Path(data).resolve()) + "\n")
-    click.echo(f"run: {run.folder}  data: {data}")
-    result = train_wgan(run, data, strategy, resume=resume is not None, quiet=quiet)
+    if resume is not None and dims is not None:
+        raise HeartSRError(f"--resume continues {resume} as saved; --dims would be ignored")
+    default = f"wgan{dims or 2}d_cpu"
+    run = open_or_create_run(
+        "wgan", resume, config_path, default, acdc_dir, data_dir, steps, epochs, lr,
+        runs_dir=runs_dir, name=name, dims=None if dims is None else int(dims),
+    )  # fmt: skip
+    click.echo(f"run: {run.folder}  data: {run.data_dir}")
+    result = train_wgan(run, strategy, quiet=quiet, report=click.echo)
     click.echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
     click.echo(comparison_line(result))
 
@@ -236,21 +221,22 @@ def sweep():
 def sweep_srgan_command(
     acdc_dir, data_dir, config_path, steps, epochs, strategy, vgg_weights, runs_dir, quiet, lrs, name
 ):
-    """One run per --lr, each scored on validation, printed next to aligned bicubic."""
+    """One run per --lr, each scored on validation, printed next to the degradation's baselines."""
     from heart_sr_tf.evaluation.report import format_table
-    from heart_sr_tf.training.runs import Run
-    from heart_sr_tf.training.trainer import BASELINE_NAMES, train_srgan
+    from heart_sr_tf.training.loop import BASELINE_NAMES
+    from heart_sr_tf.training.srgan_trainer import train_srgan
 
+    if any(value <= 0 for value in lrs):
+        raise HeartSRError(f"--lr: every learning rate must be > 0, got {', '.join(f'{v:g}' for v in lrs)}")
     columns: dict[str, dict[str, float]] = {}
     baselines = {}
     for value in lrs:
-        config = load_train_config(config_path, "srgan_cpu.toml")
-        data = resolve_data(acdc_dir, data_dir, config.data.split_seed, config.data.phantom_patients)
-        config = apply_overrides(config, data, steps, epochs, value)
-        run = Run.create(runs_dir, f"{name}-lr{value:g}", config)
-        (run.folder / "data_dir").write_text(str(Path(data).resolve()) + "\n")
+        run = open_or_create_run(
+            "srgan", None, config_path, "srgan_cpu", acdc_dir, data_dir, steps, epochs, value,
+            runs_dir=runs_dir, name=f"{name}-lr{value:g}",
+        )  # fmt: skip
         click.echo(f"run: {run.folder}  lr {value:g}")
-        result = train_srgan(run, data, strategy, vgg_weights=vgg_weights, quiet=quiet)
+        result = train_srgan(run, strategy, vgg_weights=vgg_weights, quiet=quiet)
         columns[f"lr {value:g}"] = {
             "discriminator loss": result.last_logs.get("d_loss", float("nan")),
             "generator loss": result.last_logs.get("g_loss", float("nan")),
@@ -306,13 +292,13 @@ def evaluate(model, acdc_dir, data_dir, split, roi, degradation, data_consistenc
         )
         chosen = dataclasses.replace(chosen, kind=degradation)
     run = predictor.run
-    if run is not None and acdc_dir is None and data_dir is None and (run.folder / "data_dir").exists():
-        data_dir = Path((run.folder / "data_dir").read_text().strip())
+    if run is not None and acdc_dir is None and data_dir is None:
+        data_dir = run.data_dir
     data = resolve_data(acdc_dir, data_dir)
     rois = ("full", "heart") if roi == "both" else (roi,)
     result = run_evaluate(predictor, data, split, rois, limit=limit, quiet=quiet, degradation=chosen)
     if run is not None:
-        result.losses = last_losses(run.csv_path)
+        result.losses = run.last_losses()
     out = out or (
         Path(model) / "evaluation" / split if run is not None else Path("evaluation") / Path(model).name / split
     )
@@ -343,19 +329,6 @@ def evaluate(model, acdc_dir, data_dir, split, roi, degradation, data_consistenc
     click.echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")
 
 
-def last_losses(csv_path: Path) -> dict[str, float]:
-    """The last logged generator and discriminator losses of a run."""
-    import csv
-
-    losses: dict[str, float] = {}
-    if csv_path.exists():
-        for row in csv.DictReader(csv_path.open()):
-            for key in ("g_loss", "d_loss"):
-                if row.get(key):
-                    losses[key] = float(row[key])
-    return losses
-
-
 @main.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--name", default="srgan", show_default=True, help="Model name (TF Serving's model folder).")
@@ -381,7 +354,7 @@ def export(run_dir, name, version, out, data_consistency):
         "run": str(run.folder),
         "checkpoint": predictor.info["checkpoint"],
         "config": dump_toml(run.config),
-        "last_metrics": last_row(run.csv_path),
+        "last_metrics": run.last_metrics(),
     }
     generator = predictor.generator
     if data_consistency:
@@ -391,13 +364,6 @@ def export(run_dir, name, version, out, data_consistency):
         metadata["data_consistency"] = True
     target = export_generator(generator, out, name, version, metadata, predictor.degradation)
     click.echo(f"exported {run.folder} ({Path(predictor.info['checkpoint']).name}) to {target}")
-
-
-def last_row(csv_path: Path) -> dict:
-    import csv
-
-    rows = list(csv.DictReader(csv_path.open())) if csv_path.exists() else []
-    return {k: v for k, v in rows[-1].items() if v} if rows else {}
 
 
 @main.command()

@@ -1,17 +1,28 @@
-"""Typed hyper-parameters: one dataclass per part, loaded from TOML files in ``configs/``."""
+"""Typed hyper-parameters: one dataclass per part, loaded from TOML files and checked completely when read.
+
+The shipped configs live inside the package (``heart_sr_tf/configs/``, read with ``importlib.resources``),
+so they are found however the tool is installed. Every error is one line naming the file and the key.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import typing
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
+from typing import Literal
 
 import tomllib
 
 from heart_sr_tf.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = files("heart_sr_tf") / "configs"
+
+
+Precision = Literal["no", "float16", "bfloat16"]
 
 
 @dataclass
@@ -25,15 +36,30 @@ class DataConfig:
     split_seed: int = 0
     validation_slices: int = 32  # whole validation slices scored during training
 
+    def check(self) -> None:
+        _at_least(self, scale=2, patch=1, batch_size=1, patches_per_slice=1, shuffle_buffer=1)
+        _at_least(self, phantom_patients=3, validation_slices=1)
+        if self.patch % self.scale:
+            raise ConfigError(f"patch: {self.patch} is not a multiple of the scale {self.scale}")
+
 
 @dataclass
 class DegradationConfig:
     """How LR is made from HR (heart_sr_tf/data/degradation.py and kspace.py)."""
 
-    kind: str = "decimation"  # "decimation": LR = HR[::s, ::s] (the paper); "kspace": central 1/s of the spectrum
-    window: str = "none"  # kspace only: "none", "hamming" or "tukey" weighting of the kept spectrum
-    tukey_alpha: float = 0.5  # kspace, tukey only: the tapered fraction of the band
+    kind: Literal["decimation", "kspace"] = "decimation"  # decimation: LR = HR[::s, ::s] (the paper); kspace:
+    # the central 1/s of the spectrum, magnitude (what a scanner acquires)
+    window: Literal["none", "hamming", "tukey"] = "none"  # kspace only: weighting of the kept spectrum
+    tukey_alpha: float = 0.5  # kspace, tukey only: the tapered fraction of the band, in (0, 1]
     noise_sigma: list[float] = field(default_factory=lambda: [0.0, 0.0])  # kspace only: Rician, sigma ~ U[lo, hi]
+
+    def check(self) -> None:
+        if not 0 < self.tukey_alpha <= 1:
+            raise ConfigError(f"tukey_alpha: {self.tukey_alpha} is not in (0, 1]")
+        if len(self.noise_sigma) != 2 or not 0 <= self.noise_sigma[0] <= self.noise_sigma[1]:
+            raise ConfigError(f"noise_sigma: {self.noise_sigma} is not [lo, hi] with 0 <= lo <= hi")
+        if self.kind == "decimation" and (self.window != "none" or self.noise_sigma[1] > 0):
+            raise ConfigError("window and noise_sigma apply to the kspace degradation only")
 
 
 @dataclass
@@ -44,21 +70,30 @@ class GeneratorConfig:
     residual_scale: float = 0.2
     bicubic_skip: bool = True
 
+    def check(self) -> None:
+        _at_least(self, blocks=1, features=1, growth=1)
+
 
 @dataclass
 class DiscriminatorConfig:
     features: int = 32
     stages: int = 4
 
+    def check(self) -> None:
+        _at_least(self, features=1, stages=1)
+
 
 @dataclass
 class LossConfig:
-    pixel: str = "mse"  # "mse" (the paper) or "l1"
+    pixel: Literal["mse", "l1"] = "mse"  # "mse" (the paper) or "l1"
     pixel_weight: float = 1.0
     feature_weight: float = 0.0  # VGG19 feature loss; needs the ImageNet weights
     adversarial_weight: float = 1e-3
     vgg_layer: str = "block5_conv4"
     vgg_weights: str = "imagenet"  # "imagenet" (Keras cache), "random" (tests only) or a file
+
+    def check(self) -> None:
+        _non_negative(self, "pixel_weight", "feature_weight", "adversarial_weight")
 
 
 @dataclass
@@ -67,20 +102,47 @@ class OptimConfig:
     d_lr: float = 2e-4
     beta_1: float = 0.9
     beta_2: float = 0.999
-    schedule: str = "constant"  # or "cosine": decay to lr * final_lr_fraction over all generator steps
+    schedule: Literal["constant", "cosine"] = "constant"  # cosine: decay to lr * final_lr_fraction over the run
     final_lr_fraction: float = 0.05
+
+    def check(self) -> None:
+        for name in ("g_lr", "d_lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name}: the learning rate must be > 0, got {getattr(self, name)}")
+        for name in ("beta_1", "beta_2", "final_lr_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{name}: {getattr(self, name)} is not in [0, 1]")
 
 
 @dataclass
 class Stage:
     name: str
     adversarial: bool  # False: generator alone on the pixel loss (pre-training)
-    roi: str = "full"  # "full" slices or "heart" boxes
+    roi: Literal["full", "heart"] = "full"  # "full" slices or "heart" boxes
     steps: int = 100
+
+    def check(self) -> None:
+        _at_least(self, steps=1)
 
 
 @dataclass
-class TrainConfig:
+class LoopConfig:
+    """What the training loop does every so many steps, and the numeric precision (shared by every model)."""
+
+    log_every: int = 25
+    checkpoint_every: int = 50
+    validate_every: int = 100
+    image_every: int = 100
+    keep_checkpoints: int = 3
+    mixed_precision: Precision = "no"  # "float16" or "bfloat16": mixed precision (bfloat16 uses a CPU's AMX)
+    jit_compile: bool = False  # XLA (GPU); never together with MirroredStrategy on CPU
+
+    def check(self) -> None:
+        _at_least(self, log_every=1, checkpoint_every=1, validate_every=1, image_every=1, keep_checkpoints=1)
+
+
+@dataclass
+class TrainConfig(LoopConfig):
     stages: list[Stage] = field(
         default_factory=lambda: [
             Stage("pretrain-full", False, "full", 150),
@@ -89,13 +151,11 @@ class TrainConfig:
             Stage("gan-heart", True, "heart", 50),
         ]
     )
-    log_every: int = 25
-    checkpoint_every: int = 50
-    validate_every: int = 100
-    image_every: int = 100
-    keep_checkpoints: int = 3
-    mixed_precision: str = "no"  # "no", "float16" or "bfloat16" (GPU)
-    jit_compile: bool = False  # XLA (GPU); never together with MirroredStrategy on CPU
+
+    def check(self) -> None:
+        super().check()
+        if not self.stages:
+            raise ConfigError("stages: at least one stage is needed")
 
 
 @dataclass
@@ -111,11 +171,15 @@ class SRGANConfig:
 
 @dataclass
 class WGANDataConfig(DataConfig):
-    dims: int = 2  # 2: slices; 3: volumes [H, W, D]
-    axis: str = "slices"  # 3D only: D runs along "slices" or cine "frames"
+    dims: Literal[2, 3] = 2  # 2: slices; 3: volumes [H, W, D]
+    axis: Literal["slices", "frames"] = "slices"  # 3D only: D runs along "slices" or cine "frames"
     depth: int = 4  # 3D only: D of a training patch
     patch: int = 48
     batch_size: int = 8
+
+    def check(self) -> None:
+        super().check()
+        _at_least(self, depth=1)
 
 
 @dataclass
@@ -125,18 +189,27 @@ class MDCSRNConfig:
     growth: int = 16
     bicubic_skip: bool = True
 
+    def check(self) -> None:
+        _at_least(self, blocks=1, units=1, growth=1)
+
 
 @dataclass
 class CriticConfig:
     features: int = 32
     stages: int = 3
 
+    def check(self) -> None:
+        _at_least(self, features=1, stages=1)
+
 
 @dataclass
 class WGANLossConfig:
-    content: str = "l1"  # "l1" or "mse"
+    content: Literal["l1", "mse"] = "l1"
     lambda_gp: float = 10.0
     lambda_adv: float = 1e-3
+
+    def check(self) -> None:
+        _non_negative(self, "lambda_gp", "lambda_adv")
 
 
 @dataclass
@@ -151,17 +224,17 @@ class PhaseConfig:
     p: int = 500
     b: int = 200
 
+    def check(self) -> None:
+        _at_least(self, n1=0, n2=0, n3=0, n4=0, k=1, p=1, b=0)
+
 
 @dataclass
-class WGANTrainConfig:
+class WGANTrainConfig(LoopConfig):
     steps: int = 400  # total; phase 5 runs from the end of phase 4 to here
-    log_every: int = 25
-    checkpoint_every: int = 50
-    validate_every: int = 100
-    image_every: int = 100
-    keep_checkpoints: int = 3
-    mixed_precision: str = "no"
-    jit_compile: bool = False
+
+    def check(self) -> None:
+        super().check()
+        _at_least(self, steps=1)
 
 
 @dataclass
@@ -175,20 +248,66 @@ class WGANConfig:
     phases: PhaseConfig = field(default_factory=PhaseConfig)
     train: WGANTrainConfig = field(default_factory=WGANTrainConfig)
 
+    def check(self) -> None:
+        if self.data.dims == 3 and self.degradation.kind != "decimation":
+            raise ConfigError(f"degradation.kind: 3D training supports decimation only, not {self.degradation.kind!r}")
+
 
 CONFIG_CLASSES = {"srgan": SRGANConfig, "wgan": WGANConfig}
 
 
+def _at_least(config, **minimums: int) -> None:
+    for name, minimum in minimums.items():
+        value = getattr(config, name)
+        if value < minimum:
+            raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+
+
+def _non_negative(config, *names: str) -> None:
+    for name in names:
+        if not getattr(config, name) >= 0:
+            raise ConfigError(f"{name}: must be >= 0, got {getattr(config, name)}")
+
+
+def check(config) -> None:
+    """Check a config tree (each dataclass's ``check``); raise ConfigError naming the key."""
+    _check(config, "")
+
+
+def _check(config, where: str) -> None:
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            _check(value, f"{where}{f.name}.")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    _check(item, f"{where}{f.name}[{i}].")
+    if hasattr(config, "check"):
+        try:
+            config.check()
+        except ConfigError as exc:
+            raise ConfigError(f"{where}{exc}") from None
+
+
 def from_dict(cls, values: dict, where: str = ""):
-    """Build dataclass ``cls`` from nested dicts, refusing unknown keys and wrong types."""
+    """Build dataclass ``cls`` from nested dicts, refusing unknown keys (suggesting the nearest), wrong types
+    and values out of range."""
+    config = _from_dict(cls, values, where)
+    if not where:
+        check(config)
+    return config
+
+
+def _from_dict(cls, values: dict, where: str):
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise ConfigError(f"{where or cls.__name__}: unknown key(s) {', '.join(sorted(unknown))}")
-    kwargs = {}
-    for name, value in values.items():
-        kwargs[name] = _convert(hints[name], value, f"{where}{name}")
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; known keys: {', '.join(known)}"
+            raise ConfigError(f"{where}{key}: unknown key{hint}")
+    kwargs = {name: _convert(hints[name], value, f"{where}{name}") for name, value in values.items()}
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -200,28 +319,58 @@ def _convert(hint, value, where: str):
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table")
-        return from_dict(hint, value, where + ".")
+        return _from_dict(hint, value, where + ".")
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if isinstance(value, bool) or value not in choices:
+            near = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            tip = f"; did you mean {near[0]!r}?" if near else ""
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}{tip}")
+        return value
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list")
         return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float, str, bool) and not (isinstance(value, hint) and not (hint is int and value is True)):
+    if isinstance(value, bool) and hint is not bool:
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    if hint is float and isinstance(value, int):
+        return float(value)
+    if hint in (int, float, str, bool) and not isinstance(value, hint):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    if hint is float and not math.isfinite(value) and not math.isnan(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     return value
 
 
+def shipped_configs() -> list[str]:
+    """The names of the configs shipped inside the package."""
+    return sorted(p.name for p in CONFIG_DIR.iterdir() if p.name.endswith(".toml"))
+
+
+def resolve_config_path(name_or_path) -> Path:
+    """A config file as given, else a shipped config by name (``rrdb_kspace`` or ``rrdb_kspace.toml``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    name = path.name if path.name.endswith(".toml") else path.name + ".toml"
+    shipped = CONFIG_DIR / name
+    if shipped.is_file():
+        return Path(str(shipped))
+    near = difflib.get_close_matches(name, shipped_configs(), n=1)
+    tip = f"; did you mean {near[0]!r}?" if near else f"; shipped configs: {', '.join(shipped_configs())}"
+    raise ConfigError(f"{name_or_path}: no such config file or shipped config{tip}")
+
+
 def load_config(path: Path, cls=SRGANConfig):
-    """Read a TOML file into ``cls``; a missing key keeps its default."""
-    path = Path(path)
+    """Read a TOML file (or a shipped config by name) into ``cls``; a missing key keeps its default."""
+    path = resolve_config_path(path)
     try:
         values = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc})") from None
     try:
         return from_dict(cls, values)
     except ConfigError as exc:

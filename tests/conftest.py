@@ -16,6 +16,15 @@ import pytest  # noqa: E402
 
 ACDC_ENV = "HEART_SR_ACDC_DIR"
 
+# Tests that train, prepare a dataset or read real scans are "slow"; `pytest -m "not slow"` runs the unit tests.
+SLOW_FIXTURES = {"acdc_dir", "phantom_root", "phantom_tfds", "tiny_run", "tiny_export", "real_test_slices"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def acdc_dir() -> Path:
@@ -57,14 +66,13 @@ def tiny_run(phantom_tfds, tmp_path_factory) -> Path:
     """A tiny SRGAN run, trained for a few steps on the phantoms."""
     from heart_sr_tf.config import load_config
     from heart_sr_tf.training.runs import Run
-    from heart_sr_tf.training.trainer import train_srgan
+    from heart_sr_tf.training.srgan_trainer import train_srgan
 
     config = load_config(TINY_CONFIG)
     for stage in config.train.stages:
         stage.steps = 3
-    run = Run.create(tmp_path_factory.mktemp("runs"), "tiny", config)
-    (run.folder / "data_dir").write_text(str(phantom_tfds) + "\n")
-    train_srgan(run, phantom_tfds, quiet=True)
+    run = Run.create(tmp_path_factory.mktemp("runs"), "tiny", config, data_dir=phantom_tfds)
+    train_srgan(run, quiet=True)
     return run.folder
 
 

@@ -1,28 +1,75 @@
 import pytest
 import tomllib
 
-from heart_sr_tf.config import CONFIG_CLASSES, CONFIG_DIR, dump_toml, from_dict, load_config
+from heart_sr_tf.config import CONFIG_CLASSES, WGANConfig, dump_toml, from_dict, load_config, shipped_configs
 from heart_sr_tf.errors import ConfigError
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in CONFIG_DIR.glob("*.toml")))
+@pytest.mark.parametrize("name", shipped_configs())
 def test_shipped_configs_load_and_round_trip(name):
-    config = load_config(CONFIG_DIR / name, CONFIG_CLASSES["wgan" if name.startswith("wgan") else "srgan"])
+    config = load_config(name, CONFIG_CLASSES["wgan" if name.startswith("wgan") else "srgan"])
     assert from_dict(type(config), tomllib.loads(dump_toml(config))) == config
     assert config.data.patch % config.data.scale == 0
 
 
-def test_paper_and_cpu_sizes():
-    assert load_config(CONFIG_DIR / "srgan_paper.toml").generator.blocks == 23
-    cpu = load_config(CONFIG_DIR / "srgan_cpu.toml")
+def test_shipped_configs_are_found_by_name_or_path():
+    assert load_config("srgan_paper").generator.blocks == 23
+    cpu = load_config("configs/srgan_cpu.toml")
     assert (cpu.generator.blocks, cpu.generator.features) == (4, 32)
+    assert load_config("rrdb_kspace.toml").degradation.kind == "kspace"
+    with pytest.raises(ConfigError, match="did you mean 'rrdb_kspace.toml'"):
+        load_config("rrdb_kspac")
 
 
-def test_unknown_key_and_wrong_type_name_the_file(tmp_path):
+def _error(tmp_path, text, cls=None):
     bad = tmp_path / "bad.toml"
-    bad.write_text("[generator]\nblockz = 3\n")
-    with pytest.raises(ConfigError, match=r"bad.toml: .*blockz"):
-        load_config(bad)
-    bad.write_text('[data]\nbatch_size = "many"\n')
-    with pytest.raises(ConfigError, match="batch_size: expected int"):
-        load_config(bad)
+    bad.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(bad, cls or CONFIG_CLASSES["srgan"])
+    message = str(info.value)
+    assert message.startswith(f"{bad}: ") and "\n" not in message
+    return message
+
+
+def test_unknown_key_names_the_file_and_suggests_the_nearest(tmp_path):
+    assert "generator.blockz: unknown key; did you mean 'blocks'?" in _error(tmp_path, "[generator]\nblockz = 3\n")
+    assert "optim.schedul:" in _error(tmp_path, '[optim]\nschedul = "cosine"\n')
+
+
+def test_wrong_types_and_bools_as_numbers_are_refused(tmp_path):
+    assert "data.batch_size: expected int" in _error(tmp_path, '[data]\nbatch_size = "many"\n')
+    assert "data.batch_size: expected int, got False" in _error(tmp_path, "[data]\nbatch_size = false\n")
+    assert "optim.g_lr: expected float, got True" in _error(tmp_path, "[optim]\ng_lr = true\n")
+
+
+def test_choices_are_checked_when_read_even_in_the_last_stage(tmp_path):
+    text = '[[train.stages]]\nname = "a"\nadversarial = false\n\n[[train.stages]]\nname = "b"\nadversarial = true\n'
+    message = _error(tmp_path, text + 'roi = "hart"\n')
+    assert "train.stages[1].roi: 'hart' is not one of 'full', 'heart'; did you mean 'heart'?" in message
+    assert "loss.pixel: 'l2' is not one of" in _error(tmp_path, '[loss]\npixel = "l2"\n')
+    assert "train.mixed_precision:" in _error(tmp_path, '[train]\nmixed_precision = "bf16"\n')
+    assert "degradation.kind: 'kspce'" in _error(tmp_path, '[degradation]\nkind = "kspce"\n')
+    assert "data.axis:" in _error(tmp_path, '[data]\naxis = "time"\n', WGANConfig)
+
+
+def test_ranges_are_checked_when_read(tmp_path):
+    assert "optim.g_lr: the learning rate must be > 0, got -0.001" in _error(tmp_path, "[optim]\ng_lr = -1e-3\n")
+    assert "data.patch: 50 is not a multiple of the scale 3" in _error(tmp_path, "[data]\npatch = 50\n")
+    assert "data.batch_size: must be at least 1, got 0" in _error(tmp_path, "[data]\nbatch_size = 0\n")
+    stage = '[[train.stages]]\nname = "a"\nadversarial = false\nsteps = 0\n'
+    assert "train.stages[0].steps: must be at least 1" in _error(tmp_path, stage)
+    assert "train.steps: must be at least 1" in _error(tmp_path, "[train]\nsteps = -5\n", WGANConfig)
+    assert "loss.pixel_weight: must be >= 0, got nan" in _error(tmp_path, "[loss]\npixel_weight = nan\n")
+    kspace_3d = '[data]\ndims = 3\n\n[degradation]\nkind = "kspace"\n'
+    assert "3D training supports decimation only" in _error(tmp_path, kspace_3d, WGANConfig)
+    assert "apply to the kspace degradation only" in _error(tmp_path, '[degradation]\nwindow = "hamming"\n')
+
+
+def test_shared_loop_fields_are_declared_once():
+    from dataclasses import fields
+
+    from heart_sr_tf.config import LoopConfig, TrainConfig, WGANTrainConfig
+
+    shared = {f.name for f in fields(LoopConfig)}
+    assert shared <= {f.name for f in fields(TrainConfig)} and shared <= {f.name for f in fields(WGANTrainConfig)}
+    assert TrainConfig.__mro__[1] is LoopConfig and WGANTrainConfig.__mro__[1] is LoopConfig

@@ -12,7 +12,7 @@ from heart_sr_tf.data.acdc import scan_patients
 from heart_sr_tf.data.acdc_sr import ROIS, AcdcSr, valid_patients
 from heart_sr_tf.data.phantoms import write_phantoms
 from heart_sr_tf.errors import DataError
-from heart_sr_tf.progress import Progress
+from heart_sr_tf.progress import progress_bar
 
 
 def cache_root() -> Path:
@@ -80,16 +80,14 @@ def prepare(
             )
     else:
         total = len(scan_patients(acdc_dir)[0])
-        with Progress(total, "check", unit="patient", enabled=not quiet) as bar:
-            patients, errors = valid_patients(acdc_dir, strict=strict, on_patient=lambda pid: bar.update(1, pid))
+        with progress_bar(total, "check", "patient", disable=quiet) as bar:
+            patients, errors = valid_patients(acdc_dir, strict=strict, on_patient=lambda pid: _tick(bar, pid))
         report.bad = [str(e) for e in errors]
         if not patients:
             raise DataError(acdc_dir, "no usable patients")
     for roi in ROIS:
-        with Progress(len(patients or []), f"prepare {roi}", unit="patient", enabled=not quiet and patients) as bar:
-            build = builder(
-                data_dir, roi, split_seed=seed, patients=patients, on_patient=lambda pid: bar.update(1, pid)
-            )
+        with progress_bar(len(patients or []), f"prepare {roi}", "patient", disable=quiet or not patients) as bar:
+            build = builder(data_dir, roi, split_seed=seed, patients=patients, on_patient=lambda pid: _tick(bar, pid))
             if force:
                 shutil.rmtree(Path(build.data_dir), ignore_errors=True)
             build.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(acdc_dir)))
@@ -97,6 +95,11 @@ def prepare(
         assignment = dict(build.info.metadata.get("assignment", {}))
         report.patients = {s: sum(1 for v in assignment.values() if v == s) for s in ("train", "validation", "test")}
     return report
+
+
+def _tick(bar, note: str) -> None:
+    bar.set_postfix_str(note, refresh=False)
+    bar.update(1)
 
 
 def is_prepared(data_dir: Path) -> bool:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-SPLITS = ("train", "validation", "test")
-
 
 def split_patients(
     patients: list[tuple[str, str, str | None]],

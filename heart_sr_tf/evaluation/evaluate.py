@@ -19,7 +19,7 @@ import numpy as np
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.pipeline import slice_dataset, to_unit
 from heart_sr_tf.metrics import image_metrics
-from heart_sr_tf.progress import Progress
+from heart_sr_tf.progress import progress_bar
 
 METHODS = ("model", "zero_fill", "bicubic", "blocky")
 NAMES = {"model": "model", "zero_fill": "zero-filled", "bicubic": "aligned bicubic", "blocky": "blocky LR"}
@@ -101,7 +101,7 @@ def evaluate(
     rng = np.random.default_rng(0)
     for roi in rois:
         total = min(num_slices(data_dir, roi, split), limit or 10**9)
-        with Progress(total, f"evaluate {roi}", unit="slice", enabled=not quiet) as bar:
+        with progress_bar(total, f"evaluate {roi}", "slice", disable=quiet) as bar:
             for meta, hr in iterate_slices(data_dir, roi, split, limit):
                 _, hr, outputs = predict_slice(predictor, hr, degradation, rng)
                 for method, image in outputs.items():

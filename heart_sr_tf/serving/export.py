@@ -95,3 +95,27 @@ def _write(generator: keras.Model, path: Path) -> None:
 def read_metadata(path: Path) -> dict:
     file = Path(path) / "assets.extra" / METADATA_FILE
     return json.loads(file.read_text()) if file.is_file() else {}
+
+
+def resolve_model_dir(path: Path) -> Path:
+    """A SavedModel folder as given, or the highest version under a model base path."""
+    path = Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    found = versions(path)
+    if found:
+        return path / str(found[-1])
+    raise HeartSRError(f"{path}: neither a SavedModel nor a model base path holding numbered versions")
+
+
+def load_exported(path: Path):
+    """``(folder, loaded)`` for a SavedModel or the highest version under a model base path, with its
+    ``serving_default`` signature checked. Keep ``loaded`` alive while its variables are read."""
+    folder = resolve_model_dir(path)
+    try:
+        loaded = tf.saved_model.load(str(folder))
+        loaded.signatures["serving_default"]
+        return folder, loaded
+    except (OSError, ValueError, KeyError, tf.errors.OpError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HeartSRError(f"{folder}: not a loadable heart-sr SavedModel ({message[:200]})") from None

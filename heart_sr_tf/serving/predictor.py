@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
-from heart_sr_tf.serving.export import read_metadata, versions
+from heart_sr_tf.serving.export import load_exported, read_metadata
 
 
 class Predictor:
@@ -79,30 +79,6 @@ class Predictor:
         return lr
 
 
-def resolve_model_dir(path: Path) -> Path:
-    """A SavedModel folder as given, or the highest version under a model base path."""
-    path = Path(path)
-    if (path / "saved_model.pb").is_file():
-        return path
-    found = versions(path)
-    if found:
-        return path / str(found[-1])
-    raise HeartSRError(f"{path}: neither a SavedModel nor a model base path holding numbered versions")
-
-
-def load_exported(path: Path):
-    """``(folder, loaded)`` for a SavedModel or the highest version under a model base path, with its
-    ``serving_default`` signature checked. Keep ``loaded`` alive while its variables are read."""
-    folder = resolve_model_dir(path)
-    try:
-        loaded = tf.saved_model.load(str(folder))
-        loaded.signatures["serving_default"]
-        return folder, loaded
-    except (OSError, ValueError, KeyError, tf.errors.OpError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise HeartSRError(f"{folder}: not a loadable heart-sr SavedModel ({message[:200]})") from None
-
-
 def load_saved_model(path: Path) -> Predictor:
     folder, loaded = load_exported(path)
     signature = loaded.signatures["serving_default"]
@@ -119,11 +95,11 @@ def load_saved_model(path: Path) -> Predictor:
 def load_run(folder: Path) -> Predictor:
     """The generator of a training run at its latest checkpoint."""
     from heart_sr_tf.training.build import make_generator
-    from heart_sr_tf.training.runs import Run, restore_generator
+    from heart_sr_tf.training.runs import Run
 
     run = Run.open(folder)
     generator = make_generator(run.config)
-    checkpoint = restore_generator(run, generator)
+    checkpoint = run.restore_generator(generator)
     call = tf.function(lambda x: generator(x, training=False), reduce_retracing=True)
     info = {"run": str(run.folder), "checkpoint": checkpoint, "kind": run.kind}
     volumetric = len(generator.inputs[0].shape) == 5

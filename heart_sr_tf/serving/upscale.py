@@ -16,7 +16,7 @@ import numpy as np
 from heart_sr_tf.data.acdc import load_nifti
 from heart_sr_tf.data.intensity import denormalise, intensity_window, normalise
 from heart_sr_tf.errors import DataError, HeartSRError
-from heart_sr_tf.progress import Progress
+from heart_sr_tf.progress import progress_bar
 
 
 def upscaled_affine(affine: np.ndarray, scale: int) -> np.ndarray:
@@ -39,7 +39,7 @@ def upscale_nifti(in_path: Path, out_path: Path, predictor, batch_size: int = 8,
     frames = 1 if data.ndim < 4 else data.shape[3]
     per_frame = volume.shape[2] // frames
     out = np.zeros((s * data.shape[0], s * data.shape[1], volume.shape[2]), np.float32)
-    with Progress(volume.shape[2], "upscale", unit="slice", enabled=not quiet) as bar:
+    with progress_bar(volume.shape[2], "upscale", "slice", disable=quiet) as bar:
         for t in range(frames):
             block = slice(t * per_frame, (t + 1) * per_frame)
             window = intensity_window(volume[:, :, block])

@@ -1,7 +1,7 @@
-"""Choosing a tf.distribute strategy, and the custom loop for MultiWorkerMirroredStrategy.
+"""Choosing a tf.distribute strategy, and running one step function under it.
 
-Keras 3.15's ``fit`` is broken under MultiWorkerMirroredStrategy (keras-team/keras#20585), so
-multi-worker training runs ``strategy.run(model.train_step)`` inside our own ``tf.function``.
+Keras 3.15's ``fit`` is broken under MultiWorkerMirroredStrategy (keras-team/keras#20585), so every
+strategy runs ``strategy.run(step_fn)`` inside our own ``tf.function`` (see ``loop.py``).
 """
 
 from __future__ import annotations
@@ -45,10 +45,13 @@ def is_multiworker(strategy) -> bool:
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
-def distributed_step(strategy, step_fn):
-    """A compiled function running ``step_fn(batch)`` once per replica, returning replica-mean logs."""
+def distributed_step(strategy, step_fn, jit_compile: bool = False):
+    """A compiled function running ``step_fn(batch)`` once per replica, returning replica-mean logs.
 
-    @tf.function
+    ``jit_compile`` (XLA) is for GPUs; it fails together with MirroredStrategy on a CPU.
+    """
+
+    @tf.function(jit_compile=jit_compile or None)
     def step(iterator):
         logs = strategy.run(step_fn, args=(next(iterator),))
         return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in logs.items()}

@@ -1,4 +1,9 @@
-"""A run folder ``runs/<name>/``: resolved config, TensorBoard logs, checkpoints, metrics CSV."""
+"""A run folder ``runs/<name>/`` and its one owner, :class:`Run`.
+
+The folder holds ``config.toml`` (the resolved config), ``kind`` (srgan or wgan), ``data_dir`` (the prepared
+dataset it trains on), optionally ``init_from`` (the run or export its generator started from), ``logs/``
+(TensorBoard), ``checkpoints/`` and ``metrics.csv``. Nothing else reads or writes these files.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,9 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from heart_sr_tf.config import CONFIG_CLASSES, SRGANConfig, dump_toml, load_config
+from heart_sr_tf.config import CONFIG_CLASSES, SRGANConfig, WGANConfig, dump_toml, load_config
 from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.serving.export import load_exported
 
 CSV_FIELDS = (
     "step",
@@ -32,7 +38,7 @@ CSV_FIELDS = (
 @dataclass
 class Run:
     folder: Path
-    config: SRGANConfig
+    config: SRGANConfig | WGANConfig
     kind: str = "srgan"
 
     @property
@@ -47,8 +53,34 @@ class Run:
     def csv_path(self) -> Path:
         return self.folder / "metrics.csv"
 
+    @property
+    def data_dir(self) -> Path | None:
+        """The prepared dataset the run trains on."""
+        return self._read_path("data_dir")
+
+    @property
+    def init_from(self) -> Path | None:
+        """The run or SavedModel the generator started from, if any."""
+        return self._read_path("init_from")
+
+    def use_data(self, data_dir: Path) -> None:
+        """Train on ``data_dir`` from now on (a resumed run whose dataset moved)."""
+        (self.folder / "data_dir").write_text(str(Path(data_dir).resolve()) + "\n")
+
+    def _read_path(self, name: str) -> Path | None:
+        file = self.folder / name
+        return Path(file.read_text().strip()) if file.is_file() else None
+
     @classmethod
-    def create(cls, root: Path, name: str | None, config, kind: str = "srgan") -> Run:
+    def create(
+        cls,
+        root: Path,
+        name: str | None,
+        config,
+        kind: str = "srgan",
+        data_dir: Path | None = None,
+        init_from: Path | None = None,
+    ) -> Run:
         name = name or time.strftime(f"{kind}-%Y%m%d-%H%M%S")
         folder = Path(root) / name
         if (folder / "config.toml").exists():
@@ -56,6 +88,10 @@ class Run:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.toml").write_text(dump_toml(config))
         (folder / "kind").write_text(kind + "\n")
+        if data_dir is not None:
+            (folder / "data_dir").write_text(str(Path(data_dir).resolve()) + "\n")
+        if init_from is not None:
+            (folder / "init_from").write_text(str(Path(init_from).resolve()) + "\n")
         return cls(folder, config, kind)
 
     @classmethod
@@ -68,15 +104,34 @@ class Run:
             raise HeartSRError(f"{folder / 'kind'}: unknown run kind {kind!r}")
         return cls(folder, load_config(folder / "config.toml", CONFIG_CLASSES[kind]), kind)
 
-    def trim_csv(self, last_step: int) -> None:
-        """Drop rows logged after ``last_step`` (steps lost by a crash are trained again)."""
-        if not self.csv_path.exists():
-            return
-        with self.csv_path.open() as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= last_step]
-        self._write_rows(rows, mode="w")
+    # metrics.csv
 
-    def log_row(self, row: dict) -> None:
+    def metrics_rows(self) -> list[dict]:
+        if not self.csv_path.exists():
+            return []
+        with self.csv_path.open() as f:
+            return list(csv.DictReader(f))
+
+    def last_metrics(self) -> dict:
+        """The last row of metrics.csv, without its empty cells."""
+        rows = self.metrics_rows()
+        return {k: v for k, v in rows[-1].items() if v} if rows else {}
+
+    def last_losses(self) -> dict[str, float]:
+        """The last logged generator and discriminator losses."""
+        losses: dict[str, float] = {}
+        for row in self.metrics_rows():
+            for key in ("g_loss", "d_loss"):
+                if row.get(key):
+                    losses[key] = float(row[key])
+        return losses
+
+    def trim_metrics(self, last_step: int) -> None:
+        """Drop rows logged after ``last_step`` (steps lost by a crash are trained again)."""
+        if self.csv_path.exists():
+            self._write_rows([r for r in self.metrics_rows() if int(r["step"]) <= last_step], mode="w")
+
+    def log_metrics(self, row: dict) -> None:
         self._write_rows([row], mode="a")
 
     def _write_rows(self, rows, mode: str) -> None:
@@ -87,37 +142,23 @@ class Run:
                 writer.writeheader()
             writer.writerows(rows)
 
+    # checkpoints
 
-def checkpoint_manager(run: Run, keep: int, **trackables) -> tuple[tf.train.Checkpoint, tf.train.CheckpointManager]:
-    """A checkpoint over ``trackables`` plus the counters ``step`` (global) and ``stage`` (index).
+    def latest_checkpoint(self) -> str:
+        latest = tf.train.latest_checkpoint(str(self.checkpoint_dir))
+        if latest is None:
+            raise HeartSRError(f"{self.checkpoint_dir}: no checkpoint in this run yet")
+        return latest
 
-    TensorFlow writes each checkpoint under a temporary name and updates the ``checkpoint`` index
-    file atomically afterwards, so a kill at any moment leaves the previous checkpoint intact.
-    """
-    counters = {name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name) for name in ("step", "stage")}
-    checkpoint = tf.train.Checkpoint(**trackables, **counters)
-    manager = tf.train.CheckpointManager(checkpoint, str(run.checkpoint_dir), max_to_keep=keep)
-    return checkpoint, manager
-
-
-def latest_checkpoint(run: Run) -> str:
-    latest = tf.train.latest_checkpoint(str(run.checkpoint_dir))
-    if latest is None:
-        raise HeartSRError(f"{run.checkpoint_dir}: no checkpoint in this run yet")
-    return latest
-
-
-def restore_generator(run: Run, generator) -> str:
-    """Load the generator weights of ``run``'s latest checkpoint into ``generator`` (same architecture)."""
-    latest = latest_checkpoint(run)
-    tf.train.Checkpoint(generator=list(generator.weights)).restore(latest).expect_partial()
-    return latest
+    def restore_generator(self, generator) -> str:
+        """Load the generator weights of the latest checkpoint into ``generator`` (same architecture)."""
+        latest = self.latest_checkpoint()
+        tf.train.Checkpoint(generator=list(generator.weights)).restore(latest).expect_partial()
+        return latest
 
 
 def load_exported_weights(folder: Path, generator) -> str:
     """Copy the weights of an exported SavedModel (same architecture) into ``generator``, matched by name."""
-    from heart_sr_tf.serving.predictor import load_exported
-
     folder, loaded = load_exported(folder)
     saved = {v.name.split(":")[0]: v for v in loaded.signatures["serving_default"].variables}
     for weight in generator.weights:
@@ -134,5 +175,5 @@ def initialise_generator(source: Path, generator) -> str:
     """``--init-from``: a run folder (its latest checkpoint) or an exported SavedModel / model base path."""
     source = Path(source)
     if (source / "config.toml").is_file():
-        return restore_generator(Run.open(source), generator)
+        return Run.open(source).restore_generator(generator)
     return load_exported_weights(source, generator)

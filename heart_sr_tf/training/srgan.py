@@ -1,9 +1,10 @@
-"""SRGAN as a ``keras.Model`` with its own ``compile``, ``train_step`` and ``test_step``.
+"""SRGAN as a ``keras.Model`` with its own ``compile`` and ``train_step``.
 
 Generator loss = pixel (MSE or L1) + VGG feature + adversarial terms, each weighted. With
 ``adversarial = False`` only the generator trains, on pixel (+ feature) loss: the pre-training stage.
 Losses are averaged over the global batch (``tf.nn.compute_average_loss``), so gradients summed
-over replicas equal the single-device gradients.
+over replicas equal the single-device gradients. The training loop (``loop.py``) runs
+``step_for(mode)``: ``"generator"`` (pre-training) or ``"both"`` (adversarial).
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from heart_sr_tf.metrics import psnr_tf, ssim7_tf
 from heart_sr_tf.training.losses import discriminator_loss, feature_loss, generator_adversarial_loss, pixel_loss
 
-LOSS_TERMS = ("pixel", "feature", "adversarial")
+MODES = ("generator", "both")
 
 
 class SRGAN(keras.Model):
@@ -23,10 +23,6 @@ class SRGAN(keras.Model):
         self.generator = generator
         self.discriminator = discriminator
         self.feature_extractor = feature_extractor
-        self.adversarial = True
-        self.trackers = {
-            name: keras.metrics.Mean(name=name) for name in ("g_loss", "d_loss", *LOSS_TERMS, "psnr", "ssim")
-        }
 
     def compile(
         self,
@@ -43,66 +39,50 @@ class SRGAN(keras.Model):
             raise ValueError("feature_weight > 0 needs a feature_extractor")
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.pixel = pixel
-        self.weights_ = {"pixel": pixel_weight, "feature": feature_weight, "adversarial": adversarial_weight}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
+        self.loss_weights_ = {"pixel": pixel_weight, "feature": feature_weight, "adversarial": adversarial_weight}
 
     def call(self, lr, training=False):
         return self.generator(lr, training=training)
 
-    def set_adversarial(self, adversarial: bool) -> None:
-        """Switch between generator pre-training and adversarial training (retraces the step)."""
-        if adversarial != self.adversarial:
-            self.adversarial = adversarial
-            self.train_function = None
+    def trackables(self) -> dict:
+        """What a checkpoint holds (Keras 3 models are not tracked by tf.train.Checkpoint: their weight lists)."""
+        return {
+            "generator": list(self.generator.weights),
+            "discriminator": list(self.discriminator.weights),
+            "g_optimizer": self.g_optimizer,
+            "d_optimizer": self.d_optimizer,
+        }
+
+    def step_for(self, mode: str):
+        if mode not in MODES:
+            raise ValueError(f"unknown SRGAN mode {mode!r}, expected one of {', '.join(MODES)}")
+        return lambda data: self.train_step(data, adversarial=mode == "both")
 
     def _generator_terms(self, sr, hr):
         terms = {"pixel": pixel_loss(sr, hr, self.pixel)}
-        if self.weights_["feature"]:
+        if self.loss_weights_["feature"]:
             terms["feature"] = feature_loss(self.feature_extractor(sr), self.feature_extractor(hr))
         return terms
 
-    def train_step(self, data):
+    def train_step(self, data, adversarial: bool = True):
+        """One step on ``(lr, hr)``; the logs are this step's losses (replica means)."""
         lr, hr = data
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             sr = self.generator(lr, training=True)[:, : tf.shape(hr)[1], : tf.shape(hr)[2]]
             terms = self._generator_terms(sr, hr)
-            if self.adversarial:
+            if adversarial:
                 real_logits = self.discriminator(hr, training=True)
                 fake_logits = self.discriminator(sr, training=True)
                 terms["adversarial"] = generator_adversarial_loss(fake_logits)
-                d_loss = tf.nn.compute_average_loss(discriminator_loss(real_logits, fake_logits))
-            per_sample = tf.add_n([self.weights_[k] * v for k, v in terms.items()])
-            g_loss = tf.nn.compute_average_loss(per_sample)
-            g_scaled = self.g_optimizer.scale_loss(g_loss)
-            if self.adversarial:
-                d_scaled = self.d_optimizer.scale_loss(d_loss)
+                d_per_sample = discriminator_loss(real_logits, fake_logits)
+                d_scaled = self.d_optimizer.scale_loss(tf.nn.compute_average_loss(d_per_sample))
+            per_sample = tf.add_n([self.loss_weights_[k] * v for k, v in terms.items()])
+            g_scaled = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(per_sample))
         g_vars = self.generator.trainable_variables
         self.g_optimizer.apply(g_tape.gradient(g_scaled, g_vars), g_vars)
-        if self.adversarial:
+        logs = {"g_loss": tf.reduce_mean(per_sample)}
+        if adversarial:
             d_vars = self.discriminator.trainable_variables
             self.d_optimizer.apply(d_tape.gradient(d_scaled, d_vars), d_vars)
-            self.trackers["d_loss"].update_state(d_loss * _replicas())
-        self.trackers["g_loss"].update_state(g_loss * _replicas())
-        for name, value in terms.items():
-            self.trackers[name].update_state(tf.reduce_mean(value))
-        return self._results()
-
-    def test_step(self, data):
-        lr, hr = data
-        sr = tf.clip_by_value(self.generator(lr, training=False)[:, : tf.shape(hr)[1], : tf.shape(hr)[2]], 0.0, 1.0)
-        self.trackers["psnr"].update_state(psnr_tf(sr, hr))
-        self.trackers["ssim"].update_state(ssim7_tf(sr, hr))
-        return {"psnr": self.trackers["psnr"].result(), "ssim": self.trackers["ssim"].result()}
-
-    def _results(self):
-        names = ["g_loss", "pixel"] + (["feature"] if self.weights_["feature"] else [])
-        names += ["d_loss", "adversarial"] if self.adversarial else []
-        return {n: self.trackers[n].result() for n in names}
-
-
-def _replicas() -> float:
-    """compute_average_loss divides by the global batch; undo the replica share for logging."""
-    return float(tf.distribute.get_strategy().num_replicas_in_sync)
+            logs["d_loss"] = tf.reduce_mean(d_per_sample)
+        return {**logs, **{name: tf.reduce_mean(value) for name, value in terms.items()}}

@@ -1,4 +1,4 @@
-"""WGAN-GP as a ``keras.Model`` with one compiled step per phase mode (generator, critic, both).
+"""WGAN-GP as a ``keras.Model`` with one step per phase mode (generator, critic, both).
 
 Critic loss = E[D(fake)] - E[D(real)] + lambda_gp * GP, with GP = E[(||grad D(x_hat)|| - 1)^2] at
 x_hat = alpha * real + (1 - alpha) * fake, alpha uniform per sample, the norm over all non-batch axes.
@@ -35,7 +35,6 @@ class WGAN(keras.Model):
     def __init__(self, generator: keras.Model, critic: keras.Model, **kwargs):
         super().__init__(**kwargs)
         self.generator, self.critic = generator, critic
-        self.mode = "both"
         self.alpha = None  # None: alpha ~ U(0, 1) per sample; a number fixes it (tests of replica equivalence)
 
     def compile(self, g_optimizer, d_optimizer, content="l1", lambda_gp=10.0, lambda_adv=1e-3, **kwargs):
@@ -45,6 +44,15 @@ class WGAN(keras.Model):
 
     def call(self, lr, training=False):
         return self.generator(lr, training=training)
+
+    def trackables(self) -> dict:
+        """What a checkpoint holds; the critic is saved as ``discriminator``, as in SRGAN runs."""
+        return {
+            "generator": list(self.generator.weights),
+            "discriminator": list(self.critic.weights),
+            "g_optimizer": self.g_optimizer,
+            "d_optimizer": self.d_optimizer,
+        }
 
     def _fake(self, lr, hr, training):
         sr = self.generator(lr, training=training)
@@ -84,8 +92,11 @@ class WGAN(keras.Model):
     def joint_step(self, data):
         return {**self.critic_step(data), **self.generator_step(data)}
 
-    def step_for(self, mode: str):
-        return {"generator": self.generator_step, "critic": self.critic_step, "both": self.joint_step}[mode]
+    def train_step(self, data, mode: str = "both"):
+        """One step of the phase controller's ``mode``: the generator, the critic, or both."""
+        return {"generator": self.generator_step, "critic": self.critic_step, "both": self.joint_step}[mode](data)
 
-    def train_step(self, data):
-        return self.step_for(self.mode)(data)
+    def step_for(self, mode: str):
+        if mode not in self.MODES:
+            raise ValueError(f"unknown WGAN mode {mode!r}, expected one of {', '.join(self.MODES)}")
+        return lambda data: self.train_step(data, mode)

@@ -1,13 +1,12 @@
-"""WGAN-GP training driven by the five-phase controller, in a run folder shared with the SRGAN machinery.
+"""WGAN-GP training in a run folder: the five-phase controller as a schedule for the training loop.
 
-Every step asks :func:`action_at` what trains, then runs the matching compiled step under the
-strategy. The phase is derived from the saved global step, so a resumed run continues its phase
-at the right step.
+Every step asks :func:`action_at` what trains; the phase is derived from the saved global step, so a
+resumed run continues its phase at the right step.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 from heart_sr_tf.data.degradation import Degradation
@@ -15,11 +14,19 @@ from heart_sr_tf.data.pipeline import slice_dataset, train_pairs, train_volumes
 from heart_sr_tf.data.prepare import builder
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.training.build import build_wgan
-from heart_sr_tf.training.distribute import distribute_dataset, distributed_step, make_strategy
+from heart_sr_tf.training.distribute import make_strategy
+from heart_sr_tf.training.loop import Segment, TrainingLoop, TrainResult
 from heart_sr_tf.training.phases import action_at
-from heart_sr_tf.training.runs import Run, checkpoint_manager
-from heart_sr_tf.training.trainer import _Loop
+from heart_sr_tf.training.runs import Run
 from heart_sr_tf.training.validation import Validator
+
+
+def phase_schedule(phases) -> Callable[[int], Segment]:
+    def at(step: int) -> Segment:
+        action = action_at(step, phases)
+        return Segment(action.phase, f"phase{action.phase}-{action.mode}", action.mode, "train")
+
+    return at
 
 
 def training_data(config, data_dir: Path):
@@ -27,17 +34,10 @@ def training_data(config, data_dir: Path):
     d = config.data
     if d.dims == 2:
         slices = slice_dataset(data_dir, "full", "train", shuffle_files=True)
+        degradation = Degradation.from_config(config)
         return train_pairs(
-            slices,
-            d.patch,
-            d.scale,
-            d.batch_size,
-            d.patches_per_slice,
-            d.shuffle_buffer,
-            degradation=Degradation.from_config(config),
+            slices, d.patch, d.scale, d.batch_size, d.patches_per_slice, d.shuffle_buffer, degradation=degradation
         )
-    if config.degradation.kind != "decimation":
-        raise HeartSRError(f"3D training supports only the decimation degradation, not {config.degradation.kind!r}")
     metadata = builder(data_dir, "full").info.metadata
     source = metadata.get("source")
     if not source or not Path(source).is_dir():
@@ -56,35 +56,16 @@ def training_data(config, data_dir: Path):
     )
 
 
-def train_wgan(run: Run, data_dir: Path, strategy_name: str = "default", resume: bool = False, quiet: bool = False):
-    config = run.config
+def train_wgan(
+    run: Run, strategy_name: str = "default", quiet: bool = False, report: Callable[[str], None] = lambda line: None
+) -> TrainResult:
+    config, data_dir = run.config, run.data_dir
     strategy = make_strategy(strategy_name)
     model = build_wgan(config, strategy)
-    checkpoint, manager = checkpoint_manager(
-        run,
-        config.train.keep_checkpoints,
-        generator=list(model.generator.weights),
-        discriminator=list(model.critic.weights),
-        g_optimizer=model.g_optimizer,
-        d_optimizer=model.d_optimizer,
-    )
-    if resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    run.trim_csv(int(checkpoint.step))
     validator = Validator(data_dir, Degradation.from_config(config), config.data.validation_slices)
-    total = config.train.steps
-    loop = _Loop(run, model, checkpoint, manager, validator, total, quiet)
-    started = time.monotonic()
-    steps = {}
-    with loop.bar:
-        if int(checkpoint.step) < total:
-            batches = iter(distribute_dataset(strategy, training_data(config, data_dir)))
-        while int(checkpoint.step) < total:
-            action = action_at(int(checkpoint.step), config.phases)
-            if action.mode not in steps:
-                steps[action.mode] = distributed_step(strategy, model.step_for(action.mode))
-            checkpoint.stage.assign(action.phase)
-            loop.stage_name = f"phase{action.phase}-{action.mode}"
-            loop.after_step(steps[action.mode](batches))
-        loop.save()
-    return loop.finish(started)
+    loop = TrainingLoop(run, model, strategy, validator, quiet)
+    schedule = phase_schedule(config.phases)
+    restored = loop.restore()
+    if restored:
+        report(f"resumed from {restored} at step {loop.step}, {schedule(loop.step).name}")
+    return loop.train(schedule, config.train.steps, lambda _: training_data(config, data_dir))

@@ -1,0 +1,192 @@
+"""The one training loop, for every model and every strategy (single device, mirrored, multi-worker).
+
+A model supplies its step functions (``model.step_for(mode)``) and the networks and optimizers to
+checkpoint (``model.trackables()``); its trainer supplies a schedule, a pure function from the global
+step to the :class:`Segment` that trains at that step, and the dataset of each segment. The loop owns the
+rest: checkpoints (resume at the exact step; the stage is derived from the step, so a run can be extended),
+validation, TensorBoard and ``metrics.csv`` logging, the NaN stop and the progress bar.
+
+Each step runs ``strategy.run(step_fn)`` inside one ``tf.function`` per mode: Keras 3.15's ``fit`` is broken
+under MultiWorkerMirroredStrategy (keras-team/keras#20585), and one path for every strategy means the tests
+of replica equivalence cover the production path.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.progress import progress_bar
+from heart_sr_tf.training.distribute import distribute_dataset, distributed_step, is_chief
+from heart_sr_tf.training.runs import Run
+from heart_sr_tf.training.validation import Validator
+
+
+class TrainingDiverged(HeartSRError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """What trains at one global step: a stage of the SRGAN or a phase of the WGAN."""
+
+    index: int  # saved in the checkpoint as ``stage``
+    name: str  # logged in metrics.csv and TensorBoard
+    mode: str  # which of the model's step functions runs
+    data: str  # which dataset feeds it (e.g. the roi)
+
+
+@dataclass
+class TrainResult:
+    run: Path
+    steps: int
+    seconds: float
+    validation: dict[str, float] = field(default_factory=dict)
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    last_logs: dict[str, float] = field(default_factory=dict)  # losses: means over the last logging interval
+    slices: int = 0
+
+
+def checkpoint_manager(run: Run, keep: int, **trackables) -> tuple[tf.train.Checkpoint, tf.train.CheckpointManager]:
+    """A checkpoint over ``trackables`` plus the counters ``step`` (global) and ``stage`` (index).
+
+    TensorFlow writes each checkpoint under a temporary name and updates the ``checkpoint`` index
+    file atomically afterwards, so a kill at any moment leaves the previous checkpoint intact.
+    """
+    counters = {name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name) for name in ("step", "stage")}
+    checkpoint = tf.train.Checkpoint(**trackables, **counters)
+    manager = tf.train.CheckpointManager(checkpoint, str(run.checkpoint_dir), max_to_keep=keep)
+    return checkpoint, manager
+
+
+class TrainingLoop:
+    """Runs ``model`` from its checkpointed step to ``total`` steps of ``schedule``."""
+
+    def __init__(self, run: Run, model, strategy, validator: Validator, quiet: bool = False):
+        self.run, self.model, self.strategy, self.validator = run, model, strategy, validator
+        self.cfg = run.config.train
+        self.checkpoint, self.manager = checkpoint_manager(run, self.cfg.keep_checkpoints, **model.trackables())
+        self.chief = is_chief()
+        self.quiet = quiet
+        self.writer = tf.summary.create_file_writer(str(run.log_dir)) if self.chief else None
+        self.steps: dict[str, Callable] = {}
+        self.last_logs: dict[str, float] = {}  # this step's losses
+        self.last_means: dict[str, float] = {}  # the means of the last logging interval
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    @property
+    def step(self) -> int:
+        return int(self.checkpoint.step)
+
+    def restore(self) -> str | None:
+        """Load the latest checkpoint, if any; the path restored."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        self.run.trim_metrics(self.step)
+        return latest
+
+    def train(
+        self, schedule: Callable[[int], Segment], total: int, datasets: Callable[[str], tf.data.Dataset]
+    ) -> TrainResult:
+        """Step until ``total``, then validate the final generator and sum the run up."""
+        started = self._started = time.monotonic()
+        current, batches = None, None
+        with progress_bar(total, "train", "step", initial=self.step, disable=self.quiet or not self.chief) as bar:
+            while self.step < total:
+                segment = schedule(self.step)
+                if segment.data != current:
+                    current, batches = segment.data, iter(distribute_dataset(self.strategy, datasets(segment.data)))
+                if segment.mode not in self.steps:
+                    step_fn = self.model.step_for(segment.mode)
+                    self.steps[segment.mode] = distributed_step(self.strategy, step_fn, self.cfg.jit_compile)
+                self.checkpoint.stage.assign(segment.index)
+                logs = self.steps[segment.mode](batches)
+                self._after_step(segment, logs)
+                bar.set_postfix_str(f"{segment.name} " + " ".join(f"{k}={v:.4g}" for k, v in self.last_logs.items()))
+                bar.update(1)
+            self._save()
+        final = self.validator.evaluate(self.model.generator)
+        self._log(self.step, "", {}, final)
+        return TrainResult(
+            self.run.folder,
+            self.step,
+            time.monotonic() - started,
+            final,
+            self.validator.baselines,
+            self.last_means or self.last_logs,
+            len(self.validator),
+        )
+
+    def _after_step(self, segment: Segment, logs) -> None:
+        logs = {k: float(np.asarray(v)) for k, v in logs.items()}
+        self.checkpoint.step.assign_add(1)
+        step = self.step
+        bad = [k for k, v in logs.items() if not math.isfinite(v)]
+        if bad:
+            last = self.manager.latest_checkpoint or "none yet"
+            raise TrainingDiverged(
+                f"{self.run.folder}: training stopped at step {step}: non-finite {', '.join(bad)}; "
+                f"last good checkpoint: {last}"
+            )
+        self.last_logs = logs
+        for key, value in logs.items():
+            self._sums[key] = self._sums.get(key, 0.0) + value
+        self._count += 1
+        val = self.validator.evaluate(self.model.generator) if step % self.cfg.validate_every == 0 else {}
+        if step % self.cfg.log_every == 0 or val:
+            means = {k: v / self._count for k, v in self._sums.items()}
+            self._sums, self._count = {}, 0
+            self.last_means = means
+            self._log(step, segment.name, means, val)
+        if step % self.cfg.image_every == 0 and self.writer is not None:
+            with self.writer.as_default(step=step):
+                tf.summary.image("lr_sr_hr", self.validator.triplet(self.model.generator), max_outputs=1)
+        if step % self.cfg.checkpoint_every == 0:
+            self._save()
+
+    def _log(self, step: int, stage: str, means: dict, val: dict) -> None:
+        """One metrics.csv row and TensorBoard scalars: losses are means over the steps since the last row."""
+        if not self.chief:
+            return
+        row = {"step": step, "stage": stage, "wall_s": round(time.monotonic() - self._started, 2), **means}
+        row.update({f"val_{k}": v for k, v in val.items()})
+        self.run.log_metrics(row)
+        with self.writer.as_default(step=step):
+            for name, value in means.items():
+                tf.summary.scalar(f"train/{name}", value)
+            for name, value in val.items():
+                tf.summary.scalar(f"validation/{name}", value)
+            tf.summary.scalar("train/stage", int(self.checkpoint.stage))
+        self.writer.flush()
+
+    def _save(self) -> None:
+        if self.manager.latest_checkpoint != f"{self.manager.directory}/ckpt-{self.step}":
+            self.manager.save(checkpoint_number=self.step)
+
+
+BASELINE_NAMES = {"zero_fill": "zero-filled", "bicubic": "aligned bicubic", "blocky": "blocky LR"}
+
+
+def comparison_line(result: TrainResult) -> str:
+    """One line: the model next to the degradation's baselines on the same validation slices, and its
+    difference from the first baseline (the one to beat: zero-filling for k-space, bicubic for decimation)."""
+    v = result.validation
+    parts = [f"validation, {result.slices} whole slices: model PSNR {v['psnr']:.2f} dB SSIM {v['ssim']:.4f}"]
+    for name, b in result.baselines.items():
+        parts.append(f"{BASELINE_NAMES[name]} PSNR {b['psnr']:.2f} dB SSIM {b['ssim']:.4f}")
+    name, b = next(iter(result.baselines.items()))
+    verdict = "ahead of" if v["psnr"] > b["psnr"] and v["ssim"] > b["ssim"] else "NOT ahead of"
+    parts.append(
+        f"model - {BASELINE_NAMES[name]}: {v['psnr'] - b['psnr']:+.2f} dB {v['ssim'] - b['ssim']:+.4f} SSIM "
+        f"({verdict} {BASELINE_NAMES[name]})"
+    )
+    return " | ".join(parts)

@@ -1,0 +1,42 @@
+"""Every loss is per sample, ``[B]``, for 2D and 3D batches: the train steps average with the global batch."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from heart_sr_tf.training.losses import discriminator_loss, feature_loss, generator_adversarial_loss, pixel_loss
+
+
+@pytest.mark.parametrize("shape", [(4, 12, 10, 1), (4, 12, 10, 5, 1)])
+@pytest.mark.parametrize("kind", ["mse", "l1"])
+def test_pixel_loss_is_per_sample_for_4d_and_5d(shape, kind):
+    rng = np.random.default_rng(0)
+    sr, hr = rng.random(shape).astype(np.float32), rng.random(shape).astype(np.float32)
+    loss = pixel_loss(tf.constant(sr), tf.constant(hr), kind).numpy()
+    assert loss.shape == (shape[0],)
+    diff = sr - hr
+    expected = (diff**2 if kind == "mse" else np.abs(diff)).reshape(shape[0], -1).mean(axis=1)
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+def test_feature_and_adversarial_losses_are_per_sample():
+    features = tf.random.normal([3, 5, 5, 8])
+    assert feature_loss(features, features * 0).shape == (3,)
+    logits = tf.constant([[2.0], [-1.0], [0.0]])
+    assert discriminator_loss(logits, -logits).shape == (3,)
+    np.testing.assert_allclose(generator_adversarial_loss(tf.zeros([3, 1])).numpy(), np.log(2.0) * np.ones(3), 1e-6)
+
+
+def test_3d_wgan_generator_loss_is_not_multiplied_by_the_batch():
+    """The 3D bug: a [B, 1] pixel loss broadcast against the critic's [B] gave B times the loss."""
+    from heart_sr_tf.models.critic import wgan_critic
+    from heart_sr_tf.models.mdcsrn import mdcsrn_generator
+    from heart_sr_tf.training.wgan import WGAN
+
+    model = WGAN(mdcsrn_generator(3, blocks=1, units=1, growth=4), wgan_critic(3, 4, 1))
+    model.compile(tf.keras.optimizers.SGD(0.0), tf.keras.optimizers.SGD(0.0), lambda_adv=0.0)
+    hr = tf.random.uniform([4, 12, 12, 3, 1])
+    logs = model.generator_step((hr[:, ::3, ::3], hr))
+    np.testing.assert_allclose(float(logs["g_loss"]), float(logs["content"]), rtol=1e-6)
+    sr = model.generator(hr[:, ::3, ::3])
+    np.testing.assert_allclose(float(logs["content"]), float(tf.reduce_mean(tf.abs(sr - hr))), rtol=1e-5)
