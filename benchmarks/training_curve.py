@@ -1,4 +1,4 @@
-"""Validation PSNR/SSIM against wall time of a run, as a CSV and a PNG plot, next to aligned bicubic.
+"""Validation PSNR/SSIM against wall time of a run, as a CSV and a PNG plot, next to its degradation's baselines.
 
 python benchmarks/training_curve.py runs/rrdb-acdc [--after EARLIER_RUN ...] [--out benchmarks/rrdb_training_curve]
 
@@ -39,22 +39,25 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="file stem (default: benchmarks/<run name>_training_curve)")
     args = parser.parse_args()
 
+    from heart_sr_tf.data.degradation import Degradation
+    from heart_sr_tf.training.loop import BASELINE_NAMES
     from heart_sr_tf.training.runs import Run
     from heart_sr_tf.training.validation import Validator
 
     run = Run.open(args.run)
-    data_dir = Path((run.folder / "data_dir").read_text().strip())
-    bicubic = Validator(data_dir, run.config.data.scale, run.config.data.validation_slices).bicubic
+    degradation = Degradation.from_config(run.config)
+    baselines = Validator(run.data_dir, degradation, run.config.data.validation_slices).baselines
     rows = []
     for part in [*(Run.open(a) for a in args.after), run]:
         rows += curve(part, rows[-1]["step"] if rows else 0, rows[-1]["wall_minutes"] if rows else 0.0)
     stem = args.out or Path(__file__).parent / f"{run.folder.name}_training_curve"
-    columns = ["run", "step", "stage", "wall_minutes", "val_psnr", "val_ssim", "bicubic_psnr", "bicubic_ssim"]
+    fixed = {f"{name}_{key}": round(scores[key], 4) for name, scores in baselines.items() for key in ("psnr", "ssim")}
+    columns = ["run", "step", "stage", "wall_minutes", "val_psnr", "val_ssim", *fixed]
     with stem.with_suffix(".csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, columns)
         writer.writeheader()
         for r in rows:
-            writer.writerow({**r, "bicubic_psnr": round(bicubic["psnr"], 4), "bicubic_ssim": round(bicubic["ssim"], 4)})
+            writer.writerow({**r, **fixed})
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,13 +68,15 @@ def main() -> None:
         for name in dict.fromkeys(r["run"] for r in rows):
             part = [r for r in rows if r["run"] == name]
             ax.plot([r["wall_minutes"] for r in part], [r[f"val_{key}"] for r in part], marker="o", ms=3, label=name)
-        ax.axhline(bicubic[key], color="gray", ls="--", label="aligned bicubic")
+        for (name, scores), style in zip(baselines.items(), ("--", ":")):
+            ax.axhline(scores[key], color="gray", ls=style, label=BASELINE_NAMES[name])
         ax.set_xlabel("training wall time on 2 CPU cores (minutes)")
         ax.set_ylabel(f"validation {label}")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(
-        f"{run.folder.name}: {run.config.data.validation_slices} whole validation slices, [0, 1], data range 1"
+        f"{run.folder.name} ({degradation.kind}): {run.config.data.validation_slices} whole validation slices, "
+        "[0, 1], data range 1"
     )
     fig.tight_layout()
     fig.savefig(stem.with_suffix(".png"), dpi=100)

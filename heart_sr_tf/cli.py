@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -15,10 +16,33 @@ import click  # noqa: E402
 from heart_sr_tf.errors import HeartSRError  # noqa: E402
 
 
+def _terminate(signum, frame):
+    """SIGTERM unwinds like an exception, so every ``finally`` removes its temporary files."""
+    raise SystemExit(128 + signum)
+
+
 class Group(click.Group):
-    """A click group that turns our errors into one line on stderr and exit status 2."""
+    """A click group that turns our errors and click's usage errors into one line on stderr and exit status 2."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        try:
+            code = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+            click.echo(f"error: {where}{exc.format_message()}", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):
+        signal.signal(signal.SIGTERM, _terminate)
+        if not ctx.params.get("verbose"):
+            _import_tensorflow_quietly()
         try:
             return super().invoke(ctx)
         except HeartSRError as exc:
@@ -26,9 +50,28 @@ class Group(click.Group):
             sys.exit(2)
 
 
+def _import_tensorflow_quietly() -> None:
+    """TensorFlow's C++ start-up lines (oneDNN, CUDA drivers, absl) go to the process's stderr before any
+    setting can stop them: import it once with file descriptor 2 pointed at /dev/null."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 @click.group(cls=Group)
-def main():
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's own start-up and log lines.")
+def main(verbose: bool):
     """heart-sr-tf: super-resolution of cardiac cine MRI."""
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
 
 
 @main.command()
@@ -110,6 +153,7 @@ def train_options(f=None, *, with_lr: bool = True):
         ),
         click.option("--vgg-weights", type=click.Path(dir_okay=False), help="VGG19 ImageNet weights (.h5)."),
         click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs")),
+        click.option("--seed", type=int, help="Seed of the initial weights and the sampling (default: the config's)."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
     ]
     for option in reversed(options):
@@ -118,7 +162,9 @@ def train_options(f=None, *, with_lr: bool = True):
     return data_options(f)
 
 
-def open_or_create_run(kind: str, resume, config_path, default_config, acdc_dir, data_dir, steps, epochs, lr, **new):
+def open_or_create_run(
+    kind: str, resume, config_path, default_config, acdc_dir, data_dir, steps, epochs, lr, seed=None, **new
+):
     """The run to train: ``--resume`` reopens one exactly as saved (refusing options it would ignore);
     otherwise a new run from the config, its data prepared and its overrides checked, before any training."""
     from heart_sr_tf.config import CONFIG_CLASSES, load_config
@@ -126,7 +172,7 @@ def open_or_create_run(kind: str, resume, config_path, default_config, acdc_dir,
     from heart_sr_tf.training.runs import Run
 
     if resume is not None:
-        given = {"--config": config_path, "--steps": steps, "--epochs": epochs, "--lr": lr}
+        given = {"--config": config_path, "--steps": steps, "--epochs": epochs, "--lr": lr, "--seed": seed}
         given.update({f"--{k.replace('_', '-')}": v for k, v in new.items() if k != "runs_dir"})
         ignored = [option for option, value in given.items() if value is not None]
         if ignored:
@@ -148,6 +194,8 @@ def open_or_create_run(kind: str, resume, config_path, default_config, acdc_dir,
         raise HeartSRError(f"{config_path}: data.dims is {config.data.dims} but --dims {dims} was given")
     data = resolve_data(acdc_dir, data_dir, config.data.split_seed, config.data.phantom_patients)
     config = apply_overrides(config, data, steps, epochs, lr)
+    if seed is not None:
+        config.train.seed = seed
     return Run.create(new.pop("runs_dir"), new.pop("name"), config, kind, data, new.pop("init_from", None))
 
 
@@ -166,7 +214,20 @@ def train():
     help="Start from the generator of this run or exported SavedModel (same architecture).",
 )
 def train_srgan_command(
-    acdc_dir, data_dir, config_path, steps, epochs, lr, strategy, vgg_weights, runs_dir, quiet, resume, name, init_from
+    acdc_dir,
+    data_dir,
+    config_path,
+    steps,
+    epochs,
+    lr,
+    strategy,
+    vgg_weights,
+    runs_dir,
+    seed,
+    quiet,
+    resume,
+    name,
+    init_from,
 ):
     """Train the SRGAN (CPU-sized config on the built-in phantoms by default)."""
     from heart_sr_tf.training.loop import comparison_line
@@ -175,7 +236,7 @@ def train_srgan_command(
     if init_from is not None and not Path(init_from).exists():
         raise HeartSRError(f"{init_from}: no such run or model for --init-from")
     run = open_or_create_run(
-        "srgan", resume, config_path, "srgan_cpu", acdc_dir, data_dir, steps, epochs, lr,
+        "srgan", resume, config_path, "srgan_cpu", acdc_dir, data_dir, steps, epochs, lr, seed,
         runs_dir=runs_dir, name=name, init_from=init_from,
     )  # fmt: skip
     click.echo(f"run: {run.folder}  data: {run.data_dir}")
@@ -190,7 +251,7 @@ def train_srgan_command(
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run in this folder.")
 @click.option("--name", help="Run name (default: wgan-DATE-TIME).")
 def train_wgan_command(
-    acdc_dir, data_dir, config_path, steps, epochs, lr, strategy, vgg_weights, runs_dir, quiet, dims, resume, name
+    acdc_dir, data_dir, config_path, steps, epochs, lr, strategy, vgg_weights, runs_dir, seed, quiet, dims, resume, name
 ):
     """Train the WGAN-GP with the five-phase controller (CPU-sized config on the phantoms by default)."""
     from heart_sr_tf.training.loop import comparison_line
@@ -200,7 +261,7 @@ def train_wgan_command(
         raise HeartSRError(f"--resume continues {resume} as saved; --dims would be ignored")
     default = f"wgan{dims or 2}d_cpu"
     run = open_or_create_run(
-        "wgan", resume, config_path, default, acdc_dir, data_dir, steps, epochs, lr,
+        "wgan", resume, config_path, default, acdc_dir, data_dir, steps, epochs, lr, seed,
         runs_dir=runs_dir, name=name, dims=None if dims is None else int(dims),
     )  # fmt: skip
     click.echo(f"run: {run.folder}  data: {run.data_dir}")
@@ -219,7 +280,7 @@ def sweep():
 @click.option("--lr", "lrs", type=float, multiple=True, default=(1e-3, 2e-4, 1e-5), show_default=True)
 @click.option("--name", default="sweep", show_default=True, help="Prefix of the run names.")
 def sweep_srgan_command(
-    acdc_dir, data_dir, config_path, steps, epochs, strategy, vgg_weights, runs_dir, quiet, lrs, name
+    acdc_dir, data_dir, config_path, steps, epochs, strategy, vgg_weights, runs_dir, seed, quiet, lrs, name
 ):
     """One run per --lr, each scored on validation, printed next to the degradation's baselines."""
     from heart_sr_tf.evaluation.report import format_table
@@ -232,7 +293,7 @@ def sweep_srgan_command(
     baselines = {}
     for value in lrs:
         run = open_or_create_run(
-            "srgan", None, config_path, "srgan_cpu", acdc_dir, data_dir, steps, epochs, value,
+            "srgan", None, config_path, "srgan_cpu", acdc_dir, data_dir, steps, epochs, value, seed,
             runs_dir=runs_dir, name=f"{name}-lr{value:g}",
         )  # fmt: skip
         click.echo(f"run: {run.folder}  lr {value:g}")
@@ -331,7 +392,7 @@ def evaluate(model, acdc_dir, data_dir, split, roi, degradation, data_consistenc
 
 @main.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--name", default="srgan", show_default=True, help="Model name (TF Serving's model folder).")
+@click.option("--name", help="Model name, TF Serving's model folder (default: the run's name).")
 @click.option("--version", type=click.IntRange(min=1), help="Version number (default: the next one).")
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("saved_models"), show_default=True
@@ -362,7 +423,7 @@ def export(run_dir, name, version, out, data_consistency):
 
         generator = with_consistency(generator, predictor.degradation.kind, predictor.degradation.scale)
         metadata["data_consistency"] = True
-    target = export_generator(generator, out, name, version, metadata, predictor.degradation)
+    target = export_generator(generator, out, name or run.folder.name, version, metadata, predictor.degradation)
     click.echo(f"exported {run.folder} ({Path(predictor.info['checkpoint']).name}) to {target}")
 
 
@@ -377,8 +438,10 @@ def export(run_dir, name, version, out, data_consistency):
     help="SavedModel, model base path (highest version) or run folder.",
 )
 @click.option("--server", help="TF Serving model URL, e.g. http://localhost:8501/v1/models/rrdb (instead of --model).")
-@click.option("--scale", default=3, show_default=True, help="Scale of the served model (with --server).")
-@click.option("--batch-size", default=8, show_default=True)
+@click.option(
+    "--scale", type=click.IntRange(min=2), default=3, show_default=True, help="Scale of the served model (--server)."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--quiet", is_flag=True)
 def upscale(in_path, out_path, model, server, scale, batch_size, quiet):
     """Super-resolve every slice and frame of the NIfTI scan IN into OUT, keeping its geometry."""

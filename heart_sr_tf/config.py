@@ -129,6 +129,7 @@ class Stage:
 class LoopConfig:
     """What the training loop does every so many steps, and the numeric precision (shared by every model)."""
 
+    seed: int = 0  # initial weights, patch sampling and augmentation (tf.data's parallel order aside)
     log_every: int = 25
     checkpoint_every: int = 50
     validate_every: int = 100

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -90,7 +92,8 @@ def prepare(
             build = builder(data_dir, roi, split_seed=seed, patients=patients, on_patient=lambda pid: _tick(bar, pid))
             if force:
                 shutil.rmtree(Path(build.data_dir), ignore_errors=True)
-            build.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(acdc_dir)))
+            with contextlib.redirect_stdout(io.StringIO()):  # TFDS's "Downloading ... Unknown size" lines: local files
+                build.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(acdc_dir)))
         report.counts[roi] = {name: int(split.num_examples) for name, split in build.info.splits.items()}
         assignment = dict(build.info.metadata.get("assignment", {}))
         report.patients = {s: sum(1 for v in assignment.values() if v == s) for s in ("train", "validation", "test")}

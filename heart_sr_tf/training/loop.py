@@ -81,6 +81,7 @@ class TrainingLoop:
         self.last_means: dict[str, float] = {}  # the means of the last logging interval
         self._sums: dict[str, float] = {}
         self._count = 0
+        self._wall0 = 0.0
 
     @property
     def step(self) -> int:
@@ -92,6 +93,7 @@ class TrainingLoop:
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
         self.run.trim_metrics(self.step)
+        self._wall0 = float(self.run.last_metrics().get("wall_s", 0.0))  # wall time carries on across resumes
         return latest
 
     def train(
@@ -157,7 +159,12 @@ class TrainingLoop:
         """One metrics.csv row and TensorBoard scalars: losses are means over the steps since the last row."""
         if not self.chief:
             return
-        row = {"step": step, "stage": stage, "wall_s": round(time.monotonic() - self._started, 2), **means}
+        row = {
+            "step": step,
+            "stage": stage,
+            "wall_s": round(self._wall0 + time.monotonic() - self._started, 2),
+            **means,
+        }
         row.update({f"val_{k}": v for k, v in val.items()})
         self.run.log_metrics(row)
         with self.writer.as_default(step=step):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import keras
+
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.pipeline import slice_dataset, train_pairs
 from heart_sr_tf.training.build import build_srgan
@@ -41,6 +43,7 @@ def train_srgan(
     """
     config, data_dir = run.config, run.data_dir
     strategy = make_strategy(strategy_name)
+    keras.utils.set_random_seed(config.train.seed)
     model = build_srgan(config, strategy, vgg_weights)
     degradation = Degradation.from_config(config)
     loop = TrainingLoop(run, model, strategy, Validator(data_dir, degradation, config.data.validation_slices), quiet)

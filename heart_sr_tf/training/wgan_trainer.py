@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import keras
+
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.pipeline import slice_dataset, train_pairs, train_volumes
 from heart_sr_tf.data.prepare import builder
@@ -61,6 +63,7 @@ def train_wgan(
 ) -> TrainResult:
     config, data_dir = run.config, run.data_dir
     strategy = make_strategy(strategy_name)
+    keras.utils.set_random_seed(config.train.seed)
     model = build_wgan(config, strategy)
     validator = Validator(data_dir, Degradation.from_config(config), config.data.validation_slices)
     loop = TrainingLoop(run, model, strategy, validator, quiet)

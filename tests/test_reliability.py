@@ -1,0 +1,162 @@
+"""Nothing lost, nothing silent: bad options, intensity outliers, odd data types, interruption, leftovers."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from heart_sr_tf.serving.predictor import load_predictor
+from heart_sr_tf.serving.upscale import upscale_nifti
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args, cwd=ROOT, timeout=300):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def _one_error_line(result, *fragments):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:") or line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def _scan(path: Path, data: np.ndarray, dtype, slope=None, inter=0.0) -> Path:
+    image = nib.Nifti1Image(data, np.diag([1.5, 1.5, 8.0, 1.0]))
+    image.set_data_dtype(dtype)
+    if slope is not None:
+        image.header.set_slope_inter(slope, inter)
+    nib.save(image, str(path))
+    return path
+
+
+def _anatomy(shape, top: float, seed=0) -> np.ndarray:
+    """A smooth image in [0, top] with a few very bright voxels (outliers above the 99.5th percentile)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
+    base = np.clip(1 - (yy**2 + xx**2), 0, 1)[..., None] * np.ones(shape[2:])[None, None]
+    data = 0.5 * top * base + 0.02 * top * rng.random(shape)
+    flat = data.reshape(-1)
+    flat[rng.choice(flat.size, 40, replace=False)] = top  # bright outliers: vessels, fat
+    return data
+
+
+@pytest.mark.parametrize(
+    "dtype, top, slope",
+    [(np.uint8, 255, None), (np.int16, 658, None), (np.float32, 1234.5, None), (np.int16, 3000.0, 0.5)],
+)
+def test_upscale_keeps_the_intensity_range_of_every_data_type(tiny_export, tmp_path, dtype, top, slope):
+    data = _anatomy((20, 24, 4), top)
+    if np.issubdtype(dtype, np.integer) and slope is None:
+        data = np.round(data)
+    src = _scan(tmp_path / "in.nii.gz", data.astype(np.float32), dtype, slope)
+    before = nib.load(str(src)).get_fdata()
+    out = upscale_nifti(src, tmp_path / "out.nii.gz", load_predictor(tiny_export), quiet=True)
+    image = nib.load(str(out))
+    after = image.get_fdata()
+    assert image.get_data_dtype() == np.dtype(dtype)
+    assert after.shape == (60, 72, 4)
+    # the brightest voxels keep their value at their own HR position, within rounding of the data type
+    tolerance = 1.0 if slope is None else 2 * slope
+    bright = np.argwhere(before >= before.max() - 1e-3)
+    for i, j, k in bright[:10]:
+        assert abs(after[3 * i, 3 * j, k] - before[i, j, k]) <= max(tolerance, 0.02 * before.max()), (i, j, k)
+    assert after.max() >= before.max() - tolerance
+    assert after.max() <= 1.3 * before.max()  # interpolation overshoot only
+    assert after.min() >= before.min() - 0.1 * before.max()
+
+
+def test_bad_batch_sizes_are_refused_before_any_work(phantom_root, tiny_export, tmp_path):
+    src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
+    for value in ("0", "-1", "-3"):
+        result = _cli("upscale", src, tmp_path / "o.nii.gz", "--model", tiny_export, "--batch-size", value)
+        _one_error_line(result, "--batch-size")
+        assert not list(tmp_path.iterdir())
+
+
+def test_an_unwritable_output_fails_before_inference(phantom_root, tiny_export, tmp_path):
+    src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
+    (tmp_path / "afile").write_text("x")
+    _one_error_line(_cli("upscale", src, tmp_path / "afile" / "o.nii.gz", "--model", tiny_export), "is a file")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root): the permission check cannot fail here")
+        _one_error_line(_cli("upscale", src, locked / "o.nii.gz", "--model", tiny_export), "cannot write")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_hard_link_to_the_input_is_refused_like_the_input(phantom_root, tiny_export, tmp_path):
+    src = tmp_path / "scan.nii.gz"
+    src.write_bytes((phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz").read_bytes())
+    os.link(src, tmp_path / "alias.nii.gz")
+    _one_error_line(_cli("upscale", src, tmp_path / "alias.nii.gz", "--model", tiny_export), "refusing to overwrite")
+    assert (tmp_path / "alias.nii.gz").read_bytes() == src.read_bytes()
+
+
+def test_sigterm_leaves_the_complete_result_or_nothing(phantom_root, tiny_export, tmp_path):
+    src = phantom_root / "training" / "patient001" / "patient001_4d.nii.gz"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    outcomes = set()
+    for delay in (1.0, 3.0, 5.0, 8.0):
+        out = tmp_path / f"o{delay}" / "up.nii.gz"
+        args = [sys.executable, str(ROOT / "cli.py"), "upscale", str(src), str(out), "--model", str(tiny_export)]
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+        left = sorted(p.name for p in out.parent.iterdir()) if out.parent.exists() else []
+        assert left in ([], ["up.nii.gz"]), left  # no temporary file, whatever the moment
+        if left:
+            assert nib.load(str(out)).shape[:2] == (3 * 176, 3 * 208)  # complete and readable
+        outcomes.add(bool(left))
+    assert False in outcomes  # at least one signal arrived before the result was written
+
+
+def test_a_killed_runs_temporary_file_is_removed_by_the_next_run(phantom_root, tiny_export, tmp_path):
+    src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
+    stale = tmp_path / ".up.nii.gz.part-999999.nii.gz"  # as a SIGKILLed run would leave it
+    stale.write_bytes(b"partial")
+    upscale_nifti(src, tmp_path / "up.nii.gz", load_predictor(tiny_export), quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["up.nii.gz"]
+
+
+def test_resume_refuses_options_it_would_ignore(tiny_run):
+    result = _cli("train", "srgan", "--resume", tiny_run, "--steps", "50", "--lr", "1e-3")
+    _one_error_line(result, "--steps", "--lr", "would be ignored", "config.toml")
+
+
+def test_bad_training_options_fail_before_any_work(tmp_path):
+    _one_error_line(_cli("train", "srgan", "--lr", "-1e-3", "--runs-dir", tmp_path), "--lr")
+    _one_error_line(_cli("train", "srgan", "--steps", "0", "--runs-dir", tmp_path), "--steps")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data]\npatch = 50\n")
+    _one_error_line(_cli("train", "srgan", "--config", bad, "--runs-dir", tmp_path), "bad.toml", "data.patch")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]  # no half-made run folder
+
+
+def test_export_takes_the_run_name_and_never_adds_to_another_model(tiny_run, tmp_path):
+    result = _cli("export", tiny_run, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / Path(tiny_run).name / "1" / "saved_model.pb").is_file()
+    assert not (tmp_path / "srgan").exists()
