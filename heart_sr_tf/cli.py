@@ -433,9 +433,9 @@ def export(run_dir, name, version, out, data_consistency):
 @click.option(
     "--model",
     type=click.Path(path_type=Path),
-    default=Path("saved_models/rrdb"),
+    default="rrdb_kspace",
     show_default=True,
-    help="SavedModel, model base path (highest version) or run folder.",
+    help="SavedModel, model base path (highest version), run folder, or the name of a shipped model.",
 )
 @click.option("--server", help="TF Serving model URL, e.g. http://localhost:8501/v1/models/rrdb (instead of --model).")
 @click.option(

@@ -73,11 +73,13 @@ def test_upscale_keeps_the_intensity_range_of_every_data_type(tiny_export, tmp_p
     after = image.get_fdata()
     assert image.get_data_dtype() == np.dtype(dtype)
     assert after.shape == (60, 72, 4)
-    # the brightest voxels keep their value at their own HR position, within rounding of the data type
-    tolerance = 1.0 if slope is None else 2 * slope
+    # the brightest voxels keep their value at their own HR position, within the (tiny, barely trained) model's
+    # error on the clipped part; clipping at the 99.5th percentile without giving the excess back loses ~30 %
+    tolerance = 0.05 * before.max()
     bright = np.argwhere(before >= before.max() - 1e-3)
+    assert len(bright) >= 10
     for i, j, k in bright[:10]:
-        assert abs(after[3 * i, 3 * j, k] - before[i, j, k]) <= max(tolerance, 0.02 * before.max()), (i, j, k)
+        assert abs(after[3 * i, 3 * j, k] - before[i, j, k]) <= tolerance, (i, j, k)
     assert after.max() >= before.max() - tolerance
     assert after.max() <= 1.3 * before.max()  # interpolation overshoot only
     assert after.min() >= before.min() - 0.1 * before.max()
@@ -160,3 +162,27 @@ def test_export_takes_the_run_name_and_never_adds_to_another_model(tiny_run, tmp
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / Path(tiny_run).name / "1" / "saved_model.pb").is_file()
     assert not (tmp_path / "srgan").exists()
+
+
+def test_a_quiet_start_unless_verbose(tiny_run, tmp_path):
+    quiet = _cli("export", tiny_run, "--out", tmp_path / "a")
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert quiet.stderr == "" and quiet.stdout.startswith("exported ")
+    loud = _cli("--verbose", "export", tiny_run, "--out", tmp_path / "b")
+    assert loud.returncode == 0 and "oneDNN" in loud.stderr  # TensorFlow's own start-up lines are still there
+
+
+def test_prepare_rebuilds_when_the_source_folder_changed(phantom_root, tmp_path):
+    import shutil
+
+    from heart_sr_tf.data.prepare import prepare
+
+    source = tmp_path / "acdc"
+    shutil.copytree(phantom_root, source)
+    first = prepare(source, tmp_path / "tfds", quiet=True)
+    assert sum(first.patients.values()) == 5
+    assert prepare(source, tmp_path / "tfds", quiet=True).counts == first.counts  # unchanged: reused
+    shutil.rmtree(source / "training" / "patient005")  # e.g. a bad patient removed, or fixed
+    second = prepare(source, tmp_path / "tfds", quiet=True)
+    assert sum(second.patients.values()) == 4
+    assert sum(second.counts["full"].values()) < sum(first.counts["full"].values())

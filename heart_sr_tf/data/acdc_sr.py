@@ -10,6 +10,7 @@ within ~107 dB PSNR of the freshly computed one.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,7 @@ class AcdcSr(tfds.core.GeneratorBasedBuilder):
         self.info.metadata["split_seed"] = self.split_seed
         self.info.metadata["source"] = str(Path(dl_manager.manual_dir).resolve())
         self.info.metadata["assignment"] = assignment
+        self.info.metadata["fingerprint"] = source_fingerprint(Path(dl_manager.manual_dir))
         chosen = {
             split: [p for p in patients if assignment[p.id] == split] for split in ("train", "validation", "test")
         }
@@ -109,6 +111,17 @@ class AcdcSr(tfds.core.GeneratorBasedBuilder):
                         "box": np.asarray(box, np.int32),
                     },
                 )
+
+
+def source_fingerprint(folder: Path) -> str:
+    """A digest of every file's relative path, size and modification time under ``folder``: it changes when a
+    patient is added, removed, fixed or replaced, so a dataset built from an older state is never reused."""
+    digest = hashlib.sha1()
+    folder = Path(folder)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def valid_patients(root, strict: bool = False, on_patient=None) -> tuple[list[Patient], list[DataError]]:

@@ -7,11 +7,12 @@ import hashlib
 import io
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from heart_sr_tf.data.acdc import scan_patients
-from heart_sr_tf.data.acdc_sr import ROIS, AcdcSr, valid_patients
+from heart_sr_tf.data.acdc_sr import ROIS, AcdcSr, source_fingerprint, valid_patients
 from heart_sr_tf.data.phantoms import write_phantoms
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.progress import progress_bar
@@ -80,7 +81,12 @@ def prepare(
                 f"holds a dataset built from {source} with split seed {built_seed}; "
                 "pass --force to rebuild it or choose another --data-dir",
             )
-    else:
+        built = metadata.get("fingerprint")
+        if built and built != source_fingerprint(acdc_dir):
+            if not quiet:
+                print(f"{acdc_dir}: files changed since {data_dir} was built from it; rebuilding", file=sys.stderr)
+            force = True
+    if force or not is_prepared(data_dir):
         total = len(scan_patients(acdc_dir)[0])
         with progress_bar(total, "check", "patient", disable=quiet) as bar:
             patients, errors = valid_patients(acdc_dir, strict=strict, on_patient=lambda pid: _tick(bar, pid))

@@ -12,8 +12,8 @@ from keras import layers
 from heart_sr_tf.models.layers import AlignedBicubicUpsample, PixelShuffle
 
 
-def _conv(filters: int, name: str, kernel: int = 3):
-    return layers.Conv2D(filters, kernel, padding="same", name=name)
+def _conv(filters: int, name: str, kernel: int = 3, **kwargs):
+    return layers.Conv2D(filters, kernel, padding="same", name=name, **kwargs)
 
 
 def dense_block(x, features: int, growth: int, residual_scale: float, name: str):
@@ -54,7 +54,9 @@ def rrdb_generator(
     x = _conv(features * scale * scale, "conv_up")(x)
     x = layers.LeakyReLU(0.2, name="up_act")(PixelShuffle(scale, name="pixel_shuffle")(x))
     x = layers.LeakyReLU(0.2, name="hr_act")(_conv(features, "conv_hr")(x))
-    out = _conv(1, "conv_last")(x)
+    # With the bicubic skip the last convolution starts at zero: the untrained network is exactly the baseline,
+    # and training can only move away from it where that lowers the loss.
+    out = _conv(1, "conv_last", kernel_initializer="zeros" if bicubic_skip else "glorot_uniform")(x)
     if bicubic_skip:  # in float32 under mixed precision: the image itself is never rounded to 8 mantissa bits
         bicubic = AlignedBicubicUpsample(scale, name="bicubic", dtype="float32")(lr)
         out = layers.Add(name="bicubic_add", dtype="float32")([out, bicubic])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -116,11 +118,38 @@ def load_run(folder: Path) -> Predictor:
     return predictor
 
 
-def load_predictor(path: Path) -> Predictor:
-    """A run folder (has config.toml), a SavedModel, or a model base path."""
+DEFAULT_MODEL = "rrdb_kspace"
+SHIPPED_ENV = "HEART_SR_MODELS"
+
+
+def shipped_model_dirs() -> list[Path]:
+    """Where the shipped models are looked for: $HEART_SR_MODELS, ./saved_models, the checkout's saved_models
+    (an editable install), and ``<prefix>/share/heart-sr-tf/saved_models`` (a regular ``pip install .``)."""
+    dirs = [Path(os.environ[SHIPPED_ENV])] if os.environ.get(SHIPPED_ENV) else []
+    dirs += [Path.cwd() / "saved_models", Path(__file__).resolve().parents[2] / "saved_models"]
+    return dirs + [Path(sys.prefix) / "share" / "heart-sr-tf" / "saved_models"]
+
+
+def find_model(path: Path) -> Path:
+    """``path`` as given when it exists; else a shipped model of that name (``rrdb_kspace`` or
+    ``saved_models/rrdb_kspace``), wherever the tool is installed and run from."""
     path = Path(path)
-    if not path.exists():
-        raise HeartSRError(f"{path}: no such run or model")
+    if path.exists():
+        return path
+    parts = path.parts
+    if len(parts) == 1 or (len(parts) == 2 and parts[0] == "saved_models"):
+        for folder in shipped_model_dirs():
+            if (folder / parts[-1]).is_dir():
+                return folder / parts[-1]
+    raise HeartSRError(
+        f"{path}: no such run or model (shipped models are looked for in ./saved_models, the checkout "
+        f"and {shipped_model_dirs()[-1]})"
+    )
+
+
+def load_predictor(path: Path) -> Predictor:
+    """A run folder (has config.toml), a SavedModel, a model base path, or a shipped model's name."""
+    path = find_model(path)
     if (path / "config.toml").is_file():
         return load_run(path)
     return load_saved_model(path)
