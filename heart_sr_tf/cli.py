@@ -76,7 +76,13 @@ def main(verbose: bool):
 
 @main.command()
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--patients", default=10, show_default=True, help="Number of synthetic patients.")
+@click.option(
+    "--patients",
+    type=click.IntRange(min=3),
+    default=10,
+    show_default=True,
+    help="Number of synthetic patients (at least one for each of train, validation and test).",
+)
 @click.option("--seed", default=0, show_default=True)
 def phantoms(out: Path, patients: int, seed: int):
     """Write synthetic cardiac cine in the ACDC layout to OUT."""
@@ -329,10 +335,14 @@ def sweep_srgan_command(
     "--data-consistency", is_flag=True, help="Project the model's output onto its input (degrade(SR) == LR) first."
 )
 @click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), help="Where results go (default: beside MODEL)."
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where results go (default: RUN/evaluation/SPLIT for a run, ./evaluation/NAME/SPLIT for a SavedModel).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many slices per roi.")
-@click.option("--figures", "n_figures", default=4, show_default=True, help="LR | SR | HR figures to draw.")
+@click.option(
+    "--figures", "n_figures", type=click.IntRange(min=0), default=4, show_default=True, help="Figures to draw."
+)
 @click.option("--quiet", is_flag=True)
 def evaluate(model, acdc_dir, data_dir, split, roi, degradation, data_consistency, out, limit, n_figures, quiet):
     """Score a run or SavedModel next to its degradation's baselines (the paper's section 6, done soundly)."""
@@ -357,6 +367,11 @@ def evaluate(model, acdc_dir, data_dir, split, roi, degradation, data_consistenc
         data_dir = run.data_dir
     data = resolve_data(acdc_dir, data_dir)
     rois = ("full", "heart") if roi == "both" else (roi,)
+    from heart_sr_tf.data.pipeline import num_slices
+
+    for name in rois:
+        if num_slices(data, name, split) == 0:
+            raise HeartSRError(f"{data}: the {split} split holds no {name} slices; choose another --split")
     result = run_evaluate(predictor, data, split, rois, limit=limit, quiet=quiet, degradation=chosen)
     if run is not None:
         result.losses = run.last_losses()

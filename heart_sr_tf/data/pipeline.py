@@ -35,9 +35,11 @@ def slice_dataset(data_dir: Path, roi: str = "full", split: str = "train", shuff
 
 
 def num_slices(data_dir: Path, roi: str, split: str) -> int:
+    """Slices in one split; 0 when the split is empty or absent (e.g. a source holding only ``testing/``)."""
     from heart_sr_tf.data.prepare import builder
 
-    return int(builder(Path(data_dir), roi).info.splits[split].num_examples)
+    splits = builder(Path(data_dir), roi).info.splits
+    return int(splits[split].num_examples) if split in splits else 0
 
 
 def to_unit(hr_uint16: tf.Tensor) -> tf.Tensor:

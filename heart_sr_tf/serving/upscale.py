@@ -3,8 +3,8 @@
 The scan's own in-plane grid is taken as the LR grid. Each 3D frame goes through the intensity
 protocol on the way in (clip to [min, 99.5th percentile], scale to [0, 1]) and back to its own range on
 the way out. The part of each voxel above the clip is not thrown away: it is interpolated on its own with
-aligned bicubic (local, so a bright outlier does not ring across the slice) and added back, so the output
-keeps the input's intensity range, bright outliers included, within interpolation overshoot.
+aligned bicubic (local, so a bright outlier does not ring across the slice) and added back, and the result is
+bounded by the frame's own range: the output keeps the input's intensity range, bright outliers included.
 
 Voxel ``(i, j)`` of the input sits at output voxel ``(s*i, s*j)``, so the affine's in-plane columns are
 divided by s (the origin and orientation stay) and the in-plane zooms too. The header and data type are
@@ -131,6 +131,8 @@ def _super_resolve(data: np.ndarray, predictor, batch_size: int, quiet: bool) ->
                 hr_shape = (s * excess.shape[0], s * excess.shape[1])
                 back = aligned_bicubic(excess[:, :, z], s, hr_shape, clip=False)
                 out[:, :, t * per_frame + z] += np.maximum(back, 0.0)
+            # the frame's own range bounds the result: interpolation overshoot never invents a brighter voxel
+            np.clip(out[:, :, block], volume[:, :, block].min(), volume[:, :, block].max(), out=out[:, :, block])
     return out.reshape(out.shape[:2] + data.shape[2:])
 
 

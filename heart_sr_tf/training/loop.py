@@ -113,7 +113,8 @@ class TrainingLoop:
                 self.checkpoint.stage.assign(segment.index)
                 logs = self.steps[segment.mode](batches)
                 self._after_step(segment, logs)
-                bar.set_postfix_str(f"{segment.name} " + " ".join(f"{k}={v:.4g}" for k, v in self.last_logs.items()))
+                note = f"{segment.name} " + " ".join(f"{k}={v:.4g}" for k, v in self.last_logs.items())
+                bar.set_postfix_str(note, refresh=False)  # drawn with the count, at tqdm's own interval
                 bar.update(1)
             self._save()
         final = self.validator.evaluate(self.model.generator)

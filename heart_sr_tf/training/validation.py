@@ -8,7 +8,8 @@ import numpy as np
 import tensorflow as tf
 
 from heart_sr_tf.data.degradation import Degradation, blocky_np
-from heart_sr_tf.data.pipeline import eval_pairs, slice_dataset
+from heart_sr_tf.data.pipeline import eval_pairs, num_slices, slice_dataset
+from heart_sr_tf.errors import DataError
 from heart_sr_tf.metrics import image_metrics
 
 
@@ -19,10 +20,10 @@ class Validator:
     """
 
     def __init__(self, data_dir: Path, degradation: Degradation, count: int, roi: str = "full", batch_size: int = 8):
+        if num_slices(data_dir, roi, "validation") == 0:
+            raise DataError(data_dir, "the validation split is empty: training needs validation patients")
         ds = eval_pairs(slice_dataset(data_dir, roi, "validation"), batch_size=1, degradation=degradation)
         pairs = list(ds.take(count))
-        if not pairs:
-            raise ValueError(f"{data_dir}: the validation split is empty")
         self.lr = np.concatenate([p[0].numpy() for p in pairs])
         self.hr = np.concatenate([p[1].numpy() for p in pairs])
         self.degradation, self.scale, self.batch_size = degradation, degradation.scale, batch_size
