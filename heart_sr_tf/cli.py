@@ -465,7 +465,10 @@ def upscale(in_path, out_path, model, server, scale, batch_size, quiet):
     from heart_sr_tf.serving.upscale import upscale_nifti
 
     predictor = rest_predictor(server, scale) if server else load_predictor(model)
-    click.echo(f"model: {predictor.source}, trained for {predictor.degradation.describe()}")
+    if server:
+        click.echo(f"model: {server} (TF Serving does not report a model's degradation; the served model decides)")
+    else:
+        click.echo(f"model: {predictor.source}, trained for {predictor.degradation.describe()}")
     written = upscale_nifti(in_path, out_path, predictor, batch_size=batch_size, quiet=quiet)
     click.echo(f"wrote {written} (x{predictor.scale} in-plane, with {predictor.source})")
 
