@@ -39,8 +39,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="file stem (default: benchmarks/<run name>_training_curve)")
     args = parser.parse_args()
 
-    from heart_sr_tf.data.degradation import Degradation
-    from heart_sr_tf.training.loop import BASELINE_NAMES
+    from heart_sr_tf.data.degradation import BASELINE_NAMES, Degradation
     from heart_sr_tf.training.runs import Run
     from heart_sr_tf.training.validation import Validator
 

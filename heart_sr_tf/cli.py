@@ -289,8 +289,8 @@ def sweep_srgan_command(
     acdc_dir, data_dir, config_path, steps, epochs, strategy, vgg_weights, runs_dir, seed, quiet, lrs, name
 ):
     """One run per --lr, each scored on validation, printed next to the degradation's baselines."""
+    from heart_sr_tf.data.degradation import BASELINE_NAMES
     from heart_sr_tf.evaluation.report import format_table
-    from heart_sr_tf.training.loop import BASELINE_NAMES
     from heart_sr_tf.training.srgan_trainer import train_srgan
 
     if any(value <= 0 for value in lrs):

@@ -49,6 +49,7 @@ def blocky(lr: tf.Tensor, scale: int, hr_height, hr_width) -> tf.Tensor:
 
 
 KINDS = ("decimation", "kspace")
+BASELINE_NAMES = {"zero_fill": "zero-filled", "bicubic": "aligned bicubic", "blocky": "blocky LR"}  # for tables
 DESCRIPTIONS = {
     "decimation": "decimation: LR[i, j] = HR[{s}*i, {s}*j], the first element of each {s}x{s} block (the paper's 2.4)",
     "kspace": "kspace: the central 1/{s} x 1/{s} of the HR slice's centred spectrum (HR cropped to a multiple of {s}), "

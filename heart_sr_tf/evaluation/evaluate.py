@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from heart_sr_tf.data.degradation import Degradation
+from heart_sr_tf.data.degradation import BASELINE_NAMES, Degradation
 from heart_sr_tf.data.pipeline import slice_dataset, to_unit
 from heart_sr_tf.metrics import image_metrics
 from heart_sr_tf.progress import progress_bar
 
 METHODS = ("model", "zero_fill", "bicubic", "blocky")
-NAMES = {"model": "model", "zero_fill": "zero-filled", "bicubic": "aligned bicubic", "blocky": "blocky LR"}
+NAMES = {"model": "model", **BASELINE_NAMES}
 METRICS = ("ssim", "ssim_gauss", "psnr", "nrmse")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-KINDS = ("decimation", "kspace")
+from heart_sr_tf.data.degradation import KINDS
 
 
 @keras.saving.register_keras_serializable(package="heart_sr_tf")

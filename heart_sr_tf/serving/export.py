@@ -116,6 +116,6 @@ def load_exported(path: Path):
         loaded = tf.saved_model.load(str(folder))
         loaded.signatures["serving_default"]
         return folder, loaded
-    except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes TensorFlow raise, it is one line here
+    except Exception as exc:  # whatever a damaged file makes TensorFlow raise (IndexError, OpError, ...): one line
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HeartSRError(f"{folder}: not a loadable heart-sr SavedModel ({message[:200]})") from None

@@ -42,14 +42,14 @@ class Predictor:
         """This predictor followed by data consistency with its own degradation (a no-op if already there)."""
         if self.info.get("data_consistency"):
             return self
+        if self.volumetric:
+            raise HeartSRError(f"{self.source}: data consistency is for 2D models")
         from heart_sr_tf.models.consistency import DataConsistency
 
         layer = DataConsistency(self.degradation.kind, self.scale)
 
         def fn(lr):
             sr = np.asarray(self.fn(lr), dtype=np.float32)
-            if self.volumetric:
-                raise HeartSRError(f"{self.source}: data consistency is for 2D models")
             return layer([tf.constant(sr), tf.constant(lr)]).numpy()
 
         info = {**self.info, "data_consistency": True}
@@ -118,7 +118,6 @@ def load_run(folder: Path) -> Predictor:
     return predictor
 
 
-DEFAULT_MODEL = "rrdb_kspace"
 SHIPPED_ENV = "HEART_SR_MODELS"
 
 

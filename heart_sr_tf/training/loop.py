@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from heart_sr_tf.data.degradation import BASELINE_NAMES
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.training.distribute import distribute_dataset, distributed_step, is_chief
@@ -179,9 +180,6 @@ class TrainingLoop:
     def _save(self) -> None:
         if self.manager.latest_checkpoint != f"{self.manager.directory}/ckpt-{self.step}":
             self.manager.save(checkpoint_number=self.step)
-
-
-BASELINE_NAMES = {"zero_fill": "zero-filled", "bicubic": "aligned bicubic", "blocky": "blocky LR"}
 
 
 def comparison_line(result: TrainResult) -> str:

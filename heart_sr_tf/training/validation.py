@@ -26,12 +26,12 @@ class Validator:
         pairs = list(ds.take(count))
         self.lr = np.concatenate([p[0].numpy() for p in pairs])
         self.hr = np.concatenate([p[1].numpy() for p in pairs])
-        self.degradation, self.scale, self.batch_size = degradation, degradation.scale, batch_size
+        self.scale, self.batch_size = degradation.scale, batch_size
         shape = self.hr.shape[1:3]
-        self.baselines = {}
-        for name in degradation.baselines:
-            images = [degradation.baseline_images(x[..., 0], shape)[name][..., None] for x in self.lr]
-            self.baselines[name] = self._score(np.stack(images))
+        images = [degradation.baseline_images(x[..., 0], shape) for x in self.lr]  # each slice's baselines, once
+        self.baselines = {
+            name: self._score(np.stack([image[name][..., None] for image in images])) for name in degradation.baselines
+        }
 
     def predict(self, generator) -> np.ndarray:
         out = [self._run(generator, self.lr[i : i + self.batch_size]) for i in range(0, len(self.lr), self.batch_size)]
