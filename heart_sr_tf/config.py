@@ -47,11 +47,13 @@ class DataConfig:
 class DegradationConfig:
     """How LR is made from HR (heart_sr_tf/data/degradation.py and kspace.py)."""
 
-    kind: Literal["decimation", "kspace"] = "decimation"  # decimation: LR = HR[::s, ::s] (the paper); kspace:
-    # the central 1/s of the spectrum, magnitude (what a scanner acquires)
+    kind: Literal["decimation", "kspace", "through_plane"] = "decimation"  # decimation: LR = HR[::s, ::s] (the
+    # paper); kspace: the central 1/s of the spectrum, magnitude (what a scanner acquires); through_plane: thick
+    # slices s rows apart along the first axis (data/thick_slices.py), for models across the slices of a stack
     window: Literal["none", "hamming", "tukey"] = "none"  # kspace only: weighting of the kept spectrum
     tukey_alpha: float = 0.5  # kspace, tukey only: the tapered fraction of the band, in (0, 1]
     noise_sigma: list[float] = field(default_factory=lambda: [0.0, 0.0])  # kspace only: Rician, sigma ~ U[lo, hi]
+    thickness: int = 0  # through_plane only: the slice profile in rows (0: the scale, i.e. contiguous slices)
 
     def check(self) -> None:
         if not 0 < self.tukey_alpha <= 1:
@@ -60,6 +62,8 @@ class DegradationConfig:
             raise ConfigError(f"noise_sigma: {self.noise_sigma} is not [lo, hi] with 0 <= lo <= hi")
         if self.kind == "decimation" and (self.window != "none" or self.noise_sigma[1] > 0):
             raise ConfigError("window and noise_sigma apply to the kspace degradation only")
+        if self.thickness < 0 or (self.thickness and self.kind != "through_plane"):
+            raise ConfigError(f"thickness: {self.thickness} is not >= 0, or the kind is not through_plane")
 
 
 @dataclass
@@ -252,6 +256,8 @@ class WGANConfig:
     def check(self) -> None:
         if self.data.dims == 3 and self.degradation.kind != "decimation":
             raise ConfigError(f"degradation.kind: 3D training supports decimation only, not {self.degradation.kind!r}")
+        if self.degradation.kind == "through_plane":
+            raise ConfigError("degradation.kind: through_plane trains the RRDB generator (train srgan), not mDCSRN")
 
 
 CONFIG_CLASSES = {"srgan": SRGANConfig, "wgan": WGANConfig}

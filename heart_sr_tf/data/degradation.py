@@ -16,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from heart_sr_tf.data import kspace
-from heart_sr_tf.data.interpolation import aligned_bicubic
+from heart_sr_tf.data.interpolation import aligned_bicubic, axis_matrix
+from heart_sr_tf.data.thick_slices import thick_slices, thick_slices_np
 
 DEFAULT_SCALE = 3
 
@@ -31,9 +32,10 @@ def lr_grid_np(hr: np.ndarray, scale: int = DEFAULT_SCALE) -> np.ndarray:
     return np.asarray(hr)[::scale, ::scale]
 
 
-def blocky_np(lr: np.ndarray, scale: int, hr_shape: tuple[int, int]) -> np.ndarray:
-    """NumPy reference: repeat each LR sample over its block, cut to ``hr_shape``."""
-    out = np.repeat(np.repeat(lr, scale, axis=0), scale, axis=1)
+def blocky_np(lr: np.ndarray, scale: int | tuple[int, int], hr_shape: tuple[int, int]) -> np.ndarray:
+    """NumPy reference: repeat each LR sample over its block (``s x s``, or ``(rows, cols)``), cut to ``hr_shape``."""
+    rows, cols = (scale, scale) if isinstance(scale, int) else scale
+    out = np.repeat(np.repeat(lr, rows, axis=0), cols, axis=1)
     return out[: hr_shape[0], : hr_shape[1]]
 
 
@@ -48,12 +50,21 @@ def blocky(lr: tf.Tensor, scale: int, hr_height, hr_width) -> tf.Tensor:
     return out[..., :hr_height, :hr_width, :]
 
 
-KINDS = ("decimation", "kspace")
-BASELINE_NAMES = {"zero_fill": "zero-filled", "bicubic": "aligned bicubic", "blocky": "blocky LR"}  # for tables
+KINDS = ("decimation", "kspace", "through_plane")
+BASELINE_NAMES = {  # for tables
+    "zero_fill": "zero-filled",
+    "bicubic": "aligned bicubic",
+    "blocky": "blocky LR",
+    "cubic": "cubic along the axis",
+    "linear": "linear along the axis",
+    "sinc": "windowed sinc along the axis",
+}
 DESCRIPTIONS = {
     "decimation": "decimation: LR[i, j] = HR[{s}*i, {s}*j], the first element of each {s}x{s} block (the paper's 2.4)",
     "kspace": "kspace: the central 1/{s} x 1/{s} of the HR slice's centred spectrum (HR cropped to a multiple of {s}), "
     "inverse FFT, magnitude, mean intensity kept; LR sample (i, j) sits at HR pixel ({s}*i, {s}*j)",
+    "through_plane": "through_plane: thick slices along the first axis, LR[r, :] = the mean of {t} HR rows (a box "
+    "profile) centred on row {s}*r, edge rows replicated; the columns untouched",
 }
 
 
@@ -61,7 +72,9 @@ DESCRIPTIONS = {
 class Degradation:
     """Which degradation makes an LR grid from an HR slice, with its options; the same in tf.data and NumPy.
 
-    ``window``, ``tukey_alpha`` and ``noise`` (a sigma range on [0, 1] intensities) apply to ``kspace`` only.
+    ``window``, ``tukey_alpha`` and ``noise`` (a sigma range on [0, 1] intensities) apply to ``kspace`` only;
+    ``thickness`` (the slice profile t in rows, 0 meaning t = scale) to ``through_plane`` only, where ``scale``
+    is the slice factor g along the first axis and the second axis keeps its size.
     """
 
     kind: str = "decimation"
@@ -69,21 +82,33 @@ class Degradation:
     window: str = "none"
     tukey_alpha: float = 0.5
     noise: tuple[float, float] = (0.0, 0.0)
+    thickness: int = 0
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown degradation {self.kind!r}, expected one of {', '.join(KINDS)}")
         object.__setattr__(self, "noise", (float(self.noise[0]), float(self.noise[1])))
+        thickness = int(self.thickness) if self.kind == "through_plane" else 0
+        object.__setattr__(self, "thickness", thickness or (self.scale if self.kind == "through_plane" else 0))
+
+    @property
+    def factors(self) -> tuple[int, int]:
+        """How many HR pixels one LR sample spans along each axis."""
+        return (self.scale, 1) if self.kind == "through_plane" else (self.scale, self.scale)
 
     @property
     def baselines(self) -> tuple[str, ...]:
         """The classical methods a model on this degradation is shown next to, the one to beat first."""
+        if self.kind == "through_plane":
+            return ("cubic", "linear", "sinc")
         return ("zero_fill", "bicubic") if self.kind == "kspace" else ("bicubic", "blocky")
 
     def pair(self, hr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """TF op on one slice ``[H, W, 1]``: ``(lr, hr)``, the HR cropped to a multiple of s for ``kspace``."""
         if self.kind == "kspace":
             return kspace.kspace_lr(hr, self.scale, self.window, self.tukey_alpha, self.noise)
+        if self.kind == "through_plane":
+            return thick_slices(hr, self.scale, self.thickness), hr
         return lr_grid(hr, self.scale), hr
 
     def pair_np(self, hr: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -94,13 +119,18 @@ class Degradation:
             sigma = float(rng.uniform(lo, hi)) if hi > 0 else 0.0
             lr = kspace.kspace_lr_np(hr, self.scale, self.window, self.tukey_alpha, sigma, rng)
             return lr, kspace.crop_to_multiple(np.asarray(hr), self.scale)
+        if self.kind == "through_plane":
+            return thick_slices_np(hr, self.scale, self.thickness), np.asarray(hr)
         return lr_grid_np(hr, self.scale), np.asarray(hr)
 
     def baseline_images(self, lr: np.ndarray, hr_shape: tuple[int, int]) -> dict[str, np.ndarray]:
         """Each baseline's HR-sized image from a 2D LR grid."""
         out = {}
         for name in self.baselines:
-            if name == "zero_fill":
+            if self.kind == "through_plane":
+                rows = axis_matrix(lr.shape[0], hr_shape[0], self.scale, name)
+                out[name] = np.clip(rows @ np.asarray(lr, np.float64)[:, : hr_shape[1]], 0, 1).astype(np.float32)
+            elif name == "zero_fill":
                 out[name] = kspace.zero_fill_np(lr, self.scale)[: hr_shape[0], : hr_shape[1]]
             elif name == "bicubic":
                 out[name] = aligned_bicubic(lr, self.scale, hr_shape)
@@ -109,7 +139,7 @@ class Degradation:
         return out
 
     def describe(self) -> str:
-        text = DESCRIPTIONS[self.kind].format(s=self.scale)
+        text = DESCRIPTIONS[self.kind].format(s=self.scale, t=self.thickness)
         if self.kind == "kspace":
             if self.window != "none":
                 text += f"; {self.window} window" + (f" (alpha {self.tukey_alpha:g})" if self.window == "tukey" else "")
@@ -125,6 +155,8 @@ class Degradation:
             "window": self.window,
             "tukey_alpha": self.tukey_alpha,
             "noise_sigma": list(self.noise),
+            "thickness": self.thickness,
+            "factors": list(self.factors),
             "description": self.describe(),
         }
 
@@ -138,9 +170,10 @@ class Degradation:
             window=fields.get("window", "none"),
             tukey_alpha=float(fields.get("tukey_alpha", 0.5)),
             noise=tuple(fields.get("noise_sigma", (0.0, 0.0))),
+            thickness=int(fields.get("thickness", 0)),
         )
 
     @classmethod
     def from_config(cls, config) -> Degradation:
         d = config.degradation
-        return cls(d.kind, config.data.scale, d.window, d.tukey_alpha, tuple(d.noise_sigma))
+        return cls(d.kind, config.data.scale, d.window, d.tukey_alpha, tuple(d.noise_sigma), d.thickness)

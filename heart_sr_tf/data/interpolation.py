@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 KEYS_A = -0.5
+LANCZOS_LOBES = 3
 
 
 def cubic_kernel(t: np.ndarray, a: float = KEYS_A) -> np.ndarray:
@@ -35,6 +36,38 @@ def interpolation_matrix(lr_len: int, hr_len: int, scale: int, a: float = KEYS_A
         base, phase = divmod(x, scale)
         for m, w in zip(range(-1, 3), weights[phase], strict=False):
             matrix[x, min(max(base + m, 0), lr_len - 1)] += w
+    return matrix
+
+
+def linear_kernel(t: np.ndarray) -> np.ndarray:
+    return np.maximum(0.0, 1.0 - np.abs(t))
+
+
+def lanczos_kernel(t: np.ndarray, lobes: int = LANCZOS_LOBES) -> np.ndarray:
+    """The windowed sinc: ``sinc(t) * sinc(t / lobes)`` for ``|t| < lobes``."""
+    t = np.asarray(t, dtype=np.float64)
+    return np.where(np.abs(t) < lobes, np.sinc(t) * np.sinc(t / lobes), 0.0)
+
+
+AXIS_KERNELS = {  # name -> (kernel, taps on each side): interpolation along one axis
+    "linear": (linear_kernel, 1),
+    "cubic": (cubic_kernel, 2),
+    "sinc": (lanczos_kernel, LANCZOS_LOBES),
+}
+
+
+def axis_matrix(lr_len: int, hr_len: int, scale: int, method: str = "cubic") -> np.ndarray:
+    """``(hr_len, lr_len)`` matrix interpolating LR samples placed at HR rows ``scale*r`` with one of
+    :data:`AXIS_KERNELS`; edge replication beyond the samples, weights normalised to sum 1 (the windowed sinc's
+    do not on their own)."""
+    kernel, radius = AXIS_KERNELS[method]
+    matrix = np.zeros((hr_len, lr_len), dtype=np.float64)
+    for x in range(hr_len):
+        base = x // scale
+        taps = np.arange(base - radius + 1, base + radius + 1)
+        weights = kernel(x / scale - taps)
+        for tap, w in zip(np.clip(taps, 0, lr_len - 1), weights / weights.sum(), strict=True):
+            matrix[x, tap] += w
     return matrix
 
 

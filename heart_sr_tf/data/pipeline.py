@@ -47,24 +47,25 @@ def to_unit(hr_uint16: tf.Tensor) -> tf.Tensor:
     return tf.cast(hr_uint16, tf.float32) / QUANT
 
 
-def aligned_patches(lr: tf.Tensor, hr: tf.Tensor, patch: int, count: int, scale: int):
-    """``count`` random aligned crops of one degraded slice: HR ``patch x patch`` at ``(s*r, s*c)`` and LR
-    ``patch/s x patch/s`` at ``(r, c)``. Slices smaller than a patch are zero-padded (MRI background is dark)."""
-    small = patch // scale
+def aligned_patches(lr: tf.Tensor, hr: tf.Tensor, patch: int, count: int, scale):
+    """``count`` random aligned crops of one degraded slice: HR ``patch x patch`` at ``(sy*r, sx*c)`` and LR
+    ``patch/sy x patch/sx`` at ``(r, c)``, where ``scale`` is ``s`` or ``(sy, sx)``. Slices smaller than a patch
+    are zero-padded (MRI background is dark)."""
+    sy, sx = (scale, scale) if isinstance(scale, int) else scale
+    small_h, small_w = patch // sy, patch // sx
     hr_shape, lr_shape = tf.shape(hr), tf.shape(lr)
     height, width = tf.maximum(hr_shape[0], patch), tf.maximum(hr_shape[1], patch)
-    h, w = tf.maximum(lr_shape[0], small), tf.maximum(lr_shape[1], small)
+    h, w = tf.maximum(lr_shape[0], small_h), tf.maximum(lr_shape[1], small_w)
     hr = tf.image.pad_to_bounding_box(hr, 0, 0, height, width)
     lr = tf.image.pad_to_bounding_box(lr, 0, 0, h, w)
-    rows = tf.random.uniform([count], 0, tf.minimum((height - patch) // scale, h - small) + 1, dtype=tf.int32)
-    cols = tf.random.uniform([count], 0, tf.minimum((width - patch) // scale, w - small) + 1, dtype=tf.int32)
-    return _crops(lr, rows, cols, small), _crops(hr, rows * scale, cols * scale, patch)
+    rows = tf.random.uniform([count], 0, tf.minimum((height - patch) // sy, h - small_h) + 1, dtype=tf.int32)
+    cols = tf.random.uniform([count], 0, tf.minimum((width - patch) // sx, w - small_w) + 1, dtype=tf.int32)
+    return _crops(lr, rows, cols, small_h, small_w), _crops(hr, rows * sy, cols * sx, patch, patch)
 
 
-def _crops(image: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor, size: int) -> tf.Tensor:
-    span = tf.range(size)
-    strips = tf.gather(image, rows[:, None] + span[None, :], axis=0)  # [count, size, W, 1]
-    return tf.gather(strips, cols[:, None] + span[None, :], axis=2, batch_dims=1)
+def _crops(image: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    strips = tf.gather(image, rows[:, None] + tf.range(height)[None, :], axis=0)  # [count, height, W, 1]
+    return tf.gather(strips, cols[:, None] + tf.range(width)[None, :], axis=2, batch_dims=1)
 
 
 def augment(hr: tf.Tensor) -> tf.Tensor:
@@ -83,7 +84,8 @@ def train_pairs(
     repeat: bool = True,
     degradation: Degradation | None = None,
 ) -> tf.data.Dataset:
-    """Batches of ``(lr [B, p/s, p/s, 1], hr [B, p, p, 1])`` random aligned patches.
+    """Batches of ``(lr [B, p/s, p/s, 1], hr [B, p, p, 1])`` random aligned patches (``[B, p/g, p, 1]`` LR for the
+    through-plane degradation, whose random dihedral augmentation makes rows and columns both the slice axis).
 
     Each whole slice is augmented and degraded first, then cut into patches: the k-space degradation
     of a patch would wrap its edges, a different degradation from the scanner's.
@@ -94,7 +96,8 @@ def train_pairs(
         raise ValueError(f"patch size {patch} must be a multiple of the scale {scale}")
     ds = slices.repeat() if repeat else slices
     ds = ds.map(lambda ex: degradation.pair(augment(to_unit(ex["hr"]))), num_parallel_calls=AUTOTUNE)
-    ds = ds.map(lambda lr, hr: aligned_patches(lr, hr, patch, patches_per_slice, scale), num_parallel_calls=AUTOTUNE)
+    factors = degradation.factors
+    ds = ds.map(lambda lr, hr: aligned_patches(lr, hr, patch, patches_per_slice, factors), num_parallel_calls=AUTOTUNE)
     ds = ds.unbatch().shuffle(shuffle_buffer)
     return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 

@@ -21,7 +21,7 @@ from heart_sr_tf.data.pipeline import slice_dataset, to_unit
 from heart_sr_tf.metrics import image_metrics
 from heart_sr_tf.progress import progress_bar
 
-METHODS = ("model", "zero_fill", "bicubic", "blocky")
+METHODS = ("model", *BASELINE_NAMES)
 NAMES = {"model": "model", **BASELINE_NAMES}
 METRICS = ("ssim", "ssim_gauss", "psnr", "nrmse")
 

@@ -21,23 +21,47 @@ def in_plane(fn, x):
     return tf.transpose(out, [0, 2, 3, 1, 4])
 
 
+def factors_of(scale) -> tuple[int, int]:
+    """``s`` or ``(rows, cols)`` as ``(rows, cols)``."""
+    rows, cols = (scale, scale) if isinstance(scale, int | np.integer) else scale
+    return int(rows), int(cols)
+
+
+def shuffle(x: tf.Tensor, rows: int, cols: int) -> tf.Tensor:
+    """``[B, h, w, rows*cols*C] -> [B, rows*h, cols*w, C]``, channel ``(dy*cols + dx)*C + c`` going to offset
+    ``(dy, dx)``: ``tf.nn.depth_to_space`` when ``rows == cols``, its anisotropic generalisation otherwise."""
+    if rows == cols:
+        return tf.nn.depth_to_space(x, rows)
+    shape = tf.shape(x)
+    b, h, w = shape[0], shape[1], shape[2]
+    x = tf.reshape(x, [b, h, w, rows, cols, -1])
+    x = tf.transpose(x, [0, 1, 3, 2, 4, 5])
+    return tf.reshape(x, [b, h * rows, w * cols, tf.shape(x)[-1]])
+
+
+def _serial(rows: int, cols: int):
+    return rows if rows == cols else [rows, cols]
+
+
 @keras.saving.register_keras_serializable(package="heart_sr_tf")
 class PixelShuffle(keras.layers.Layer):
-    """Sub-pixel upsampling: ``[B, h, w, C*s*s] -> [B, s*h, s*w, C]`` (``tf.nn.depth_to_space``).
+    """Sub-pixel upsampling: ``[B, h, w, C*s*s] -> [B, s*h, s*w, C]`` (``tf.nn.depth_to_space``), or by
+    ``(rows, cols)`` along each axis, e.g. ``(g, 1)`` across slices.
 
     On ``[B, h, w, D, C*s*s]`` volumes only the in-plane axes are upsampled.
     """
 
-    def __init__(self, scale: int, **kwargs):
+    def __init__(self, scale, **kwargs):
         super().__init__(**kwargs)
-        self.scale = int(scale)
+        self.rows, self.cols = factors_of(scale)
+        self.scale = _serial(self.rows, self.cols)
 
     def call(self, x):
-        return in_plane(lambda y: tf.nn.depth_to_space(y, self.scale), x)
+        return in_plane(lambda y: shuffle(y, self.rows, self.cols), x)
 
     def compute_output_shape(self, shape):
-        up = [None if d is None else d * self.scale for d in shape[1:3]]
-        return (shape[0], *up, *shape[3:-1], shape[-1] // (self.scale * self.scale))
+        up = [None if d is None else d * f for d, f in zip(shape[1:3], (self.rows, self.cols), strict=True)]
+        return (shape[0], *up, *shape[3:-1], shape[-1] // (self.rows * self.cols))
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
@@ -45,19 +69,21 @@ class PixelShuffle(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="heart_sr_tf")
 class AlignedBicubicUpsample(keras.layers.Layer):
-    """Bicubic upsampling x s of a one-channel LR grid whose sample ``(i, j)`` sits at HR pixel ``(s*i, s*j)``.
+    """Bicubic upsampling x s of a one-channel LR grid whose sample ``(i, j)`` sits at HR pixel ``(s*i, s*j)``;
+    with ``scale = (g, 1)`` cubic along the first axis only (the Keys kernel at offset 0 is the identity).
 
     The same interpolation as :func:`heart_sr_tf.data.interpolation.aligned_bicubic` (edge
     replication, Keys kernel), as a fixed 4x4 convolution into ``s*s`` phases and a pixel shuffle.
     The generator adds its learned residual to this.
     """
 
-    def __init__(self, scale: int, a: float = KEYS_A, **kwargs):
+    def __init__(self, scale, a: float = KEYS_A, **kwargs):
         kwargs["trainable"] = False
         super().__init__(**kwargs)
-        self.scale, self.a = int(scale), float(a)
-        w = phase_weights(self.scale, self.a)  # (s, 4)
-        kernel = np.einsum("pu,qv->uvpq", w, w).reshape(4, 4, 1, self.scale * self.scale)
+        self.rows, self.cols = factors_of(scale)
+        self.scale, self.a = _serial(self.rows, self.cols), float(a)
+        wy, wx = phase_weights(self.rows, self.a), phase_weights(self.cols, self.a)  # (s, 4) each
+        kernel = np.einsum("pu,qv->uvpq", wy, wx).reshape(4, 4, 1, self.rows * self.cols)
         self._kernel = tf.constant(kernel, dtype=tf.float32)
 
     def call(self, x):
@@ -68,10 +94,10 @@ class AlignedBicubicUpsample(keras.layers.Layer):
         x = tf.concat([x[:, :1], x, x[:, -1:], x[:, -1:]], axis=1)
         x = tf.concat([x[:, :, :1], x, x[:, :, -1:], x[:, :, -1:]], axis=2)
         phases = tf.nn.conv2d(x, self._kernel, strides=1, padding="VALID")
-        return tf.cast(tf.nn.depth_to_space(phases, self.scale), self.compute_dtype)
+        return tf.cast(shuffle(phases, self.rows, self.cols), self.compute_dtype)
 
     def compute_output_shape(self, shape):
-        up = [None if d is None else d * self.scale for d in shape[1:3]]
+        up = [None if d is None else d * f for d, f in zip(shape[1:3], (self.rows, self.cols), strict=True)]
         return (shape[0], *up, *shape[3:-1], 1)
 
     def get_config(self):

@@ -1,7 +1,8 @@
 """ESRGAN-style generator: residual-in-residual dense blocks on the LR grid, sub-pixel upsampling x s.
 
-Input: the LR grid ``[B, h, w, 1]`` in [0, 1], any h and w. Output: ``[B, s*h, s*w, 1]``.
-With ``bicubic_skip`` the network learns the residual over aligned bicubic interpolation.
+Input: the LR grid ``[B, h, w, 1]`` in [0, 1], any h and w. Output: ``[B, s*h, s*w, 1]``, or with an
+anisotropic ``scale = (g, 1)`` (across slices) ``[B, g*h, w, 1]``. With ``bicubic_skip`` the network learns the
+residual over aligned bicubic interpolation (cubic along the first axis only for ``(g, 1)``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from heart_sr_tf.models.layers import AlignedBicubicUpsample, PixelShuffle
+from heart_sr_tf.models.layers import AlignedBicubicUpsample, PixelShuffle, factors_of
 
 
 def _conv(filters: int, name: str, kernel: int = 3, **kwargs):
@@ -36,7 +37,7 @@ def rrdb(x, features: int, growth: int, residual_scale: float, name: str):
 
 
 def rrdb_generator(
-    scale: int = 3,
+    scale: int | tuple[int, int] = 3,
     blocks: int = 4,
     features: int = 32,
     growth: int = 16,
@@ -51,7 +52,8 @@ def rrdb_generator(
     for b in range(blocks):
         x = rrdb(x, features, growth, residual_scale, f"rrdb{b}")
     x = layers.Add(name="trunk_add")([first, _conv(features, "conv_body")(x)])
-    x = _conv(features * scale * scale, "conv_up")(x)
+    rows, cols = factors_of(scale)
+    x = _conv(features * rows * cols, "conv_up")(x)
     x = layers.LeakyReLU(0.2, name="up_act")(PixelShuffle(scale, name="pixel_shuffle")(x))
     x = layers.LeakyReLU(0.2, name="hr_act")(_conv(features, "conv_hr")(x))
     # With the bicubic skip the last convolution starts at zero: the untrained network is exactly the baseline,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from heart_sr_tf.config import SRGANConfig, WGANConfig
+from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import ConfigError
 from heart_sr_tf.models.critic import wgan_critic
 from heart_sr_tf.models.discriminator import vgg_discriminator
@@ -30,7 +31,8 @@ def make_generator(config) -> keras.Model:
     g = config.generator
     if isinstance(config, WGANConfig):
         return mdcsrn_generator(config.data.dims, config.data.scale, g.blocks, g.units, g.growth, g.bicubic_skip)
-    return rrdb_generator(config.data.scale, g.blocks, g.features, g.growth, g.residual_scale, g.bicubic_skip)
+    factors = Degradation.from_config(config).factors  # (s, s) in-plane, (g, 1) across slices
+    return rrdb_generator(factors, g.blocks, g.features, g.growth, g.residual_scale, g.bicubic_skip)
 
 
 def make_optimizers(config, generator_steps: int, critic_steps: int):

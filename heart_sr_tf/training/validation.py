@@ -26,7 +26,7 @@ class Validator:
         pairs = list(ds.take(count))
         self.lr = np.concatenate([p[0].numpy() for p in pairs])
         self.hr = np.concatenate([p[1].numpy() for p in pairs])
-        self.scale, self.batch_size = degradation.scale, batch_size
+        self.factors, self.batch_size = degradation.factors, batch_size
         shape = self.hr.shape[1:3]
         images = [degradation.baseline_images(x[..., 0], shape) for x in self.lr]  # each slice's baselines, once
         self.baselines = {
@@ -59,7 +59,7 @@ class Validator:
     def triplet(self, generator, index: int = 0) -> np.ndarray:
         """``[1, H, 3W, 1]`` image: blocky LR | SR | HR, for TensorBoard."""
         hr = self.hr[index]
-        lr = blocky_np(self.lr[index], self.scale, hr.shape[:2])
+        lr = blocky_np(self.lr[index], self.factors, hr.shape[:2])
         sr = self.predict_one(generator, index)
         return np.concatenate([lr, sr, hr], axis=1)[None]
 
