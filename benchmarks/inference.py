@@ -1,62 +1,158 @@
-"""Inference speed of an exported generator on this machine.
+"""Inference speed of an exported generator on this machine: every backend and precision side by side, then
+``upscale`` end to end.
 
-    python benchmarks/inference.py [--model saved_models/rrdb] [--cine PATH_TO_patient090_4d.nii.gz]
+    python benchmarks/inference.py [--model rrdb_kspace] [--slices 160] [--skip-cine]
 
-Prints slices per second on whole 256x256 slices (86x86 LR grids in, 258x258 out) and the seconds
-to upscale a whole cine (default: patient090 under $HEART_SR_ACDC_DIR). Goal on 2 cores: a
-300-slice cine in under 30 s.
+1. Model throughput on batches of 16 LR grids of 86x86 (-> 258x258), each backend and precision in this one
+   run, with its ratio to TensorFlow float32 and its largest difference from TensorFlow float32's output.
+   Real ACDC slices are used when $HEART_SR_ACDC_DIR is set (random images otherwise).
+2. ``python cli.py upscale`` of a cine of 300 slices of 86x86 (10 slices x 30 frames, made from patient090's
+   real cine when $HEART_SR_ACDC_DIR is set), written as 258x258: the whole command in a fresh process, and the
+   same in this process split into read, model and write; with the gzip levels compared.
+
+Goals (2 cores): the default path at least 60 slices/s and 3.5x TensorFlow float32; the 300-slice cine in
+under 8 s end to end.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def lr_batch(batch: int):
+    """``[batch, 86, 86, 1]``: real k-space-degraded ACDC slices when the data is at hand."""
+    import numpy as np
+
+    acdc = os.environ.get("HEART_SR_ACDC_DIR")
+    if acdc:
+        import cv2
+        import nibabel as nib
+
+        from heart_sr_tf.data.degradation import Degradation
+        from heart_sr_tf.data.intensity import normalise
+
+        out = []
+        for path in sorted((Path(acdc) / "training").glob("patient0*/patient0*_frame01.nii.gz"))[:4]:
+            volume = normalise(np.asarray(nib.load(str(path)).dataobj, np.float32))
+            for z in range(volume.shape[2]):
+                hr = cv2.resize(volume[:, :, z], (258, 258), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+                out.append(Degradation("kspace", 3).pair_np(hr)[0])
+        return np.stack(out[:batch])[..., None].astype(np.float32), "real ACDC slices, k-space degraded"
+    return np.random.default_rng(0).random((batch, 86, 86, 1)).astype(np.float32), "random images"
+
+
+def throughput(args) -> None:
+    import numpy as np
+
+    from heart_sr_tf.serving.backends import resolve_precision
+    from heart_sr_tf.serving.predictor import load_predictor, resolve_backend
+
+    lr, what = lr_batch(args.batch_size)
+    paths = [("tensorflow", "float32"), ("tensorflow", "bfloat16")]
+    if importlib.util.find_spec("openvino") is not None:
+        paths += [("openvino", "float32"), ("openvino", "bfloat16")]
+    default = (resolve_backend("auto"), resolve_precision("auto"))
+    print(f"{os.cpu_count()} CPU cores; model {args.model}; batches of {len(lr)} x 86x86 -> 258x258 ({what})")
+    print(f"default path of `upscale` (--backend auto --precision auto) here: {default[0]}, {default[1]}")
+    print(f"{'backend':<11} {'precision':<9} {'slices/s':>9} {'vs TF fp32':>10} {'max |diff|':>11}")
+    reference = base = None
+    for backend, precision in paths:
+        predictor = load_predictor(args.model, backend, precision)
+        out = predictor(lr)  # warm up (and the reference output)
+        start, done = time.perf_counter(), 0
+        while done < args.slices:
+            predictor(lr)
+            done += len(lr)
+        rate = done / (time.perf_counter() - start)
+        if reference is None:
+            reference, base = out, rate
+        mark = "  <- default" if (backend, precision) == default else ""
+        diff = float(np.abs(out - reference).max())
+        print(f"{backend:<11} {precision:<9} {rate:>9.1f} {rate / base:>9.2f}x {diff:>11.4f}{mark}")
+
+
+def make_cine(folder: Path) -> Path:
+    """300 slices of 86x86: 10 slices x 30 frames, uint8 like ACDC's cine."""
+    import nibabel as nib
+    import numpy as np
+
+    acdc = os.environ.get("HEART_SR_ACDC_DIR")
+    cine = Path(acdc) / "training" / "patient090" / "patient090_4d.nii.gz" if acdc else None
+    if cine is not None and cine.exists():
+        import cv2
+
+        source = np.asarray(nib.load(str(cine)).dataobj, np.float32)  # 154x224x7x12
+        frames = [source[:, :, z % source.shape[2], t % source.shape[3]] for t in range(30) for z in range(10)]
+        small = [cv2.resize(f, (86, 86), interpolation=cv2.INTER_AREA) for f in frames]
+        data = np.stack(small, axis=2).reshape(86, 86, 30, 10).transpose(0, 1, 3, 2)
+    else:
+        data = np.random.default_rng(0).random((86, 86, 10, 30)) * 255
+    image = nib.Nifti1Image(np.clip(data, 0, 255).astype(np.uint8), np.diag([-1.0, -1.0, 1.0, 1.0]))
+    image.header.set_zooms((1.5, 1.5, 10.0, 30.0))
+    path = folder / "cine_300.nii.gz"
+    nib.save(image, str(path))
+    return path
+
+
+def end_to_end(args) -> None:
+    import nibabel as nib
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cine = make_cine(Path(tmp))
+        out = Path(tmp) / "out.nii.gz"
+        command = [sys.executable, str(ROOT / "cli.py"), "upscale", str(cine), str(out), "--model", args.model]
+        subprocess.run(command + ["--quiet"], check=True, capture_output=True)  # first run: caches, if any
+        start = time.perf_counter()
+        result = subprocess.run(command + ["--quiet"], check=True, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        shape = nib.load(str(out)).shape
+        print(
+            f"\n`upscale` of a 300-slice cine {nib.load(str(cine)).shape} -> {shape}, the whole command: {seconds:.2f} s"
+        )
+        print("  " + result.stdout.strip().splitlines()[0][:160])
+
+        from heart_sr_tf.serving.predictor import load_predictor
+        from heart_sr_tf.serving.upscale import upscale_nifti
+
+        start = time.perf_counter()
+        predictor = load_predictor(args.model, "auto", "auto")
+        loading = time.perf_counter() - start
+        timings: dict = {}
+        upscale_nifti(cine, Path(tmp) / "again.nii.gz", predictor, quiet=True, timings=timings)
+        print(
+            f"  in one process: load model {loading:.2f} s, read {timings['read']:.2f} s, "
+            f"model {timings['model']:.2f} s ({300 / timings['model']:.1f} slices/s), write {timings['write']:.2f} s"
+        )
+        data = nib.load(str(out))
+        for level in (1, 6, 9):
+            nib.openers.Opener.default_compresslevel = level
+            start = time.perf_counter()
+            nib.save(nib.Nifti1Image(data.get_fdata(dtype="float32").astype("uint8"), data.affine), str(out))
+            print(f"  gzip level {level}: write {time.perf_counter() - start:.2f} s, {out.stat().st_size / 1e6:.1f} MB")
+        nib.openers.Opener.default_compresslevel = 1
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=Path("saved_models/rrdb"))
-    parser.add_argument("--cine", type=Path)
-    parser.add_argument("--slices", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--model", default="rrdb_kspace")
+    parser.add_argument("--slices", type=int, default=160, help="slices timed per path")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--skip-cine", action="store_true")
     args = parser.parse_args()
-
-    import nibabel as nib
-    import numpy as np
-
-    from heart_sr_tf.serving.predictor import load_predictor
-    from heart_sr_tf.serving.upscale import upscale_nifti
-
-    predictor = load_predictor(args.model)
-    lr = np.random.default_rng(0).random((args.batch_size, 86, 86, 1)).astype(np.float32)
-    predictor(lr)  # warm up
-    start = time.perf_counter()
-    done = 0
-    while done < args.slices:
-        predictor(lr)
-        done += len(lr)
-    rate = done / (time.perf_counter() - start)
-    print(f"{os.cpu_count()} CPU cores, model {predictor.source}")
-    print(f"{rate:.2f} slices/s on whole 256x256 slices (batch {args.batch_size})")
-    cine = args.cine
-    if cine is None and os.environ.get("HEART_SR_ACDC_DIR"):
-        cine = Path(os.environ["HEART_SR_ACDC_DIR"]) / "training" / "patient090" / "patient090_4d.nii.gz"
-    if cine is None or not cine.exists():
-        print("no cine given (--cine or $HEART_SR_ACDC_DIR): skipped the whole-cine timing")
-        return
-    shape = nib.load(str(cine)).shape
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        upscale_nifti(cine, Path(tmp) / "out.nii.gz", predictor, batch_size=args.batch_size, quiet=True)
-        seconds = time.perf_counter() - start
-    slices = int(np.prod(shape[2:]))
-    print(f"{seconds:.1f} s to upscale {cine.name} {shape} ({slices} slices, {slices / seconds:.2f} slices/s)")
-    print(f"goal: a 300-slice cine in under 30 s; at this rate and size: {300 / (slices / seconds):.0f} s")
+    throughput(args)
+    if not args.skip_cine:
+        end_to_end(args)
 
 
 if __name__ == "__main__":

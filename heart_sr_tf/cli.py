@@ -14,6 +14,7 @@ os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 import click  # noqa: E402
 
 from heart_sr_tf.errors import HeartSRError  # noqa: E402
+from heart_sr_tf.quiet import import_tensorflow_quietly as _import_tensorflow_quietly  # noqa: E402
 
 
 def _terminate(signum, frame):
@@ -41,29 +42,42 @@ class Group(click.Group):
 
     def invoke(self, ctx):
         signal.signal(signal.SIGTERM, _terminate)
-        if not ctx.params.get("verbose"):
-            _import_tensorflow_quietly()
         try:
             return super().invoke(ctx)
         except HeartSRError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
 
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if name not in LAZY_TENSORFLOW and not ctx.params.get("verbose"):  # (the group's callback runs later)
+            _import_tensorflow_quietly()
+        return name, command, rest
 
-def _import_tensorflow_quietly() -> None:
-    """TensorFlow's C++ start-up lines (oneDNN, CUDA drivers, absl) go to the process's stderr before any
-    setting can stop them: import it once with file descriptor 2 pointed at /dev/null."""
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+
+LAZY_TENSORFLOW = {"upscale", "phantoms"}  # these import TensorFlow themselves, only when they need it
+
+
+def backend_options(default_backend: str, default_precision: str):
+    """``--backend`` and ``--precision``: where and in which precision an exported model runs."""
+
+    def decorate(command):
+        command = click.option(
+            "--precision",
+            type=click.Choice(["auto", "float32", "bfloat16"]),
+            default=default_precision,
+            show_default=True,
+            help="auto: bfloat16 where the CPU (AVX512_BF16/AMX) or GPU computes it natively, else float32.",
+        )(command)
+        return click.option(
+            "--backend",
+            type=click.Choice(["auto", "tensorflow", "openvino"]),
+            default=default_backend,
+            show_default=True,
+            help="auto: OpenVINO when installed (pip install -e '.[openvino]'), else TensorFlow.",
+        )(command)
+
+    return decorate
 
 
 @click.group(cls=Group)
@@ -343,18 +357,45 @@ def sweep_srgan_command(
 @click.option(
     "--figures", "n_figures", type=click.IntRange(min=0), default=4, show_default=True, help="Figures to draw."
 )
+@click.option(
+    "--through-plane",
+    is_flag=True,
+    help="Require a through-plane model (scored across its axis next to linear, cubic and windowed-sinc).",
+)
+@backend_options(default_backend="tensorflow", default_precision="float32")
 @click.option("--quiet", is_flag=True)
-def evaluate(model, acdc_dir, data_dir, split, roi, degradation, data_consistency, out, limit, n_figures, quiet):
+def evaluate(
+    model,
+    acdc_dir,
+    data_dir,
+    split,
+    roi,
+    degradation,
+    data_consistency,
+    out,
+    limit,
+    n_figures,
+    through_plane,
+    backend,
+    precision,
+    quiet,
+):
     """Score a run or SavedModel next to its degradation's baselines (the paper's section 6, done soundly)."""
     from heart_sr_tf.evaluation.evaluate import NAMES, figures, write_outputs
     from heart_sr_tf.evaluation.evaluate import evaluate as run_evaluate
     from heart_sr_tf.evaluation.report import format_table
     from heart_sr_tf.serving.predictor import load_predictor
 
-    predictor = load_predictor(model)
+    predictor = load_predictor(model, backend, precision)
     if data_consistency:
         predictor = predictor.with_consistency()
     chosen = predictor.degradation
+    if through_plane and chosen.kind != "through_plane":
+        raise HeartSRError(
+            f"{predictor.source}: trained for {chosen.kind}; --through-plane needs a through-plane model"
+        )
+    if degradation is not None and "through_plane" in (chosen.kind, degradation):
+        raise click.UsageError("--degradation cannot move a model between in-plane and through-plane")
     if degradation is not None and degradation != chosen.kind:
         click.echo(
             f"warning: {predictor.source} was trained on {chosen.kind}, evaluating on {degradation} as asked; "
@@ -381,7 +422,10 @@ def evaluate(model, acdc_dir, data_dir, split, roi, degradation, data_consistenc
     files = write_outputs(result, out)
     pictures = figures(predictor, data, split, out / "figures", n_figures, degradation=chosen) if n_figures else []
     summary = result.summary()
-    click.echo(f"{predictor.source} on {split} ({data}); per-slice metrics on [0, 1], data range 1, averaged")
+    click.echo(
+        f"{predictor.source} ({predictor.backend}, {predictor.precision}) on {split} ({data}); "
+        "per-slice metrics on [0, 1], data range 1, averaged"
+    )
     click.echo(f"degradation: {chosen.describe()}")
     for name, methods in summary.items():
         columns = {NAMES[m]: methods[m] for m in ("model", *chosen.baselines) if m in methods}
@@ -406,8 +450,8 @@ def evaluate(model, acdc_dir, data_dir, split, roi, degradation, data_consistenc
 
 
 @main.command()
-@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--name", help="Model name, TF Serving's model folder (default: the run's name).")
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--name", help="Model name, TF Serving's model folder (default: the run's or model's name).")
 @click.option("--version", type=click.IntRange(min=1), help="Version number (default: the next one).")
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("saved_models"), show_default=True
@@ -417,29 +461,59 @@ def evaluate(model, acdc_dir, data_dir, split, roi, degradation, data_consistenc
     is_flag=True,
     help="Append the data-consistency projection for the run's degradation (degrade(SR) == LR).",
 )
-def export(run_dir, name, version, out, data_consistency):
-    """Export a run's generator as a SavedModel at OUT/NAME/VERSION for TensorFlow Serving."""
+@click.option(
+    "--precision",
+    type=click.Choice(["float32", "bfloat16"]),
+    default="float32",
+    show_default=True,
+    help="bfloat16: convolutions computed in bfloat16 (float32 in and out), for TF Serving on AMX/AVX512_BF16 CPUs.",
+)
+def export(run_dir, name, version, out, data_consistency, precision):
+    """Export a run's generator as a SavedModel at OUT/NAME/VERSION for TensorFlow Serving.
+
+    RUN may also be an exported model (a SavedModel, base path or shipped name): it is rebuilt from its
+    metadata, e.g. to write a bfloat16 twin of a shipped model.
+    """
     from heart_sr_tf.config import dump_toml
     from heart_sr_tf.serving.export import export_generator
-    from heart_sr_tf.serving.predictor import load_run
+    from heart_sr_tf.serving.predictor import find_model, load_run
 
-    predictor = load_run(run_dir)
-    run = predictor.run
-    metadata = {
-        "scale": run.config.data.scale,
-        "run": str(run.folder),
-        "checkpoint": predictor.info["checkpoint"],
-        "config": dump_toml(run.config),
-        "last_metrics": run.last_metrics(),
-    }
-    generator = predictor.generator
+    source = find_model(run_dir)
+    if (source / "config.toml").is_file():
+        predictor = load_run(source, precision)
+        run = predictor.run
+        metadata = {
+            "scale": run.config.data.scale,
+            "run": str(run.folder),
+            "checkpoint": predictor.info["checkpoint"],
+            "config": dump_toml(run.config),
+            "last_metrics": run.last_metrics(),
+        }
+        generator, degradation, default_name = predictor.generator, predictor.degradation, run.folder.name
+        what = f"{run.folder} ({Path(predictor.info['checkpoint']).name})"
+    else:
+        from heart_sr_tf.data.degradation import Degradation
+        from heart_sr_tf.serving.backends import build_generator, export_config
+        from heart_sr_tf.serving.layout import read_metadata, resolve_model_dir
+        from heart_sr_tf.training.runs import load_exported_weights
+
+        folder = resolve_model_dir(source)
+        dropped = ("degradation", "precision", "data_consistency")  # recorded anew below
+        metadata = {k: v for k, v in read_metadata(folder).items() if k not in dropped}
+        generator = build_generator(export_config(metadata, folder), precision)
+        load_exported_weights(folder, generator)
+        degradation = Degradation.from_metadata(read_metadata(folder))
+        default_name = folder.parent.name + ("_bf16" if precision == "bfloat16" else "")
+        metadata["exported_from"] = str(folder)
+        what = str(folder)
     if data_consistency:
         from heart_sr_tf.models.consistency import with_consistency
 
-        generator = with_consistency(generator, predictor.degradation.kind, predictor.degradation.scale)
+        generator = with_consistency(generator, degradation.kind, degradation.scale)
         metadata["data_consistency"] = True
-    target = export_generator(generator, out, name or run.folder.name, version, metadata, predictor.degradation)
-    click.echo(f"exported {run.folder} ({Path(predictor.info['checkpoint']).name}) to {target}")
+    metadata["precision"] = precision
+    target = export_generator(generator, out, name or default_name, version, metadata, degradation)
+    click.echo(f"exported {what} to {target} ({precision})")
 
 
 @main.command()
@@ -457,20 +531,93 @@ def export(run_dir, name, version, out, data_consistency):
     "--scale", type=click.IntRange(min=2), default=3, show_default=True, help="Scale of the served model (--server)."
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--through-plane",
+    is_flag=True,
+    help="Upsample across the slices instead: g = slice spacing / in-plane pixel, with the nearest shipped "
+    "throughplane_x<g> model (or --through-plane-model).",
+)
+@click.option(
+    "--through-plane-model",
+    type=click.Path(path_type=Path),
+    help="The through-plane model to use (a SavedModel, base path, run or shipped name); implies --through-plane.",
+)
+@click.option(
+    "--in-plane", is_flag=True, help="With --through-plane: also upscale in-plane with --model (near-isotropic)."
+)
+@backend_options(default_backend="auto", default_precision="auto")
 @click.option("--quiet", is_flag=True)
-def upscale(in_path, out_path, model, server, scale, batch_size, quiet):
-    """Super-resolve every slice and frame of the NIfTI scan IN into OUT, keeping its geometry."""
+def upscale(
+    in_path,
+    out_path,
+    model,
+    server,
+    scale,
+    batch_size,
+    through_plane,
+    through_plane_model,
+    in_plane,
+    backend,
+    precision,
+    quiet,
+):
+    """Super-resolve every slice and frame of the NIfTI scan IN into OUT, keeping its geometry.
+
+    In-plane by default; across the slices with --through-plane; both with --through-plane --in-plane.
+    """
+    from heart_sr_tf.serving.backends import resolve_precision
     from heart_sr_tf.serving.client import rest_predictor
-    from heart_sr_tf.serving.predictor import load_predictor
+    from heart_sr_tf.serving.predictor import resolve_backend, shipped_model_dirs
+    from heart_sr_tf.serving.through_plane import ThroughPlane, choose_model
     from heart_sr_tf.serving.upscale import upscale_nifti
 
-    predictor = rest_predictor(server, scale) if server else load_predictor(model)
-    if server:
-        click.echo(f"model: {server} (TF Serving does not report a model's degradation; the served model decides)")
-    else:
-        click.echo(f"model: {predictor.source}, trained for {predictor.degradation.describe()}")
-    written = upscale_nifti(in_path, out_path, predictor, batch_size=batch_size, quiet=quiet)
-    click.echo(f"wrote {written} (x{predictor.scale} in-plane, with {predictor.source})")
+    backend, precision = resolve_backend(backend), resolve_precision(precision)
+    if backend == "tensorflow":
+        _import_tensorflow_quietly()
+
+    def load(path):
+        from heart_sr_tf.serving.predictor import find_model, load_predictor
+
+        if (find_model(path) / "config.toml").is_file():  # a training run: TensorFlow whatever the backend
+            _import_tensorflow_quietly()
+            return load_predictor(path, "tensorflow", precision)
+        return load_predictor(path, backend, precision)
+
+    through_plane = through_plane or through_plane_model is not None
+    if in_plane and not through_plane:
+        raise click.UsageError("--in-plane goes with --through-plane (in-plane alone is the default)")
+    across = None
+    if through_plane:
+        if server:
+            raise click.UsageError("--through-plane runs a local model; it cannot be combined with --server")
+        from heart_sr_tf.data.acdc import load_nifti
+
+        _, zooms = load_nifti(in_path, ndims=(3, 4), min_inplane=1)
+        if through_plane_model is None:
+            choice = choose_model(zooms, shipped_model_dirs())
+            through_plane_model = choice.path
+            if abs(choice.g - choice.ratio) > 1:
+                click.echo(
+                    f"warning: {in_path}: its slice spacing is {choice.ratio:.2f} in-plane pixels, but the nearest "
+                    f"through-plane model has g = {choice.g}; the result is less reliable",
+                    err=True,
+                )
+        across = ThroughPlane(load(through_plane_model), batch_size=max(batch_size, 32))
+        click.echo(f"across slices: {across.describe(zooms)}")
+    predictor = None
+    if in_plane or not through_plane:
+        predictor = rest_predictor(server, scale) if server else load(model)
+        if server:
+            click.echo(f"model: {server} (TF Serving does not report a model's degradation; the served model decides)")
+        else:
+            click.echo(
+                f"model: {predictor.source}, trained for {predictor.degradation.describe()}; "
+                f"{predictor.backend}, {predictor.precision}"
+            )
+    written = upscale_nifti(in_path, out_path, predictor, batch_size=batch_size, quiet=quiet, through_plane=across)
+    done = [f"x{across.g} across slices"] if across else []
+    done += [f"x{predictor.scale} in-plane with {predictor.source}"] if predictor else []
+    click.echo(f"wrote {written} ({', then '.join(done)})")
 
 
 if __name__ == "__main__":

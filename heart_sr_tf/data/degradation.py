@@ -11,9 +11,12 @@ image is that grid repeated over each block and cut back to the HR size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
+
+if TYPE_CHECKING:  # TensorFlow is imported where an op runs: reading metadata needs none
+    import tensorflow as tf
 
 from heart_sr_tf.data import kspace
 from heart_sr_tf.data.interpolation import aligned_bicubic, axis_matrix
@@ -46,6 +49,8 @@ def lr_grid(hr: tf.Tensor, scale: int = DEFAULT_SCALE) -> tf.Tensor:
 
 def blocky(lr: tf.Tensor, scale: int, hr_height, hr_width) -> tf.Tensor:
     """TF op for images ``[..., h, w, C]``: each sample repeated over its block, cut to the HR size."""
+    import tensorflow as tf
+
     out = tf.repeat(tf.repeat(lr, scale, axis=-3), scale, axis=-2)
     return out[..., :hr_height, :hr_width, :]
 

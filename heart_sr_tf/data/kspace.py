@@ -18,8 +18,12 @@ NumPy functions are the reference; the TensorFlow op (``tf.signal``) degrades in
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import tensorflow as tf
+
+if TYPE_CHECKING:  # TensorFlow is imported where an op runs: reading metadata needs none
+    import tensorflow as tf
 
 WINDOWS = ("none", "hamming", "tukey")
 
@@ -29,6 +33,8 @@ def crop_to_multiple(hr, scale: int):
     if isinstance(hr, np.ndarray):
         height, width = hr.shape[:2]
     else:
+        import tensorflow as tf
+
         shape = tf.shape(hr)
         height, width = shape[0], shape[1]
     return hr[: height - height % scale, : width - width % scale]
@@ -55,6 +61,8 @@ def window_np(n: int, kind: str = "none", tukey_alpha: float = 0.5) -> np.ndarra
 
 def _window_tf(n, kind: str, tukey_alpha: float) -> tf.Tensor:
     """TF twin of :func:`window_np` for a dynamic length ``n`` (float32)."""
+    import tensorflow as tf
+
     k = tf.cast(tf.range(n) - n // 2, tf.float32)
     if kind == "none":
         return tf.ones([n], tf.float32)
@@ -118,6 +126,8 @@ def kspace_lr(
     ``noise = (lo, hi)``: complex Gaussian noise of a sigma drawn uniformly in [lo, hi] per image
     (intensities on [0, 1]), added before the magnitude; ``(0, 0)`` adds none.
     """
+    import tensorflow as tf
+
     hr = crop_to_multiple(tf.convert_to_tensor(hr, tf.float32), scale)
     shape = tf.shape(hr)
     height, width = shape[0], shape[1]

@@ -13,8 +13,12 @@ LR row r sits at HR row g*r (the in-plane alignment convention). ``t = g`` model
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import tensorflow as tf
+
+if TYPE_CHECKING:  # TensorFlow is imported where an op runs: reading metadata needs none
+    import tensorflow as tf
 
 
 def profile_offsets(thickness: int) -> np.ndarray:
@@ -37,6 +41,8 @@ def thick_slices_np(hr: np.ndarray, factor: int, thickness: int) -> np.ndarray:
 
 def thick_slices(hr: tf.Tensor, factor: int, thickness: int) -> tf.Tensor:
     """TF op on one image ``[H, W, C]`` (any H, W): the ``[ceil(H/g), W, C]`` thick-slice grid."""
+    import tensorflow as tf
+
     height = tf.shape(hr)[0]
     centres = tf.range(0, height, factor)
     offsets = tf.constant(profile_offsets(thickness), tf.int32)

@@ -21,20 +21,14 @@ import tensorflow as tf
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.serving.layout import METADATA_FILE, read_metadata, resolve_model_dir, versions  # noqa: F401
 
-METADATA_FILE = "heart_sr_metadata.json"
 PROTOCOL = {
     "intensity": "per volume (one 3D frame): clip to [min, 99.5th percentile], scale to [0, 1]",
     "slices": "training slices were resized to 256x256 with cv2 bicubic",
     "input": "lr_image: float32 [batch, h, w, 1] in [0, 1], any h and w",
     "output": "sr_image: float32 [batch, s*h, s*w, 1] clipped to [0, 1]; HR pixel s*i sits on LR sample i",
 }
-
-
-def versions(base: Path) -> list[int]:
-    """The integer versions present under a model base path."""
-    base = Path(base)
-    return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()) if base.is_dir() else []
 
 
 def export_generator(
@@ -90,22 +84,6 @@ def _write(generator: keras.Model, path: Path) -> None:
         input_signature=[tf.TensorSpec(shape, tf.uint8, name="lr_image")],
     )
     archive.write_out(str(path), verbose=False)
-
-
-def read_metadata(path: Path) -> dict:
-    file = Path(path) / "assets.extra" / METADATA_FILE
-    return json.loads(file.read_text()) if file.is_file() else {}
-
-
-def resolve_model_dir(path: Path) -> Path:
-    """A SavedModel folder as given, or the highest version under a model base path."""
-    path = Path(path)
-    if (path / "saved_model.pb").is_file():
-        return path
-    found = versions(path)
-    if found:
-        return path / str(found[-1])
-    raise HeartSRError(f"{path}: neither a SavedModel nor a model base path holding numbered versions")
 
 
 def load_exported(path: Path):

@@ -1,4 +1,5 @@
-"""One interface over a generator, wherever it lives: a training run, a SavedModel, or a TF Serving server."""
+"""One interface over a generator, wherever it lives: a training run, a SavedModel (in TensorFlow or OpenVINO,
+float32 or bfloat16), or a TF Serving server. Large inputs run in bounded memory (tiling.py)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
-from heart_sr_tf.serving.export import load_exported, read_metadata
+from heart_sr_tf.serving.backends import BACKENDS, resolve_precision
+from heart_sr_tf.serving.layout import read_metadata, resolve_model_dir
+from heart_sr_tf.serving.tiling import tiled_apply
 
 
 class Predictor:
-    """``predictor(lr)`` maps LR grids ``[B, h, w, 1]`` float32 in [0, 1] to ``[B, s*h, s*w, 1]`` in [0, 1].
+    """``predictor(lr)`` maps LR grids ``[B, h, w, 1]`` float32 in [0, 1] to ``[B, s*h, s*w, 1]`` in [0, 1]
+    (``[B, g*h, w, 1]`` for a through-plane model), in calls of bounded size (tiles for large slices).
 
     ``fn`` takes the model's own input: slices ``[B, h, w, 1]``, or volumes ``[B, h, w, D, 1]`` when
     ``volumetric`` (a 3D generator), which sees a lone slice as a volume of depth 1.
@@ -31,19 +34,24 @@ class Predictor:
         degradation: Degradation | None = None,
         generator=None,
         run=None,
+        backend: str = "tensorflow",
+        precision: str = "float32",
     ):
         self.fn, self.scale, self.source, self.info = fn, int(scale), source, info or {}
         self.volumetric = volumetric
         self.degradation = degradation or Degradation("decimation", self.scale)  # what the model was trained on
         self.generator = generator  # the Keras generator, for a training run only
         self.run = run  # the training run (heart_sr_tf.training.runs.Run), for a training run only
+        self.backend, self.precision = backend, precision
 
     def with_consistency(self) -> Predictor:
         """This predictor followed by data consistency with its own degradation (a no-op if already there)."""
         if self.info.get("data_consistency"):
             return self
-        if self.volumetric:
-            raise HeartSRError(f"{self.source}: data consistency is for 2D models")
+        if self.volumetric or self.degradation.kind == "through_plane":
+            raise HeartSRError(f"{self.source}: data consistency is for 2D in-plane models")
+        import tensorflow as tf
+
         from heart_sr_tf.models.consistency import DataConsistency
 
         layer = DataConsistency(self.degradation.kind, self.scale)
@@ -54,13 +62,24 @@ class Predictor:
 
         info = {**self.info, "data_consistency": True}
         source = self.source + " + data consistency"
-        return Predictor(fn, self.scale, source, info, self.volumetric, self.degradation, self.generator, self.run)
+        return Predictor(
+            fn,
+            self.scale,
+            source,
+            info,
+            self.volumetric,
+            self.degradation,
+            self.generator,
+            self.run,
+            self.backend,
+            self.precision,
+        )
 
     def __call__(self, lr: np.ndarray) -> np.ndarray:
         lr = self._check(lr, 4, "[batch, h, w, 1]")
         if self.volumetric:
             return self._run(lr[:, :, :, None])[:, :, :, 0]
-        return self._run(lr)
+        return np.clip(tiled_apply(self.fn, lr, self.degradation.factors), 0.0, 1.0)
 
     def volume(self, lr: np.ndarray) -> np.ndarray:
         """``[B, h, w, D, 1] -> [B, s*h, s*w, D, 1]``: whole volumes for a 3D model, slice by slice for a 2D one."""
@@ -81,31 +100,55 @@ class Predictor:
         return lr
 
 
-def load_saved_model(path: Path) -> Predictor:
-    folder, loaded = load_exported(path)
-    signature = loaded.signatures["serving_default"]
+def load_saved_model(path: Path, backend: str = "tensorflow", precision: str = "float32") -> Predictor:
+    """An exported generator in ``backend`` and ``precision`` (``auto``: bfloat16 where native)."""
+    if backend not in BACKENDS:
+        raise HeartSRError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    precision = resolve_precision(precision)
+    folder = resolve_model_dir(path)
     meta = read_metadata(folder)
-    volumetric = signature.structured_input_signature[1]["lr_image"].shape.rank == 5
+    if backend == "openvino":
+        from heart_sr_tf.serving.backends import openvino_fn
 
-    def fn(lr):
-        return signature(lr_image=tf.constant(lr))["sr_image"].numpy()
+        fn, rank = openvino_fn(folder, precision)
+        volumetric = rank == 5
+    elif precision == "bfloat16":
+        from heart_sr_tf.serving.backends import tensorflow_bfloat16
+
+        fn, generator = tensorflow_bfloat16(folder, meta)
+        volumetric = len(generator.inputs[0].shape) == 5
+    else:
+        import tensorflow as tf
+
+        from heart_sr_tf.serving.export import load_exported
+
+        folder, loaded = load_exported(folder)
+        signature = loaded.signatures["serving_default"]
+        volumetric = signature.structured_input_signature[1]["lr_image"].shape.rank == 5
+
+        def fn(lr):
+            return signature(lr_image=tf.constant(lr))["sr_image"].numpy()
 
     scale = meta.get("scale", 3)
-    return Predictor(fn, scale, str(folder), meta, volumetric, Degradation.from_metadata(meta, scale))
+    degradation = Degradation.from_metadata(meta, scale)
+    return Predictor(fn, scale, str(folder), meta, volumetric, degradation, backend=backend, precision=precision)
 
 
-def load_run(folder: Path) -> Predictor:
-    """The generator of a training run at its latest checkpoint."""
-    from heart_sr_tf.training.build import make_generator
+def load_run(folder: Path, precision: str = "float32") -> Predictor:
+    """The generator of a training run at its latest checkpoint (TensorFlow)."""
+    import tensorflow as tf
+
+    from heart_sr_tf.serving.backends import build_generator
     from heart_sr_tf.training.runs import Run
 
+    precision = resolve_precision(precision)
     run = Run.open(folder)
-    generator = make_generator(run.config)
+    generator = build_generator(run.config, precision)
     checkpoint = run.restore_generator(generator)
     call = tf.function(lambda x: generator(x, training=False), reduce_retracing=True)
     info = {"run": str(run.folder), "checkpoint": checkpoint, "kind": run.kind}
     volumetric = len(generator.inputs[0].shape) == 5
-    predictor = Predictor(
+    return Predictor(
         lambda lr: call(tf.constant(lr)).numpy(),
         run.config.data.scale,
         str(run.folder),
@@ -114,8 +157,8 @@ def load_run(folder: Path) -> Predictor:
         Degradation.from_config(run.config),
         generator,
         run,
+        precision=precision,
     )
-    return predictor
 
 
 SHIPPED_ENV = "HEART_SR_MODELS"
@@ -146,9 +189,23 @@ def find_model(path: Path) -> Path:
     )
 
 
-def load_predictor(path: Path) -> Predictor:
-    """A run folder (has config.toml), a SavedModel, a model base path, or a shipped model's name."""
+def load_predictor(path: Path, backend: str = "tensorflow", precision: str = "float32") -> Predictor:
+    """A run folder (has config.toml), a SavedModel, a model base path, or a shipped model's name.
+
+    ``backend`` ``auto`` is OpenVINO for an exported model when it is installed, else TensorFlow.
+    """
     path = find_model(path)
     if (path / "config.toml").is_file():
-        return load_run(path)
-    return load_saved_model(path)
+        if backend == "openvino":
+            raise HeartSRError(f"{path}: a training run runs in TensorFlow; export it to use --backend openvino")
+        return load_run(path, precision)
+    return load_saved_model(path, resolve_backend(backend), precision)
+
+
+def resolve_backend(backend: str) -> str:
+    """``auto`` -> ``openvino`` when the optional extra is installed, else ``tensorflow``."""
+    if backend != "auto":
+        return backend
+    import importlib.util
+
+    return "openvino" if importlib.util.find_spec("openvino") is not None else "tensorflow"

@@ -7,8 +7,9 @@ aligned bicubic (local, so a bright outlier does not ring across the slice) and 
 bounded by the frame's own range: the output keeps the input's intensity range, bright outliers included.
 
 Voxel ``(i, j)`` of the input sits at output voxel ``(s*i, s*j)``, so the affine's in-plane columns are
-divided by s (the origin and orientation stay) and the in-plane zooms too. The header and data type are
-kept; scaled integers (``scl_slope``) are rescaled by nibabel to fit the data type.
+divided by s (the origin and orientation stay) and the in-plane zooms too. Across slices (``through_plane``,
+see through_plane.py) input slice k sits at output slice ``g*k`` and the slice column and zoom are divided by g.
+The header and data type are kept; scaled integers (``scl_slope``) are rescaled by nibabel to fit the data type.
 
 The output is checked writable before any inference, written to a temporary file beside it and renamed
 over it atomically; an interrupted run leaves no temporary file (a SIGKILL's is removed by the next run).
@@ -17,6 +18,7 @@ over it atomically; an interrupted run leaves no temporary file (a SIGKILL's is 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import nibabel as nib
@@ -29,10 +31,11 @@ from heart_sr_tf.errors import DataError, HeartSRError
 from heart_sr_tf.progress import progress_bar
 
 
-def upscaled_affine(affine: np.ndarray, scale: int) -> np.ndarray:
-    """Same origin and orientation; in-plane voxel steps divided by ``scale``."""
+def upscaled_affine(affine: np.ndarray, factors) -> np.ndarray:
+    """Same origin and orientation; voxel steps divided by ``factors`` (x, y, slices), or by ``s`` in-plane."""
+    factors = (factors, factors, 1) if np.isscalar(factors) else factors
     out = np.array(affine, dtype=np.float64)
-    out[:3, :2] /= scale
+    out[:3, :3] /= np.asarray(factors, dtype=np.float64)[None, :]
     return out
 
 
@@ -86,17 +89,84 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def upscale_nifti(in_path: Path, out_path: Path, predictor, batch_size: int = 8, quiet: bool = False) -> Path:
+class InPlane:
+    """In-plane x s of every slice of every frame ``[x, y, z, T]`` with a 2D model (whole frames for a 3D model);
+    aligned bicubic for the part above the intensity clip."""
+
+    desc, unit = "upscale", "slice"
+
+    def __init__(self, predictor, batch_size: int):
+        if predictor.degradation.kind == "through_plane":
+            raise HeartSRError(f"{predictor.source}: a through-plane model; use it with --through-plane")
+        self.predictor, self.batch_size = predictor, batch_size
+        self.factors = (predictor.scale, predictor.scale, 1)
+
+    def units(self, shape) -> int:  # progress units: slices
+        return shape[2] * shape[3]
+
+    def model(self, scaled: np.ndarray, bar) -> np.ndarray:
+        """``[x, y, z, T]`` in [0, 1] -> ``[s*x, s*y, z, T]``; the slices of all frames share the model calls."""
+        x, y, z, frames = scaled.shape
+        s = self.predictor.scale
+        if self.predictor.volumetric:  # a 3D model sees each whole frame, D running along the slices
+            out = np.stack([self.predictor.volume(scaled[None, ..., t, None])[0, ..., 0] for t in range(frames)], 3)
+            bar.update(z * frames)
+            return out
+        lr = np.moveaxis(scaled.reshape(x, y, z * frames), 2, 0)[..., None]
+        out = np.zeros((z * frames, s * x, s * y), np.float32)
+        for start in range(0, len(lr), self.batch_size):
+            batch = np.ascontiguousarray(lr[start : start + self.batch_size], dtype=np.float32)
+            out[start : start + len(batch)] = self.predictor(batch)[..., 0]
+            bar.update(len(batch))
+        return np.moveaxis(out, 0, 2).reshape(s * x, s * y, z, frames)
+
+    def interpolate(self, excess: np.ndarray) -> np.ndarray:
+        s = self.predictor.scale
+        out = np.zeros((s * excess.shape[0], s * excess.shape[1], excess.shape[2]), np.float32)
+        for z in np.flatnonzero(excess.reshape(-1, excess.shape[2]).any(axis=0)):
+            out[:, :, z] = aligned_bicubic(excess[:, :, z], s, out.shape[:2], clip=False)
+        return out
+
+
+def upscale_nifti(
+    in_path: Path,
+    out_path: Path,
+    predictor=None,
+    batch_size: int = 8,
+    quiet: bool = False,
+    through_plane=None,
+    timings: dict | None = None,
+) -> Path:
+    """Upscale IN into OUT: in-plane with ``predictor``, across slices with ``through_plane`` (a
+    :class:`~heart_sr_tf.serving.through_plane.ThroughPlane`), or both (across slices first, at the scan's own
+    in-plane resolution the through-plane model was trained for, then in-plane on every new slice).
+
+    ``timings``, when given, receives the seconds spent reading, in the models and writing.
+    """
     in_path, out_path = Path(in_path), Path(out_path)
+    timings = {} if timings is None else timings
     if batch_size < 1:
         raise HeartSRError(f"--batch-size: must be at least 1, got {batch_size}")
-    data, _ = load_nifti(in_path, ndims=(2, 3, 4), min_inplane=1)
+    clock = time.perf_counter()
+    data, _ = load_nifti(in_path, ndims=(2, 3, 4) if through_plane is None else (3, 4), min_inplane=1)
+    if through_plane is not None and data.shape[2] < 2:
+        raise DataError(in_path, f"through-plane upscaling needs at least 2 slices, got {data.shape[2]}")
     image = nib.load(str(in_path))
     tmp = check_output(in_path, out_path)
+    steps = [through_plane] if through_plane is not None else []
+    steps += [InPlane(predictor, batch_size)] if predictor is not None else []
+    timings["read"] = time.perf_counter() - clock
     try:
-        out = _super_resolve(data, predictor, batch_size, quiet)
-        _write(image, out, predictor.scale, tmp)
+        clock = time.perf_counter()
+        factors = np.ones(3, dtype=int)
+        for step in steps:
+            data = _super_resolve(data, step, quiet)
+            factors *= step.factors
+        timings["model"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        _write(image, data, tuple(int(f) for f in factors), tmp)
         tmp.replace(out_path)
+        timings["write"] = time.perf_counter() - clock
     except OSError as exc:
         raise DataError(out_path, f"cannot write ({exc})") from None
     finally:
@@ -104,39 +174,28 @@ def upscale_nifti(in_path: Path, out_path: Path, predictor, batch_size: int = 8,
     return out_path
 
 
-def _super_resolve(data: np.ndarray, predictor, batch_size: int, quiet: bool) -> np.ndarray:
-    """``[x, y, ...]`` float32 -> ``[s*x, s*y, ...]`` in the input's intensity units."""
-    s = predictor.scale
-    volume = data.reshape(data.shape[:2] + (-1,)) if data.ndim > 2 else data[..., None]
-    frames = 1 if data.ndim < 4 else data.shape[3]
-    per_frame = volume.shape[2] // frames
-    out = np.zeros((s * data.shape[0], s * data.shape[1], volume.shape[2]), np.float32)
-    with progress_bar(volume.shape[2], "upscale", "slice", disable=quiet) as bar:
-        for t in range(frames):
-            block = slice(t * per_frame, (t + 1) * per_frame)
-            window = intensity_window(volume[:, :, block])
-            scaled = normalise(volume[:, :, block], window)
-            if predictor.volumetric:  # a 3D model sees the whole frame, D running along the slices
-                out[:, :, block] = denormalise(predictor.volume(scaled[None, ..., None])[0, ..., 0], window)
-                bar.update(per_frame)
-            else:
-                lr = np.moveaxis(scaled, 2, 0)[..., None]
-                for start in range(0, len(lr), batch_size):
-                    sr = predictor(np.ascontiguousarray(lr[start : start + batch_size], dtype=np.float32))[..., 0]
-                    z0 = t * per_frame + start
-                    out[:, :, z0 : z0 + len(sr)] = np.moveaxis(denormalise(sr, window), 0, 2)
-                    bar.update(len(sr))
-            excess = np.maximum(volume[:, :, block] - window[1], 0.0)  # what the clip took away
-            for z in np.flatnonzero(excess.reshape(-1, excess.shape[2]).any(axis=0)):
-                hr_shape = (s * excess.shape[0], s * excess.shape[1])
-                back = aligned_bicubic(excess[:, :, z], s, hr_shape, clip=False)
-                out[:, :, t * per_frame + z] += np.maximum(back, 0.0)
-            # the frame's own range bounds the result: interpolation overshoot never invents a brighter voxel
-            np.clip(out[:, :, block], volume[:, :, block].min(), volume[:, :, block].max(), out=out[:, :, block])
-    return out.reshape(out.shape[:2] + data.shape[2:])
+def _super_resolve(data: np.ndarray, step, quiet: bool) -> np.ndarray:
+    """``[x, y, ...]`` float32 -> ``[fx*x, fy*y, fz*z, ...]`` in the input's intensity units.
+
+    Each frame is scaled by its own intensity window; the model sees all frames' images (in shared calls),
+    and each frame's result goes back to its own range, with the part above the clip added back."""
+    volume = data.reshape(data.shape[:3] + (-1,)) if data.ndim > 2 else data[:, :, None, None]
+    windows = [intensity_window(volume[..., t]) for t in range(volume.shape[3])]
+    scaled = np.stack([normalise(volume[..., t], w) for t, w in enumerate(windows)], axis=3)
+    with progress_bar(step.units(volume.shape), step.desc, step.unit, disable=quiet) as bar:
+        out = step.model(scaled, bar)
+    for t, window in enumerate(windows):
+        frame = volume[..., t]
+        result = denormalise(out[..., t], window)
+        excess = np.maximum(frame - window[1], 0.0)  # what the clip took away, interpolated on its own
+        if excess.any():
+            result += np.maximum(step.interpolate(excess), 0.0)
+        # the frame's own range bounds the result: interpolation overshoot never invents a brighter voxel
+        out[..., t] = np.clip(result, frame.min(), frame.max())
+    return out.reshape(out.shape[:3] + data.shape[3:]) if data.ndim > 2 else out[:, :, 0, 0]
 
 
-def _write(image, out: np.ndarray, s: int, path: Path) -> None:
+def _write(image, out: np.ndarray, factors: tuple[int, int, int], path: Path) -> None:
     header = image.header.copy()
     dtype = image.get_data_dtype()
     slope, inter = image.header.get_slope_inter()
@@ -145,8 +204,9 @@ def _write(image, out: np.ndarray, s: int, path: Path) -> None:
         info = np.iinfo(dtype)
         out = np.clip(np.round(out), info.min, info.max).astype(dtype)
     zooms = list(header.get_zooms())
-    zooms[0], zooms[1] = zooms[0] / s, zooms[1] / s
-    result = nib.Nifti1Image(out, upscaled_affine(image.affine, s), header)
+    for axis, factor in enumerate(factors[: len(zooms)]):
+        zooms[axis] = zooms[axis] / factor
+    result = nib.Nifti1Image(out, upscaled_affine(image.affine, factors), header)
     result.header.set_zooms(zooms)
     result.header.set_data_dtype(dtype)
     if scaled:  # let nibabel choose a slope and intercept that hold the new range in the same data type
@@ -154,5 +214,5 @@ def _write(image, out: np.ndarray, s: int, path: Path) -> None:
     for method in ("qform", "sform"):
         matrix, code = getattr(image, f"get_{method}")(coded=True)
         if code:
-            getattr(result, f"set_{method}")(upscaled_affine(matrix, s), int(code))
+            getattr(result, f"set_{method}")(upscaled_affine(matrix, factors), int(code))
     nib.save(result, str(path))

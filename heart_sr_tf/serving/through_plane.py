@@ -1,0 +1,110 @@
+"""Through-plane super-resolution of a stack: each frame's slice axis upsampled by g with a 2D model.
+
+A through-plane model (trained on the ``through_plane`` degradation, data/thick_slices.py) maps an image whose
+first axis is sampled every g rows to one sampled every row: ``[h, w] -> [g*h, w]``. For a frame
+``[x, y, z]`` the planes that contain the slice axis are fed to it in both in-plane orientations (the ``[z, y]``
+planes at every x and the ``[z, x]`` planes at every y) and the two results are averaged. Input slice k sits at
+output slice ``g*k``; the last g - 1 output slices continue past the last input slice, as the model does along
+its axis (and the in-plane models along theirs).
+
+g comes from the header: the slice spacing over the in-plane pixel. The shipped model with the nearest g is
+used; the output grid is not resampled: its slices are ``spacing / g`` apart, so a non-integer ratio leaves the
+voxels slightly anisotropic (the spacing is written in the header, and said).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from heart_sr_tf.data.interpolation import axis_matrix
+from heart_sr_tf.errors import HeartSRError
+
+MODEL_PATTERN = re.compile(r"throughplane_x(\d+)$")
+
+
+class ThroughPlane:
+    """The upsampling step for :func:`heart_sr_tf.serving.upscale.upscale_nifti`, across the slices."""
+
+    desc, unit = "across slices", "plane"
+
+    def __init__(self, predictor, batch_size: int = 32):
+        if predictor.degradation.kind != "through_plane":
+            raise HeartSRError(
+                f"{predictor.source}: not a through-plane model (trained for {predictor.degradation.kind}); "
+                "--through-plane needs one, e.g. throughplane_x6"
+            )
+        self.predictor, self.batch_size = predictor, batch_size
+        self.g = predictor.scale
+        self.factors = (1, 1, self.g)
+
+    def units(self, shape) -> int:  # progress units: planes, both orientations, every frame
+        return (shape[0] + shape[1]) * shape[3]
+
+    def describe(self, zooms) -> str:
+        ratio = float(zooms[2]) / _inplane(zooms)
+        return (
+            f"{self.predictor.source} (g = {self.g}); slice spacing {zooms[2]:g} mm over in-plane pixel "
+            f"{_inplane(zooms):g} mm = {ratio:.2f}; the output slices are {zooms[2] / self.g:.3g} mm apart "
+            f"(not resampled), slice k of IN at slice {self.g}*k of OUT"
+        )
+
+    def model(self, scaled: np.ndarray, bar) -> np.ndarray:
+        """``[x, y, z, T]`` in [0, 1] -> ``[x, y, g*z, T]``, the mean of both orientations."""
+        x, y, z, frames = scaled.shape
+        along_y = self._planes(np.transpose(scaled, (0, 3, 2, 1)).reshape(x * frames, z, y), bar)  # [z, y] planes
+        along_x = self._planes(np.transpose(scaled, (1, 3, 2, 0)).reshape(y * frames, z, x), bar)  # [z, x] planes
+        along_y = np.transpose(along_y.reshape(x, frames, -1, y), (0, 3, 2, 1))
+        along_x = np.transpose(along_x.reshape(y, frames, -1, x), (3, 0, 2, 1))
+        return 0.5 * (along_y + along_x)
+
+    def _planes(self, planes: np.ndarray, bar) -> np.ndarray:
+        """``[n, z, w]`` planes, slice axis first -> ``[n, g*z, w]``."""
+        out = []
+        for start in range(0, len(planes), self.batch_size):
+            batch = np.ascontiguousarray(planes[start : start + self.batch_size, ..., None], dtype=np.float32)
+            out.append(self.predictor(batch)[:, : self.g * planes.shape[1], :, 0])
+            bar.update(len(batch))
+        return np.concatenate(out)
+
+    def interpolate(self, excess: np.ndarray) -> np.ndarray:
+        """Cubic along the slice axis, for the part of the intensities above the protocol's clip."""
+        rows = axis_matrix(excess.shape[2], self.g * excess.shape[2], self.g, "cubic").astype(np.float32)
+        return np.einsum("kz,xyz->xyk", rows, excess)
+
+
+@dataclass(frozen=True)
+class Choice:
+    path: Path
+    g: int
+    ratio: float
+
+
+def _inplane(zooms) -> float:
+    return float(np.mean(zooms[:2]))
+
+
+def available_models(dirs) -> dict[int, Path]:
+    """g -> the first ``throughplane_x<g>`` model found in ``dirs`` (in order)."""
+    found: dict[int, Path] = {}
+    for folder in dirs:
+        for path in sorted(Path(folder).glob("throughplane_x*")) if Path(folder).is_dir() else []:
+            match = MODEL_PATTERN.match(path.name)
+            if match and path.is_dir():
+                found.setdefault(int(match.group(1)), path)
+    return found
+
+
+def choose_model(zooms, dirs) -> Choice:
+    """The through-plane model whose g is nearest the scan's slice spacing over its in-plane pixel."""
+    if len(zooms) < 3 or min(zooms[:3]) <= 0:
+        raise HeartSRError(f"the header's voxel sizes {tuple(zooms)} do not give a slice spacing")
+    ratio = float(zooms[2]) / _inplane(zooms)
+    models = available_models(dirs)
+    if not models:
+        raise HeartSRError(f"no through-plane model (throughplane_x<g>) in {', '.join(map(str, dirs))}")
+    g = min(models, key=lambda k: (abs(k - ratio), k))
+    return Choice(models[g], g, ratio)

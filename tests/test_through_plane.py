@@ -1,0 +1,114 @@
+"""Through-plane upscaling of NIfTI stacks: model choice, geometry, intensity, the CLI."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from heart_sr_tf.data.degradation import Degradation
+from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.models.rrdb import rrdb_generator
+from heart_sr_tf.serving.export import export_generator
+from heart_sr_tf.serving.predictor import load_predictor
+from heart_sr_tf.serving.through_plane import ThroughPlane, choose_model
+from heart_sr_tf.serving.upscale import upscale_nifti
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    """Untrained exports: throughplane_x6 (exactly cubic along the slices) and an in-plane x3 (aligned bicubic)."""
+    out = tmp_path_factory.mktemp("models")
+    across = rrdb_generator((6, 1), blocks=1, features=8, growth=4)
+    export_generator(across, out, "throughplane_x6", degradation=Degradation("through_plane", 6))
+    export_generator(rrdb_generator(3, blocks=1, features=8, growth=4), out, "inplane", degradation=Degradation())
+    return out
+
+
+def _scan(path: Path, shape=(20, 18, 4, 3), zooms=(1.25, 1.25, 8.0, 30.0)) -> Path:
+    rng = np.random.default_rng(0)
+    data = (rng.random(shape) * 300).astype(np.int16)
+    data[(5, 6, 2, 1)[: len(shape)]] = 4000  # a bright outlier far above the 99.5th percentile
+    affine = np.diag([*zooms[:3], 1.0])
+    affine[:3, 3] = [-10.0, 20.0, 5.0]
+    image = nib.Nifti1Image(data, affine)
+    image.header.set_zooms(zooms[: len(shape)])
+    nib.save(image, str(path))
+    return path
+
+
+def test_the_nearest_g_is_chosen(tmp_path):
+    for g in (4, 6, 8):
+        (tmp_path / f"throughplane_x{g}").mkdir()
+    (tmp_path / "rrdb").mkdir()
+    for zooms, g in [((1.5, 1.5, 8.1), 6), ((1.0, 1.0, 7.2), 8), ((1.25, 1.25, 6.25), 4), ((2.0, 2.0, 5.0), 4)]:
+        choice = choose_model(zooms, [tmp_path])
+        assert choice.g == g and choice.path.name == f"throughplane_x{g}"
+        assert choice.ratio == pytest.approx(zooms[2] / zooms[0])
+    with pytest.raises(HeartSRError, match="no through-plane model"):
+        choose_model((1.0, 1.0, 6.0), [tmp_path / "rrdb"])
+
+
+def test_through_plane_keeps_geometry_and_every_voxel(models, tmp_path):
+    src = _scan(tmp_path / "scan.nii.gz")
+    predictor = load_predictor(models / "throughplane_x6")
+    dst = upscale_nifti(src, tmp_path / "out.nii.gz", through_plane=ThroughPlane(predictor), quiet=True)
+    a, b = nib.load(str(src)), nib.load(str(dst))
+    assert b.shape == (20, 18, 24, 3) and b.get_data_dtype() == np.int16
+    np.testing.assert_allclose(b.header.get_zooms(), (1.25, 1.25, 8.0 / 6, 30.0), rtol=1e-6)
+    np.testing.assert_allclose(b.affine[:3, 2] * 6, a.affine[:3, 2])  # the slice column divided by g
+    np.testing.assert_allclose(b.affine[:3, [0, 1, 3]], a.affine[:3, [0, 1, 3]])  # in-plane and origin kept
+    x, y = np.asarray(a.dataobj), np.asarray(b.dataobj)
+    np.testing.assert_array_equal(y[:, :, ::6], x)  # slice k at slice 6k: the untrained model is cubic there
+    assert y.min() >= x.min() and y.max() == x.max() == 4000  # the outlier kept, nothing brighter invented
+
+
+def test_a_non_integer_ratio_uses_the_nearest_g_without_resampling(models, tmp_path):
+    src = _scan(tmp_path / "scan.nii.gz", shape=(16, 16, 3), zooms=(1.5, 1.5, 8.5))  # 5.67 pixels
+    choice = choose_model((1.5, 1.5, 8.5), [models])
+    assert choice.g == 6
+    dst = upscale_nifti(src, tmp_path / "out.nii", through_plane=ThroughPlane(load_predictor(choice.path)), quiet=True)
+    b = nib.load(str(dst))
+    assert b.shape == (16, 16, 18)
+    assert b.header.get_zooms()[2] == pytest.approx(8.5 / 6)  # slices 1.417 mm apart against 1.5 mm pixels
+
+
+def test_through_plane_then_in_plane(models, tmp_path):
+    src = _scan(tmp_path / "scan.nii.gz", shape=(12, 10, 3), zooms=(1.5, 1.5, 9.0))
+    across = ThroughPlane(load_predictor(models / "throughplane_x6"))
+    dst = upscale_nifti(
+        src, tmp_path / "iso.nii.gz", load_predictor(models / "inplane"), through_plane=across, quiet=True
+    )
+    b = nib.load(str(dst))
+    assert b.shape == (36, 30, 18)
+    np.testing.assert_allclose(b.header.get_zooms(), (0.5, 0.5, 1.5), rtol=1e-6)
+    x, y = np.asarray(nib.load(str(src)).dataobj), np.asarray(b.dataobj)
+    np.testing.assert_array_equal(y[::3, ::3, ::6], x)  # both untrained models interpolate through the samples
+
+
+def _cli(*args):
+    cmd = [sys.executable, "cli.py", "upscale", *map(str, args)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_through_plane_and_its_errors(models, tmp_path, monkeypatch):
+    src = _scan(tmp_path / "scan.nii.gz", shape=(16, 14, 3), zooms=(1.5, 1.5, 9.0))
+    monkeypatch.setenv("HEART_SR_MODELS", str(models))
+    result = _cli(src, tmp_path / "out.nii.gz", "--through-plane", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "throughplane_x6" in result.stdout and "1.5 mm apart" in result.stdout
+    assert nib.load(str(tmp_path / "out.nii.gz")).shape == (16, 14, 18)
+    wrong = _cli(src, tmp_path / "bad.nii.gz", "--through-plane-model", models / "inplane")
+    assert wrong.returncode == 2 and "not a through-plane model" in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad.nii.gz").exists()
+    lone = _cli(src, tmp_path / "bad.nii.gz", "--in-plane")
+    assert lone.returncode == 2 and "--in-plane goes with --through-plane" in lone.stderr
+    flat = tmp_path / "flat.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((8, 8), np.float32), np.eye(4)), str(flat))
+    assert _cli(flat, tmp_path / "bad.nii.gz", "--through-plane").returncode == 2
+    inverse = _cli(src, tmp_path / "bad.nii.gz", "--model", models / "throughplane_x6")
+    assert inverse.returncode == 2 and "use it with --through-plane" in inverse.stderr
