@@ -80,6 +80,28 @@ def throughput(args) -> None:
         mark = "  <- default" if (backend, precision) == default else ""
         diff = float(np.abs(out - reference).max())
         print(f"{backend:<11} {precision:<9} {rate:>9.1f} {rate / base:>9.2f}x {diff:>11.4f}{mark}")
+    rate, out = serving_bfloat16(args, lr)
+    diff = float(np.abs(out - reference).max())
+    note = "  (the SavedModel of export --precision bfloat16, as TF Serving runs it)"
+    print(f"{'TF Serving':<11} {'bfloat16':<9} {rate:>9.1f} {rate / base:>9.2f}x {diff:>11.4f}{note}")
+
+
+def serving_bfloat16(args, lr):
+    """What TF Serving runs for `export --precision bfloat16`: that SavedModel's serving_default, plain."""
+    import numpy as np
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, str(ROOT / "cli.py"), "export", args.model, "--precision", "bfloat16"]
+        subprocess.run(command + ["--out", tmp, "--name", "bf16"], check=True, capture_output=True)
+        signature = tf.saved_model.load(str(Path(tmp) / "bf16" / "1")).signatures["serving_default"]
+        x = tf.constant(lr)
+        out = signature(lr_image=x)["sr_image"].numpy()
+        start, done = time.perf_counter(), 0
+        while done < args.slices:
+            signature(lr_image=x)["sr_image"].numpy()
+            done += len(lr)
+        return done / (time.perf_counter() - start), np.clip(out, 0, 1)
 
 
 def make_cine(folder: Path) -> Path:
@@ -117,9 +139,8 @@ def end_to_end(args) -> None:
         result = subprocess.run(command + ["--quiet"], check=True, capture_output=True, text=True)
         seconds = time.perf_counter() - start
         shape = nib.load(str(out)).shape
-        print(
-            f"\n`upscale` of a 300-slice cine {nib.load(str(cine)).shape} -> {shape}, the whole command: {seconds:.2f} s"
-        )
+        source = nib.load(str(cine)).shape
+        print(f"\n`upscale` of a 300-slice cine {source} -> {shape}, the whole command: {seconds:.2f} s")
         print("  " + result.stdout.strip().splitlines()[0][:160])
 
         from heart_sr_tf.serving.predictor import load_predictor

@@ -509,6 +509,8 @@ def export(run_dir, name, version, out, data_consistency, precision):
     if data_consistency:
         from heart_sr_tf.models.consistency import with_consistency
 
+        if degradation.kind == "through_plane":
+            raise HeartSRError(f"{what}: --data-consistency is for in-plane models, not a through-plane one")
         generator = with_consistency(generator, degradation.kind, degradation.scale)
         metadata["data_consistency"] = True
     metadata["precision"] = precision
@@ -530,7 +532,13 @@ def export(run_dir, name, version, out, data_consistency, precision):
 @click.option(
     "--scale", type=click.IntRange(min=2), default=3, show_default=True, help="Scale of the served model (--server)."
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Slices per model call (fewer when they are large: a call holds at most 147,456 LR pixels).",
+)
 @click.option(
     "--through-plane",
     is_flag=True,

@@ -91,13 +91,14 @@ class DiscriminatorConfig:
 class LossConfig:
     pixel: Literal["mse", "l1"] = "mse"  # "mse" (the paper) or "l1"
     pixel_weight: float = 1.0
+    ssim_weight: float = 0.0  # 1 - SSIM (7x7, as every published number), a fidelity term beside the pixel loss
     feature_weight: float = 0.0  # VGG19 feature loss; needs the ImageNet weights
     adversarial_weight: float = 1e-3
     vgg_layer: str = "block5_conv4"
     vgg_weights: str = "imagenet"  # "imagenet" (Keras cache), "random" (tests only) or a file
 
     def check(self) -> None:
-        _non_negative(self, "pixel_weight", "feature_weight", "adversarial_weight")
+        _non_negative(self, "pixel_weight", "ssim_weight", "feature_weight", "adversarial_weight")
 
 
 @dataclass

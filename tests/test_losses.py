@@ -40,3 +40,16 @@ def test_3d_wgan_generator_loss_is_not_multiplied_by_the_batch():
     np.testing.assert_allclose(float(logs["g_loss"]), float(logs["content"]), rtol=1e-6)
     sr = model.generator(hr[:, ::3, ::3])
     np.testing.assert_allclose(float(logs["content"]), float(tf.reduce_mean(tf.abs(sr - hr))), rtol=1e-5)
+
+
+def test_ssim_loss_is_one_minus_the_published_ssim():
+    from heart_sr_tf.metrics import image_metrics
+    from heart_sr_tf.training.losses import ssim_loss
+
+    rng = np.random.default_rng(0)
+    hr = rng.random((3, 40, 33, 1)).astype(np.float32)
+    sr = np.clip(hr + rng.normal(0, 0.1, hr.shape), 0, 1).astype(np.float32)
+    loss = ssim_loss(tf.constant(sr), tf.constant(hr)).numpy()
+    expected = [1 - image_metrics(s[..., 0], h[..., 0])["ssim"] for s, h in zip(sr, hr, strict=True)]
+    np.testing.assert_allclose(loss, expected, atol=1e-5)
+    assert ssim_loss(tf.constant(hr), tf.constant(hr)).numpy() == pytest.approx([0, 0, 0], abs=1e-6)

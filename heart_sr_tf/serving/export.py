@@ -46,6 +46,12 @@ def export_generator(
     """
     degradation = degradation or Degradation()
     metadata = {**(metadata or {}), "scale": degradation.scale, "degradation": degradation.metadata()}
+    if degradation.kind == "through_plane":
+        g = degradation.scale
+        metadata["output"] = (
+            f"sr_image: float32 [batch, {g}*h, w, 1] clipped to [0, 1]: the first axis (the slice axis) upsampled "
+            f"by {g}; HR row {g}*r sits on LR row r"
+        )
     base = Path(out) / name
     version = version if version is not None else (max(versions(base), default=0) + 1)
     target = base / str(version)

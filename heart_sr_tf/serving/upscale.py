@@ -132,7 +132,7 @@ def upscale_nifti(
     in_path: Path,
     out_path: Path,
     predictor=None,
-    batch_size: int = 8,
+    batch_size: int = 16,
     quiet: bool = False,
     through_plane=None,
     timings: dict | None = None,

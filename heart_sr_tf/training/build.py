@@ -86,6 +86,7 @@ def build_srgan(config: SRGANConfig, strategy, vgg_weights: str | None = None) -
             pixel=config.loss.pixel,
             pixel_weight=config.loss.pixel_weight,
             feature_weight=config.loss.feature_weight,
+            ssim_weight=config.loss.ssim_weight,
             adversarial_weight=config.loss.adversarial_weight,
             jit_compile=config.train.jit_compile,
         )

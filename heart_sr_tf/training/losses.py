@@ -16,6 +16,27 @@ def pixel_loss(sr: tf.Tensor, hr: tf.Tensor, kind: str = "mse") -> tf.Tensor:
     raise ValueError(f"unknown pixel loss {kind!r}, expected 'mse' or 'l1'")
 
 
+SSIM_WINDOW = 7  # scikit-image's default, the SSIM every published number uses
+
+
+def ssim_loss(sr: tf.Tensor, hr: tf.Tensor) -> tf.Tensor:
+    """``1 - SSIM`` per sample of ``[B, H, W, 1]`` images on [0, 1], as :mod:`heart_sr_tf.metrics` computes it
+    (scikit-image's defaults: a uniform 7x7 window, sample covariances, data range 1, the border cropped)."""
+    x, y = tf.cast(sr, tf.float32), tf.cast(hr, tf.float32)
+    n = SSIM_WINDOW * SSIM_WINDOW
+    c1, c2, norm = 0.01**2, 0.03**2, n / (n - 1)
+
+    def mean(image):
+        return tf.nn.avg_pool2d(image, SSIM_WINDOW, strides=1, padding="VALID")
+
+    ux, uy = mean(x), mean(y)
+    vx = norm * (mean(x * x) - ux * ux)
+    vy = norm * (mean(y * y) - uy * uy)
+    vxy = norm * (mean(x * y) - ux * uy)
+    ssim = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return 1.0 - _per_sample_mean(ssim)
+
+
 def feature_loss(sr_features: tf.Tensor, hr_features: tf.Tensor) -> tf.Tensor:
     """Mean squared distance of VGG feature maps per sample."""
     diff = tf.cast(sr_features, tf.float32) - tf.cast(hr_features, tf.float32)

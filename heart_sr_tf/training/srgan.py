@@ -1,6 +1,6 @@
 """SRGAN as a ``keras.Model`` with its own ``compile`` and ``train_step``.
 
-Generator loss = pixel (MSE or L1) + VGG feature + adversarial terms, each weighted. With
+Generator loss = pixel (MSE or L1) + SSIM + VGG feature + adversarial terms, each weighted. With
 ``adversarial = False`` only the generator trains, on pixel (+ feature) loss: the pre-training stage.
 Losses are averaged over the global batch (``tf.nn.compute_average_loss``), so gradients summed
 over replicas equal the single-device gradients. The training loop (``loop.py``) runs
@@ -12,7 +12,13 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from heart_sr_tf.training.losses import discriminator_loss, feature_loss, generator_adversarial_loss, pixel_loss
+from heart_sr_tf.training.losses import (
+    discriminator_loss,
+    feature_loss,
+    generator_adversarial_loss,
+    pixel_loss,
+    ssim_loss,
+)
 
 MODES = ("generator", "both")
 
@@ -31,6 +37,7 @@ class SRGAN(keras.Model):
         pixel: str = "mse",
         pixel_weight: float = 1.0,
         feature_weight: float = 0.0,
+        ssim_weight: float = 0.0,
         adversarial_weight: float = 1e-3,
         **kwargs,
     ):
@@ -39,7 +46,12 @@ class SRGAN(keras.Model):
             raise ValueError("feature_weight > 0 needs a feature_extractor")
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.pixel = pixel
-        self.loss_weights_ = {"pixel": pixel_weight, "feature": feature_weight, "adversarial": adversarial_weight}
+        self.loss_weights_ = {
+            "pixel": pixel_weight,
+            "ssim": ssim_weight,
+            "feature": feature_weight,
+            "adversarial": adversarial_weight,
+        }
 
     def call(self, lr, training=False):
         return self.generator(lr, training=training)
@@ -60,6 +72,8 @@ class SRGAN(keras.Model):
 
     def _generator_terms(self, sr, hr):
         terms = {"pixel": pixel_loss(sr, hr, self.pixel)}
+        if self.loss_weights_["ssim"]:
+            terms["ssim"] = ssim_loss(sr, hr)
         if self.loss_weights_["feature"]:
             terms["feature"] = feature_loss(self.feature_extractor(sr), self.feature_extractor(hr))
         return terms
