@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--acdc-dir", type=Path, default=os.environ.get("HEART_SR_ACDC_DIR"))
-    parser.add_argument("--patient", default="patient085")
+    parser.add_argument("--patient", default="patient032")
     parser.add_argument("--model", default="throughplane_x6")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "throughplane_reslice.png")
     args = parser.parse_args()
@@ -64,7 +64,7 @@ def main() -> None:
     x0, x1 = max(0, xs.min() - 40), min(volume.shape[0], xs.max() + 40)
     panels = [("acquired stack (each slice repeated)", stack), ("cubic across slices", cubic), ("model", model)]
     aspect = (zooms[2] / g) / zooms[0]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     for ax, (title, data) in zip(axes, panels, strict=True):
         ax.imshow(data[x0:x1, y, :].T, cmap="gray", vmin=0, vmax=1, aspect=aspect, origin="lower")
         ax.set_title(title, fontsize=10)

@@ -24,8 +24,10 @@ class DataConsistency(keras.layers.Layer):
     def __init__(self, kind: str, scale: int, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        if kind not in KINDS or kind == "through_plane":
-            raise ValueError(f"data consistency is for the in-plane degradations, not {kind!r}")
+        if kind not in KINDS:
+            raise ValueError(f"unknown degradation {kind!r}, expected one of {', '.join(KINDS)}")
+        if kind == "through_plane":
+            raise ValueError("data consistency is for the in-plane degradations, not through_plane")
         self.kind, self.scale = kind, int(scale)
 
     def call(self, inputs):
