@@ -45,11 +45,12 @@ class ThroughPlane:
         return (shape[0] + shape[1]) * shape[3]
 
     def describe(self, zooms) -> str:
-        ratio = float(zooms[2]) / _inplane(zooms)
+        pixel = _inplane(zooms)
         return (
-            f"{self.predictor.source} (g = {self.g}); slice spacing {zooms[2]:g} mm over in-plane pixel "
-            f"{_inplane(zooms):g} mm = {ratio:.2f}; the output slices are {zooms[2] / self.g:.3g} mm apart "
-            f"(not resampled), slice k of IN at slice {self.g}*k of OUT"
+            f"{self.predictor.source} (g = {self.g}; {self.predictor.backend}, {self.predictor.precision}); "
+            f"slice spacing {zooms[2]:g} mm over in-plane pixel {pixel:g} mm = {float(zooms[2]) / pixel:.2f}; "
+            f"the output slices are {zooms[2] / self.g:.3g} mm apart (not resampled), "
+            f"slice k of IN at slice {self.g}*k of OUT"
         )
 
     def model(self, scaled: np.ndarray, bar) -> np.ndarray:
