@@ -55,8 +55,8 @@ def lr_batch(batch: int):
 def throughput(args) -> None:
     import numpy as np
 
-    from heart_sr_tf.serving.backends import resolve_precision
-    from heart_sr_tf.serving.predictor import load_predictor, resolve_backend
+    from heart_sr_tf.serving.backends import resolve_backend, resolve_precision
+    from heart_sr_tf.serving.predictor import load_predictor
 
     lr, what = lr_batch(args.batch_size)
     paths = [("tensorflow", "float32"), ("tensorflow", "bfloat16")]

@@ -58,24 +58,28 @@ class Group(click.Group):
 LAZY_TENSORFLOW = {"upscale", "phantoms"}  # these import TensorFlow themselves, only when they need it
 
 
+BACKEND_OPTIONS = {  # option -> (choices, help)
+    "--backend": (
+        ["auto", "tensorflow", "openvino"],
+        "auto: OpenVINO when installed (pip install -e '.[openvino]'), else TensorFlow.",
+    ),
+    "--precision": (
+        ["auto", "float32", "bfloat16"],
+        "auto: bfloat16 where the CPU (AVX512_BF16/AMX) or GPU computes it natively, else float32.",
+    ),
+}
+
+
 def backend_options(default_backend: str, default_precision: str):
     """``--backend`` and ``--precision``: where and in which precision an exported model runs."""
+    defaults = {"--backend": default_backend, "--precision": default_precision}
 
     def decorate(command):
-        command = click.option(
-            "--precision",
-            type=click.Choice(["auto", "float32", "bfloat16"]),
-            default=default_precision,
-            show_default=True,
-            help="auto: bfloat16 where the CPU (AVX512_BF16/AMX) or GPU computes it natively, else float32.",
-        )(command)
-        return click.option(
-            "--backend",
-            type=click.Choice(["auto", "tensorflow", "openvino"]),
-            default=default_backend,
-            show_default=True,
-            help="auto: OpenVINO when installed (pip install -e '.[openvino]'), else TensorFlow.",
-        )(command)
+        for name, (choices, text) in reversed(BACKEND_OPTIONS.items()):
+            command = click.option(
+                name, type=click.Choice(choices), default=defaults[name], show_default=True, help=text
+            )(command)
+        return command
 
     return decorate
 
@@ -498,11 +502,12 @@ def export(run_dir, name, version, out, data_consistency, precision):
         from heart_sr_tf.training.runs import load_exported_weights
 
         folder = resolve_model_dir(source)
+        exported = read_metadata(folder)
         dropped = ("degradation", "precision", "data_consistency")  # recorded anew below
-        metadata = {k: v for k, v in read_metadata(folder).items() if k not in dropped}
+        metadata = {k: v for k, v in exported.items() if k not in dropped}
         generator = build_generator(export_config(metadata, folder), precision)
         load_exported_weights(folder, generator)
-        degradation = Degradation.from_metadata(read_metadata(folder))
+        degradation = Degradation.from_metadata(exported)
         default_name = folder.parent.name + ("_bf16" if precision == "bfloat16" else "")
         metadata["exported_from"] = str(folder)
         what = str(folder)
@@ -573,15 +578,16 @@ def upscale(
 
     In-plane by default; across the slices with --through-plane; both with --through-plane --in-plane.
     """
-    from heart_sr_tf.serving.backends import resolve_precision
+    from heart_sr_tf.serving.backends import resolve_backend, resolve_precision
     from heart_sr_tf.serving.client import rest_predictor
-    from heart_sr_tf.serving.predictor import resolve_backend, shipped_model_dirs
+    from heart_sr_tf.serving.predictor import shipped_model_dirs
     from heart_sr_tf.serving.through_plane import ThroughPlane, choose_model
     from heart_sr_tf.serving.upscale import upscale_nifti
 
-    backend, precision = resolve_backend(backend), resolve_precision(precision)
+    backend = resolve_backend(backend)
     if backend == "tensorflow":
         _import_tensorflow_quietly()
+    precision = resolve_precision(precision)
 
     def load(path):
         from heart_sr_tf.serving.predictor import find_model, load_predictor

@@ -107,7 +107,7 @@ def test_through_plane_tiles_are_anisotropic():
     lr = np.random.default_rng(0).random((3, 40, 700, 1)).astype(np.float32)
     out = tiled_apply(fn, lr, (6, 1), budget=40 * 300)
     np.testing.assert_array_equal(out, np.repeat(lr, 6, axis=1))
-    assert max(np.prod(shape[:3]) for shape in calls) <= 40 * 300 * 2  # calls stay bounded
+    assert len(calls) > 1 and max(np.prod(shape[:3]) for shape in calls) <= 40 * 300  # within the budget
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import tomllib
@@ -23,7 +24,7 @@ import tomllib
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.quiet import import_tensorflow_quietly
 
-BACKENDS = ("tensorflow", "openvino")  # and "auto" where a model is loaded (predictor.load_predictor)
+BACKENDS = ("tensorflow", "openvino")  # and "auto", resolved by resolve_backend
 PRECISIONS = ("auto", "float32", "bfloat16")
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 OPENVINO_HINTS = {"float32": "f32", "bfloat16": "bf16"}
@@ -39,9 +40,12 @@ def cpu_flags() -> set[str]:
 
 
 def native_bfloat16() -> bool:
-    """Whether this machine computes bfloat16 natively: CPU flags, or a GPU of compute capability >= 8."""
+    """Whether this machine computes bfloat16 natively: CPU flags, or a GPU of compute capability >= 8. GPUs are
+    asked only when TensorFlow is already loaded (the OpenVINO path runs on the CPU and never imports it)."""
     if cpu_flags() & BF16_FLAGS:
         return True
+    if "tensorflow" not in sys.modules:
+        return False
     import tensorflow as tf
 
     for gpu in tf.config.list_physical_devices("GPU"):
@@ -49,6 +53,17 @@ def native_bfloat16() -> bool:
         if capability[0] >= 8:
             return True
     return False
+
+
+def resolve_backend(backend: str) -> str:
+    """``auto`` -> ``openvino`` when the optional extra is installed, else ``tensorflow``."""
+    if backend == "auto":
+        import importlib.util
+
+        return "openvino" if importlib.util.find_spec("openvino") is not None else "tensorflow"
+    if backend not in BACKENDS:
+        raise HeartSRError(f"--backend: {backend!r} is not one of auto, {', '.join(BACKENDS)}")
+    return backend
 
 
 def resolve_precision(precision: str) -> str:
@@ -89,14 +104,19 @@ def build_generator(config, precision: str):
 
 def tensorflow_bfloat16(folder: Path, meta: dict):
     """The exported generator rebuilt in mixed bfloat16 with its weights: ``(fn, generator)``."""
-    import tensorflow as tf
-
     from heart_sr_tf.training.runs import load_exported_weights
 
     generator = build_generator(export_config(meta, folder), "bfloat16")
     load_exported_weights(folder, generator)
+    return keras_fn(generator), generator
+
+
+def keras_fn(generator):
+    """A NumPy-in, NumPy-out function running a Keras generator in inference mode, compiled once per shape."""
+    import tensorflow as tf
+
     call = tf.function(lambda x: generator(x, training=False), reduce_retracing=True)
-    return (lambda lr: call(tf.constant(lr)).numpy()), generator
+    return lambda lr: call(tf.constant(lr)).numpy()
 
 
 def _openvino():

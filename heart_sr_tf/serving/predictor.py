@@ -11,7 +11,7 @@ import numpy as np
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
-from heart_sr_tf.serving.backends import BACKENDS, resolve_precision
+from heart_sr_tf.serving.backends import resolve_backend, resolve_precision
 from heart_sr_tf.serving.layout import read_metadata, resolve_model_dir
 from heart_sr_tf.serving.tiling import tiled_apply
 
@@ -102,8 +102,7 @@ class Predictor:
 
 def load_saved_model(path: Path, backend: str = "tensorflow", precision: str = "float32") -> Predictor:
     """An exported generator in ``backend`` and ``precision`` (``auto``: bfloat16 where native)."""
-    if backend not in BACKENDS:
-        raise HeartSRError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    backend = resolve_backend(backend)
     precision = resolve_precision(precision)
     folder = resolve_model_dir(path)
     meta = read_metadata(folder)
@@ -136,20 +135,17 @@ def load_saved_model(path: Path, backend: str = "tensorflow", precision: str = "
 
 def load_run(folder: Path, precision: str = "float32") -> Predictor:
     """The generator of a training run at its latest checkpoint (TensorFlow)."""
-    import tensorflow as tf
-
-    from heart_sr_tf.serving.backends import build_generator
+    from heart_sr_tf.serving.backends import build_generator, keras_fn
     from heart_sr_tf.training.runs import Run
 
     precision = resolve_precision(precision)
     run = Run.open(folder)
     generator = build_generator(run.config, precision)
     checkpoint = run.restore_generator(generator)
-    call = tf.function(lambda x: generator(x, training=False), reduce_retracing=True)
     info = {"run": str(run.folder), "checkpoint": checkpoint, "kind": run.kind}
     volumetric = len(generator.inputs[0].shape) == 5
     return Predictor(
-        lambda lr: call(tf.constant(lr)).numpy(),
+        keras_fn(generator),
         run.config.data.scale,
         str(run.folder),
         info,
@@ -199,13 +195,4 @@ def load_predictor(path: Path, backend: str = "tensorflow", precision: str = "fl
         if backend == "openvino":
             raise HeartSRError(f"{path}: a training run runs in TensorFlow; export it to use --backend openvino")
         return load_run(path, precision)
-    return load_saved_model(path, resolve_backend(backend), precision)
-
-
-def resolve_backend(backend: str) -> str:
-    """``auto`` -> ``openvino`` when the optional extra is installed, else ``tensorflow``."""
-    if backend != "auto":
-        return backend
-    import importlib.util
-
-    return "openvino" if importlib.util.find_spec("openvino") is not None else "tensorflow"
+    return load_saved_model(path, backend, precision)
