@@ -112,3 +112,35 @@ def test_cli_through_plane_and_its_errors(models, tmp_path, monkeypatch):
     assert _cli(flat, tmp_path / "bad.nii.gz", "--through-plane").returncode == 2
     inverse = _cli(src, tmp_path / "bad.nii.gz", "--model", models / "throughplane_x6")
     assert inverse.returncode == 2 and "use it with --through-plane" in inverse.stderr
+
+
+def test_init_from_another_factor_relays_the_head(tmp_path):
+    """A g = 4 generator can start from a g = 6 export: every weight but the head is copied, and each of the head's
+    4 sub-row offsets takes the g = 6 offset nearest in relative position (0, 1.5, 3, 4.5 -> rows 0, 2, 3, 5)."""
+    from heart_sr_tf.training.runs import initialise_generator
+
+    source = rrdb_generator((6, 1), blocks=1, features=8, growth=4)
+    rng = np.random.default_rng(1)
+    for w in source.weights:
+        w.assign(rng.normal(size=w.shape).astype(np.float32))
+    export_generator(source, tmp_path, "throughplane_x6", degradation=Degradation("through_plane", 6))
+    target = rrdb_generator((4, 1), blocks=1, features=8, growth=4)
+    described = initialise_generator(tmp_path / "throughplane_x6", target, (4, 1))
+    assert "head re-laid for (4, 1)" in described
+    by_path = {w.path: w.numpy() for w in source.weights}
+    for w in target.weights:
+        if w.path.startswith("conv_up/"):
+            old = by_path[w.path].reshape(*w.shape[:-1], 6, 8)
+            np.testing.assert_array_equal(w.numpy().reshape(*w.shape[:-1], 4, 8), old[..., [0, 2, 3, 5], :])
+        else:
+            np.testing.assert_array_equal(w.numpy(), by_path[w.path])
+    with pytest.raises(HeartSRError, match="not this architecture"):  # without the target factors: same only
+        initialise_generator(tmp_path / "throughplane_x6", rrdb_generator((4, 1), blocks=1, features=8, growth=4))
+    with pytest.raises(HeartSRError, match="not this architecture"):  # another width is still refused
+        initialise_generator(
+            tmp_path / "throughplane_x6", rrdb_generator((4, 1), blocks=1, features=12, growth=4), (4, 1)
+        )
+    with pytest.raises(HeartSRError, match="not this architecture"):  # and so is another kind of factor
+        initialise_generator(
+            tmp_path / "throughplane_x6", rrdb_generator((5, 5), blocks=1, features=8, growth=4), (5, 5)
+        )

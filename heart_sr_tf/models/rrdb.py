@@ -8,9 +8,31 @@ residual over aligned bicubic interpolation (cubic along the first axis only for
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 from heart_sr_tf.models.layers import AlignedBicubicUpsample, PixelShuffle, factors_of
+
+# The only layers whose weight shapes depend on the scale: a generator for another factor can start from
+# every other weight of a trained one (``--init-from`` across factors), with these re-laid by ``adapt_head``.
+SCALE_DEPENDENT_LAYERS = ("conv_up",)
+
+
+def adapt_head(value: np.ndarray, source: tuple[int, int], target: tuple[int, int]) -> np.ndarray:
+    """``conv_up``'s kernel ``[..., r*c*F]`` or bias, trained for factors ``source = (r, c)``, re-laid for ``target``.
+
+    Each target sub-pixel offset takes the channels of the source offset nearest in relative position (the
+    pixel-shuffle layout, channel ``(dy*cols + dx)*F + f``), so the network starts close to a working one.
+    ``ValueError`` between kinds (``(g, 1)`` across slices, ``(s, s)`` in-plane), which share nothing.
+    """
+    (rows, cols), (new_rows, new_cols) = source, target
+    if (rows == cols) != (new_rows == new_cols):
+        raise ValueError(f"an upsampling head for {source} does not transfer to {target}")
+    features = value.shape[-1] // (rows * cols)
+    pick_rows = np.minimum(np.floor(np.arange(new_rows) * rows / new_rows + 0.5).astype(int), rows - 1)
+    pick_cols = np.minimum(np.floor(np.arange(new_cols) * cols / new_cols + 0.5).astype(int), cols - 1)
+    v = value.reshape(*value.shape[:-1], rows, cols, features)[..., pick_rows, :, :][..., pick_cols, :]
+    return v.reshape(*value.shape[:-1], new_rows * new_cols * features)
 
 
 def _conv(filters: int, name: str, kernel: int = 3, **kwargs):

@@ -15,8 +15,11 @@ from pathlib import Path
 import tensorflow as tf
 
 from heart_sr_tf.config import CONFIG_CLASSES, SRGANConfig, WGANConfig, dump_toml, load_config
+from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.models.rrdb import SCALE_DEPENDENT_LAYERS, adapt_head
 from heart_sr_tf.serving.export import load_exported
+from heart_sr_tf.serving.layout import read_metadata
 
 CSV_FIELDS = (
     "step",
@@ -157,23 +160,48 @@ class Run:
         return latest
 
 
-def load_exported_weights(folder: Path, generator) -> str:
-    """Copy the weights of an exported SavedModel (same architecture) into ``generator``, matched by name."""
+def load_exported_weights(folder: Path, generator, factors: tuple[int, int] | None = None) -> str:
+    """Copy the weights of an exported SavedModel into ``generator``, matched by name.
+
+    The architecture must be the same. With ``factors`` (the generator's), the source may have been trained for
+    other factors of the same kind: its scale-dependent head (``SCALE_DEPENDENT_LAYERS``) is then re-laid by
+    ``adapt_head``, and the returned description says so.
+    """
     folder, loaded = load_exported(folder)
-    saved = {v.name.split(":")[0]: v for v in loaded.signatures["serving_default"].variables}
+    saved = {v.name.split(":")[0]: v.numpy() for v in loaded.signatures["serving_default"].variables}
+    source = Degradation.from_metadata(read_metadata(folder)).factors
+    values = []
     for weight in generator.weights:
-        source = saved.get(weight.path)
-        if source is None or tuple(source.shape) != tuple(weight.shape):
+        value = saved.get(weight.path)
+        if value is not None and value.shape != tuple(weight.shape):
+            value = _adapted(value, weight, source, factors)
+        if value is None:
             raise HeartSRError(
                 f"{folder}: holds no weight {weight.path} of shape {tuple(weight.shape)}; not this architecture"
             )
-        weight.assign(source.numpy())
+        values.append(value)
+    for weight, value in zip(generator.weights, values):
+        weight.assign(value)
+    if factors is not None and tuple(factors) != source:
+        return f"{folder} (trained for factors {source}: its upsampling head re-laid for {tuple(factors)})"
     return str(folder)
 
 
-def initialise_generator(source: Path, generator) -> str:
-    """``--init-from``: a run folder (its latest checkpoint) or an exported SavedModel / model base path."""
+def _adapted(value, weight, source, target):
+    """A scale-dependent ``value`` re-laid from ``source`` to ``target`` factors to fit ``weight``, else None."""
+    if target is None or weight.path.split("/")[0] not in SCALE_DEPENDENT_LAYERS:
+        return None
+    try:
+        value = adapt_head(value, source, tuple(target))
+    except ValueError:
+        return None
+    return value if value.shape == tuple(weight.shape) else None
+
+
+def initialise_generator(source: Path, generator, factors: tuple[int, int] | None = None) -> str:
+    """``--init-from``: a run folder (its latest checkpoint, same architecture) or an exported SavedModel / model
+    base path (same architecture, or one trained for other ``factors``: see ``load_exported_weights``)."""
     source = Path(source)
     if (source / "config.toml").is_file():
         return Run.open(source).restore_generator(generator)
-    return load_exported_weights(source, generator)
+    return load_exported_weights(source, generator, factors)

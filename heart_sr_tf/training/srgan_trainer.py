@@ -52,7 +52,9 @@ def train_srgan(
     if restored:
         report(f"resumed from {restored} at step {loop.step}, stage {schedule(loop.step).name}")
     elif run.init_from is not None:
-        report(f"generator initialised from {initialise_generator(run.init_from, model.generator)}")
+        report(
+            f"generator initialised from {initialise_generator(run.init_from, model.generator, degradation.factors)}"
+        )
 
     def datasets(roi: str):
         d = config.data
