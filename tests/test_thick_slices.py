@@ -1,11 +1,12 @@
 """The through-plane degradation (thick slices along one axis), its baselines and the anisotropic generator."""
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from heart_sr_tf.data.degradation import Degradation
-from heart_sr_tf.data.interpolation import axis_matrix
+from heart_sr_tf.data.interpolation import axis_matrix, interpolation_matrix
 from heart_sr_tf.data.pipeline import aligned_patches
 from heart_sr_tf.data.thick_slices import thick_slices, thick_slices_np
 from heart_sr_tf.models.layers import AlignedBicubicUpsample, PixelShuffle
@@ -47,7 +48,8 @@ def test_baselines_pass_through_the_lr_rows_and_keep_linear_ramps(method):
     interpolated = axis_matrix(9, 49, 6, method) @ ramp
     expected = np.arange(49.0)[:, None] / 6 * np.ones((1, 4))
     inner = slice(12, 36)  # away from the replicated edge samples (three taps for the windowed sinc)
-    atol = 0.02 if method == "sinc" else 1e-9  # Lanczos reproduces a ramp only approximately
+    # Lanczos and cv2's cubic (a = -0.75; Keys' a = -0.5 is the exact one) reproduce a ramp only approximately
+    atol = {"sinc": 0.02, "cubic": 0.05}.get(method, 1e-9)
     np.testing.assert_allclose(interpolated[inner], expected[inner], atol=atol)
 
 
@@ -82,10 +84,20 @@ def test_anisotropic_layers_and_generator():
     np.testing.assert_array_equal(out[:, 6 * 2 + 4, 5, 1], x.numpy()[:, 2, 5, 4 * 3 + 1])
     lr = np.random.default_rng(3).random((2, 9, 11, 1)).astype(np.float32)
     cubic = AlignedBicubicUpsample((6, 1))(tf.constant(lr)).numpy()
-    expected = np.einsum("hr,brwc->bhwc", axis_matrix(9, 54, 6, "cubic"), lr)
+    expected = np.einsum("hr,brwc->bhwc", interpolation_matrix(9, 54, 6), lr)  # Keys' cubic along the axis
     np.testing.assert_allclose(cubic, expected, atol=1e-5)
     generator = rrdb_generator((6, 1), blocks=1, features=8, growth=4)
     sr = generator(tf.constant(lr)).numpy()
     assert sr.shape == (2, 54, 11, 1)
-    np.testing.assert_allclose(sr, expected, atol=1e-5)  # untrained with the skip: exactly cubic along the axis
+    np.testing.assert_allclose(sr, expected, atol=1e-5)  # untrained with the skip: exactly Keys' cubic along the axis
     assert generator.get_layer("pixel_shuffle").get_config()["scale"] == [6, 1]
+
+
+def test_cubic_baseline_is_opencvs_cubic_at_the_aligned_rows():
+    """The "cubic" baseline is cv2.INTER_CUBIC (a = -0.75) with LR row r at HR row 6r: cv2.warpAffine with that map
+    (its coordinates are quantised to 1/32 pixel, hence the tolerance)."""
+    lr = np.random.default_rng(4).random((9, 5)).astype(np.float32)
+    ours = axis_matrix(9, 49, 6, "cubic") @ lr
+    to_hr = np.float32([[1, 0, 0], [0, 6, 0]])  # (x, y) -> (x, 6y): LR row r lands on HR row 6r
+    theirs = cv2.warpAffine(lr, to_hr, (5, 49), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    np.testing.assert_allclose(ours, theirs, atol=3e-3)

@@ -60,7 +60,7 @@ BASELINE_NAMES = {  # for tables
     "zero_fill": "zero-filled",
     "bicubic": "aligned bicubic",
     "blocky": "blocky LR",
-    "cubic": "cubic along the axis",
+    "cubic": "cubic (cv2) along the axis",
     "linear": "linear along the axis",
     "sinc": "windowed sinc along the axis",
 }

@@ -5,6 +5,10 @@ LR sample ``(i, j)`` sits at HR pixel ``(s*i, s*j)`` (see degradation.py). A pla
 pixels and costs about 7 dB. Here HR pixel ``x`` is interpolated at LR coordinate ``x / s``
 with the Keys cubic kernel (a = -0.5) and edge replication; the interpolation is separable,
 so it is two small matrix products.
+
+Across slices (``axis_matrix``) the baselines are linear, cubic and windowed-sinc interpolation of the LR rows
+placed at HR rows ``s*r``; that "cubic" is OpenCV's (``cv2.INTER_CUBIC``, a = -0.75), the one the through-plane
+issue measures against, and on ACDC about 0.08 dB stronger than Keys' across slices.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 KEYS_A = -0.5
+OPENCV_A = -0.75  # cv2.INTER_CUBIC's cubic convolution: sharper than Keys', and the stronger baseline across slices
 LANCZOS_LOBES = 3
 
 
@@ -43,6 +48,10 @@ def linear_kernel(t: np.ndarray) -> np.ndarray:
     return np.maximum(0.0, 1.0 - np.abs(t))
 
 
+def opencv_cubic_kernel(t: np.ndarray) -> np.ndarray:
+    return cubic_kernel(t, OPENCV_A)
+
+
 def lanczos_kernel(t: np.ndarray, lobes: int = LANCZOS_LOBES) -> np.ndarray:
     """The windowed sinc: ``sinc(t) * sinc(t / lobes)`` for ``|t| < lobes``."""
     t = np.asarray(t, dtype=np.float64)
@@ -51,7 +60,7 @@ def lanczos_kernel(t: np.ndarray, lobes: int = LANCZOS_LOBES) -> np.ndarray:
 
 AXIS_KERNELS = {  # name -> (kernel, taps on each side): interpolation along one axis
     "linear": (linear_kernel, 1),
-    "cubic": (cubic_kernel, 2),
+    "cubic": (opencv_cubic_kernel, 2),
     "sinc": (lanczos_kernel, LANCZOS_LOBES),
 }
 
