@@ -556,7 +556,14 @@ def export(run_dir, name, version, out, data_consistency, precision):
     help="The through-plane model to use (a SavedModel, base path, run or shipped name); implies --through-plane.",
 )
 @click.option(
-    "--in-plane", is_flag=True, help="With --through-plane: also upscale in-plane with --model (near-isotropic)."
+    "--through-plane-server",
+    help="TF Serving URL of a through-plane model, instead of a local one (its g is learnt from one small "
+    "request); implies --through-plane.",
+)
+@click.option(
+    "--in-plane",
+    is_flag=True,
+    help="With --through-plane: also upscale in-plane with --model or --server (near-isotropic).",
 )
 @backend_options(default_backend="auto", default_precision="auto")
 @click.option("--quiet", is_flag=True)
@@ -569,6 +576,7 @@ def upscale(
     batch_size,
     through_plane,
     through_plane_model,
+    through_plane_server,
     in_plane,
     backend,
     precision,
@@ -597,26 +605,31 @@ def upscale(
             return load_predictor(path, "tensorflow", precision)
         return load_predictor(path, backend, precision)
 
-    through_plane = through_plane or through_plane_model is not None
+    if through_plane_model is not None and through_plane_server:
+        raise click.UsageError("give --through-plane-model or --through-plane-server, not both")
+    through_plane = through_plane or through_plane_model is not None or bool(through_plane_server)
     if in_plane and not through_plane:
         raise click.UsageError("--in-plane goes with --through-plane (in-plane alone is the default)")
+    if through_plane and server and not in_plane:
+        raise click.UsageError(
+            "--server serves the in-plane model: add --in-plane, or give a served through-plane model with "
+            "--through-plane-server"
+        )
     across = None
     if through_plane:
-        if server:
-            raise click.UsageError("--through-plane runs a local model; it cannot be combined with --server")
         from heart_sr_tf.data.acdc import load_nifti
 
         _, zooms = load_nifti(in_path, ndims=(3, 4), min_inplane=1)
-        if through_plane_model is None:
-            choice = choose_model(zooms, shipped_model_dirs())
-            through_plane_model = choice.path
-            if abs(choice.g - choice.ratio) > 1:
-                click.echo(
-                    f"warning: {in_path}: its slice spacing is {choice.ratio:.2f} in-plane pixels, but the nearest "
-                    f"through-plane model has g = {choice.g}; the result is less reliable",
-                    err=True,
-                )
-        across = ThroughPlane(load(through_plane_model), batch_size=max(batch_size, 32))
+        if through_plane_server:
+            served = rest_predictor(through_plane_server, through_plane=True)
+            _warn_far_ratio(in_path, zooms, served.scale)
+            across = ThroughPlane(served, batch_size=batch_size)
+        else:
+            if through_plane_model is None:
+                choice = choose_model(zooms, shipped_model_dirs())
+                through_plane_model = choice.path
+                _warn_far_ratio(in_path, zooms, choice.g)
+            across = ThroughPlane(load(through_plane_model), batch_size=max(batch_size, 32))
         click.echo(f"across slices: {across.describe(zooms)}")
     predictor = None
     if in_plane or not through_plane:
@@ -632,6 +645,18 @@ def upscale(
     done = [f"x{across.g} across slices"] if across else []
     done += [f"x{predictor.scale} in-plane with {predictor.source}"] if predictor else []
     click.echo(f"wrote {written} ({', then '.join(done)})")
+
+
+def _warn_far_ratio(in_path, zooms, g: int) -> None:
+    from heart_sr_tf.serving.through_plane import slice_ratio
+
+    ratio = slice_ratio(zooms)
+    if abs(g - ratio) > 1:
+        click.echo(
+            f"warning: {in_path}: its slice spacing is {ratio:.2f} in-plane pixels, but the through-plane model "
+            f"has g = {g}; the result is less reliable",
+            err=True,
+        )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,12 @@ import tensorflow as tf  # noqa: E402
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
+import json  # noqa: E402
+import threading  # noqa: E402
+from http.server import BaseHTTPRequestHandler, HTTPServer  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 ACDC_ENV = "HEART_SR_ACDC_DIR"
@@ -85,3 +89,41 @@ def tiny_export(tiny_run, tmp_path_factory) -> Path:
     predictor = load_run(tiny_run)
     out = tmp_path_factory.mktemp("saved_models")
     return export_generator(predictor.generator, out, "tiny", metadata={"scale": 3, "run": str(tiny_run)})
+
+
+class _StandIn(BaseHTTPRequestHandler):
+    """A loopback stand-in for TF Serving's REST predict API, backed by the server's SavedModel signature."""
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append((self.path, body))
+        lr = np.asarray(body["inputs"]["lr_image"], np.float32)
+        out = self.server.signature(lr_image=tf.constant(lr))["sr_image"].numpy()
+        data = json.dumps({"outputs": out.tolist()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def tf_serving():
+    """``serve(saved_model_dir, name) -> (url, requests)``: the SavedModel behind a loopback TF Serving stand-in
+    (its ``serving_default`` answers ``POST /v1/models/NAME:predict``); ``requests`` collects ``(path, body)``."""
+    servers = []
+
+    def serve(saved_model: Path, name: str):
+        server = HTTPServer(("127.0.0.1", 0), _StandIn)
+        server.signature = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+        server.requests = []
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}/v1/models/{name}", server.requests
+
+    yield serve
+    for server in servers:
+        server.shutdown()

@@ -114,6 +114,28 @@ def test_cli_through_plane_and_its_errors(models, tmp_path, monkeypatch):
     assert inverse.returncode == 2 and "use it with --through-plane" in inverse.stderr
 
 
+def test_a_served_through_plane_model(models, tmp_path, tf_serving):
+    """--through-plane-server: g learnt from one probe request, the same volume as the local model."""
+    src = _scan(tmp_path / "scan.nii.gz", shape=(16, 14, 3), zooms=(1.5, 1.5, 9.0))
+    url, requests = tf_serving(models / "throughplane_x6" / "1", "throughplane_x6")
+    served = _cli(src, tmp_path / "served.nii.gz", "--through-plane-server", url, "--quiet")
+    assert served.returncode == 0, served.stderr
+    assert "g = 6; TF Serving" in served.stdout
+    assert np.asarray(requests[0][1]["inputs"]["lr_image"]).shape == (1, 4, 4, 1)  # the probe
+    model = ("--through-plane-model", models / "throughplane_x6", "--backend", "tensorflow", "--precision", "float32")
+    local = _cli(src, tmp_path / "local.nii.gz", *model, "--quiet")
+    assert local.returncode == 0, local.stderr
+    a, b = (nib.load(str(tmp_path / f"{n}.nii.gz")) for n in ("served", "local"))
+    np.testing.assert_array_equal(a.affine, b.affine)
+    np.testing.assert_allclose(a.get_fdata(), b.get_fdata(), atol=1)  # int16 scan: rounding apart
+    in_plane_url, _ = tf_serving(models / "inplane" / "1", "inplane")
+    wrong = _cli(src, tmp_path / "bad.nii.gz", "--through-plane-server", in_plane_url)
+    assert wrong.returncode == 2 and "not a through-plane model" in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad.nii.gz").exists()
+    mixed = _cli(src, tmp_path / "bad.nii.gz", "--through-plane", "--server", url)
+    assert mixed.returncode == 2 and "--server serves the in-plane model" in mixed.stderr
+
+
 def test_init_from_another_factor_relays_the_head(tmp_path):
     """A g = 4 generator can start from a g = 6 export: every weight but the head is copied, and each of the head's
     4 sub-row offsets takes the g = 6 offset nearest in relative position (0, 1.5, 3, 4.5 -> rows 0, 2, 3, 5)."""

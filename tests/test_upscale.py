@@ -1,14 +1,10 @@
-import json
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.serving.client import rest_predictor
@@ -79,45 +75,15 @@ def test_real_cines(acdc_dir, tiny_export, tmp_path):
     _check_geometry(cropped, upscale_nifti(cropped, tmp_path / "c001.nii.gz", predictor, quiet=True))
 
 
-class _StandIn(BaseHTTPRequestHandler):
-    """A loopback stand-in for TF Serving's REST predict API, backed by the SavedModel."""
-
-    signature = None
-    requests: list = []
-
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append((self.path, body))
-        lr = np.asarray(body["inputs"]["lr_image"], np.float32)
-        out = type(self).signature(lr_image=tf.constant(lr))["sr_image"].numpy()
-        data = json.dumps({"outputs": out.tolist()}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-def test_server_mode_sends_tf_serving_requests(phantom_root, tiny_export, tmp_path):
-    _StandIn.signature = tf.saved_model.load(str(tiny_export)).signatures["serving_default"]
-    _StandIn.requests = []
-    server = HTTPServer(("127.0.0.1", 0), _StandIn)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/v1/models/tiny"
-        src = phantom_root / "training" / "patient002" / "patient002_frame01.nii.gz"
-        remote = upscale_nifti(src, tmp_path / "remote.nii.gz", rest_predictor(url), batch_size=4, quiet=True)
-        local = upscale_nifti(src, tmp_path / "local.nii.gz", load_predictor(tiny_export), batch_size=4, quiet=True)
-    finally:
-        server.shutdown()
-    path, body = _StandIn.requests[0]
+def test_server_mode_sends_tf_serving_requests(phantom_root, tiny_export, tmp_path, tf_serving):
+    url, requests = tf_serving(tiny_export, "tiny")
+    src = phantom_root / "training" / "patient002" / "patient002_frame01.nii.gz"
+    remote = upscale_nifti(src, tmp_path / "remote.nii.gz", rest_predictor(url), batch_size=4, quiet=True)
+    local = upscale_nifti(src, tmp_path / "local.nii.gz", load_predictor(tiny_export), batch_size=4, quiet=True)
+    path, body = requests[0]
     assert path == "/v1/models/tiny:predict" and body["signature_name"] == "serving_default"
     assert np.asarray(body["inputs"]["lr_image"]).shape[1:] == (176, 208, 1)
-    assert len(_StandIn.requests) == 2  # 6 slices in batches of 4
+    assert len(requests) == 2  # 6 slices in batches of 4
     np.testing.assert_allclose(nib.load(str(remote)).get_fdata(), nib.load(str(local)).get_fdata(), atol=1)
 
 

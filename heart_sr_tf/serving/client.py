@@ -14,16 +14,24 @@ import urllib.request
 
 import numpy as np
 
+from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.serving.predictor import Predictor
+
+PROBE = 4  # side of the LR grid sent to learn a served model's factors
 
 
 def predict_request(lr: np.ndarray) -> bytes:
     return json.dumps({"signature_name": "serving_default", "inputs": {"lr_image": lr.tolist()}}).encode()
 
 
-def rest_predictor(server: str, scale: int = 3, timeout: float = 120.0) -> Predictor:
-    """``server`` is the model URL, e.g. ``http://localhost:8501/v1/models/rrdb``."""
+def rest_predictor(server: str, scale: int = 3, timeout: float = 120.0, through_plane: bool = False) -> Predictor:
+    """``server`` is the model URL, e.g. ``http://localhost:8501/v1/models/rrdb``.
+
+    TF Serving does not report a model's degradation. A ``through_plane`` model's g is learnt from one small
+    request (``[1, 4, 4, 1]`` must come back as ``[1, 4g, 4, 1]``), before any long work; its slice profile is
+    taken to be the default, t = g.
+    """
     url = server.rstrip("/") + ":predict"
 
     def fn(lr: np.ndarray) -> np.ndarray:
@@ -45,4 +53,11 @@ def rest_predictor(server: str, scale: int = 3, timeout: float = 120.0) -> Predi
             raise HeartSRError(f"{url}: response has no outputs: {str(body)[:200]}")
         return np.asarray(outputs, dtype=np.float32)
 
-    return Predictor(fn, scale, url)
+    if not through_plane:
+        return Predictor(fn, scale, url)
+    shape = tuple(fn(np.zeros((1, PROBE, PROBE, 1), np.float32)).shape)
+    g = shape[1] // PROBE if len(shape) == 4 else 0
+    if g < 2 or shape != (1, g * PROBE, PROBE, 1):
+        raise HeartSRError(f"{url}: not a through-plane model: [1, {PROBE}, {PROBE}, 1] came back as {list(shape)}")
+    served = Degradation("through_plane", g)
+    return Predictor(fn, g, url, degradation=served, backend="TF Serving", precision="as served")

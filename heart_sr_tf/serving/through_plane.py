@@ -88,6 +88,13 @@ def _inplane(zooms) -> float:
     return float(np.mean(zooms[:2]))
 
 
+def slice_ratio(zooms) -> float:
+    """The slice spacing over the in-plane pixel (the mean of the two in-plane zooms): the g a scan needs."""
+    if len(zooms) < 3 or min(zooms[:3]) <= 0:
+        raise HeartSRError(f"the header's voxel sizes {tuple(zooms)} do not give a slice spacing")
+    return float(zooms[2]) / _inplane(zooms)
+
+
 def available_models(dirs) -> dict[int, Path]:
     """g -> the first ``throughplane_x<g>`` model found in ``dirs`` (in order)."""
     found: dict[int, Path] = {}
@@ -101,9 +108,7 @@ def available_models(dirs) -> dict[int, Path]:
 
 def choose_model(zooms, dirs) -> Choice:
     """The through-plane model whose g is nearest the scan's slice spacing over its in-plane pixel."""
-    if len(zooms) < 3 or min(zooms[:3]) <= 0:
-        raise HeartSRError(f"the header's voxel sizes {tuple(zooms)} do not give a slice spacing")
-    ratio = float(zooms[2]) / _inplane(zooms)
+    ratio = slice_ratio(zooms)
     models = available_models(dirs)
     if not models:
         raise HeartSRError(f"no through-plane model (throughplane_x<g>) in {', '.join(map(str, dirs))}")
