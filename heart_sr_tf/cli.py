@@ -466,13 +466,19 @@ def evaluate(
     help="Append the data-consistency projection for the run's degradation (degrade(SR) == LR).",
 )
 @click.option(
+    "--self-ensemble",
+    is_flag=True,
+    help="Through-plane models: average over the four flips the thick-slice degradation commutes with "
+    "(4x the work). An exported RUN keeps what its metadata records.",
+)
+@click.option(
     "--precision",
     type=click.Choice(["float32", "bfloat16"]),
     default="float32",
     show_default=True,
     help="bfloat16: convolutions computed in bfloat16 (float32 in and out), for TF Serving on AMX/AVX512_BF16 CPUs.",
 )
-def export(run_dir, name, version, out, data_consistency, precision):
+def export(run_dir, name, version, out, data_consistency, self_ensemble, precision):
     """Export a run's generator as a SavedModel at OUT/NAME/VERSION for TensorFlow Serving.
 
     RUN may also be an exported model (a SavedModel, base path or shipped name): it is rebuilt from its
@@ -481,6 +487,7 @@ def export(run_dir, name, version, out, data_consistency, precision):
     from heart_sr_tf.config import dump_toml
     from heart_sr_tf.serving.export import export_generator
     from heart_sr_tf.serving.predictor import find_model, load_run
+    from heart_sr_tf.serving.wrappers import WRAPPERS, recorded, wrap
 
     source = find_model(run_dir)
     if (source / "config.toml").is_file():
@@ -495,6 +502,7 @@ def export(run_dir, name, version, out, data_consistency, precision):
         }
         generator, degradation, default_name = predictor.generator, predictor.degradation, run.folder.name
         what = f"{run.folder} ({Path(predictor.info['checkpoint']).name})"
+        carried = {}
     else:
         from heart_sr_tf.data.degradation import Degradation
         from heart_sr_tf.serving.backends import build_generator, export_config
@@ -503,21 +511,19 @@ def export(run_dir, name, version, out, data_consistency, precision):
 
         folder = resolve_model_dir(source)
         exported = read_metadata(folder)
-        dropped = ("degradation", "precision", "data_consistency")  # recorded anew below
+        dropped = ("degradation", "precision", *WRAPPERS)  # recorded anew below
         metadata = {k: v for k, v in exported.items() if k not in dropped}
+        carried = recorded(exported)  # its wrappers are applied again
         generator = build_generator(export_config(metadata, folder), precision)
         load_exported_weights(folder, generator)
         degradation = Degradation.from_metadata(exported)
         default_name = folder.parent.name + ("_bf16" if precision == "bfloat16" else "")
         metadata["exported_from"] = str(folder)
         what = str(folder)
-    if data_consistency:
-        from heart_sr_tf.models.consistency import with_consistency
-
-        if degradation.kind == "through_plane":
-            raise HeartSRError(f"{what}: --data-consistency is for in-plane models, not a through-plane one")
-        generator = with_consistency(generator, degradation.kind, degradation.scale)
-        metadata["data_consistency"] = True
+    chosen = {"data_consistency": data_consistency, "self_ensemble": self_ensemble}
+    chosen = {key: value or carried.get(key, False) for key, value in chosen.items()}
+    generator = wrap(generator, degradation, what, **chosen)
+    metadata.update({key: True for key, value in chosen.items() if value})
     metadata["precision"] = precision
     target = export_generator(generator, out, name or default_name, version, metadata, degradation)
     click.echo(f"exported {what} to {target} ({precision})")

@@ -104,10 +104,13 @@ def build_generator(config, precision: str):
 
 def tensorflow_bfloat16(folder: Path, meta: dict):
     """The exported generator rebuilt in mixed bfloat16 with its weights: ``(fn, generator)``."""
+    from heart_sr_tf.data.degradation import Degradation
+    from heart_sr_tf.serving.wrappers import recorded, wrap
     from heart_sr_tf.training.runs import load_exported_weights
 
     generator = build_generator(export_config(meta, folder), "bfloat16")
     load_exported_weights(folder, generator)
+    generator = wrap(generator, Degradation.from_metadata(meta), str(folder), **recorded(meta))
     return keras_fn(generator), generator
 
 

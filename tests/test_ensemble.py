@@ -1,0 +1,67 @@
+"""The flip self-ensemble of a through-plane generator: aligned, equivariant, and the same model on every path."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from heart_sr_tf.config import dump_toml, load_config
+from heart_sr_tf.data.degradation import Degradation
+from heart_sr_tf.data.thick_slices import thick_slices_np
+from heart_sr_tf.models.ensemble import with_flip_ensemble
+from heart_sr_tf.models.rrdb import rrdb_generator
+from heart_sr_tf.serving.export import export_generator
+from heart_sr_tf.serving.predictor import load_predictor
+from heart_sr_tf.training.build import make_generator
+
+
+def test_the_row_flip_is_aligned_to_the_slice_profile():
+    """An HR row ramp, 6-row boxes: each LR row is the ramp half a row below its HR row, so the untrained model
+    (Keys' cubic through the LR rows, exact on ramps) is off by half a row; flipped and read back one row on, it
+    is off the other way, and the ensemble is exact wherever both passes reach (away from the edges)."""
+    ramp = np.repeat(np.arange(96, dtype=np.float32)[:, None] / 200, 8, axis=1)
+    lr = thick_slices_np(ramp, 6, 6)[None, ..., None].astype(np.float32)
+    generator = rrdb_generator((6, 1), blocks=1, features=8, growth=4)
+    single = generator(lr).numpy()[0, :, :, 0]
+    ensemble = with_flip_ensemble(generator, 6, 6)(lr).numpy()[0, :, :, 0]
+    inner = slice(18, 72)
+    np.testing.assert_allclose(single[inner] - ramp[inner], 0.5 / 200, atol=1e-5)
+    np.testing.assert_allclose(ensemble[inner], ramp[inner], atol=1e-5)
+    assert ensemble.shape == single.shape == (96, 8)
+
+
+@pytest.mark.parametrize("thickness", [6, 5])
+def test_the_ensemble_commutes_with_its_flips(thickness):
+    generator = rrdb_generator((6, 1), blocks=1, features=8, growth=4)
+    rng = np.random.default_rng(2)
+    for w in generator.weights:
+        w.assign(rng.normal(scale=0.1, size=w.shape).astype(np.float32))
+    ensemble = with_flip_ensemble(generator, 6, thickness)
+    x = rng.random((2, 9, 7, 1)).astype(np.float32)
+    out = ensemble(x).numpy()
+    np.testing.assert_allclose(ensemble(x[:, :, ::-1]).numpy(), out[:, :, ::-1], atol=1e-5)
+    # rows: flipped input, output flipped back and read (6 - 1 - shift) rows on, where all four passes reach
+    offset = 5 - (1 - thickness % 2)
+    flipped = ensemble(x[:, ::-1]).numpy()[:, ::-1][:, offset:]
+    covered = flipped.shape[1] - offset
+    np.testing.assert_allclose(flipped[:, :covered], out[:, :covered], atol=1e-5)
+    assert not np.allclose(out, generator(x).numpy(), atol=1e-3)  # the passes do differ
+
+
+def test_an_exported_ensemble_is_the_same_model_on_every_path(tmp_path):
+    config = load_config("throughplane_x6")
+    config.generator.blocks, config.generator.features, config.generator.growth = 1, 8, 4
+    generator = make_generator(config)
+    rng = np.random.default_rng(3)
+    for w in generator.weights:
+        w.assign(rng.normal(scale=0.1, size=w.shape).astype(np.float32))
+    ensemble = with_flip_ensemble(generator, 6, 6)
+    meta = {"config": dump_toml(config), "self_ensemble": True}
+    export_generator(ensemble, tmp_path, "throughplane_x6", 1, meta, Degradation("through_plane", 6))
+    x = rng.random((2, 10, 12, 1)).astype(np.float32)
+    reference = np.clip(ensemble(tf.constant(x)).numpy(), 0, 1)
+    single = np.clip(generator(tf.constant(x)).numpy(), 0, 1)
+    paths = [("tensorflow", "float32", 1e-5), ("tensorflow", "bfloat16", 0.03), ("openvino", "float32", 1e-4)]
+    for backend, precision, atol in paths:
+        out = load_predictor(tmp_path / "throughplane_x6", backend, precision)(x)
+        np.testing.assert_allclose(out, reference, atol=atol)
+        assert np.abs(out - reference).mean() < 0.2 * np.abs(single - reference).mean(), (backend, precision)
