@@ -38,7 +38,9 @@ SHIPPED = [  # name, degradation, its scale, the baseline to beat, the least PSN
     ("rrdb_kspace", "kspace", 3, "zero_fill", 1.5),
     ("srgan_kspace", "kspace", 3, "zero_fill", 0.0),
     ("wgan_kspace", "kspace", 3, "zero_fill", 0.0),
+    ("throughplane_x4", "through_plane", 4, "cubic", 2.0),
     ("throughplane_x6", "through_plane", 6, "cubic", 2.0),
+    ("throughplane_x8", "through_plane", 8, "cubic", 1.5),
 ]
 
 
