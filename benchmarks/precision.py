@@ -18,7 +18,16 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHIPPED = ["rrdb_kspace", "srgan_kspace", "wgan_kspace", "rrdb", "srgan", "throughplane_x6"]
+SHIPPED = [
+    "rrdb_kspace",
+    "srgan_kspace",
+    "wgan_kspace",
+    "rrdb",
+    "srgan",
+    "throughplane_x4",
+    "throughplane_x6",
+    "throughplane_x8",
+]
 
 
 def main() -> None:
