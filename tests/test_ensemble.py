@@ -65,3 +65,15 @@ def test_an_exported_ensemble_is_the_same_model_on_every_path(tmp_path):
         out = load_predictor(tmp_path / "throughplane_x6", backend, precision)(x)
         np.testing.assert_allclose(out, reference, atol=atol)
         assert np.abs(out - reference).mean() < 0.2 * np.abs(single - reference).mean(), (backend, precision)
+
+
+def test_a_wrapper_that_does_not_fit_the_degradation_is_one_error():
+    from heart_sr_tf.errors import HeartSRError
+    from heart_sr_tf.serving.wrappers import wrap
+
+    with pytest.raises(HeartSRError, match="m: the flip self-ensemble is for through-plane models"):
+        wrap(rrdb_generator(3, blocks=1, features=8, growth=4), Degradation(), "m", self_ensemble=True)
+    across = rrdb_generator((6, 1), blocks=1, features=8, growth=4)
+    with pytest.raises(HeartSRError, match="m: data consistency is for in-plane models"):
+        wrap(across, Degradation("through_plane", 6), "m", data_consistency=True)
+    assert wrap(across, Degradation("through_plane", 6), "m") is across  # nothing chosen, nothing added
