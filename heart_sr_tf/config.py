@@ -261,7 +261,80 @@ class WGANConfig:
             raise ConfigError("degradation.kind: through_plane trains the RRDB generator (train srgan), not mDCSRN")
 
 
-CONFIG_CLASSES = {"srgan": SRGANConfig, "wgan": WGANConfig}
+@dataclass
+class SegDataConfig:
+    """The segmenter's data: ACDC's labelled ED/ES frames of the training patients, on the protocol grid."""
+
+    crop: int = 192  # side of the random training patches (of 256x256 slices), a multiple of 2 ** network.depth
+    batch_size: int = 8
+    split_seed: int = 0  # the patient split, as ``prepare --seed``: the segmenter never sees an SR test patient
+
+    def check(self) -> None:
+        _at_least(self, crop=16, batch_size=1)
+        if self.crop > 256:
+            raise ConfigError(f"crop: {self.crop} is larger than the 256x256 protocol slices")
+
+
+@dataclass
+class UNetConfig:
+    features: int = 32
+    depth: int = 4
+    dropout: float = 0.1
+
+    def check(self) -> None:
+        _at_least(self, features=1, depth=1)
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout: {self.dropout} is not in [0, 1)")
+
+
+@dataclass
+class SegLossConfig:
+    ce_weight: float = 1.0
+    dice_weight: float = 1.0
+
+    def check(self) -> None:
+        _non_negative(self, "ce_weight", "dice_weight")
+        if not self.ce_weight + self.dice_weight > 0:
+            raise ConfigError("ce_weight and dice_weight: at least one must be > 0")
+
+
+@dataclass
+class SegOptimConfig:
+    lr: float = 1e-3
+    schedule: Literal["constant", "cosine"] = "cosine"
+    final_lr_fraction: float = 0.02
+
+    def check(self) -> None:
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise ConfigError(f"lr: the learning rate must be a finite number > 0, got {self.lr}")
+        if not 0 <= self.final_lr_fraction <= 1:
+            raise ConfigError(f"final_lr_fraction: {self.final_lr_fraction} is not in [0, 1]")
+
+
+@dataclass
+class SegTrainConfig(LoopConfig):
+    steps: int = 400
+    validation_patients: int = 15  # validation patients scored (3D Dice per frame) during training
+
+    def check(self) -> None:
+        super().check()
+        _at_least(self, steps=1, validation_patients=1)
+
+
+@dataclass
+class SegmenterConfig:
+    data: SegDataConfig = field(default_factory=SegDataConfig)
+    network: UNetConfig = field(default_factory=UNetConfig)
+    loss: SegLossConfig = field(default_factory=SegLossConfig)
+    optim: SegOptimConfig = field(default_factory=SegOptimConfig)
+    train: SegTrainConfig = field(default_factory=SegTrainConfig)
+
+    def check(self) -> None:
+        if self.data.crop % 2**self.network.depth:
+            raise ConfigError(f"data.crop: {self.data.crop} is not a multiple of 2 ** network.depth")
+
+
+CONFIG_CLASSES = {"srgan": SRGANConfig, "wgan": WGANConfig, "segmenter": SegmenterConfig}
 
 
 def _at_least(config, **minimums: int) -> None:

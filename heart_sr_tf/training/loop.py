@@ -100,7 +100,7 @@ class TrainingLoop:
     def train(
         self, schedule: Callable[[int], Segment], total: int, datasets: Callable[[str], tf.data.Dataset]
     ) -> TrainResult:
-        """Step until ``total``, then validate the final generator and sum the run up."""
+        """Step until ``total``, then validate the final network and sum the run up."""
         started = self._started = time.monotonic()
         current, batches = None, None
         with progress_bar(total, "train", "step", initial=self.step, disable=self.quiet or not self.chief) as bar:
@@ -118,7 +118,7 @@ class TrainingLoop:
                 bar.set_postfix_str(note, refresh=False)  # drawn with the count, at tqdm's own interval
                 bar.update(1)
             self._save()
-        final = self.validator.evaluate(self.model.generator)
+        final = self.validator.evaluate(self.model.network)
         self._log(self.step, "", {}, final)
         return TrainResult(
             self.run.folder,
@@ -145,7 +145,7 @@ class TrainingLoop:
         for key, value in logs.items():
             self._sums[key] = self._sums.get(key, 0.0) + value
         self._count += 1
-        val = self.validator.evaluate(self.model.generator) if step % self.cfg.validate_every == 0 else {}
+        val = self.validator.evaluate(self.model.network) if step % self.cfg.validate_every == 0 else {}
         if step % self.cfg.log_every == 0 or val:
             means = {k: v / self._count for k, v in self._sums.items()}
             self._sums, self._count = {}, 0
@@ -153,7 +153,7 @@ class TrainingLoop:
             self._log(step, segment.name, means, val)
         if step % self.cfg.image_every == 0 and self.writer is not None:
             with self.writer.as_default(step=step):
-                tf.summary.image("lr_sr_hr", self.validator.triplet(self.model.generator), max_outputs=1)
+                tf.summary.image("lr_sr_hr", self.validator.triplet(self.model.network), max_outputs=1)
         if step % self.cfg.checkpoint_every == 0:
             self._save()
 

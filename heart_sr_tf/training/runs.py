@@ -138,12 +138,26 @@ class Run:
         self._write_rows([row], mode="a")
 
     def _write_rows(self, rows, mode: str) -> None:
-        new = mode == "w" or not self.csv_path.exists()
-        with self.csv_path.open(mode, newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerows(rows)
+        """Every key of every row is a column: a new key (a loss term, a validation metric) widens the file,
+        so nothing logged is dropped. The known columns come first, in their usual order."""
+        existing = [] if mode == "w" else self.metrics_rows()
+        keys = {k for row in [*existing, *rows] for k in row}
+        fields = [f for f in CSV_FIELDS if f in keys or f in ("step", "stage", "wall_s")]
+        fields += sorted(keys - set(fields))
+        header = []
+        if mode == "a" and self.csv_path.exists():
+            with self.csv_path.open() as f:
+                header = next(csv.reader(f), [])
+        if mode == "a" and header == fields:
+            with self.csv_path.open("a", newline="") as f:
+                csv.DictWriter(f, fieldnames=fields).writerows(rows)
+            return
+        tmp = self.csv_path.with_name(self.csv_path.name + ".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows([*existing, *rows])
+        tmp.replace(self.csv_path)
 
     # checkpoints
 

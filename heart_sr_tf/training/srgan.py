@@ -53,6 +53,11 @@ class SRGAN(keras.Model):
             "adversarial": adversarial_weight,
         }
 
+    @property
+    def network(self) -> keras.Model:
+        """The network the training loop validates."""
+        return self.generator
+
     def call(self, lr, training=False):
         return self.generator(lr, training=training)
 

@@ -42,6 +42,11 @@ class WGAN(keras.Model):
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.content, self.lambda_gp, self.lambda_adv = content, lambda_gp, lambda_adv
 
+    @property
+    def network(self) -> keras.Model:
+        """The network the training loop validates."""
+        return self.generator
+
     def call(self, lr, training=False):
         return self.generator(lr, training=training)
 
