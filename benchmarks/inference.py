@@ -55,8 +55,8 @@ def lr_batch(batch: int):
 def throughput(args) -> None:
     import numpy as np
 
-    from heart_sr_tf.serving.backends import resolve_backend, resolve_precision
-    from heart_sr_tf.serving.predictor import load_predictor
+    from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
+    from heart_sr_tf.inference.predictor import load_predictor
 
     lr, what = lr_batch(args.batch_size)
     paths = [("tensorflow", "float32"), ("tensorflow", "bfloat16")]
@@ -143,8 +143,8 @@ def end_to_end(args) -> None:
         print(f"\n`upscale` of a 300-slice cine {source} -> {shape}, the whole command: {seconds:.2f} s")
         print("  " + result.stdout.strip().splitlines()[0][:160])
 
-        from heart_sr_tf.serving.predictor import load_predictor
-        from heart_sr_tf.serving.upscale import upscale_nifti
+        from heart_sr_tf.inference.predictor import load_predictor
+        from heart_sr_tf.volumes.upscale import upscale_nifti
 
         start = time.perf_counter()
         predictor = load_predictor(args.model, "auto", "auto")

@@ -44,8 +44,9 @@ def main() -> None:
 
     from heart_sr_tf.data.prepare import prepare
     from heart_sr_tf.evaluation.evaluate import iterate_slices
+    from heart_sr_tf.inference.discovery import find_model
+    from heart_sr_tf.inference.predictor import load_predictor
     from heart_sr_tf.metrics import image_metrics
-    from heart_sr_tf.serving.predictor import find_model, load_predictor
 
     data = prepare(args.acdc_dir, None, quiet=True).data_dir
     paths = [("tensorflow", "float32"), ("tensorflow", "bfloat16")]

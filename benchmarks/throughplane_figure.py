@@ -39,8 +39,8 @@ def main() -> None:
     from heart_sr_tf.data.acdc import find_patients
     from heart_sr_tf.data.intensity import normalise
     from heart_sr_tf.data.interpolation import axis_matrix
-    from heart_sr_tf.serving.predictor import load_predictor
-    from heart_sr_tf.serving.through_plane import ThroughPlane
+    from heart_sr_tf.inference.predictor import load_predictor
+    from heart_sr_tf.volumes.through_plane import ThroughPlane
 
     patient = next(p for p in find_patients(args.acdc_dir) if p.id == args.patient)
     frame = sorted(patient.folder.glob(f"{patient.id}_frame[0-9][0-9].nii.gz"))[0]

@@ -12,10 +12,12 @@ class DataError(HeartSRError):
     """
 
     def __init__(self, path, problem: str):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        super().__init__(f"{path}: {problem}")
 
 
 class ConfigError(HeartSRError):
     """A configuration file or option is invalid."""
+
+
+class UsageError(HeartSRError):
+    """Options that do not go together; the CLI names the command they were given to."""

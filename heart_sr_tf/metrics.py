@@ -31,3 +31,14 @@ def image_metrics(prediction: np.ndarray, target: np.ndarray) -> dict[str, float
         ),
         "nrmse": float(normalized_root_mse(t, p, normalization="euclidean")),
     }
+
+
+def gain(model: dict[str, float], baseline: dict[str, float]) -> tuple[float, float]:
+    """The model's PSNR (dB) and SSIM minus a baseline's, on the same slices."""
+    return model["psnr"] - baseline["psnr"], model["ssim"] - baseline["ssim"]
+
+
+def gain_text(model: dict[str, float], baseline: dict[str, float], name: str) -> str:
+    """``model - NAME: +x.xx dB PSNR, +y.yyyy SSIM``: how every command states a gain over a baseline."""
+    dp, ds = gain(model, baseline)
+    return f"model - {name}: {dp:+.2f} dB PSNR, {ds:+.4f} SSIM"

@@ -83,8 +83,8 @@ def tiny_run(phantom_tfds, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_export(tiny_run, tmp_path_factory) -> Path:
     """The tiny run exported as saved_models/tiny/1."""
-    from heart_sr_tf.serving.export import export_generator
-    from heart_sr_tf.serving.predictor import load_run
+    from heart_sr_tf.export.writer import export_generator
+    from heart_sr_tf.inference.predictor import load_run
 
     predictor = load_run(tiny_run)
     out = tmp_path_factory.mktemp("saved_models")

@@ -11,10 +11,10 @@ import pytest
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.intensity import normalise
+from heart_sr_tf.inference.hardware import BF16_FLAGS, cpu_flags, resolve_precision
+from heart_sr_tf.inference.predictor import load_predictor
+from heart_sr_tf.inference.tiling import tiled_apply
 from heart_sr_tf.metrics import image_metrics
-from heart_sr_tf.serving.backends import BF16_FLAGS, cpu_flags, resolve_precision
-from heart_sr_tf.serving.predictor import load_predictor
-from heart_sr_tf.serving.tiling import tiled_apply
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "saved_models" / "rrdb_kspace"
@@ -76,8 +76,8 @@ def test_openvino_converts_once_and_caches_beside_the_model(model_copy, tmp_path
     load_predictor(model_copy, "openvino", "bfloat16")
     assert ir.stat().st_mtime_ns == stamp  # reused, not converted again
     # A stale cache (here: rrdb_kspace's IR put beside another model with the same graph) is never used.
+    from heart_sr_tf.export.writer import export_generator
     from heart_sr_tf.models.rrdb import rrdb_generator
-    from heart_sr_tf.serving.export import export_generator
 
     other = export_generator(rrdb_generator(3, 4, 32, 16), tmp_path, "untrained", degradation=Degradation("kspace"))
     shutil.copytree(ir.parent, other / "openvino")
@@ -117,8 +117,8 @@ def test_four_1024_slices_stay_under_3_gb(tmp_path):
 import resource, numpy as np
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.models.rrdb import rrdb_generator
-from heart_sr_tf.serving.export import export_generator
-from heart_sr_tf.serving.predictor import load_predictor
+from heart_sr_tf.export.writer import export_generator
+from heart_sr_tf.inference.predictor import load_predictor
 export_generator(rrdb_generator(3, blocks=1, features=32, growth=16), r"{tmp_path}", "big", degradation=Degradation())
 predictor = load_predictor(r"{tmp_path}/big", "tensorflow", "float32")
 out = predictor(np.random.default_rng(0).random((4, 1024, 1024, 1)).astype(np.float32))

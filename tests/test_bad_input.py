@@ -9,7 +9,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from heart_sr_tf.data.acdc import find_patients, load_nifti, parse_info
+from heart_sr_tf.data.acdc import find_patients, parse_info
+from heart_sr_tf.data.nifti import load_nifti
 from heart_sr_tf.data.prepare import prepare
 from heart_sr_tf.data.slices import patient_slices
 from heart_sr_tf.errors import DataError

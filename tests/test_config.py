@@ -7,9 +7,13 @@ from heart_sr_tf.errors import ConfigError
 
 @pytest.mark.parametrize("name", shipped_configs())
 def test_shipped_configs_load_and_round_trip(name):
-    config = load_config(name, CONFIG_CLASSES["wgan" if name.startswith("wgan") else "srgan"])
+    kind = next((k for k in ("wgan", "segmenter") if name.startswith(k)), "srgan")
+    config = load_config(name, CONFIG_CLASSES[kind])
     assert from_dict(type(config), tomllib.loads(dump_toml(config))) == config
-    assert config.data.patch % config.data.scale == 0
+    if kind == "segmenter":
+        assert config.data.crop % 2**config.network.depth == 0
+    else:
+        assert config.data.patch % config.data.scale == 0
 
 
 def test_shipped_configs_are_found_by_name_or_path():

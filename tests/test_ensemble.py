@@ -7,11 +7,11 @@ import tensorflow as tf
 from heart_sr_tf.config import dump_toml, load_config
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.thick_slices import thick_slices_np
+from heart_sr_tf.export.writer import export_generator
+from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.models.ensemble import with_flip_ensemble
+from heart_sr_tf.models.registry import make_generator
 from heart_sr_tf.models.rrdb import rrdb_generator
-from heart_sr_tf.serving.export import export_generator
-from heart_sr_tf.serving.predictor import load_predictor
-from heart_sr_tf.training.build import make_generator
 
 
 def test_the_row_flip_is_aligned_to_the_slice_profile():
@@ -69,7 +69,7 @@ def test_an_exported_ensemble_is_the_same_model_on_every_path(tmp_path):
 
 def test_a_wrapper_that_does_not_fit_the_degradation_is_one_error():
     from heart_sr_tf.errors import HeartSRError
-    from heart_sr_tf.serving.wrappers import wrap
+    from heart_sr_tf.export.wrappers import wrap
 
     with pytest.raises(HeartSRError, match="m: the flip self-ensemble is for through-plane models"):
         wrap(rrdb_generator(3, blocks=1, features=8, growth=4), Degradation(), "m", self_ensemble=True)

@@ -8,8 +8,8 @@ import numpy as np
 from heart_sr_tf.data.degradation import lr_grid_np
 from heart_sr_tf.data.interpolation import aligned_bicubic
 from heart_sr_tf.evaluation.evaluate import evaluate, figures, iterate_slices, write_outputs
+from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.metrics import image_metrics
-from heart_sr_tf.serving.predictor import load_predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 

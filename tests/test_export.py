@@ -9,8 +9,9 @@ import pytest
 import tensorflow as tf
 
 from heart_sr_tf.errors import HeartSRError
-from heart_sr_tf.serving.export import METADATA_FILE, export_generator, versions
-from heart_sr_tf.serving.predictor import load_predictor, load_run
+from heart_sr_tf.export.layout import METADATA_FILE, versions
+from heart_sr_tf.export.writer import export_generator
+from heart_sr_tf.inference.predictor import load_predictor, load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,7 +90,7 @@ def test_export_cli(tiny_run, tmp_path):
 
 def test_training_can_start_from_an_export(tiny_run, tiny_export):
     from heart_sr_tf.config import load_config
-    from heart_sr_tf.training.build import make_generator
+    from heart_sr_tf.models.registry import make_generator
     from heart_sr_tf.training.runs import initialise_generator
 
     config = load_config(tiny_run / "config.toml")
@@ -105,7 +106,7 @@ def test_training_can_start_from_an_export(tiny_run, tiny_export):
 
 def test_a_corrupt_export_given_to_init_from_is_one_error(tiny_run, tmp_path):
     from heart_sr_tf.config import load_config
-    from heart_sr_tf.training.build import make_generator
+    from heart_sr_tf.models.registry import make_generator
     from heart_sr_tf.training.runs import initialise_generator
 
     (tmp_path / "m" / "1").mkdir(parents=True)

@@ -11,8 +11,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from heart_sr_tf.serving.predictor import load_predictor
-from heart_sr_tf.serving.upscale import upscale_nifti
+from heart_sr_tf.inference.predictor import load_predictor
+from heart_sr_tf.volumes.upscale import _part_prefix, upscale_nifti
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,10 +136,12 @@ def test_sigterm_leaves_the_complete_result_or_nothing(phantom_root, tiny_export
 
 def test_a_killed_runs_temporary_file_is_removed_by_the_next_run(phantom_root, tiny_export, tmp_path):
     src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
-    stale = tmp_path / ".up.nii.gz.part-999999.nii.gz"  # as a SIGKILLed run would leave it
+    stale = tmp_path / f"{_part_prefix(tmp_path / 'up.nii.gz')}999999.nii.gz"  # as a SIGKILLed run would leave it
     stale.write_bytes(b"partial")
+    other = tmp_path / f"{_part_prefix(tmp_path / 'other.nii.gz')}999999.nii.gz"  # another output's: not ours
+    other.write_bytes(b"partial")
     upscale_nifti(src, tmp_path / "up.nii.gz", load_predictor(tiny_export), quiet=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["up.nii.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, "up.nii.gz"])
 
 
 def test_resume_refuses_options_it_would_ignore(tiny_run):

@@ -11,9 +11,9 @@ from heart_sr_tf.data.acdc_sr import crop
 from heart_sr_tf.data.slices import patient_slices
 from heart_sr_tf.data.splits import split_patients
 from heart_sr_tf.evaluation.evaluate import predict_slice
+from heart_sr_tf.export.layout import read_metadata, versions
+from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.metrics import image_metrics
-from heart_sr_tf.serving.export import read_metadata, versions
-from heart_sr_tf.serving.predictor import load_predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,11 +10,11 @@ import pytest
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.export.writer import export_generator
+from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.models.rrdb import rrdb_generator
-from heart_sr_tf.serving.export import export_generator
-from heart_sr_tf.serving.predictor import load_predictor
-from heart_sr_tf.serving.through_plane import ThroughPlane, choose_model
-from heart_sr_tf.serving.upscale import upscale_nifti
+from heart_sr_tf.volumes.through_plane import ThroughPlane, choose_model
+from heart_sr_tf.volumes.upscale import upscale_nifti
 
 ROOT = Path(__file__).resolve().parents[1]
 

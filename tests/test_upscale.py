@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from heart_sr_tf.errors import HeartSRError
-from heart_sr_tf.serving.client import rest_predictor
-from heart_sr_tf.serving.predictor import load_predictor
-from heart_sr_tf.serving.upscale import upscale_nifti
+from heart_sr_tf.inference.predictor import load_predictor
+from heart_sr_tf.inference.remote import rest_predictor
+from heart_sr_tf.volumes.upscale import upscale_nifti
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -173,7 +173,7 @@ def test_resume_in_the_middle_of_phase_four(phantom_tfds, tmp_path):
             action = action_at(step - 1, schedule)
             assert stage == f"phase{action.phase}-{action.mode}", (step, stage)
     assert dict(rows)[13].startswith("phase4") and dict(rows)[18].startswith("phase5")
-    from heart_sr_tf.serving.predictor import load_predictor
+    from heart_sr_tf.inference.predictor import load_predictor
 
     out = load_predictor(run)(np.zeros((1, 8, 9, 1), np.float32))  # WGAN generators serve like the others
     assert out.shape == (1, 24, 27, 1)
@@ -181,11 +181,11 @@ def test_resume_in_the_middle_of_phase_four(phantom_tfds, tmp_path):
 
 def test_a_3d_model_trains_exports_and_upscales_whole_frames(phantom_root, phantom_tfds, tmp_path):
     from heart_sr_tf.config import WGANConfig, load_config
-    from heart_sr_tf.serving.export import export_generator
-    from heart_sr_tf.serving.predictor import load_predictor
-    from heart_sr_tf.serving.upscale import upscale_nifti
+    from heart_sr_tf.export.writer import export_generator
+    from heart_sr_tf.inference.predictor import load_predictor
     from heart_sr_tf.training.runs import Run
     from heart_sr_tf.training.wgan_trainer import train_wgan
+    from heart_sr_tf.volumes.upscale import upscale_nifti
 
     config = load_config(TINY, WGANConfig)
     config.data.dims, config.data.depth, config.data.batch_size = 3, 3, 2

@@ -7,13 +7,12 @@ many patients can report the bad ones and keep the good ones.
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
+from heart_sr_tf.data.nifti import load_nifti
 from heart_sr_tf.errors import DataError
 
 GROUPS = ("NOR", "DCM", "HCM", "MINF", "RV")
@@ -129,42 +128,6 @@ def _describe(folder: Path, split: str | None) -> Patient:
     if patient.cine_path is None and not patient.frame_paths:
         raise DataError(folder, "no image volumes (expected patientXXX_4d.nii.gz or patientXXX_frameYY.nii.gz)")
     return patient
-
-
-def load_nifti(
-    path: Path, ndims: tuple[int, ...] = (3, 4), min_inplane: int = 3, allow_zero: bool = False
-) -> tuple[np.ndarray, tuple]:
-    """Load a NIfTI volume as float32 and check it is usable.
-
-    Returns the array (x, y, slices[, frames]) and the header zooms (mm, mm, mm[, s]).
-    ``min_inplane`` is the smallest in-plane size accepted: one degradation block.
-    """
-    path = Path(path)
-    try:
-        image = nib.load(str(path))
-        data = np.asarray(image.dataobj, dtype=np.float32)
-        zooms = tuple(float(z) for z in image.header.get_zooms())
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as exc:
-        raise DataError(path, f"truncated or unreadable NIfTI ({type(exc).__name__}: {exc})") from None
-    check_volume(path, data, ndims=ndims, min_inplane=min_inplane, allow_zero=allow_zero)
-    return data, zooms
-
-
-def check_volume(path, data: np.ndarray, ndims=(3, 4), min_inplane: int = 3, allow_zero: bool = False) -> None:
-    """Raise DataError when ``data`` cannot be used as an image volume."""
-    if data.ndim not in ndims:
-        want = " or ".join(f"{d}D" for d in ndims)
-        raise DataError(path, f"expected a {want} volume, got a {data.ndim}D array of shape {data.shape}")
-    if min(data.shape[:2]) < min_inplane:
-        raise DataError(
-            path, f"in-plane size {data.shape[0]}x{data.shape[1]} is smaller than one {min_inplane}x{min_inplane} block"
-        )
-    if not np.all(np.isfinite(data)):
-        raise DataError(path, f"{int(np.sum(~np.isfinite(data)))} NaN or infinite voxels")
-    if not allow_zero and not np.any(data):
-        raise DataError(path, "all voxels are zero")
 
 
 def load_frames(patient: Patient, min_inplane: int = 3) -> tuple[list[tuple[int, np.ndarray]], tuple]:

@@ -21,8 +21,13 @@ if TYPE_CHECKING:  # TensorFlow is imported where an op runs: reading metadata n
 from heart_sr_tf.data import kspace
 from heart_sr_tf.data.interpolation import aligned_bicubic, axis_matrix
 from heart_sr_tf.data.thick_slices import thick_slices, thick_slices_np
+from heart_sr_tf.errors import HeartSRError
 
 DEFAULT_SCALE = 3
+
+
+class MetadataError(HeartSRError):
+    """An export's metadata is missing a field or holds a value this version cannot use."""
 
 
 def lr_size(hr_size: int, scale: int = DEFAULT_SCALE) -> int:
@@ -166,17 +171,28 @@ class Degradation:
         }
 
     @classmethod
-    def from_metadata(cls, meta: dict, scale: int = DEFAULT_SCALE) -> Degradation:
-        """What an export's metadata says; exports older than the choice were all trained on decimation."""
-        fields = meta.get("degradation") if isinstance(meta.get("degradation"), dict) else {}
-        return cls(
-            kind=fields.get("kind", "decimation"),
-            scale=int(fields.get("scale", meta.get("scale", scale))),
-            window=fields.get("window", "none"),
-            tukey_alpha=float(fields.get("tukey_alpha", 0.5)),
-            noise=tuple(fields.get("noise_sigma", (0.0, 0.0))),
-            thickness=int(fields.get("thickness", 0)),
-        )
+    def from_metadata(cls, meta: dict, where: str = "the export") -> Degradation:
+        """What an export's metadata says. Exports older than the choice of degradation carry a description
+        string instead of a table: they were all trained on decimation at their ``scale`` (translated on read).
+        Missing or unknown fields are one error naming ``where``, never a default."""
+        fields = meta.get("degradation") if isinstance(meta, dict) else None
+        try:
+            if isinstance(fields, str):
+                return cls("decimation", int(meta["scale"]))
+            if not isinstance(fields, dict):
+                raise KeyError("degradation")
+            return cls(
+                kind=fields["kind"],
+                scale=int(fields["scale"] if "scale" in fields else meta["scale"]),
+                window=fields.get("window", "none"),
+                tukey_alpha=float(fields.get("tukey_alpha", 0.5)),
+                noise=tuple(fields.get("noise_sigma", (0.0, 0.0))),
+                thickness=int(fields.get("thickness", 0)),
+            )
+        except KeyError as exc:
+            raise MetadataError(f"{where}: its metadata does not say {exc.args[0]!r}; not a heart-sr export") from None
+        except (TypeError, ValueError) as exc:
+            raise MetadataError(f"{where}: its metadata holds an unusable degradation ({exc})") from None
 
     @classmethod
     def from_config(cls, config) -> Degradation:

@@ -111,6 +111,11 @@ def _tick(bar, note: str) -> None:
     bar.update(1)
 
 
+def split_assignment(data_dir: Path) -> dict[str, str]:
+    """patient -> split of a prepared dataset."""
+    return dict(builder(data_dir, "full").info.metadata.get("assignment", {}))
+
+
 def is_prepared(data_dir: Path) -> bool:
     """Both configs are built under ``data_dir``."""
     return all((Path(data_dir) / "acdc_sr" / roi / str(AcdcSr.VERSION)).is_dir() for roi in ROIS)

@@ -18,7 +18,7 @@ import numpy as np
 
 from heart_sr_tf.data.degradation import BASELINE_NAMES, Degradation
 from heart_sr_tf.data.pipeline import slice_dataset, to_unit
-from heart_sr_tf.metrics import image_metrics
+from heart_sr_tf.metrics import gain, image_metrics
 from heart_sr_tf.progress import progress_bar
 
 METHODS = ("model", *BASELINE_NAMES)
@@ -145,8 +145,7 @@ def markdown_summary(summary: dict, degradation: Degradation) -> str:
             )
         for baseline in degradation.baselines:
             if "model" in methods and baseline in methods:
-                dp = methods["model"]["psnr"] - methods[baseline]["psnr"]
-                ds = methods["model"]["ssim"] - methods[baseline]["ssim"]
+                dp, ds = gain(methods["model"], methods[baseline])
                 lines.append(f"| model - {NAMES[baseline]} | {dp:+.2f} | {ds:+.4f} | | |")
         lines.append("")
     return "\n".join(lines)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import keras
 
 from heart_sr_tf.config import SRGANConfig, WGANConfig
-from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import ConfigError
 from heart_sr_tf.models.critic import wgan_critic
 from heart_sr_tf.models.discriminator import vgg_discriminator
-from heart_sr_tf.models.mdcsrn import mdcsrn_generator
-from heart_sr_tf.models.rrdb import rrdb_generator
+from heart_sr_tf.models.registry import make_generator
 from heart_sr_tf.models.vgg import vgg_feature_extractor
 from heart_sr_tf.training.srgan import SRGAN
 from heart_sr_tf.training.wgan import WGAN
@@ -24,15 +22,6 @@ def learning_rate(base: float, steps: int, schedule: str, final_fraction: float)
     if schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(base, decay_steps=steps, alpha=final_fraction)
     raise ConfigError(f"optim.schedule: unknown schedule {schedule!r}, expected 'constant' or 'cosine'")
-
-
-def make_generator(config) -> keras.Model:
-    """The generator a config describes: RRDB for an SRGAN config, mDCSRN (2D or 3D) for a WGAN config."""
-    g = config.generator
-    if isinstance(config, WGANConfig):
-        return mdcsrn_generator(config.data.dims, config.data.scale, g.blocks, g.units, g.growth, g.bicubic_skip)
-    factors = Degradation.from_config(config).factors  # (s, s) in-plane, (g, 1) across slices
-    return rrdb_generator(factors, g.blocks, g.features, g.growth, g.residual_scale, g.bicubic_skip)
 
 
 def make_optimizers(config, generator_steps: int, critic_steps: int):

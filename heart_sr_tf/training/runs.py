@@ -12,14 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import tensorflow as tf
-
 from heart_sr_tf.config import CONFIG_CLASSES, SRGANConfig, WGANConfig, dump_toml, load_config
-from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
-from heart_sr_tf.models.rrdb import SCALE_DEPENDENT_LAYERS, adapt_head
-from heart_sr_tf.serving.export import load_exported
-from heart_sr_tf.serving.layout import read_metadata
 
 CSV_FIELDS = (
     "step",
@@ -36,6 +30,14 @@ CSV_FIELDS = (
     "val_psnr",
     "val_ssim",
 )
+
+
+RUN_CONFIG = "config.toml"
+
+
+def is_run_folder(path: Path) -> bool:
+    """A training run's folder (it holds its config), as opposed to an exported model."""
+    return (Path(path) / RUN_CONFIG).is_file()
 
 
 @dataclass
@@ -86,7 +88,7 @@ class Run:
     ) -> Run:
         name = name or time.strftime(f"{kind}-%Y%m%d-%H%M%S")
         folder = Path(root) / name
-        if (folder / "config.toml").exists():
+        if (folder / RUN_CONFIG).exists():
             raise HeartSRError(f"{folder}: run already exists; resume it with --resume {folder} or pick another name")
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.toml").write_text(dump_toml(config))
@@ -100,12 +102,30 @@ class Run:
     @classmethod
     def open(cls, folder: Path) -> Run:
         folder = Path(folder)
-        if not (folder / "config.toml").is_file():
+        if not is_run_folder(folder):
             raise HeartSRError(f"{folder}: not a run folder (no config.toml)")
-        kind = (folder / "kind").read_text().strip() if (folder / "kind").exists() else "srgan"
+        if not (folder / "kind").is_file():
+            raise HeartSRError(f"{folder}: not a complete run folder (no kind file saying srgan, wgan or segmenter)")
+        kind = (folder / "kind").read_text().strip()
         if kind not in CONFIG_CLASSES:
             raise HeartSRError(f"{folder / 'kind'}: unknown run kind {kind!r}")
         return cls(folder, load_config(folder / "config.toml", CONFIG_CLASSES[kind]), kind)
+
+    def check_scored_on(self, data_dir: Path) -> None:
+        """Refuse to score this run on a dataset whose validation or test patients it trained on (another source
+        folder, or another split seed). The run's own dataset, or one that is gone, is not checked."""
+        own = self.data_dir
+        if own is None or not own.is_dir() or Path(data_dir).resolve() == own.resolve():
+            return
+        from heart_sr_tf.data.prepare import split_assignment
+
+        trained = {p for p, split in split_assignment(own).items() if split == "train"}
+        leaked = sorted(p for p, split in split_assignment(data_dir).items() if split != "train" and p in trained)
+        if leaked:
+            raise HeartSRError(
+                f"{data_dir}: {len(leaked)} of its validation/test patients ({', '.join(leaked[:3])}...) trained "
+                f"{self.folder}; score it on its own dataset {own} or one with the same split"
+            )
 
     # metrics.csv
 
@@ -162,6 +182,8 @@ class Run:
     # checkpoints
 
     def latest_checkpoint(self) -> str:
+        import tensorflow as tf
+
         latest = tf.train.latest_checkpoint(str(self.checkpoint_dir))
         if latest is None:
             raise HeartSRError(f"{self.checkpoint_dir}: no checkpoint in this run yet")
@@ -169,53 +191,19 @@ class Run:
 
     def restore_generator(self, generator) -> str:
         """Load the generator weights of the latest checkpoint into ``generator`` (same architecture)."""
+        import tensorflow as tf
+
         latest = self.latest_checkpoint()
         tf.train.Checkpoint(generator=list(generator.weights)).restore(latest).expect_partial()
         return latest
-
-
-def load_exported_weights(folder: Path, generator, factors: tuple[int, int] | None = None) -> str:
-    """Copy the weights of an exported SavedModel into ``generator``, matched by name.
-
-    The architecture must be the same. With ``factors`` (the generator's), the source may have been trained for
-    other factors of the same kind: its scale-dependent head (``SCALE_DEPENDENT_LAYERS``) is then re-laid by
-    ``adapt_head``, and the returned description says so.
-    """
-    folder, loaded = load_exported(folder)
-    saved = {v.name.split(":")[0]: v.numpy() for v in loaded.signatures["serving_default"].variables}
-    source = Degradation.from_metadata(read_metadata(folder)).factors
-    values = []
-    for weight in generator.weights:
-        value = saved.get(weight.path)
-        if value is not None and value.shape != tuple(weight.shape):
-            value = _adapted(value, weight, source, factors)
-        if value is None:
-            raise HeartSRError(
-                f"{folder}: holds no weight {weight.path} of shape {tuple(weight.shape)}; not this architecture"
-            )
-        values.append(value)
-    for weight, value in zip(generator.weights, values):
-        weight.assign(value)
-    if factors is not None and tuple(factors) != source:
-        return f"{folder} (trained for factors {source}: its upsampling head re-laid for {tuple(factors)})"
-    return str(folder)
-
-
-def _adapted(value, weight, source, target):
-    """A scale-dependent ``value`` re-laid from ``source`` to ``target`` factors to fit ``weight``, else None."""
-    if target is None or weight.path.split("/")[0] not in SCALE_DEPENDENT_LAYERS:
-        return None
-    try:
-        value = adapt_head(value, source, tuple(target))
-    except ValueError:
-        return None
-    return value if value.shape == tuple(weight.shape) else None
 
 
 def initialise_generator(source: Path, generator, factors: tuple[int, int] | None = None) -> str:
     """``--init-from``: a run folder (its latest checkpoint, same architecture) or an exported SavedModel / model
     base path (same architecture, or one trained for other ``factors``: see ``load_exported_weights``)."""
     source = Path(source)
-    if (source / "config.toml").is_file():
+    from heart_sr_tf.export.reader import load_exported_weights
+
+    if is_run_folder(source):
         return Run.open(source).restore_generator(generator)
     return load_exported_weights(source, generator, factors)

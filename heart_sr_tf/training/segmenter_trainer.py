@@ -102,6 +102,3 @@ def train_segmenter(
         return segmentation_dataset(images, labels, d.crop, d.batch_size, config.train.seed)
 
     return loop.train(lambda step: Segment(0, "segment", "segment", "train"), config.train.steps, datasets)
-
-
-

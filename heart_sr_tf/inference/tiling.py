@@ -16,8 +16,14 @@ from collections import defaultdict
 
 import numpy as np
 
+from heart_sr_tf.errors import HeartSRError
+
 TILE = 128  # LR pixels of a tile's core along an axis
+
+
 MARGIN = 32  # LR pixels of context around a core (the test checks the result against whole slices)
+
+
 BUDGET = 16 * 96 * 96  # LR pixels per call: 16 slices of 96x96, about 1 GB of float32 activations at x3
 
 
@@ -52,6 +58,12 @@ def tiled_apply(fn, lr: np.ndarray, factors=(3, 3), tile: int = TILE, margin: in
             chunk = items[start : start + per_call]
             windows = np.stack([lr[b, r[0] : r[1], c[0] : c[1]] for b, r, c in chunk])
             result = np.asarray(fn(windows), dtype=np.float32)
+            expected = (len(chunk), sy * h, sx * w, 1)
+            if result.shape != expected:
+                raise HeartSRError(
+                    f"the model turned {list(windows.shape)} into {list(result.shape)}, not {list(expected)}: "
+                    f"it does not upscale by {sy}x{sx}"
+                )
             for (b, r, c), sr in zip(chunk, result, strict=True):
                 top, left = sy * (r[2] - r[0]), sx * (c[2] - c[0])
                 core = sr[top : top + sy * (r[3] - r[2]), left : left + sx * (c[3] - c[2])]

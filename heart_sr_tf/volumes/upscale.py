@@ -17,6 +17,7 @@ over it atomically; an interrupted run leaves no temporary file (a SIGKILL's is 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -24,9 +25,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from heart_sr_tf.data.acdc import load_nifti
 from heart_sr_tf.data.intensity import denormalise, intensity_window, normalise
 from heart_sr_tf.data.interpolation import aligned_bicubic
+from heart_sr_tf.data.nifti import load_nifti
 from heart_sr_tf.errors import DataError, HeartSRError
 from heart_sr_tf.progress import progress_bar
 
@@ -39,16 +40,21 @@ def upscaled_affine(affine: np.ndarray, factors) -> np.ndarray:
     return out
 
 
-def check_output(in_path: Path, out_path: Path) -> Path:
-    """Refuse an output that would overwrite the input (or a hard link to it), is not NIfTI, or cannot be written;
-    return the temporary file the result goes to first (created empty now, so a bad OUT fails before inference)."""
+def check_output(in_path: Path, out_path: Path, overwrite: bool = False) -> Path:
+    """Refuse an output that exists (unless ``overwrite``), would overwrite the input (or a hard link to it), is
+    not NIfTI, has a name the file system cannot hold, or cannot be written; return the temporary file the result
+    goes to first (created empty now, so a bad OUT fails before inference)."""
     if not str(out_path).endswith((".nii", ".nii.gz")):
         raise HeartSRError(f"{out_path}: the output must be a .nii or .nii.gz file")
-    if out_path.exists():
+    if len(out_path.name.encode()) > NAME_MAX:
+        raise HeartSRError(f"{out_path.name[:40]}...: the output's name is longer than {NAME_MAX} bytes")
+    if out_path.exists() or out_path.is_symlink():
         if out_path.is_dir():
             raise HeartSRError(f"{out_path}: is a folder, not a file")
         if in_path.exists() and os.path.samefile(in_path, out_path):
             raise HeartSRError(f"{out_path}: refusing to overwrite the input scan (it is the same file)")
+        if not overwrite:
+            raise HeartSRError(f"{out_path}: exists; pass --overwrite to replace it")
     elif out_path.resolve() == in_path.resolve():
         raise HeartSRError(f"{out_path}: refusing to overwrite the input scan")
     parent = out_path.parent
@@ -63,7 +69,7 @@ def check_output(in_path: Path, out_path: Path) -> Path:
         raise HeartSRError(f"{out_path}: cannot create its folder ({exc.strerror})") from None
     _remove_stale_parts(out_path)
     suffix = ".nii.gz" if str(out_path).endswith(".gz") else ".nii"
-    tmp = parent / f".{out_path.name}.part-{os.getpid()}{suffix}"
+    tmp = parent / f"{_part_prefix(out_path)}{os.getpid()}{suffix}"
     try:
         tmp.touch(exist_ok=False)
     except OSError as exc:
@@ -71,10 +77,19 @@ def check_output(in_path: Path, out_path: Path) -> Path:
     return tmp
 
 
+NAME_MAX = 255  # bytes in one file name on Linux and macOS file systems
+
+
+def _part_prefix(out_path: Path) -> str:
+    """The temporary files of one output: short, whatever the length of its name (``.heart-sr-<hash>.part-``)."""
+    return f".heart-sr-{hashlib.sha1(out_path.name.encode()).hexdigest()[:12]}.part-"
+
+
 def _remove_stale_parts(out_path: Path) -> None:
     """Temporary files of earlier runs for the same output whose process is gone (killed with SIGKILL)."""
-    for part in out_path.parent.glob(f".{out_path.name}.part-*"):
-        pid = part.name.rsplit(".part-", 1)[1].split(".", 1)[0]
+    prefix = _part_prefix(out_path)
+    for part in out_path.parent.glob(f"{prefix}*"):
+        pid = part.name[len(prefix) :].split(".", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             part.unlink(missing_ok=True)
 
@@ -96,7 +111,7 @@ class InPlane:
     desc, unit = "upscale", "slice"
 
     def __init__(self, predictor, batch_size: int):
-        if predictor.degradation.kind == "through_plane":
+        if predictor.degradation is not None and predictor.degradation.kind == "through_plane":
             raise HeartSRError(f"{predictor.source}: a through-plane model; use it with --through-plane")
         self.predictor, self.batch_size = predictor, batch_size
         self.factors = (predictor.scale, predictor.scale, 1)
@@ -136,9 +151,10 @@ def upscale_nifti(
     quiet: bool = False,
     through_plane=None,
     timings: dict | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Upscale IN into OUT: in-plane with ``predictor``, across slices with ``through_plane`` (a
-    :class:`~heart_sr_tf.serving.through_plane.ThroughPlane`), or both (across slices first, at the scan's own
+    :class:`~heart_sr_tf.volumes.through_plane.ThroughPlane`), or both (across slices first, at the scan's own
     in-plane resolution the through-plane model was trained for, then in-plane on every new slice).
 
     ``timings``, when given, receives the seconds spent reading, in the models and writing.
@@ -152,9 +168,9 @@ def upscale_nifti(
     if through_plane is not None and data.shape[2] < 2:
         raise DataError(in_path, f"through-plane upscaling needs at least 2 slices, got {data.shape[2]}")
     image = nib.load(str(in_path))
-    tmp = check_output(in_path, out_path)
     steps = [through_plane] if through_plane is not None else []
     steps += [InPlane(predictor, batch_size)] if predictor is not None else []
+    tmp = check_output(in_path, out_path, overwrite)
     timings["read"] = time.perf_counter() - clock
     try:
         clock = time.perf_counter()

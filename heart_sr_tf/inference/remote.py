@@ -16,7 +16,7 @@ import numpy as np
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
-from heart_sr_tf.serving.predictor import Predictor
+from heart_sr_tf.inference.predictor import Predictor
 
 PROBE = 4  # side of the LR grid sent to learn a served model's factors
 
@@ -25,12 +25,15 @@ def predict_request(lr: np.ndarray) -> bytes:
     return json.dumps({"signature_name": "serving_default", "inputs": {"lr_image": lr.tolist()}}).encode()
 
 
-def rest_predictor(server: str, scale: int = 3, timeout: float = 120.0, through_plane: bool = False) -> Predictor:
+def rest_predictor(
+    server: str, scale: int | None = None, timeout: float = 120.0, through_plane: bool = False
+) -> Predictor:
     """``server`` is the model URL, e.g. ``http://localhost:8501/v1/models/rrdb``.
 
-    TF Serving does not report a model's degradation. A ``through_plane`` model's g is learnt from one small
-    request (``[1, 4, 4, 1]`` must come back as ``[1, 4g, 4, 1]``), before any long work; its slice profile is
-    taken to be the default, t = g.
+    TF Serving does not report a model's degradation, so its factors are learnt from one small request before
+    any long work: ``[1, 4, 4, 1]`` must come back as ``[1, 4s, 4s, 1]`` in-plane (and ``s`` equal ``scale``
+    when one is given), or as ``[1, 4g, 4, 1]`` for a ``through_plane`` model (its slice profile is taken to
+    be the default, t = g). Every answer is checked for its shape and for finite values.
     """
     url = server.rstrip("/") + ":predict"
 
@@ -46,16 +49,31 @@ def rest_predictor(server: str, scale: int = 3, timeout: float = 120.0, through_
             raise HeartSRError(f"{url}: server answered {exc.code}: {detail}") from None
         except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
             raise HeartSRError(f"{url}: no usable answer ({exc})") from None
-        outputs = body.get("outputs")
+        outputs = body.get("outputs") if isinstance(body, dict) else None
         if isinstance(outputs, dict):
             outputs = outputs.get("sr_image")
         if outputs is None:
             raise HeartSRError(f"{url}: response has no outputs: {str(body)[:200]}")
-        return np.asarray(outputs, dtype=np.float32)
+        try:
+            out = np.asarray(outputs, dtype=np.float32)
+        except (ValueError, TypeError):
+            raise HeartSRError(
+                f"{url}: the outputs are not a numeric array of one shape (ragged or not numbers)"
+            ) from None
+        if out.ndim != 4 or out.shape[0] != len(lr) or out.shape[-1] != 1:
+            raise HeartSRError(f"{url}: {list(lr.shape)} came back as {list(out.shape)}, not [{len(lr)}, h, w, 1]")
+        if not np.all(np.isfinite(out)):
+            raise HeartSRError(f"{url}: the server returned {int(np.sum(~np.isfinite(out)))} NaN or infinite values")
+        return out
 
-    if not through_plane:
-        return Predictor(fn, scale, url)
     shape = tuple(fn(np.zeros((1, PROBE, PROBE, 1), np.float32)).shape)
+    if not through_plane:
+        s = shape[1] // PROBE
+        if s < 2 or shape != (1, s * PROBE, s * PROBE, 1):
+            raise HeartSRError(f"{url}: not an in-plane model: [1, {PROBE}, {PROBE}, 1] came back as {list(shape)}")
+        if scale is not None and s != scale:
+            raise HeartSRError(f"{url}: the served model upscales x{s}, not x{scale} as --scale says")
+        return Predictor(fn, s, url, backend="TF Serving", precision="as served")
     g = shape[1] // PROBE if len(shape) == 4 else 0
     if g < 2 or shape != (1, g * PROBE, PROBE, 1):
         raise HeartSRError(f"{url}: not a through-plane model: [1, {PROBE}, {PROBE}, 1] came back as {list(shape)}")

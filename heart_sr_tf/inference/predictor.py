@@ -3,17 +3,17 @@ float32 or bfloat16), or a TF Serving server. Large inputs run in bounded memory
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
-from heart_sr_tf.serving.backends import resolve_backend, resolve_precision
-from heart_sr_tf.serving.layout import read_metadata, resolve_model_dir
-from heart_sr_tf.serving.tiling import tiled_apply
+from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
+from heart_sr_tf.inference.discovery import find_model
+from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
+from heart_sr_tf.inference.tiling import tiled_apply
+from heart_sr_tf.training.runs import is_run_folder
 
 
 class Predictor:
@@ -39,15 +39,22 @@ class Predictor:
     ):
         self.fn, self.scale, self.source, self.info = fn, int(scale), source, info or {}
         self.volumetric = volumetric
-        self.degradation = degradation or Degradation("decimation", self.scale)  # what the model was trained on
+        self.degradation = degradation  # what the model was trained on; None: not known (a served in-plane model)
         self.generator = generator  # the Keras generator, for a training run only
         self.run = run  # the training run (heart_sr_tf.training.runs.Run), for a training run only
         self.backend, self.precision = backend, precision
+
+    @property
+    def factors(self) -> tuple[int, int]:
+        """How many output pixels one input pixel becomes along each axis."""
+        return self.degradation.factors if self.degradation is not None else (self.scale, self.scale)
 
     def with_consistency(self) -> Predictor:
         """This predictor followed by data consistency with its own degradation (a no-op if already there)."""
         if self.info.get("data_consistency"):
             return self
+        if self.degradation is None:
+            raise HeartSRError(f"{self.source}: its degradation is unknown, so data consistency cannot be applied")
         if self.volumetric or self.degradation.kind == "through_plane":
             raise HeartSRError(f"{self.source}: data consistency is for 2D in-plane models")
         import tensorflow as tf
@@ -79,7 +86,7 @@ class Predictor:
         lr = self._check(lr, 4, "[batch, h, w, 1]")
         if self.volumetric:
             return self._run(lr[:, :, :, None])[:, :, :, 0]
-        return np.clip(tiled_apply(self.fn, lr, self.degradation.factors), 0.0, 1.0)
+        return self._checked(tiled_apply(self.fn, lr, self.factors))
 
     def volume(self, lr: np.ndarray) -> np.ndarray:
         """``[B, h, w, D, 1] -> [B, s*h, s*w, D, 1]``: whole volumes for a 3D model, slice by slice for a 2D one."""
@@ -89,7 +96,14 @@ class Predictor:
         return np.stack([self(lr[:, :, :, d]) for d in range(lr.shape[3])], axis=3)
 
     def _run(self, lr: np.ndarray) -> np.ndarray:
-        return np.clip(np.asarray(self.fn(lr), dtype=np.float32), 0.0, 1.0)
+        return self._checked(np.asarray(self.fn(lr), dtype=np.float32))
+
+    def _checked(self, out: np.ndarray) -> np.ndarray:
+        """Clipped to [0, 1]; a NaN or infinite output is an error, never a silent zero."""
+        bad = int(np.sum(~np.isfinite(out)))
+        if bad:
+            raise HeartSRError(f"{self.source}: the model returned {bad} NaN or infinite values")
+        return np.clip(out, 0.0, 1.0)
 
     def _check(self, lr, ndim: int, shape: str) -> np.ndarray:
         lr = np.asarray(lr)
@@ -106,20 +120,21 @@ def load_saved_model(path: Path, backend: str = "tensorflow", precision: str = "
     precision = resolve_precision(precision)
     folder = resolve_model_dir(path)
     meta = read_metadata(folder)
+    degradation = Degradation.from_metadata(meta, str(folder))  # checked before any model loads
     if backend == "openvino":
-        from heart_sr_tf.serving.backends import openvino_fn
+        from heart_sr_tf.inference.openvino_backend import openvino_fn
 
         fn, rank = openvino_fn(folder, precision)
         volumetric = rank == 5
     elif precision == "bfloat16":
-        from heart_sr_tf.serving.backends import tensorflow_bfloat16
+        from heart_sr_tf.inference.tensorflow_backend import tensorflow_bfloat16
 
         fn, generator = tensorflow_bfloat16(folder, meta)
         volumetric = len(generator.inputs[0].shape) == 5
     else:
         import tensorflow as tf
 
-        from heart_sr_tf.serving.export import load_exported
+        from heart_sr_tf.export.reader import load_exported
 
         folder, loaded = load_exported(folder)
         signature = loaded.signatures["serving_default"]
@@ -128,14 +143,15 @@ def load_saved_model(path: Path, backend: str = "tensorflow", precision: str = "
         def fn(lr):
             return signature(lr_image=tf.constant(lr))["sr_image"].numpy()
 
-    scale = meta.get("scale", 3)
-    degradation = Degradation.from_metadata(meta, scale)
-    return Predictor(fn, scale, str(folder), meta, volumetric, degradation, backend=backend, precision=precision)
+    return Predictor(
+        fn, degradation.scale, str(folder), meta, volumetric, degradation, backend=backend, precision=precision
+    )
 
 
 def load_run(folder: Path, precision: str = "float32") -> Predictor:
     """The generator of a training run at its latest checkpoint (TensorFlow)."""
-    from heart_sr_tf.serving.backends import build_generator, keras_fn
+    from heart_sr_tf.inference.tensorflow_backend import keras_fn
+    from heart_sr_tf.models.registry import build_generator
     from heart_sr_tf.training.runs import Run
 
     precision = resolve_precision(precision)
@@ -157,41 +173,13 @@ def load_run(folder: Path, precision: str = "float32") -> Predictor:
     )
 
 
-SHIPPED_ENV = "HEART_SR_MODELS"
-
-
-def shipped_model_dirs() -> list[Path]:
-    """Where the shipped models are looked for: $HEART_SR_MODELS, ./saved_models, the checkout's saved_models
-    (an editable install), and ``<prefix>/share/heart-sr-tf/saved_models`` (a regular ``pip install .``)."""
-    dirs = [Path(os.environ[SHIPPED_ENV])] if os.environ.get(SHIPPED_ENV) else []
-    dirs += [Path.cwd() / "saved_models", Path(__file__).resolve().parents[2] / "saved_models"]
-    return dirs + [Path(sys.prefix) / "share" / "heart-sr-tf" / "saved_models"]
-
-
-def find_model(path: Path) -> Path:
-    """``path`` as given when it exists; else a shipped model of that name (``rrdb_kspace`` or
-    ``saved_models/rrdb_kspace``), wherever the tool is installed and run from."""
-    path = Path(path)
-    if path.exists():
-        return path
-    parts = path.parts
-    if len(parts) == 1 or (len(parts) == 2 and parts[0] == "saved_models"):
-        for folder in shipped_model_dirs():
-            if (folder / parts[-1]).is_dir():
-                return folder / parts[-1]
-    raise HeartSRError(
-        f"{path}: no such run or model (shipped models are looked for in ./saved_models, the checkout "
-        f"and {shipped_model_dirs()[-1]})"
-    )
-
-
 def load_predictor(path: Path, backend: str = "tensorflow", precision: str = "float32") -> Predictor:
     """A run folder (has config.toml), a SavedModel, a model base path, or a shipped model's name.
 
     ``backend`` ``auto`` is OpenVINO for an exported model when it is installed, else TensorFlow.
     """
     path = find_model(path)
-    if (path / "config.toml").is_file():
+    if is_run_folder(path):
         if backend == "openvino":
             raise HeartSRError(f"{path}: a training run runs in TensorFlow; export it to use --backend openvino")
         return load_run(path, precision)

@@ -18,8 +18,17 @@ def versions(base: Path) -> list[int]:
 
 
 def read_metadata(path: Path) -> dict:
+    """The export's metadata, {} when it has none; one error line when the file is unreadable or not JSON."""
     file = Path(path) / "assets.extra" / METADATA_FILE
-    return json.loads(file.read_text()) if file.is_file() else {}
+    if not file.is_file():
+        return {}
+    try:
+        meta = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HeartSRError(f"{file}: unreadable metadata ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if not isinstance(meta, dict):
+        raise HeartSRError(f"{file}: the metadata is not a JSON object")
+    return meta
 
 
 def resolve_model_dir(path: Path) -> Path:
@@ -29,5 +38,8 @@ def resolve_model_dir(path: Path) -> Path:
         return path
     found = versions(path)
     if found:
-        return path / str(found[-1])
+        highest = path / str(found[-1])
+        if not (highest / "saved_model.pb").is_file():
+            raise HeartSRError(f"{highest}: the highest version holds no saved_model.pb (an unfinished export?)")
+        return highest
     raise HeartSRError(f"{path}: neither a SavedModel nor a model base path holding numbered versions")

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
-from heart_sr_tf.serving.layout import METADATA_FILE, read_metadata, resolve_model_dir, versions  # noqa: F401
+from heart_sr_tf.export.layout import METADATA_FILE, versions
 
 PROTOCOL = {
     "intensity": "per volume (one 3D frame): clip to [min, 99.5th percentile], scale to [0, 1]",
@@ -90,16 +90,3 @@ def _write(generator: keras.Model, path: Path) -> None:
         input_signature=[tf.TensorSpec(shape, tf.uint8, name="lr_image")],
     )
     archive.write_out(str(path), verbose=False)
-
-
-def load_exported(path: Path):
-    """``(folder, loaded)`` for a SavedModel or the highest version under a model base path, with its
-    ``serving_default`` signature checked. Keep ``loaded`` alive while its variables are read."""
-    folder = resolve_model_dir(path)
-    try:
-        loaded = tf.saved_model.load(str(folder))
-        loaded.signatures["serving_default"]
-        return folder, loaded
-    except Exception as exc:  # whatever a damaged file makes TensorFlow raise (IndexError, OpError, ...): one line
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise HeartSRError(f"{folder}: not a loadable heart-sr SavedModel ({message[:200]})") from None

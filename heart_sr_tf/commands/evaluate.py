@@ -1,0 +1,78 @@
+"""``evaluate``: score a run or an exported model on a split, next to its degradation's baselines."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from heart_sr_tf.commands.data import Echo, resolve_data
+from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.metrics import gain_text
+
+
+def default_out(model: Path, split: str, is_run: bool) -> Path:
+    """RUN/evaluation/SPLIT for a run, ./evaluation/NAME/SPLIT for an exported model."""
+    return Path(model) / "evaluation" / split if is_run else Path("evaluation") / Path(model).name / split
+
+
+def evaluate_model(
+    model, acdc_dir, data_dir, split, roi, degradation, data_consistency, out, limit, n_figures,
+    backend, precision, quiet, echo: Echo, warn: Echo,
+):  # fmt: skip
+    from heart_sr_tf.data.pipeline import num_slices
+    from heart_sr_tf.evaluation.evaluate import NAMES, figures, write_outputs
+    from heart_sr_tf.evaluation.evaluate import evaluate as run_evaluate
+    from heart_sr_tf.evaluation.report import format_table
+    from heart_sr_tf.inference.predictor import load_predictor
+
+    predictor = load_predictor(model, backend, precision)
+    if data_consistency:
+        predictor = predictor.with_consistency()
+    chosen = predictor.degradation
+    if degradation is not None and "through_plane" in (chosen.kind, degradation):
+        raise HeartSRError("--degradation: cannot move a model between in-plane and through-plane")
+    if degradation is not None and degradation != chosen.kind:
+        warn(
+            f"warning: {predictor.source} was trained on {chosen.kind}, evaluating on {degradation} as asked; "
+            "models do not transfer between degradations"
+        )
+        chosen = dataclasses.replace(chosen, kind=degradation)
+    run = predictor.run
+    if run is not None and acdc_dir is None and data_dir is None:
+        data_dir = run.data_dir
+    data = resolve_data(acdc_dir, data_dir, warn=warn)
+    if run is not None:
+        run.check_scored_on(data)
+    rois = ("full", "heart") if roi == "both" else (roi,)
+    for name in rois:
+        if num_slices(data, name, split) == 0:
+            raise HeartSRError(f"{data}: the {split} split holds no {name} slices; choose another --split")
+    result = run_evaluate(predictor, data, split, rois, limit=limit, quiet=quiet, degradation=chosen)
+    if run is not None:
+        result.losses = run.last_losses()
+    out = out or default_out(model, split, run is not None)
+    files = write_outputs(result, out)
+    pictures = figures(predictor, data, split, out / "figures", n_figures, degradation=chosen) if n_figures else []
+    summary = result.summary()
+    echo(
+        f"{predictor.source} ({predictor.backend}, {predictor.precision}) on {split} ({data}); "
+        "per-slice metrics on [0, 1], data range 1, averaged"
+    )
+    echo(f"degradation: {chosen.describe()}")
+    for name, methods in summary.items():
+        columns = {NAMES[m]: methods[m] for m in ("model", *chosen.baselines) if m in methods}
+        first = next(iter(methods.values()))
+        echo(f"\n{name} ({first['slices']} slices)")
+        if "model" in columns:  # the run's last training losses belong to the model alone, not to the baselines
+            columns["model"] = {
+                **columns["model"],
+                "discriminator loss": result.losses.get("d_loss"),
+                "generator loss": result.losses.get("g_loss"),
+            }
+        rows = ["ssim", "ssim_gauss", "psnr", "nrmse"] + (
+            ["discriminator loss", "generator loss"] if result.losses else []
+        )
+        echo(format_table(columns, rows))
+        for baseline in chosen.baselines:
+            echo(gain_text(methods["model"], methods[baseline], NAMES[baseline]))
+    echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")

@@ -1,0 +1,55 @@
+"""``export``: a run's generator, or an exported model rebuilt from its metadata (a bfloat16 twin, wrappers
+added), written as a new SavedModel version for TF Serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def export_model(run_dir, name, version, out, data_consistency, self_ensemble, precision) -> str:
+    """Write the export; returns the line that says what went where."""
+    from heart_sr_tf.config import dump_toml
+    from heart_sr_tf.export.wrappers import WRAPPERS, recorded, wrap
+    from heart_sr_tf.export.writer import export_generator
+    from heart_sr_tf.inference.discovery import find_model
+    from heart_sr_tf.inference.predictor import load_run
+    from heart_sr_tf.training.runs import is_run_folder
+
+    source = find_model(run_dir)
+    if is_run_folder(source):
+        predictor = load_run(source, precision)
+        run = predictor.run
+        metadata = {
+            "scale": run.config.data.scale,
+            "run": str(run.folder),
+            "checkpoint": predictor.info["checkpoint"],
+            "config": dump_toml(run.config),
+            "last_metrics": run.last_metrics(),
+        }
+        generator, degradation, default_name = predictor.generator, predictor.degradation, run.folder.name
+        what = f"{run.folder} ({Path(predictor.info['checkpoint']).name})"
+        carried = {}
+    else:
+        from heart_sr_tf.data.degradation import Degradation
+        from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
+        from heart_sr_tf.export.reader import export_config, load_exported_weights
+        from heart_sr_tf.models.registry import build_generator
+
+        folder = resolve_model_dir(source)
+        exported = read_metadata(folder)
+        dropped = ("degradation", "precision", *WRAPPERS)  # recorded anew below
+        metadata = {k: v for k, v in exported.items() if k not in dropped}
+        carried = recorded(exported)  # its wrappers are applied again
+        generator = build_generator(export_config(metadata, folder), precision)
+        load_exported_weights(folder, generator)
+        degradation = Degradation.from_metadata(exported, str(folder))
+        default_name = folder.parent.name + ("_bf16" if precision == "bfloat16" else "")
+        metadata["exported_from"] = str(folder)
+        what = str(folder)
+    chosen = {"data_consistency": data_consistency, "self_ensemble": self_ensemble}
+    chosen = {key: value or carried.get(key, False) for key, value in chosen.items()}
+    generator = wrap(generator, degradation, what, **chosen)
+    metadata.update({key: True for key, value in chosen.items() if value})
+    metadata["precision"] = precision
+    target = export_generator(generator, out, name or default_name, version, metadata, degradation)
+    return f"exported {what} to {target} ({precision})"

@@ -1,0 +1,156 @@
+"""``train srgan``, ``train wgan``, ``train segmenter`` and ``sweep srgan``: the run to train (a new one from a
+config, its data prepared and its overrides checked before any training, or a saved one resumed exactly), then
+the training, summed up in lines for the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from heart_sr_tf.commands.data import Echo, resolve_data
+from heart_sr_tf.config import CONFIG_CLASSES, SegmenterConfig, load_config
+from heart_sr_tf.errors import HeartSRError
+
+
+def open_or_create_run(
+    kind: str, resume, config_path, default_config, acdc_dir, data_dir, steps, epochs, lr, seed=None, warn=print, **new
+):
+    """``--resume`` reopens a run exactly as saved (refusing options it would ignore); otherwise a new run."""
+    from heart_sr_tf.training.overrides import apply_overrides
+    from heart_sr_tf.training.runs import Run
+
+    if resume is not None:
+        given = {"--config": config_path, "--steps": steps, "--epochs": epochs, "--lr": lr, "--seed": seed}
+        given.update({f"--{k.replace('_', '-')}": v for k, v in new.items() if k != "runs_dir"})
+        ignored = [option for option, value in given.items() if value is not None]
+        if ignored:
+            raise HeartSRError(
+                f"--resume continues {resume} as saved; {', '.join(ignored)} would be ignored "
+                f"(to extend the run, raise the steps in {Path(resume) / 'config.toml'})"
+            )
+        run = Run.open(resume)
+        if run.kind != kind:
+            raise HeartSRError(f"{resume}: a {run.kind} run; resume it with `train {run.kind}`")
+        if acdc_dir is not None or data_dir is not None:
+            run.use_data(resolve_data(acdc_dir, data_dir, warn=warn))
+        elif run.data_dir is None or not run.data_dir.is_dir():
+            raise HeartSRError(f"{resume}: its data folder {run.data_dir} is gone; give --data-dir or --acdc-dir")
+        return run
+    config = load_config(config_path or default_config, CONFIG_CLASSES[kind])
+    dims = new.pop("dims", None)
+    if dims is not None and config.data.dims != dims:
+        raise HeartSRError(f"{config_path}: data.dims is {config.data.dims} but --dims {dims} was given")
+    data = resolve_data(acdc_dir, data_dir, config.data.split_seed, config.data.phantom_patients, warn=warn)
+    config = apply_overrides(config, data, steps, epochs, lr)
+    if seed is not None:
+        config.train.seed = seed
+    return Run.create(new.pop("runs_dir"), new.pop("name"), config, kind, data, new.pop("init_from", None))
+
+
+def open_segmenter_run(resume, config_path, acdc_dir, steps, runs_dir, name):
+    """``--resume`` reopens a segmenter run as saved; otherwise a new one on ``acdc_dir`` (default: phantoms),
+    whose labelled frames it reads directly."""
+    from heart_sr_tf.data.prepare import phantom_dir
+    from heart_sr_tf.training.runs import Run
+
+    if resume is not None:
+        given = {"--config": config_path, "--steps": steps, "--name": name}
+        ignored = [option for option, value in given.items() if value is not None]
+        if ignored:
+            raise HeartSRError(f"--resume continues {resume} as saved; {', '.join(ignored)} would be ignored")
+        run = Run.open(resume)
+        if run.kind != "segmenter":
+            raise HeartSRError(f"{resume}: a {run.kind} run; resume it with `train {run.kind}`")
+        if acdc_dir is not None:
+            run.use_data(acdc_dir)
+        elif run.data_dir is None or not run.data_dir.is_dir():
+            raise HeartSRError(f"{resume}: its data folder {run.data_dir} is gone; give --acdc-dir")
+        return run
+    config = load_config(config_path or "segmenter_cpu", SegmenterConfig)
+    if steps is not None:
+        config.train.steps = steps
+    source = Path(acdc_dir) if acdc_dir is not None else phantom_dir()
+    if not source.is_dir():
+        raise HeartSRError(f"--acdc-dir: {source} is not a folder")
+    return Run.create(runs_dir, name, config, "segmenter", source)
+
+
+def train_srgan(options: dict, strategy, vgg_weights, quiet, echo: Echo, warn: Echo):
+    from heart_sr_tf.training.loop import comparison_line
+    from heart_sr_tf.training.srgan_trainer import train_srgan as train
+
+    init_from = options.get("init_from")
+    if init_from is not None and not Path(init_from).exists():
+        raise HeartSRError(f"{init_from}: no such run or model for --init-from")
+    run = open_or_create_run("srgan", default_config="srgan_cpu", warn=warn, **options)
+    echo(f"run: {run.folder}  data: {run.data_dir}")
+    result = train(run, strategy, vgg_weights=vgg_weights, quiet=quiet, report=echo)
+    echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
+    echo(comparison_line(result))
+
+
+def train_wgan(options: dict, strategy, quiet, echo: Echo, warn: Echo):
+    from heart_sr_tf.training.loop import comparison_line
+    from heart_sr_tf.training.wgan_trainer import train_wgan as train
+
+    dims = options.get("dims")
+    if options.get("resume") is not None and dims is not None:
+        raise HeartSRError(f"--resume continues {options['resume']} as saved; --dims would be ignored")
+    run = open_or_create_run("wgan", default_config=f"wgan{dims or 2}d_cpu", warn=warn, **options)
+    echo(f"run: {run.folder}  data: {run.data_dir}")
+    result = train(run, strategy, quiet=quiet, report=echo)
+    echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
+    echo(comparison_line(result))
+
+
+def train_segmenter(resume, config_path, acdc_dir, steps, runs_dir, name, quiet, echo: Echo):
+    from heart_sr_tf.training.segmenter_trainer import train_segmenter as train
+
+    run = open_segmenter_run(resume, config_path, acdc_dir, steps, runs_dir, name)
+    echo(f"run: {run.folder}  data: {run.data_dir}")
+    result = train(run, quiet=quiet, report=echo)
+    v = result.validation
+    echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
+    echo(
+        f"validation, {result.slices} frames: 3D Dice LV {v['dice_LV']:.3f}, myocardium {v['dice_myocardium']:.3f}, "
+        f"RV {v['dice_RV']:.3f}"
+    )
+
+
+def sweep_srgan(options: dict, lrs, name: str, strategy, vgg_weights, quiet, echo: Echo, warn: Echo):
+    """One run per learning rate, each scored on validation, in a table next to the degradation's baselines.
+    Every run is created (and its name checked) before the first one trains."""
+    from heart_sr_tf.data.degradation import BASELINE_NAMES
+    from heart_sr_tf.evaluation.report import format_table
+    from heart_sr_tf.training.srgan_trainer import train_srgan as train
+
+    if any(value <= 0 for value in lrs):
+        raise HeartSRError(f"--lr: every learning rate must be > 0, got {', '.join(f'{v:g}' for v in lrs)}")
+    names = [f"{name}-lr{value:g}" for value in lrs]
+    if len(set(names)) != len(names):
+        raise HeartSRError(f"--lr: the same learning rate is given twice ({', '.join(f'{v:g}' for v in lrs)})")
+    runs_dir = Path(options["runs_dir"])
+    taken = [n for n in names if (runs_dir / n / "config.toml").exists()]
+    if taken:
+        raise HeartSRError(f"{runs_dir / taken[0]}: run already exists; pick another --name")
+    columns: dict[str, dict[str, float]] = {}
+    baselines = {}
+    for value, run_name in zip(lrs, names, strict=True):
+        run = open_or_create_run(
+            "srgan", default_config="srgan_cpu", warn=warn, **{**options, "lr": value, "name": run_name}
+        )
+        echo(f"run: {run.folder}  lr {value:g}")
+        result = train(run, strategy, vgg_weights=vgg_weights, quiet=quiet)
+        columns[f"lr {value:g}"] = {
+            "discriminator loss": result.last_logs.get("d_loss", float("nan")),
+            "generator loss": result.last_logs.get("g_loss", float("nan")),
+            **{k: result.validation[k] for k in ("ssim", "psnr", "nrmse")},
+        }
+        baselines = result.baselines
+    for baseline, scores in baselines.items():
+        columns[BASELINE_NAMES[baseline]] = {
+            "discriminator loss": float("nan"),
+            "generator loss": float("nan"),
+            **scores,
+        }
+    echo("validation (whole slices, [0, 1], data range 1; losses: mean over the last logging interval)")
+    echo(format_table(columns, ["discriminator loss", "generator loss", "ssim", "psnr", "nrmse"]))

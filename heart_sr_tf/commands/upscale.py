@@ -1,0 +1,117 @@
+"""``upscale``: which models run where (local backend and precision, or a server), in which directions, and with
+what checks, before any long work; then the scan is upscaled by ``volumes.upscale``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from heart_sr_tf.commands.data import Echo
+from heart_sr_tf.errors import UsageError
+
+IN_PLANE_BATCH = 16  # slices per model call by default
+THROUGH_PLANE_BATCH = 32  # planes per call by default: they are narrow (one LR row per slice)
+
+
+def load_model(path, backend: str, precision: str):
+    """A local model as a predictor: an export in ``backend``, a training run in TensorFlow whatever the backend
+    (OpenVINO needs an export)."""
+    from heart_sr_tf.inference.discovery import find_model
+    from heart_sr_tf.inference.predictor import load_predictor
+    from heart_sr_tf.quiet import import_tensorflow_quietly
+    from heart_sr_tf.training.runs import is_run_folder
+
+    if is_run_folder(find_model(path)):
+        import_tensorflow_quietly()
+        return load_predictor(path, "tensorflow", precision)
+    return load_predictor(path, backend, precision)
+
+
+def upscale_scan(
+    in_path: Path, out_path: Path, model, server, scale, batch_size, through_plane, through_plane_model,
+    through_plane_server, in_plane, backend, precision, quiet, echo: Echo, warn: Echo, overwrite: bool = False,
+):  # fmt: skip
+    from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
+    from heart_sr_tf.quiet import import_tensorflow_quietly
+    from heart_sr_tf.volumes.upscale import upscale_nifti
+
+    if through_plane_model is not None and through_plane_server:
+        raise UsageError("give --through-plane-model or --through-plane-server, not both")
+    through_plane = through_plane or through_plane_model is not None or bool(through_plane_server)
+    if in_plane and not through_plane:
+        raise UsageError("--in-plane goes with --through-plane (in-plane alone is the default)")
+    if through_plane and server and not in_plane:
+        raise UsageError(
+            "--server serves the in-plane model: add --in-plane, or give a served through-plane model with "
+            "--through-plane-server"
+        )
+    backend = resolve_backend(backend)
+    if backend == "tensorflow":
+        import_tensorflow_quietly()
+    precision = resolve_precision(precision)
+    across = None
+    if through_plane:
+        across = _through_plane(
+            in_path, through_plane_model, through_plane_server, batch_size, backend, precision, echo, warn
+        )
+    predictor = None
+    if in_plane or not through_plane:
+        if server:
+            from heart_sr_tf.inference.remote import rest_predictor
+
+            predictor = rest_predictor(server, scale)
+            echo(
+                f"model: {server}, x{predictor.scale} (learnt from one small request; TF Serving does not report "
+                "a model's degradation: the served model decides)"
+            )
+        else:
+            predictor = load_model(model, backend, precision)
+            echo(
+                f"model: {predictor.source}, trained for {predictor.degradation.describe()}; "
+                f"{predictor.backend}, {predictor.precision}"
+            )
+    written = upscale_nifti(
+        in_path, out_path, predictor, batch_size=batch_size or IN_PLANE_BATCH, quiet=quiet, through_plane=across,
+        overwrite=overwrite,
+    )  # fmt: skip
+    done = [f"x{across.g} across slices"] if across else []
+    done += [f"x{predictor.scale} in-plane with {predictor.source}"] if predictor else []
+    echo(f"wrote {written} ({', then '.join(done)})")
+    return written
+
+
+def _through_plane(in_path, model, server, batch_size, backend, precision, echo, warn):
+    """The through-plane step, its model chosen from the scan's slice spacing unless given; the scan is checked
+    first (at least 2 slices), before any model loads."""
+    from heart_sr_tf.data.nifti import load_nifti
+    from heart_sr_tf.errors import DataError
+    from heart_sr_tf.inference.discovery import shipped_model_dirs
+    from heart_sr_tf.volumes.through_plane import ThroughPlane, choose_model
+
+    data, zooms = load_nifti(in_path, ndims=(3, 4), min_inplane=1)
+    if data.shape[2] < 2:
+        raise DataError(in_path, f"through-plane upscaling needs at least 2 slices, got {data.shape[2]}")
+    if server:
+        from heart_sr_tf.inference.remote import rest_predictor
+
+        served = rest_predictor(server, through_plane=True)
+        _warn_far_ratio(in_path, zooms, served.scale, warn)
+        across = ThroughPlane(served, batch_size=batch_size or IN_PLANE_BATCH)
+    else:
+        if model is None:
+            choice = choose_model(zooms, shipped_model_dirs())
+            model = choice.path
+            _warn_far_ratio(in_path, zooms, choice.g, warn)
+        across = ThroughPlane(load_model(model, backend, precision), batch_size=batch_size or THROUGH_PLANE_BATCH)
+    echo(f"across slices: {across.describe(zooms)}")
+    return across
+
+
+def _warn_far_ratio(in_path, zooms, g: int, warn) -> None:
+    from heart_sr_tf.volumes.through_plane import slice_ratio
+
+    ratio = slice_ratio(zooms)
+    if abs(g - ratio) > 1:
+        warn(
+            f"warning: {in_path}: its slice spacing is {ratio:.2f} in-plane pixels, but the through-plane model "
+            f"has g = {g}; the result is less reliable"
+        )

@@ -1,0 +1,47 @@
+"""Reading any NIfTI scan as float32, checked to be usable as an image volume (the ACDC reader and `upscale`)."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from heart_sr_tf.errors import DataError
+
+
+def load_nifti(
+    path: Path, ndims: tuple[int, ...] = (3, 4), min_inplane: int = 3, allow_zero: bool = False
+) -> tuple[np.ndarray, tuple]:
+    """Load a NIfTI volume as float32 and check it is usable.
+
+    Returns the array (x, y, slices[, frames]) and the header zooms (mm, mm, mm[, s]).
+    ``min_inplane`` is the smallest in-plane size accepted: one degradation block.
+    """
+    path = Path(path)
+    try:
+        image = nib.load(str(path))
+        data = np.asarray(image.dataobj, dtype=np.float32)
+        zooms = tuple(float(z) for z in image.header.get_zooms())
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as exc:
+        raise DataError(path, f"truncated or unreadable NIfTI ({type(exc).__name__}: {exc})") from None
+    check_volume(path, data, ndims=ndims, min_inplane=min_inplane, allow_zero=allow_zero)
+    return data, zooms
+
+
+def check_volume(path, data: np.ndarray, ndims=(3, 4), min_inplane: int = 3, allow_zero: bool = False) -> None:
+    """Raise DataError when ``data`` cannot be used as an image volume."""
+    if data.ndim not in ndims:
+        want = " or ".join(f"{d}D" for d in ndims)
+        raise DataError(path, f"expected a {want} volume, got a {data.ndim}D array of shape {data.shape}")
+    if min(data.shape[:2]) < min_inplane:
+        raise DataError(
+            path, f"in-plane size {data.shape[0]}x{data.shape[1]} is smaller than one {min_inplane}x{min_inplane} block"
+        )
+    if not np.all(np.isfinite(data)):
+        raise DataError(path, f"{int(np.sum(~np.isfinite(data)))} NaN or infinite voxels")
+    if not allow_zero and not np.any(data):
+        raise DataError(path, "all voxels are zero")

@@ -1,0 +1,78 @@
+"""Reading an export back: the SavedModel itself (checked once, one line for a damaged one), its weights into a
+rebuilt generator (``--init-from``, the bfloat16 twin), and the training config its metadata carries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow as tf
+import tomllib
+
+from heart_sr_tf.data.degradation import Degradation
+from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
+from heart_sr_tf.models.rrdb import SCALE_DEPENDENT_LAYERS, adapt_head
+
+
+def load_exported(path: Path):
+    """``(folder, loaded)`` for a SavedModel or the highest version under a model base path, with its
+    ``serving_default`` signature checked. Keep ``loaded`` alive while its variables are read."""
+    folder = resolve_model_dir(path)
+    try:
+        loaded = tf.saved_model.load(str(folder))
+        loaded.signatures["serving_default"]
+        return folder, loaded
+    except Exception as exc:  # whatever a damaged file makes TensorFlow raise (IndexError, OpError, ...): one line
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HeartSRError(f"{folder}: not a loadable heart-sr SavedModel ({message[:200]})") from None
+
+
+def load_exported_weights(folder: Path, generator, factors: tuple[int, int] | None = None) -> str:
+    """Copy the weights of an exported SavedModel into ``generator``, matched by name.
+
+    The architecture must be the same. With ``factors`` (the generator's), the source may have been trained for
+    other factors of the same kind: its scale-dependent head (``SCALE_DEPENDENT_LAYERS``) is then re-laid by
+    ``adapt_head``, and the returned description says so.
+    """
+    folder, loaded = load_exported(folder)
+    saved = {v.name.split(":")[0]: v.numpy() for v in loaded.signatures["serving_default"].variables}
+    source = Degradation.from_metadata(read_metadata(folder), str(folder)).factors
+    values = []
+    for weight in generator.weights:
+        value = saved.get(weight.path)
+        if value is not None and value.shape != tuple(weight.shape):
+            value = _adapted(value, weight, source, factors)
+        if value is None:
+            raise HeartSRError(
+                f"{folder}: holds no weight {weight.path} of shape {tuple(weight.shape)}; not this architecture"
+            )
+        values.append(value)
+    for weight, value in zip(generator.weights, values):
+        weight.assign(value)
+    if factors is not None and tuple(factors) != source:
+        return f"{folder} (trained for factors {source}: its upsampling head re-laid for {tuple(factors)})"
+    return str(folder)
+
+
+def _adapted(value, weight, source, target):
+    """A scale-dependent ``value`` re-laid from ``source`` to ``target`` factors to fit ``weight``, else None."""
+    if target is None or weight.path.split("/")[0] not in SCALE_DEPENDENT_LAYERS:
+        return None
+    try:
+        value = adapt_head(value, source, tuple(target))
+    except ValueError:
+        return None
+    return value if value.shape == tuple(weight.shape) else None
+
+
+def export_config(meta: dict, folder: Path):
+    """The training config an export's metadata carries (needed to rebuild its generator)."""
+    from heart_sr_tf.config import SRGANConfig, WGANConfig, check, from_dict
+
+    text = meta.get("config")
+    if not text:
+        raise HeartSRError(f"{folder}: its metadata holds no training config, so it cannot be rebuilt in bfloat16")
+    values = tomllib.loads(text)
+    config = from_dict(WGANConfig if "phases" in values else SRGANConfig, values, f"{folder} metadata")
+    check(config)
+    return config

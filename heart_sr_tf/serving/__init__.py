@@ -1,1 +1,0 @@
-"""Exported generators: SavedModel export, loading, NIfTI upscaling, TF Serving REST client."""
