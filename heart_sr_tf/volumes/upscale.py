@@ -25,7 +25,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from heart_sr_tf.data.intensity import denormalise, intensity_window, normalise
+from heart_sr_tf.data.intensity import denormalise, intensity_window, normalise, padding_mask
 from heart_sr_tf.data.interpolation import aligned_bicubic
 from heart_sr_tf.data.nifti import load_nifti
 from heart_sr_tf.errors import DataError, HeartSRError
@@ -194,9 +194,13 @@ def _super_resolve(data: np.ndarray, step, quiet: bool) -> np.ndarray:
     """``[x, y, ...]`` float32 -> ``[fx*x, fy*y, fz*z, ...]`` in the input's intensity units.
 
     Each frame is scaled by its own intensity window; the model sees all frames' images (in shared calls),
-    and each frame's result goes back to its own range, with the part above the clip added back."""
+    and each frame's result goes back to its own range, with the part above the clip added back. Padding voxels
+    (see ``data/intensity.py``) are left out of the window, shown to the model as the window's minimum, and
+    passed through: every output voxel whose nearest input voxel is padding holds that voxel's value."""
     volume = data.reshape(data.shape[:3] + (-1,)) if data.ndim > 2 else data[:, :, None, None]
-    windows = [intensity_window(volume[..., t]) for t in range(volume.shape[3])]
+    frames = volume.shape[3]
+    padding = [padding_mask(volume[..., t]) for t in range(frames)]
+    windows = [intensity_window(volume[..., t], padding[t]) for t in range(frames)]
     scaled = np.stack([normalise(volume[..., t], w) for t, w in enumerate(windows)], axis=3)
     with progress_bar(step.units(volume.shape), step.desc, step.unit, disable=quiet) as bar:
         out = step.model(scaled, bar)
@@ -206,9 +210,20 @@ def _super_resolve(data: np.ndarray, step, quiet: bool) -> np.ndarray:
         excess = np.maximum(frame - window[1], 0.0)  # what the clip took away, interpolated on its own
         if excess.any():
             result += np.maximum(step.interpolate(excess), 0.0)
-        # the frame's own range bounds the result: interpolation overshoot never invents a brighter voxel
-        out[..., t] = np.clip(result, frame.min(), frame.max())
+        # the image's own range bounds the result: interpolation overshoot never invents a brighter voxel
+        image = frame[~padding[t]] if padding[t].any() else frame
+        result = np.clip(result, image.min(), image.max())
+        if padding[t].any():
+            nearest = np.ix_(*(_nearest(n, f) for n, f in zip(frame.shape, step.factors, strict=True)))
+            result = np.where(padding[t][nearest], frame[nearest], result)
+        out[..., t] = result
     return out.reshape(out.shape[:3] + data.shape[3:]) if data.ndim > 2 else out[:, :, 0, 0]
+
+
+def _nearest(length: int, factor: int) -> np.ndarray:
+    """For each of the ``factor * length`` output positions along an axis, the nearest input position (output
+    ``factor * i`` sits on input ``i``)."""
+    return np.clip(np.round(np.arange(factor * length) / factor), 0, length - 1).astype(int)
 
 
 def _write(image, out: np.ndarray, factors: tuple[int, int, int], path: Path) -> None:
