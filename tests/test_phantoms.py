@@ -1,5 +1,6 @@
 import nibabel as nib
 import numpy as np
+import pytest
 
 from heart_sr_tf.data.acdc import find_patients, load_frames, load_labels
 from heart_sr_tf.data.phantoms import phantom_patient
@@ -29,3 +30,21 @@ def test_layout_labels_and_a_beating_ventricle(phantom_root):
     ed_file = nib.load(str(p.frame_paths[p.info.ed])).get_fdata()
     np.testing.assert_array_equal(ed_file, frames[p.info.ed - 1][1])
     np.testing.assert_allclose(spacing, (1.6, 1.6, 8.0), rtol=1e-6)
+
+
+def test_phantoms_never_write_into_a_folder_they_did_not_create(tmp_path):
+    from heart_sr_tf.data.phantoms import write_phantoms
+    from heart_sr_tf.errors import DataError
+
+    real = tmp_path / "acdc" / "training" / "patient001"
+    real.mkdir(parents=True)
+    (real / "Info.cfg").write_text("ED: 1\n")
+    with pytest.raises(DataError, match="not empty and was not written by `phantoms`"):
+        write_phantoms(tmp_path / "acdc", 3, 0)
+    assert (real / "Info.cfg").read_text() == "ED: 1\n" and sorted(p.name for p in real.iterdir()) == ["Info.cfg"]
+    ours = tmp_path / "ours"
+    write_phantoms(ours, 3, 0)
+    assert len(write_phantoms(ours, 3, 0)) == 3  # its own earlier output may be written again
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="is a file"):
+        write_phantoms(tmp_path / "file", 3, 0)

@@ -80,16 +80,21 @@ def test_server_mode_sends_tf_serving_requests(phantom_root, tiny_export, tmp_pa
     src = phantom_root / "training" / "patient002" / "patient002_frame01.nii.gz"
     remote = upscale_nifti(src, tmp_path / "remote.nii.gz", rest_predictor(url), batch_size=4, quiet=True)
     local = upscale_nifti(src, tmp_path / "local.nii.gz", load_predictor(tiny_export), batch_size=4, quiet=True)
-    path, body = requests[0]
+    probe, (path, body) = requests[0], requests[1]  # one small request learns the served model's scale
+    assert np.asarray(probe[1]["inputs"]["lr_image"]).shape == (1, 4, 4, 1)
     assert path == "/v1/models/tiny:predict" and body["signature_name"] == "serving_default"
     assert np.asarray(body["inputs"]["lr_image"]).shape[1:] == (176, 208, 1)
-    assert len(requests) == 2  # 6 slices in batches of 4
+    assert len(requests) == 3  # the probe, then 6 slices in batches of 4
     np.testing.assert_allclose(nib.load(str(remote)).get_fdata(), nib.load(str(local)).get_fdata(), atol=1)
 
 
 def test_a_corrupt_model_gives_one_line(phantom_root, tmp_path):
     (tmp_path / "m" / "1").mkdir(parents=True)
     (tmp_path / "m" / "1" / "saved_model.pb").write_bytes(b"not a model")
+    (tmp_path / "m" / "1" / "assets.extra").mkdir()  # metadata that is fine: the model itself is what is broken
+    (tmp_path / "m" / "1" / "assets.extra" / "heart_sr_metadata.json").write_text(
+        '{"scale": 3, "degradation": {"kind": "kspace", "scale": 3}}'
+    )
     src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
     result = subprocess.run(
         [sys.executable, "cli.py", "upscale", str(src), str(tmp_path / "o.nii.gz"), "--model", str(tmp_path / "m")],
@@ -101,3 +106,71 @@ def test_a_corrupt_model_gives_one_line(phantom_root, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"error: {tmp_path / 'm' / '1'}: not a loadable" in result.stderr
     assert not (tmp_path / "o.nii.gz").exists()
+
+
+def _answering(reply):
+    """A loopback server whose every predict answer is ``reply(lr)`` (a JSON-able object)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            data = json.dumps(reply(np.asarray(body["inputs"]["lr_image"], np.float32))).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}/v1/models/bad"
+
+
+def _x3(lr):
+    return np.repeat(np.repeat(lr, 3, axis=1), 3, axis=2)
+
+
+@pytest.mark.parametrize(
+    "reply, scale, message",
+    [
+        (lambda lr: {"outputs": np.where(lr.shape[1] == 4, _x3(lr), np.nan).tolist()}, 3, "NaN or infinite"),
+        (lambda lr: {"outputs": [[1.0], [1.0, 2.0]]}, 3, "ragged or not numbers"),
+        (lambda lr: {"outputs": "an image"}, 3, "ragged or not numbers"),
+        (lambda lr: [1, 2, 3], 3, "has no outputs"),
+        (lambda lr: {"outputs": lr[:, :2].tolist()}, 3, "not an in-plane model"),
+        (lambda lr: {"outputs": _x3(lr).tolist()}, 2, "x3, not x2"),
+    ],
+)
+def test_a_bad_server_is_one_line_and_writes_nothing(phantom_root, tmp_path, reply, scale, message):
+    server, url = _answering(reply)
+    src = phantom_root / "training" / "patient002" / "patient002_frame01.nii.gz"
+    try:
+        result = subprocess.run(
+            [sys.executable, "cli.py", "upscale", str(src), str(tmp_path / "o.nii.gz"), "--server", url,
+             "--scale", str(scale), "--quiet"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and "Traceback" not in result.stderr and len(errors) == 1, result.stderr
+    assert message in errors[0], errors[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_existing_output_is_kept_unless_overwrite(phantom_root, tmp_path):
+    src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
+    out = tmp_path / "mine.nii.gz"
+    out.write_bytes(b"a file the tool did not write")
+    args = [sys.executable, "cli.py", "upscale", str(src), str(out), "--model", "throughplane_x6", "--quiet"]
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "exists; pass --overwrite" in result.stderr, result.stderr
+    assert out.read_bytes() == b"a file the tool did not write"
+    result = subprocess.run([*args, "--overwrite"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "a through-plane model; use it with --through-plane" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.nii.gz"]  # no 0-byte temporary file left

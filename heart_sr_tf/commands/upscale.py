@@ -32,8 +32,9 @@ def upscale_scan(
 ):  # fmt: skip
     from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
     from heart_sr_tf.quiet import import_tensorflow_quietly
-    from heart_sr_tf.volumes.upscale import upscale_nifti
+    from heart_sr_tf.volumes.upscale import refuse_output, upscale_nifti
 
+    refuse_output(in_path, out_path, overwrite)  # before any model loads
     if through_plane_model is not None and through_plane_server:
         raise UsageError("give --through-plane-model or --through-plane-server, not both")
     through_plane = through_plane or through_plane_model is not None or bool(through_plane_server)

@@ -14,6 +14,7 @@ import nibabel as nib
 import numpy as np
 
 from heart_sr_tf.data.acdc import GROUPS
+from heart_sr_tf.errors import DataError
 
 SHAPE = (176, 208)  # in-plane (x, y), deliberately not square
 SLICES = 6
@@ -76,8 +77,27 @@ def phantom_patient(index: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, 
 
 
 def write_phantoms(out: Path, patients: int = 10, seed: int = 0) -> list[Path]:
-    """Write ``patients`` synthetic patients to ``out/training/patientXXX`` in the ACDC layout."""
+    """Write ``patients`` synthetic patients to ``out/training/patientXXX`` in the ACDC layout.
+
+    ``out`` must be new, empty, or phantoms written before (it then holds ``MARKER``): a folder of real scans is
+    never written into. Every problem with the place is one DataError naming it."""
     out = Path(out)
+    try:
+        if out.exists() and not out.is_dir():
+            raise DataError(out, "is a file, not a folder")
+        if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+            raise DataError(out, "is not empty and was not written by `phantoms`; refusing to write into it")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MARKER).write_text("synthetic phantoms written by heart-sr-tf\n")
+        return _write(out, patients, seed)
+    except OSError as exc:
+        raise DataError(out, f"cannot write phantoms there ({exc.strerror or exc})") from None
+
+
+MARKER = ".heart-sr-phantoms"
+
+
+def _write(out: Path, patients: int, seed: int) -> list[Path]:
     folders = []
     affine = np.diag([-1.0, -1.0, 1.0, 1.0])
     for index in range(patients):

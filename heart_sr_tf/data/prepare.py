@@ -86,6 +86,8 @@ def prepare(
             if not quiet:
                 print(f"{acdc_dir}: files changed since {data_dir} was built from it; rebuilding", file=sys.stderr)
             force = True
+    if not is_prepared(data_dir) and any((data_dir / "acdc_sr" / roi).exists() for roi in ROIS):
+        force = True  # half a dataset (an interrupted prepare): its other half may come from another source or seed
     if force or not is_prepared(data_dir):
         total = len(scan_patients(acdc_dir)[0])
         with progress_bar(total, "check", "patient", disable=quiet) as bar:

@@ -44,6 +44,25 @@ def check_output(in_path: Path, out_path: Path, overwrite: bool = False) -> Path
     """Refuse an output that exists (unless ``overwrite``), would overwrite the input (or a hard link to it), is
     not NIfTI, has a name the file system cannot hold, or cannot be written; return the temporary file the result
     goes to first (created empty now, so a bad OUT fails before inference)."""
+    refuse_output(in_path, out_path, overwrite)
+    parent = out_path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HeartSRError(f"{out_path}: cannot create its folder ({exc.strerror})") from None
+    _remove_stale_parts(out_path)
+    suffix = ".nii.gz" if str(out_path).endswith(".gz") else ".nii"
+    tmp = parent / f"{_part_prefix(out_path)}{os.getpid()}{suffix}"
+    try:
+        tmp.touch(exist_ok=False)
+    except OSError as exc:
+        raise HeartSRError(f"{out_path}: cannot write there ({exc.strerror})") from None
+    return tmp
+
+
+def refuse_output(in_path: Path, out_path: Path, overwrite: bool = False) -> None:
+    """The checks of :func:`check_output` that write nothing: run them before loading any model."""
+    in_path, out_path = Path(in_path), Path(out_path)
     if not str(out_path).endswith((".nii", ".nii.gz")):
         raise HeartSRError(f"{out_path}: the output must be a .nii or .nii.gz file")
     if len(out_path.name.encode()) > NAME_MAX:
@@ -63,18 +82,6 @@ def check_output(in_path: Path, out_path: Path, overwrite: bool = False) -> Path
             if not ancestor.is_dir():
                 raise HeartSRError(f"{out_path}: {ancestor} is a file, not a folder")
             break
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HeartSRError(f"{out_path}: cannot create its folder ({exc.strerror})") from None
-    _remove_stale_parts(out_path)
-    suffix = ".nii.gz" if str(out_path).endswith(".gz") else ".nii"
-    tmp = parent / f"{_part_prefix(out_path)}{os.getpid()}{suffix}"
-    try:
-        tmp.touch(exist_ok=False)
-    except OSError as exc:
-        raise HeartSRError(f"{out_path}: cannot write there ({exc.strerror})") from None
-    return tmp
 
 
 NAME_MAX = 255  # bytes in one file name on Linux and macOS file systems
