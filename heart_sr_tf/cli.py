@@ -254,6 +254,13 @@ def sweep_srgan_command(strategy, vgg_weights, quiet, lrs, name, **options):
 @click.option(
     "--figures", "n_figures", type=click.IntRange(min=0), default=4, show_default=True, help="Figures to draw."
 )
+@click.option(
+    "--clinical",
+    is_flag=True,
+    help="Also segment the split's ED/ES frames at full resolution, through the baselines and the model, and "
+    "report Dice, volumes, ejection fractions and myocardial mass against the ground truth (--limit: patients).",
+)
+@click.option("--segmenter", type=click.Path(path_type=Path), help="The exported segmenter (default: the shipped one).")
 @backend_options(default_backend="tensorflow", default_precision="float32")
 @click.option("--quiet", is_flag=True)
 def evaluate(**options):

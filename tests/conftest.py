@@ -21,7 +21,15 @@ import pytest  # noqa: E402
 ACDC_ENV = "HEART_SR_ACDC_DIR"
 
 # Tests that train, prepare a dataset or read real scans are "slow"; `pytest -m "not slow"` runs the unit tests.
-SLOW_FIXTURES = {"acdc_dir", "phantom_root", "phantom_tfds", "tiny_run", "tiny_export", "real_test_slices"}
+SLOW_FIXTURES = {
+    "acdc_dir",
+    "phantom_root",
+    "phantom_tfds",
+    "tiny_run",
+    "tiny_export",
+    "real_test_slices",
+    "tiny_segmenter",
+}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -89,6 +97,23 @@ def tiny_export(tiny_run, tmp_path_factory) -> Path:
     predictor = load_run(tiny_run)
     out = tmp_path_factory.mktemp("saved_models")
     return export_generator(predictor.generator, out, "tiny", metadata={"scale": 3, "run": str(tiny_run)})
+
+
+@pytest.fixture(scope="session")
+def tiny_segmenter(phantom_root, tmp_path_factory) -> tuple[Path, Path]:
+    """``(run, export)``: the CPU segmenter config trained briefly on the phantoms, and its export."""
+    from heart_sr_tf.commands.export import export_model
+    from heart_sr_tf.config import CONFIG_CLASSES, load_config
+    from heart_sr_tf.training.runs import Run
+    from heart_sr_tf.training.segmenter_trainer import train_segmenter
+
+    config = load_config("segmenter_cpu", CONFIG_CLASSES["segmenter"])
+    config.train.steps, config.train.log_every, config.train.validate_every = 120, 20, 60
+    run = Run.create(tmp_path_factory.mktemp("runs"), "seg", config, "segmenter", phantom_root)
+    train_segmenter(run, quiet=True)
+    out = tmp_path_factory.mktemp("saved_models")
+    export_model(run.folder, None, None, out, False, False, "float32")
+    return run.folder, out / "segmenter"
 
 
 class _StandIn(BaseHTTPRequestHandler):

@@ -17,7 +17,7 @@ def default_out(model: Path, split: str, is_run: bool) -> Path:
 
 def evaluate_model(
     model, acdc_dir, data_dir, split, roi, degradation, data_consistency, out, limit, n_figures,
-    backend, precision, quiet, echo: Echo, warn: Echo,
+    backend, precision, quiet, echo: Echo, warn: Echo, clinical: bool = False, segmenter=None,
 ):  # fmt: skip
     from heart_sr_tf.data.pipeline import num_slices
     from heart_sr_tf.evaluation.evaluate import NAMES, figures, write_outputs
@@ -25,6 +25,11 @@ def evaluate_model(
     from heart_sr_tf.evaluation.report import format_table
     from heart_sr_tf.inference.predictor import load_predictor
 
+    seg = None
+    if clinical:  # loaded first: a missing segmenter fails before any work
+        from heart_sr_tf.inference.segmenter import Segmenter
+
+        seg = Segmenter(segmenter or "segmenter")
     predictor = load_predictor(model, backend, precision)
     if data_consistency:
         predictor = predictor.with_consistency()
@@ -75,4 +80,19 @@ def evaluate_model(
         echo(format_table(columns, rows))
         for baseline in chosen.baselines:
             echo(gain_text(methods["model"], methods[baseline], NAMES[baseline]))
+    if seg is not None:
+        files += _clinical(predictor, seg, data, split, chosen, limit, quiet, out, echo)
     echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")
+
+
+def _clinical(predictor, segmenter, data, split, degradation, limit, quiet, out, echo) -> list[Path]:
+    """The split's patients segmented at full resolution, through the baselines and through the model."""
+    from heart_sr_tf.data.prepare import dataset_source
+    from heart_sr_tf.evaluation.clinical import clinical_evaluation, clinical_markdown, write_clinical
+
+    source, seed = dataset_source(data)
+    if degradation.kind == "through_plane":
+        raise HeartSRError("--clinical: measures in-plane models (a through-plane model changes the slice count)")
+    result = clinical_evaluation(predictor, segmenter, source, split, seed, degradation, limit=limit, quiet=quiet)
+    echo("\n" + clinical_markdown(result))
+    return write_clinical(result, out)

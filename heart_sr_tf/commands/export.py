@@ -16,6 +16,8 @@ def export_model(run_dir, name, version, out, data_consistency, self_ensemble, p
     from heart_sr_tf.training.runs import is_run_folder
 
     source = find_model(run_dir)
+    if is_run_folder(source) and _kind(source) == "segmenter":
+        return _export_segmenter(source, name, version, out, data_consistency or self_ensemble, precision)
     if is_run_folder(source):
         predictor = load_run(source, precision)
         run = predictor.run
@@ -53,3 +55,32 @@ def export_model(run_dir, name, version, out, data_consistency, self_ensemble, p
     metadata["precision"] = precision
     target = export_generator(generator, out, name or default_name, version, metadata, degradation)
     return f"exported {what} to {target} ({precision})"
+
+
+def _kind(folder: Path) -> str:
+    from heart_sr_tf.training.runs import Run
+
+    return Run.open(folder).kind
+
+
+def _export_segmenter(folder: Path, name, version, out, wrapper: bool, precision: str) -> str:
+    """A segmenter run's network at its latest checkpoint, with its validation Dice in the metadata."""
+    from heart_sr_tf.config import dump_toml
+    from heart_sr_tf.errors import HeartSRError
+    from heart_sr_tf.export.segmenter import export_segmenter
+    from heart_sr_tf.models.registry import make_segmenter
+    from heart_sr_tf.training.runs import Run
+
+    if wrapper or precision != "float32":
+        raise HeartSRError(f"{folder}: a segmenter exports as it is (no --data-consistency, --self-ensemble, bfloat16)")
+    run = Run.open(folder)
+    network = make_segmenter(run.config)
+    checkpoint = run.restore_network(network, "network")
+    metadata = {
+        "run": str(run.folder),
+        "checkpoint": checkpoint,
+        "config": dump_toml(run.config),
+        "last_metrics": run.last_metrics(),
+    }
+    target = export_segmenter(network, run.config.network.depth, out, name or "segmenter", version, metadata)
+    return f"exported {run.folder} ({Path(checkpoint).name}) to {target} (segmenter)"

@@ -113,6 +113,14 @@ def _tick(bar, note: str) -> None:
     bar.update(1)
 
 
+def dataset_source(data_dir: Path) -> tuple[Path, int]:
+    """The ACDC (or phantom) folder a prepared dataset was built from, and its split seed."""
+    metadata = builder(data_dir, "full").info.metadata
+    if "source" not in metadata:
+        raise DataError(data_dir, "the prepared dataset does not record its source folder; prepare it again")
+    return Path(metadata["source"]), int(metadata.get("split_seed", 0))
+
+
 def split_assignment(data_dir: Path) -> dict[str, str]:
     """patient -> split of a prepared dataset."""
     return dict(builder(data_dir, "full").info.metadata.get("assignment", {}))

@@ -12,6 +12,7 @@ The metadata (scale, degradation, intensity protocol, training run and metrics) 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -22,6 +23,7 @@ import tensorflow as tf
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.export.layout import METADATA_FILE, versions
+from heart_sr_tf.processes import process_alive
 
 PROTOCOL = {
     "intensity": "per volume (one 3D frame): clip to [min, 99.5th percentile], scale to [0, 1]",
@@ -52,22 +54,44 @@ def export_generator(
             f"sr_image: float32 [batch, {g}*h, w, 1] clipped to [0, 1]: the first axis (the slice axis) upsampled "
             f"by {g}; HR row {g}*r sits on LR row r"
         )
+    return write_version(out, name, version, {**PROTOCOL, **metadata}, lambda path: _write(generator, path))
+
+
+def write_version(out: Path, name: str, version: int | None, metadata: dict, write) -> Path:
+    """``write(folder)`` a SavedModel into a temporary folder beside ``out/name/version`` (the next integer when
+    ``version`` is None), add the metadata, and rename it into place: never overwrites, never leaves half an
+    export (temporary folders of killed exports are removed by the next one)."""
     base = Path(out) / name
     version = version if version is not None else (max(versions(base), default=0) + 1)
     target = base / str(version)
     if target.exists():
         raise HeartSRError(f"{target}: version {version} already exists; exports are never overwritten")
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = base / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
     try:
-        _write(generator, tmp)
+        base.mkdir(parents=True, exist_ok=True)
+        _remove_stale_tmp(base)
+    except OSError as exc:
+        raise HeartSRError(f"{base}: cannot write the export there ({exc.strerror or exc})") from None
+    tmp = base / f".tmp-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        write(tmp)
         extra = tmp / "assets.extra"
         extra.mkdir(exist_ok=True)
-        (extra / METADATA_FILE).write_text(json.dumps({**PROTOCOL, **metadata}, indent=2, default=str))
+        (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
         tmp.rename(target)
+    except OSError as exc:
+        raise HeartSRError(f"{target}: cannot write the export ({exc.strerror or exc})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _remove_stale_tmp(base: Path) -> None:
+    """Temporary folders of exports whose process is gone (a SIGKILLed export)."""
+    for tmp in base.glob(".tmp-*"):
+        parts = tmp.name.split("-")
+        pid = parts[2] if len(parts) > 3 else ""
+        if not pid.isdigit() or not process_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _write(generator: keras.Model, path: Path) -> None:

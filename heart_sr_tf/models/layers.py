@@ -102,3 +102,14 @@ class AlignedBicubicUpsample(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "a": self.a}
+
+
+@keras.saving.register_keras_serializable(package="heart_sr_tf")
+class BilinearUpsample2x(keras.layers.Layer):
+    """Keras' ``UpSampling2D(interpolation="bilinear")`` (half-pixel centres, no antialiasing), written so that it
+    also traces with unknown height and width, as an export's ``[None, None, None, 1]`` signature needs."""
+
+    def call(self, x):
+        shape = tf.shape(x)
+        out = tf.image.resize(x, [2 * shape[1], 2 * shape[2]], method="bilinear")
+        return tf.cast(out, x.dtype)

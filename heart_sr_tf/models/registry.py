@@ -28,3 +28,11 @@ def build_generator(config, precision: str):
         return make_generator(config)
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def make_segmenter(config) -> keras.Model:
+    """The U-Net a segmenter config describes, for ACDC's four labels."""
+    from heart_sr_tf.models.unet import unet_segmenter
+
+    n = config.network
+    return unet_segmenter(4, n.features, n.depth, n.dropout)

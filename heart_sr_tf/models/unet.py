@@ -7,6 +7,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from heart_sr_tf.models.layers import BilinearUpsample2x
+
 
 def _block(x, features: int, name: str):
     for i in (1, 2):
@@ -28,7 +30,7 @@ def unet_segmenter(classes: int = 4, features: int = 32, depth: int = 4, dropout
     if dropout:
         x = layers.SpatialDropout2D(dropout, name="bottom_dropout")(x)
     for level in reversed(range(depth)):
-        x = layers.UpSampling2D(interpolation="bilinear", name=f"up{level}")(x)
+        x = BilinearUpsample2x(name=f"up{level}")(x)
         x = layers.Concatenate(name=f"skip{level}")([x, skips[level]])
         x = _block(x, features * 2**level, f"dec{level}")
     logits = layers.Conv2D(classes, 1, dtype="float32", name="logits")(x)

@@ -191,10 +191,22 @@ class Run:
 
     def restore_generator(self, generator) -> str:
         """Load the generator weights of the latest checkpoint into ``generator`` (same architecture)."""
+        return self.restore_network(generator, "generator")
+
+    def restore_network(self, network, key: str) -> str:
+        """Load the weights checkpointed under ``key`` (``generator``, ``network``) into ``network``. A checkpoint
+        that does not hold every weight of this architecture (a config edited since, a truncated file) is one
+        error line."""
         import tensorflow as tf
 
         latest = self.latest_checkpoint()
-        tf.train.Checkpoint(generator=list(generator.weights)).restore(latest).expect_partial()
+        try:
+            status = tf.train.Checkpoint(**{key: list(network.weights)}).restore(latest)
+            status.expect_partial()
+            status.assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as exc:
+            message = str(exc).splitlines()[0][:160]
+            raise HeartSRError(f"{latest}: does not hold this run's {key} as configured ({message})") from None
         return latest
 
 

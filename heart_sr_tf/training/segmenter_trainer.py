@@ -11,20 +11,15 @@ import numpy as np
 import tensorflow as tf
 
 from heart_sr_tf.cardiac_metrics import STRUCTURES, dice_scores
-from heart_sr_tf.config import SegmenterConfig
 from heart_sr_tf.data.segmentation import CLASSES, load_split, segmentation_dataset, slice_arrays
 from heart_sr_tf.errors import DataError
-from heart_sr_tf.models.unet import segment_logits, unet_segmenter
+from heart_sr_tf.models.registry import make_segmenter
+from heart_sr_tf.models.unet import segment_logits
 from heart_sr_tf.training.build import learning_rate, set_precision
 from heart_sr_tf.training.distribute import make_strategy
 from heart_sr_tf.training.loop import Segment, TrainingLoop, TrainResult
 from heart_sr_tf.training.runs import Run
 from heart_sr_tf.training.segmenter import SegmenterTrainer
-
-
-def make_segmenter(config: SegmenterConfig) -> keras.Model:
-    n = config.network
-    return unet_segmenter(len(CLASSES), n.features, n.depth, n.dropout)
 
 
 def predict_labels(network: keras.Model, images: np.ndarray, depth: int, batch_size: int = 8) -> np.ndarray:

@@ -29,6 +29,7 @@ from heart_sr_tf.data.intensity import denormalise, intensity_window, normalise,
 from heart_sr_tf.data.interpolation import aligned_bicubic
 from heart_sr_tf.data.nifti import load_nifti
 from heart_sr_tf.errors import DataError, HeartSRError
+from heart_sr_tf.processes import process_alive
 from heart_sr_tf.progress import progress_bar
 
 
@@ -97,18 +98,8 @@ def _remove_stale_parts(out_path: Path) -> None:
     prefix = _part_prefix(out_path)
     for part in out_path.parent.glob(f"{prefix}*"):
         pid = part.name[len(prefix) :].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             part.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class InPlane:

@@ -1,0 +1,59 @@
+"""The exported segmenter as a function from protocol images to label volumes (TensorFlow), with the usual
+post-processing of cardiac segmentation: each structure keeps its largest 3D connected component, so a stray
+island elsewhere in the field of view never adds to a volume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
+from heart_sr_tf.inference.discovery import find_model
+
+
+class Segmenter:
+    """``segmenter.volume(images)``: ``[slices, h, w]`` in [0, 1] -> labels ``[slices, h, w]`` (uint8)."""
+
+    def __init__(self, path: Path = Path("segmenter"), batch_size: int = 8):
+        import tensorflow as tf
+
+        from heart_sr_tf.export.reader import load_exported
+
+        folder = resolve_model_dir(find_model(path))
+        meta = read_metadata(folder)
+        if meta.get("kind") != "segmenter":
+            raise HeartSRError(f"{folder}: not an exported segmenter (its metadata says kind {meta.get('kind')!r})")
+        self.folder, self._loaded = load_exported(folder)
+        self._signature = self._loaded.signatures["serving_default"]
+        self._tf, self.batch_size, self.metadata = tf, batch_size, meta
+
+    def labels(self, images: np.ndarray) -> np.ndarray:
+        """Per slice, no post-processing: ``[n, h, w]`` -> ``[n, h, w]`` uint8."""
+        images = np.asarray(images, dtype=np.float32)
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            batch = self._tf.constant(images[start : start + self.batch_size, ..., None])
+            out.append(self._signature(image=batch)["labels"].numpy().astype(np.uint8))
+        return np.concatenate(out)
+
+    def volume(self, images: np.ndarray) -> np.ndarray:
+        """The slices of one 3D frame, segmented and post-processed together."""
+        return largest_components(self.labels(images))
+
+
+def largest_components(labels: np.ndarray) -> np.ndarray:
+    """Each non-zero label keeps only its largest 3D connected component (26-connected)."""
+    out = np.zeros_like(labels)
+    structure = np.ones((3,) * labels.ndim, dtype=bool)
+    for label in np.unique(labels):
+        if label == 0:
+            continue
+        components, count = ndimage.label(labels == label, structure=structure)
+        if count == 0:
+            continue
+        sizes = np.bincount(components.ravel())[1:]
+        out[components == 1 + int(np.argmax(sizes))] = label
+    return out

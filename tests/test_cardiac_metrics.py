@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from heart_sr_tf.cardiac_metrics import agreement, dice, dice_scores, gap_closed, patient_measurements, volumes_ml
+from heart_sr_tf.inference.segmenter import largest_components
+
+
+def test_dice_and_volumes_on_hand_made_labels():
+    truth = np.zeros((2, 10, 10), np.uint8)
+    truth[:, 2:6, 2:6] = 3  # LV: 32 voxels
+    truth[:, 7:9, 7:9] = 1  # RV: 8 voxels
+    pred = truth.copy()
+    pred[:, 2:6, 2:4] = 0  # half the LV lost
+    assert dice(pred, truth, 3) == pytest.approx(2 * 16 / (16 + 32))
+    assert dice_scores(pred, truth)["RV"] == 1.0 and dice_scores(pred, truth)["myocardium"] == 1.0  # both empty
+    assert volumes_ml(truth, 0.5) == {"LV": 16.0, "myocardium": 0.0, "RV": 4.0}
+
+
+def test_ejection_fraction_mass_and_agreement():
+    ed = {"LV": 150.0, "RV": 160.0, "myocardium": 100.0}
+    es = {"LV": 60.0, "RV": 80.0, "myocardium": 110.0}
+    m = patient_measurements(ed, es)
+    assert m["LVEF"] == pytest.approx(60.0) and m["RVEF"] == pytest.approx(50.0)
+    assert m["myo_mass"] == pytest.approx(105.0) and m["LVEDV"] == 150.0 and m["LVESV"] == 60.0
+    a = agreement([11.0, 9.0, 13.0], [10.0, 10.0, 10.0])  # differences 1, -1, 3
+    assert a["bias"] == pytest.approx(1.0) and a["mae"] == pytest.approx(5 / 3)
+    assert a["loa_high"] - a["bias"] == pytest.approx(1.96 * 2.0)  # sample SD of (1, -1, 3) is 2
+    assert gap_closed(0.85, 0.80, 0.90) == pytest.approx(50.0) and gap_closed(0.80, 0.80, 0.90) == 0.0
+
+
+def test_largest_components_drop_islands_per_structure():
+    labels = np.zeros((3, 20, 20), np.uint8)
+    labels[:, 2:10, 2:10] = 3
+    labels[1, 15:17, 15:17] = 3  # an island of LV far away
+    labels[:, 12:14, 2:4] = 1
+    out = largest_components(labels)
+    assert (out[:, 2:10, 2:10] == 3).all() and (out[1, 15:17, 15:17] == 0).all()
+    assert (out[:, 12:14, 2:4] == 1).all() and out.dtype == labels.dtype

@@ -1,0 +1,59 @@
+"""The segmenter: trained by the one training loop, exported with the documented signature, and used by
+``evaluate --clinical``."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from heart_sr_tf.inference.segmenter import Segmenter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_segmenter_training_lowers_its_loss_and_logs_dice(tiny_segmenter):
+    run, _ = tiny_segmenter
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    losses = [float(r["seg_loss"]) for r in rows if r.get("seg_loss")]
+    assert losses[-1] < 0.8 * losses[0], losses
+    dice = [float(r["val_dice_LV"]) for r in rows if r.get("val_dice_LV")]
+    assert dice and all(0.0 <= d <= 1.0 for d in dice)
+
+
+def test_exported_segmenter_signature(tiny_segmenter):
+    _, export = tiny_segmenter
+    signature = tf.saved_model.load(str(export / "1")).signatures["serving_default"]
+    images = np.random.default_rng(0).random((2, 37, 53, 1), dtype=np.float32)  # any size, not a multiple of 8
+    out = signature(image=tf.constant(images))
+    assert out["labels"].dtype == tf.int32 and tuple(out["labels"].shape) == (2, 37, 53)
+    probabilities = out["probabilities"].numpy()
+    assert probabilities.shape == (2, 37, 53, 4)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    assert (np.argmax(probabilities, -1) == out["labels"].numpy()).all()
+    meta = json.loads((export / "1" / "assets.extra" / "heart_sr_metadata.json").read_text())
+    assert meta["kind"] == "segmenter" and meta["labels"]["3"] == "LV"
+    assert Segmenter(export).volume(images[..., 0]).shape == (2, 37, 53)
+
+
+def test_evaluate_clinical_reports_every_input(tiny_export, tiny_segmenter, phantom_tfds, tmp_path):
+    _, export = tiny_segmenter
+    args = [sys.executable, "cli.py", "evaluate", str(tiny_export), "--data-dir", str(phantom_tfds), "--clinical",
+            "--segmenter", str(export), "--out", str(tmp_path), "--figures", "0", "--roi", "full"]  # fmt: skip
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Clinical fidelity" in result.stdout and "full resolution" in result.stdout
+    summary = json.loads((tmp_path / "clinical.json").read_text())["summary"]
+    assert set(summary) == {"hr", "bicubic", "blocky", "model"}  # the tiny model is a decimation model
+    for s in summary.values():
+        assert s["patients"] == 1 and s["frames"] == 2  # the one test phantom, ED and ES
+        assert all(0.0 <= v <= 1.0 for v in s["dice"].values())
+    assert all(abs(v - 100.0) < 1e-6 or np.isnan(v) for v in summary["hr"]["gap_closed"].values())
+    assert all(abs(v) < 1e-6 or np.isnan(v) for v in summary["bicubic"]["gap_closed"].values())
+    rows = list(csv.DictReader((tmp_path / "clinical_patients.csv").open()))
+    assert {r["method"] for r in rows} == set(summary) and float(rows[0]["truth_LVEDV"]) > 0
+    assert (tmp_path / "clinical_bland_altman.png").stat().st_size > 10_000
+    assert "## Clinical fidelity" in (tmp_path / "summary.md").read_text()
