@@ -14,7 +14,7 @@ os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 import click  # noqa: E402
 
 from heart_sr_tf.errors import HeartSRError, UsageError  # noqa: E402
-from heart_sr_tf.quiet import import_tensorflow_quietly  # noqa: E402
+from heart_sr_tf.startup import import_tensorflow_quietly  # noqa: E402
 
 LAZY_TENSORFLOW = {"upscale", "phantoms"}  # these import TensorFlow themselves, only when they need it
 

@@ -459,36 +459,7 @@ def load_config(path: Path, cls=SRGANConfig):
 
 
 def dump_toml(config) -> str:
-    """Write a config dataclass as TOML (tables for dataclasses, arrays of tables for lists of them)."""
-    lines: list[str] = []
-    _dump(dataclasses.asdict(config), [], lines)
-    return "\n".join(lines).strip() + "\n"
+    """A config dataclass as TOML (tables for dataclasses, arrays of tables for lists of them), by tomli-w."""
+    import tomli_w
 
-
-def _dump(values: dict, prefix: list[str], lines: list[str], array: bool = False) -> None:
-    scalars = {k: v for k, v in values.items() if not isinstance(v, dict | list) or _plain_list(v)}
-    if prefix:
-        lines.append(("[[" if array else "[") + ".".join(prefix) + ("]]" if array else "]"))
-    for key, value in scalars.items():
-        lines.append(f"{key} = {_value(value)}")
-    lines.append("")
-    for key, value in values.items():
-        if isinstance(value, dict):
-            _dump(value, prefix + [key], lines)
-        elif isinstance(value, list) and not _plain_list(value):
-            for item in value:
-                _dump(item, prefix + [key], lines, array=True)
-
-
-def _plain_list(value) -> bool:
-    return isinstance(value, list) and not any(isinstance(v, dict) for v in value)
-
-
-def _value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    return repr(value)
+    return tomli_w.dumps(dataclasses.asdict(config))

@@ -121,18 +121,20 @@ def _joint_step(model, data, strategy):
     return distributed_step(strategy, model.step_for("both"))(iter(distribute_dataset(strategy, data)))
 
 
-def test_mirrored_joint_step_equals_single_device():
+def test_mirrored_joint_step_equals_single_device(monkeypatch):
+    import heart_sr_tf.training.wgan as wgan_module
+
+    fixed = lambda critic, real, fake: gradient_penalty(critic, real, fake, alpha=0.3)  # noqa: E731
+    monkeypatch.setattr(wgan_module, "gradient_penalty", fixed)  # the same interpolation on every replica
     cpus = tf.config.list_logical_devices("CPU")
     data = tf.data.Dataset.from_tensors(_data(2, n=8, seed=2))
     single = _wgan(seed=4, optimizer=keras.optimizers.SGD, lr=0.1)
-    single.alpha = 0.3
     _joint_step(single, data, tf.distribute.get_strategy())
     strategy = tf.distribute.MirroredStrategy(
         [d.name for d in cpus[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice()
     )
     with strategy.scope():
         mirrored = _wgan(seed=4, optimizer=keras.optimizers.SGD, lr=0.1)
-    mirrored.alpha = 0.3
     assert strategy.num_replicas_in_sync == 2
     _joint_step(mirrored, data, strategy)
     start = _wgan(seed=4, optimizer=keras.optimizers.SGD, lr=0.1)

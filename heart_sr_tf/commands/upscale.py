@@ -17,7 +17,7 @@ def load_model(path, backend: str, precision: str):
     (OpenVINO needs an export)."""
     from heart_sr_tf.inference.discovery import find_model
     from heart_sr_tf.inference.predictor import load_predictor
-    from heart_sr_tf.quiet import import_tensorflow_quietly
+    from heart_sr_tf.startup import import_tensorflow_quietly
     from heart_sr_tf.training.runs import is_run_folder
 
     if is_run_folder(find_model(path)):
@@ -31,7 +31,7 @@ def upscale_scan(
     through_plane_server, in_plane, backend, precision, quiet, echo: Echo, warn: Echo, overwrite: bool = False,
 ):  # fmt: skip
     from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
-    from heart_sr_tf.quiet import import_tensorflow_quietly
+    from heart_sr_tf.startup import import_tensorflow_quietly
     from heart_sr_tf.volumes.upscale import refuse_output, upscale_nifti
 
     refuse_output(in_path, out_path, overwrite)  # before any model loads

@@ -29,8 +29,6 @@ class PatientInfo:
     es: int
     group: str
     nb_frame: int
-    height: float | None = None
-    weight: float | None = None
 
 
 @dataclass
@@ -68,13 +66,11 @@ def parse_info(path: Path) -> PatientInfo:
         raise DataError(path, f"malformed Info.cfg: missing {', '.join(missing)}")
     try:
         ed, es, nb = int(values["ED"]), int(values["ES"]), int(values["NbFrame"])
-        height = float(values["Height"]) if "Height" in values else None
-        weight = float(values["Weight"]) if "Weight" in values else None
     except ValueError as exc:
         raise DataError(path, f"malformed Info.cfg: {exc}") from None
     if min(ed, es, nb) < 1:
         raise DataError(path, "malformed Info.cfg: ED, ES and NbFrame must be positive")
-    return PatientInfo(ed=ed, es=es, group=values["Group"], nb_frame=nb, height=height, weight=weight)
+    return PatientInfo(ed=ed, es=es, group=values["Group"], nb_frame=nb)
 
 
 def find_patients(root: Path) -> list[Patient]:

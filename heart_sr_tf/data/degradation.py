@@ -30,11 +30,6 @@ class MetadataError(HeartSRError):
     """An export's metadata is missing a field or holds a value this version cannot use."""
 
 
-def lr_size(hr_size: int, scale: int = DEFAULT_SCALE) -> int:
-    """Length of the LR grid along an axis of ``hr_size`` pixels: ceil(hr_size / scale)."""
-    return -(-hr_size // scale)
-
-
 def lr_grid_np(hr: np.ndarray, scale: int = DEFAULT_SCALE) -> np.ndarray:
     """NumPy reference: ``hr[::s, ::s]`` over the first two axes."""
     return np.asarray(hr)[::scale, ::scale]
@@ -50,14 +45,6 @@ def blocky_np(lr: np.ndarray, scale: int | tuple[int, int], hr_shape: tuple[int,
 def lr_grid(hr: tf.Tensor, scale: int = DEFAULT_SCALE) -> tf.Tensor:
     """TF op for images ``[..., H, W, C]``: the LR grid ``[..., ceil(H/s), ceil(W/s), C]``."""
     return hr[..., ::scale, ::scale, :]
-
-
-def blocky(lr: tf.Tensor, scale: int, hr_height, hr_width) -> tf.Tensor:
-    """TF op for images ``[..., h, w, C]``: each sample repeated over its block, cut to the HR size."""
-    import tensorflow as tf
-
-    out = tf.repeat(tf.repeat(lr, scale, axis=-3), scale, axis=-2)
-    return out[..., :hr_height, :hr_width, :]
 
 
 KINDS = ("decimation", "kspace", "through_plane")

@@ -146,7 +146,6 @@ def write_clinical(result: ClinicalResult, out: Path) -> list[Path]:
     markdown = out / "summary.md"
     previous = markdown.read_text() if markdown.is_file() else ""
     markdown.write_text(previous + ("\n" if previous else "") + clinical_markdown(result, summary))
-    files.append(markdown)
     files.append(bland_altman_figure(result, out / "clinical_bland_altman.png"))
     return files
 

@@ -24,7 +24,7 @@ def wrap(generator, degradation: Degradation, what: str, data_consistency=False,
             raise HeartSRError(f"{what}: data consistency is for in-plane models, not a through-plane one")
         generator = with_consistency(generator, degradation.kind, degradation.scale)
     if self_ensemble:
-        from heart_sr_tf.models.ensemble import with_flip_ensemble
+        from heart_sr_tf.models.through_plane_ensemble import with_flip_ensemble
 
         if degradation.kind != "through_plane":
             raise HeartSRError(f"{what}: the flip self-ensemble is for through-plane models")

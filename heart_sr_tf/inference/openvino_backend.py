@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from heart_sr_tf.errors import HeartSRError
-from heart_sr_tf.quiet import import_tensorflow_quietly
+from heart_sr_tf.startup import import_tensorflow_quietly
 
 OPENVINO_HINTS = {"float32": "f32", "bfloat16": "bf16"}
 

@@ -41,10 +41,6 @@ def is_chief() -> bool:
     return task.get("type", "chief") == "chief"
 
 
-def is_multiworker(strategy) -> bool:
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-
-
 def distributed_step(strategy, step_fn, jit_compile: bool = False):
     """A compiled function running ``step_fn(batch)`` once per replica, returning replica-mean logs.
 

@@ -17,7 +17,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -47,7 +46,6 @@ class Segment:
 
 @dataclass
 class TrainResult:
-    run: Path
     steps: int
     seconds: float
     validation: dict[str, float] = field(default_factory=dict)
@@ -122,7 +120,6 @@ class TrainingLoop:
         final = self.validator.evaluate(self.model.network)
         self._log(self.step, "", {}, final)
         return TrainResult(
-            self.run.folder,
             self.step,
             time.monotonic() - started,
             final,

@@ -35,7 +35,6 @@ class WGAN(keras.Model):
     def __init__(self, generator: keras.Model, critic: keras.Model, **kwargs):
         super().__init__(**kwargs)
         self.generator, self.critic = generator, critic
-        self.alpha = None  # None: alpha ~ U(0, 1) per sample; a number fixes it (tests of replica equivalence)
 
     def compile(self, g_optimizer, d_optimizer, content="l1", lambda_gp=10.0, lambda_adv=1e-3, **kwargs):
         super().compile(**kwargs)
@@ -69,7 +68,7 @@ class WGAN(keras.Model):
         with tf.GradientTape() as tape:
             real = tf.reshape(self.critic(hr, training=True), [-1])
             fake = tf.reshape(self.critic(sr, training=True), [-1])
-            gp = gradient_penalty(self.critic, hr, sr, self.alpha)
+            gp = gradient_penalty(self.critic, hr, sr)
             per_sample = fake - real + self.lambda_gp * gp
             loss = tf.nn.compute_average_loss(per_sample)
             scaled = self.d_optimizer.scale_loss(loss)

@@ -9,9 +9,9 @@ from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.thick_slices import thick_slices_np
 from heart_sr_tf.export.writer import export_generator
 from heart_sr_tf.inference.predictor import load_predictor
-from heart_sr_tf.models.ensemble import with_flip_ensemble
 from heart_sr_tf.models.registry import make_generator
 from heart_sr_tf.models.rrdb import rrdb_generator
+from heart_sr_tf.models.through_plane_ensemble import with_flip_ensemble
 
 
 def test_the_row_flip_is_aligned_to_the_slice_profile():
