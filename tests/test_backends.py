@@ -55,6 +55,8 @@ def test_auto_precision_is_bfloat16_exactly_where_the_cpu_has_it():
     "backend,precision", [("tensorflow", "bfloat16"), ("openvino", "float32"), ("openvino", "bfloat16")]
 )
 def test_backends_and_precisions_match_tensorflow_float32(model_copy, slices, backend, precision):
+    if backend == "openvino":
+        pytest.importorskip("openvino", reason="OpenVINO is not installed (the [openvino] extra)")
     reference = _scores(load_predictor(model_copy, "tensorflow", "float32"), slices)
     other = load_predictor(model_copy, backend, precision)
     assert (other.backend, other.precision) == (backend, precision)
@@ -68,7 +70,9 @@ def test_backends_and_precisions_match_tensorflow_float32(model_copy, slices, ba
         assert diff < 0.05 and abs(psnr) < 0.02 and abs(ssim) < 0.001, (diff, psnr, ssim)
 
 
+@pytest.mark.slow
 def test_openvino_converts_once_and_caches_beside_the_model(model_copy, tmp_path):
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (the [openvino] extra)")
     load_predictor(model_copy, "openvino", "float32")
     ir = model_copy / "1" / "openvino" / "model.xml"
     assert ir.is_file() and (ir.parent / "model.bin").is_file()
@@ -157,6 +161,7 @@ def test_export_bfloat16_twin_for_tf_serving(tmp_path, slices):
 
 
 def test_with_its_ir_cached_the_openvino_path_never_imports_tensorflow(model_copy, tmp_path, acdc_dir):
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (the [openvino] extra)")
     load_predictor(model_copy, "openvino", "bfloat16")  # the one-time conversion (checked by TensorFlow)
     scan = sorted((acdc_dir / "training").glob("patient0*/patient0*_frame01.nii.gz"))[0]
     script = f"""

@@ -149,6 +149,7 @@ def test_resume_refuses_options_it_would_ignore(tiny_run):
     _one_error_line(result, "--steps", "--lr", "would be ignored", "config.toml")
 
 
+@pytest.mark.slow
 def test_bad_training_options_fail_before_any_work(tmp_path):
     _one_error_line(_cli("train", "srgan", "--lr", "-1e-3", "--runs-dir", tmp_path), "--lr")
     _one_error_line(_cli("train", "srgan", "--steps", "0", "--runs-dir", tmp_path), "--steps")

@@ -95,6 +95,7 @@ def _cli(*args):
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_through_plane_and_its_errors(models, tmp_path, monkeypatch):
     src = _scan(tmp_path / "scan.nii.gz", shape=(16, 14, 3), zooms=(1.5, 1.5, 9.0))
     monkeypatch.setenv("HEART_SR_MODELS", str(models))
@@ -114,6 +115,7 @@ def test_cli_through_plane_and_its_errors(models, tmp_path, monkeypatch):
     assert inverse.returncode == 2 and "use it with --through-plane" in inverse.stderr
 
 
+@pytest.mark.slow
 def test_a_served_through_plane_model(models, tmp_path, tf_serving):
     """--through-plane-server: g learnt from one probe request, the same volume as the local model."""
     src = _scan(tmp_path / "scan.nii.gz", shape=(16, 14, 3), zooms=(1.5, 1.5, 9.0))
