@@ -347,7 +347,14 @@ def export(**options):
     is_flag=True,
     help="With --through-plane: also upscale in-plane with --model or --server (near-isotropic).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (never the input).")
+@click.option(
+    "--measure",
+    is_flag=True,
+    help="Segment the result (the shipped ACDC segmenter, or --segmenter) and write OUT_labels.nii.gz and "
+    "OUT_volumes.csv: LV, RV and myocardium volumes per frame, ED, ES and ejection fractions.",
+)
+@click.option("--segmenter", type=click.Path(path_type=Path), help="The exported segmenter for --measure.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT (and --measure's files) if they exist (never the input).")
 @backend_options(default_backend="auto", default_precision="auto")
 @click.option("--quiet", is_flag=True)
 def upscale(**options):

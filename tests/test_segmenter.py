@@ -57,3 +57,32 @@ def test_evaluate_clinical_reports_every_input(tiny_export, tiny_segmenter, phan
     assert {r["method"] for r in rows} == set(summary) and float(rows[0]["truth_LVEDV"]) > 0
     assert (tmp_path / "clinical_bland_altman.png").stat().st_size > 10_000
     assert "## Clinical fidelity" in (tmp_path / "summary.md").read_text()
+
+
+def test_upscale_measure_writes_labels_and_volumes(tiny_export, tiny_segmenter, phantom_root, tmp_path):
+    import nibabel as nib
+
+    _, export = tiny_segmenter
+    src = phantom_root / "training" / "patient001" / "patient001_4d.nii.gz"
+    out = tmp_path / "up.nii.gz"
+    args = [sys.executable, "cli.py", "upscale", str(src), str(out), "--model", str(tiny_export), "--measure",
+            "--segmenter", str(export), "--quiet"]  # fmt: skip
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "LVEF" in result.stdout and "automatic segmenter trained on ACDC" in result.stdout
+    labels = nib.load(str(tmp_path / "up_labels.nii.gz"))
+    assert labels.shape == nib.load(str(out)).shape and labels.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(labels.affine, nib.load(str(out)).affine)
+    assert set(np.unique(np.asarray(labels.dataobj))) <= {0, 1, 2, 3}
+    lines = (tmp_path / "up_volumes.csv").read_text().splitlines()
+    assert lines[0].startswith("# volumes from an automatic segmenter trained on ACDC")
+    rows = list(csv.DictReader([line for line in lines if not line.startswith("#")]))
+    assert len(rows) == labels.shape[3]
+    phases = {r["phase"] for r in rows} - {""}
+    if any(float(r["LV_ml"]) > 0 for r in rows):  # one frame is ED and one ES (the same when the LV never moves)
+        assert phases in ({"ED", "ES"}, {"ED/ES"})
+    else:
+        assert not phases and "no LV" in result.stdout
+    assert all(float(r["LV_ml"]) >= 0 for r in rows)
+    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)  # nothing overwritten
+    assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr

@@ -29,12 +29,22 @@ def load_model(path, backend: str, precision: str):
 def upscale_scan(
     in_path: Path, out_path: Path, model, server, scale, batch_size, through_plane, through_plane_model,
     through_plane_server, in_plane, backend, precision, quiet, echo: Echo, warn: Echo, overwrite: bool = False,
+    measure: bool = False, segmenter=None,
 ):  # fmt: skip
     from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
     from heart_sr_tf.startup import import_tensorflow_quietly
     from heart_sr_tf.volumes.upscale import refuse_output, upscale_nifti
 
     refuse_output(in_path, out_path, overwrite)  # before any model loads
+    seg = None
+    if measure:
+        from heart_sr_tf.volumes.measure import check_measure_outputs
+
+        check_measure_outputs(Path(out_path), overwrite)
+        import_tensorflow_quietly()
+        from heart_sr_tf.inference.segmenter import Segmenter
+
+        seg = Segmenter(segmenter or "segmenter")
     if through_plane_model is not None and through_plane_server:
         raise UsageError("give --through-plane-model or --through-plane-server, not both")
     through_plane = through_plane or through_plane_model is not None or bool(through_plane_server)
@@ -77,6 +87,14 @@ def upscale_scan(
     done = [f"x{across.g} across slices"] if across else []
     done += [f"x{predictor.scale} in-plane with {predictor.source}"] if predictor else []
     echo(f"wrote {written} ({', then '.join(done)})")
+    if seg is not None:
+        from heart_sr_tf.volumes.measure import NOTE, measure_scan
+
+        labels, table, summary = measure_scan(Path(written), seg, quiet=quiet)
+        for line in summary:
+            if "measure" in line:
+                echo(f"{line['measure']}: {line['value']}")
+        echo(f"wrote {labels} and {table} ({NOTE})")
     return written
 
 
