@@ -3,6 +3,7 @@ Nothing imports this module."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -95,6 +96,21 @@ def backend_options(default_backend: str, default_precision: str):
 FOLDER = click.Path(file_okay=False, path_type=Path)
 
 
+class _Positive(click.ParamType):
+    """A finite number > 0 (click's FloatRange lets nan and inf through)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number) or number <= 0:
+            self.fail(f"{value!r} is not a finite number > 0", param, ctx)
+        return number
+
+
+POSITIVE = _Positive()
+
+
 @click.group(cls=Group)
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's own start-up and log lines.")
 def main(verbose: bool):
@@ -146,9 +162,7 @@ def train_options(f=None, *, with_lr: bool = True):
         click.option("--config", "config_path", help="TOML config file, or the name of a shipped config."),
         click.option("--steps", type=click.IntRange(min=1), help="Steps of every stage (WGAN: of the run)."),
         click.option("--epochs", type=click.IntRange(min=1), help="Epochs of every stage (every slice once)."),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate of both networks.")
-        if with_lr
-        else None,
+        click.option("--lr", type=POSITIVE, help="Learning rate of both networks.") if with_lr else None,
         click.option(
             "--strategy",
             type=click.Choice(["default", "mirrored", "multiworker", "auto"]),
@@ -222,7 +236,7 @@ def sweep():
 
 @sweep.command("srgan")
 @train_options(with_lr=False)
-@click.option("--lr", "lrs", type=float, multiple=True, default=(1e-3, 2e-4, 1e-5), show_default=True)
+@click.option("--lr", "lrs", type=POSITIVE, multiple=True, default=(1e-3, 2e-4, 1e-5), show_default=True)
 @click.option("--name", default="sweep", show_default=True, help="Prefix of the run names.")
 def sweep_srgan_command(strategy, vgg_weights, quiet, lrs, name, **options):
     """One run per --lr, each scored on validation, printed next to the degradation's baselines."""

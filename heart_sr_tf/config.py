@@ -23,6 +23,8 @@ CONFIG_DIR = files("heart_sr_tf") / "configs"
 
 
 Precision = Literal["no", "float16", "bfloat16"]
+HR_SIDE = 256  # the protocol's slices: no training patch can be larger
+BATCH_PIXELS = 2**24  # HR pixels in one training step (e.g. 256 patches of 256x256): about 1 GB of activations
 
 
 @dataclass
@@ -39,8 +41,14 @@ class DataConfig:
     def check(self) -> None:
         _at_least(self, scale=2, patch=1, batch_size=1, patches_per_slice=1, shuffle_buffer=1)
         _at_least(self, phantom_patients=3, validation_slices=1)
+        _at_most(self, scale=16, patch=HR_SIDE, batch_size=4096, patches_per_slice=256, shuffle_buffer=1_000_000)
         if self.patch % self.scale:
             raise ConfigError(f"patch: {self.patch} is not a multiple of the scale {self.scale}")
+        if self.batch_size * self.patch**2 > BATCH_PIXELS:
+            raise ConfigError(
+                f"batch_size x patch^2: {self.batch_size} x {self.patch}^2 HR pixels per step is more than "
+                f"{BATCH_PIXELS:,}; lower one of them"
+            )
 
 
 @dataclass
@@ -186,6 +194,9 @@ class WGANDataConfig(DataConfig):
     def check(self) -> None:
         super().check()
         _at_least(self, depth=1)
+        _at_most(self, depth=64)
+        if self.dims == 3 and self.batch_size * self.patch**2 * self.depth > BATCH_PIXELS:
+            raise ConfigError(f"batch_size x patch^2 x depth: more than {BATCH_PIXELS:,} HR voxels per step")
 
 
 @dataclass
@@ -271,6 +282,9 @@ class SegDataConfig:
 
     def check(self) -> None:
         _at_least(self, crop=16, batch_size=1)
+        _at_most(self, batch_size=4096)
+        if self.batch_size * self.crop**2 > BATCH_PIXELS:
+            raise ConfigError(f"batch_size x crop^2: more than {BATCH_PIXELS:,} pixels per step")
         if self.crop > 256:
             raise ConfigError(f"crop: {self.crop} is larger than the 256x256 protocol slices")
 
@@ -342,6 +356,13 @@ def _at_least(config, **minimums: int) -> None:
         value = getattr(config, name)
         if value < minimum:
             raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+
+
+def _at_most(config, **maximums: int) -> None:
+    for name, maximum in maximums.items():
+        value = getattr(config, name)
+        if value > maximum:
+            raise ConfigError(f"{name}: must be at most {maximum:,}, got {value:,}")
 
 
 def _non_negative(config, *names: str) -> None:
@@ -419,7 +440,7 @@ def _convert(hint, value, where: str):
         return float(value)
     if hint in (int, float, str, bool) and not isinstance(value, hint):
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
-    if hint is float and not math.isfinite(value) and not math.isnan(value):
+    if hint is float and not math.isfinite(value):
         raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     return value
 

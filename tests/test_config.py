@@ -63,7 +63,7 @@ def test_ranges_are_checked_when_read(tmp_path):
     stage = '[[train.stages]]\nname = "a"\nadversarial = false\nsteps = 0\n'
     assert "train.stages[0].steps: must be at least 1" in _error(tmp_path, stage)
     assert "train.steps: must be at least 1" in _error(tmp_path, "[train]\nsteps = -5\n", WGANConfig)
-    assert "loss.pixel_weight: must be >= 0, got nan" in _error(tmp_path, "[loss]\npixel_weight = nan\n")
+    assert "loss.pixel_weight: expected a finite number, got nan" in _error(tmp_path, "[loss]\npixel_weight = nan\n")
     kspace_3d = '[data]\ndims = 3\n\n[degradation]\nkind = "kspace"\n'
     assert "3D training supports decimation only" in _error(tmp_path, kspace_3d, WGANConfig)
     assert "apply to the kspace degradation only" in _error(tmp_path, '[degradation]\nwindow = "hamming"\n')
@@ -77,3 +77,13 @@ def test_shared_loop_fields_are_declared_once():
     shared = {f.name for f in fields(LoopConfig)}
     assert shared <= {f.name for f in fields(TrainConfig)} and shared <= {f.name for f in fields(WGANTrainConfig)}
     assert TrainConfig.__mro__[1] is LoopConfig and WGANTrainConfig.__mro__[1] is LoopConfig
+
+
+def test_what_a_config_may_ask_is_bounded_before_any_work(tmp_path):
+    assert "data.patch: must be at most 256" in _error(tmp_path, "[data]\npatch = 999\n")
+    assert "data.batch_size: must be at most 4,096" in _error(tmp_path, "[data]\nbatch_size = 100000000000000000000\n")
+    assert "batch_size x patch^2" in _error(tmp_path, "[data]\npatch = 255\nbatch_size = 300\n")
+    assert "generator.residual_scale: expected a finite number" in _error(
+        tmp_path, "[generator]\nresidual_scale = nan\n"
+    )
+    assert "optim.g_lr: expected a finite number" in _error(tmp_path, "[optim]\ng_lr = inf\n")

@@ -15,6 +15,7 @@ from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.volumes.upscale import _part_prefix, upscale_nifti
 
 ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "configs" / "tiny.toml"
 
 
 def _cli(*args, cwd=ROOT, timeout=300):
@@ -272,3 +273,44 @@ def test_a_run_is_never_scored_on_patients_it_trained_on(tiny_run, phantom_root,
         run.check_scored_on(other)
     result = _cli("evaluate", tiny_run, "--data-dir", other, "--limit", "2", "--figures", "0")
     _one_error_line(result, "trained", str(tiny_run))
+
+
+def test_non_nifti_and_colour_inputs_are_one_line_before_any_model(phantom_root, tmp_path):
+    source = nib.load(str(phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"))
+    data = np.asarray(source.dataobj)
+    analyze = tmp_path / "scan.img"
+    nib.save(nib.AnalyzeImage(data.astype(np.int16), np.eye(4)), str(analyze))
+    mgh = tmp_path / "scan.mgz"
+    nib.save(nib.MGHImage(data.astype(np.float32), np.eye(4)), str(mgh))
+    rgb = tmp_path / "rgb.nii.gz"
+    colour = np.zeros(data.shape, dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    nib.save(nib.Nifti1Image(colour, np.eye(4)), str(rgb))
+    for path, message in ((analyze, "not a NIfTI file"), (mgh, "not a NIfTI file"), (rgb, "a colour")):
+        result = _cli("upscale", path, tmp_path / "out.nii.gz", "--model", "no-such-model")  # never loaded
+        _one_error_line(result, str(path), message)
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_non_finite_learning_rates_name_the_option(tmp_path):
+    for value in ("nan", "inf"):
+        _one_error_line(_cli("train", "srgan", "--lr", value, "--runs-dir", tmp_path), "--lr", "finite")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_run_that_fails_leaves_no_folder(phantom_tfds, tmp_path):
+    args = ("train", "srgan", "--config", TINY, "--data-dir", phantom_tfds, "--runs-dir", tmp_path, "--name", "x")
+    result = _cli(*args, "--lr", "1e30", "--steps", "40", "--quiet")
+    _one_error_line(result, "non-finite")
+    assert not (tmp_path / "x").exists()  # the name can be used again
+
+
+def test_a_damaged_checkpoint_is_one_line_everywhere(tiny_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    data = max((run / "checkpoints").glob("ckpt-*.data-*"), key=lambda p: int(p.name.split("-")[1].split(".")[0]))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 3])
+    _one_error_line(_cli("export", run, "--out", tmp_path / "exports"), str(run / "checkpoints"))
+    assert not (tmp_path / "exports" / "run" / "1").exists()
+    _one_error_line(_cli("train", "srgan", "--resume", run, "--quiet"), str(run / "checkpoints"))

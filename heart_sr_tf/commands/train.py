@@ -4,11 +4,23 @@ the training, summed up in lines for the terminal."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from heart_sr_tf.commands.data import Echo, resolve_data
 from heart_sr_tf.config import CONFIG_CLASSES, SegmenterConfig, load_config
 from heart_sr_tf.errors import HeartSRError
+
+
+@contextlib.contextmanager
+def discarded_on_failure(run, new: bool):
+    """A new run that fails or is interrupted before its first checkpoint leaves no folder behind."""
+    try:
+        yield run
+    except BaseException:
+        if new:
+            run.discard_if_untrained()
+        raise
 
 
 def open_or_create_run(
@@ -83,7 +95,8 @@ def train_srgan(options: dict, strategy, vgg_weights, quiet, echo: Echo, warn: E
         raise HeartSRError(f"{init_from}: no such run or model for --init-from")
     run = open_or_create_run("srgan", default_config="srgan_cpu", warn=warn, **options)
     echo(f"run: {run.folder}  data: {run.data_dir}")
-    result = train(run, strategy, vgg_weights=vgg_weights, quiet=quiet, report=echo)
+    with discarded_on_failure(run, options.get("resume") is None):
+        result = train(run, strategy, vgg_weights=vgg_weights, quiet=quiet, report=echo)
     echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
     echo(comparison_line(result))
 
@@ -97,7 +110,8 @@ def train_wgan(options: dict, strategy, quiet, echo: Echo, warn: Echo):
         raise HeartSRError(f"--resume continues {options['resume']} as saved; --dims would be ignored")
     run = open_or_create_run("wgan", default_config=f"wgan{dims or 2}d_cpu", warn=warn, **options)
     echo(f"run: {run.folder}  data: {run.data_dir}")
-    result = train(run, strategy, quiet=quiet, report=echo)
+    with discarded_on_failure(run, options.get("resume") is None):
+        result = train(run, strategy, quiet=quiet, report=echo)
     echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
     echo(comparison_line(result))
 
@@ -107,7 +121,8 @@ def train_segmenter(resume, config_path, acdc_dir, steps, runs_dir, name, quiet,
 
     run = open_segmenter_run(resume, config_path, acdc_dir, steps, runs_dir, name)
     echo(f"run: {run.folder}  data: {run.data_dir}")
-    result = train(run, quiet=quiet, report=echo)
+    with discarded_on_failure(run, resume is None):
+        result = train(run, quiet=quiet, report=echo)
     v = result.validation
     echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
     echo(
@@ -139,7 +154,8 @@ def sweep_srgan(options: dict, lrs, name: str, strategy, vgg_weights, quiet, ech
             "srgan", default_config="srgan_cpu", warn=warn, **{**options, "lr": value, "name": run_name}
         )
         echo(f"run: {run.folder}  lr {value:g}")
-        result = train(run, strategy, vgg_weights=vgg_weights, quiet=quiet)
+        with discarded_on_failure(run, True):
+            result = train(run, strategy, vgg_weights=vgg_weights, quiet=quiet)
         columns[f"lr {value:g}"] = {
             "discriminator loss": result.last_logs.get("d_loss", float("nan")),
             "generator loss": result.last_logs.get("g_loss", float("nan")),

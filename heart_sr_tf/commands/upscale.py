@@ -31,10 +31,12 @@ def upscale_scan(
     through_plane_server, in_plane, backend, precision, quiet, echo: Echo, warn: Echo, overwrite: bool = False,
     measure: bool = False, segmenter=None,
 ):  # fmt: skip
+    from heart_sr_tf.data.nifti import check_scan
     from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
     from heart_sr_tf.startup import import_tensorflow_quietly
     from heart_sr_tf.volumes.upscale import refuse_output, upscale_nifti
 
+    check_scan(in_path, ndims=(3, 4) if through_plane or through_plane_model or through_plane_server else (2, 3, 4))
     refuse_output(in_path, out_path, overwrite)  # before any model loads
     seg = None
     if measure:

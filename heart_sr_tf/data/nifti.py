@@ -11,6 +11,28 @@ import numpy as np
 from heart_sr_tf.errors import DataError
 
 
+def check_scan(path: Path, ndims: tuple[int, ...] = (2, 3, 4)) -> None:
+    """The header checks of :func:`load_nifti`, without reading the voxels: run them before any model loads."""
+    path = Path(path)
+    try:
+        image = nib.load(str(path))
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as exc:
+        raise DataError(path, f"truncated or unreadable NIfTI ({type(exc).__name__}: {exc})") from None
+    _check_image(path, image)
+    if len(image.shape) not in ndims:
+        want = " or ".join(f"{d}D" for d in ndims)
+        raise DataError(path, f"expected a {want} volume, got a {len(image.shape)}D array of shape {image.shape}")
+
+
+def _check_image(path: Path, image) -> None:
+    if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
+        raise DataError(path, f"not a NIfTI file but {type(image).__name__}; convert it to .nii or .nii.gz first")
+    if image.get_data_dtype().fields is not None:
+        raise DataError(path, f"a colour ({image.get_data_dtype()}) image; cardiac cine is one channel")
+
+
 def load_nifti(
     path: Path, ndims: tuple[int, ...] = (3, 4), min_inplane: int = 3, allow_zero: bool = False
 ) -> tuple[np.ndarray, tuple]:
@@ -22,6 +44,7 @@ def load_nifti(
     path = Path(path)
     try:
         image = nib.load(str(path))
+        _check_image(path, image)
         data = np.asarray(image.dataobj, dtype=np.float32)
         zooms = tuple(float(z) for z in image.header.get_zooms())
     except FileNotFoundError:

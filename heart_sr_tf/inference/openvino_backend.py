@@ -62,6 +62,8 @@ def openvino_ir(folder: Path) -> Path:
             tmp.rename(place)
             return place / "model.xml"
         except OSError:
+            continue
+        finally:  # an error, SIGINT or SIGTERM never leaves a half-written cache inside a model's folder
             shutil.rmtree(tmp, ignore_errors=True)
     raise HeartSRError(f"{folder}: cannot cache the OpenVINO conversion beside it or under {cache}")
 

@@ -89,9 +89,15 @@ class TrainingLoop:
 
     def restore(self) -> str | None:
         """Load the latest checkpoint, if any; the path restored."""
-        latest = self.manager.latest_checkpoint
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        try:
+            latest = self.manager.latest_checkpoint
+            if latest:
+                self.checkpoint.restore(latest).assert_existing_objects_matched()
+        except (AssertionError, ValueError, IndexError, KeyError, tf.errors.OpError) as exc:
+            message = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise HeartSRError(
+                f"{self.run.checkpoint_dir}: its latest checkpoint is damaged or holds another architecture ({message})"
+            ) from None
         self.run.trim_metrics(self.step)
         self._wall0 = float(self.run.last_metrics().get("wall_s", 0.0))  # wall time carries on across resumes
         return latest

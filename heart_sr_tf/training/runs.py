@@ -111,6 +111,16 @@ class Run:
             raise HeartSRError(f"{folder / 'kind'}: unknown run kind {kind!r}")
         return cls(folder, load_config(folder / "config.toml", CONFIG_CLASSES[kind]), kind)
 
+    def discard_if_untrained(self) -> bool:
+        """Remove this run's folder when it holds no checkpoint yet (a new run that failed or was interrupted
+        before its first save), so that its name can be used again; True when removed."""
+        import shutil
+
+        if (self.checkpoint_dir / "checkpoint").is_file():
+            return False
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return True
+
     def check_scored_on(self, data_dir: Path) -> None:
         """Refuse to score this run on a dataset whose validation or test patients it trained on (another source
         folder, or another split seed). The run's own dataset, or one that is gone, is not checked."""
@@ -184,7 +194,10 @@ class Run:
     def latest_checkpoint(self) -> str:
         import tensorflow as tf
 
-        latest = tf.train.latest_checkpoint(str(self.checkpoint_dir))
+        try:
+            latest = tf.train.latest_checkpoint(str(self.checkpoint_dir))
+        except (ValueError, tf.errors.OpError) as exc:  # a damaged ``checkpoint`` index file
+            raise HeartSRError(f"{self.checkpoint_dir}: unreadable checkpoint index ({str(exc)[:120]})") from None
         if latest is None:
             raise HeartSRError(f"{self.checkpoint_dir}: no checkpoint in this run yet")
         return latest
@@ -204,7 +217,7 @@ class Run:
             status = tf.train.Checkpoint(**{key: list(network.weights)}).restore(latest)
             status.expect_partial()
             status.assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as exc:
+        except (AssertionError, ValueError, IndexError, KeyError, tf.errors.OpError) as exc:
             message = str(exc).splitlines()[0][:160]
             raise HeartSRError(f"{latest}: does not hold this run's {key} as configured ({message})") from None
         return latest
