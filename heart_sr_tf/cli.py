@@ -59,6 +59,14 @@ class Group(click.Group):
         except HeartSRError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except Exception as exc:
+            if type(exc).__name__ != "DataLossError":  # TensorFlow's: a truncated record file
+                raise
+            message = str(exc).splitlines()[0][:200]
+            click.echo(
+                f"error: a data file is truncated or corrupt ({message}); rebuild it (prepare --force)", err=True
+            )
+            sys.exit(2)
 
     def resolve_command(self, ctx, args):
         name, command, rest = super().resolve_command(ctx, args)

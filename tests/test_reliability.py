@@ -314,3 +314,19 @@ def test_a_damaged_checkpoint_is_one_line_everywhere(tiny_run, tmp_path):
     _one_error_line(_cli("export", run, "--out", tmp_path / "exports"), str(run / "checkpoints"))
     assert not (tmp_path / "exports" / "run" / "1").exists()
     _one_error_line(_cli("train", "srgan", "--resume", run, "--quiet"), str(run / "checkpoints"))
+
+
+def test_a_damaged_prepared_dataset_is_one_line(phantom_tfds, tmp_path):
+    import shutil
+
+    for damage in ("info", "records"):
+        data = tmp_path / damage
+        shutil.copytree(phantom_tfds, data)
+        folder = next((data / "acdc_sr" / "full").iterdir())
+        if damage == "info":
+            (folder / "dataset_info.json").write_text("{ not json")
+        else:
+            for record in folder.glob("*test.tfrecord*"):
+                record.write_bytes(record.read_bytes()[:200])
+        result = _cli("evaluate", "rrdb_kspace", "--data-dir", data, "--split", "test", "--figures", "0")
+        _one_error_line(result, "rebuild")

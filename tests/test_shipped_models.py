@@ -62,3 +62,20 @@ def test_shipped_model_beats_its_baseline(name, kind, scale, baseline, min_psnr_
         psnr_gain, ssim_gain = np.mean(gains, axis=0)
         assert psnr_gain > min_psnr_gain, f"{name} {roi}: {psnr_gain:+.2f} dB over {baseline}"
         assert ssim_gain > 0, f"{name} {roi}: {ssim_gain:+.4f} SSIM over {baseline}"
+
+
+def test_shipped_segmenter_segments_real_test_patients(acdc_dir):
+    """The shipped segmenter on full-resolution ED/ES frames of two test patients it never saw."""
+    from heart_sr_tf.cardiac_metrics import dice_scores
+    from heart_sr_tf.data.segmentation import labelled_frames, split_of
+    from heart_sr_tf.inference.segmenter import Segmenter
+
+    base = ROOT / "saved_models" / "segmenter"
+    assert versions(base) and (base / "MODEL_CARD.md").is_file()
+    segmenter = Segmenter(base)
+    scores = []
+    for patient in split_of(acdc_dir, "test", 0)[:2]:
+        for frame in labelled_frames(patient):
+            scores.append(dice_scores(segmenter.volume(frame.image), frame.labels))
+    mean = {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
+    assert mean["LV"] > 0.85 and mean["myocardium"] > 0.75 and mean["RV"] > 0.7, mean

@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from google.protobuf.json_format import ParseError
+
 from heart_sr_tf.data.acdc import scan_patients
 from heart_sr_tf.data.acdc_sr import ROIS, AcdcSr, source_fingerprint, valid_patients
 from heart_sr_tf.data.phantoms import write_phantoms
@@ -51,9 +53,19 @@ class PrepareReport:
 
 
 def builder(data_dir: Path, roi: str = "full", **kwargs) -> AcdcSr:
+    """The acdc_sr builder of ``roi`` under ``data_dir``; a damaged prepared dataset (its dataset_info.json or
+    features file unreadable) is one DataError that says how to rebuild it."""
     if roi not in ROIS:
         raise DataError(data_dir, f"unknown roi {roi!r}, expected one of {ROIS}")
-    return AcdcSr(config=roi, data_dir=str(data_dir), **kwargs)
+    try:
+        build = AcdcSr(config=roi, data_dir=str(data_dir), **kwargs)
+        _ = build.info.metadata  # reads dataset_info.json when the dataset exists
+        return build
+    except (ValueError, KeyError, TypeError, OSError, ParseError) as exc:  # JSONDecodeError is a ValueError
+        message = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise DataError(
+            data_dir, f"the prepared dataset is damaged ({message}); rebuild it with `prepare --force --data-dir`"
+        ) from None
 
 
 def prepare(
