@@ -146,3 +146,33 @@ def test_a_data_dir_built_from_other_files_is_not_reused(phantom_root, phantom_t
     _copy_patient(phantom_root, other)
     with pytest.raises(DataError, match="holds a dataset built from"):
         prepare(other / "data", phantom_tfds, quiet=True)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("ED: 1\nES: 12\nGroup: NOR\nNbFrame: 10\n", "past the last frame"),
+        ("ED: 1\nES: 4\nGroup: HEALTHY\nNbFrame: 10\n", "unknown Group 'HEALTHY'"),
+    ],
+)
+def test_info_values_that_cannot_be_true(tmp_path, text, message):
+    path = tmp_path / "Info.cfg"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message):
+        parse_info(path)
+
+
+def test_a_cine_whose_frame_count_disagrees_with_its_info(phantom_root, tmp_path):
+    import shutil
+
+    from heart_sr_tf.data.acdc import find_patients, load_frames
+
+    folder = tmp_path / "training" / "patient001"
+    shutil.copytree(phantom_root / "training" / "patient001", folder)
+    info = (folder / "Info.cfg").read_text().splitlines()
+    frames = next(int(line.split(":")[1]) for line in info if line.startswith("NbFrame"))
+    (folder / "Info.cfg").write_text(
+        "\n".join(f"NbFrame: {frames + 1}" if line.startswith("NbFrame") else line for line in info) + "\n"
+    )
+    with pytest.raises(DataError, match=f"{frames} frames, but its Info.cfg says NbFrame {frames + 1}"):
+        load_frames(find_patients(tmp_path)[0])

@@ -70,6 +70,10 @@ def parse_info(path: Path) -> PatientInfo:
         raise DataError(path, f"malformed Info.cfg: {exc}") from None
     if min(ed, es, nb) < 1:
         raise DataError(path, "malformed Info.cfg: ED, ES and NbFrame must be positive")
+    if max(ed, es) > nb:
+        raise DataError(path, f"malformed Info.cfg: ED {ed} or ES {es} is past the last frame (NbFrame {nb})")
+    if values["Group"] not in GROUPS:
+        raise DataError(path, f"malformed Info.cfg: unknown Group {values['Group']!r}, expected one of {GROUPS}")
     return PatientInfo(ed=ed, es=es, group=values["Group"], nb_frame=nb)
 
 
@@ -133,6 +137,10 @@ def load_frames(patient: Patient, min_inplane: int = 3) -> tuple[list[tuple[int,
     """
     if patient.cine_path is not None:
         data, zooms = load_nifti(patient.cine_path, ndims=(4,), min_inplane=min_inplane)
+        if data.shape[3] != patient.info.nb_frame:
+            raise DataError(
+                patient.cine_path, f"{data.shape[3]} frames, but its Info.cfg says NbFrame {patient.info.nb_frame}"
+            )
         frames = [(t + 1, data[..., t]) for t in range(data.shape[3])]
         return frames, zooms[:3]
     frames, spacing = [], None
