@@ -48,9 +48,9 @@ def test_saved_model_cli_lists_both_signatures(tiny_export):
 
 def test_bad_shape_or_dtype_is_refused(tiny_export):
     signature = tf.saved_model.load(str(tiny_export)).signatures["serving_default"]
-    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
+    with pytest.raises((ValueError, TypeError, tf.errors.OpError)):
         signature(lr_image=tf.zeros((1, 8, 8, 3)))
-    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
+    with pytest.raises((ValueError, TypeError, tf.errors.OpError)):
         signature(lr_image=tf.zeros((1, 8, 8, 1), tf.float64))
     predictor = load_predictor(tiny_export)
     with pytest.raises(HeartSRError, match=r"shape \[batch, h, w, 1\]"):
