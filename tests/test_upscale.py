@@ -146,21 +146,30 @@ def _x3(lr):
         (lambda lr: {"outputs": _x3(lr).tolist()}, 2, "x3, not x2"),
     ],
 )
-def test_a_bad_server_is_one_line_and_writes_nothing(phantom_root, tmp_path, reply, scale, message):
+def test_a_bad_server_is_one_error_and_writes_nothing(phantom_root, tmp_path, reply, scale, message):
     server, url = _answering(reply)
     src = phantom_root / "training" / "patient002" / "patient002_frame01.nii.gz"
     try:
+        with pytest.raises(HeartSRError, match=message):
+            upscale_nifti(src, tmp_path / "o.nii.gz", rest_predictor(url, scale), quiet=True)
+    finally:
+        server.shutdown()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_bad_server_on_the_command_line_is_one_line(phantom_root, tmp_path):
+    server, url = _answering(lambda lr: {"outputs": np.full(_x3(lr).shape, np.nan).tolist()})
+    src = phantom_root / "training" / "patient002" / "patient002_frame01.nii.gz"
+    try:
         result = subprocess.run(
-            [sys.executable, "cli.py", "upscale", str(src), str(tmp_path / "o.nii.gz"), "--server", url,
-             "--scale", str(scale), "--quiet"],
+            [sys.executable, "cli.py", "upscale", str(src), str(tmp_path / "o.nii.gz"), "--server", url, "--quiet"],
             cwd=ROOT, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
     finally:
         server.shutdown()
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and "Traceback" not in result.stderr and len(errors) == 1, result.stderr
-    assert message in errors[0], errors[0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert "NaN or infinite" in errors[0] and sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_an_existing_output_is_kept_unless_overwrite(phantom_root, tmp_path):
