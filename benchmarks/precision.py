@@ -44,7 +44,7 @@ def main() -> None:
 
     from heart_sr_tf.data.prepare import prepare
     from heart_sr_tf.evaluation.evaluate import iterate_slices
-    from heart_sr_tf.inference.discovery import find_model
+    from heart_sr_tf.export.discovery import find_model
     from heart_sr_tf.inference.predictor import load_predictor
     from heart_sr_tf.metrics import image_metrics
 

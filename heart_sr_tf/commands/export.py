@@ -9,9 +9,9 @@ from pathlib import Path
 def export_model(run_dir, name, version, out, data_consistency, self_ensemble, precision) -> str:
     """Write the export; returns the line that says what went where."""
     from heart_sr_tf.config import dump_toml
+    from heart_sr_tf.export.discovery import find_model
     from heart_sr_tf.export.wrappers import WRAPPERS, recorded, wrap
     from heart_sr_tf.export.writer import export_generator
-    from heart_sr_tf.inference.discovery import find_model
     from heart_sr_tf.inference.predictor import load_run
     from heart_sr_tf.training.runs import is_run_folder
 

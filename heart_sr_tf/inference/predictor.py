@@ -9,8 +9,8 @@ import numpy as np
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.export.discovery import find_model
 from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
-from heart_sr_tf.inference.discovery import find_model
 from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
 from heart_sr_tf.inference.tiling import tiled_apply
 from heart_sr_tf.training.runs import is_run_folder

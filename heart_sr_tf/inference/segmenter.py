@@ -10,8 +10,8 @@ import numpy as np
 from scipy import ndimage
 
 from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.export.discovery import find_model
 from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
-from heart_sr_tf.inference.discovery import find_model
 
 
 class Segmenter:
