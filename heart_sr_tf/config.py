@@ -104,9 +104,19 @@ class LossConfig:
     adversarial_weight: float = 1e-3
     vgg_layer: str = "block5_conv4"
     vgg_weights: str = "imagenet"  # "imagenet" (Keras cache), "random" (tests only) or a file
+    segmentation_weight: float = 0.0  # task-aware term: KL of a frozen segmenter's output on SR from that on HR
+    segmenter: str = "segmenter"  # the exported segmenter the term runs through (a path or a shipped model's name)
+    segmentation_class_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])  # background,
+    # RV, myocardium, LV: each pixel's weight by the class the segmenter finds in HR
 
     def check(self) -> None:
         _non_negative(self, "pixel_weight", "ssim_weight", "feature_weight", "adversarial_weight")
+        _non_negative(self, "segmentation_weight")
+        weights = self.segmentation_class_weights
+        if len(weights) != 4 or not all(w >= 0 for w in weights) or not any(weights):
+            raise ConfigError(
+                f"segmentation_class_weights: {weights} is not 4 weights >= 0 (background, RV, myocardium, LV)"
+            )
 
 
 @dataclass

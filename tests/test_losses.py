@@ -53,3 +53,23 @@ def test_ssim_loss_is_one_minus_the_published_ssim():
     expected = [1 - image_metrics(s[..., 0], h[..., 0])["ssim"] for s, h in zip(sr, hr, strict=True)]
     np.testing.assert_allclose(loss, expected, atol=1e-5)
     assert ssim_loss(tf.constant(hr), tf.constant(hr)).numpy() == pytest.approx([0, 0, 0], abs=1e-6)
+
+
+def test_segmentation_loss_is_a_weighted_kl_of_the_segmenters_outputs():
+    from heart_sr_tf.training.losses import segmentation_loss
+
+    rng = np.random.default_rng(0)
+    hr = rng.normal(0, 2, (2, 6, 5, 4)).astype(np.float32)
+    sr = hr + rng.normal(0, 1, hr.shape).astype(np.float32)
+    weights = [0.5, 1.0, 3.0, 2.0]
+    loss = segmentation_loss(tf.constant(sr), tf.constant(hr), weights).numpy()
+
+    def log_softmax(x):
+        x = x - x.max(-1, keepdims=True)
+        return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+    p, lp, lq = np.exp(log_softmax(hr)), log_softmax(hr), log_softmax(sr)
+    kl = (p * (lp - lq)).sum(-1) * np.array(weights)[hr.argmax(-1)]
+    np.testing.assert_allclose(loss, kl.reshape(2, -1).mean(1), rtol=1e-5)
+    assert np.all(loss > 0)
+    np.testing.assert_allclose(segmentation_loss(tf.constant(hr), tf.constant(hr), weights).numpy(), 0, atol=1e-6)

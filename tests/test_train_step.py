@@ -138,3 +138,22 @@ def test_mixed_precision_steps_are_finite(precision):
         assert all(np.isfinite(float(v)) for v in logs.values())
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_segmentation_term_through_a_frozen_segmenter_trains_only_the_generator():
+    from heart_sr_tf.models.unet import unet_segmenter
+
+    keras.utils.set_random_seed(0)
+    segmenter = unet_segmenter(4, features=4, depth=2, dropout=0.0)
+    logits = segmenter.get_layer("logits")
+    logits.kernel.assign(logits.kernel * 300.0)  # a random U-Net is nearly constant: make its classes decisive
+    segmenter.trainable = False
+    frozen = [w.numpy().copy() for w in segmenter.weights]  # batch-norm statistics included
+    g = rrdb_generator(blocks=1, features=8, growth=8)
+    model = SRGAN(g, vgg_discriminator(features=8, stages=2), segmenter=(segmenter, 4))
+    model.compile(keras.optimizers.Adam(2e-3), keras.optimizers.Adam(2e-3), pixel_weight=0.0, segmentation_weight=1.0)
+    model.g_optimizer.build(g.trainable_variables)
+    logs = _run_steps(model, tf.data.Dataset.from_tensors(_batch(8, size=30)), "generator", steps=30)
+    assert set(logs[0]) == {"g_loss", "pixel", "segmentation"}
+    assert logs[-1]["segmentation"] < 0.7 * logs[0]["segmentation"]
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(frozen, segmenter.weights, strict=True))

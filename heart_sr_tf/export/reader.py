@@ -35,23 +35,45 @@ def load_exported_weights(folder: Path, generator, factors: tuple[int, int] | No
     ``adapt_head``, and the returned description says so.
     """
     folder, loaded = load_exported(folder)
-    saved = {v.name.split(":")[0]: v.numpy() for v in loaded.signatures["serving_default"].variables}
     source = Degradation.from_metadata(read_metadata(folder), str(folder)).factors
+    _copy_weights(folder, loaded, generator, lambda value, weight: _adapted(value, weight, source, factors))
+    if factors is not None and tuple(factors) != source:
+        return f"{folder} (trained for factors {source}: its upsampling head re-laid for {tuple(factors)})"
+    return str(folder)
+
+
+def load_segmenter_network(path: Path):
+    """The exported segmenter's U-Net, rebuilt from its metadata config with the exported weights and frozen
+    (``trainable = False``): a differentiable function for losses computed through the segmenter."""
+    from heart_sr_tf.config import SegmenterConfig, from_dict
+    from heart_sr_tf.models.registry import make_segmenter
+
+    folder, loaded = load_exported(path)
+    meta = read_metadata(folder)
+    if meta.get("kind") != "segmenter" or not meta.get("config"):
+        raise HeartSRError(f"{folder}: not an exported segmenter with its training config in the metadata")
+    network = make_segmenter(from_dict(SegmenterConfig, tomllib.loads(meta["config"]), f"{folder} metadata"))
+    _copy_weights(folder, loaded, network)
+    network.trainable = False
+    return network
+
+
+def _copy_weights(folder: Path, loaded, network, adapt=lambda value, weight: None) -> None:
+    """Assign every weight of ``network`` from the SavedModel's variable of the same name (``adapt`` may re-lay
+    a value of another shape); nothing is assigned unless every weight is found."""
+    saved = {v.name.split(":")[0]: v.numpy() for v in loaded.signatures["serving_default"].variables}
     values = []
-    for weight in generator.weights:
+    for weight in network.weights:
         value = saved.get(weight.path)
         if value is not None and value.shape != tuple(weight.shape):
-            value = _adapted(value, weight, source, factors)
+            value = adapt(value, weight)
         if value is None:
             raise HeartSRError(
                 f"{folder}: holds no weight {weight.path} of shape {tuple(weight.shape)}; not this architecture"
             )
         values.append(value)
-    for weight, value in zip(generator.weights, values):
+    for weight, value in zip(network.weights, values, strict=True):
         weight.assign(value)
-    if factors is not None and tuple(factors) != source:
-        return f"{folder} (trained for factors {source}: its upsampling head re-laid for {tuple(factors)})"
-    return str(folder)
 
 
 def _adapted(value, weight, source, target):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 
 from heart_sr_tf.config import SRGANConfig, WGANConfig
@@ -41,6 +43,23 @@ def set_precision(config) -> None:
     keras.mixed_precision.set_global_policy(POLICIES[config.train.mixed_precision])
 
 
+def frozen_segmenter(name: str):
+    """``(network, multiple)``: the named exported segmenter, frozen, in float32 (its input must be padded to a
+    multiple of ``multiple``)."""
+    from heart_sr_tf.export.discovery import find_model
+    from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
+    from heart_sr_tf.export.reader import load_segmenter_network
+
+    folder = resolve_model_dir(find_model(Path(name)))
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        network = load_segmenter_network(folder)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    return network, 2 ** int(read_metadata(folder)["depth"])
+
+
 def build_wgan(config: WGANConfig, strategy) -> WGAN:
     set_precision(config)
     with strategy.scope():
@@ -67,8 +86,9 @@ def build_srgan(config: SRGANConfig, strategy, vgg_weights: str | None = None) -
         features = None
         if config.loss.feature_weight:
             features = vgg_feature_extractor(config.loss.vgg_layer, vgg_weights or config.loss.vgg_weights)
+        segmenter = frozen_segmenter(config.loss.segmenter) if config.loss.segmentation_weight else None
         g_opt, d_opt = make_optimizers(config, g_steps, d_steps)
-        model = SRGAN(generator, discriminator, features)
+        model = SRGAN(generator, discriminator, features, segmenter)
         model.compile(
             g_opt,
             d_opt,
@@ -77,6 +97,8 @@ def build_srgan(config: SRGANConfig, strategy, vgg_weights: str | None = None) -
             feature_weight=config.loss.feature_weight,
             ssim_weight=config.loss.ssim_weight,
             adversarial_weight=config.loss.adversarial_weight,
+            segmentation_weight=config.loss.segmentation_weight,
+            segmentation_class_weights=config.loss.segmentation_class_weights,
             jit_compile=config.train.jit_compile,
         )
         g_opt.build(generator.trainable_variables)

@@ -43,6 +43,15 @@ def feature_loss(sr_features: tf.Tensor, hr_features: tf.Tensor) -> tf.Tensor:
     return _per_sample_mean(tf.square(diff))
 
 
+def segmentation_loss(sr_logits: tf.Tensor, hr_logits: tf.Tensor, class_weights) -> tf.Tensor:
+    """KL divergence of a frozen segmenter's class probabilities on SR from those on HR, per pixel, weighted by
+    the class the segmenter finds in HR (``class_weights[label]``): 0 when the segmenter sees the same anatomy."""
+    target_log = tf.stop_gradient(tf.nn.log_softmax(tf.cast(hr_logits, tf.float32)))
+    kl = tf.reduce_sum(tf.exp(target_log) * (target_log - tf.nn.log_softmax(tf.cast(sr_logits, tf.float32))), -1)
+    weights = tf.gather(tf.constant(class_weights, tf.float32), tf.argmax(target_log, axis=-1))
+    return _per_sample_mean(kl * weights)
+
+
 def _per_sample_mean(x: tf.Tensor) -> tf.Tensor:
     """Mean over every axis but the batch: ``[B, ...] -> [B]``."""
     return tf.reduce_mean(tf.reshape(x, [tf.shape(x)[0], -1]), axis=1)

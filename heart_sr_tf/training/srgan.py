@@ -1,6 +1,8 @@
 """SRGAN as a ``keras.Model`` with its own ``compile`` and ``train_step``.
 
-Generator loss = pixel (MSE or L1) + SSIM + VGG feature + adversarial terms, each weighted. With
+Generator loss = pixel (MSE or L1) + SSIM + VGG feature + segmentation + adversarial terms, each weighted. The
+segmentation term runs SR and HR through a frozen segmenter (``segmenter``: ``(network, multiple)``), so the
+generator learns what changes the segmentation. With
 ``adversarial = False`` only the generator trains, on pixel (+ feature) loss: the pre-training stage.
 Losses are averaged over the global batch (``tf.nn.compute_average_loss``), so gradients summed
 over replicas equal the single-device gradients. The training loop (``loop.py``) runs
@@ -12,11 +14,13 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from heart_sr_tf.models.unet import segment_logits
 from heart_sr_tf.training.losses import (
     discriminator_loss,
     feature_loss,
     generator_adversarial_loss,
     pixel_loss,
+    segmentation_loss,
     ssim_loss,
 )
 
@@ -24,11 +28,14 @@ MODES = ("generator", "both")
 
 
 class SRGAN(keras.Model):
-    def __init__(self, generator: keras.Model, discriminator: keras.Model, feature_extractor=None, **kwargs):
+    def __init__(
+        self, generator: keras.Model, discriminator: keras.Model, feature_extractor=None, segmenter=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.feature_extractor = feature_extractor
+        self.segmenter = segmenter
 
     def compile(
         self,
@@ -39,17 +46,23 @@ class SRGAN(keras.Model):
         feature_weight: float = 0.0,
         ssim_weight: float = 0.0,
         adversarial_weight: float = 1e-3,
+        segmentation_weight: float = 0.0,
+        segmentation_class_weights=(1.0, 1.0, 1.0, 1.0),
         **kwargs,
     ):
         super().compile(**kwargs)
         if feature_weight and self.feature_extractor is None:
             raise ValueError("feature_weight > 0 needs a feature_extractor")
+        if segmentation_weight and self.segmenter is None:
+            raise ValueError("segmentation_weight > 0 needs a segmenter")
+        self.segmentation_class_weights = tuple(segmentation_class_weights)
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.pixel = pixel
         self.loss_weights_ = {
             "pixel": pixel_weight,
             "ssim": ssim_weight,
             "feature": feature_weight,
+            "segmentation": segmentation_weight,
             "adversarial": adversarial_weight,
         }
 
@@ -81,6 +94,13 @@ class SRGAN(keras.Model):
             terms["ssim"] = ssim_loss(sr, hr)
         if self.loss_weights_["feature"]:
             terms["feature"] = feature_loss(self.feature_extractor(sr), self.feature_extractor(hr))
+        if self.loss_weights_["segmentation"]:
+            network, multiple = self.segmenter
+            terms["segmentation"] = segmentation_loss(
+                segment_logits(network, sr, multiple),
+                segment_logits(network, hr, multiple),
+                self.segmentation_class_weights,
+            )
         return terms
 
     def train_step(self, data, adversarial: bool = True):
