@@ -144,13 +144,13 @@ def end_to_end(args) -> None:
         print("  " + result.stdout.strip().splitlines()[0][:160])
 
         from heart_sr_tf.inference.predictor import load_predictor
-        from heart_sr_tf.volumes.upscale import upscale_nifti
+        from heart_sr_tf.volumes.upscale import upscale_file
 
         start = time.perf_counter()
         predictor = load_predictor(args.model, "auto", "auto")
         loading = time.perf_counter() - start
         timings: dict = {}
-        upscale_nifti(cine, Path(tmp) / "again.nii.gz", predictor, quiet=True, timings=timings)
+        upscale_file(cine, Path(tmp) / "again.nii.gz", predictor, quiet=True, timings=timings)
         print(
             f"  in one process: load model {loading:.2f} s, read {timings['read']:.2f} s, "
             f"model {timings['model']:.2f} s ({300 / timings['model']:.1f} slices/s), write {timings['write']:.2f} s"

@@ -327,8 +327,9 @@ def export(**options):
 
 
 @main.command()
-@click.argument("in_path", metavar="IN", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("out_path", metavar="OUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("in_path", metavar="IN", type=click.Path(path_type=Path))
+@click.argument("out_path", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--series", type=int, help="DICOM input: the SeriesNumber of the series to read, if IN holds several.")
 @click.option(
     "--model",
     type=click.Path(path_type=Path),
@@ -380,9 +381,11 @@ def export(**options):
 @backend_options(default_backend="auto", default_precision="auto")
 @click.option("--quiet", is_flag=True)
 def upscale(**options):
-    """Super-resolve every slice and frame of the NIfTI scan IN into OUT, keeping its geometry.
+    """Super-resolve every slice and frame of the scan IN into OUT, keeping its geometry.
 
-    In-plane by default; across the slices with --through-plane; both with --through-plane --in-plane.
+    IN is a NIfTI file or a DICOM series (its folder). OUT is a .nii/.nii.gz file, or a folder for a derived
+    DICOM series in the same study (DICOM input). In-plane by default; across the slices with --through-plane;
+    both with --through-plane --in-plane.
     """
     from heart_sr_tf.commands.upscale import upscale_scan
 

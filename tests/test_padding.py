@@ -7,7 +7,7 @@ import pytest
 
 from heart_sr_tf.data.intensity import intensity_window, padding_mask
 from heart_sr_tf.inference.predictor import load_predictor
-from heart_sr_tf.volumes.upscale import upscale_nifti
+from heart_sr_tf.volumes.upscale import upscale_file
 
 
 def test_padding_is_found_only_below_a_gap():
@@ -43,7 +43,7 @@ def test_padding_passes_through_and_leaves_the_tissue_as_it_was(acdc_dir, tmp_pa
     predictor = load_predictor("rrdb_kspace", "tensorflow", "float32")
     out = {}
     for name, path in paths.items():
-        upscale_nifti(path, tmp_path / f"{name}-up.nii.gz", predictor, quiet=True)
+        upscale_file(path, tmp_path / f"{name}-up.nii.gz", predictor, quiet=True)
         out[name] = np.asarray(nib.load(str(tmp_path / f"{name}-up.nii.gz")).dataobj).astype(np.float32)
     assert out["padded"].shape == (288, 288, crop.shape[2])
     assert (out["padded"][:8] == -32768).all()  # every output row whose nearest input row is padding

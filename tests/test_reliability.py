@@ -11,8 +11,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from heart_sr_tf.errors import DataError
 from heart_sr_tf.inference.predictor import load_predictor
-from heart_sr_tf.volumes.upscale import _part_prefix, upscale_nifti
+from heart_sr_tf.volumes.upscale import _part_prefix, upscale_file
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.toml"
@@ -69,7 +70,7 @@ def test_upscale_keeps_the_intensity_range_of_every_data_type(tiny_export, tmp_p
         data = np.round(data)
     src = _scan(tmp_path / "in.nii.gz", data.astype(np.float32), dtype, slope)
     before = nib.load(str(src)).get_fdata()
-    out = upscale_nifti(src, tmp_path / "out.nii.gz", load_predictor(tiny_export), quiet=True)
+    out = upscale_file(src, tmp_path / "out.nii.gz", load_predictor(tiny_export), quiet=True)
     image = nib.load(str(out))
     after = image.get_fdata()
     assert image.get_data_dtype() == np.dtype(dtype)
@@ -141,7 +142,7 @@ def test_a_killed_runs_temporary_file_is_removed_by_the_next_run(phantom_root, t
     stale.write_bytes(b"partial")
     other = tmp_path / f"{_part_prefix(tmp_path / 'other.nii.gz')}999999.nii.gz"  # another output's: not ours
     other.write_bytes(b"partial")
-    upscale_nifti(src, tmp_path / "up.nii.gz", load_predictor(tiny_export), quiet=True)
+    upscale_file(src, tmp_path / "up.nii.gz", load_predictor(tiny_export), quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, "up.nii.gz"])
 
 
@@ -330,3 +331,13 @@ def test_a_damaged_prepared_dataset_is_one_line(phantom_tfds, tmp_path):
                 record.write_bytes(record.read_bytes()[:200])
         result = _cli("evaluate", "rrdb_kspace", "--data-dir", data, "--split", "test", "--figures", "0")
         _one_error_line(result, "rebuild")
+
+
+def test_prepare_where_nothing_can_be_written_is_one_line_before_any_work(tmp_path):
+    from heart_sr_tf.data.prepare import prepare
+
+    (tmp_path / "a-file").write_text("")
+    for where in (Path("/proc/heart-sr-test/data"), tmp_path / "a-file" / "data"):
+        with pytest.raises(DataError, match="cannot write the prepared dataset there") as error:
+            prepare(tmp_path / "no-patients-needed", where, quiet=True)
+        assert str(where) in str(error.value)

@@ -14,7 +14,7 @@ from heart_sr_tf.export.writer import export_generator
 from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.models.rrdb import rrdb_generator
 from heart_sr_tf.volumes.through_plane import ThroughPlane, choose_model
-from heart_sr_tf.volumes.upscale import upscale_nifti
+from heart_sr_tf.volumes.upscale import upscale_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def test_the_nearest_g_is_chosen(tmp_path):
 def test_through_plane_keeps_geometry_and_every_voxel(models, tmp_path):
     src = _scan(tmp_path / "scan.nii.gz")
     predictor = load_predictor(models / "throughplane_x6")
-    dst = upscale_nifti(src, tmp_path / "out.nii.gz", through_plane=ThroughPlane(predictor), quiet=True)
+    dst = upscale_file(src, tmp_path / "out.nii.gz", through_plane=ThroughPlane(predictor), quiet=True)
     a, b = nib.load(str(src)), nib.load(str(dst))
     assert b.shape == (20, 18, 24, 3) and b.get_data_dtype() == np.int16
     np.testing.assert_allclose(b.header.get_zooms(), (1.25, 1.25, 8.0 / 6, 30.0), rtol=1e-6)
@@ -71,7 +71,7 @@ def test_a_non_integer_ratio_uses_the_nearest_g_without_resampling(models, tmp_p
     src = _scan(tmp_path / "scan.nii.gz", shape=(16, 16, 3), zooms=(1.5, 1.5, 8.5))  # 5.67 pixels
     choice = choose_model((1.5, 1.5, 8.5), [models])
     assert choice.g == 6
-    dst = upscale_nifti(src, tmp_path / "out.nii", through_plane=ThroughPlane(load_predictor(choice.path)), quiet=True)
+    dst = upscale_file(src, tmp_path / "out.nii", through_plane=ThroughPlane(load_predictor(choice.path)), quiet=True)
     b = nib.load(str(dst))
     assert b.shape == (16, 16, 18)
     assert b.header.get_zooms()[2] == pytest.approx(8.5 / 6)  # slices 1.417 mm apart against 1.5 mm pixels
@@ -80,7 +80,7 @@ def test_a_non_integer_ratio_uses_the_nearest_g_without_resampling(models, tmp_p
 def test_through_plane_then_in_plane(models, tmp_path):
     src = _scan(tmp_path / "scan.nii.gz", shape=(12, 10, 3), zooms=(1.5, 1.5, 9.0))
     across = ThroughPlane(load_predictor(models / "throughplane_x6"))
-    dst = upscale_nifti(
+    dst = upscale_file(
         src, tmp_path / "iso.nii.gz", load_predictor(models / "inplane"), through_plane=across, quiet=True
     )
     b = nib.load(str(dst))

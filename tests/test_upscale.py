@@ -9,7 +9,7 @@ import pytest
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.inference.remote import rest_predictor
-from heart_sr_tf.volumes.upscale import upscale_nifti
+from heart_sr_tf.volumes.upscale import upscale_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def _check_geometry(src: Path, dst: Path):
 
 def test_upscale_a_phantom_cine(phantom_root, tiny_export, tmp_path):
     src = phantom_root / "training" / "patient001" / "patient001_4d.nii.gz"
-    dst = upscale_nifti(src, tmp_path / "up.nii.gz", load_predictor(tiny_export), quiet=True)
+    dst = upscale_file(src, tmp_path / "up.nii.gz", load_predictor(tiny_export), quiet=True)
     x, y = _check_geometry(src, dst)
     corr = np.corrcoef(y[::3, ::3].ravel(), x.ravel())[0, 1]
     assert corr > 0.9  # output voxel (3i, 3j) sits on input voxel (i, j)
@@ -40,7 +40,7 @@ def test_refuses_to_overwrite_its_input(phantom_root, tiny_export, tmp_path):
     src = tmp_path / "scan.nii.gz"
     src.write_bytes((phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz").read_bytes())
     with pytest.raises(HeartSRError, match="refusing to overwrite"):
-        upscale_nifti(src, src, load_predictor(tiny_export), quiet=True)
+        upscale_file(src, src, load_predictor(tiny_export), quiet=True)
     result = subprocess.run(
         [sys.executable, "cli.py", "upscale", str(src), str(src), "--model", str(tiny_export)],
         cwd=ROOT,
@@ -68,18 +68,18 @@ def test_bad_input_scan_gives_one_line_and_no_output(tiny_export, tmp_path):
 def test_real_cines(acdc_dir, tiny_export, tmp_path):
     predictor = load_predictor(tiny_export)
     src = acdc_dir / "training" / "patient090" / "patient090_4d.nii.gz"
-    _check_geometry(src, upscale_nifti(src, tmp_path / "p090.nii.gz", predictor, quiet=True))
+    _check_geometry(src, upscale_file(src, tmp_path / "p090.nii.gz", predictor, quiet=True))
     cropped = acdc_dir.parent / "acdc-cine-cropped" / "training" / "patient001" / "patient001_4d.nii.gz"
     if not cropped.exists():
         pytest.skip(f"{cropped} not found")
-    _check_geometry(cropped, upscale_nifti(cropped, tmp_path / "c001.nii.gz", predictor, quiet=True))
+    _check_geometry(cropped, upscale_file(cropped, tmp_path / "c001.nii.gz", predictor, quiet=True))
 
 
 def test_server_mode_sends_tf_serving_requests(phantom_root, tiny_export, tmp_path, tf_serving):
     url, requests = tf_serving(tiny_export, "tiny")
     src = phantom_root / "training" / "patient002" / "patient002_frame01.nii.gz"
-    remote = upscale_nifti(src, tmp_path / "remote.nii.gz", rest_predictor(url), batch_size=4, quiet=True)
-    local = upscale_nifti(src, tmp_path / "local.nii.gz", load_predictor(tiny_export), batch_size=4, quiet=True)
+    remote = upscale_file(src, tmp_path / "remote.nii.gz", rest_predictor(url), batch_size=4, quiet=True)
+    local = upscale_file(src, tmp_path / "local.nii.gz", load_predictor(tiny_export), batch_size=4, quiet=True)
     probe, (path, body) = requests[0], requests[1]  # one small request learns the served model's scale
     assert np.asarray(probe[1]["inputs"]["lr_image"]).shape == (1, 4, 4, 1)
     assert path == "/v1/models/tiny:predict" and body["signature_name"] == "serving_default"
@@ -151,7 +151,7 @@ def test_a_bad_server_is_one_error_and_writes_nothing(phantom_root, tmp_path, re
     src = phantom_root / "training" / "patient002" / "patient002_frame01.nii.gz"
     try:
         with pytest.raises(HeartSRError, match=message):
-            upscale_nifti(src, tmp_path / "o.nii.gz", rest_predictor(url, scale), quiet=True)
+            upscale_file(src, tmp_path / "o.nii.gz", rest_predictor(url, scale), quiet=True)
     finally:
         server.shutdown()
     assert sorted(p.name for p in tmp_path.iterdir()) == []

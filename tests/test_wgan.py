@@ -187,7 +187,7 @@ def test_a_3d_model_trains_exports_and_upscales_whole_frames(phantom_root, phant
     from heart_sr_tf.inference.predictor import load_predictor
     from heart_sr_tf.training.runs import Run
     from heart_sr_tf.training.wgan_trainer import train_wgan
-    from heart_sr_tf.volumes.upscale import upscale_nifti
+    from heart_sr_tf.volumes.upscale import upscale_file
 
     config = load_config(TINY, WGANConfig)
     config.data.dims, config.data.depth, config.data.batch_size = 3, 3, 2
@@ -204,7 +204,7 @@ def test_a_3d_model_trains_exports_and_upscales_whole_frames(phantom_root, phant
     np.testing.assert_allclose(served.volume(lr), run_predictor.volume(lr), atol=1e-5)
     assert served(lr[:, :, :, 0]).shape == (1, 24, 30, 1)
     src = phantom_root / "training" / "patient003" / "patient003_4d.nii.gz"
-    out = upscale_nifti(src, tmp_path / "up.nii.gz", served, quiet=True)
+    out = upscale_file(src, tmp_path / "up.nii.gz", served, quiet=True)
     import nibabel as nib
 
     assert nib.load(str(out)).shape == (3 * 176, 3 * 208, 6, 10)

@@ -15,7 +15,7 @@ THROUGH_PLANE_BATCH = 32  # planes per call by default: they are narrow (one LR 
 def load_model(path, backend: str, precision: str):
     """A local model as a predictor: an export in ``backend``, a training run in TensorFlow whatever the backend
     (OpenVINO needs an export)."""
-    from heart_sr_tf.inference.discovery import find_model
+    from heart_sr_tf.export.discovery import find_model
     from heart_sr_tf.inference.predictor import load_predictor
     from heart_sr_tf.startup import import_tensorflow_quietly
     from heart_sr_tf.training.runs import is_run_folder
@@ -29,15 +29,18 @@ def load_model(path, backend: str, precision: str):
 def upscale_scan(
     in_path: Path, out_path: Path, model, server, scale, batch_size, through_plane, through_plane_model,
     through_plane_server, in_plane, backend, precision, quiet, echo: Echo, warn: Echo, overwrite: bool = False,
-    measure: bool = False, segmenter=None,
+    measure: bool = False, segmenter=None, series: int | None = None,
 ):  # fmt: skip
-    from heart_sr_tf.data.nifti import check_scan
+    from heart_sr_tf.data.scan import read_scan
     from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
     from heart_sr_tf.startup import import_tensorflow_quietly
-    from heart_sr_tf.volumes.upscale import refuse_output, upscale_nifti
+    from heart_sr_tf.volumes.upscale import refuse_any_output, upscale_file
 
-    check_scan(in_path, ndims=(3, 4) if through_plane or through_plane_model or through_plane_server else (2, 3, 4))
-    refuse_output(in_path, out_path, overwrite)  # before any model loads
+    across_slices = through_plane or through_plane_model or through_plane_server
+    scan = read_scan(in_path, ndims=(3, 4) if across_slices else (2, 3, 4), series=series)  # before any model loads
+    refuse_any_output(in_path, out_path, overwrite, scan.dicom is not None)
+    if scan.dicom is not None:
+        echo(f"read {scan.dicom.description}: {' x '.join(map(str, scan.data.shape))} (x, y, slices, phases)")
     seg = None
     if measure:
         from heart_sr_tf.volumes.measure import check_measure_outputs
@@ -64,7 +67,7 @@ def upscale_scan(
     across = None
     if through_plane:
         across = _through_plane(
-            in_path, through_plane_model, through_plane_server, batch_size, backend, precision, echo, warn
+            scan, through_plane_model, through_plane_server, batch_size, backend, precision, echo, warn
         )
     predictor = None
     if in_plane or not through_plane:
@@ -82,8 +85,8 @@ def upscale_scan(
                 f"model: {predictor.source}, trained for {predictor.degradation.describe()}; "
                 f"{predictor.backend}, {predictor.precision}"
             )
-    written = upscale_nifti(
-        in_path, out_path, predictor, batch_size=batch_size or IN_PLANE_BATCH, quiet=quiet, through_plane=across,
+    written = upscale_file(
+        scan, out_path, predictor, batch_size=batch_size or IN_PLANE_BATCH, quiet=quiet, through_plane=across,
         overwrite=overwrite,
     )  # fmt: skip
     done = [f"x{across.g} across slices"] if across else []
@@ -100,17 +103,16 @@ def upscale_scan(
     return written
 
 
-def _through_plane(in_path, model, server, batch_size, backend, precision, echo, warn):
+def _through_plane(scan, model, server, batch_size, backend, precision, echo, warn):
     """The through-plane step, its model chosen from the scan's slice spacing unless given; the scan is checked
     first (at least 2 slices), before any model loads."""
-    from heart_sr_tf.data.nifti import load_nifti
     from heart_sr_tf.errors import DataError
-    from heart_sr_tf.inference.discovery import shipped_model_dirs
+    from heart_sr_tf.export.discovery import shipped_model_dirs
     from heart_sr_tf.volumes.through_plane import ThroughPlane, choose_model
 
-    data, zooms = load_nifti(in_path, ndims=(3, 4), min_inplane=1)
-    if data.shape[2] < 2:
-        raise DataError(in_path, f"through-plane upscaling needs at least 2 slices, got {data.shape[2]}")
+    in_path, zooms = scan.path, scan.zooms
+    if scan.data.shape[2] < 2:
+        raise DataError(in_path, f"through-plane upscaling needs at least 2 slices, got {scan.data.shape[2]}")
     if server:
         from heart_sr_tf.inference.remote import rest_predictor
 

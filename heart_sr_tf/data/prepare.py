@@ -101,6 +101,7 @@ def prepare(
     if not is_prepared(data_dir) and any((data_dir / "acdc_sr" / roi).exists() for roi in ROIS):
         force = True  # half a dataset (an interrupted prepare): its other half may come from another source or seed
     if force or not is_prepared(data_dir):
+        _check_writable(data_dir)  # before the long work
         total = len(scan_patients(acdc_dir)[0])
         with progress_bar(total, "check", "patient", disable=quiet) as bar:
             patients, errors = valid_patients(acdc_dir, strict=strict, on_patient=lambda pid: _tick(bar, pid))
@@ -118,6 +119,17 @@ def prepare(
         assignment = dict(build.info.metadata.get("assignment", {}))
         report.patients = {s: sum(1 for v in assignment.values() if v == s) for s in ("train", "validation", "test")}
     return report
+
+
+def _check_writable(data_dir: Path) -> None:
+    """One DataError line when the dataset cannot be written under ``data_dir`` (read-only, not a folder)."""
+    probe = data_dir / f".heart-sr-probe-{os.getpid()}"
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise DataError(data_dir, f"cannot write the prepared dataset there ({exc.strerror or exc})") from None
 
 
 def _tick(bar, note: str) -> None:

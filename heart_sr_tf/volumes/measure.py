@@ -21,7 +21,7 @@ import numpy as np
 
 from heart_sr_tf.cardiac_metrics import MYOCARDIAL_DENSITY, STRUCTURES, volumes_ml
 from heart_sr_tf.data.intensity import intensity_window, normalise, padding_mask
-from heart_sr_tf.data.nifti import load_nifti
+from heart_sr_tf.data.scan import read_scan
 from heart_sr_tf.data.slices import HR_SIZE
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.progress import progress_bar
@@ -38,7 +38,7 @@ NOTE = (
 def measure_outputs(out_path: Path) -> tuple[Path, Path]:
     """Where ``--measure`` writes: ``OUT_labels.nii.gz`` and ``OUT_volumes.csv`` beside OUT."""
     name = out_path.name
-    stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name[: -len(".nii")]
+    stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.removesuffix(".nii")  # or a DICOM folder
     return out_path.with_name(f"{stem}_labels.nii.gz"), out_path.with_name(f"{stem}_volumes.csv")
 
 
@@ -49,8 +49,10 @@ def check_measure_outputs(out_path: Path, overwrite: bool) -> None:
 
 
 def measure_scan(scan: Path, segmenter, quiet: bool = False) -> tuple[Path, Path, list[dict]]:
-    """Segment every frame of ``scan`` (an upscaled NIfTI) and write its label map and volume table."""
-    data, zooms = load_nifti(scan, ndims=(3, 4), min_inplane=1)
+    """Segment every frame of ``scan`` (an upscaled NIfTI or DICOM series) and write its label map (NIfTI) and
+    volume table."""
+    read = read_scan(scan, ndims=(3, 4))
+    data, zooms, image = read.data, read.zooms, read.image
     frames = data[..., None] if data.ndim == 3 else data
     nx, ny, nz, count = frames.shape
     (gx, ox), (gy, oy) = (_grid_axis(n, zoom) for n, zoom in ((nx, zooms[0]), (ny, zooms[1])))
@@ -74,7 +76,6 @@ def measure_scan(scan: Path, segmenter, quiet: bool = False) -> tuple[Path, Path
             rows.append({"frame": t + 1, **{f"{k}_ml": round(v, 2) for k, v in volumes.items()}})
             bar.update(1)
     labels_path, csv_path = measure_outputs(Path(scan))
-    image = nib.load(str(scan))
     header = image.header.copy()
     header.set_data_dtype(np.uint8)
     header.set_slope_inter(1.0, 0.0)

@@ -27,7 +27,7 @@ MODEL_PATTERN = re.compile(r"throughplane_x(\d+)$")
 
 
 class ThroughPlane:
-    """The upsampling step for :func:`heart_sr_tf.volumes.upscale.upscale_nifti`, across the slices."""
+    """The upsampling step for :func:`heart_sr_tf.volumes.upscale.upscale_file`, across the slices."""
 
     desc, unit = "across slices", "plane"
 

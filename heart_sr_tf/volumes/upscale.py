@@ -1,4 +1,5 @@
-"""Super-resolve every slice (and every frame) of a NIfTI scan, keeping its geometry and every voxel's value.
+"""Super-resolve every slice (and every frame) of a scan (NIfTI, or a DICOM series: data/scan.py), keeping its
+geometry and every voxel's value. The result is a NIfTI file, or a derived DICOM series (dicom_writer.py).
 
 The scan's own in-plane grid is taken as the LR grid. Each 3D frame goes through the intensity
 protocol on the way in (clip to [min, 99.5th percentile], scale to [0, 1]) and back to its own range on
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -27,10 +29,11 @@ import numpy as np
 
 from heart_sr_tf.data.intensity import denormalise, intensity_window, normalise, padding_mask
 from heart_sr_tf.data.interpolation import aligned_bicubic
-from heart_sr_tf.data.nifti import load_nifti
+from heart_sr_tf.data.scan import Scan, read_scan
 from heart_sr_tf.errors import DataError, HeartSRError
 from heart_sr_tf.processes import process_alive
 from heart_sr_tf.progress import progress_bar
+from heart_sr_tf.volumes.dicom_writer import is_dicom_output, refuse_output_folder, write_dicom_series
 
 
 def upscaled_affine(affine: np.ndarray, factors) -> np.ndarray:
@@ -65,7 +68,9 @@ def refuse_output(in_path: Path, out_path: Path, overwrite: bool = False) -> Non
     """The checks of :func:`check_output` that write nothing: run them before loading any model."""
     in_path, out_path = Path(in_path), Path(out_path)
     if not str(out_path).endswith((".nii", ".nii.gz")):
-        raise HeartSRError(f"{out_path}: the output must be a .nii or .nii.gz file")
+        raise HeartSRError(
+            f"{out_path}: the output must be a .nii or .nii.gz file, or a folder for a DICOM series (end it in /)"
+        )
     if len(out_path.name.encode()) > NAME_MAX:
         raise HeartSRError(f"{out_path.name[:40]}...: the output's name is longer than {NAME_MAX} bytes")
     if out_path.exists() or out_path.is_symlink():
@@ -99,7 +104,10 @@ def _remove_stale_parts(out_path: Path) -> None:
     for part in out_path.parent.glob(f"{prefix}*"):
         pid = part.name[len(prefix) :].split(".", 1)[0]
         if pid.isdigit() and not process_alive(int(pid)):
-            part.unlink(missing_ok=True)
+            if part.is_dir():
+                shutil.rmtree(part, ignore_errors=True)
+            else:
+                part.unlink(missing_ok=True)
 
 
 class InPlane:
@@ -141,8 +149,8 @@ class InPlane:
         return out
 
 
-def upscale_nifti(
-    in_path: Path,
+def upscale_file(
+    scan: Scan | Path,
     out_path: Path,
     predictor=None,
     batch_size: int = 16,
@@ -150,25 +158,29 @@ def upscale_nifti(
     through_plane=None,
     timings: dict | None = None,
     overwrite: bool = False,
+    series: int | None = None,
 ) -> Path:
-    """Upscale IN into OUT: in-plane with ``predictor``, across slices with ``through_plane`` (a
-    :class:`~heart_sr_tf.volumes.through_plane.ThroughPlane`), or both (across slices first, at the scan's own
-    in-plane resolution the through-plane model was trained for, then in-plane on every new slice).
+    """Upscale a scan (a NIfTI file or DICOM series, or a :class:`Scan` already read) into OUT: in-plane with
+    ``predictor``, across slices with ``through_plane`` (a :class:`~heart_sr_tf.volumes.through_plane.ThroughPlane`),
+    or both (across slices first, at the scan's own in-plane resolution the through-plane model was trained for,
+    then in-plane on every new slice). OUT is a NIfTI file, or a folder for a derived DICOM series (DICOM input).
 
     ``timings``, when given, receives the seconds spent reading, in the models and writing.
     """
-    in_path, out_path = Path(in_path), Path(out_path)
+    out_path = Path(out_path)
     timings = {} if timings is None else timings
     if batch_size < 1:
         raise HeartSRError(f"--batch-size: must be at least 1, got {batch_size}")
     clock = time.perf_counter()
-    data, _ = load_nifti(in_path, ndims=(2, 3, 4) if through_plane is None else (3, 4), min_inplane=1)
-    if through_plane is not None and data.shape[2] < 2:
-        raise DataError(in_path, f"through-plane upscaling needs at least 2 slices, got {data.shape[2]}")
-    image = nib.load(str(in_path))
+    if not isinstance(scan, Scan):
+        scan = read_scan(scan, ndims=(2, 3, 4) if through_plane is None else (3, 4), series=series)
+    data = scan.data
+    if through_plane is not None and (data.ndim < 3 or data.shape[2] < 2):
+        raise DataError(scan.path, f"through-plane upscaling needs at least 2 slices, got shape {data.shape}")
     steps = [through_plane] if through_plane is not None else []
     steps += [InPlane(predictor, batch_size)] if predictor is not None else []
-    tmp = check_output(in_path, out_path, overwrite)
+    dicom_out = is_dicom_output(out_path)
+    tmp = _check_any_output(scan, out_path, overwrite)
     timings["read"] = time.perf_counter() - clock
     try:
         clock = time.perf_counter()
@@ -178,14 +190,64 @@ def upscale_nifti(
             factors *= step.factors
         timings["model"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        _write(image, data, tuple(int(f) for f in factors), tmp)
-        tmp.replace(out_path)
+        factors = tuple(int(f) for f in factors)
+        if dicom_out:
+            volume = data.reshape(data.shape[:3] + (-1,)) if data.ndim > 2 else data[:, :, None, None]
+            write_dicom_series(scan.dicom, volume, factors, tmp, out_path, _what(steps))
+        else:
+            _write(scan.image, data, factors, tmp)
+            tmp.replace(out_path)
         timings["write"] = time.perf_counter() - clock
     except OSError as exc:
         raise DataError(out_path, f"cannot write ({exc})") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
     return out_path
+
+
+def refuse_any_output(scan_path: Path, out_path: Path, overwrite: bool, dicom_input: bool) -> None:
+    """Before any model loads: a NIfTI OUT as :func:`refuse_output`, a DICOM OUT folder as
+    :func:`~heart_sr_tf.volumes.dicom_writer.refuse_output_folder` (and only from DICOM input)."""
+    if not is_dicom_output(out_path):
+        refuse_output(scan_path, out_path, overwrite)
+        return
+    if not dicom_input:
+        raise HeartSRError(
+            f"{out_path}: a DICOM output folder needs DICOM input (a NIfTI has no DICOM headers to derive a "
+            "series from); end OUT in .nii.gz for NIfTI"
+        )
+    if Path(out_path).resolve() == Path(scan_path).resolve():
+        raise HeartSRError(f"{out_path}: refusing to write into the input series' folder")
+    refuse_output_folder(Path(out_path), overwrite)
+
+
+def _check_any_output(scan: Scan, out_path: Path, overwrite: bool) -> Path:
+    """The temporary file (NIfTI) or folder (DICOM) the result goes to first, created now."""
+    if not is_dicom_output(out_path):
+        return check_output(scan.path, out_path, overwrite)
+    refuse_any_output(scan.path, out_path, overwrite, scan.dicom is not None)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_parts(out_path)
+        tmp = out_path.parent / f"{_part_prefix(out_path)}{os.getpid()}"
+        tmp.mkdir()
+    except OSError as exc:
+        raise HeartSRError(f"{out_path}: cannot write there ({exc.strerror})") from None
+    return tmp
+
+
+def _what(steps) -> str:
+    """What was done, for the derived series' description."""
+    parts = []
+    for step in steps:
+        source = Path(str(step.predictor.source))
+        name = f"{source.parent.name}/{source.name}" if source.name.isdigit() else source.name
+        direction = "across slices" if step.factors[2] > 1 else "in-plane"
+        parts.append(f"x{max(step.factors)} {direction} {name}")
+    return ", ".join(parts)
 
 
 def _super_resolve(data: np.ndarray, step, quiet: bool) -> np.ndarray:

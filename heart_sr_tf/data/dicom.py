@@ -1,0 +1,264 @@
+"""Reading a DICOM cine series (a folder of single-frame images, from any vendor) into the array and geometry a
+NIfTI gives: ``[x, y, slice, phase]`` float32 with RescaleSlope/Intercept applied, and a RAS affine.
+
+- Files are grouped by SeriesInstanceUID; a folder holding several image series is refused (each is listed)
+  unless ``series`` picks one by its SeriesNumber. Files that are not DICOM, and DICOM objects without pixels
+  (DICOMDIR, reports), are left aside.
+- Slices are ordered by ImagePositionPatient projected on the slice normal (the cross product of
+  ImageOrientationPatient's row and column directions); the phases of each slice by TriggerTime, else by
+  InstanceNumber.
+- Array axis 0 runs along the columns (ImageOrientationPatient's row direction, PixelSpacing[1] apart), axis 1
+  along the rows (its column direction, PixelSpacing[0] apart), axis 2 from the first slice to the last: the
+  affine is DICOM's patient LPS geometry turned to NIfTI's RAS (x and y negated), as nibabel and dicom2nifti do.
+
+Every check runs on the headers and pixels before any inference; each failure is one :class:`DataError` line
+naming the file (or folder) and the problem.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from heart_sr_tf.errors import DataError
+
+POSITION_TOLERANCE = 0.01  # mm: two images closer than this along the normal are at the same slice position
+SPACING_TOLERANCE = 0.05  # relative: every gap between neighbouring slices within 5% of their median spacing
+ORIENTATION_TOLERANCE = 1e-3
+
+
+@dataclass
+class DicomSeries:
+    """One cine series: ``data[x, y, slice, phase]``, its RAS ``affine``, and the header of every image
+    (``headers[slice][phase]``, pixel data removed) for writing a derived series."""
+
+    path: Path
+    data: np.ndarray
+    affine: np.ndarray
+    zooms: tuple[float, ...]
+    headers: list[list]
+
+    @property
+    def description(self) -> str:
+        first = self.headers[0][0]
+        return f"series {first.get('SeriesNumber', '?')} {str(first.get('SeriesDescription', '')).strip()!r}"
+
+
+def is_dicom(path: Path) -> bool:
+    """A folder (a series is read from folders) or a file with DICOM's ``DICM`` preamble marker."""
+    path = Path(path)
+    if path.is_dir():
+        return True
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def read_series(path: Path, series: int | None = None) -> DicomSeries:
+    """The cine series in folder (or single file) ``path``; ``series`` picks one by SeriesNumber."""
+    path = Path(path)
+    images = _image_headers(path)
+    groups: dict[str, list] = {}
+    for file, ds in images:
+        groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append((file, ds))
+    if series is not None:
+        groups = {uid: g for uid, g in groups.items() if _series_number(g[0][1]) == series}
+        if not groups:
+            raise DataError(path, f"--series {series}: no such series here; {_listing(images)}")
+    if len(groups) > 1:
+        raise DataError(path, f"{len(groups)} image series here; pick one with --series N: {_listing(images)}")
+    ((_, members),) = groups.items()
+    return _assemble(path, members)
+
+
+def _image_headers(path: Path) -> list:
+    """``(file, header)`` of every DICOM image under ``path``, pixel data not read yet."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    if not path.exists():
+        raise DataError(path, "no such file or folder")
+    files = (
+        sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")) if path.is_dir() else [path]
+    )
+    images, others = [], []
+    for file in files:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(file, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
+            continue
+        if _is_image(ds):
+            images.append((file, ds))
+        else:
+            others.append(_kind(ds))
+    if not images:
+        found = f" (only: {', '.join(sorted(set(others)))})" if others else ""
+        what = "is not a DICOM image" if path.is_file() else "holds no DICOM image"
+        raise DataError(path, f"{what}{found}; give the folder of a cine series")
+    return images
+
+
+def _is_image(ds) -> bool:
+    """``stop_before_pixels`` leaves PixelData unread: an image is a dataset with Rows and Columns."""
+    return "Rows" in ds and "Columns" in ds and "DirectoryRecordSequence" not in ds
+
+
+def _kind(ds) -> str:
+    if "DirectoryRecordSequence" in ds:
+        return "a DICOMDIR"
+    sop = ds.get("SOPClassUID")
+    return f"a {getattr(sop, 'name', None) or 'non-image object'}"
+
+
+def _series_number(ds) -> int | None:
+    value = ds.get("SeriesNumber")
+    return int(value) if value not in (None, "") else None
+
+
+def _listing(images) -> str:
+    counts: dict[str, list] = {}
+    for _, ds in images:
+        counts.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(ds)
+    parts = []
+    for members in counts.values():
+        ds = members[0]
+        description = str(ds.get("SeriesDescription", "")).strip() or "no description"
+        parts.append(f"series {_series_number(ds)} {description!r} ({len(members)} images)")
+    return "; ".join(parts)
+
+
+def _vector(file: Path, ds, keyword: str, length: int) -> np.ndarray:
+    value = ds.get(keyword)
+    try:
+        vector = np.array([float(v) for v in value], dtype=np.float64)
+    except (TypeError, ValueError):
+        vector = np.zeros(0)
+    if vector.shape != (length,) or not np.all(np.isfinite(vector)):
+        raise DataError(file, f"no usable {keyword} ({value!r}): the geometry cannot be known")
+    return vector
+
+
+def _assemble(path: Path, members: list) -> DicomSeries:
+    file0, ds0 = members[0]
+    for file, ds in members:
+        if int(ds.get("NumberOfFrames") or 1) > 1:
+            raise DataError(
+                file, f"an enhanced multi-frame image ({ds.NumberOfFrames} frames in one file), which is not read "
+                "yet; export the series from the scanner or PACS as classic single-frame images"
+            )  # fmt: skip
+    orientation = _vector(file0, ds0, "ImageOrientationPatient", 6)
+    spacing = _vector(file0, ds0, "PixelSpacing", 2)
+    if np.any(spacing <= 0):
+        raise DataError(file0, f"PixelSpacing {list(spacing)} is not positive")
+    row, col = orientation[:3], orientation[3:]
+    if abs(np.linalg.norm(row) - 1) > 1e-2 or abs(np.linalg.norm(col) - 1) > 1e-2 or abs(row @ col) > 1e-2:
+        raise DataError(file0, f"ImageOrientationPatient {list(orientation)} is not two orthogonal unit vectors")
+    normal = np.cross(row, col)
+    size = (int(ds0.Rows), int(ds0.Columns))
+    positions: dict[float, list] = {}
+    for file, ds in members:
+        if (int(ds.get("Rows", 0)), int(ds.get("Columns", 0))) != size:
+            raise DataError(
+                file, f"{ds.get('Rows')}x{ds.get('Columns')} pixels, but {file0.name} has {size[0]}x{size[1]}: "
+                "mixed image sizes in one series"
+            )  # fmt: skip
+        if np.abs(_vector(file, ds, "ImageOrientationPatient", 6) - orientation).max() > ORIENTATION_TOLERANCE:
+            raise DataError(file, f"its orientation differs from {file0.name}'s: not one stack of parallel slices")
+        if np.abs(_vector(file, ds, "PixelSpacing", 2) - spacing).max() > 1e-4:
+            raise DataError(file, f"its PixelSpacing differs from {file0.name}'s")
+        position = _vector(file, ds, "ImagePositionPatient", 3)
+        key = next((k for k in positions if abs(k - position @ normal) < POSITION_TOLERANCE), position @ normal)
+        positions.setdefault(key, []).append((file, ds, position))
+    keys = sorted(positions)
+    slices = [_phases(positions[k]) for k in keys]
+    counts = {len(s) for s in slices}
+    if len(counts) > 1:
+        detail = ", ".join(f"{len(s)} at {k:.2f} mm" for k, s in zip(keys, slices, strict=True))
+        raise DataError(path, f"the slices hold different numbers of phases ({detail}): an incomplete series")
+    step, slice_spacing = _slice_step(path, keys, slices, ds0)
+    data = np.stack([np.stack([_pixels(file) for file, _, _ in s], axis=-1) for s in slices], axis=2)
+    affine = np.eye(4)
+    affine[:3, 0] = row * spacing[1]
+    affine[:3, 1] = col * spacing[0]
+    affine[:3, 2] = step
+    affine[:3, 3] = slices[0][0][2]
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine  # LPS -> RAS
+    zooms = (float(spacing[1]), float(spacing[0]), slice_spacing, _phase_interval(slices[0]))
+    headers = [[ds for _, ds, _ in s] for s in slices]
+    return DicomSeries(path, data, affine, zooms, headers)
+
+
+def _phases(images: list) -> list:
+    """The images at one position in phase order (TriggerTime, else InstanceNumber); duplicates refused."""
+
+    def key(item):
+        _, ds, _ = item
+        trigger = ds.get("TriggerTime")
+        number = ds.get("InstanceNumber")
+        return (float(trigger) if trigger not in (None, "") else np.inf, int(number) if number not in (None, "") else 0)
+
+    ordered = sorted(images, key=key)
+    keys = [key(item) for item in ordered]
+    for (file, _, _), previous, current in zip(ordered[1:], keys, keys[1:], strict=False):
+        if previous[0] == current[0] and (np.isfinite(current[0]) or previous[1] == current[1]):
+            what = "trigger time" if np.isfinite(current[0]) else "instance number"
+            raise DataError(file, f"a duplicate image: same slice position and {what} as another file")
+    return ordered
+
+
+def _slice_step(path: Path, keys: list, slices: list, ds0) -> tuple[np.ndarray, float]:
+    """The vector from one slice to the next, and the spacing; gaps and uneven spacing are refused."""
+    if len(keys) == 1:
+        thickness = float(ds0.get("SpacingBetweenSlices") or ds0.get("SliceThickness") or 1.0)
+        orientation = np.array([float(v) for v in ds0.ImageOrientationPatient])
+        return np.cross(orientation[:3], orientation[3:]) * thickness, thickness
+    gaps = np.diff(keys)
+    median = float(np.median(gaps))
+    bad = np.flatnonzero(np.abs(gaps - median) > SPACING_TOLERANCE * median)
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(
+            path, f"uneven slice spacing: {gaps[i]:.3f} mm between the slices at {keys[i]:.2f} and "
+            f"{keys[i + 1]:.2f} mm, where the others are {median:.3f} mm apart (a missing or extra slice)"
+        )  # fmt: skip
+    first, last = slices[0][0][2], slices[-1][0][2]
+    return (last - first) / (len(keys) - 1), float(np.linalg.norm(last - first) / (len(keys) - 1))
+
+
+def _phase_interval(phases: list) -> float:
+    times = [float(ds.get("TriggerTime")) for _, ds, _ in phases if ds.get("TriggerTime") not in (None, "")]
+    return float(np.median(np.diff(times))) / 1000.0 if len(times) == len(phases) > 1 else 1.0
+
+
+def _pixels(file: Path) -> np.ndarray:
+    """One image's pixels ``[x, y]`` (columns first), rescaled to float32; compressed data needs its decoder."""
+    import pydicom
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(file)
+            pixels = ds.pixel_array
+    except (NotImplementedError, RuntimeError) as exc:
+        syntax = getattr(ds.file_meta.get("TransferSyntaxUID"), "name", "its transfer syntax")
+        if "missing" in str(exc):
+            raise DataError(
+                file, f"compressed pixel data ({syntax}) and no decoder installed for it: pip install pylibjpeg "
+                "pylibjpeg-libjpeg pylibjpeg-openjpeg (or python-gdcm)"
+            ) from None  # fmt: skip
+        raise DataError(file, f"compressed pixel data ({syntax}) that cannot be decoded (damaged?)") from None
+    except (ValueError, AttributeError, OSError, EOFError, KeyError) as exc:
+        raise DataError(file, f"unreadable pixel data ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if int(ds.get("SamplesPerPixel", 1)) != 1 or pixels.ndim != 2:
+        raise DataError(file, f"pixel data of shape {pixels.shape}: a cine image is one channel, one frame")
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    return (pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)).T

@@ -1,0 +1,145 @@
+"""Writing an upscaled scan as a derived DICOM series beside the original, for a viewer or PACS.
+
+The new series is in the original study (StudyInstanceUID and every patient tag kept), with its own
+SeriesInstanceUID and SOPInstanceUIDs (pydicom's ``generate_uid``), ImageType ``DERIVED\\SECONDARY``, and a
+SeriesDescription saying what was done. The geometry follows the NIfTI output's: output voxel ``(f*i, f*j)``
+sits where input voxel ``(i, j)`` sat, so ImagePositionPatient and ImageOrientationPatient of each slice stay,
+PixelSpacing is divided by the factor and Rows and Columns multiplied by it. Across slices, slice k of the input
+is slice ``g*k`` of the output, and the slices in between are placed ``spacing / g`` apart along the same line
+(ImagePositionPatient, SliceLocation and SpacingBetweenSlices to match). Every phase keeps its TriggerTime.
+
+Pixels are stored in the input's type, with each image's RescaleSlope and RescaleIntercept, so the values
+read back are the upscaled values in the input's units (to the input's own quantisation).
+
+The series goes to a temporary folder beside OUT and is renamed to OUT when whole. A marker file says that the
+folder is the tool's output: only such a folder is replaced (with ``--overwrite``).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from heart_sr_tf.data.dicom import DicomSeries
+from heart_sr_tf.errors import DataError, HeartSRError
+
+MARKER = ".heart-sr-series"  # in every output folder the tool writes; nothing else is ever replaced
+SERIES_OFFSET = 1000  # the derived series' number: the original's plus this, as scanners number derived series
+
+
+def is_dicom_output(out_path: Path) -> bool:
+    """OUT names a DICOM series folder: it ends in ``/``, is an existing folder, or has no suffix."""
+    text = str(out_path)
+    return text.endswith(os.sep) or Path(out_path).is_dir() or not Path(text).suffix
+
+
+def refuse_output_folder(out_dir: Path, overwrite: bool) -> None:
+    """A DICOM OUT must be new, empty, or (with ``overwrite``) a series folder this tool wrote."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise HeartSRError(f"{out_dir}: is a file; a DICOM output is a folder (a NIfTI output ends in .nii.gz)")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not (out_dir / MARKER).is_file():
+            raise HeartSRError(f"{out_dir}: a folder that holds files the tool did not write; give a new folder")
+        if not overwrite:
+            raise HeartSRError(f"{out_dir}: holds an earlier output; pass --overwrite to replace it")
+    for ancestor in out_dir.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise HeartSRError(f"{out_dir}: {ancestor} is a file, not a folder")
+            if not os.access(ancestor, os.W_OK):
+                raise HeartSRError(f"{out_dir}: cannot write in {ancestor}")
+            break
+
+
+def write_dicom_series(
+    series: DicomSeries, data: np.ndarray, factors: tuple[int, int, int], tmp_dir: Path, out_dir: Path, what: str
+) -> Path:
+    """``data[x, y, z, T]`` (the upscaled scan in the input's units) as the derived series ``out_dir``, written
+    in ``tmp_dir`` first (which must exist, empty)."""
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    fx, fy, fz = factors
+    depth, phases = data.shape[2], data.shape[3]
+    series_uid = generate_uid()
+    step = (np.diag([-1.0, -1.0, 1.0]) @ series.affine[:3, 2]) / fz  # LPS, from one output slice to the next
+    first = np.array([float(v) for v in series.headers[0][0].ImagePositionPatient])
+    locations = _slice_locations(series, depth, fz)
+    for k in range(depth):
+        for t in range(phases):
+            template = series.headers[min(k // fz, len(series.headers) - 1)][t]
+            ds = copy.deepcopy(template)
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue", "IconImageSequence"):
+                if keyword in ds:
+                    delattr(ds, keyword)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds.set_pixel_data(_stored(template, data[:, :, k, t]), "MONOCHROME2", int(template.BitsStored))
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.SeriesInstanceUID = series_uid
+            ds.SeriesNumber = int(template.get("SeriesNumber") or 0) + SERIES_OFFSET
+            ds.SeriesDescription = f"heart-sr {what}"[:64]
+            ds.DerivationDescription = f"heart-sr-tf: {what}, from series {template.get('SeriesNumber', '?')}"
+            ds.ImageType = ["DERIVED", "SECONDARY", *list(template.get("ImageType", []))[2:]]
+            ds.InstanceNumber = 1 + k * phases + t
+            ds.PixelSpacing = [_ds(float(template.PixelSpacing[0]) / fy), _ds(float(template.PixelSpacing[1]) / fx)]
+            ds.ImagePositionPatient = [_ds(v) for v in first + k * step]
+            if locations is not None:
+                ds.SliceLocation = _ds(locations[k])
+            if fz > 1 or "SpacingBetweenSlices" in ds:
+                ds.SpacingBetweenSlices = _ds(float(np.linalg.norm(step)))
+            try:
+                ds.save_as(tmp_dir / f"IM{k:04d}_{t:04d}.dcm", enforce_file_format=True)
+            except OSError as exc:
+                raise DataError(out_dir, f"cannot write ({exc.strerror or exc})") from None
+    (tmp_dir / MARKER).write_text(f"{series_uid}\n")
+    return _replace(tmp_dir, out_dir)
+
+
+def _ds(value: float) -> str:
+    """A Decimal String of at most 16 characters."""
+    text = f"{value:.10g}"
+    return text if len(text) <= 16 else f"{value:.6e}"
+
+
+def _slice_locations(series: DicomSeries, depth: int, fz: int):
+    """SliceLocation of each output slice: the input's, continued linearly between and past its slices."""
+    values = [h[0].get("SliceLocation") for h in series.headers]
+    if any(v in (None, "") for v in values):
+        return None
+    values = np.array([float(v) for v in values])
+    gap = float(np.mean(np.diff(values))) if len(values) > 1 else 0.0
+    k = np.arange(depth) / fz
+    base = np.minimum(np.floor(k).astype(int), len(values) - 1)
+    return values[base] + (k - base) * gap
+
+
+def _stored(template, values: np.ndarray) -> np.ndarray:
+    """``values[x, y]`` in real units -> the template's stored pixel type ``[rows, columns]``."""
+    slope = float(template.get("RescaleSlope", 1) or 1)
+    intercept = float(template.get("RescaleIntercept", 0) or 0)
+    bits, signed = int(template.BitsStored), int(template.get("PixelRepresentation", 0)) == 1
+    dtype = {(8, False): np.uint8, (8, True): np.int8, (16, False): np.uint16, (16, True): np.int16}[
+        (8 if int(template.BitsAllocated) == 8 else 16, signed)
+    ]
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    stored = np.clip(np.round((values.astype(np.float64) - intercept) / slope), low, high)
+    return np.ascontiguousarray(stored.T.astype(dtype))
+
+
+def _replace(tmp_dir: Path, out_dir: Path) -> Path:
+    """Move the whole series into place; an earlier output of the tool is removed only after that."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f"{tmp_dir.name}.old")
+        out_dir.rename(old)
+    tmp_dir.rename(out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return out_dir

@@ -1,0 +1,178 @@
+"""DICOM cine series in: assembly, geometry against dicom2nifti, and every bad series refused in one line."""
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from dicom_series import Cine, write_cine, write_localiser
+
+from heart_sr_tf.data.dicom import read_series
+from heart_sr_tf.data.scan import read_scan
+from heart_sr_tf.errors import DataError
+
+
+def _values(shape=(20, 16, 4, 3), seed=0) -> np.ndarray:
+    """Real-unit values a 12-bit series with slope 2 and intercept -10 holds exactly."""
+    stored = np.random.default_rng(seed).integers(0, 4096, shape)
+    return (stored * 2.0 - 10.0).astype(np.float32)
+
+
+def _lps_to_ras(points: np.ndarray) -> np.ndarray:
+    return points * np.array([-1.0, -1.0, 1.0])
+
+
+def test_a_shuffled_oblique_cine_is_assembled_in_slice_and_phase_order(tmp_path):
+    cine = Cine(_values())
+    write_cine(tmp_path / "cine", cine)
+    series = read_series(tmp_path / "cine")
+    np.testing.assert_array_equal(series.data, cine.values)  # rescaled, columns first, slices and phases ordered
+    row, col = cine.orientation
+    # voxel (i, j, k) sits at origin + i * dx * row + j * dy * col + k * gap * normal (LPS), here in RAS
+    for i, j, k in [(0, 0, 0), (19, 0, 0), (0, 15, 0), (7, 11, 3)]:
+        lps = cine.position(k) + i * cine.spacing[1] * row + j * cine.spacing[0] * col
+        np.testing.assert_allclose(series.affine @ [i, j, k, 1], [*_lps_to_ras(lps), 1], atol=1e-3)
+    assert series.zooms == pytest.approx((1.3, 1.4, 8.0, 0.0325))
+
+
+def test_slices_are_ordered_by_position_on_the_normal_not_by_file_or_instance(tmp_path):
+    cine = Cine(_values((12, 10, 5, 2)))
+
+    def reverse_numbers(z, t, ds):  # instance numbers run against the slice order
+        ds.InstanceNumber = 100 - ds.InstanceNumber
+
+    write_cine(tmp_path / "cine", cine, edit=reverse_numbers)
+    np.testing.assert_array_equal(read_series(tmp_path / "cine").data, cine.values)
+
+
+def test_phases_fall_back_to_instance_number_without_trigger_time(tmp_path):
+    cine = Cine(_values((12, 10, 2, 4)))
+
+    def drop_trigger(z, t, ds):
+        del ds.TriggerTime
+
+    write_cine(tmp_path / "cine", cine, edit=drop_trigger)
+    np.testing.assert_array_equal(read_series(tmp_path / "cine").data, cine.values)
+
+
+def test_geometry_and_values_equal_dicom2nifti(tmp_path):
+    dicom2nifti = pytest.importorskip("dicom2nifti")
+    cine = Cine(_values((24, 18, 6, 1)))
+    write_cine(tmp_path / "cine", cine)
+    reference = dicom2nifti.dicom_series_to_nifti(str(tmp_path / "cine"), str(tmp_path / "ref.nii"), False)["NII"]
+    scan = read_scan(tmp_path / "cine")
+    np.testing.assert_allclose(scan.image.affine, reference.affine, atol=1e-4)
+    np.testing.assert_allclose(scan.data, np.asarray(reference.dataobj, np.float32), atol=1e-3)
+
+
+def test_nifti_image_of_a_series_carries_its_geometry_and_integer_type(tmp_path):
+    cine = Cine(_values())
+    write_cine(tmp_path / "cine", cine)
+    scan = read_scan(tmp_path / "cine")
+    nib.save(scan.image, tmp_path / "x.nii.gz")
+    back = nib.load(tmp_path / "x.nii.gz")
+    np.testing.assert_array_equal(np.asarray(back.dataobj), cine.values)
+    assert back.get_data_dtype() == np.int16 and back.header.get_zooms()[:3] == pytest.approx((1.3, 1.4, 8.0))
+    assert back.get_qform(coded=True)[1] == 1 and back.get_sform(coded=True)[1] == 1
+
+
+def test_several_series_are_listed_and_one_is_picked(tmp_path):
+    cine = Cine(_values((12, 10, 3, 2)))
+    write_cine(tmp_path / "study", cine)
+    write_localiser(tmp_path / "study", cine.study_uid)
+    with pytest.raises(DataError, match="2 image series here; pick one with --series N") as error:
+        read_series(tmp_path / "study")
+    assert "series 1 'localizer' (3 images)" in str(error.value)
+    assert "series 7 'cine_retro_sax' (6 images)" in str(error.value)
+    np.testing.assert_array_equal(read_series(tmp_path / "study", series=7).data, cine.values)
+    with pytest.raises(DataError, match="--series 3: no such series"):
+        read_series(tmp_path / "study", series=3)
+
+
+def _bad(tmp_path, edit, shape=(12, 10, 4, 2), **cine):
+    write_cine(tmp_path / "bad", Cine(_values(shape), **cine), edit=edit)
+    with pytest.raises(DataError) as error:
+        read_scan(tmp_path / "bad")
+    message = str(error.value)
+    assert "\n" not in message and str(tmp_path / "bad") in message
+    return message
+
+
+def test_missing_geometry_is_refused(tmp_path):
+    def no_spacing(z, t, ds):
+        if z == 1:
+            del ds.PixelSpacing
+
+    assert "no usable PixelSpacing" in _bad(tmp_path / "a", no_spacing)
+
+    def no_orientation(z, t, ds):
+        del ds.ImageOrientationPatient
+
+    assert "no usable ImageOrientationPatient" in _bad(tmp_path / "b", no_orientation)
+
+
+def test_mixed_sizes_a_gap_a_duplicate_and_a_missing_phase_are_refused(tmp_path):
+    def mixed(z, t, ds):
+        if z == 2 and t == 1:
+            ds.set_pixel_data(np.zeros((8, 8), np.uint16), "MONOCHROME2", 12)
+
+    assert "mixed image sizes" in _bad(tmp_path / "a", mixed)
+
+    def gap(z, t, ds):  # slice 3 sits two gaps on: slice 2's neighbour is missing
+        if z == 3:
+            ds.ImagePositionPatient = [float(v) + 8.0 * n for v, n in zip(ds.ImagePositionPatient, Cine(None).normal)]
+
+    assert "uneven slice spacing" in _bad(tmp_path / "b", gap)
+
+    def duplicate(z, t, ds):  # phase 1 of slice 2 claims phase 0's trigger time
+        if z == 2 and t == 1:
+            ds.TriggerTime = "0.00"
+
+    assert "duplicate image" in _bad(tmp_path / "c", duplicate)
+
+    def missing(z, t, ds):
+        if z == 1 and t == 1:
+            ds.ImagePositionPatient = [float(v) + 500 for v in ds.ImagePositionPatient]
+
+    assert "different numbers of phases" in _bad(tmp_path / "d", missing, shape=(12, 10, 3, 2))
+
+
+def test_compressed_pixels_without_a_decoder_are_refused(tmp_path):
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import HTJ2KLossless
+
+    def compress(z, t, ds):
+        ds.file_meta.TransferSyntaxUID = HTJ2KLossless
+        ds.PixelData = encapsulate([b"\xff\x4f\xff\x51 not a real codestream"])
+        ds["PixelData"].VR = "OB"
+
+    message = _bad(tmp_path, compress)  # no installed plugin decodes HTJ2K; a JPEG 2000 plugin may be installed
+    assert "compressed pixel data (High-Throughput JPEG 2000" in message and "no decoder installed" in message
+
+
+def test_non_image_objects_and_non_dicom_files_are_refused(tmp_path):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
+
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not DICOM")
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = BasicTextSRStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.save_as(folder / "report.dcm", enforce_file_format=True)
+    with pytest.raises(DataError, match="holds no DICOM image \\(only: a Basic Text SR Storage\\)"):
+        read_scan(folder)
+    with pytest.raises(DataError, match="is not a DICOM image"):
+        read_scan(folder / "report.dcm")
+    with pytest.raises(DataError, match="--series picks a series of DICOM input"):
+        read_scan(Path(folder / "notes.nii.gz"), series=2)
+
+
+def test_an_enhanced_multi_frame_file_is_refused_by_name(tmp_path):
+    def multi(z, t, ds):
+        ds.NumberOfFrames = 30
+
+    assert "an enhanced multi-frame image (30 frames in one file)" in _bad(tmp_path, multi)

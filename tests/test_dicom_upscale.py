@@ -1,0 +1,126 @@
+"""A real ACDC cine written as a DICOM series (oblique, shuffled, slope/intercept, a localiser beside it) through
+``upscale``: to NIfTI and to a derived DICOM series, in-plane and across slices, against the NIfTI path."""
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from click.testing import CliRunner
+from dicom_series import Cine, write_cine, write_localiser
+
+from heart_sr_tf.data.degradation import Degradation
+from heart_sr_tf.data.dicom import read_series
+from heart_sr_tf.data.scan import read_scan
+from heart_sr_tf.export.writer import export_generator
+from heart_sr_tf.inference.predictor import load_predictor
+from heart_sr_tf.models.rrdb import rrdb_generator
+from heart_sr_tf.volumes.through_plane import ThroughPlane
+from heart_sr_tf.volumes.upscale import upscale_file, upscaled_affine
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    """Untrained exports: an in-plane x3 (aligned bicubic) and a throughplane_x6 (cubic along the slices)."""
+    out = tmp_path_factory.mktemp("models")
+    export_generator(rrdb_generator(3, blocks=1, features=8, growth=4), out, "inplane", degradation=Degradation())
+    across = rrdb_generator((6, 1), blocks=1, features=8, growth=4)
+    export_generator(across, out, "throughplane_x6", degradation=Degradation("through_plane", 6))
+    return out
+
+
+@pytest.fixture(scope="module")
+def study(acdc_dir, tmp_path_factory) -> tuple[Path, Cine]:
+    """patient001's ED and ES frames (a 60x64 crop around the heart, 10 slices) as series 7 of a study, with a
+    localiser series in the same folder."""
+    frames = [acdc_dir / "training" / "patient001" / f"patient001_frame{f:02d}.nii.gz" for f in (1, 12)]
+    values = np.stack([np.asarray(nib.load(str(f)).dataobj)[80:140, 90:154] for f in frames], axis=3)
+    cine = Cine((2.0 * values - 10.0).astype(np.float32), spacing=(1.5625, 1.5625), gap=10.0)
+    folder = tmp_path_factory.mktemp("study")
+    write_cine(folder, cine)
+    write_localiser(folder, cine.study_uid)
+    return folder, cine
+
+
+def _nifti_twin(study, tmp_path) -> Path:
+    """The same series as a NIfTI file (its data and affine from the DICOM reader)."""
+    scan = read_scan(study, series=7)
+    path = tmp_path / "twin.nii.gz"
+    nib.save(scan.image, str(path))
+    return path
+
+
+def test_dicom_to_nifti_equals_the_nifti_path(study, models, tmp_path):
+    folder, cine = study
+    predictor = load_predictor(models / "inplane")
+    from_dicom = upscale_file(folder, tmp_path / "a.nii.gz", predictor, quiet=True, series=7)
+    from_nifti = upscale_file(_nifti_twin(folder, tmp_path), tmp_path / "b.nii.gz", predictor, quiet=True)
+    a, b = nib.load(str(from_dicom)), nib.load(str(from_nifti))
+    np.testing.assert_array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj))
+    np.testing.assert_allclose(a.affine, b.affine)
+    np.testing.assert_allclose(a.affine, upscaled_affine(read_series(folder, 7).affine, 3))
+    assert a.shape == (180, 192, 10, 2) and a.get_data_dtype() == np.int16
+
+
+def test_dicom_out_is_a_derived_series_with_the_right_geometry_and_values(study, models, tmp_path):
+    folder, cine = study
+    predictor = load_predictor(models / "inplane")
+    out = upscale_file(folder, tmp_path / "sr", predictor, quiet=True, series=7)
+    nifti = nib.load(str(upscale_file(folder, tmp_path / "sr.nii.gz", predictor, quiet=True, series=7)))
+    back = read_series(out)
+    # values: the NIfTI output's, to the input's quantisation (slope 2)
+    np.testing.assert_allclose(back.data, np.asarray(nifti.dataobj, np.float32), atol=1.0 + 1e-6)
+    # geometry: output voxel (3i, 3j) sits where input voxel (i, j) sat; phases keep their trigger times
+    source = read_series(folder, 7)
+    np.testing.assert_allclose(back.affine, upscaled_affine(source.affine, 3), atol=1e-4)
+    for i, j, k in [(0, 0, 0), (20, 33, 4), (59, 63, 9)]:
+        np.testing.assert_allclose(back.affine @ [3 * i, 3 * j, k, 1], source.affine @ [i, j, k, 1], atol=1e-3)
+    assert back.zooms == pytest.approx((source.zooms[0] / 3, source.zooms[1] / 3, *source.zooms[2:]), rel=1e-6)
+    first_in, first_out = source.headers[0][1], back.headers[0][1]
+    assert first_out.TriggerTime == first_in.TriggerTime
+    assert first_out.StudyInstanceUID == first_in.StudyInstanceUID and first_out.PatientID == first_in.PatientID
+    assert first_out.SeriesInstanceUID != first_in.SeriesInstanceUID
+    assert first_out.SeriesNumber == 1007 and list(first_out.ImageType[:2]) == ["DERIVED", "SECONDARY"]
+    assert "x3 in-plane inplane/1" in first_out.SeriesDescription
+    assert (first_out.Rows, first_out.Columns) == (3 * first_in.Rows, 3 * first_in.Columns)
+    uids = {pydicom.dcmread(f).SOPInstanceUID for f in out.iterdir() if f.suffix == ".dcm"}
+    assert len(uids) == 20 and not uids & {h.SOPInstanceUID for s in source.headers for h in s}
+
+
+def test_through_plane_dicom_out_has_g_times_the_slices(study, models, tmp_path):
+    folder, cine = study
+    across = ThroughPlane(load_predictor(models / "throughplane_x6"))
+    out = upscale_file(folder, tmp_path / "tp", through_plane=across, quiet=True, series=7)
+    source, back = read_series(folder, 7), read_series(out)
+    assert back.data.shape == (60, 64, 60, 2)
+    np.testing.assert_allclose(back.affine, upscaled_affine(source.affine, (1, 1, 6)), atol=1e-4)
+    # the untrained model is cubic along the slices: input slice k comes back at output slice 6k
+    np.testing.assert_allclose(back.data[:, :, ::6], source.data, atol=2.0 + 1e-6)
+    locations = [float(s[0].SliceLocation) for s in back.headers]
+    np.testing.assert_allclose(np.diff(locations), 10.0 / 6, atol=1e-3)
+    assert float(back.headers[3][0].SpacingBetweenSlices) == pytest.approx(10.0 / 6)
+
+
+def test_the_cli_refuses_several_series_and_an_output_it_did_not_write(study, models, tmp_path):
+    from heart_sr_tf.cli import main
+
+    folder, _ = study
+    runner = CliRunner()
+    args = ["upscale", str(folder), str(tmp_path / "out") + "/", "--model", str(models / "inplane"), "--quiet"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2 and "2 image series here; pick one with --series N" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "notes.txt").write_text("a user's file")
+    args[2] = str(tmp_path / "theirs")
+    result = runner.invoke(main, [*args, "--series", "7", "--overwrite"])
+    assert result.exit_code == 2 and "holds files the tool did not write" in result.output
+    result = runner.invoke(main, ["upscale", str(_nifti_twin(folder, tmp_path)), str(tmp_path / "d") + "/"])
+    assert result.exit_code == 2 and "needs DICOM input" in result.output
+    args[2] = str(tmp_path / "ok")
+    result = runner.invoke(main, [*args, "--series", "7"])
+    assert result.exit_code == 0, result.output
+    assert "read series 7 'cine_retro_sax': 60 x 64 x 10 x 2" in result.output
+    assert len(list((tmp_path / "ok").glob("*.dcm"))) == 20
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".heart-sr")]  # no temporary folder left
