@@ -31,6 +31,11 @@ def _check_image(path: Path, image) -> None:
         raise DataError(path, f"not a NIfTI file but {type(image).__name__}; convert it to .nii or .nii.gz first")
     if image.get_data_dtype().fields is not None:
         raise DataError(path, f"a colour ({image.get_data_dtype()}) image; cardiac cine is one channel")
+    if image.get_data_dtype().kind == "c":
+        raise DataError(
+            path, f"complex-valued voxels ({image.get_data_dtype()}); upscale a magnitude image (the imaginary "
+            "part would be lost)"
+        )  # fmt: skip
 
 
 def load_nifti(
@@ -45,7 +50,8 @@ def load_nifti(
     try:
         image = nib.load(str(path))
         _check_image(path, image)
-        data = np.asarray(image.dataobj, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: refused below
+            data = np.asarray(image.dataobj, dtype=np.float32)
         zooms = tuple(float(z) for z in image.header.get_zooms())
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
@@ -65,6 +71,8 @@ def check_volume(path, data: np.ndarray, ndims=(3, 4), min_inplane: int = 3, all
             path, f"in-plane size {data.shape[0]}x{data.shape[1]} is smaller than one {min_inplane}x{min_inplane} block"
         )
     if not np.all(np.isfinite(data)):
-        raise DataError(path, f"{int(np.sum(~np.isfinite(data)))} NaN or infinite voxels")
+        raise DataError(
+            path, f"{int(np.sum(~np.isfinite(data)))} NaN or infinite voxels (or values beyond float32's range)"
+        )
     if not allow_zero and not np.any(data):
         raise DataError(path, "all voxels are zero")
