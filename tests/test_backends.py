@@ -11,7 +11,7 @@ import pytest
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.intensity import normalise
-from heart_sr_tf.inference.hardware import BF16_FLAGS, cpu_flags, resolve_precision
+from heart_sr_tf.inference.hardware import resolve_precision
 from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.inference.tiling import tiled_apply
 from heart_sr_tf.metrics import image_metrics
@@ -46,9 +46,16 @@ def _scores(predictor, slices):
     return out
 
 
-def test_auto_precision_is_bfloat16_exactly_where_the_cpu_has_it():
-    assert resolve_precision("auto") == ("bfloat16" if cpu_flags() & BF16_FLAGS else "float32")
-    assert resolve_precision("float32") == "float32"
+@pytest.mark.parametrize(
+    "flags,expected",
+    [({"avx512f", "avx512_bf16"}, "bfloat16"), ({"amx_bf16", "amx_tile"}, "bfloat16"), ({"avx2", "fma"}, "float32")],
+)
+def test_auto_precision_follows_the_cpu_flags(monkeypatch, flags, expected):
+    import heart_sr_tf.inference.hardware as hardware
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: flags)  # this machine has no GPU: the CPU decides
+    assert resolve_precision("auto") == expected
+    assert resolve_precision("float32") == "float32" and resolve_precision("bfloat16") == "bfloat16"
 
 
 @pytest.mark.parametrize(

@@ -69,14 +69,16 @@ def test_ranges_are_checked_when_read(tmp_path):
     assert "apply to the kspace degradation only" in _error(tmp_path, '[degradation]\nwindow = "hamming"\n')
 
 
-def test_shared_loop_fields_are_declared_once():
-    from dataclasses import fields
-
-    from heart_sr_tf.config import LoopConfig, TrainConfig, WGANTrainConfig
-
-    shared = {f.name for f in fields(LoopConfig)}
-    assert shared <= {f.name for f in fields(TrainConfig)} and shared <= {f.name for f in fields(WGANTrainConfig)}
-    assert TrainConfig.__mro__[1] is LoopConfig and WGANTrainConfig.__mro__[1] is LoopConfig
+def test_the_loop_fields_are_checked_alike_for_every_model(tmp_path):
+    for kind in ("srgan", "wgan", "segmenter"):
+        cls = CONFIG_CLASSES[kind]
+        assert "train.log_every: must be at least 1, got 0" in _error(tmp_path, "[train]\nlog_every = 0\n", cls)
+        assert "train.mixed_precision: 'fp8' is not one of" in _error(
+            tmp_path, '[train]\nmixed_precision = "fp8"\n', cls
+        )
+        (tmp_path / "ok.toml").write_text("[train]\nkeep_checkpoints = 7\nseed = 3\n")
+        config = load_config(tmp_path / "ok.toml", cls)
+        assert (config.train.keep_checkpoints, config.train.seed) == (7, 3)
 
 
 def test_what_a_config_may_ask_is_bounded_before_any_work(tmp_path):

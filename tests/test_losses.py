@@ -19,11 +19,21 @@ def test_pixel_loss_is_per_sample_for_4d_and_5d(shape, kind):
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
 
 
-def test_feature_and_adversarial_losses_are_per_sample():
-    features = tf.random.normal([3, 5, 5, 8])
-    assert feature_loss(features, features * 0).shape == (3,)
-    logits = tf.constant([[2.0], [-1.0], [0.0]])
-    assert discriminator_loss(logits, -logits).shape == (3,)
+def test_feature_and_adversarial_losses_equal_their_formulas_per_sample():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 5, 5, 8)).astype(np.float32), rng.normal(size=(3, 5, 5, 8)).astype(np.float32)
+    np.testing.assert_allclose(
+        feature_loss(tf.constant(a), tf.constant(b)).numpy(), ((a - b) ** 2).mean((1, 2, 3)), 1e-5
+    )
+    real, fake = np.array([[2.0], [-1.0], [0.0]], np.float32), np.array([[0.5], [3.0], [-2.0]], np.float32)
+
+    def bce(logit, label):  # sigmoid cross-entropy
+        p = 1 / (1 + np.exp(-logit[:, 0]))
+        return -(label * np.log(p) + (1 - label) * np.log(1 - p))
+
+    d = discriminator_loss(tf.constant(real), tf.constant(fake)).numpy()
+    np.testing.assert_allclose(d, bce(real, 1.0) + bce(fake, 0.0), rtol=1e-5)
+    np.testing.assert_allclose(generator_adversarial_loss(tf.constant(fake)).numpy(), bce(fake, 1.0), rtol=1e-5)
     np.testing.assert_allclose(generator_adversarial_loss(tf.zeros([3, 1])).numpy(), np.log(2.0) * np.ones(3), 1e-6)
 
 

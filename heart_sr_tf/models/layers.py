@@ -113,3 +113,14 @@ class BilinearUpsample2x(keras.layers.Layer):
         shape = tf.shape(x)
         out = tf.image.resize(x, [2 * shape[1], 2 * shape[2]], method="bilinear")
         return tf.cast(out, x.dtype)
+
+
+def image_output(residual, lr, scale, bicubic_skip: bool):
+    """The generators' common tail: the residual plus aligned bicubic of the LR input (with ``bicubic_skip``),
+    as the float32 ``sr_image`` output. The skip and the sum stay float32 under mixed precision, so the image
+    itself is never rounded to 8 mantissa bits."""
+    out = residual
+    if bicubic_skip:
+        bicubic = AlignedBicubicUpsample(scale, name="bicubic", dtype="float32")(lr)
+        out = keras.layers.Add(name="bicubic_add", dtype="float32")([residual, bicubic])
+    return keras.layers.Activation("linear", dtype="float32", name="sr_image")(out)

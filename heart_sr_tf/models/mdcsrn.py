@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from heart_sr_tf.models.layers import AlignedBicubicUpsample, PixelShuffle
+from heart_sr_tf.models.layers import PixelShuffle, image_output
 
 
 def mdcsrn_generator(
@@ -45,8 +45,4 @@ def mdcsrn_generator(
     x = layers.ELU(name="up_elu")(PixelShuffle(scale, name="pixel_shuffle")(x))
     # zero-initialised, so the untrained network is exactly aligned bicubic and learns the residual
     out = conv(1, 3, padding="same", kernel_initializer="zeros", name="conv_last")(x)
-    if bicubic_skip:
-        bicubic = AlignedBicubicUpsample(scale, name="bicubic", dtype="float32")(lr)  # float32 under mixed precision
-        out = layers.Add(name="bicubic_add", dtype="float32")([out, bicubic])
-    out = layers.Activation("linear", dtype="float32", name="sr_image")(out)
-    return keras.Model(lr, out, name=name or f"mdcsrn{dims}d")
+    return keras.Model(lr, image_output(out, lr, scale, bicubic_skip), name=name or f"mdcsrn{dims}d")

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from heart_sr_tf.models.layers import AlignedBicubicUpsample, PixelShuffle, factors_of
+from heart_sr_tf.models.layers import PixelShuffle, factors_of, image_output
 
 # The only layers whose weight shapes depend on the scale: a generator for another factor can start from
 # every other weight of a trained one (``--init-from`` across factors), with these re-laid by ``adapt_head``.
@@ -81,8 +81,4 @@ def rrdb_generator(
     # With the bicubic skip the last convolution starts at zero: the untrained network is exactly the baseline,
     # and training can only move away from it where that lowers the loss.
     out = _conv(1, "conv_last", kernel_initializer="zeros" if bicubic_skip else "glorot_uniform")(x)
-    if bicubic_skip:  # in float32 under mixed precision: the image itself is never rounded to 8 mantissa bits
-        bicubic = AlignedBicubicUpsample(scale, name="bicubic", dtype="float32")(lr)
-        out = layers.Add(name="bicubic_add", dtype="float32")([out, bicubic])
-    out = layers.Activation("linear", dtype="float32", name="sr_image")(out)
-    return keras.Model(lr, out, name=name)
+    return keras.Model(lr, image_output(out, lr, scale, bicubic_skip), name=name)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from heart_sr_tf.config import PhaseConfig as PhaseSchedule
+from heart_sr_tf.config import PhaseConfig
 
-__all__ = ["Action", "PhaseSchedule", "action_at"]
+__all__ = ["Action", "PhaseConfig", "action_at"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Action:
         return "both" if self.generator and self.critic else "generator" if self.generator else "critic"
 
 
-def action_at(step: int, s: PhaseSchedule) -> Action:
+def action_at(step: int, s: PhaseConfig) -> Action:
     """What trains at 0-based ``step``."""
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")

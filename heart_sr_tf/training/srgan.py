@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from heart_sr_tf.models.unet import segment_logits
+from heart_sr_tf.training.adversarial import GeneratorAndJudge
 from heart_sr_tf.training.losses import (
     discriminator_loss,
     feature_loss,
@@ -27,13 +28,11 @@ from heart_sr_tf.training.losses import (
 MODES = ("generator", "both")
 
 
-class SRGAN(keras.Model):
+class SRGAN(GeneratorAndJudge):
     def __init__(
         self, generator: keras.Model, discriminator: keras.Model, feature_extractor=None, segmenter=None, **kwargs
     ):
-        super().__init__(**kwargs)
-        self.generator = generator
-        self.discriminator = discriminator
+        super().__init__(generator, discriminator, **kwargs)
         self.feature_extractor = feature_extractor
         self.segmenter = segmenter
 
@@ -64,23 +63,6 @@ class SRGAN(keras.Model):
             "feature": feature_weight,
             "segmentation": segmentation_weight,
             "adversarial": adversarial_weight,
-        }
-
-    @property
-    def network(self) -> keras.Model:
-        """The network the training loop validates."""
-        return self.generator
-
-    def call(self, lr, training=False):
-        return self.generator(lr, training=training)
-
-    def trackables(self) -> dict:
-        """What a checkpoint holds (Keras 3 models are not tracked by tf.train.Checkpoint: their weight lists)."""
-        return {
-            "generator": list(self.generator.weights),
-            "discriminator": list(self.discriminator.weights),
-            "g_optimizer": self.g_optimizer,
-            "d_optimizer": self.d_optimizer,
         }
 
     def step_for(self, mode: str):

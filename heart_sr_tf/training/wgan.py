@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from heart_sr_tf.training.adversarial import GeneratorAndJudge
 from heart_sr_tf.training.losses import pixel_loss
 
 
@@ -29,34 +30,21 @@ def gradient_penalty(critic, real: tf.Tensor, fake: tf.Tensor, alpha: tf.Tensor 
     return tf.square(norm - 1.0)
 
 
-class WGAN(keras.Model):
+class WGAN(GeneratorAndJudge):
     MODES = ("generator", "critic", "both")
 
     def __init__(self, generator: keras.Model, critic: keras.Model, **kwargs):
-        super().__init__(**kwargs)
-        self.generator, self.critic = generator, critic
+        super().__init__(generator, critic, **kwargs)
+
+    @property
+    def critic(self) -> keras.Model:
+        """The WGAN's name for its judge (saved as ``discriminator``, as in SRGAN runs)."""
+        return self.discriminator
 
     def compile(self, g_optimizer, d_optimizer, content="l1", lambda_gp=10.0, lambda_adv=1e-3, **kwargs):
         super().compile(**kwargs)
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.content, self.lambda_gp, self.lambda_adv = content, lambda_gp, lambda_adv
-
-    @property
-    def network(self) -> keras.Model:
-        """The network the training loop validates."""
-        return self.generator
-
-    def call(self, lr, training=False):
-        return self.generator(lr, training=training)
-
-    def trackables(self) -> dict:
-        """What a checkpoint holds; the critic is saved as ``discriminator``, as in SRGAN runs."""
-        return {
-            "generator": list(self.generator.weights),
-            "discriminator": list(self.critic.weights),
-            "g_optimizer": self.g_optimizer,
-            "d_optimizer": self.d_optimizer,
-        }
 
     def _fake(self, lr, hr, training):
         sr = self.generator(lr, training=training)
