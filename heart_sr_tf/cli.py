@@ -17,7 +17,7 @@ import click  # noqa: E402
 from heart_sr_tf.errors import HeartSRError, UsageError  # noqa: E402
 from heart_sr_tf.startup import import_tensorflow_quietly  # noqa: E402
 
-LAZY_TENSORFLOW = {"upscale", "phantoms"}  # these import TensorFlow themselves, only when they need it
+LAZY_TENSORFLOW = {"upscale", "phantoms", "cohort"}  # these import TensorFlow themselves, only when they need it
 
 
 def _terminate(signum, frame):
@@ -390,6 +390,28 @@ def upscale(**options):
     from heart_sr_tf.commands.upscale import upscale_scan
 
     upscale_scan(**options, echo=click.echo, warn=_warn)
+
+
+@main.command()
+@click.argument("inputs", metavar="INPUTS")
+@click.option("--out-dir", type=click.Path(path_type=Path), required=True, help="Where the results and cohort.csv go.")
+@click.option("--model", type=click.Path(path_type=Path), default="rrdb_kspace", show_default=True,
+              help="The in-plane model, as for upscale.")  # fmt: skip
+@click.option("--through-plane", is_flag=True, help="Across the slices, as for upscale.")
+@click.option("--through-plane-model", type=click.Path(path_type=Path), help="As for upscale; implies --through-plane.")
+@click.option("--in-plane", is_flag=True, help="With --through-plane: also in-plane with --model.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Slices per model call (default 16).")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Worker processes of the local cluster (the cores are shared between them).")  # fmt: skip
+@click.option("--scheduler", help="An existing Dask cluster, e.g. tcp://HOST:8786, instead of a local one.")
+@backend_options(default_backend="auto", default_precision="auto")
+@click.option("--quiet", is_flag=True)
+def cohort(**options):
+    """Upscale every scan of INPUTS (a folder of NIfTI files and DICOM series, a glob, or a CSV manifest with an
+    input and an optional output column) into --out-dir, on a Dask cluster; re-running resumes."""
+    from heart_sr_tf.commands.cohort import cohort as run
+
+    sys.exit(run(**options, echo=click.echo))
 
 
 if __name__ == "__main__":

@@ -7,23 +7,9 @@ from pathlib import Path
 
 from heart_sr_tf.commands.data import Echo
 from heart_sr_tf.errors import UsageError
-
-IN_PLANE_BATCH = 16  # slices per model call by default
-THROUGH_PLANE_BATCH = 32  # planes per call by default: they are narrow (one LR row per slice)
-
-
-def load_model(path, backend: str, precision: str):
-    """A local model as a predictor: an export in ``backend``, a training run in TensorFlow whatever the backend
-    (OpenVINO needs an export)."""
-    from heart_sr_tf.export.discovery import find_model
-    from heart_sr_tf.inference.predictor import load_predictor
-    from heart_sr_tf.startup import import_tensorflow_quietly
-    from heart_sr_tf.training.runs import is_run_folder
-
-    if is_run_folder(find_model(path)):
-        import_tensorflow_quietly()
-        return load_predictor(path, "tensorflow", precision)
-    return load_predictor(path, backend, precision)
+from heart_sr_tf.inference.predictor import load_local_model as load_model
+from heart_sr_tf.volumes.through_plane import THROUGH_PLANE_BATCH
+from heart_sr_tf.volumes.upscale import IN_PLANE_BATCH
 
 
 def upscale_scan(

@@ -184,3 +184,14 @@ def load_predictor(path: Path, backend: str = "tensorflow", precision: str = "fl
             raise HeartSRError(f"{path}: a training run runs in TensorFlow; export it to use --backend openvino")
         return load_run(path, precision)
     return load_saved_model(path, backend, precision)
+
+
+def load_local_model(path, backend: str, precision: str) -> Predictor:
+    """A local model as a predictor: an export in ``backend``, a training run in TensorFlow whatever the backend
+    (OpenVINO needs an export)."""
+    from heart_sr_tf.startup import import_tensorflow_quietly
+
+    if is_run_folder(find_model(path)):
+        import_tensorflow_quietly()
+        return load_predictor(path, "tensorflow", precision)
+    return load_predictor(path, backend, precision)

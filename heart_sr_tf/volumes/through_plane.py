@@ -23,6 +23,7 @@ import numpy as np
 from heart_sr_tf.data.interpolation import axis_matrix
 from heart_sr_tf.errors import HeartSRError
 
+THROUGH_PLANE_BATCH = 32  # planes per model call by default: they are narrow (one LR row per slice)
 MODEL_PATTERN = re.compile(r"throughplane_x(\d+)$")
 
 

@@ -35,6 +35,8 @@ from heart_sr_tf.processes import process_alive
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.volumes.dicom_writer import is_dicom_output, refuse_output_folder, write_dicom_series
 
+IN_PLANE_BATCH = 16  # slices per model call by default
+
 
 def upscaled_affine(affine: np.ndarray, factors) -> np.ndarray:
     """Same origin and orientation; voxel steps divided by ``factors`` (x, y, slices), or by ``s`` in-plane."""

@@ -1,0 +1,88 @@
+"""Which scans a cohort holds and where each result goes: a folder, a glob, or a CSV manifest."""
+
+from __future__ import annotations
+
+import csv
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+from heart_sr_tf.data.dicom import is_dicom
+from heart_sr_tf.errors import HeartSRError
+
+NIFTI = (".nii", ".nii.gz")
+
+
+@dataclass(frozen=True)
+class Job:
+    input: Path
+    output: Path
+
+
+def find_jobs(inputs: str, out_dir: Path) -> list[Job]:
+    """INPUTS as a CSV manifest (``input`` column, optional ``output``), a folder (its NIfTI files and DICOM
+    series folders, recursively) or a glob; each output under ``out_dir`` keeps the input's relative path."""
+    out_dir = Path(out_dir)
+    path = Path(inputs)
+    if path.suffix == ".csv" and path.is_file():
+        jobs = _manifest(path, out_dir)
+    elif path.is_dir():
+        jobs = [Job(scan, out_dir / _output_name(scan.relative_to(path))) for scan in _scans_under(path)]
+    else:
+        matches = sorted(Path(p) for p in glob.glob(inputs, recursive=True))
+        scans = [p for p in matches if _is_scan(p)]
+        if not matches:
+            raise HeartSRError(f"{inputs}: no such folder or CSV manifest, and a glob matching nothing")
+        jobs = [Job(scan, out_dir / _output_name(Path(scan.name))) for scan in scans]
+    if not jobs:
+        raise HeartSRError(f"{inputs}: holds no NIfTI scan (.nii, .nii.gz) and no DICOM series")
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        if job.output in seen:
+            raise HeartSRError(f"{job.input} and {seen[job.output]}: both would be written to {job.output}")
+        seen[job.output] = job.input
+        if job.output.resolve() == job.input.resolve():
+            raise HeartSRError(f"{job.input}: its output would overwrite it; choose another --out-dir")
+    return jobs
+
+
+def _is_scan(path: Path) -> bool:
+    return (path.is_file() and path.name.endswith(NIFTI)) or (path.is_dir() and _holds_dicom_files(path))
+
+
+def _holds_dicom_files(folder: Path) -> bool:
+    return any(is_dicom(p) for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _scans_under(root: Path) -> list[Path]:
+    """NIfTI files, and folders that directly hold DICOM files (each a series), in a stable order."""
+    scans = []
+    for folder in sorted([root, *(p for p in root.rglob("*") if p.is_dir())]):
+        if folder != root and _holds_dicom_files(folder):
+            scans.append(folder)
+        scans += sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI))
+    return scans
+
+
+def _output_name(relative: Path) -> Path:
+    """A NIfTI result for every input: ``a/b.nii.gz`` -> ``a/b.nii.gz``, a DICOM folder ``a/s1`` -> ``a/s1.nii.gz``."""
+    return relative if relative.name.endswith(NIFTI) else relative.with_name(relative.name + ".nii.gz")
+
+
+def _manifest(path: Path, out_dir: Path) -> list[Job]:
+    try:
+        with path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise HeartSRError(f"{path}: unreadable CSV manifest ({exc})") from None
+    if not rows or "input" not in rows[0]:
+        raise HeartSRError(f"{path}: a manifest needs an 'input' column (and optionally 'output')")
+    jobs = []
+    for number, row in enumerate(rows, start=2):
+        scan = Path(row["input"] or "")
+        if not row["input"]:
+            raise HeartSRError(f"{path}:{number}: empty input")
+        scan = scan if scan.is_absolute() else path.parent / scan
+        output = Path(row.get("output") or _output_name(Path(scan.name)))
+        jobs.append(Job(scan, output if output.is_absolute() else out_dir / output))
+    return jobs

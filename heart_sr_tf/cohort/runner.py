@@ -1,0 +1,93 @@
+"""Running a cohort's scans as Dask futures: a local cluster of worker processes by default, or an existing
+cluster (``scheduler``); one task per scan, retried once if its worker dies; results recorded as they finish."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from heart_sr_tf.cohort.jobs import Job
+from heart_sr_tf.cohort.status import StatusFile
+from heart_sr_tf.cohort.task import upscale_task
+from heart_sr_tf.progress import progress_bar
+
+
+@dataclass
+class Summary:
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[Job, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        rate = 60.0 * self.done / self.seconds if self.seconds > 0 and self.done else 0.0
+        return (
+            f"{self.done} done, {self.skipped} skipped (already done), {len(self.failed)} failed, "
+            f"{rate:.1f} scans/min over {self.seconds:.0f} s"
+        )
+
+
+def local_cluster(workers: int):
+    """Worker processes on this machine, the cores shared between them; quiet (no dashboard, no log lines)."""
+    from distributed import LocalCluster
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    return LocalCluster(
+        n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )  # fmt: skip
+
+
+def run_cohort(
+    jobs: list[Job], options: dict, out_dir: Path, scheduler: str | None = None, workers: int = 1,
+    quiet: bool = False,
+) -> Summary:  # fmt: skip
+    """Upscale every job not already done with the same options; a KeyboardInterrupt cancels what is left and
+    leaves the status file ready to resume."""
+    from distributed import Client, as_completed
+
+    key = options_key(options)
+    status = StatusFile(out_dir)
+    todo = [job for job in jobs if not status.is_done(job, key)]
+    summary = Summary(skipped=len(jobs) - len(todo))
+    if not todo:
+        return summary
+    start = time.perf_counter()
+    cluster = None if scheduler else local_cluster(workers)
+    client = Client(scheduler or cluster)
+    try:
+        env = {k: v for k, v in os.environ.items() if k.startswith(("HEART_SR_", "TF_CPP"))}
+        client.run(os.environ.update, env)  # the workers find the same models and stay as quiet
+        futures = {
+            client.submit(upscale_task, str(job.input), str(job.output), options, pure=False, retries=1): job
+            for job in todo
+        }
+        with progress_bar(len(todo), "cohort", "scan", disable=quiet) as bar:
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    result = future.result()
+                except Exception as exc:  # the task's worker died more often than the scheduler allows
+                    result = {"status": "failed", "seconds": 0.0, "error": f"worker lost: {str(exc)[:200]}"}
+                status.append(job, result["status"], result["seconds"], options["model_name"], key,
+                              result.get("error", ""))  # fmt: skip
+                if result["status"] == "done":
+                    summary.done += 1
+                else:
+                    summary.failed.append((job, result["error"]))
+                bar.update(1)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def options_key(options: dict) -> str:
+    """What makes two outputs of a scan the same: the model and every option that changes the result."""
+    parts = ("model", "in_plane", "through_plane", "through_plane_model", "backend", "precision", "batch_size")
+    return ";".join(f"{name}={options[name]}" for name in parts)

@@ -1,0 +1,60 @@
+"""What a Dask worker runs for one scan: ``upscale`` with the cohort's options. The worker process keeps its
+predictors between tasks (one model load per worker, not per scan)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+_PREDICTORS: dict = {}  # per worker process: (kind, model, backend, precision) -> predictor or through-plane step
+
+
+def upscale_task(scan: str, output: str, options: dict) -> dict:
+    """Upscale one scan; never raises for a bad scan: ``{"status": "failed", "error": one line}``."""
+    start = time.perf_counter()
+    try:
+        from heart_sr_tf.data.scan import read_scan
+        from heart_sr_tf.volumes.upscale import upscale_file
+
+        data = read_scan(Path(scan), ndims=(3, 4) if options["through_plane"] else (2, 3, 4))
+        across = _through_plane(options, data.zooms) if options["through_plane"] else None
+        predictor = _in_plane(options) if options["in_plane"] or not options["through_plane"] else None
+        upscale_file(
+            data, Path(output), predictor, batch_size=options["batch_size"], quiet=True, through_plane=across,
+            overwrite=True,
+        )  # fmt: skip
+        return {"status": "done", "seconds": time.perf_counter() - start}
+    except Exception as exc:  # one bad scan is a row in the status file, never the end of the cohort
+        from heart_sr_tf.errors import HeartSRError
+
+        message = str(exc).splitlines()[0][:300] if str(exc) else ""
+        if not isinstance(exc, HeartSRError):  # (a HeartSRError's line names the file already)
+            message = f"{scan}: {type(exc).__name__}: {message}"
+        return {"status": "failed", "seconds": time.perf_counter() - start, "error": message}
+
+
+def _in_plane(options: dict):
+    key = ("in-plane", options["model"], options["backend"], options["precision"])
+    if key not in _PREDICTORS:
+        from heart_sr_tf.inference.predictor import load_local_model
+
+        _PREDICTORS[key] = load_local_model(Path(options["model"]), options["backend"], options["precision"])
+    return _PREDICTORS[key]
+
+
+def _through_plane(options: dict, zooms):
+    """The given through-plane model, else the shipped one whose g is nearest this scan's slice ratio."""
+    model = options["through_plane_model"]
+    if model is None:
+        from heart_sr_tf.export.discovery import shipped_model_dirs
+        from heart_sr_tf.volumes.through_plane import choose_model
+
+        model = str(choose_model(zooms, shipped_model_dirs()).path)
+    key = ("through-plane", model, options["backend"], options["precision"])
+    if key not in _PREDICTORS:
+        from heart_sr_tf.inference.predictor import load_local_model
+        from heart_sr_tf.volumes.through_plane import THROUGH_PLANE_BATCH, ThroughPlane
+
+        predictor = load_local_model(Path(model), options["backend"], options["precision"])
+        _PREDICTORS[key] = ThroughPlane(predictor, batch_size=options["batch_size"] or THROUGH_PLANE_BATCH)
+    return _PREDICTORS[key]

@@ -1,0 +1,76 @@
+"""``cohort``: upscale every scan of a folder, glob or CSV manifest on a Dask cluster; checks come first."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from heart_sr_tf.commands.data import Echo
+from heart_sr_tf.errors import HeartSRError, UsageError
+
+
+def cohort(
+    inputs: str, out_dir: Path, model, through_plane, through_plane_model, in_plane, backend, precision, batch_size,
+    workers, scheduler, quiet, echo: Echo,
+) -> int:  # fmt: skip
+    """Run the cohort; the exit status: 0 when every scan is done, 1 when some failed."""
+    try:
+        from distributed import Client  # noqa: F401
+    except ImportError:
+        raise HeartSRError("cohort runs on Dask: pip install -e '.[cohort]'") from None
+    from heart_sr_tf.cohort.jobs import find_jobs
+    from heart_sr_tf.cohort.runner import run_cohort
+    from heart_sr_tf.cohort.status import STATUS_NAME
+    from heart_sr_tf.export.discovery import find_model
+    from heart_sr_tf.export.layout import resolve_model_dir
+    from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
+    from heart_sr_tf.training.runs import is_run_folder
+    from heart_sr_tf.volumes.upscale import IN_PLANE_BATCH
+
+    through_plane = through_plane or through_plane_model is not None
+    if in_plane and not through_plane:
+        raise UsageError("--in-plane goes with --through-plane (in-plane alone is the default)")
+    if workers < 1:
+        raise UsageError(f"--workers: must be at least 1, got {workers}")
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise HeartSRError(f"{out_dir}: is a file; --out-dir is a folder")
+        others = [p for p in out_dir.iterdir() if not p.name.startswith(".heart-sr-")]  # (temporary files)
+        if others and not (out_dir / STATUS_NAME).exists():
+            raise HeartSRError(
+                f"{out_dir}: holds files and no {STATUS_NAME}: not a cohort's folder; give a new --out-dir"
+            )
+    jobs = find_jobs(inputs, out_dir)
+
+    def resolved(path) -> str:
+        found = find_model(Path(path)).resolve()
+        return str(found if is_run_folder(found) else resolve_model_dir(found))
+
+    options = {
+        "model": resolved(model) if in_plane or not through_plane else None,
+        "model_name": str(model),
+        "in_plane": bool(in_plane),
+        "through_plane": bool(through_plane),
+        "through_plane_model": resolved(through_plane_model) if through_plane_model else None,
+        "backend": resolve_backend(backend),
+        "precision": resolve_precision(precision),
+        "batch_size": batch_size or IN_PLANE_BATCH,
+    }
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HeartSRError(f"{out_dir}: cannot create it ({exc.strerror})") from None
+    if not os.access(out_dir, os.W_OK):
+        raise HeartSRError(f"{out_dir}: cannot write there")
+    where = scheduler or f"a local cluster of {workers} worker process(es)"
+    echo(f"cohort: {len(jobs)} scans from {inputs} -> {out_dir}, on {where}")
+    try:
+        summary = run_cohort(jobs, options, out_dir, scheduler, workers, quiet)
+    except KeyboardInterrupt:
+        echo(f"cohort: interrupted; what finished is in {out_dir / STATUS_NAME}: run the same command to resume")
+        raise
+    echo(f"cohort: {summary.line()}; status in {out_dir / STATUS_NAME}")
+    for job, error in summary.failed:
+        echo(f"failed: {error}")
+    return 1 if summary.failed else 0

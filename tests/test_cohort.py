@@ -1,0 +1,116 @@
+"""``cohort`` on a Dask LocalCluster over loopback: real ACDC crops, a DICOM series and a corrupt file; the same
+outputs as ``upscale``, a re-run that skips everything, and a worker killed mid-run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("distributed", reason="Dask distributed is not installed (the [cohort] extra)")
+
+from dicom_series import Cine, write_cine  # noqa: E402
+
+from heart_sr_tf.cohort.jobs import find_jobs  # noqa: E402
+from heart_sr_tf.data.degradation import Degradation  # noqa: E402
+from heart_sr_tf.errors import HeartSRError  # noqa: E402
+from heart_sr_tf.export.writer import export_generator  # noqa: E402
+from heart_sr_tf.models.rrdb import rrdb_generator  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cohort_inputs(acdc_dir, tmp_path_factory) -> tuple[Path, Path]:
+    """``(inputs, model)``: 7 crops of real frames, one DICOM series (in a subfolder) and one corrupt file; an
+    untrained x3 export (aligned bicubic), quick to load on every worker."""
+    root = tmp_path_factory.mktemp("cohort")
+    inputs = root / "in"
+    inputs.mkdir()
+    for number in range(1, 8):
+        image = nib.load(str(acdc_dir / "training" / f"patient{number:03d}" / f"patient{number:03d}_frame01.nii.gz"))
+        data = np.asarray(image.dataobj)[80:140, 90:150, 2:5]
+        nib.save(nib.Nifti1Image(data, image.affine, image.header), str(inputs / f"p{number:03d}.nii.gz"))
+    (inputs / "corrupt.nii.gz").write_bytes(b"\x1f\x8b not a scan")
+    values = np.asarray(nib.load(str(inputs / "p001.nii.gz")).dataobj)[..., None].astype(np.float32)
+    write_cine(inputs / "series" / "sax", Cine(2.0 * values - 10.0))
+    models = root / "models"
+    export_generator(rrdb_generator(3, blocks=1, features=8, growth=4), models, "tiny", degradation=Degradation())
+    return inputs, models / "tiny"
+
+
+def test_jobs_from_a_folder_a_glob_and_a_manifest(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ("a/x.nii.gz", "a/b/y.nii", "a/notes.txt"):
+        (tmp_path / name).write_text("")
+    jobs = find_jobs(str(tmp_path / "a"), tmp_path / "out")
+    assert [(j.input.relative_to(tmp_path), j.output.relative_to(tmp_path)) for j in jobs] == [
+        (Path("a/x.nii.gz"), Path("out/x.nii.gz")),
+        (Path("a/b/y.nii"), Path("out/b/y.nii")),
+    ]
+    assert [j.input.name for j in find_jobs(str(tmp_path / "a" / "*.nii*"), tmp_path / "out")] == ["x.nii.gz"]
+    (tmp_path / "m.csv").write_text("input,output\na/x.nii.gz,first.nii.gz\na/b/y.nii,\n")
+    jobs = find_jobs(str(tmp_path / "m.csv"), tmp_path / "out")
+    assert [j.output.name for j in jobs] == ["first.nii.gz", "y.nii"] and jobs[0].input == tmp_path / "a/x.nii.gz"
+    (tmp_path / "clash.csv").write_text("input,output\na/x.nii.gz,same.nii.gz\na/b/y.nii,same.nii.gz\n")
+    with pytest.raises(HeartSRError, match="both would be written to"):
+        find_jobs(str(tmp_path / "clash.csv"), tmp_path / "out")
+    with pytest.raises(HeartSRError, match="no such folder or CSV manifest"):
+        find_jobs(str(tmp_path / "nothing-*.nii.gz"), tmp_path / "out")
+
+
+def test_a_cohort_equals_upscale_lists_the_bad_scan_and_resumes(cohort_inputs, tmp_path):
+    from heart_sr_tf.cli import main
+    from heart_sr_tf.inference.predictor import load_local_model
+    from heart_sr_tf.volumes.upscale import upscale_file
+
+    inputs, model = cohort_inputs
+    out = tmp_path / "out"
+    args = ["cohort", str(inputs), "--out-dir", str(out), "--model", str(model), "--workers", "2", "--quiet"]
+    args += ["--backend", "tensorflow", "--precision", "float32"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output  # one scan failed
+    assert "7 done" not in result.output and "8 done, 0 skipped (already done), 1 failed" in result.output
+    assert "failed: " + str(inputs / "corrupt.nii.gz") in result.output
+    predictor = load_local_model(model, "tensorflow", "float32")
+    for name in ("p001.nii.gz", "p005.nii.gz"):
+        single = upscale_file(inputs / name, tmp_path / f"single-{name}", predictor, quiet=True)
+        np.testing.assert_array_equal(nib.load(str(out / name)).get_fdata(), nib.load(str(single)).get_fdata())
+    assert nib.load(str(out / "series" / "sax.nii.gz")).shape == (180, 180, 3)
+    rows = (out / "cohort.csv").read_text().splitlines()
+    assert rows[0] == "input,output,status,seconds,model,options,error" and len(rows) == 10
+    again = CliRunner().invoke(main, args)
+    assert "0 done, 8 skipped (already done), 1 failed" in again.output
+    assert not [p for p in out.rglob(".heart-sr-*")]
+
+
+def test_a_worker_killed_mid_run_costs_only_a_retry(cohort_inputs, tmp_path):
+    import psutil
+
+    inputs, model = cohort_inputs
+    out = tmp_path / "out"
+    args = [sys.executable, "cli.py", "cohort", str(inputs), "--out-dir", str(out), "--model", str(model)]
+    args += ["--workers", "2", "--backend", "tensorflow", "--quiet"]
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.time() + 120
+    while killed is None and time.time() < deadline and process.poll() is None:
+        if not (out / "cohort.csv").is_file():  # the cluster is up and upscaling once a first scan is recorded
+            time.sleep(0.1)
+            continue
+        workers = [p for p in psutil.Process(process.pid).children(recursive=True) if "spawn" in " ".join(p.cmdline())]
+        busy = [w for w in workers if w.cpu_percent(interval=0.1) > 20]  # a worker upscaling
+        if busy:
+            os.kill(busy[0].pid, signal.SIGKILL)
+            killed = busy[0].pid
+    stdout, stderr = process.communicate(timeout=300)
+    assert killed is not None, "no busy worker was seen"
+    assert "8 done" in stdout and "1 failed" in stdout, stdout + stderr[-2000:]
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == [f"p{n:03d}.nii.gz" for n in range(1, 8)]
+    assert not [p for p in out.rglob(".heart-sr-*")]
