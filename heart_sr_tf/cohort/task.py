@@ -14,7 +14,11 @@ def upscale_task(scan: str, output: str, options: dict) -> dict:
     start = time.perf_counter()
     try:
         from heart_sr_tf.data.scan import read_scan
+        from heart_sr_tf.startup import import_tensorflow_quietly
         from heart_sr_tf.volumes.upscale import upscale_file
+
+        if options["backend"] == "tensorflow":  # the worker's stderr is the user's terminal: no start-up noise
+            import_tensorflow_quietly()
 
         data = read_scan(Path(scan), ndims=(3, 4) if options["through_plane"] else (2, 3, 4))
         across = _through_plane(options, data.zooms) if options["through_plane"] else None
