@@ -11,6 +11,7 @@ import pytest
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.intensity import normalise
+from heart_sr_tf.export.layout import resolve_model_dir
 from heart_sr_tf.inference.hardware import resolve_precision
 from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.inference.tiling import tiled_apply
@@ -81,7 +82,7 @@ def test_backends_and_precisions_match_tensorflow_float32(model_copy, slices, ba
 def test_openvino_converts_once_and_caches_beside_the_model(model_copy, tmp_path):
     pytest.importorskip("openvino", reason="OpenVINO is not installed (the [openvino] extra)")
     load_predictor(model_copy, "openvino", "float32")
-    ir = model_copy / "1" / "openvino" / "model.xml"
+    ir = resolve_model_dir(model_copy) / "openvino" / "model.xml"  # beside the highest version
     assert ir.is_file() and (ir.parent / "model.bin").is_file()
     stamp = ir.stat().st_mtime_ns
     load_predictor(model_copy, "openvino", "bfloat16")
