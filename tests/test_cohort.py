@@ -136,3 +136,24 @@ def test_sigint_stops_the_cohort_cleanly_and_it_resumes(cohort_inputs, tmp_path)
     done = {row.split(",")[0] for row in rows if ",done," in row}
     again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert f"{8 - len(done)} done, {len(done)} skipped (already done), 1 failed" in again.stdout, again.stdout
+
+
+def test_tasks_on_one_multi_threaded_worker_take_turns_with_its_models(cohort_inputs, tmp_path):
+    """A worker of an existing cluster may run several tasks at once; its cached OpenVINO model serves one call at
+    a time ("Infer Request is busy" otherwise)."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (the [openvino] extra)")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from heart_sr_tf.cohort.task import upscale_task
+
+    inputs, model = cohort_inputs
+    options = {
+        "model": str(model), "in_plane": False, "through_plane": False, "through_plane_model": None,
+        "backend": "openvino", "precision": "float32", "batch_size": 1,
+    }  # fmt: skip
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(lambda n: upscale_task(str(inputs / f"p{n:03d}.nii.gz"), str(tmp_path / f"{n}.nii.gz"), options),
+                     range(1, 8))
+        )  # fmt: skip
+    assert [r["status"] for r in results] == ["done"] * 7, results

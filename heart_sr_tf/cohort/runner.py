@@ -31,14 +31,13 @@ class Summary:
 
 
 def local_cluster(workers: int):
-    """Worker processes on this machine, the cores shared between them; quiet (no dashboard, no log lines)."""
+    """Worker processes on this machine, one scan at a time each (the model's own threads use the cores);
+    quiet (no dashboard, no log lines)."""
     from distributed import LocalCluster
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
     return LocalCluster(
-        n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )  # fmt: skip
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    )
 
 
 def run_cohort(

@@ -3,9 +3,12 @@ predictors between tasks (one model load per worker, not per scan)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
+_ONE_AT_A_TIME = threading.Lock()  # a worker with several threads shares its predictors, which are not thread-safe
+# (an OpenVINO infer request serves one call at a time): its scans run one after another, each using every core
 _PREDICTORS: dict = {}  # per worker process: (kind, model, backend, precision) -> predictor or through-plane step
 
 
@@ -20,13 +23,14 @@ def upscale_task(scan: str, output: str, options: dict) -> dict:
         if options["backend"] == "tensorflow":  # the worker's stderr is the user's terminal: no start-up noise
             import_tensorflow_quietly()
 
-        data = read_scan(Path(scan), ndims=(3, 4) if options["through_plane"] else (2, 3, 4))
-        across = _through_plane(options, data.zooms) if options["through_plane"] else None
-        predictor = _in_plane(options) if options["in_plane"] or not options["through_plane"] else None
-        upscale_file(
-            data, Path(output), predictor, batch_size=options["batch_size"], quiet=True, through_plane=across,
-            overwrite=True,
-        )  # fmt: skip
+        with _ONE_AT_A_TIME:
+            data = read_scan(Path(scan), ndims=(3, 4) if options["through_plane"] else (2, 3, 4))
+            across = _through_plane(options, data.zooms) if options["through_plane"] else None
+            predictor = _in_plane(options) if options["in_plane"] or not options["through_plane"] else None
+            upscale_file(
+                data, Path(output), predictor, batch_size=options["batch_size"], quiet=True, through_plane=across,
+                overwrite=True,
+            )  # fmt: skip
         return {"status": "done", "seconds": time.perf_counter() - start}
     except Exception as exc:  # one bad scan is a row in the status file, never the end of the cohort
         from heart_sr_tf.errors import HeartSRError
