@@ -19,7 +19,7 @@ from heart_sr_tf.progress import progress_bar
 class Summary:
     done: int = 0
     skipped: int = 0
-    failed: list[tuple[Job, str]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # each failed scan's one-line error
     seconds: float = 0.0
 
     def line(self) -> str:
@@ -76,7 +76,7 @@ def run_cohort(
                 if result["status"] == "done":
                     summary.done += 1
                 else:
-                    summary.failed.append((job, result["error"]))
+                    summary.failed.append(result["error"])
                 bar.update(1)
     finally:
         client.close()

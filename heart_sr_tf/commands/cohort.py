@@ -71,6 +71,6 @@ def cohort(
         echo(f"cohort: interrupted; what finished is in {out_dir / STATUS_NAME}: run the same command to resume")
         raise
     echo(f"cohort: {summary.line()}; status in {out_dir / STATUS_NAME}")
-    for _, error in summary.failed:
+    for error in summary.failed:
         echo(f"failed: {error}")
     return 1 if summary.failed else 0

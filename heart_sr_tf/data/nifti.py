@@ -1,4 +1,4 @@
-"""Reading any NIfTI scan as float32, checked to be usable as an image volume (the ACDC reader and `upscale`)."""
+"""Reading any NIfTI scan as float32, checked to be usable as an image volume (the ACDC reader and data/scan.py)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,6 @@ import nibabel as nib
 import numpy as np
 
 from heart_sr_tf.errors import DataError
-
-
-def check_scan(path: Path, ndims: tuple[int, ...] = (2, 3, 4)) -> None:
-    """The header checks of :func:`load_nifti`, without reading the voxels: run them before any model loads."""
-    path = Path(path)
-    try:
-        image = nib.load(str(path))
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as exc:
-        raise DataError(path, f"truncated or unreadable NIfTI ({type(exc).__name__}: {exc})") from None
-    _check_image(path, image)
-    if len(image.shape) not in ndims:
-        want = " or ".join(f"{d}D" for d in ndims)
-        raise DataError(path, f"expected a {want} volume, got a {len(image.shape)}D array of shape {image.shape}")
 
 
 def _check_image(path: Path, image) -> None:

@@ -14,7 +14,6 @@ import nibabel as nib
 import numpy as np
 
 from heart_sr_tf.data.dicom import DicomSeries, is_dicom, read_series
-from heart_sr_tf.data.nifti import check_scan as check_nifti
 from heart_sr_tf.data.nifti import check_volume, load_nifti
 from heart_sr_tf.errors import DataError
 
@@ -43,17 +42,6 @@ def read_scan(path: Path, ndims=(2, 3, 4), series: int | None = None, min_inplan
         raise DataError(path, "--series picks a series of DICOM input; this is not a DICOM series")
     data, _ = load_nifti(path, ndims=ndims, min_inplane=min_inplane)
     return Scan(path, data, nib.load(str(path)))
-
-
-def check_scan(path: Path, ndims=(2, 3, 4), series: int | None = None) -> None:
-    """Checks before any model loads: a NIfTI's header, or the whole DICOM series (headers and pixels)."""
-    path = Path(path)
-    if path.exists() and is_dicom(path):
-        read_scan(path, ndims, series)
-    elif series is not None:
-        raise DataError(path, "--series picks a series of DICOM input; this is not a DICOM series")
-    else:
-        check_nifti(path, ndims)
 
 
 def nifti_image(series: DicomSeries, data: np.ndarray) -> nib.Nifti1Image:
