@@ -215,6 +215,11 @@ def train_srgan_command(strategy, vgg_weights, quiet, **options):
 @click.option("--dims", type=click.Choice(["2", "3"]), help="2D slices or 3D volumes (default: the config's, else 2).")
 @RESUME
 @click.option("--name", help="Run name (default: wgan-DATE-TIME).")
+@click.option(
+    "--init-from",
+    type=FOLDER,
+    help="Start from the generator of this run or exported SavedModel (a 2D one inflates into a 3D generator).",
+)
 def train_wgan_command(strategy, vgg_weights, quiet, dims, **options):
     """Train the WGAN-GP with the five-phase controller (CPU-sized config on the phantoms by default)."""
     from heart_sr_tf.commands.train import train_wgan

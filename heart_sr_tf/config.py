@@ -200,11 +200,19 @@ class WGANDataConfig(DataConfig):
     depth: int = 4  # 3D only: D of a training patch
     patch: int = 48
     batch_size: int = 8
+    # axis "frames" only: folders of 4D cines besides the ACDC source (relative paths from the current folder),
+    # and cine patients kept out of training: to choose on (validation) and to report on (test). A cine patient
+    # of the prepared data's validation or test split never trains either.
+    cine_dirs: list[str] = field(default_factory=list)
+    cine_validation: list[str] = field(default_factory=list)
+    cine_test: list[str] = field(default_factory=list)
 
     def check(self) -> None:
         super().check()
         _at_least(self, depth=1)
         _at_most(self, depth=64)
+        if set(self.cine_validation) & set(self.cine_test):
+            raise ConfigError("data.cine_validation and data.cine_test share a patient")
         if self.dims == 3 and self.batch_size * self.patch**2 * self.depth > BATCH_PIXELS:
             raise ConfigError(f"batch_size x patch^2 x depth: more than {BATCH_PIXELS:,} HR voxels per step")
 
@@ -276,8 +284,6 @@ class WGANConfig:
     train: WGANTrainConfig = field(default_factory=WGANTrainConfig)
 
     def check(self) -> None:
-        if self.data.dims == 3 and self.degradation.kind != "decimation":
-            raise ConfigError(f"degradation.kind: 3D training supports decimation only, not {self.degradation.kind!r}")
         if self.degradation.kind == "through_plane":
             raise ConfigError("degradation.kind: through_plane trains the RRDB generator (train srgan), not mDCSRN")
 

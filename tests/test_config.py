@@ -64,8 +64,8 @@ def test_ranges_are_checked_when_read(tmp_path):
     assert "train.stages[0].steps: must be at least 1" in _error(tmp_path, stage)
     assert "train.steps: must be at least 1" in _error(tmp_path, "[train]\nsteps = -5\n", WGANConfig)
     assert "loss.pixel_weight: expected a finite number, got nan" in _error(tmp_path, "[loss]\npixel_weight = nan\n")
-    kspace_3d = '[data]\ndims = 3\n\n[degradation]\nkind = "kspace"\n'
-    assert "3D training supports decimation only" in _error(tmp_path, kspace_3d, WGANConfig)
+    held = '[data]\ndims = 3\naxis = "frames"\ncine_validation = ["patient001"]\ncine_test = ["patient001"]\n'
+    assert "data.cine_validation and data.cine_test share a patient" in _error(tmp_path, held, WGANConfig)
     assert "apply to the kspace degradation only" in _error(tmp_path, '[degradation]\nwindow = "hamming"\n')
 
 

@@ -4,7 +4,15 @@ import tensorflow as tf
 
 from heart_sr_tf.data.acdc import find_patients
 from heart_sr_tf.data.acdc_sr import crop
-from heart_sr_tf.data.pipeline import eval_pairs, slice_dataset, to_unit, train_pairs, train_volumes
+from heart_sr_tf.data.degradation import Degradation
+from heart_sr_tf.data.pipeline import (
+    eval_pairs,
+    patient_volumes,
+    slice_dataset,
+    to_unit,
+    train_pairs,
+    train_volumes,
+)
 from heart_sr_tf.data.prepare import prepare
 from heart_sr_tf.data.slices import patient_slices
 
@@ -61,12 +69,22 @@ def test_stored_slices_match_fresh_ones_above_80_db(phantom_root, phantom_tfds):
             assert 10 * np.log10(1.0 / mse) >= 80
 
 
-def test_3d_volumes_along_slices_and_frames(phantom_root):
-    lr, hr = next(iter(train_volumes(phantom_root, "slices", patch=48, depth=5, batch_size=2)))
+def test_3d_volumes_are_degraded_slice_by_slice_and_cut_aligned(phantom_root):
+    volumes = [volume for _, volume in patient_volumes(phantom_root)][:3]
+    decimation = Degradation("decimation", 3)
+    lr, hr = next(iter(train_volumes(lambda: iter(volumes), decimation, patch=48, depth=5, batch_size=2)))
     assert hr.shape == (2, 48, 48, 5, 1) and lr.shape == (2, 16, 16, 5, 1)
     np.testing.assert_array_equal(lr.numpy(), hr.numpy()[:, ::3, ::3])
-    lr, hr = next(iter(train_volumes(phantom_root, "frames", patch=48, depth=7, batch_size=2)))
-    assert hr.shape == (2, 48, 48, 7, 1)
+    kspace = Degradation("kspace", 3)
+    lr, hr = next(iter(train_volumes(lambda: iter(volumes), kspace, patch=48, depth=4, batch_size=2)))
+    assert hr.shape == (2, 48, 48, 4, 1) and lr.shape == (2, 16, 16, 4, 1)
+    # every depth slice of a whole degraded volume equals the 2D degradation of that slice
+    volume = tf.constant(volumes[0][:, :, :4, None])
+    lr_volume, hr_volume = kspace.pair_volume(volume)
+    for d in range(4):
+        lr_slice, hr_slice = kspace.pair_np(volumes[0][:, :, d])
+        np.testing.assert_allclose(lr_volume.numpy()[:, :, d, 0], lr_slice, atol=1e-5)
+        np.testing.assert_allclose(hr_volume.numpy()[:, :, d, 0], hr_slice, atol=1e-6)
 
 
 def test_prepare_on_real_acdc_counts_and_disjointness(acdc_dir, tmp_path):

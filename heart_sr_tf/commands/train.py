@@ -86,13 +86,17 @@ def open_segmenter_run(resume, config_path, acdc_dir, steps, runs_dir, name):
     return Run.create(runs_dir, name, config, "segmenter", source)
 
 
+def _check_init_from(options: dict) -> None:
+    init_from = options.get("init_from")
+    if init_from is not None and not Path(init_from).exists():
+        raise HeartSRError(f"{init_from}: no such run or model for --init-from")
+
+
 def train_srgan(options: dict, strategy, vgg_weights, quiet, echo: Echo, warn: Echo):
     from heart_sr_tf.training.loop import comparison_line
     from heart_sr_tf.training.srgan_trainer import train_srgan as train
 
-    init_from = options.get("init_from")
-    if init_from is not None and not Path(init_from).exists():
-        raise HeartSRError(f"{init_from}: no such run or model for --init-from")
+    _check_init_from(options)
     run = open_or_create_run("srgan", default_config="srgan_cpu", warn=warn, **options)
     echo(f"run: {run.folder}  data: {run.data_dir}")
     with discarded_on_failure(run, options.get("resume") is None):
@@ -105,6 +109,7 @@ def train_wgan(options: dict, strategy, quiet, echo: Echo, warn: Echo):
     from heart_sr_tf.training.loop import comparison_line
     from heart_sr_tf.training.wgan_trainer import train_wgan as train
 
+    _check_init_from(options)
     dims = options.get("dims")
     if options.get("resume") is not None and dims is not None:
         raise HeartSRError(f"--resume continues {options['resume']} as saved; --dims would be ignored")

@@ -120,6 +120,22 @@ class Degradation:
             return thick_slices_np(hr, self.scale, self.thickness), np.asarray(hr)
         return lr_grid_np(hr, self.scale), np.asarray(hr)
 
+    def pair_volume(self, hr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """TF op on one volume ``[H, W, D, 1]``: each in-plane slice degraded as :meth:`pair` degrades a slice
+        (noise drawn per slice), as ``(lr [h, w, D, 1], hr [H', W', D, 1])``."""
+        import tensorflow as tf
+
+        planes = tf.transpose(tf.convert_to_tensor(hr, tf.float32), [2, 0, 1, 3])  # [D, H, W, 1]
+        spec = tf.TensorSpec([None, None, 1], tf.float32)
+        lr, hr = tf.map_fn(self.pair, planes, fn_output_signature=(spec, spec))
+        return tf.transpose(lr, [1, 2, 0, 3]), tf.transpose(hr, [1, 2, 0, 3])
+
+    def pair_volume_np(self, hr: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """NumPy reference on one volume ``[H, W, D]``: :meth:`pair_np` of every in-plane slice."""
+        rng = rng or np.random.default_rng(0)
+        pairs = [self.pair_np(hr[:, :, d], rng) for d in range(hr.shape[2])]
+        return np.stack([p[0] for p in pairs], axis=2), np.stack([p[1] for p in pairs], axis=2)
+
     def baseline_images(self, lr: np.ndarray, hr_shape: tuple[int, int]) -> dict[str, np.ndarray]:
         """Each baseline's HR-sized image from a 2D LR grid."""
         out = {}

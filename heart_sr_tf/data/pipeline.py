@@ -111,14 +111,9 @@ def eval_pairs(
     return ds.batch(batch_size).prefetch(AUTOTUNE)
 
 
-def patient_volumes(acdc_dir: Path, axis: str = "slices", size: int = HR_SIZE, patient_ids=None):
-    """Yield ``(patient_id, volume [size, size, D])`` in [0, 1], one patient at a time.
-
-    ``axis="slices"``: one volume per frame, D running along the slices.
-    ``axis="frames"``: one volume per slice, D running along the cine frames.
-    """
-    if axis not in ("slices", "frames"):
-        raise ValueError(f"axis must be 'slices' or 'frames', got {axis!r}")
+def patient_volumes(acdc_dir: Path, size: int = HR_SIZE, patient_ids=None):
+    """Yield ``(patient_id, volume [size, size, Z])`` in [0, 1]: every 3D frame of every chosen patient, D running
+    along the slices (the temporal volumes, D along the cine frames, come from ``data/cine.py``)."""
     for patient in find_patients(Path(acdc_dir)):
         if patient_ids is not None and patient.id not in patient_ids:
             continue
@@ -127,46 +122,58 @@ def patient_volumes(acdc_dir: Path, axis: str = "slices", size: int = HR_SIZE, p
         stack = np.zeros((size, size, max(item.slice for item in slices) + 1, len(frames)), np.float32)
         for item in slices:  # [size, size, Z, T]
             stack[:, :, item.slice, frames.index(item.frame)] = item.image
-        volumes = (
-            [stack[..., t] for t in range(stack.shape[3])]
-            if axis == "slices"
-            else [stack[:, :, z, :] for z in range(stack.shape[2])]
-        )
-        for volume in volumes:
-            yield patient.id, volume.astype(np.float32)
+        for t in range(stack.shape[3]):
+            yield patient.id, stack[..., t]
+
+
+def augment_volume(hr: tf.Tensor) -> tf.Tensor:
+    """:func:`augment` of one ``[H, W, D, 1]`` volume (the same turn for every depth slice), and D reversed
+    half of the time (a cine played backwards, or a stack seen from the other end)."""
+    hr = tf.transpose(hr, [0, 1, 3, 2])[:, :, 0]  # [H, W, D]: depth as channels
+    hr = augment(hr)
+    hr = tf.cond(tf.random.uniform([]) < 0.5, lambda: tf.reverse(hr, axis=[2]), lambda: hr)
+    return hr[..., None]
+
+
+def aligned_volume_patches(lr: tf.Tensor, hr: tf.Tensor, patch: int, depth: int, count: int, factors):
+    """``count`` aligned crops of one degraded volume, all over the same random run of ``depth`` slices:
+    ``(lr [count, p/sy, p/sx, depth, 1], hr [count, p, p, depth, 1])``."""
+    start = tf.random.uniform([], 0, tf.shape(hr)[2] - depth + 1, dtype=tf.int32)
+    lr, hr = lr[:, :, start : start + depth, 0], hr[:, :, start : start + depth, 0]  # depth as channels
+    lr, hr = aligned_patches(lr, hr, patch, count, factors)
+    return lr[..., None], hr[..., None]
 
 
 def train_volumes(
-    acdc_dir: Path,
-    axis: str = "slices",
+    volumes,
+    degradation: Degradation,
     patch: int = 48,
     depth: int = 4,
-    scale: int = DEFAULT_SCALE,
     batch_size: int = 4,
     patches_per_volume: int = 4,
     shuffle_buffer: int = 64,
-    patient_ids=None,
     repeat: bool = True,
 ) -> tf.data.Dataset:
-    """Batches of 3D pairs ``(lr [B, p/s, p/s, depth, 1], hr [B, p, p, depth, 1])``; only in-plane is degraded."""
+    """Batches of 3D pairs ``(lr [B, p/s, p/s, depth, 1], hr [B, p, p, depth, 1])`` from ``volumes()``, a function
+    yielding HR volumes ``[H, W, D]`` in [0, 1] (re-read on every pass). Each whole volume is augmented and
+    every in-plane slice degraded first (as a 2D slice is), then cut into aligned patches; D is never degraded."""
+    scale = degradation.scale
     if patch % scale:
         raise ValueError(f"patch size {patch} must be a multiple of the scale {scale}")
 
     def generate():
-        for _, volume in patient_volumes(acdc_dir, axis, patient_ids=patient_ids):
+        for volume in volumes():
             if volume.shape[2] >= depth:
                 yield volume[..., None]
 
     ds = tf.data.Dataset.from_generator(generate, output_signature=tf.TensorSpec([None, None, None, 1], tf.float32))
     if repeat:
         ds = ds.repeat()
-
-    def crops(volume):
-        out = []
-        for _ in range(patches_per_volume):
-            out.append(tf.image.random_crop(volume, [patch, patch, depth, 1]))
-        return tf.stack(out)
-
-    ds = ds.map(crops, num_parallel_calls=AUTOTUNE).unbatch().shuffle(shuffle_buffer)
-    ds = ds.map(lambda hr: (hr[::scale, ::scale], hr), num_parallel_calls=AUTOTUNE)
+    ds = ds.map(lambda hr: degradation.pair_volume(augment_volume(hr)), num_parallel_calls=AUTOTUNE)
+    factors = degradation.factors
+    ds = ds.map(
+        lambda lr, hr: aligned_volume_patches(lr, hr, patch, depth, patches_per_volume, factors),
+        num_parallel_calls=AUTOTUNE,
+    )
+    ds = ds.unbatch().shuffle(shuffle_buffer)
     return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)

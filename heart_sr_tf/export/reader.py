@@ -11,6 +11,7 @@ import tomllib
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
+from heart_sr_tf.models.mdcsrn import inflate_kernel
 from heart_sr_tf.models.rrdb import SCALE_DEPENDENT_LAYERS, adapt_head
 
 
@@ -77,7 +78,10 @@ def _copy_weights(folder: Path, loaded, network, adapt=lambda value, weight: Non
 
 
 def _adapted(value, weight, source, target):
-    """A scale-dependent ``value`` re-laid from ``source`` to ``target`` factors to fit ``weight``, else None."""
+    """``value`` made to fit ``weight``, else None: a 2D kernel inflated for a 3D network, or a scale-dependent
+    value re-laid from ``source`` to ``target`` factors."""
+    if value.ndim == 4 and len(weight.shape) == 5 and tuple(value.shape) == tuple(weight.shape[:2] + weight.shape[3:]):
+        return inflate_kernel(value, int(weight.shape[2]))
     if target is None or weight.path.split("/")[0] not in SCALE_DEPENDENT_LAYERS:
         return None
     try:

@@ -38,12 +38,15 @@ def cores(length: int, tile: int, margin: int) -> list[tuple[int, int, int, int]
 
 
 def tiled_apply(fn, lr: np.ndarray, factors=(3, 3), tile: int = TILE, margin: int = MARGIN, budget: int = BUDGET):
-    """``fn`` (``[n, h, w, 1] -> [n, sy*h, sx*w, 1]``) over ``lr [B, h, w, 1]``, in calls of at most ``budget``
-    LR pixels (a single tile may exceed it only when ``tile + 2*margin`` squared does)."""
+    """``fn`` (``[n, h, w, ..., 1] -> [n, sy*h, sx*w, ..., 1]``) over ``lr [B, h, w, 1]``, or volumes
+    ``[B, h, w, D, 1]`` tiled in-plane only (each tile keeps its whole depth), in calls of at most ``budget`` LR
+    pixels (a single tile may exceed it only when ``tile + 2*margin`` squared times D does)."""
     sy, sx = factors
     batch, height, width = lr.shape[:3]
-    out = np.zeros((batch, sy * height, sx * width, 1), np.float32)
-    if height * width <= budget:  # whole slices, several per call
+    rest = tuple(lr.shape[3:])
+    depth = int(np.prod(rest[:-1], dtype=int))
+    out = np.zeros((batch, sy * height, sx * width, *rest), np.float32)
+    if height * width * depth <= budget:  # whole slices, several per call
         rows, cols = [(0, height, 0, height)], [(0, width, 0, width)]
     else:
         rows, cols = cores(height, tile, margin), cores(width, tile, margin)
@@ -53,12 +56,12 @@ def tiled_apply(fn, lr: np.ndarray, factors=(3, 3), tile: int = TILE, margin: in
             for c in cols:
                 groups[(r[1] - r[0], c[1] - c[0])].append((b, r, c))
     for (h, w), items in groups.items():
-        per_call = max(1, budget // (h * w))
+        per_call = max(1, budget // (h * w * depth))
         for start in range(0, len(items), per_call):
             chunk = items[start : start + per_call]
             windows = np.stack([lr[b, r[0] : r[1], c[0] : c[1]] for b, r, c in chunk])
             result = np.asarray(fn(windows), dtype=np.float32)
-            expected = (len(chunk), sy * h, sx * w, 1)
+            expected = (len(chunk), sy * h, sx * w, *rest)
             if result.shape != expected:
                 raise HeartSRError(
                     f"the model turned {list(windows.shape)} into {list(result.shape)}, not {list(expected)}: "

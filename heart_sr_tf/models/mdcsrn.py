@@ -10,6 +10,7 @@ runs along slices or cine frames; D is never resampled and may be any size.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 from heart_sr_tf.models.layers import PixelShuffle, image_output
@@ -46,3 +47,12 @@ def mdcsrn_generator(
     # zero-initialised, so the untrained network is exactly aligned bicubic and learns the residual
     out = conv(1, 3, padding="same", kernel_initializer="zeros", name="conv_last")(x)
     return keras.Model(lr, image_output(out, lr, scale, bicubic_skip), name=name or f"mdcsrn{dims}d")
+
+
+def inflate_kernel(kernel: np.ndarray, depth: int) -> np.ndarray:
+    """A 2D kernel ``[kh, kw, in, out]`` as a 3D one ``[kh, kw, depth, in, out]`` that is zero except on its middle
+    depth tap: the 3D network then computes exactly what the 2D one computes on every depth slice, and learns
+    what neighbouring slices (or cine frames) add from there."""
+    out = np.zeros((*kernel.shape[:2], depth, *kernel.shape[2:]), kernel.dtype)
+    out[:, :, depth // 2] = kernel
+    return out

@@ -65,3 +65,53 @@ class Validator:
 
     def predict_one(self, generator, index: int) -> np.ndarray:
         return np.clip(self._run(generator, self.lr[index : index + 1])[0], 0.0, 1.0)
+
+
+class CineValidator(Validator):
+    """Held-out whole cines (every frame of each slice), degraded once; scored per frame, then averaged, next to
+    the degradation's baselines on the same frames. A 3D model along frames sees, for each frame, the ``depth``
+    frames centred on it (the depth it trained on, wrapping around the cycle) and gives that frame; a 2D model
+    sees the frames one by one."""
+
+    def __init__(self, cines, degradation: Degradation, depth: int, batch_size: int = 8):
+        from heart_sr_tf.data.cine import degraded_cines
+
+        self.cines = degraded_cines(cines, degradation)
+        if not self.cines:
+            raise DataError("data.cine_validation", "no validation cines: a temporal model needs held-out cines")
+        self.factors, self.batch_size, self.depth = degradation.factors, batch_size, depth
+        self.hr = [hr[:, :, t, None] for _, _, hr in self.cines for t in range(hr.shape[2])]  # [H, W, 1] each
+        self.baselines = {}
+        per_frame = [
+            degradation.baseline_images(lr[:, :, t], hr.shape[:2])
+            for _, lr, hr in self.cines
+            for t in range(hr.shape[2])
+        ]
+        for name in degradation.baselines:
+            self.baselines[name] = self._score([images[name][..., None] for images in per_frame])
+
+    def predict(self, generator) -> list[np.ndarray]:
+        return [frame for _, lr, hr in self.cines for frame in self._cine(generator, lr, hr.shape)]
+
+    def _cine(self, generator, lr: np.ndarray, shape) -> np.ndarray:
+        """``[T, H, W, 1]`` in [0, 1] for one slice's cine ``lr [h, w, T]``."""
+        from heart_sr_tf.data.cine import frame_windows
+
+        height, width = shape[:2]
+        volumetric = len(generator.inputs[0].shape) == 5
+        inputs = frame_windows(lr, self.depth)[..., None] if volumetric else np.moveaxis(lr, 2, 0)[..., None]
+        outs = [
+            generator(tf.constant(inputs[i : i + self.batch_size]), training=False).numpy()
+            for i in range(0, len(inputs), self.batch_size)
+        ]
+        out = np.concatenate(outs).astype(np.float32)
+        out = out[:, :, :, self.depth // 2] if volumetric else out  # each window's centre frame
+        return np.clip(out[:, :height, :width], 0.0, 1.0)
+
+    def triplet(self, generator, index: int = 0) -> np.ndarray:
+        """``[1, H, 3W, 1]``: blocky LR | SR | HR of the first cine's middle frame."""
+        _, lr, hr = self.cines[0]
+        t = hr.shape[2] // 2
+        sr = self._cine(generator, lr, hr.shape)[t]
+        blocky = blocky_np(lr[:, :, t, None], self.factors, hr.shape[:2])
+        return np.concatenate([blocky, sr, hr[:, :, t, None]], axis=1)[None]
