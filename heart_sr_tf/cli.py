@@ -288,6 +288,18 @@ def sweep_srgan_command(strategy, vgg_weights, quiet, lrs, name, **options):
     "report Dice, volumes, ejection fractions and myocardial mass against the ground truth (--limit: patients).",
 )
 @click.option("--segmenter", type=click.Path(path_type=Path), help="The exported segmenter (default: the shipped one).")
+@click.option(
+    "--cine-dir",
+    "cine_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Score on whole cines (every frame) found here and in the ACDC source instead of the stored slices.",
+)
+@click.option(
+    "--patients",
+    callback=lambda ctx, param, value: None if value is None else [p for p in value.split(",") if p],
+    help="With --cine-dir: these patients (comma-separated; default: those the model held out for --split).",
+)
 @backend_options(default_backend="tensorflow", default_precision="float32")
 @click.option("--quiet", is_flag=True)
 def evaluate(**options):

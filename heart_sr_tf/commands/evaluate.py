@@ -17,7 +17,8 @@ def default_out(model: Path, split: str, is_run: bool) -> Path:
 
 def evaluate_model(
     model, acdc_dir, data_dir, split, roi, degradation, data_consistency, out, limit, n_figures,
-    backend, precision, quiet, echo: Echo, warn: Echo, clinical: bool = False, segmenter=None,
+    backend, precision, quiet, echo: Echo, warn: Echo, clinical: bool = False, segmenter=None, cine_dirs=(),
+    patients=None,
 ):  # fmt: skip
     from heart_sr_tf.data.pipeline import num_slices
     from heart_sr_tf.evaluation.evaluate import NAMES, figures, write_outputs
@@ -48,11 +49,17 @@ def evaluate_model(
     data = resolve_data(acdc_dir, data_dir, warn=warn)
     if run is not None:
         run.check_scored_on(data)
-    rois = ("full", "heart") if roi == "both" else (roi,)
-    for name in rois:
-        if num_slices(data, name, split) == 0:
-            raise HeartSRError(f"{data}: the {split} split holds no {name} slices; choose another --split")
-    result = run_evaluate(predictor, data, split, rois, limit=limit, quiet=quiet, degradation=chosen)
+    if cine_dirs:
+        if clinical or data_consistency:
+            raise HeartSRError("--cine-dir: scores image quality on whole cines; drop --clinical / --data-consistency")
+        result = _on_cines(predictor, data, split, cine_dirs, patients, chosen, quiet)
+        n_figures = 0
+    else:
+        rois = ("full", "heart") if roi == "both" else (roi,)
+        for name in rois:
+            if num_slices(data, name, split) == 0:
+                raise HeartSRError(f"{data}: the {split} split holds no {name} slices; choose another --split")
+        result = run_evaluate(predictor, data, split, rois, limit=limit, quiet=quiet, degradation=chosen)
     if run is not None:
         result.losses = run.last_losses()
     out = out or default_out(model, split, run is not None)
@@ -83,6 +90,45 @@ def evaluate_model(
     if seg is not None:
         files += _clinical(predictor, seg, data, split, chosen, limit, quiet, out, echo)
     echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")
+
+
+def _on_cines(predictor, data, split, cine_dirs, patients, degradation, quiet):
+    """The model on whole cines: of ``patients``, else of the cine patients a temporal model held out for
+    ``split`` (its config's ``cine_test`` / ``cine_validation``), else of the prepared data's ``split``."""
+    from heart_sr_tf.data.cine import cine_patients
+    from heart_sr_tf.data.prepare import dataset_source, split_assignment
+    from heart_sr_tf.evaluation.cine import evaluate_cines
+
+    source, _ = dataset_source(data)
+    for folder in cine_dirs:
+        if not Path(folder).is_dir():
+            raise HeartSRError(f"--cine-dir: {folder} is not a folder")
+    roots = [Path(source), *map(Path, cine_dirs)]
+    if patients is None:
+        held = _held_out_cines(predictor, split)
+        if held:
+            patients = held
+        else:
+            assignment = split_assignment(data)
+            patients = [p.id for p in cine_patients(roots) if assignment.get(p.id) == split]
+    if not patients:
+        where = ", ".join(map(str, roots))
+        raise HeartSRError(f"no cine patient of the {split} split under {where}; name them with --patients")
+    label = f"{split} cines: {', '.join(sorted(patients))}"
+    return evaluate_cines(predictor, roots, patients, degradation, quiet, label=label)
+
+
+def _held_out_cines(predictor, split: str) -> list[str]:
+    import tomllib
+
+    key = {"test": "cine_test", "validation": "cine_validation"}.get(split)
+    text = predictor.info.get("config") if predictor.run is None else None
+    data = predictor.run.config.data if predictor.run is not None else None
+    if data is not None:
+        return list(getattr(data, key, [])) if key else []
+    if key and text:
+        return list(tomllib.loads(text).get("data", {}).get(key, []))
+    return []
 
 
 def _clinical(predictor, segmenter, data, split, degradation, limit, quiet, out, echo) -> list[Path]:

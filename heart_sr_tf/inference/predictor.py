@@ -12,8 +12,11 @@ from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.export.discovery import find_model
 from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
 from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
-from heart_sr_tf.inference.tiling import tiled_apply
+from heart_sr_tf.inference.tiling import BUDGET, tiled_apply
 from heart_sr_tf.training.runs import is_run_folder
+
+VOLUME_BUDGET = 4 * BUDGET  # LR voxels per call of a 3D model, tiled in-plane (each tile keeps its whole depth)
+VOLUME_MARGIN = 24  # LR pixels of in-plane context around a 3D tile: mDCSRN's receptive field is about 19
 
 
 class Predictor:
@@ -21,7 +24,8 @@ class Predictor:
     (``[B, g*h, w, 1]`` for a through-plane model), in calls of bounded size (tiles for large slices).
 
     ``fn`` takes the model's own input: slices ``[B, h, w, 1]``, or volumes ``[B, h, w, D, 1]`` when
-    ``volumetric`` (a 3D generator), which sees a lone slice as a volume of depth 1.
+    ``volumetric`` (a 3D generator), which sees a lone slice as a volume of depth 1. A 3D generator's ``axis``
+    says what D ran along in training (``"slices"`` or cine ``"frames"``) and ``depth`` how many.
     """
 
     def __init__(
@@ -36,9 +40,12 @@ class Predictor:
         run=None,
         backend: str = "tensorflow",
         precision: str = "float32",
+        axis: str | None = None,
+        depth: int | None = None,
     ):
         self.fn, self.scale, self.source, self.info = fn, int(scale), source, info or {}
         self.volumetric = volumetric
+        self.axis, self.depth = (axis, depth) if volumetric else (None, None)
         self.degradation = degradation  # what the model was trained on; None: not known (a served in-plane model)
         self.generator = generator  # the Keras generator, for a training run only
         self.run = run  # the training run (heart_sr_tf.training.runs.Run), for a training run only
@@ -80,6 +87,8 @@ class Predictor:
             self.run,
             self.backend,
             self.precision,
+            self.axis,
+            self.depth,
         )
 
     def __call__(self, lr: np.ndarray) -> np.ndarray:
@@ -92,8 +101,23 @@ class Predictor:
         """``[B, h, w, D, 1] -> [B, s*h, s*w, D, 1]``: whole volumes for a 3D model, slice by slice for a 2D one."""
         lr = self._check(lr, 5, "[batch, h, w, depth, 1]")
         if self.volumetric:
-            return self._run(lr)
+            side = int((VOLUME_BUDGET / lr.shape[3]) ** 0.5)
+            tile = max(16, side - 2 * VOLUME_MARGIN)
+            return self._checked(tiled_apply(self.fn, lr, self.factors, tile, VOLUME_MARGIN, VOLUME_BUDGET))
         return np.stack([self(lr[:, :, :, d]) for d in range(lr.shape[3])], axis=3)
+
+    def frames(self, lr: np.ndarray) -> np.ndarray:
+        """One slice's cine ``[h, w, T]`` -> ``[s*h, s*w, T]``. A model along frames gives each frame from the
+        ``depth`` frames centred on it, wrapping around the cycle, as it trained; any other model frame by frame."""
+        lr = np.asarray(lr, dtype=np.float32)
+        if lr.ndim != 3:
+            raise HeartSRError(f"{self.source}: expected one slice's cine [h, w, frames], got {lr.shape}")
+        from heart_sr_tf.data.cine import frame_windows
+
+        if self.axis != "frames":
+            return np.moveaxis(self(np.moveaxis(lr, 2, 0)[..., None])[..., 0], 0, 2)
+        out = self.volume(frame_windows(lr, self.depth)[..., None])  # [T, s*h, s*w, depth, 1]
+        return np.moveaxis(out[:, :, :, self.depth // 2, 0], 0, 2)
 
     def _run(self, lr: np.ndarray) -> np.ndarray:
         return self._checked(np.asarray(self.fn(lr), dtype=np.float32))
@@ -143,9 +167,30 @@ def load_saved_model(path: Path, backend: str = "tensorflow", precision: str = "
         def fn(lr):
             return signature(lr_image=tf.constant(lr))["sr_image"].numpy()
 
+    axis, depth = volume_layout(meta, folder) if volumetric else (None, None)
     return Predictor(
-        fn, degradation.scale, str(folder), meta, volumetric, degradation, backend=backend, precision=precision
+        fn,
+        degradation.scale,
+        str(folder),
+        meta,
+        volumetric,
+        degradation,
+        backend=backend,
+        precision=precision,
+        axis=axis,
+        depth=depth,
     )
+
+
+def volume_layout(meta: dict, folder) -> tuple[str, int]:
+    """``(axis, depth)`` of an exported 3D generator, from the training config its metadata carries."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(meta["config"]).get("data", {})
+        return str(data.get("axis", "slices")), int(data.get("depth", 4))
+    except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
+        raise HeartSRError(f"{folder}: a 3D model whose metadata holds no readable training config") from None
 
 
 def load_run(folder: Path, precision: str = "float32") -> Predictor:
@@ -170,6 +215,8 @@ def load_run(folder: Path, precision: str = "float32") -> Predictor:
         generator,
         run,
         precision=precision,
+        axis=run.config.data.axis if volumetric else None,
+        depth=run.config.data.depth if volumetric else None,
     )
 
 

@@ -131,7 +131,13 @@ class InPlane:
         """``[x, y, z, T]`` in [0, 1] -> ``[s*x, s*y, z, T]``; the slices of all frames share the model calls."""
         x, y, z, frames = scaled.shape
         s = self.predictor.scale
-        if self.predictor.volumetric:  # a 3D model sees each whole frame, D running along the slices
+        if self.predictor.axis == "frames":  # a temporal model sees each slice's whole cine
+            out = np.zeros((s * x, s * y, z, frames), np.float32)
+            for k in range(z):
+                out[:, :, k] = self.predictor.frames(scaled[:, :, k])
+                bar.update(frames)
+            return out
+        if self.predictor.volumetric:  # a 3D model along slices sees each whole frame
             out = np.stack([self.predictor.volume(scaled[None, ..., t, None])[0, ..., 0] for t in range(frames)], 3)
             bar.update(z * frames)
             return out
