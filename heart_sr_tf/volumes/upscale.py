@@ -151,10 +151,7 @@ class InPlane:
 
     def interpolate(self, excess: np.ndarray) -> np.ndarray:
         s = self.predictor.scale
-        out = np.zeros((s * excess.shape[0], s * excess.shape[1], excess.shape[2]), np.float32)
-        for z in np.flatnonzero(excess.reshape(-1, excess.shape[2]).any(axis=0)):
-            out[:, :, z] = aligned_bicubic(excess[:, :, z], s, out.shape[:2], clip=False)
-        return out
+        return aligned_bicubic(excess, s, (s * excess.shape[0], s * excess.shape[1]), clip=False)
 
 
 def upscale_file(
@@ -314,4 +311,19 @@ def _write(image, out: np.ndarray, factors: tuple[int, int, int], path: Path) ->
         matrix, code = getattr(image, f"get_{method}")(coded=True)
         if code:
             getattr(result, f"set_{method}")(upscaled_affine(matrix, factors), int(code))
-    nib.save(result, str(path))
+    save_nifti(result, path)
+
+
+def save_nifti(image, path: Path) -> None:
+    """``nib.save``, with a ``.gz`` compressed by ISA-L's igzip when installed: the same gzip stream format at
+    the size of zlib's level 1, about ten times faster (nibabel compresses with the standard library)."""
+    if not str(path).endswith(".gz"):
+        nib.save(image, str(path))
+        return
+    try:
+        from isal import igzip
+    except ImportError:
+        nib.save(image, str(path))
+        return
+    with igzip.open(str(path), "wb", compresslevel=1) as stream:
+        image.to_stream(stream)
