@@ -21,13 +21,9 @@ import nibabel as nib
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+from heart_sr_tf.inference.hardware import cpu_model  # noqa: E402
 
 
 def write_scans(acdc: Path, folder: Path, count: int) -> list[Path]:

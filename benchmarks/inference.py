@@ -63,7 +63,10 @@ def throughput(args) -> None:
     if importlib.util.find_spec("openvino") is not None:
         paths += [("openvino", "float32"), ("openvino", "bfloat16")]
     default = (resolve_backend("auto"), resolve_precision("auto"))
-    print(f"{os.cpu_count()} CPU cores; model {args.model}; batches of {len(lr)} x 86x86 -> 258x258 ({what})")
+    from heart_sr_tf.inference.hardware import cpu_model
+
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores")
+    print(f"model {args.model}; batches of {len(lr)} x 86x86 -> 258x258 ({what})")
     print(f"default path of `upscale` (--backend auto --precision auto) here: {default[0]}, {default[1]}")
     print(f"{'backend':<11} {'precision':<9} {'slices/s':>9} {'vs TF fp32':>10} {'max |diff|':>11}")
     reference = base = None
@@ -154,6 +157,10 @@ def end_to_end(args) -> None:
         print(
             f"  in one process: load model {loading:.2f} s, read {timings['read']:.2f} s, "
             f"model {timings['model']:.2f} s ({300 / timings['model']:.1f} slices/s), write {timings['write']:.2f} s"
+        )
+        print(
+            f"  the whole command / the model's time in it: {seconds / timings['model']:.2f}x "
+            f"(goal: at most 1.25x; in one process {sum(timings.values()) / timings['model']:.2f}x)"
         )
         data = nib.load(str(out))
         for level in (1, 6, 9):

@@ -26,6 +26,7 @@ def main() -> None:
     from heart_sr_tf.data.degradation import Degradation
     from heart_sr_tf.data.pipeline import slice_dataset, train_pairs
     from heart_sr_tf.data.prepare import phantom_dir, prepare
+    from heart_sr_tf.inference.hardware import cpu_model
 
     source = args.acdc_dir or phantom_dir()
     report = prepare(source, quiet=True)
@@ -40,7 +41,8 @@ def main() -> None:
         next(it)
     elapsed = time.perf_counter() - start
     pairs = args.batches * args.batch_size
-    print(f"data: {source} ({args.roi}), {os.cpu_count()} CPU cores, degradation: {degradation.describe()}")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores")
+    print(f"data: {source} ({args.roi}), degradation: {degradation.describe()}")
     print(f"{pairs / elapsed:.0f} training pairs/s of {args.patch}x{args.patch} (goal >= 2000)")
 
 

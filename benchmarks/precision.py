@@ -52,6 +52,9 @@ def main() -> None:
     paths = [("tensorflow", "float32"), ("tensorflow", "bfloat16")]
     if importlib.util.find_spec("openvino") is not None:
         paths += [("openvino", "float32"), ("openvino", "bfloat16")]
+    from heart_sr_tf.inference.hardware import cpu_model
+
+    print(f"CPU: {cpu_model()}")
     print(f"{args.split} split of {data}; differences from TensorFlow float32 (limits: 0.02 dB, 0.001 SSIM)")
     header = f"{'model':<16} {'backend':<11} {'precision':<9} {'region':<6} {'slices':>6} {'PSNR':>7} {'dPSNR':>8}"
     print(header + f" {'SSIM':>7} {'dSSIM':>8}  within")

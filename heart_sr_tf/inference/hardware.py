@@ -19,6 +19,25 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), printed next to every speed figure."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        import platform
+
+        return platform.processor() or "unknown CPU"
+    line = next((line for line in text.splitlines() if line.startswith("model name")), "")
+    flags = cpu_flags()
+    extras = [
+        name
+        for name, flag in (("AMX", "amx_tile"), ("AVX512_BF16", "avx512_bf16"), ("VNNI", "avx512_vnni"))
+        if flag in flags
+    ]
+    name = line.partition(":")[2].strip() or "unknown CPU"
+    return f"{name} ({', '.join(extras) if extras else 'no AMX, AVX512_BF16 or VNNI'})"
+
+
 def cpu_flags() -> set[str]:
     try:
         text = Path("/proc/cpuinfo").read_text()
