@@ -62,6 +62,13 @@ def throughput(args) -> None:
     paths = [("tensorflow", "float32"), ("tensorflow", "bfloat16")]
     if importlib.util.find_spec("openvino") is not None:
         paths += [("openvino", "float32"), ("openvino", "bfloat16")]
+        from heart_sr_tf.export.layout import resolve_model_dir
+        from heart_sr_tf.inference.openvino_backend import INT8_KIND, cached_ir
+
+        if cached_ir(resolve_model_dir(load_predictor_path(args.model)), INT8_KIND) is not None:
+            paths.append(("openvino", "int8"))
+        else:
+            print(f"(no int8 twin of {args.model} yet: `python cli.py quantize {args.model} --acdc-dir DIR` adds it)")
     default = (resolve_backend("auto"), resolve_precision("auto"))
     from heart_sr_tf.inference.hardware import cpu_model
 
@@ -87,6 +94,12 @@ def throughput(args) -> None:
     diff = float(np.abs(out - reference).max())
     note = "  (the SavedModel of export --precision bfloat16, as TF Serving runs it)"
     print(f"{'TF Serving':<11} {'bfloat16':<9} {rate:>9.1f} {rate / base:>9.2f}x {diff:>11.4f}{note}")
+
+
+def load_predictor_path(model: str):
+    from heart_sr_tf.export.discovery import find_model
+
+    return find_model(Path(model))
 
 
 def serving_bfloat16(args, lr):

@@ -81,8 +81,9 @@ BACKEND_OPTIONS = {  # option -> (choices, help)
         "auto: OpenVINO when installed (pip install -e '.[openvino]'), else TensorFlow.",
     ),
     "--precision": (
-        ["auto", "float32", "bfloat16"],
-        "auto: bfloat16 where the CPU (AVX512_BF16/AMX) or GPU computes it natively, else float32.",
+        ["auto", "float32", "bfloat16", "int8"],
+        "auto: bfloat16 where the CPU (AVX512_BF16/AMX) or GPU computes it natively, else float32. "
+        "int8: OpenVINO, once `quantize` has made the model's int8 twin.",
     ),
 }
 
@@ -307,6 +308,21 @@ def evaluate(**options):
     from heart_sr_tf.commands.evaluate import evaluate_model
 
     evaluate_model(**options, echo=click.echo, warn=_warn)
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@data_options
+@click.option("--calibration", type=click.IntRange(1, 1024), default=64, show_default=True, help="Training slices.")
+@click.option(
+    "--check", type=click.IntRange(min=0), default=48, show_default=True, help="Validation slices checked vs float32."
+)
+@click.option("--quiet", is_flag=True)
+def quantize(model, acdc_dir, data_dir, calibration, check, quiet):
+    """Make an exported model's int8 twin for OpenVINO (--precision int8), calibrated on real training slices."""
+    from heart_sr_tf.commands.quantize import quantize_model
+
+    quantize_model(model, acdc_dir, data_dir, calibration, check, quiet, click.echo, _warn)
 
 
 @main.command()

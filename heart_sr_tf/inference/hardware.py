@@ -13,7 +13,7 @@ from heart_sr_tf.errors import HeartSRError
 BACKENDS = ("tensorflow", "openvino")  # and "auto", resolved by resolve_backend
 
 
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")  # int8: OpenVINO, after `quantize`
 
 
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}

@@ -15,7 +15,8 @@ from pathlib import Path
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.startup import import_tensorflow_quietly
 
-OPENVINO_HINTS = {"float32": "f32", "bfloat16": "bf16"}
+OPENVINO_HINTS = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}
+INT8_KIND = "openvino-int8"  # the quantised IR's cache folder, beside the float one
 
 
 def _openvino():
@@ -26,20 +27,61 @@ def _openvino():
     return openvino
 
 
-def openvino_ir(folder: Path) -> Path:
-    """The cached OpenVINO IR of a SavedModel, converted on first use (``model.xml`` + ``model.bin``)."""
-    folder = Path(folder)
+def fingerprint(folder: Path) -> str:
+    """A hash of a SavedModel's files: a cached conversion is used only for the exact model it came from."""
     digest = hashlib.sha256()
     for file in [folder / "saved_model.pb", *sorted((folder / "variables").glob("*"))]:
         digest.update(file.name.encode() + file.read_bytes())
-    fingerprint = digest.hexdigest()[:16]
-    candidates = [folder / "openvino"]
+    return digest.hexdigest()[:16]
+
+
+def cache_places(folder: Path, kind: str = "openvino") -> tuple[list[Path], str]:
+    """Where a conversion of the SavedModel ``folder`` is cached: beside it (``<version>/<kind>/``), else under
+    ``$HEART_SR_CACHE``; and the fingerprint it must carry."""
+    folder = Path(folder)
+    key = fingerprint(folder)
     cache = Path(os.environ.get("HEART_SR_CACHE", Path.home() / ".cache" / "heart-sr-tf"))
-    candidates.append(cache / "openvino" / f"{folder.parent.name}-{folder.name}-{fingerprint}")
-    for place in candidates:
+    return [folder / kind, cache / kind / f"{folder.parent.name}-{folder.name}-{key}"], key
+
+
+def cached_ir(folder: Path, kind: str = "openvino") -> Path | None:
+    """The cached IR of this exact SavedModel, if any."""
+    places, key = cache_places(folder, kind)
+    for place in places:
         if (place / "model.xml").is_file() and (place / "fingerprint").is_file():
-            if (place / "fingerprint").read_text() == fingerprint:
+            if (place / "fingerprint").read_text() == key:
                 return place / "model.xml"
+    return None
+
+
+def save_ir(model, folder: Path, kind: str = "openvino") -> Path:
+    """Cache ``model`` for the SavedModel ``folder``: written under a temporary name and renamed, so an error,
+    SIGINT or SIGTERM never leaves a half-written cache inside a model's folder."""
+    ov = _openvino()
+    places, key = cache_places(folder, kind)
+    for place in places:
+        tmp = place.with_name(f".{place.name}.tmp-{os.getpid()}")
+        try:
+            tmp.mkdir(parents=True, exist_ok=True)
+            ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)
+            (tmp / "fingerprint").write_text(key)
+            if place.exists():
+                shutil.rmtree(place)
+            tmp.rename(place)
+            return place / "model.xml"
+        except OSError:
+            continue
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    raise HeartSRError(f"{folder}: cannot cache the OpenVINO model beside it or under {places[-1].parent}")
+
+
+def openvino_ir(folder: Path) -> Path:
+    """The cached OpenVINO IR of a SavedModel, converted on first use (``model.xml`` + ``model.bin``)."""
+    folder = Path(folder)
+    cached = cached_ir(folder)
+    if cached is not None:
+        return cached
     ov = _openvino()
     # Once per model: TensorFlow checks the SavedModel first (OpenVINO converts a truncated one without a word).
     import_tensorflow_quietly()
@@ -51,29 +93,24 @@ def openvino_ir(folder: Path) -> Path:
     except Exception as exc:  # whatever a damaged SavedModel makes the converter raise: one line
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HeartSRError(f"{folder}: not a loadable heart-sr SavedModel (OpenVINO: {message[:200]})") from None
-    for place in candidates:
-        tmp = place.with_name(f".{place.name}.tmp-{os.getpid()}")
-        try:
-            tmp.mkdir(parents=True, exist_ok=True)
-            ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)
-            (tmp / "fingerprint").write_text(fingerprint)
-            if place.exists():
-                shutil.rmtree(place)
-            tmp.rename(place)
-            return place / "model.xml"
-        except OSError:
-            continue
-        finally:  # an error, SIGINT or SIGTERM never leaves a half-written cache inside a model's folder
-            shutil.rmtree(tmp, ignore_errors=True)
-    raise HeartSRError(f"{folder}: cannot cache the OpenVINO conversion beside it or under {cache}")
+    return save_ir(model, folder)
 
 
 def openvino_fn(folder: Path, precision: str):
-    """``(fn, input rank)``: ``fn(lr)`` runs the SavedModel's serving_default in OpenVINO on the CPU."""
+    """``(fn, input rank)``: ``fn(lr)`` runs the SavedModel's serving_default in OpenVINO on the CPU; ``int8``
+    runs its quantised twin (``python cli.py quantize``), whose float parts stay float32."""
     ov = _openvino()
     core = ov.Core()
+    if precision == "int8":
+        ir = cached_ir(Path(folder), INT8_KIND)
+        if ir is None:
+            raise HeartSRError(
+                f"{folder}: no int8 model yet; make one with `python cli.py quantize {folder} --acdc-dir DIR`"
+            )
+    else:
+        ir = openvino_ir(folder)
     compiled = core.compile_model(
-        core.read_model(str(openvino_ir(folder))),
+        core.read_model(str(ir)),
         "CPU",
         {"INFERENCE_PRECISION_HINT": OPENVINO_HINTS[precision], "PERFORMANCE_HINT": "LATENCY"},
     )

@@ -145,6 +145,8 @@ def load_saved_model(path: Path, backend: str = "tensorflow", precision: str = "
     folder = resolve_model_dir(path)
     meta = read_metadata(folder)
     degradation = Degradation.from_metadata(meta, str(folder))  # checked before any model loads
+    if precision == "int8" and backend != "openvino":
+        raise HeartSRError("--precision int8: runs in OpenVINO (--backend openvino or auto)")
     if backend == "openvino":
         from heart_sr_tf.inference.openvino_backend import openvino_fn
 
@@ -200,6 +202,8 @@ def load_run(folder: Path, precision: str = "float32") -> Predictor:
     from heart_sr_tf.training.runs import Run
 
     precision = resolve_precision(precision)
+    if precision == "int8":
+        raise HeartSRError(f"{folder}: a training run runs in TensorFlow; export and quantize it for int8")
     run = Run.open(folder)
     generator = build_generator(run.config, precision)
     checkpoint = run.restore_generator(generator)

@@ -1,0 +1,59 @@
+"""int8 through NNCF: the quantised twin is cached beside the model, keeps the float parts float, stays close to
+float32, serves through the same Predictor, and is asked for by name, never made silently."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.inference.predictor import load_predictor
+
+ROOT = Path(__file__).resolve().parents[1]
+pytest.importorskip("openvino", reason="OpenVINO is not installed")
+pytest.importorskip("nncf", reason="NNCF is not installed (the [int8] extra)")
+
+
+@pytest.fixture(scope="module")
+def model_copy(tiny_export, tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("int8") / "tiny"
+    shutil.copytree(Path(tiny_export).parent, target)
+    return target
+
+
+def test_int8_is_refused_until_quantize_has_made_it(model_copy):
+    with pytest.raises(HeartSRError, match="no int8 model yet; make one with `python cli.py quantize"):
+        load_predictor(model_copy, "openvino", "int8")
+    with pytest.raises(HeartSRError, match="--precision int8: runs in OpenVINO"):
+        load_predictor(model_copy, "tensorflow", "int8")
+
+
+def test_quantize_caches_an_int8_twin_close_to_float32(model_copy, phantom_tfds):
+    import openvino as ov
+
+    from heart_sr_tf.inference.quantize import float_scope
+
+    args = [sys.executable, str(ROOT / "cli.py"), "quantize", str(model_copy), "--data-dir", str(phantom_tfds)]
+    result = subprocess.run(args + ["--calibration", "8", "--check", "4", "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("quantizing") and "on 8 training slices" in lines[0]
+    assert "int8 against OpenVINO float32 on 4 validation slices" in lines[-1]
+    version = next(p for p in model_copy.iterdir() if p.name.isdigit())
+    xml = version / "openvino-int8" / "model.xml"
+    assert xml.is_file() and (version / "openvino-int8" / "fingerprint").is_file()
+    model = ov.Core().read_model(str(xml))
+    types = {op.get_type_name() for op in model.get_ordered_ops()}
+    assert "FakeQuantize" in types  # quantised
+    names, kept = float_scope(ov.Core().read_model(str(version / "openvino" / "model.xml")))
+    assert kept == ["Add"] and len(names) >= 2
+    lr = np.random.default_rng(0).random((2, 20, 24, 1)).astype(np.float32)
+    reference = load_predictor(model_copy, "openvino", "float32")(lr)
+    int8 = load_predictor(model_copy, "openvino", "int8")
+    assert int8.precision == "int8"
+    out = int8(lr)
+    assert out.shape == reference.shape == (2, 60, 72, 1)
+    assert 0 < np.abs(out - reference).max() < 0.05  # quantised (not identical), and close
