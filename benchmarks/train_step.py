@@ -30,7 +30,7 @@ def measure(config, data_dir, steps: int, warmup: int = 2) -> tuple[float, float
         train_pairs(
             slice_dataset(data_dir, "full", "train", shuffle_files=True),
             d.patch,
-            d.scale,
+            config.degradation.factor,
             d.batch_size,
             d.patches_per_slice,
             d.shuffle_buffer,

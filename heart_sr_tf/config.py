@@ -29,8 +29,7 @@ BATCH_PIXELS = 2**24  # HR pixels in one training step (e.g. 256 patches of 256x
 
 @dataclass
 class DataConfig:
-    scale: int = 3
-    patch: int = 96  # HR patch side in pixels, a multiple of scale
+    patch: int = 96  # HR patch side in pixels, a multiple of degradation.factor
     batch_size: int = 16  # global batch, split over replicas
     patches_per_slice: int = 4
     shuffle_buffer: int = 1024
@@ -39,11 +38,9 @@ class DataConfig:
     validation_slices: int = 32  # whole validation slices scored during training
 
     def check(self) -> None:
-        _at_least(self, scale=2, patch=1, batch_size=1, patches_per_slice=1, shuffle_buffer=1)
+        _at_least(self, patch=1, batch_size=1, patches_per_slice=1, shuffle_buffer=1)
         _at_least(self, phantom_patients=3, validation_slices=1)
-        _at_most(self, scale=16, patch=HR_SIDE, batch_size=4096, patches_per_slice=256, shuffle_buffer=1_000_000)
-        if self.patch % self.scale:
-            raise ConfigError(f"patch: {self.patch} is not a multiple of the scale {self.scale}")
+        _at_most(self, patch=HR_SIDE, batch_size=4096, patches_per_slice=256, shuffle_buffer=1_000_000)
         if self.batch_size * self.patch**2 > BATCH_PIXELS:
             raise ConfigError(
                 f"batch_size x patch^2: {self.batch_size} x {self.patch}^2 HR pixels per step is more than "
@@ -55,6 +52,7 @@ class DataConfig:
 class DegradationConfig:
     """How LR is made from HR (heart_sr_tf/data/degradation.py and kspace.py)."""
 
+    factor: int = 3  # s: in-plane x s, or the slice factor g across slices (formerly data.scale, still read)
     kind: Literal["decimation", "kspace", "through_plane"] = "decimation"  # decimation: LR = HR[::s, ::s] (the
     # paper); kspace: the central 1/s of the spectrum, magnitude (what a scanner acquires); through_plane: thick
     # slices s rows apart along the first axis (data/thick_slices.py), for models across the slices of a stack
@@ -64,6 +62,8 @@ class DegradationConfig:
     thickness: int = 0  # through_plane only: the slice profile in rows (0: the scale, i.e. contiguous slices)
 
     def check(self) -> None:
+        _at_least(self, factor=2)
+        _at_most(self, factor=16)
         if not 0 < self.tukey_alpha <= 1:
             raise ConfigError(f"tukey_alpha: {self.tukey_alpha} is not in (0, 1]")
         if len(self.noise_sigma) != 2 or not 0 <= self.noise_sigma[0] <= self.noise_sigma[1]:
@@ -192,6 +192,9 @@ class SRGANConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def check(self) -> None:
+        _patch_fits(self)
+
 
 @dataclass
 class WGANDataConfig(DataConfig):
@@ -284,6 +287,7 @@ class WGANConfig:
     train: WGANTrainConfig = field(default_factory=WGANTrainConfig)
 
     def check(self) -> None:
+        _patch_fits(self)
         if self.degradation.kind == "through_plane":
             raise ConfigError("degradation.kind: through_plane trains the RRDB generator (train srgan), not mDCSRN")
 
@@ -408,10 +412,34 @@ def _check(config, where: str) -> None:
             raise ConfigError(f"{where}{exc}") from None
 
 
+def _patch_fits(config) -> None:
+    if config.data.patch % config.degradation.factor:
+        raise ConfigError(
+            f"data.patch: {config.data.patch} is not a multiple of degradation.factor {config.degradation.factor}"
+        )
+
+
+def _translated(cls, values: dict, where: str) -> dict:
+    """Configs written before the factor moved to the degradation say ``data.scale``: read it as
+    ``degradation.factor`` (refusing the two when they disagree)."""
+    data = values.get("data")
+    if "degradation" not in {f.name for f in dataclasses.fields(cls)} or not isinstance(data, dict):
+        return values
+    if "scale" not in data:
+        return values
+    values = {**values, "data": {k: v for k, v in data.items() if k != "scale"}}
+    degradation = dict(values.get("degradation") or {})
+    if "factor" in degradation and degradation["factor"] != data["scale"]:
+        raise ConfigError(f"{where}data.scale (the old name of degradation.factor) disagrees with degradation.factor")
+    degradation["factor"] = data["scale"]
+    values["degradation"] = degradation
+    return values
+
+
 def from_dict(cls, values: dict, where: str = ""):
     """Build dataclass ``cls`` from nested dicts, refusing unknown keys (suggesting the nearest), wrong types
-    and values out of range."""
-    config = _from_dict(cls, values, where)
+    and values out of range (old names translated first)."""
+    config = _from_dict(cls, _translated(cls, values, where), where)
     if not where:
         check(config)
     return config

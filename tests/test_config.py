@@ -13,7 +13,7 @@ def test_shipped_configs_load_and_round_trip(name):
     if kind == "segmenter":
         assert config.data.crop % 2**config.network.depth == 0
     else:
-        assert config.data.patch % config.data.scale == 0
+        assert config.data.patch % config.degradation.factor == 0
 
 
 def test_shipped_configs_are_found_by_name_or_path():
@@ -58,7 +58,7 @@ def test_choices_are_checked_when_read_even_in_the_last_stage(tmp_path):
 
 def test_ranges_are_checked_when_read(tmp_path):
     assert "optim.g_lr: the learning rate must be > 0, got -0.001" in _error(tmp_path, "[optim]\ng_lr = -1e-3\n")
-    assert "data.patch: 50 is not a multiple of the scale 3" in _error(tmp_path, "[data]\npatch = 50\n")
+    assert "data.patch: 50 is not a multiple of degradation.factor 3" in _error(tmp_path, "[data]\npatch = 50\n")
     assert "data.batch_size: must be at least 1, got 0" in _error(tmp_path, "[data]\nbatch_size = 0\n")
     stage = '[[train.stages]]\nname = "a"\nadversarial = false\nsteps = 0\n'
     assert "train.stages[0].steps: must be at least 1" in _error(tmp_path, stage)
@@ -89,3 +89,15 @@ def test_what_a_config_may_ask_is_bounded_before_any_work(tmp_path):
         tmp_path, "[generator]\nresidual_scale = nan\n"
     )
     assert "optim.g_lr: expected a finite number" in _error(tmp_path, "[optim]\ng_lr = inf\n")
+
+
+def test_the_factor_belongs_to_the_degradation_and_the_old_name_still_reads(tmp_path):
+    """``data.scale`` (configs and exports written before the factor moved) reads as ``degradation.factor``."""
+    (tmp_path / "old.toml").write_text('[data]\nscale = 4\npatch = 96\n\n[degradation]\nkind = "through_plane"\n')
+    config = load_config(tmp_path / "old.toml")
+    assert config.degradation.factor == 4 and not hasattr(config.data, "scale")
+    assert "degradation.factor 4" in _error(tmp_path, "[data]\nscale = 4\npatch = 90\n")
+    assert "data.scale (the old name of degradation.factor) disagrees" in _error(
+        tmp_path, "[data]\nscale = 4\n\n[degradation]\nfactor = 3\n"
+    )
+    assert "degradation.factor: must be at least 2, got 1" in _error(tmp_path, "[degradation]\nfactor = 1\n")

@@ -22,7 +22,7 @@ def export_model(run_dir, name, version, out, data_consistency, self_ensemble, p
         predictor = load_run(source, precision)
         run = predictor.run
         metadata = {
-            "scale": run.config.data.scale,
+            "scale": run.config.degradation.factor,
             "run": str(run.folder),
             "checkpoint": predictor.info["checkpoint"],
             "config": dump_toml(run.config),

@@ -200,4 +200,4 @@ class Degradation:
     @classmethod
     def from_config(cls, config) -> Degradation:
         d = config.degradation
-        return cls(d.kind, config.data.scale, d.window, d.tukey_alpha, tuple(d.noise_sigma), d.thickness)
+        return cls(d.kind, d.factor, d.window, d.tukey_alpha, tuple(d.noise_sigma), d.thickness)

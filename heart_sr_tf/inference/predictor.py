@@ -211,7 +211,7 @@ def load_run(folder: Path, precision: str = "float32") -> Predictor:
     volumetric = len(generator.inputs[0].shape) == 5
     return Predictor(
         keras_fn(generator),
-        run.config.data.scale,
+        run.config.degradation.factor,
         str(run.folder),
         info,
         volumetric,

@@ -15,7 +15,9 @@ def make_generator(config) -> keras.Model:
     """The generator a config describes: RRDB for an SRGAN config, mDCSRN (2D or 3D) for a WGAN config."""
     g = config.generator
     if isinstance(config, WGANConfig):
-        return mdcsrn_generator(config.data.dims, config.data.scale, g.blocks, g.units, g.growth, g.bicubic_skip)
+        return mdcsrn_generator(
+            config.data.dims, config.degradation.factor, g.blocks, g.units, g.growth, g.bicubic_skip
+        )
     factors = Degradation.from_config(config).factors  # (s, s) in-plane, (g, 1) across slices
     return rrdb_generator(factors, g.blocks, g.features, g.growth, g.residual_scale, g.bicubic_skip)
 

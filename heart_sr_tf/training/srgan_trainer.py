@@ -60,7 +60,13 @@ def train_srgan(
         d = config.data
         slices = slice_dataset(data_dir, roi, "train", shuffle_files=True)
         return train_pairs(
-            slices, d.patch, d.scale, d.batch_size, d.patches_per_slice, d.shuffle_buffer, degradation=degradation
+            slices,
+            d.patch,
+            config.degradation.factor,
+            d.batch_size,
+            d.patches_per_slice,
+            d.shuffle_buffer,
+            degradation=degradation,
         )
 
     return loop.train(schedule, sum(s.steps for s in config.train.stages), datasets)

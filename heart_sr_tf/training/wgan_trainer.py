@@ -76,7 +76,13 @@ def training_data(config, data_dir: Path):
     if d.dims == 2:
         slices = slice_dataset(data_dir, "full", "train", shuffle_files=True)
         return train_pairs(
-            slices, d.patch, d.scale, d.batch_size, d.patches_per_slice, d.shuffle_buffer, degradation=degradation
+            slices,
+            d.patch,
+            config.degradation.factor,
+            d.batch_size,
+            d.patches_per_slice,
+            d.shuffle_buffer,
+            degradation=degradation,
         )
     if d.axis == "frames":
         from heart_sr_tf.data.cine import cine_slices
