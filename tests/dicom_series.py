@@ -3,13 +3,14 @@ orientation, RescaleSlope/Intercept, 12-bit pixels, shuffled file names, and oth
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import EnhancedMRImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 
 def oblique(angle_deg: float = 25.0):
@@ -99,6 +100,49 @@ def _header(cine: Cine, series_uid: str) -> Dataset:
     ds.RescaleIntercept = f"{cine.intercept:g}"
     ds.FrameOfReferenceUID = cine.frame_uid
     return ds
+
+
+def write_enhanced(path: Path, cine: Cine, shared_geometry: bool = True) -> Path:
+    """The same cine as ONE enhanced MR multi-frame file (frames in shuffled order): each frame's position and
+    trigger delay in its per-frame functional groups; orientation, spacing and rescale shared (or per frame)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x, y, depth, phases = cine.values.shape
+    ds = _header(cine, generate_uid())
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = EnhancedMRImageStorage
+    for keyword in ("PixelSpacing", "SliceThickness", "RescaleSlope", "RescaleIntercept"):
+        delattr(ds, keyword)
+    row, col = cine.orientation
+    geometry = Dataset()
+    geometry.PixelMeasuresSequence = [Dataset()]
+    geometry.PixelMeasuresSequence[0].PixelSpacing = [f"{cine.spacing[0]:g}", f"{cine.spacing[1]:g}"]
+    geometry.PixelMeasuresSequence[0].SliceThickness = f"{cine.gap:g}"
+    geometry.PlaneOrientationSequence = [Dataset()]
+    geometry.PlaneOrientationSequence[0].ImageOrientationPatient = [f"{v:.6f}" for v in (*row, *col)]
+    geometry.PixelValueTransformationSequence = [Dataset()]
+    geometry.PixelValueTransformationSequence[0].RescaleSlope = f"{cine.slope:g}"
+    geometry.PixelValueTransformationSequence[0].RescaleIntercept = f"{cine.intercept:g}"
+    order = np.random.default_rng(3).permutation(depth * phases)
+    frames, stored = [], []
+    for index in order:
+        z, t = divmod(int(index), phases)
+        groups = Dataset() if shared_geometry else copy.deepcopy(geometry)
+        groups.PlanePositionSequence = [Dataset()]
+        groups.PlanePositionSequence[0].ImagePositionPatient = [f"{v:.4f}" for v in cine.position(z)]
+        groups.CardiacSynchronizationSequence = [Dataset()]
+        groups.CardiacSynchronizationSequence[0].NominalCardiacTriggerDelayTime = float(t * cine.trigger_ms)
+        groups.FrameContentSequence = [Dataset()]
+        groups.FrameContentSequence[0].InStackPositionNumber = z + 1
+        groups.FrameContentSequence[0].TemporalPositionIndex = t + 1
+        frames.append(groups)
+        values = np.round((cine.values[:, :, z, t] - cine.intercept) / cine.slope).astype(np.uint16)
+        stored.append(np.ascontiguousarray(values.T))
+    ds.PerFrameFunctionalGroupsSequence = frames
+    ds.SharedFunctionalGroupsSequence = [geometry if shared_geometry else Dataset()]
+    ds.set_pixel_data(np.stack(stored), "MONOCHROME2", 12)
+    ds.NumberOfFrames = len(stored)
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(path, enforce_file_format=True)
+    return path
 
 
 def write_localiser(folder: Path, study_uid: str) -> None:

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
-from dicom_series import Cine, write_cine, write_localiser
+from dicom_series import Cine, write_cine, write_enhanced, write_localiser
 
 from heart_sr_tf.data.dicom import read_series
 from heart_sr_tf.data.scan import read_scan
@@ -171,8 +172,43 @@ def test_non_image_objects_and_non_dicom_files_are_refused(tmp_path):
         read_scan(Path(folder / "notes.nii.gz"), series=2)
 
 
-def test_an_enhanced_multi_frame_file_is_refused_by_name(tmp_path):
-    def multi(z, t, ds):
-        ds.NumberOfFrames = 30
+@pytest.mark.parametrize("shared", [True, False])
+def test_an_enhanced_multi_frame_file_reads_as_the_same_classic_series(tmp_path, shared):
+    """One enhanced MR file (frames shuffled; geometry and rescale shared by all frames or given per frame) gives
+    the array, affine and spacings of the same cine written as classic single-frame images."""
+    cine = Cine(_values())
+    write_cine(tmp_path / "classic", cine)
+    enhanced = write_enhanced(tmp_path / "enhanced" / "cine.dcm", cine, shared_geometry=shared)
+    classic, multi = read_series(tmp_path / "classic"), read_series(enhanced)
+    np.testing.assert_array_equal(multi.data, classic.data)
+    np.testing.assert_allclose(multi.affine, classic.affine, atol=1e-6)
+    np.testing.assert_allclose(multi.zooms, classic.zooms, atol=1e-6)
+    header = multi.headers[0][0]
+    assert str(header.SOPClassUID) == "1.2.840.10008.5.1.4.1.1.4"  # written back as classic MR images
+    assert "PerFrameFunctionalGroupsSequence" not in header and "NumberOfFrames" not in header
 
-    assert "an enhanced multi-frame image (30 frames in one file)" in _bad(tmp_path, multi)
+
+def test_a_damaged_enhanced_file_is_refused_by_name(tmp_path):
+    enhanced = write_enhanced(tmp_path / "cine.dcm", Cine(_values()))
+    ds = pydicom.dcmread(enhanced)
+    ds.PerFrameFunctionalGroupsSequence = list(ds.PerFrameFunctionalGroupsSequence)[:-1]
+    ds.save_as(enhanced, enforce_file_format=True)
+    with pytest.raises(DataError, match="cine.dcm: .* frames but .* per-frame functional groups"):
+        read_series(enhanced)
+
+
+def test_an_enhanced_input_is_written_back_as_a_classic_derived_series(tmp_path):
+    from heart_sr_tf.volumes.dicom_writer import write_dicom_series
+
+    cine = Cine(_values())
+    series = read_series(write_enhanced(tmp_path / "in" / "cine.dcm", cine))
+    upscaled = np.repeat(np.repeat(series.data, 2, axis=0), 2, axis=1)
+    (tmp_path / "tmp").mkdir()
+    out = write_dicom_series(series, upscaled, (2, 2, 1), tmp_path / "tmp", tmp_path / "out", "x2 test")
+    back = read_series(out)
+    np.testing.assert_array_equal(back.data, upscaled)
+    files = [p for p in out.iterdir() if not p.name.startswith(".")]
+    assert len(files) == 4 * 3
+    first = pydicom.dcmread(files[0])
+    assert str(first.SOPClassUID) == "1.2.840.10008.5.1.4.1.1.4" and "NumberOfFrames" not in first
+    np.testing.assert_allclose(back.affine[:3, :2], series.affine[:3, :2] / 2, atol=1e-6)

@@ -1,6 +1,9 @@
 """Reading a DICOM cine series (a folder of single-frame images, from any vendor) into the array and geometry a
 NIfTI gives: ``[x, y, slice, phase]`` float32 with RescaleSlope/Intercept applied, and a RAS affine.
 
+- An enhanced multi-frame file (one file, every slice and phase) is read frame by frame from its functional
+  groups (position, orientation, spacing, trigger delay, rescale; per frame or shared) as if each frame were a
+  classic image; a derived series is written back as classic images.
 - Files are grouped by SeriesInstanceUID; a folder holding several image series is refused (each is listed)
   unless ``series`` picks one by its SeriesNumber. Files that are not DICOM, and DICOM objects without pixels
   (DICOMDIR, reports), are left aside.
@@ -95,7 +98,9 @@ def _image_headers(path: Path) -> list:
                 ds = pydicom.dcmread(file, stop_before_pixels=True)
         except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
             continue
-        if _is_image(ds):
+        if _is_image(ds) and int(ds.get("NumberOfFrames") or 1) > 1:
+            images += _frames_of(file, ds)
+        elif _is_image(ds):
             images.append((file, ds))
         else:
             others.append(_kind(ds))
@@ -148,12 +153,6 @@ def _vector(file: Path, ds, keyword: str, length: int) -> np.ndarray:
 
 def _assemble(path: Path, members: list) -> DicomSeries:
     file0, ds0 = members[0]
-    for file, ds in members:
-        if int(ds.get("NumberOfFrames") or 1) > 1:
-            raise DataError(
-                file, f"an enhanced multi-frame image ({ds.NumberOfFrames} frames in one file), which is not read "
-                "yet; export the series from the scanner or PACS as classic single-frame images"
-            )  # fmt: skip
     orientation = _vector(file0, ds0, "ImageOrientationPatient", 6)
     spacing = _vector(file0, ds0, "PixelSpacing", 2)
     if np.any(spacing <= 0):
@@ -184,7 +183,8 @@ def _assemble(path: Path, members: list) -> DicomSeries:
         detail = ", ".join(f"{len(s)} at {k:.2f} mm" for k, s in zip(keys, slices, strict=True))
         raise DataError(path, f"the slices hold different numbers of phases ({detail}): an incomplete series")
     step, slice_spacing = _slice_step(path, keys, slices, ds0)
-    data = np.stack([np.stack([_pixels(file) for file, _, _ in s], axis=-1) for s in slices], axis=2)
+    frames: dict = {}  # an enhanced file's decoded frames, read once
+    data = np.stack([np.stack([_pixels(file, ds, frames) for file, ds, _ in s], axis=-1) for s in slices], axis=2)
     affine = np.eye(4)
     affine[:3, 0] = row * spacing[1]
     affine[:3, 1] = col * spacing[0]
@@ -238,8 +238,27 @@ def _phase_interval(phases: list) -> float:
     return float(np.median(np.diff(times))) / 1000.0 if len(times) == len(phases) > 1 else 1.0
 
 
-def _pixels(file: Path) -> np.ndarray:
-    """One image's pixels ``[x, y]`` (columns first), rescaled to float32; compressed data needs its decoder."""
+def _pixels(file: Path, header, frames: dict) -> np.ndarray:
+    """One image's pixels ``[x, y]`` (columns first), rescaled to float32 with ``header``'s slope and intercept;
+    a frame of an enhanced file is taken from its decoded frames (``frames`` caches them by file)."""
+    frame = getattr(header, "heart_sr_frame", None)
+    if frame is None:
+        pixels = _decoded(file)
+    else:
+        if file not in frames:
+            frames.clear()  # one enhanced file's frames at a time
+            frames[file] = _decoded(file, int(header.heart_sr_frames))
+        pixels = frames[file][frame]
+    if pixels.ndim != 2:
+        raise DataError(file, f"pixel data of shape {pixels.shape}: a cine image is one channel, one frame")
+    slope = float(header.get("RescaleSlope", 1) or 1)
+    intercept = float(header.get("RescaleIntercept", 0) or 0)
+    return (pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)).T
+
+
+def _decoded(file: Path, count: int = 1) -> np.ndarray:
+    """The decoded pixel data of ``file``: ``[rows, columns]``, or ``[count, rows, columns]`` for ``count`` frames;
+    compressed data needs its decoder."""
     import pydicom
 
     try:
@@ -257,8 +276,61 @@ def _pixels(file: Path) -> np.ndarray:
         raise DataError(file, f"compressed pixel data ({syntax}) that cannot be decoded (damaged?)") from None
     except (ValueError, AttributeError, OSError, EOFError, KeyError) as exc:
         raise DataError(file, f"unreadable pixel data ({type(exc).__name__}: {str(exc)[:120]})") from None
-    if int(ds.get("SamplesPerPixel", 1)) != 1 or pixels.ndim != 2:
+    expected = (int(ds.Rows), int(ds.Columns)) if count == 1 else (count, int(ds.Rows), int(ds.Columns))
+    if int(ds.get("SamplesPerPixel", 1)) != 1 or pixels.shape != expected:
         raise DataError(file, f"pixel data of shape {pixels.shape}: a cine image is one channel, one frame")
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    return (pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)).T
+    return pixels
+
+
+# An enhanced multi-frame image keeps each frame's geometry, timing and rescale in functional groups, per frame
+# or shared by all: classic keyword -> (functional group sequence, its attribute).
+FUNCTIONAL_GROUPS = {
+    "PixelSpacing": ("PixelMeasuresSequence", "PixelSpacing"),
+    "SliceThickness": ("PixelMeasuresSequence", "SliceThickness"),
+    "SpacingBetweenSlices": ("PixelMeasuresSequence", "SpacingBetweenSlices"),
+    "ImageOrientationPatient": ("PlaneOrientationSequence", "ImageOrientationPatient"),
+    "ImagePositionPatient": ("PlanePositionSequence", "ImagePositionPatient"),
+    "RescaleSlope": ("PixelValueTransformationSequence", "RescaleSlope"),
+    "RescaleIntercept": ("PixelValueTransformationSequence", "RescaleIntercept"),
+    "TriggerTime": ("CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime"),
+}
+CLASSIC_SOP = {  # an enhanced SOP class -> the classic one whose single-frame images a derived series is written as
+    "1.2.840.10008.5.1.4.1.1.4.1": "1.2.840.10008.5.1.4.1.1.4",  # Enhanced MR -> MR Image Storage
+    "1.2.840.10008.5.1.4.1.1.4.4": "1.2.840.10008.5.1.4.1.1.4",  # Legacy Converted Enhanced MR -> MR
+    "1.2.840.10008.5.1.4.1.1.2.1": "1.2.840.10008.5.1.4.1.1.2",  # Enhanced CT -> CT Image Storage
+}
+
+
+def _frames_of(file: Path, ds) -> list:
+    """An enhanced multi-frame image as ``(file, header)`` per frame: each header a classic single-frame one
+    (the file's own attributes, with the frame's geometry, trigger time and rescale from its functional groups),
+    so the frames are assembled and written back exactly as classic images are."""
+    import copy
+
+    count = int(ds.NumberOfFrames)
+    per_frame = list(ds.get("PerFrameFunctionalGroupsSequence", []))
+    shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
+    if len(per_frame) != count:
+        raise DataError(file, f"{count} frames but {len(per_frame)} per-frame functional groups: a damaged file")
+    base = copy.deepcopy(ds)
+    for keyword in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence", "NumberOfFrames"):
+        if keyword in base:
+            delattr(base, keyword)
+    sop = str(ds.get("SOPClassUID", ""))
+    if sop in CLASSIC_SOP:
+        base.SOPClassUID = CLASSIC_SOP[sop]
+        if getattr(base, "file_meta", None) is not None:
+            base.file_meta.MediaStorageSOPClassUID = CLASSIC_SOP[sop]
+    out = []
+    for index, groups in enumerate(per_frame):
+        frame = copy.deepcopy(base)
+        for keyword, (sequence, attribute) in FUNCTIONAL_GROUPS.items():
+            for place in (groups, shared):
+                items = place.get(sequence) if place is not None else None
+                if items and attribute in items[0]:
+                    setattr(frame, keyword, items[0][attribute].value)
+                    break
+        frame.InstanceNumber = index + 1
+        frame.heart_sr_frame, frame.heart_sr_frames = index, count
+        out.append((file, frame))
+    return out
