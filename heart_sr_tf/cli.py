@@ -343,10 +343,11 @@ def quantize(model, acdc_dir, data_dir, calibration, check, quiet):
 )
 @click.option(
     "--precision",
-    type=click.Choice(["float32", "bfloat16"]),
+    type=click.Choice(["float32", "bfloat16", "int8"]),
     default="float32",
     show_default=True,
-    help="bfloat16: convolutions computed in bfloat16 (float32 in and out), for TF Serving on AMX/AVX512_BF16 CPUs.",
+    help="bfloat16: convolutions computed in bfloat16 (float32 in and out), for TF Serving on AMX/AVX512_BF16 CPUs. "
+    "int8: the OpenVINO IR that `quantize` made, for OpenVINO Model Server.",
 )
 def export(**options):
     """Export a run's generator as a SavedModel at OUT/NAME/VERSION for TensorFlow Serving.

@@ -29,6 +29,10 @@ def test_int8_is_refused_until_quantize_has_made_it(model_copy):
         load_predictor(model_copy, "openvino", "int8")
     with pytest.raises(HeartSRError, match="--precision int8: runs in OpenVINO"):
         load_predictor(model_copy, "tensorflow", "int8")
+    from heart_sr_tf.commands.export import export_model
+
+    with pytest.raises(HeartSRError, match="no int8 model yet"):
+        export_model(model_copy, None, None, model_copy.parent / "ovms", False, False, "int8")
 
 
 def test_quantize_caches_an_int8_twin_close_to_float32(model_copy, phantom_tfds):
@@ -57,3 +61,9 @@ def test_quantize_caches_an_int8_twin_close_to_float32(model_copy, phantom_tfds)
     out = int8(lr)
     assert out.shape == reference.shape == (2, 60, 72, 1)
     assert 0 < np.abs(out - reference).max() < 0.05  # quantised (not identical), and close
+    from heart_sr_tf.commands.export import export_model
+
+    line = export_model(model_copy, "tiny_int8", None, model_copy.parent / "ovms", False, False, "int8")
+    served = model_copy.parent / "ovms" / "tiny_int8" / "1"
+    assert "OpenVINO Model Server" in line and (served / "model.xml").is_file() and (served / "model.bin").is_file()
+    assert (served / "model.bin").read_bytes() == (version / "openvino-int8" / "model.bin").read_bytes()

@@ -16,6 +16,8 @@ def export_model(run_dir, name, version, out, data_consistency, self_ensemble, p
     from heart_sr_tf.training.runs import is_run_folder
 
     source = find_model(run_dir)
+    if precision == "int8":
+        return _export_int8(source, name, version, out, data_consistency or self_ensemble)
     if is_run_folder(source) and _kind(source) == "segmenter":
         return _export_segmenter(source, name, version, out, data_consistency or self_ensemble, precision)
     if is_run_folder(source):
@@ -55,6 +57,40 @@ def export_model(run_dir, name, version, out, data_consistency, self_ensemble, p
     metadata["precision"] = precision
     target = export_generator(generator, out, name or default_name, version, metadata, degradation)
     return f"exported {what} to {target} ({precision})"
+
+
+def _export_int8(source: Path, name, version, out, wrapper: bool) -> str:
+    """The int8 twin that ``quantize`` made, as OpenVINO Model Server reads it: ``OUT/NAME/VERSION/model.xml``
+    and ``model.bin``, with the export's metadata (precision int8) in ``assets.extra``."""
+    import shutil
+
+    from heart_sr_tf.errors import HeartSRError
+    from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
+    from heart_sr_tf.export.writer import write_version
+    from heart_sr_tf.inference.openvino_backend import INT8_KIND, cached_ir
+    from heart_sr_tf.training.runs import is_run_folder
+
+    if is_run_folder(source):
+        raise HeartSRError(f"{source}: a training run; export it, quantize the export, then export it as int8")
+    if wrapper:
+        raise HeartSRError(
+            "--precision int8: exports the quantised model as it is (no --data-consistency, --self-ensemble)"
+        )
+    folder = resolve_model_dir(source)
+    ir = cached_ir(folder, INT8_KIND)
+    if ir is None:
+        raise HeartSRError(
+            f"{folder}: no int8 model yet; make one with `python cli.py quantize {folder} --acdc-dir DIR`"
+        )
+    metadata = {**read_metadata(folder), "precision": "int8", "runtime": "openvino", "exported_from": str(folder)}
+
+    def write(path: Path) -> None:
+        path.mkdir()
+        shutil.copy2(ir, path / "model.xml")
+        shutil.copy2(ir.with_suffix(".bin"), path / "model.bin")
+
+    target = write_version(out, name or folder.parent.name + "_int8", version, metadata, write)
+    return f"exported {folder} (its int8 twin) to {target} (int8, OpenVINO IR for OpenVINO Model Server)"
 
 
 def _kind(folder: Path) -> str:
