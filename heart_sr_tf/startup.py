@@ -20,3 +20,9 @@ def import_tensorflow_quietly() -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    # TensorFlow's Python warnings are not the user's business either: a checkpoint that does not fit its config
+    # (an edited architecture) is one error line of ours, followed by 100+ "Value in checkpoint could not be
+    # found" lines from TensorFlow's own logger when the failed restore is collected
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)

@@ -341,3 +341,25 @@ def test_prepare_where_nothing_can_be_written_is_one_line_before_any_work(tmp_pa
         with pytest.raises(DataError, match="cannot write the prepared dataset there") as error:
             prepare(tmp_path / "no-patients-needed", where, quiet=True)
         assert str(where) in str(error.value)
+
+
+def test_a_run_edited_to_another_architecture_is_one_line_and_nothing_else(tiny_run, tmp_path):
+    """The checkpoint no longer fits the config: export, resume and upscale each say so in one line, without
+    TensorFlow's 100+ "Value in checkpoint could not be found" warnings after it."""
+    import shutil
+
+    run = tmp_path / "edited"
+    shutil.copytree(tiny_run, run)
+    config = (run / "config.toml").read_text()
+    (run / "config.toml").write_text(config.replace("blocks = 1\n", "blocks = 2\n", 1))
+    assert (run / "config.toml").read_text() != config
+    scan = _scan(tmp_path / "scan.nii.gz", _anatomy((40, 36, 2), 300.0), np.int16)
+    for args in (
+        ("export", run, "--out", tmp_path / "out"),
+        ("train", "srgan", "--resume", run, "--quiet"),
+        ("upscale", scan, tmp_path / "up.nii.gz", "--model", run),
+    ):
+        result = _cli(*args)
+        _one_error_line(result, "holds another architecture" if "train" in args else "as configured")
+        assert "WARNING" not in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr[:500]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "up.nii.gz").exists()
