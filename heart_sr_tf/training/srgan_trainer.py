@@ -7,11 +7,11 @@ from collections.abc import Callable
 import keras
 
 from heart_sr_tf.data.degradation import Degradation
-from heart_sr_tf.data.pipeline import slice_dataset, train_pairs
 from heart_sr_tf.training.build import build_srgan
 from heart_sr_tf.training.distribute import make_strategy
 from heart_sr_tf.training.loop import Segment, TrainingLoop, TrainResult
 from heart_sr_tf.training.runs import Run, initialise_generator
+from heart_sr_tf.training.slice_batches import slice_batches
 from heart_sr_tf.training.validation import Validator
 
 
@@ -56,17 +56,5 @@ def train_srgan(
             f"generator initialised from {initialise_generator(run.init_from, model.generator, degradation.factors)}"
         )
 
-    def datasets(roi: str):
-        d = config.data
-        slices = slice_dataset(data_dir, roi, "train", shuffle_files=True)
-        return train_pairs(
-            slices,
-            d.patch,
-            config.degradation.factor,
-            d.batch_size,
-            d.patches_per_slice,
-            d.shuffle_buffer,
-            degradation=degradation,
-        )
-
-    return loop.train(schedule, sum(s.steps for s in config.train.stages), datasets)
+    steps = sum(s.steps for s in config.train.stages)
+    return loop.train(schedule, steps, lambda roi: slice_batches(config, data_dir, roi))

@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 
 from heart_sr_tf.data.degradation import Degradation
-from heart_sr_tf.data.pipeline import patient_volumes, slice_dataset, train_pairs, train_volumes
+from heart_sr_tf.data.pipeline import patient_volumes, train_volumes
 from heart_sr_tf.data.prepare import builder
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.training.build import build_wgan
@@ -20,6 +20,7 @@ from heart_sr_tf.training.distribute import make_strategy
 from heart_sr_tf.training.loop import Segment, TrainingLoop, TrainResult
 from heart_sr_tf.training.phases import action_at
 from heart_sr_tf.training.runs import Run, initialise_generator
+from heart_sr_tf.training.slice_batches import slice_batches
 from heart_sr_tf.training.validation import CineValidator, Validator
 
 
@@ -74,16 +75,7 @@ def training_data(config, data_dir: Path):
     d = config.data
     degradation = Degradation.from_config(config)
     if d.dims == 2:
-        slices = slice_dataset(data_dir, "full", "train", shuffle_files=True)
-        return train_pairs(
-            slices,
-            d.patch,
-            config.degradation.factor,
-            d.batch_size,
-            d.patches_per_slice,
-            d.shuffle_buffer,
-            degradation=degradation,
-        )
+        return slice_batches(config, data_dir)
     if d.axis == "frames":
         from heart_sr_tf.data.cine import cine_slices
 
