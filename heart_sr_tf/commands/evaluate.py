@@ -119,16 +119,16 @@ def _on_cines(predictor, data, split, cine_dirs, patients, degradation, quiet):
 
 
 def _held_out_cines(predictor, split: str) -> list[str]:
+    """The cine patients a temporal model's config held out for ``split`` (none for other models)."""
     import tomllib
 
     key = {"test": "cine_test", "validation": "cine_validation"}.get(split)
-    text = predictor.info.get("config") if predictor.run is None else None
-    data = predictor.run.config.data if predictor.run is not None else None
-    if data is not None:
-        return list(getattr(data, key, [])) if key else []
-    if key and text:
-        return list(tomllib.loads(text).get("data", {}).get(key, []))
-    return []
+    if key is None:
+        return []
+    if predictor.run is not None:
+        return list(getattr(predictor.run.config.data, key, []))
+    text = predictor.info.get("config")
+    return list(tomllib.loads(text).get("data", {}).get(key, [])) if text else []
 
 
 def _clinical(predictor, segmenter, data, split, degradation, limit, quiet, out, echo) -> list[Path]:
