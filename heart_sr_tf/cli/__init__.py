@@ -3,9 +3,7 @@ Nothing imports this module."""
 
 from __future__ import annotations
 
-import math
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -14,110 +12,8 @@ os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
 import click  # noqa: E402
 
-from heart_sr_tf.errors import HeartSRError, UsageError  # noqa: E402
-from heart_sr_tf.startup import import_tensorflow_quietly  # noqa: E402
-
-LAZY_TENSORFLOW = {"upscale", "phantoms", "cohort"}  # these import TensorFlow themselves, only when they need it
-
-
-def _terminate(signum, frame):
-    """SIGTERM unwinds like an exception, so every ``finally`` removes its temporary files."""
-    click.echo("terminated", err=True)
-    raise SystemExit(128 + signum)
-
-
-def _warn(line: str) -> None:
-    click.echo(line, err=True)
-
-
-class Group(click.Group):
-    """A click group that turns our errors and click's usage errors into one line on stderr and exit status 2."""
-
-    def main(self, args=None, prog_name=None, **extra):
-        try:
-            code = super().main(args, prog_name, standalone_mode=False, **extra)
-        except click.UsageError as exc:
-            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
-            click.echo(f"error: {where}{exc.format_message()}", err=True)
-            sys.exit(2)
-        except click.ClickException as exc:
-            click.echo(f"error: {exc.format_message()}", err=True)
-            sys.exit(exc.exit_code)
-        except click.Abort:
-            click.echo("aborted", err=True)
-            sys.exit(130)
-        sys.exit(code if isinstance(code, int) else 0)
-
-    def invoke(self, ctx):
-        signal.signal(signal.SIGTERM, _terminate)
-        try:
-            return super().invoke(ctx)
-        except UsageError as exc:
-            name = ctx.invoked_subcommand or ""
-            click.echo(f"error: {ctx.command_path} {name}: {exc}".replace("  ", " "), err=True)
-            sys.exit(2)
-        except HeartSRError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        except Exception as exc:
-            if type(exc).__name__ != "DataLossError":  # TensorFlow's: a truncated record file
-                raise
-            message = str(exc).splitlines()[0][:200]
-            click.echo(
-                f"error: a data file is truncated or corrupt ({message}); rebuild it (prepare --force)", err=True
-            )
-            sys.exit(2)
-
-    def resolve_command(self, ctx, args):
-        name, command, rest = super().resolve_command(ctx, args)
-        if name not in LAZY_TENSORFLOW and not ctx.params.get("verbose"):  # (the group's callback runs later)
-            import_tensorflow_quietly()
-        return name, command, rest
-
-
-BACKEND_OPTIONS = {  # option -> (choices, help)
-    "--backend": (
-        ["auto", "tensorflow", "openvino"],
-        "auto: OpenVINO when installed (pip install -e '.[openvino]'), else TensorFlow.",
-    ),
-    "--precision": (
-        ["auto", "float32", "bfloat16", "int8"],
-        "auto: bfloat16 where the CPU (AVX512_BF16/AMX) or GPU computes it natively, else float32. "
-        "int8: OpenVINO, once `quantize` has made the model's int8 twin.",
-    ),
-}
-
-
-def backend_options(default_backend: str, default_precision: str):
-    """``--backend`` and ``--precision``: where and in which precision an exported model runs."""
-    defaults = {"--backend": default_backend, "--precision": default_precision}
-
-    def decorate(command):
-        for name, (choices, text) in reversed(BACKEND_OPTIONS.items()):
-            command = click.option(
-                name, type=click.Choice(choices), default=defaults[name], show_default=True, help=text
-            )(command)
-        return command
-
-    return decorate
-
-
-FOLDER = click.Path(file_okay=False, path_type=Path)
-
-
-class _Positive(click.ParamType):
-    """A finite number > 0 (click's FloatRange lets nan and inf through)."""
-
-    name = "number"
-
-    def convert(self, value, param, ctx):
-        number = click.FLOAT.convert(value, param, ctx)
-        if not math.isfinite(number) or number <= 0:
-            self.fail(f"{value!r} is not a finite number > 0", param, ctx)
-        return number
-
-
-POSITIVE = _Positive()
+from heart_sr_tf.cli.group import Group, warn  # noqa: E402
+from heart_sr_tf.cli.options import FOLDER, POSITIVE, RESUME, backend_options, data_options, train_options  # noqa: E402
 
 
 @click.group(cls=Group)
@@ -146,11 +42,6 @@ def phantoms(out: Path, patients: int, seed: int):
     click.echo(f"wrote {len(folders)} phantom patients to {out / 'training'}")
 
 
-def data_options(f):
-    f = click.option("--data-dir", type=FOLDER, help="Prepared TFDS folder.")(f)
-    return click.option("--acdc-dir", type=FOLDER, help="ACDC folder (default: built-in phantoms).")(f)
-
-
 @main.command()
 @data_options
 @click.option("--seed", default=0, show_default=True, help="Seed of the patient split.")
@@ -160,36 +51,7 @@ def prepare(acdc_dir: Path | None, data_dir: Path | None, seed: int, strict: boo
     """Build the acdc_sr TFDS dataset (full slices and heart boxes) from ACDC_DIR."""
     from heart_sr_tf.commands.data import prepare_dataset
 
-    prepare_dataset(acdc_dir, data_dir, seed, strict, force, click.echo, _warn)
-
-
-def train_options(f=None, *, with_lr: bool = True):
-    """The options shared by `train` and `sweep` (`sweep` takes --lr several times itself)."""
-    if f is None:
-        return lambda g: train_options(g, with_lr=with_lr)
-    options = [
-        click.option("--config", "config_path", help="TOML config file, or the name of a shipped config."),
-        click.option("--steps", type=click.IntRange(min=1), help="Steps of every stage (WGAN: of the run)."),
-        click.option("--epochs", type=click.IntRange(min=1), help="Epochs of every stage (every slice once)."),
-        click.option("--lr", type=POSITIVE, help="Learning rate of both networks.") if with_lr else None,
-        click.option(
-            "--strategy",
-            type=click.Choice(["default", "mirrored", "multiworker", "auto"]),
-            default="default",
-            show_default=True,
-        ),
-        click.option("--vgg-weights", type=click.Path(dir_okay=False), help="VGG19 ImageNet weights (.h5)."),
-        click.option("--runs-dir", type=FOLDER, default=Path("runs")),
-        click.option("--seed", type=int, help="Seed of the initial weights and the sampling (default: the config's)."),
-        click.option("--quiet", is_flag=True, help="No progress bar."),
-    ]
-    for option in reversed(options):
-        if option is not None:
-            f = option(f)
-    return data_options(f)
-
-
-RESUME = click.option("--resume", type=FOLDER, help="Continue the run in this folder.")
+    prepare_dataset(acdc_dir, data_dir, seed, strict, force, click.echo, warn)
 
 
 @main.group()
@@ -208,7 +70,7 @@ def train_srgan_command(strategy, vgg_weights, quiet, **options):
     """Train the SRGAN (CPU-sized config on the built-in phantoms by default)."""
     from heart_sr_tf.commands.train import train_srgan
 
-    train_srgan(options, strategy, vgg_weights, quiet, click.echo, _warn)
+    train_srgan(options, strategy, vgg_weights, quiet, click.echo, warn)
 
 
 @train.command("wgan")
@@ -225,7 +87,7 @@ def train_wgan_command(strategy, vgg_weights, quiet, dims, **options):
     """Train the WGAN-GP with the five-phase controller (CPU-sized config on the phantoms by default)."""
     from heart_sr_tf.commands.train import train_wgan
 
-    train_wgan({**options, "dims": None if dims is None else int(dims)}, strategy, quiet, click.echo, _warn)
+    train_wgan({**options, "dims": None if dims is None else int(dims)}, strategy, quiet, click.echo, warn)
 
 
 @train.command("segmenter")
@@ -257,7 +119,7 @@ def sweep_srgan_command(strategy, vgg_weights, quiet, lrs, name, **options):
     from heart_sr_tf.commands.train import sweep_srgan
 
     options.update(resume=None, lr=None, name=None)
-    sweep_srgan(options, lrs, name, strategy, vgg_weights, quiet, click.echo, _warn)
+    sweep_srgan(options, lrs, name, strategy, vgg_weights, quiet, click.echo, warn)
 
 
 @main.command()
@@ -307,7 +169,7 @@ def evaluate(**options):
     """Score a run or SavedModel next to its degradation's baselines (the paper's section 6, done soundly)."""
     from heart_sr_tf.commands.evaluate import evaluate_model
 
-    evaluate_model(**options, echo=click.echo, warn=_warn)
+    evaluate_model(**options, echo=click.echo, warn=warn)
 
 
 @main.command()
@@ -322,7 +184,7 @@ def quantize(model, acdc_dir, data_dir, calibration, check, quiet):
     """Make an exported model's int8 twin for OpenVINO (--precision int8), calibrated on real training slices."""
     from heart_sr_tf.commands.quantize import quantize_model
 
-    quantize_model(model, acdc_dir, data_dir, calibration, check, quiet, click.echo, _warn)
+    quantize_model(model, acdc_dir, data_dir, calibration, check, quiet, click.echo, warn)
 
 
 @main.command()
@@ -423,7 +285,7 @@ def upscale(**options):
     """
     from heart_sr_tf.commands.upscale import upscale_scan
 
-    upscale_scan(**options, echo=click.echo, warn=_warn)
+    upscale_scan(**options, echo=click.echo, warn=warn)
 
 
 @main.command()

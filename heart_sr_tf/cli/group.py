@@ -1,0 +1,70 @@
+"""The CLI's click group: our errors and click's usage errors become one line on stderr and exit status 2, and
+SIGTERM unwinds like an exception so that temporary files are removed."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import click
+
+from heart_sr_tf.errors import HeartSRError, UsageError
+from heart_sr_tf.startup import import_tensorflow_quietly
+
+LAZY_TENSORFLOW = {"upscale", "phantoms", "cohort"}  # these import TensorFlow themselves, only when they need it
+
+
+def _terminate(signum, frame):
+    """SIGTERM unwinds like an exception, so every ``finally`` removes its temporary files."""
+    click.echo("terminated", err=True)
+    raise SystemExit(128 + signum)
+
+
+def warn(line: str) -> None:
+    """A warning line on stderr."""
+    click.echo(line, err=True)
+
+
+class Group(click.Group):
+    """A click group that turns our errors and click's usage errors into one line on stderr and exit status 2."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        try:
+            code = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+            click.echo(f"error: {where}{exc.format_message()}", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def invoke(self, ctx):
+        signal.signal(signal.SIGTERM, _terminate)
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            name = ctx.invoked_subcommand or ""
+            click.echo(f"error: {ctx.command_path} {name}: {exc}".replace("  ", " "), err=True)
+            sys.exit(2)
+        except HeartSRError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except Exception as exc:
+            if type(exc).__name__ != "DataLossError":  # TensorFlow's: a truncated record file
+                raise
+            message = str(exc).splitlines()[0][:200]
+            click.echo(
+                f"error: a data file is truncated or corrupt ({message}); rebuild it (prepare --force)", err=True
+            )
+            sys.exit(2)
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if name not in LAZY_TENSORFLOW and not ctx.params.get("verbose"):  # (the group's callback runs later)
+            import_tensorflow_quietly()
+        return name, command, rest
