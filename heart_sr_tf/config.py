@@ -17,6 +17,7 @@ from typing import Literal
 
 import tomllib
 
+from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import ConfigError
 
 CONFIG_DIR = files("heart_sr_tf") / "configs"
@@ -46,32 +47,6 @@ class DataConfig:
                 f"batch_size x patch^2: {self.batch_size} x {self.patch}^2 HR pixels per step is more than "
                 f"{BATCH_PIXELS:,}; lower one of them"
             )
-
-
-@dataclass
-class DegradationConfig:
-    """How LR is made from HR (heart_sr_tf/data/degradation.py and kspace.py)."""
-
-    factor: int = 3  # s: in-plane x s, or the slice factor g across slices (formerly data.scale, still read)
-    kind: Literal["decimation", "kspace", "through_plane"] = "decimation"  # decimation: LR = HR[::s, ::s] (the
-    # paper); kspace: the central 1/s of the spectrum, magnitude (what a scanner acquires); through_plane: thick
-    # slices s rows apart along the first axis (data/thick_slices.py), for models across the slices of a stack
-    window: Literal["none", "hamming", "tukey"] = "none"  # kspace only: weighting of the kept spectrum
-    tukey_alpha: float = 0.5  # kspace, tukey only: the tapered fraction of the band, in (0, 1]
-    noise_sigma: list[float] = field(default_factory=lambda: [0.0, 0.0])  # kspace only: Rician, sigma ~ U[lo, hi]
-    thickness: int = 0  # through_plane only: the slice profile in rows (0: the scale, i.e. contiguous slices)
-
-    def check(self) -> None:
-        _at_least(self, factor=2)
-        _at_most(self, factor=16)
-        if not 0 < self.tukey_alpha <= 1:
-            raise ConfigError(f"tukey_alpha: {self.tukey_alpha} is not in (0, 1]")
-        if len(self.noise_sigma) != 2 or not 0 <= self.noise_sigma[0] <= self.noise_sigma[1]:
-            raise ConfigError(f"noise_sigma: {self.noise_sigma} is not [lo, hi] with 0 <= lo <= hi")
-        if self.kind == "decimation" and (self.window != "none" or self.noise_sigma[1] > 0):
-            raise ConfigError("window and noise_sigma apply to the kspace degradation only")
-        if self.thickness < 0 or (self.thickness and self.kind != "through_plane"):
-            raise ConfigError(f"thickness: {self.thickness} is not >= 0, or the kind is not through_plane")
 
 
 @dataclass
@@ -185,7 +160,7 @@ class TrainConfig(LoopConfig):
 @dataclass
 class SRGANConfig:
     data: DataConfig = field(default_factory=DataConfig)
-    degradation: DegradationConfig = field(default_factory=DegradationConfig)
+    degradation: Degradation = field(default_factory=Degradation)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -278,7 +253,7 @@ class WGANTrainConfig(LoopConfig):
 @dataclass
 class WGANConfig:
     data: WGANDataConfig = field(default_factory=WGANDataConfig)
-    degradation: DegradationConfig = field(default_factory=DegradationConfig)
+    degradation: Degradation = field(default_factory=Degradation)
     generator: MDCSRNConfig = field(default_factory=MDCSRNConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
     loss: WGANLossConfig = field(default_factory=WGANLossConfig)
@@ -473,6 +448,11 @@ def _convert(hint, value, where: str):
             tip = f"; did you mean {near[0]!r}?" if near else ""
             raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}{tip}")
         return value
+    if origin is tuple:
+        items = typing.get_args(hint)
+        if not isinstance(value, list) or len(value) != len(items):
+            raise ConfigError(f"{where}: expected a list of {len(items)}")
+        return tuple(_convert(item, v, f"{where}[{i}]") for i, (item, v) in enumerate(zip(items, value)))
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):

@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import os
 import subprocess
 import sys
@@ -225,7 +226,7 @@ def test_a_temporal_model_trains_on_cines_and_upscales_each_slice_cine(phantom_r
 
     config = load_config(TINY, WGANConfig)
     config.data.dims, config.data.axis, config.data.depth, config.data.batch_size = 3, "frames", 3, 2
-    config.degradation.kind = "kspace"
+    config.degradation = dataclasses.replace(config.degradation, kind="kspace")
     config.train.steps = 3
     run = Run.create(tmp_path, "w3t", config, kind="wgan", data_dir=phantom_tfds)
     result = train_wgan(run, quiet=True)

@@ -11,7 +11,7 @@ image is that grid repeated over each block and cut back to the HR size.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # TensorFlow is imported where an op runs: reading metadata n
 from heart_sr_tf.data import kspace
 from heart_sr_tf.data.interpolation import aligned_bicubic, axis_matrix
 from heart_sr_tf.data.thick_slices import thick_slices, thick_slices_np
-from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.errors import ConfigError, HeartSRError
 
 DEFAULT_SCALE = 3
 
@@ -67,31 +67,49 @@ DESCRIPTIONS = {
 
 @dataclass(frozen=True)
 class Degradation:
-    """Which degradation makes an LR grid from an HR slice, with its options; the same in tf.data and NumPy.
+    """Which degradation makes an LR grid from an HR slice, with its options: the one type that a config's
+    ``[degradation]`` table, the tf.data pipeline, the NumPy reference and an export's metadata all use.
 
-    ``window``, ``tukey_alpha`` and ``noise`` (a sigma range on [0, 1] intensities) apply to ``kspace`` only;
-    ``thickness`` (the slice profile t in rows, 0 meaning t = scale) to ``through_plane`` only, where ``scale``
-    is the slice factor g along the first axis and the second axis keeps its size.
+    ``window``, ``tukey_alpha`` and ``noise_sigma`` (a sigma range on [0, 1] intensities) apply to ``kspace``
+    only; ``thickness`` (the slice profile t in rows, 0 meaning t = factor) to ``through_plane`` only, where
+    ``factor`` is the slice factor g along the first axis and the second axis keeps its size.
     """
 
-    kind: str = "decimation"
-    scale: int = DEFAULT_SCALE
-    window: str = "none"
-    tukey_alpha: float = 0.5
-    noise: tuple[float, float] = (0.0, 0.0)
-    thickness: int = 0
+    kind: Literal["decimation", "kspace", "through_plane"] = "decimation"  # decimation: LR = HR[::s, ::s] (the
+    # paper); kspace: the central 1/s of the spectrum, magnitude (what a scanner acquires); through_plane: thick
+    # slices s rows apart along the first axis (data/thick_slices.py), for models across the slices of a stack
+    factor: int = DEFAULT_SCALE  # s: in-plane x s, or the slice factor g across slices (formerly data.scale)
+    window: Literal["none", "hamming", "tukey"] = "none"  # kspace only: weighting of the kept spectrum
+    tukey_alpha: float = 0.5  # kspace, tukey only: the tapered fraction of the band, in (0, 1]
+    noise_sigma: tuple[float, float] = (0.0, 0.0)  # kspace only: Rician, sigma ~ U[lo, hi]
+    thickness: int = 0  # through_plane only: the slice profile in rows (0: the factor, i.e. contiguous slices)
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown degradation {self.kind!r}, expected one of {', '.join(KINDS)}")
-        object.__setattr__(self, "noise", (float(self.noise[0]), float(self.noise[1])))
-        thickness = int(self.thickness) if self.kind == "through_plane" else 0
-        object.__setattr__(self, "thickness", thickness or (self.scale if self.kind == "through_plane" else 0))
+        object.__setattr__(self, "noise_sigma", tuple(float(v) for v in self.noise_sigma))
+        if self.kind == "through_plane" and self.thickness == 0:
+            object.__setattr__(self, "thickness", self.factor)
+
+    def check(self) -> None:
+        """Every field in range and used by its kind; raises ConfigError naming the field."""
+        if self.factor < 2 or self.factor > 16:
+            bound = "at least 2" if self.factor < 2 else "at most 16"
+            raise ConfigError(f"factor: must be {bound}, got {self.factor}")
+        if not 0 < self.tukey_alpha <= 1:
+            raise ConfigError(f"tukey_alpha: {self.tukey_alpha} is not in (0, 1]")
+        noise = self.noise_sigma
+        if len(noise) != 2 or not 0 <= noise[0] <= noise[1]:
+            raise ConfigError(f"noise_sigma: {list(noise)} is not [lo, hi] with 0 <= lo <= hi")
+        if self.kind != "kspace" and (self.window != "none" or noise[1] > 0):
+            raise ConfigError("window and noise_sigma apply to the kspace degradation only")
+        if self.thickness < 0 or (self.thickness and self.kind != "through_plane"):
+            raise ConfigError(f"thickness: {self.thickness} is not >= 0, or the kind is not through_plane")
 
     @property
     def factors(self) -> tuple[int, int]:
         """How many HR pixels one LR sample spans along each axis."""
-        return (self.scale, 1) if self.kind == "through_plane" else (self.scale, self.scale)
+        return (self.factor, 1) if self.kind == "through_plane" else (self.factor, self.factor)
 
     @property
     def baselines(self) -> tuple[str, ...]:
@@ -103,22 +121,22 @@ class Degradation:
     def pair(self, hr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """TF op on one slice ``[H, W, 1]``: ``(lr, hr)``, the HR cropped to a multiple of s for ``kspace``."""
         if self.kind == "kspace":
-            return kspace.kspace_lr(hr, self.scale, self.window, self.tukey_alpha, self.noise)
+            return kspace.kspace_lr(hr, self.factor, self.window, self.tukey_alpha, self.noise_sigma)
         if self.kind == "through_plane":
-            return thick_slices(hr, self.scale, self.thickness), hr
-        return lr_grid(hr, self.scale), hr
+            return thick_slices(hr, self.factor, self.thickness), hr
+        return lr_grid(hr, self.factor), hr
 
     def pair_np(self, hr: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
         """NumPy reference on one 2D slice; noise (if any) drawn from ``rng``."""
         if self.kind == "kspace":
-            lo, hi = self.noise
+            lo, hi = self.noise_sigma
             rng = rng or np.random.default_rng(0)
             sigma = float(rng.uniform(lo, hi)) if hi > 0 else 0.0
-            lr = kspace.kspace_lr_np(hr, self.scale, self.window, self.tukey_alpha, sigma, rng)
-            return lr, kspace.crop_to_multiple(np.asarray(hr), self.scale)
+            lr = kspace.kspace_lr_np(hr, self.factor, self.window, self.tukey_alpha, sigma, rng)
+            return lr, kspace.crop_to_multiple(np.asarray(hr), self.factor)
         if self.kind == "through_plane":
-            return thick_slices_np(hr, self.scale, self.thickness), np.asarray(hr)
-        return lr_grid_np(hr, self.scale), np.asarray(hr)
+            return thick_slices_np(hr, self.factor, self.thickness), np.asarray(hr)
+        return lr_grid_np(hr, self.factor), np.asarray(hr)
 
     def pair_volume(self, hr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """TF op on one volume ``[H, W, D, 1]``: each in-plane slice degraded as :meth:`pair` degrades a slice
@@ -141,33 +159,33 @@ class Degradation:
         out = {}
         for name in self.baselines:
             if self.kind == "through_plane":
-                rows = axis_matrix(lr.shape[0], hr_shape[0], self.scale, name)
+                rows = axis_matrix(lr.shape[0], hr_shape[0], self.factor, name)
                 out[name] = np.clip(rows @ np.asarray(lr, np.float64)[:, : hr_shape[1]], 0, 1).astype(np.float32)
             elif name == "zero_fill":
-                out[name] = kspace.zero_fill_np(lr, self.scale)[: hr_shape[0], : hr_shape[1]]
+                out[name] = kspace.zero_fill_np(lr, self.factor)[: hr_shape[0], : hr_shape[1]]
             elif name == "bicubic":
-                out[name] = aligned_bicubic(lr, self.scale, hr_shape)
+                out[name] = aligned_bicubic(lr, self.factor, hr_shape)
             else:
-                out[name] = blocky_np(lr, self.scale, hr_shape)
+                out[name] = blocky_np(lr, self.factor, hr_shape)
         return out
 
     def describe(self) -> str:
-        text = DESCRIPTIONS[self.kind].format(s=self.scale, t=self.thickness)
+        text = DESCRIPTIONS[self.kind].format(s=self.factor, t=self.thickness)
         if self.kind == "kspace":
             if self.window != "none":
                 text += f"; {self.window} window" + (f" (alpha {self.tukey_alpha:g})" if self.window == "tukey" else "")
-            if self.noise[1] > 0:
-                text += f"; Rician noise, sigma uniform in [{self.noise[0]:g}, {self.noise[1]:g}]"
+            if self.noise_sigma[1] > 0:
+                text += f"; Rician noise, sigma uniform in [{self.noise_sigma[0]:g}, {self.noise_sigma[1]:g}]"
         return text
 
     def metadata(self) -> dict:
         """Machine-readable fields for an export's metadata."""
         return {
             "kind": self.kind,
-            "scale": self.scale,
+            "scale": self.factor,
             "window": self.window,
             "tukey_alpha": self.tukey_alpha,
-            "noise_sigma": list(self.noise),
+            "noise_sigma": list(self.noise_sigma),
             "thickness": self.thickness,
             "factors": list(self.factors),
             "description": self.describe(),
@@ -184,20 +202,17 @@ class Degradation:
                 return cls("decimation", int(meta["scale"]))
             if not isinstance(fields, dict):
                 raise KeyError("degradation")
-            return cls(
+            degradation = cls(
                 kind=fields["kind"],
-                scale=int(fields["scale"] if "scale" in fields else meta["scale"]),
+                factor=int(fields["scale"] if "scale" in fields else meta["scale"]),
                 window=fields.get("window", "none"),
                 tukey_alpha=float(fields.get("tukey_alpha", 0.5)),
-                noise=tuple(fields.get("noise_sigma", (0.0, 0.0))),
+                noise_sigma=tuple(fields.get("noise_sigma", (0.0, 0.0))),
                 thickness=int(fields.get("thickness", 0)),
             )
+            degradation.check()
+            return degradation
         except KeyError as exc:
             raise MetadataError(f"{where}: its metadata does not say {exc.args[0]!r}; not a heart-sr export") from None
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ConfigError) as exc:
             raise MetadataError(f"{where}: its metadata holds an unusable degradation ({exc})") from None
-
-    @classmethod
-    def from_config(cls, config) -> Degradation:
-        d = config.degradation
-        return cls(d.kind, d.factor, d.window, d.tukey_alpha, tuple(d.noise_sigma), d.thickness)

@@ -91,7 +91,7 @@ def train_pairs(
     of a patch would wrap its edges, a different degradation from the scanner's.
     """
     degradation = degradation or Degradation("decimation", scale)
-    scale = degradation.scale
+    scale = degradation.factor
     if patch % scale:
         raise ValueError(f"patch size {patch} must be a multiple of the scale {scale}")
     ds = slices.repeat() if repeat else slices
@@ -157,7 +157,7 @@ def train_volumes(
     """Batches of 3D pairs ``(lr [B, p/s, p/s, depth, 1], hr [B, p, p, depth, 1])`` from ``volumes()``, a function
     yielding HR volumes ``[H, W, D]`` in [0, 1] (re-read on every pass). Each whole volume is augmented and
     every in-plane slice degraded first (as a 2D slice is), then cut into aligned patches; D is never degraded."""
-    scale = degradation.scale
+    scale = degradation.factor
     if patch % scale:
         raise ValueError(f"patch size {patch} must be a multiple of the scale {scale}")
 

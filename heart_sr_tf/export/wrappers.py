@@ -22,11 +22,11 @@ def wrap(generator, degradation: Degradation, what: str, data_consistency=False,
 
         if degradation.kind == "through_plane":
             raise HeartSRError(f"{what}: data consistency is for in-plane models, not a through-plane one")
-        generator = with_consistency(generator, degradation.kind, degradation.scale)
+        generator = with_consistency(generator, degradation.kind, degradation.factor)
     if self_ensemble:
         from heart_sr_tf.models.through_plane_ensemble import with_flip_ensemble
 
         if degradation.kind != "through_plane":
             raise HeartSRError(f"{what}: the flip self-ensemble is for through-plane models")
-        generator = with_flip_ensemble(generator, degradation.scale, degradation.thickness)
+        generator = with_flip_ensemble(generator, degradation.factor, degradation.thickness)
     return generator

@@ -47,9 +47,9 @@ def export_generator(
     at x3 unless told otherwise), in machine-readable fields.
     """
     degradation = degradation or Degradation()
-    metadata = {**(metadata or {}), "scale": degradation.scale, "degradation": degradation.metadata()}
+    metadata = {**(metadata or {}), "scale": degradation.factor, "degradation": degradation.metadata()}
     if degradation.kind == "through_plane":
-        g = degradation.scale
+        g = degradation.factor
         metadata["output"] = (
             f"sr_image: float32 [batch, {g}*h, w, 1] clipped to [0, 1]: the first axis (the slice axis) upsampled "
             f"by {g}; HR row {g}*r sits on LR row r"

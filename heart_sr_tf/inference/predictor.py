@@ -172,7 +172,7 @@ def load_saved_model(path: Path, backend: str = "tensorflow", precision: str = "
     axis, depth = volume_layout(meta, folder) if volumetric else (None, None)
     return Predictor(
         fn,
-        degradation.scale,
+        degradation.factor,
         str(folder),
         meta,
         volumetric,
@@ -215,7 +215,7 @@ def load_run(folder: Path, precision: str = "float32") -> Predictor:
         str(run.folder),
         info,
         volumetric,
-        Degradation.from_config(run.config),
+        run.config.degradation,
         generator,
         run,
         precision=precision,

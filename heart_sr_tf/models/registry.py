@@ -6,7 +6,6 @@ from __future__ import annotations
 import keras
 
 from heart_sr_tf.config import WGANConfig
-from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.models.mdcsrn import mdcsrn_generator
 from heart_sr_tf.models.rrdb import rrdb_generator
 
@@ -18,7 +17,7 @@ def make_generator(config) -> keras.Model:
         return mdcsrn_generator(
             config.data.dims, config.degradation.factor, g.blocks, g.units, g.growth, g.bicubic_skip
         )
-    factors = Degradation.from_config(config).factors  # (s, s) in-plane, (g, 1) across slices
+    factors = config.degradation.factors  # (s, s) in-plane, (g, 1) across slices
     return rrdb_generator(factors, g.blocks, g.features, g.growth, g.residual_scale, g.bicubic_skip)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.pipeline import slice_dataset, train_pairs
 
 
@@ -12,7 +11,7 @@ def slice_batches(config, data_dir: Path, roi: str = "full"):
     """Batches of aligned (LR, HR) patches of ``roi`` slices, as ``config.data`` and ``config.degradation`` say."""
     d = config.data
     slices = slice_dataset(data_dir, roi, "train", shuffle_files=True)
-    degradation = Degradation.from_config(config)
+    degradation = config.degradation
     return train_pairs(
         slices,
         d.patch,

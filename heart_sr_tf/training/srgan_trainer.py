@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import keras
 
-from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.training.build import build_srgan
 from heart_sr_tf.training.distribute import make_strategy
 from heart_sr_tf.training.loop import Segment, TrainingLoop, TrainResult
@@ -45,7 +44,7 @@ def train_srgan(
     strategy = make_strategy(strategy_name)
     keras.utils.set_random_seed(config.train.seed)
     model = build_srgan(config, strategy, vgg_weights)
-    degradation = Degradation.from_config(config)
+    degradation = config.degradation
     loop = TrainingLoop(run, model, strategy, Validator(data_dir, degradation, config.data.validation_slices), quiet)
     schedule = stage_schedule(config.train.stages)
     restored = loop.restore()

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import keras
 
-from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.pipeline import patient_volumes, train_volumes
 from heart_sr_tf.data.prepare import builder
 from heart_sr_tf.errors import HeartSRError
@@ -73,7 +72,7 @@ def training_data(config, data_dir: Path):
     """2D: patches of the stored training slices. 3D along slices: the training patients' 3D frames, read from
     their NIfTI files. 3D along frames: the training patients' whole cines, slice by slice."""
     d = config.data
-    degradation = Degradation.from_config(config)
+    degradation = config.degradation
     if d.dims == 2:
         return slice_batches(config, data_dir)
     if d.axis == "frames":
@@ -101,7 +100,7 @@ def training_data(config, data_dir: Path):
 
 def validator_for(config, data_dir: Path):
     """Whole validation slices, or held-out whole cines for a model along frames (scored at its real depth)."""
-    degradation = Degradation.from_config(config)
+    degradation = config.degradation
     if config.data.dims == 3 and config.data.axis == "frames":
         from heart_sr_tf.data.cine import cine_slices
 
@@ -126,6 +125,6 @@ def train_wgan(
     if restored:
         report(f"resumed from {restored} at step {loop.step}, {schedule(loop.step).name}")
     elif run.init_from is not None:
-        factors = Degradation.from_config(config).factors
+        factors = config.degradation.factors
         report(f"generator initialised from {initialise_generator(run.init_from, model.generator, factors)}")
     return loop.train(schedule, config.train.steps, lambda _: training_data(config, data_dir))
