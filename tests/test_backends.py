@@ -8,6 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from in_process import run_cli
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.intensity import normalise
@@ -149,13 +150,7 @@ def test_export_bfloat16_twin_for_tf_serving(tmp_path, slices):
 
     import tensorflow as tf
 
-    result = subprocess.run(
-        [sys.executable, "cli.py", "export", str(SHIPPED), "--precision", "bfloat16", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_cli("export", SHIPPED, "--precision", "bfloat16", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "rrdb_kspace_bf16" / "1"
     meta = json.loads((folder / "assets.extra" / "heart_sr_metadata.json").read_text())

@@ -1,21 +1,17 @@
 """Every kind of bad input gives one clear line naming the file, exit status 2 from the CLI, no traceback."""
 
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from in_process import run_cli
 
 from heart_sr_tf.data.acdc import find_patients, parse_info
 from heart_sr_tf.data.nifti import load_nifti
 from heart_sr_tf.data.prepare import prepare
 from heart_sr_tf.data.slices import patient_slices
 from heart_sr_tf.errors import DataError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _save(array, path):
@@ -103,13 +99,7 @@ def test_cli_prints_one_line_and_exits_2(kind, phantom_root, tmp_path):
     folder = _copy_patient(phantom_root, tmp_path)
     bad_file = _break(kind, folder)
     out = tmp_path / "tfds"
-    result = subprocess.run(
-        [sys.executable, "cli.py", "prepare", "--acdc-dir", str(tmp_path / "data"), "--data-dir", str(out), "--strict"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_cli("prepare", "--acdc-dir", tmp_path / "data", "--data-dir", out, "--strict")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

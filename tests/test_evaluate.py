@@ -1,17 +1,13 @@
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
+from in_process import run_cli
 
 from heart_sr_tf.data.degradation import lr_grid_np
 from heart_sr_tf.data.interpolation import aligned_bicubic
 from heart_sr_tf.evaluation.evaluate import evaluate, figures, iterate_slices, write_outputs
 from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.metrics import image_metrics
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_model_and_both_baselines_on_the_same_slices(tiny_export, phantom_tfds, tmp_path):
@@ -39,8 +35,7 @@ def test_model_and_both_baselines_on_the_same_slices(tiny_export, phantom_tfds, 
 
 
 def test_evaluate_cli_on_a_run_prints_the_table(tiny_run, tmp_path):
-    args = [sys.executable, "cli.py", "evaluate", str(tiny_run), "--limit", "3", "--out", str(tmp_path), "--quiet"]
-    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_cli("evaluate", tiny_run, "--limit", "3", "--out", tmp_path, "--quiet")
     assert result.returncode == 0, result.stderr[-2000:]
     for text in ("full (3 slices)", "heart (3 slices)", "aligned bicubic", "blocky LR", "PSNR (dB)", "generator loss"):
         assert text in result.stdout
@@ -68,9 +63,9 @@ def test_kspace_evaluation_uses_zero_filling_and_cropped_slices(tiny_export, pha
 
 
 def test_evaluate_under_another_degradation_warns(tiny_export, tmp_path):
-    args = [sys.executable, "cli.py", "evaluate", str(tiny_export), "--limit", "2", "--roi", "full"]
+    args = ["evaluate", tiny_export, "--limit", "2", "--roi", "full"]
     args += ["--degradation", "kspace", "--data-consistency", "--out", str(tmp_path), "--figures", "1", "--quiet"]
-    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "warning:" in result.stderr and "trained on decimation" in result.stderr
     assert "zero-filled" in result.stdout and "model - zero-filled:" in result.stdout

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from in_process import run_cli
 
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.export.layout import METADATA_FILE, versions
@@ -79,12 +80,12 @@ def test_metadata_travels_with_the_model(tiny_export):
 
 
 def test_export_cli(tiny_run, tmp_path):
-    args = [sys.executable, "cli.py", "export", str(tiny_run), "--name", "srgan", "--out", str(tmp_path)]
-    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    args = ["export", tiny_run, "--name", "srgan", "--out", tmp_path]
+    result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-2000:]
     meta = json.loads((tmp_path / "srgan" / "1" / "assets.extra" / METADATA_FILE).read_text())
     assert meta["run"] == str(tiny_run) and "ckpt-6" in meta["checkpoint"] and "[generator]" in meta["config"]
-    result = subprocess.run(args + ["--version", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_cli(*args, "--version", "1")
     assert result.returncode == 2 and "already exists" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -2,12 +2,11 @@
 float32, serves through the same Predictor, and is asked for by name, never made silently."""
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from in_process import run_cli
 
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.inference.predictor import load_predictor
@@ -40,8 +39,8 @@ def test_quantize_caches_an_int8_twin_close_to_float32(model_copy, phantom_tfds)
 
     from heart_sr_tf.inference.quantize import float_scope
 
-    args = [sys.executable, str(ROOT / "cli.py"), "quantize", str(model_copy), "--data-dir", str(phantom_tfds)]
-    result = subprocess.run(args + ["--calibration", "8", "--check", "4", "--quiet"], capture_output=True, text=True)
+    args = ["quantize", model_copy, "--data-dir", phantom_tfds]
+    result = run_cli(*args, "--calibration", "8", "--check", "4", "--quiet")
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     assert lines[0].startswith("quantizing") and "on 8 training slices" in lines[0]

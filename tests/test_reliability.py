@@ -10,6 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from in_process import run_cli
 
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.inference.predictor import load_predictor
@@ -19,7 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.toml"
 
 
-def _cli(*args, cwd=ROOT, timeout=300):
+def _cli(*args, cwd=ROOT):
+    """The command in this process (see in_process.py)."""
+    return run_cli(*args, cwd=cwd)
+
+
+def _fresh_cli(*args, cwd=ROOT, timeout=300):
+    """The command in a new process: for what only a whole process shows (its start-up, TensorFlow's logging)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run(
         [sys.executable, str(ROOT / "cli.py"), *map(str, args)],
@@ -151,7 +158,6 @@ def test_resume_refuses_options_it_would_ignore(tiny_run):
     _one_error_line(result, "--steps", "--lr", "would be ignored", "config.toml")
 
 
-@pytest.mark.slow
 def test_bad_training_options_fail_before_any_work(tmp_path):
     _one_error_line(_cli("train", "srgan", "--lr", "-1e-3", "--runs-dir", tmp_path), "--lr")
     _one_error_line(_cli("train", "srgan", "--steps", "0", "--runs-dir", tmp_path), "--steps")
@@ -169,10 +175,10 @@ def test_export_takes_the_run_name_and_never_adds_to_another_model(tiny_run, tmp
 
 
 def test_a_quiet_start_unless_verbose(tiny_run, tmp_path):
-    quiet = _cli("export", tiny_run, "--out", tmp_path / "a")
+    quiet = _fresh_cli("export", tiny_run, "--out", tmp_path / "a")
     assert quiet.returncode == 0, quiet.stderr[-2000:]
     assert quiet.stderr == "" and quiet.stdout.startswith("exported ")
-    loud = _cli("--verbose", "export", tiny_run, "--out", tmp_path / "b")
+    loud = _fresh_cli("--verbose", "export", tiny_run, "--out", tmp_path / "b")
     assert loud.returncode == 0  # TensorFlow's own start-up lines are still there (which ones depends on the CPU)
     assert any(word in loud.stderr for word in ("oneDNN", "absl", "cpu_feature_guard", "cuda")), loud.stderr
 
@@ -217,7 +223,7 @@ def test_evaluate_on_an_empty_split_is_one_error_line(tiny_export, phantom_root,
 def test_wgan_takes_its_dimensions_from_its_config(phantom_tfds, tmp_path):
     result = _cli(
         "train", "wgan", "--config", "wgan3d_cpu", "--data-dir", phantom_tfds, "--steps", "1", "--runs-dir", tmp_path,
-        "--name", "w3", "--quiet", timeout=600,
+        "--name", "w3", "--quiet",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "dims = 3" in (tmp_path / "w3" / "config.toml").read_text()
@@ -359,7 +365,7 @@ def test_a_run_edited_to_another_architecture_is_one_line_and_nothing_else(tiny_
         ("train", "srgan", "--resume", run, "--quiet"),
         ("upscale", scan, tmp_path / "up.nii.gz", "--model", run),
     ):
-        result = _cli(*args)
+        result = _fresh_cli(*args)
         _one_error_line(result, "holds another architecture" if "train" in args else "as configured")
         assert "WARNING" not in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr[:500]
     assert not (tmp_path / "out").exists() and not (tmp_path / "up.nii.gz").exists()

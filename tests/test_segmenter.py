@@ -3,16 +3,12 @@
 
 import csv
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from in_process import run_cli
 
 from heart_sr_tf.inference.segmenter import Segmenter
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_segmenter_training_lowers_its_loss_and_logs_dice(tiny_segmenter):
@@ -41,9 +37,9 @@ def test_exported_segmenter_signature(tiny_segmenter):
 
 def test_evaluate_clinical_reports_every_input(tiny_export, tiny_segmenter, phantom_tfds, tmp_path):
     _, export = tiny_segmenter
-    args = [sys.executable, "cli.py", "evaluate", str(tiny_export), "--data-dir", str(phantom_tfds), "--clinical",
+    args = ["evaluate", tiny_export, "--data-dir", phantom_tfds, "--clinical",
             "--segmenter", str(export), "--out", str(tmp_path), "--figures", "0", "--roi", "full"]  # fmt: skip
-    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Clinical fidelity" in result.stdout and "full resolution" in result.stdout
     summary = json.loads((tmp_path / "clinical.json").read_text())["summary"]
@@ -65,9 +61,9 @@ def test_upscale_measure_writes_labels_and_volumes(tiny_export, tiny_segmenter, 
     _, export = tiny_segmenter
     src = phantom_root / "training" / "patient001" / "patient001_4d.nii.gz"
     out = tmp_path / "up.nii.gz"
-    args = [sys.executable, "cli.py", "upscale", str(src), str(out), "--model", str(tiny_export), "--measure",
+    args = ["upscale", src, out, "--model", tiny_export, "--measure",
             "--segmenter", str(export), "--quiet"]  # fmt: skip
-    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "LVEF" in result.stdout and "automatic segmenter trained on ACDC" in result.stdout
     labels = nib.load(str(tmp_path / "up_labels.nii.gz"))
@@ -84,5 +80,5 @@ def test_upscale_measure_writes_labels_and_volumes(tiny_export, tiny_segmenter, 
     else:
         assert not phases and "no LV" in result.stdout
     assert all(float(r["LV_ml"]) >= 0 for r in rows)
-    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)  # nothing overwritten
+    again = run_cli(*args)  # nothing overwritten
     assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr

@@ -1,12 +1,11 @@
 """Through-plane upscaling of NIfTI stacks: model choice, geometry, intensity, the CLI."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from in_process import run_cli
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
@@ -91,8 +90,7 @@ def test_through_plane_then_in_plane(models, tmp_path):
 
 
 def _cli(*args):
-    cmd = [sys.executable, "cli.py", "upscale", *map(str, args)]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return run_cli("upscale", *args, cwd=ROOT)
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from in_process import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.toml"
@@ -40,13 +41,8 @@ def _generator_weights(run: Path):
 
 
 def test_train_writes_a_run_and_compares_with_bicubic(phantom_tfds, tmp_path):
-    result = subprocess.run(
-        _cli("train", "srgan", "--config", TINY, "--data-dir", phantom_tfds, "--runs-dir", tmp_path, "--name", "r1"),
-        capture_output=True,
-        text=True,
-        env=_env(),
-        cwd=tmp_path,
-        timeout=600,
+    result = run_cli(
+        "train", "srgan", "--config", TINY, "--data-dir", phantom_tfds, "--runs-dir", tmp_path, "--name", "r1"
     )
     assert result.returncode == 0, result.stderr[-2000:]
     run = tmp_path / "r1"
@@ -74,9 +70,7 @@ def test_resume_after_sigkill_continues_at_the_saved_step(phantom_tfds, tmp_path
     killed_at = _latest_step(run)
     assert 15 <= killed_at < 80, "the run must be killed mid-way"
     before = _generator_weights(run)
-    result = subprocess.run(
-        _cli("train", "srgan", "--resume", run), capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=600
-    )
+    result = run_cli("train", "srgan", "--resume", run, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "trained 80 steps" in result.stdout
     assert _latest_step(run) == 80
@@ -88,16 +82,14 @@ def test_resume_after_sigkill_continues_at_the_saved_step(phantom_tfds, tmp_path
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(phantom_tfds, tmp_path):
     args = ["train", "srgan", "--config", TINY, "--data-dir", phantom_tfds, "--runs-dir", tmp_path, "--name", "n"]
-    subprocess.run(_cli(*args, "--steps", "5"), env=_env(), cwd=tmp_path, capture_output=True, timeout=600, check=True)
+    assert run_cli(*args, "--steps", "5", cwd=tmp_path).returncode == 0
     run = tmp_path / "n"
     good = _latest_step(run)
     config = (run / "config.toml").read_text()
     # a weight that is finite in the config but overflows float32: the adversarial stage's loss is infinite
     config = config.replace("adversarial_weight = 0.001", "adversarial_weight = 1e39").replace("steps = 5", "steps = 9")
     (run / "config.toml").write_text(config)
-    result = subprocess.run(
-        _cli("train", "srgan", "--resume", run), capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=600
-    )
+    result = run_cli("train", "srgan", "--resume", run, cwd=tmp_path)
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "non-finite" in errors[0] and f"ckpt-{good}" in errors[0]
@@ -146,7 +138,7 @@ def test_two_workers_on_loopback_end_with_equal_weights(phantom_tfds, tmp_path):
 def test_sweep_prints_the_learning_rate_table(phantom_tfds, tmp_path):
     args = ["sweep", "srgan", "--config", TINY, "--data-dir", phantom_tfds, "--runs-dir", tmp_path, "--steps", "2"]
     args += ["--lr", "1e-3", "--lr", "1e-5", "--quiet"]
-    result = subprocess.run(_cli(*args), capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=600)
+    result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     table = result.stdout[result.stdout.index("metric") :].splitlines()
     assert table[0].split()[1:] == ["lr", "0.001", "lr", "1e-05", "aligned", "bicubic", "blocky", "LR"]

@@ -1,17 +1,14 @@
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from in_process import run_cli
 
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.inference.remote import rest_predictor
 from heart_sr_tf.volumes.upscale import upscale_file
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _check_geometry(src: Path, dst: Path):
@@ -41,26 +38,14 @@ def test_refuses_to_overwrite_its_input(phantom_root, tiny_export, tmp_path):
     src.write_bytes((phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz").read_bytes())
     with pytest.raises(HeartSRError, match="refusing to overwrite"):
         upscale_file(src, src, load_predictor(tiny_export), quiet=True)
-    result = subprocess.run(
-        [sys.executable, "cli.py", "upscale", str(src), str(src), "--model", str(tiny_export)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_cli("upscale", src, src, "--model", tiny_export)
     assert result.returncode == 2 and "refusing to overwrite" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bad_input_scan_gives_one_line_and_no_output(tiny_export, tmp_path):
     src = tmp_path / "bad.nii.gz"
     nib.save(nib.Nifti1Image(np.full((10, 10, 2), np.nan, np.float32), np.eye(4)), str(src))
-    result = subprocess.run(
-        [sys.executable, "cli.py", "upscale", str(src), str(tmp_path / "out.nii.gz"), "--model", str(tiny_export)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_cli("upscale", src, tmp_path / "out.nii.gz", "--model", tiny_export)
     assert result.returncode == 2 and f"{src}: " in result.stderr and "NaN" in result.stderr
     assert not list(tmp_path.glob("*out*"))
 
@@ -98,13 +83,7 @@ def test_a_corrupt_model_gives_one_line(phantom_root, tmp_path):
         '{"scale": 3, "degradation": {"kind": "kspace", "scale": 3}}'
     )
     src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
-    result = subprocess.run(
-        [sys.executable, "cli.py", "upscale", str(src), str(tmp_path / "o.nii.gz"), "--model", str(tmp_path / "m")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_cli("upscale", src, tmp_path / "o.nii.gz", "--model", tmp_path / "m")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"error: {tmp_path / 'm' / '1'}: not a loadable" in result.stderr
     assert not (tmp_path / "o.nii.gz").exists()
@@ -163,10 +142,7 @@ def test_a_bad_server_on_the_command_line_is_one_line(phantom_root, tmp_path):
     server, url = _answering(lambda lr: {"outputs": np.full(_x3(lr).shape, np.nan).tolist()})
     src = phantom_root / "training" / "patient002" / "patient002_frame01.nii.gz"
     try:
-        result = subprocess.run(
-            [sys.executable, "cli.py", "upscale", str(src), str(tmp_path / "o.nii.gz"), "--server", url, "--quiet"],
-            cwd=ROOT, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        result = run_cli("upscale", src, tmp_path / "o.nii.gz", "--server", url, "--quiet")
     finally:
         server.shutdown()
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -178,10 +154,10 @@ def test_an_existing_output_is_kept_unless_overwrite(phantom_root, tmp_path):
     src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
     out = tmp_path / "mine.nii.gz"
     out.write_bytes(b"a file the tool did not write")
-    args = [sys.executable, "cli.py", "upscale", str(src), str(out), "--model", "throughplane_x6", "--quiet"]
-    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    args = ["upscale", src, out, "--model", "throughplane_x6", "--quiet"]
+    result = run_cli(*args)
     assert result.returncode == 2 and "exists; pass --overwrite" in result.stderr, result.stderr
     assert out.read_bytes() == b"a file the tool did not write"
-    result = subprocess.run([*args, "--overwrite"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_cli(*args, "--overwrite")
     assert result.returncode == 2 and "a through-plane model; use it with --through-plane" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.nii.gz"]  # no 0-byte temporary file left

@@ -1,14 +1,12 @@
 import csv
 import dataclasses
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from in_process import run_cli
 
 from heart_sr_tf.config import PhaseConfig
 from heart_sr_tf.models.critic import wgan_critic
@@ -152,18 +150,15 @@ def _phase_rows(run):
 
 
 def test_resume_in_the_middle_of_phase_four(phantom_tfds, tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    args = [sys.executable, str(ROOT / "cli.py"), "train", "wgan", "--config", TINY, "--data-dir", phantom_tfds]
-    args += ["--runs-dir", tmp_path, "--name", "w", "--quiet"]
-    first = subprocess.run(list(map(str, args)), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    args = ["train", "wgan", "--config", TINY, "--data-dir", phantom_tfds, "--runs-dir", tmp_path, "--name", "w"]
+    first = run_cli(*args, "--quiet", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     run = tmp_path / "w"
     assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-12")
     assert dict(_phase_rows(run))[12].startswith("phase4")  # the first run stopped inside phase 4
     config = (run / "config.toml").read_text().replace("steps = 12", "steps = 19")
     (run / "config.toml").write_text(config)
-    resume = [sys.executable, str(ROOT / "cli.py"), "train", "wgan", "--resume", str(run), "--quiet"]
-    second = subprocess.run(resume, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    second = run_cli("train", "wgan", "--resume", run, "--quiet", cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "trained 19 steps" in second.stdout
     assert "resumed from" in second.stdout and "at step 12, phase4-" in second.stdout
