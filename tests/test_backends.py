@@ -105,7 +105,7 @@ def test_tiles_equal_whole_slice_inference(slices):
     predictor = load_predictor(SHIPPED, "tensorflow", "float32")
     big = cv2.resize(slices[2], (300, 330), interpolation=cv2.INTER_CUBIC).clip(0, 1)[None, ..., None]
     whole = predictor.fn(big)
-    tiled = tiled_apply(predictor.fn, big, (3, 3), budget=150 * 150)  # 3 x 3 tiles of 110 x 100 + margins
+    tiled = tiled_apply(predictor.fn, big, (3, 3), budget=150 * 150)  # 4 x 4 cores of about 83 x 75, margins
     assert tiled.shape == whole.shape == (1, 990, 900, 1)
     assert np.abs(tiled - whole).max() < 1e-3
 
@@ -124,9 +124,9 @@ def test_through_plane_tiles_are_anisotropic():
 
 
 @pytest.mark.slow
-def test_two_1024_slices_stay_under_3_gb(tmp_path):
-    """Peak RSS of a fresh process upscaling two 1024x1024 LR slices (whole, they need about 4 GB each; the
-    tiles bound every call, so the count only adds the output arrays)."""
+def test_two_large_slices_stay_under_2_gb(tmp_path):
+    """Peak RSS of a fresh process upscaling two 1024x512 LR slices: in one whole call they take 3.0 GB; tiled,
+    every call is bounded (1.1 GB measured, most of it TensorFlow itself), so the count only adds the outputs."""
     script = f"""
 import resource, numpy as np
 from heart_sr_tf.data.degradation import Degradation
@@ -135,14 +135,14 @@ from heart_sr_tf.export.writer import export_generator
 from heart_sr_tf.inference.predictor import load_predictor
 export_generator(rrdb_generator(3, blocks=1, features=32, growth=16), r"{tmp_path}", "big", degradation=Degradation())
 predictor = load_predictor(r"{tmp_path}/big", "tensorflow", "float32")
-out = predictor(np.random.default_rng(0).random((2, 1024, 1024, 1)).astype(np.float32))
-assert out.shape == (2, 3072, 3072, 1)
+out = predictor(np.random.default_rng(0).random((2, 1024, 512, 1)).astype(np.float32))
+assert out.shape == (2, 3072, 1536, 1)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     peak = int(result.stdout.strip().splitlines()[-1])
-    assert peak < 3 * 2**30, f"peak RSS {peak / 2**30:.2f} GB"
+    assert peak < 2 * 2**30, f"peak RSS {peak / 2**30:.2f} GB"
 
 
 def test_export_bfloat16_twin_for_tf_serving(tmp_path, slices):

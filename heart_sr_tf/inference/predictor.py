@@ -12,7 +12,7 @@ from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.export.discovery import find_model
 from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
 from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
-from heart_sr_tf.inference.tiling import BUDGET, tiled_apply
+from heart_sr_tf.inference.tiling import BUDGET, core_side, tiled_apply
 from heart_sr_tf.training.runs import is_run_folder
 
 VOLUME_BUDGET = 4 * BUDGET  # LR voxels per call of a 3D model, tiled in-plane (each tile keeps its whole depth)
@@ -101,8 +101,7 @@ class Predictor:
         """``[B, h, w, D, 1] -> [B, s*h, s*w, D, 1]``: whole volumes for a 3D model, slice by slice for a 2D one."""
         lr = self._check(lr, 5, "[batch, h, w, depth, 1]")
         if self.volumetric:
-            side = int((VOLUME_BUDGET / lr.shape[3]) ** 0.5)
-            tile = max(16, side - 2 * VOLUME_MARGIN)
+            tile = core_side(VOLUME_BUDGET // lr.shape[3], VOLUME_MARGIN)  # each window keeps the whole depth
             return self._checked(tiled_apply(self.fn, lr, self.factors, tile, VOLUME_MARGIN, VOLUME_BUDGET))
         return np.stack([self(lr[:, :, :, d]) for d in range(lr.shape[3])], axis=3)
 
