@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_a_regular_install_trains_and_upscales_from_another_directory(phantom_root, tmp_path):
+def test_a_regular_install_trains_and_upscales_from_another_directory(phantom_root, phantom_tfds, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
@@ -39,8 +39,14 @@ def test_a_regular_install_trains_and_upscales_from_another_directory(phantom_ro
         [python, "-c", "import heart_sr_tf; print(heart_sr_tf.__file__)"], capture_output=True, text=True, cwd=work
     )
     assert str(venv) in where.stdout, where.stdout + where.stderr  # the installed copy, not the checkout
+    shipped = subprocess.run(
+        [python, "-c", "from heart_sr_tf.config import load_config; print(load_config('srgan_cpu').data.patch)"],
+        capture_output=True, text=True, cwd=work, env=env,
+    )  # fmt: skip
+    assert shipped.returncode == 0 and shipped.stdout.strip() == "96", shipped.stderr[-3000:]  # the default config
+    tiny = ROOT / "tests" / "configs" / "tiny.toml"  # (the default one trains for a minute before its first step)
     train = subprocess.run(
-        [heart_sr, "train", "srgan", "--steps", "2", "--data-dir", _prepared(phantom_root, tmp_path), "--quiet"],
+        [heart_sr, "train", "srgan", "--config", tiny, "--data-dir", phantom_tfds, "--quiet"],
         capture_output=True, text=True, cwd=work, env=env, timeout=900,
     )  # fmt: skip
     assert train.returncode == 0, train.stderr[-3000:]
@@ -52,9 +58,3 @@ def test_a_regular_install_trains_and_upscales_from_another_directory(phantom_ro
     assert up.returncode == 0, up.stderr[-3000:]
     assert "share/heart-sr-tf/saved_models/rrdb_kspace" in up.stdout
     assert nib.load(str(work / "up.nii.gz")).shape[:2] == tuple(3 * n for n in nib.load(str(scan)).shape[:2])
-
-
-def _prepared(phantom_root, tmp_path) -> Path:
-    from heart_sr_tf.data.prepare import prepare
-
-    return prepare(phantom_root, tmp_path / "tfds", quiet=True).data_dir
