@@ -23,6 +23,34 @@ def discarded_on_failure(run, new: bool):
         raise
 
 
+@contextlib.contextmanager
+def this_workers_options(options: dict, strategy: str, echo: Echo):
+    """Under ``--strategy multiworker`` only the chief writes the run (TensorFlow's pattern). Every other worker
+    trains on a private copy in a temporary folder, removed at the end: it saves checkpoints only because saving
+    is a collective operation. All workers may then be given the same ``--name`` or ``--resume`` folder."""
+    import shutil
+    import tempfile
+
+    from heart_sr_tf.training.distribute import is_chief
+
+    if strategy != "multiworker" or is_chief():
+        yield options
+        return
+    private = Path(tempfile.mkdtemp(prefix="heart-sr-worker-"))
+    try:
+        options = dict(options)
+        if options.get("resume") is not None:
+            copy = private / Path(options["resume"]).name
+            shutil.copytree(options["resume"], copy)
+            options["resume"] = copy
+        else:
+            options["runs_dir"] = private
+        echo("not the chief worker: the chief writes the run; this worker's checkpoints go to a temporary folder")
+        yield options
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
 def open_or_create_run(
     kind: str, resume, config_path, default_config, acdc_dir, data_dir, steps, epochs, lr, seed=None, warn=print, **new
 ):
@@ -97,12 +125,13 @@ def train_srgan(options: dict, strategy, vgg_weights, quiet, echo: Echo, warn: E
     from heart_sr_tf.training.srgan_trainer import train_srgan as train
 
     _check_init_from(options)
-    run = open_or_create_run("srgan", default_config="srgan_cpu", warn=warn, **options)
-    echo(f"run: {run.folder}  data: {run.data_dir}")
-    with discarded_on_failure(run, options.get("resume") is None):
-        result = train(run, strategy, vgg_weights=vgg_weights, quiet=quiet, report=echo)
-    echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
-    echo(comparison_line(result))
+    with this_workers_options(options, strategy, echo) as options:
+        run = open_or_create_run("srgan", default_config="srgan_cpu", warn=warn, **options)
+        echo(f"run: {run.folder}  data: {run.data_dir}")
+        with discarded_on_failure(run, options.get("resume") is None):
+            result = train(run, strategy, vgg_weights=vgg_weights, quiet=quiet, report=echo)
+        echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
+        echo(comparison_line(result))
 
 
 def train_wgan(options: dict, strategy, quiet, echo: Echo, warn: Echo):
@@ -113,12 +142,13 @@ def train_wgan(options: dict, strategy, quiet, echo: Echo, warn: Echo):
     dims = options.get("dims")
     if options.get("resume") is not None and dims is not None:
         raise HeartSRError(f"--resume continues {options['resume']} as saved; --dims would be ignored")
-    run = open_or_create_run("wgan", default_config=f"wgan{dims or 2}d_cpu", warn=warn, **options)
-    echo(f"run: {run.folder}  data: {run.data_dir}")
-    with discarded_on_failure(run, options.get("resume") is None):
-        result = train(run, strategy, quiet=quiet, report=echo)
-    echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
-    echo(comparison_line(result))
+    with this_workers_options(options, strategy, echo) as options:
+        run = open_or_create_run("wgan", default_config=f"wgan{dims or 2}d_cpu", warn=warn, **options)
+        echo(f"run: {run.folder}  data: {run.data_dir}")
+        with discarded_on_failure(run, options.get("resume") is None):
+            result = train(run, strategy, quiet=quiet, report=echo)
+        echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
+        echo(comparison_line(result))
 
 
 def train_segmenter(resume, config_path, acdc_dir, steps, runs_dir, name, quiet, echo: Echo):
