@@ -4,6 +4,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from heart_sr_tf.startup import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()  # (pytest-xdist's workers do not capture what TensorFlow prints on import)
+
 import tensorflow as tf  # noqa: E402
 
 # Two logical CPUs make MirroredStrategy testable on a CPU-only machine.
@@ -11,6 +15,7 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import json  # noqa: E402
+import shutil  # noqa: E402
 import threading  # noqa: E402
 from http.server import BaseHTTPRequestHandler, HTTPServer  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -50,14 +55,32 @@ def acdc_dir() -> Path:
     return path
 
 
+def _built_once(tmp_path_factory, name: str, build) -> Path:
+    """The folder ``build(folder)`` fills, built once for the whole test run: under pytest-xdist every worker
+    process would otherwise build its own session fixtures, so the first builds it under a lock and the others
+    wait and reuse it. Tests only read these folders."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, shared by the workers
+    folder = root / f"built-{name}"
+    with open(root / f"built-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".complete").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".complete").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def phantom_root(tmp_path_factory) -> Path:
     """Five synthetic patients in the ACDC layout (one per group)."""
     from heart_sr_tf.data.phantoms import write_phantoms
 
-    root = tmp_path_factory.mktemp("phantoms")
-    write_phantoms(root, patients=5, seed=0)
-    return root
+    return _built_once(tmp_path_factory, "phantoms", lambda root: write_phantoms(root, patients=5, seed=0))
 
 
 @pytest.fixture(scope="session")
@@ -65,9 +88,7 @@ def phantom_tfds(phantom_root, tmp_path_factory) -> Path:
     """The phantoms built into the acdc_sr TFDS dataset."""
     from heart_sr_tf.data.prepare import prepare
 
-    data_dir = tmp_path_factory.mktemp("tfds")
-    prepare(phantom_root, data_dir, quiet=True)
-    return data_dir
+    return _built_once(tmp_path_factory, "tfds", lambda data_dir: prepare(phantom_root, data_dir, quiet=True))
 
 
 TINY_CONFIG = Path(__file__).resolve().parent / "configs" / "tiny.toml"
@@ -80,12 +101,13 @@ def tiny_run(phantom_tfds, tmp_path_factory) -> Path:
     from heart_sr_tf.training.runs import Run
     from heart_sr_tf.training.srgan_trainer import train_srgan
 
-    config = load_config(TINY_CONFIG)
-    for stage in config.train.stages:
-        stage.steps = 3
-    run = Run.create(tmp_path_factory.mktemp("runs"), "tiny", config, data_dir=phantom_tfds)
-    train_srgan(run, quiet=True)
-    return run.folder
+    def build(root):
+        config = load_config(TINY_CONFIG)
+        for stage in config.train.stages:
+            stage.steps = 3
+        train_srgan(Run.create(root, "tiny", config, data_dir=phantom_tfds), quiet=True)
+
+    return _built_once(tmp_path_factory, "runs", build) / "tiny"
 
 
 @pytest.fixture(scope="session")
@@ -94,9 +116,10 @@ def tiny_export(tiny_run, tmp_path_factory) -> Path:
     from heart_sr_tf.export.writer import export_generator
     from heart_sr_tf.inference.predictor import load_run
 
-    predictor = load_run(tiny_run)
-    out = tmp_path_factory.mktemp("saved_models")
-    return export_generator(predictor.generator, out, "tiny", metadata={"scale": 3, "run": str(tiny_run)})
+    def build(out):
+        export_generator(load_run(tiny_run).generator, out, "tiny", metadata={"scale": 3, "run": str(tiny_run)})
+
+    return _built_once(tmp_path_factory, "saved_models", build) / "tiny" / "1"
 
 
 @pytest.fixture(scope="session")
@@ -107,13 +130,15 @@ def tiny_segmenter(phantom_root, tmp_path_factory) -> tuple[Path, Path]:
     from heart_sr_tf.training.runs import Run
     from heart_sr_tf.training.segmenter_trainer import train_segmenter
 
-    config = load_config("segmenter_cpu", CONFIG_CLASSES["segmenter"])
-    config.train.steps, config.train.log_every, config.train.validate_every = 120, 20, 60
-    run = Run.create(tmp_path_factory.mktemp("runs"), "seg", config, "segmenter", phantom_root)
-    train_segmenter(run, quiet=True)
-    out = tmp_path_factory.mktemp("saved_models")
-    export_model(run.folder, None, None, out, False, False, "float32")
-    return run.folder, out / "segmenter"
+    def build(root):
+        config = load_config("segmenter_cpu", CONFIG_CLASSES["segmenter"])
+        config.train.steps, config.train.log_every, config.train.validate_every = 120, 20, 60
+        run = Run.create(root / "runs", "seg", config, "segmenter", phantom_root)
+        train_segmenter(run, quiet=True)
+        export_model(run.folder, None, None, root / "saved_models", False, False, "float32")
+
+    root = _built_once(tmp_path_factory, "segmenter", build)
+    return root / "runs" / "seg", root / "saved_models" / "segmenter"
 
 
 class _StandIn(BaseHTTPRequestHandler):
