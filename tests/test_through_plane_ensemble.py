@@ -49,6 +49,7 @@ def test_the_ensemble_commutes_with_its_flips(thickness):
     assert not np.allclose(out, generator(x).numpy(), atol=1e-3)  # the passes do differ
 
 
+@pytest.mark.slow  # exports and converts, or compiles under two devices: tens of seconds
 def test_an_exported_ensemble_is_the_same_model_on_every_path(tmp_path):
     config = load_config("throughplane_x6")
     config.generator.blocks, config.generator.features, config.generator.growth = 1, 8, 4

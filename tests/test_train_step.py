@@ -85,6 +85,7 @@ def test_feature_loss_term_with_a_vgg_stand_in():
     assert float(logs["feature"]) > 0 and "feature" in logs
 
 
+@pytest.mark.slow  # exports and converts, or compiles under two devices: tens of seconds
 @pytest.mark.parametrize("adversarial", [False, True])
 def test_mirrored_step_equals_single_device_step(adversarial):
     """Gradients summed over 2 replicas of 4 equal the gradient of one device over the batch of 8."""

@@ -120,6 +120,7 @@ def _joint_step(model, data, strategy):
     return distributed_step(strategy, model.step_for("both"))(iter(distribute_dataset(strategy, data)))
 
 
+@pytest.mark.slow  # exports and converts, or compiles under two devices: tens of seconds
 def test_mirrored_joint_step_equals_single_device(monkeypatch):
     import heart_sr_tf.training.wgan as wgan_module
 
