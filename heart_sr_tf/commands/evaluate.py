@@ -74,7 +74,8 @@ def evaluate_model(
     for name, methods in summary.items():
         columns = {NAMES[m]: methods[m] for m in ("model", *chosen.baselines) if m in methods}
         first = next(iter(methods.values()))
-        echo(f"\n{name} ({first['slices']} slices)")
+        unit = "frames: every frame of each slice's cine" if name == "cine" else "slices"
+        echo(f"\n{name} ({first['slices']} {unit})")
         if "model" in columns:  # the run's last training losses belong to the model alone, not to the baselines
             columns["model"] = {
                 **columns["model"],
