@@ -161,6 +161,7 @@ def test_resume_refuses_options_it_would_ignore(tiny_run):
 def test_bad_training_options_fail_before_any_work(tmp_path):
     _one_error_line(_cli("train", "srgan", "--lr", "-1e-3", "--runs-dir", tmp_path), "--lr")
     _one_error_line(_cli("train", "srgan", "--steps", "0", "--runs-dir", tmp_path), "--steps")
+    _one_error_line(_cli("sweep", "srgan", "--lr", "1e-3", "--lr", "0.001", "--runs-dir", tmp_path), "--lr", "twice")
     bad = tmp_path / "bad.toml"
     bad.write_text("[data]\npatch = 50\n")
     _one_error_line(_cli("train", "srgan", "--config", bad, "--runs-dir", tmp_path), "bad.toml", "data.patch")

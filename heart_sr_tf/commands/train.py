@@ -168,7 +168,13 @@ def train_segmenter(resume, config_path, acdc_dir, steps, runs_dir, name, quiet,
 
 def sweep_srgan(options: dict, lrs, name: str, strategy, vgg_weights, quiet, echo: Echo, warn: Echo):
     """One run per learning rate, each scored on validation, in a table next to the degradation's baselines.
-    Every run is created (and its name checked) before the first one trains."""
+    Every run is created (and its name checked) before the first one trains; under ``--strategy multiworker``
+    only the chief writes them."""
+    with this_workers_options(options, strategy, echo) as options:
+        _sweep(options, lrs, name, strategy, vgg_weights, quiet, echo, warn)
+
+
+def _sweep(options: dict, lrs, name: str, strategy, vgg_weights, quiet, echo: Echo, warn: Echo):
     from heart_sr_tf.data.degradation import BASELINE_NAMES
     from heart_sr_tf.evaluation.report import format_table
     from heart_sr_tf.training.srgan_trainer import train_srgan as train
