@@ -11,12 +11,11 @@ def slice_batches(config, data_dir: Path, roi: str = "full"):
     """Batches of aligned (LR, HR) patches of ``roi`` slices, as ``config.data`` and ``config.degradation`` say."""
     d = config.data
     slices = slice_dataset(data_dir, roi, "train", shuffle_files=True)
-    degradation = config.degradation
     return train_pairs(
         slices,
         d.patch,
         batch_size=d.batch_size,
         patches_per_slice=d.patches_per_slice,
         shuffle_buffer=d.shuffle_buffer,
-        degradation=degradation,
+        degradation=config.degradation,
     )
