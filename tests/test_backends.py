@@ -183,3 +183,24 @@ print("tensorflow imported:", "tensorflow" in sys.modules)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "tensorflow imported: False" in result.stdout
     assert nib.load(str(tmp_path / "out.nii.gz")).shape[:2] == tuple(3 * n for n in nib.load(str(scan)).shape[:2])
+
+
+def test_openvino_compiles_once_per_shape_and_equals_the_dynamic_model(model_copy):
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (the [openvino] extra)")
+    from heart_sr_tf.inference.openvino_backend import StaticShapes, openvino_fn
+
+    folder = resolve_model_dir(model_copy)
+    static, rank = openvino_fn(folder, "float32")
+    dynamic, _ = openvino_fn(folder, "float32", static=False)
+    assert isinstance(static, StaticShapes) and rank == 4
+    static.limit = 2
+    rng = np.random.default_rng(0)
+    shapes = [(3, 20, 24, 1), (3, 20, 24, 1), (1, 31, 17, 1), (3, 20, 24, 1), (2, 16, 16, 1), (1, 31, 17, 1)]
+    for shape in shapes:
+        lr = rng.random(shape).astype(np.float32)
+        out = static(lr)
+        assert out.shape == (shape[0], 3 * shape[1], 3 * shape[2], 1)
+        np.testing.assert_array_equal(out, dynamic(lr))  # exact shapes, never padding: the same numbers
+    # Compiled: 20x24, 31x17; 20x24 reused (so 31x17 is now the least recently used); 16x16 evicts 31x17, which
+    # is compiled again, evicting 20x24. Two kept, the most recent last.
+    assert static.compiled == 4 and list(static.requests) == [(2, 16, 16, 1), (1, 31, 17, 1)]

@@ -96,9 +96,10 @@ def openvino_ir(folder: Path) -> Path:
     return save_ir(model, folder)
 
 
-def openvino_fn(folder: Path, precision: str):
-    """``(fn, input rank)``: ``fn(lr)`` runs the SavedModel's serving_default in OpenVINO on the CPU; ``int8``
-    runs its quantised twin (``python cli.py quantize``), whose float parts stay float32."""
+def openvino_fn(folder: Path, precision: str, static: bool = True):
+    """``(fn, input rank)``: ``fn(lr)`` runs the SavedModel's serving_default in OpenVINO on the CPU, compiled for
+    each input shape it meets (``StaticShapes``; ``static=False``: one dynamic-shape model, for the benchmark);
+    ``int8`` runs its quantised twin (``python cli.py quantize``), whose float parts stay float32."""
     ov = _openvino()
     core = ov.Core()
     if precision == "int8":
@@ -109,14 +110,38 @@ def openvino_fn(folder: Path, precision: str):
             )
     else:
         ir = openvino_ir(folder)
-    compiled = core.compile_model(
-        core.read_model(str(ir)),
-        "CPU",
-        {"INFERENCE_PRECISION_HINT": OPENVINO_HINTS[precision], "PERFORMANCE_HINT": "LATENCY"},
-    )
-    request = compiled.create_infer_request()
+    model = core.read_model(str(ir))
+    config = {"INFERENCE_PRECISION_HINT": OPENVINO_HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
+    rank = model.inputs[0].get_partial_shape().rank.get_length()
+    if static:
+        return StaticShapes(core, model, config), rank
+    request = core.compile_model(model, "CPU", config).create_infer_request()
+    return (lambda lr: request.infer({0: lr}, share_inputs=False)[0].copy()), rank
 
-    def fn(lr):
+
+class StaticShapes:
+    """The model compiled once per input shape, each compiled model kept for reuse (the ``limit`` most recent).
+
+    A dynamic-shape model is re-planned on every call; one reshaped to the call's exact shape is planned once
+    (on a CPU with AMX, 10% more throughput in the issue's measurement; compiling one shape takes about 0.2 s).
+    The inference layer asks for few shapes: whole slices in batches of a fixed size, their last partial batch,
+    and the tiles of a large slice. Exact shapes only, never padding, so every output equals the dynamic model's.
+    """
+
+    def __init__(self, core, model, config: dict, limit: int = 8):
+        self.core, self.model, self.config, self.limit = core, model, config, limit
+        self.requests: dict[tuple[int, ...], object] = {}  # insertion order = least recently used first
+        self.compiled = 0  # how many shapes were compiled, for the tests and the benchmark
+
+    def __call__(self, lr):
+        key = tuple(int(n) for n in lr.shape)
+        request = self.requests.pop(key, None)
+        if request is None:
+            model = self.model.clone()
+            model.reshape({0: list(key)})
+            request = self.core.compile_model(model, "CPU", self.config).create_infer_request()
+            self.compiled += 1
+            if len(self.requests) >= self.limit:
+                self.requests.pop(next(iter(self.requests)))
+        self.requests[key] = request
         return request.infer({0: lr}, share_inputs=False)[0].copy()
-
-    return fn, compiled.inputs[0].get_partial_shape().rank.get_length()
