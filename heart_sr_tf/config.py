@@ -141,7 +141,21 @@ class LoopConfig:
 
 
 @dataclass
-class TrainConfig(LoopConfig):
+class ClinicalValidationConfig(LoopConfig):
+    """A generator's loop, whose validation may also report the clinical figures (``evaluate --clinical``'s, on
+    the validation patients): ``clinical_segmenter`` names the exported segmenter to measure through ("": off),
+    ``clinical_patients`` how many validation patients (0: all of them)."""
+
+    clinical_segmenter: str = ""
+    clinical_patients: int = 0
+
+    def check(self) -> None:
+        super().check()
+        _at_least(self, clinical_patients=0)
+
+
+@dataclass
+class TrainConfig(ClinicalValidationConfig):
     stages: list[Stage] = field(
         default_factory=lambda: [
             Stage("pretrain-full", False, "full", 150),
@@ -169,6 +183,8 @@ class SRGANConfig:
 
     def check(self) -> None:
         _patch_fits(self)
+        if self.degradation.kind == "through_plane" and self.train.clinical_segmenter:
+            raise ConfigError("train.clinical_segmenter: clinical validation is for in-plane models")
 
 
 @dataclass
@@ -242,7 +258,7 @@ class PhaseConfig:
 
 
 @dataclass
-class WGANTrainConfig(LoopConfig):
+class WGANTrainConfig(ClinicalValidationConfig):
     steps: int = 400  # total; phase 5 runs from the end of phase 4 to here
 
     def check(self) -> None:
@@ -265,6 +281,8 @@ class WGANConfig:
         _patch_fits(self)
         if self.degradation.kind == "through_plane":
             raise ConfigError("degradation.kind: through_plane trains the RRDB generator (train srgan), not mDCSRN")
+        if self.data.dims == 3 and self.train.clinical_segmenter:
+            raise ConfigError("train.clinical_segmenter: clinical validation is for 2D generators (data.dims = 2)")
 
 
 @dataclass

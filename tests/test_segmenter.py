@@ -82,3 +82,52 @@ def test_upscale_measure_writes_labels_and_volumes(tiny_export, tiny_segmenter, 
     assert all(float(r["LV_ml"]) >= 0 for r in rows)
     again = run_cli(*args)  # nothing overwritten
     assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr
+
+
+def test_clinical_validation_figures_span_the_baseline_and_full_resolution(tiny_segmenter, phantom_root):
+    from heart_sr_tf.data.degradation import Degradation
+    from heart_sr_tf.evaluation.clinical_validation import FIGURES, ClinicalValidation
+
+    _, export = tiny_segmenter
+    validation = ClinicalValidation(Segmenter(export), phantom_root, 0, Degradation("kspace", 3), quiet=True)
+    assert validation.patients == 1 and len(validation.frames) == 2  # the validation phantom's ED and ES
+    frame, fixed = validation.frames[0]
+    assert set(fixed) == {"hr", "zero_fill", "bicubic"} and frame.images == {}  # only LR is kept
+    assert frame.lr.shape[1:] == (85, 85) and fixed["hr"].shape == frame.labels.shape
+    reference = validation.reference_figures()
+    # The model's figures with the baseline's label maps are the baseline's, with full resolution's are full's.
+    as_baseline = validation.figures(validation.result({}))
+    as_full = validation.figures(validation.result({i: f["hr"] for i, (_, f) in enumerate(validation.frames)}))
+    for name in FIGURES:
+        for got, want in ((as_baseline, reference["zero_fill"]), (as_full, reference["hr"])):
+            assert got[name] == want[name] or (np.isnan(got[name]) and np.isnan(want[name])), name
+    assert reference["hr"]["clinical_lvedv_mae"] >= 0  # (the tiny segmenter may find no LV: an EF of NaN)
+
+
+def test_training_validates_the_clinical_figures(tiny_segmenter, phantom_tfds, tmp_path):
+    """A config naming a segmenter: every validation row of metrics.csv carries the clinical figures, and the
+    run ends with a clinical line next to the image metrics."""
+    from pathlib import Path
+
+    from heart_sr_tf.evaluation.clinical_validation import FIGURES
+
+    _, export = tiny_segmenter
+    tiny = (Path(__file__).parent / "configs" / "tiny.toml").read_text()
+    config = tmp_path / "clinical.toml"
+    config.write_text(tiny.replace("[train]\n", f'[train]\nclinical_segmenter = "{export}"\n'))
+    args = ["train", "srgan", "--config", config, "--data-dir", phantom_tfds, "--runs-dir", tmp_path / "runs",
+            "--name", "clinical", "--quiet"]  # fmt: skip
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "clinical validation: 1 validation patients, 2 ED/ES frames" in result.stdout
+    assert "validation, clinical" in result.stdout and "LVEF MAE" in result.stdout
+    rows = [r for r in csv.DictReader((tmp_path / "runs" / "clinical" / "metrics.csv").open()) if r["val_psnr"]]
+    assert len(rows) == 2  # step 10 and the final validation
+    for row in rows:
+        assert float(row["val_clinical_lvedv_mae"]) >= 0
+        assert all(np.isfinite(float(row[f"val_{k}"])) or k != "clinical_lvedv_mae" for k in FIGURES)
+    # Only an in-plane 2D generator is measured this way: refused by name, before any work.
+    bad = tmp_path / "bad.toml"
+    bad.write_text(config.read_text() + '\n[degradation]\nkind = "through_plane"\nfactor = 6\n')
+    result = run_cli("train", "srgan", "--config", bad, "--data-dir", phantom_tfds, "--runs-dir", tmp_path / "runs")
+    assert result.returncode == 2 and "clinical_segmenter" in result.stderr, result.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from heart_sr_tf.commands.data import Echo, resolve_data
 from heart_sr_tf.config import CONFIG_CLASSES, SegmenterConfig, load_config
-from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.errors import DataError, HeartSRError
 
 
 @contextlib.contextmanager
@@ -120,8 +120,45 @@ def _check_init_from(options: dict) -> None:
         raise HeartSRError(f"{init_from}: no such run or model for --init-from")
 
 
-def train_srgan(options: dict, strategy, vgg_weights, quiet, echo: Echo, warn: Echo):
+def clinical_validation(run, quiet: bool, echo: Echo):
+    """The run's clinical validation, when its config names a segmenter (``train.clinical_segmenter``): set up
+    before any training, on the raw ACDC folder its prepared data came from."""
+    name = run.config.train.clinical_segmenter
+    if not name:
+        return None
+    from heart_sr_tf.data.prepare import dataset_source
+    from heart_sr_tf.evaluation.clinical_validation import ClinicalValidation
+    from heart_sr_tf.inference.segmenter import Segmenter
+
+    segmenter = Segmenter(Path(name))
+    acdc_dir, seed = dataset_source(run.data_dir)
+    config = run.config
+    try:
+        validation = ClinicalValidation(
+            segmenter, acdc_dir, seed, config.degradation, config.train.clinical_patients, quiet=quiet
+        )
+    except DataError as exc:
+        raise HeartSRError(
+            f"{exc} (train.clinical_segmenter measures the validation patients' labelled ED/ES frames; "
+            'set it to "" to train without)'
+        ) from None
+    echo(f"clinical validation: {validation.describe()}")
+    return validation
+
+
+def _trained(run, result, clinical, echo: Echo) -> None:
+    """The lines that sum a generator's training up: image metrics next to the baselines, then the clinical."""
     from heart_sr_tf.training.loop import comparison_line
+
+    echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
+    echo(comparison_line(result))
+    if clinical is not None:
+        from heart_sr_tf.evaluation.clinical_validation import clinical_line
+
+        echo(clinical_line(result.validation, clinical))
+
+
+def train_srgan(options: dict, strategy, vgg_weights, quiet, echo: Echo, warn: Echo):
     from heart_sr_tf.training.srgan_trainer import train_srgan as train
 
     _check_init_from(options)
@@ -129,13 +166,12 @@ def train_srgan(options: dict, strategy, vgg_weights, quiet, echo: Echo, warn: E
         run = open_or_create_run("srgan", default_config="srgan_cpu", warn=warn, **options)
         echo(f"run: {run.folder}  data: {run.data_dir}")
         with discarded_on_failure(run, options.get("resume") is None):
-            result = train(run, strategy, vgg_weights=vgg_weights, quiet=quiet, report=echo)
-        echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
-        echo(comparison_line(result))
+            clinical = clinical_validation(run, quiet, echo)
+            result = train(run, strategy, vgg_weights=vgg_weights, quiet=quiet, report=echo, extra_validation=clinical)
+        _trained(run, result, clinical, echo)
 
 
 def train_wgan(options: dict, strategy, quiet, echo: Echo, warn: Echo):
-    from heart_sr_tf.training.loop import comparison_line
     from heart_sr_tf.training.wgan_trainer import train_wgan as train
 
     _check_init_from(options)
@@ -146,9 +182,9 @@ def train_wgan(options: dict, strategy, quiet, echo: Echo, warn: Echo):
         run = open_or_create_run("wgan", default_config=f"wgan{dims or 2}d_cpu", warn=warn, **options)
         echo(f"run: {run.folder}  data: {run.data_dir}")
         with discarded_on_failure(run, options.get("resume") is None):
-            result = train(run, strategy, quiet=quiet, report=echo)
-        echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
-        echo(comparison_line(result))
+            clinical = clinical_validation(run, quiet, echo)
+            result = train(run, strategy, quiet=quiet, report=echo, extra_validation=clinical)
+        _trained(run, result, clinical, echo)
 
 
 def train_segmenter(resume, config_path, acdc_dir, steps, runs_dir, name, quiet, echo: Echo):

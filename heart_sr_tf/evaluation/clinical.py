@@ -29,13 +29,47 @@ NAMES = {"hr": "full resolution", "model": "model", **BASELINE_NAMES}
 
 
 @dataclass
+class DegradedFrame:
+    """One labelled (ED or ES) frame on the protocol grid, degraded slice by slice: the model's input ``lr``
+    ``[n, h, w]``, the ground truth ``labels`` on the output grid, and every version of the frame that does not
+    depend on the model (``images``: full resolution, cropped as the degradation crops, and the degradation's
+    baselines, each ``[n, H, W]`` in [0, 1])."""
+
+    patient: str
+    group: str
+    phase: str
+    voxel_ml: float
+    lr: np.ndarray
+    labels: np.ndarray
+    images: dict[str, np.ndarray]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.labels.shape[1:]
+
+
+def degraded_frames(patient, degradation: Degradation, rng) -> list[DegradedFrame]:
+    """The ED and ES frames of ``patient``, each degraded with ``degradation`` and rebuilt by its baselines."""
+    out = []
+    for frame in labelled_frames(patient):
+        pairs = [degradation.pair_np(image, rng) for image in frame.image]
+        lr = np.stack([p[0] for p in pairs]).astype(np.float32)
+        hr = np.stack([p[1] for p in pairs])
+        baselines = [degradation.baseline_images(x, hr.shape[1:]) for x in lr]
+        images = {"hr": hr, **{name: np.stack([b[name] for b in baselines]) for name in degradation.baselines}}
+        labels = frame.labels[:, : hr.shape[1], : hr.shape[2]]
+        out.append(DegradedFrame(patient.id, patient.info.group, frame.phase, frame.grid_voxel_ml, lr, labels, images))
+    return out
+
+
+@dataclass
 class ClinicalResult:
     split: str
     source: str
     segmenter: str
     degradation: Degradation
     frames: list[dict] = field(default_factory=list)  # (patient, phase, method): Dice and volumes
-    patients: list[dict] = field(default_factory=list)  # (patient, method): measurements, and the truth's
+    _volumes: dict = field(default_factory=dict)  # (patient, group) -> method -> phase -> volumes ("truth" too)
 
     @property
     def methods(self) -> list[str]:
@@ -46,13 +80,57 @@ class ClinicalResult:
         """The baseline whose gap to full resolution is measured: the one to beat first."""
         return self.degradation.baselines[0]
 
+    def add(self, frame: DegradedFrame, segmented: dict[str, np.ndarray]) -> None:
+        """One frame's label maps, one per method: its Dice and volumes against the ground truth."""
+        truth = volumes_ml(frame.labels, frame.voxel_ml)
+        measured = self._volumes.setdefault((frame.patient, frame.group), {})
+        measured.setdefault("truth", {})[frame.phase] = truth
+        for method, labels in segmented.items():
+            volumes = volumes_ml(labels, frame.voxel_ml)
+            measured.setdefault(method, {})[frame.phase] = volumes
+            self.frames.append(
+                {
+                    "patient": frame.patient,
+                    "phase": frame.phase,
+                    "method": method,
+                    **{f"dice_{k}": v for k, v in dice_scores(labels, frame.labels).items()},
+                    **{f"volume_{k}_ml": v for k, v in volumes.items()},
+                    **{f"truth_volume_{k}_ml": v for k, v in truth.items()},
+                }
+            )
+
+    @property
+    def patients(self) -> list[dict]:
+        """(patient, method): the measurements from ED and ES, and the ground truth's own; patients with both."""
+        rows = []
+        for (patient, group), measured in self._volumes.items():
+            truth = measured["truth"]
+            if not {"ED", "ES"} <= set(truth):
+                continue
+            reference = patient_measurements(truth["ED"], truth["ES"])
+            for method, phases in measured.items():
+                if method == "truth":
+                    continue
+                values = patient_measurements(phases["ED"], phases["ES"])
+                rows.append(
+                    {
+                        "patient": patient,
+                        "group": group,
+                        "method": method,
+                        **values,
+                        **{f"truth_{k}": v for k, v in reference.items()},
+                    }
+                )
+        return rows
+
     def summary(self) -> dict:
         """method -> Dice per structure (mean over frames), the gap closed, and each measure's agreement."""
         out: dict = {}
+        patients = self.patients
         for method in self.methods:
             rows = [r for r in self.frames if r["method"] == method]
             dice = {name: float(np.mean([r[f"dice_{name}"] for r in rows])) for name in STRUCTURES}
-            values = [r for r in self.patients if r["method"] == method]
+            values = [r for r in patients if r["method"] == method]
             measures = {m: agreement([r[m] for r in values], [r[f"truth_{m}"] for r in values]) for m in MEASURES}
             out[method] = {"frames": len(rows), "patients": len(values), "dice": dice, "measures": measures}
         for method in self.methods:
@@ -73,54 +151,12 @@ def clinical_evaluation(
     rng = np.random.default_rng(0)
     with progress_bar(len(patients), f"clinical {split}", "patient", disable=quiet) as bar:
         for patient in patients:
-            measured: dict[str, dict[str, dict[str, float]]] = {}  # method -> phase -> volumes
-            truth: dict[str, dict[str, float]] = {}
-            for frame in labelled_frames(patient):
-                versions, labels = _versions(predictor, frame.image, degradation, rng), frame.labels
-                labels = labels[:, : versions["hr"].shape[1], : versions["hr"].shape[2]]
-                truth[frame.phase] = volumes_ml(labels, frame.grid_voxel_ml)
-                for method, images in versions.items():
-                    segmented = segmenter.volume(images)
-                    volumes = volumes_ml(segmented, frame.grid_voxel_ml)
-                    measured.setdefault(method, {})[frame.phase] = volumes
-                    result.frames.append(
-                        {
-                            "patient": patient.id,
-                            "phase": frame.phase,
-                            "method": method,
-                            **{f"dice_{k}": v for k, v in dice_scores(segmented, labels).items()},
-                            **{f"volume_{k}_ml": v for k, v in volumes.items()},
-                            **{f"truth_volume_{k}_ml": v for k, v in truth[frame.phase].items()},
-                        }
-                    )
-            if {"ED", "ES"} <= set(truth):
-                reference = patient_measurements(truth["ED"], truth["ES"])
-                for method, phases in measured.items():
-                    values = patient_measurements(phases["ED"], phases["ES"])
-                    result.patients.append(
-                        {
-                            "patient": patient.id,
-                            "group": patient.info.group,
-                            "method": method,
-                            **values,
-                            **{f"truth_{k}": v for k, v in reference.items()},
-                        }
-                    )
+            for frame in degraded_frames(patient, degradation, rng):
+                height, width = frame.shape
+                images = {**frame.images, "model": predictor(frame.lr[..., None])[:, :height, :width, 0]}
+                result.add(frame, {method: segmenter.volume(x) for method, x in images.items()})
             bar.update(1)
     return result
-
-
-def _versions(predictor, hr_slices: np.ndarray, degradation: Degradation, rng) -> dict[str, np.ndarray]:
-    """Every version of one frame's slices ``[n, H, W]``: full resolution (cropped as the degradation crops), the
-    degradation's baselines and the model, each ``[n, h, w]`` in [0, 1]."""
-    pairs = [degradation.pair_np(image, rng) for image in hr_slices]
-    lr = np.stack([p[0] for p in pairs]).astype(np.float32)
-    hr = np.stack([p[1] for p in pairs])
-    model = predictor(lr[..., None])[:, : hr.shape[1], : hr.shape[2], 0]
-    baselines = [degradation.baseline_images(x, hr.shape[1:]) for x in lr]
-    out = {"hr": hr, **{name: np.stack([b[name] for b in baselines]) for name in degradation.baselines}}
-    out["model"] = model
-    return out
 
 
 def write_clinical(result: ClinicalResult, out: Path) -> list[Path]:

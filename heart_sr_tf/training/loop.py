@@ -48,7 +48,7 @@ class Segment:
 class TrainResult:
     steps: int
     seconds: float
-    validation: dict[str, float] = field(default_factory=dict)
+    validation: dict[str, float] = field(default_factory=dict)  # image metrics, and any extra validation's
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
     last_logs: dict[str, float] = field(default_factory=dict)  # losses: means over the last logging interval
     slices: int = 0
@@ -67,10 +67,17 @@ def checkpoint_manager(run: Run, keep: int, **trackables) -> tuple[tf.train.Chec
 
 
 class TrainingLoop:
-    """Runs ``model`` from its checkpointed step to ``total`` steps of ``schedule``."""
+    """Runs ``model`` from its checkpointed step to ``total`` steps of ``schedule``.
 
-    def __init__(self, run: Run, model, strategy, validator: Validator, quiet: bool = False):
+    ``extra_validation(network) -> {name: value}`` adds figures to every validation (the clinical ones); the
+    command layer supplies it, since what it measures through (a segmenter) lives above training."""
+
+    def __init__(
+        self, run: Run, model, strategy, validator: Validator, quiet: bool = False,
+        extra_validation: Callable[[object], dict[str, float]] | None = None,
+    ):  # fmt: skip
         self.run, self.model, self.strategy, self.validator = run, model, strategy, validator
+        self.extra_validation = extra_validation
         self.cfg = run.config.train
         self.checkpoint, self.manager = checkpoint_manager(run, self.cfg.keep_checkpoints, **model.trackables())
         self.chief = is_chief()
@@ -123,7 +130,7 @@ class TrainingLoop:
                 bar.set_postfix_str(note, refresh=False)  # drawn with the count, at tqdm's own interval
                 bar.update(1)
             self._save()
-        final = self.validator.evaluate(self.model.network)
+        final = self._validate()
         self._log(self.step, "", {}, final)
         return TrainResult(
             self.step,
@@ -149,7 +156,7 @@ class TrainingLoop:
         for key, value in logs.items():
             self._sums[key] = self._sums.get(key, 0.0) + value
         self._count += 1
-        val = self.validator.evaluate(self.model.network) if step % self.cfg.validate_every == 0 else {}
+        val = self._validate() if step % self.cfg.validate_every == 0 else {}
         if step % self.cfg.log_every == 0 or val:
             means = {k: v / self._count for k, v in self._sums.items()}
             self._sums, self._count = {}, 0
@@ -160,6 +167,12 @@ class TrainingLoop:
                 tf.summary.image("lr_sr_hr", self.validator.triplet(self.model.network), max_outputs=1)
         if step % self.cfg.checkpoint_every == 0:
             self._save()
+
+    def _validate(self) -> dict[str, float]:
+        scores = self.validator.evaluate(self.model.network)
+        if self.extra_validation is not None:
+            scores.update(self.extra_validation(self.model.network))
+        return scores
 
     def _log(self, step: int, stage: str, means: dict, val: dict) -> None:
         """One metrics.csv row and TensorBoard scalars: losses are means over the steps since the last row."""

@@ -35,17 +35,20 @@ def train_srgan(
     vgg_weights: str | None = None,
     quiet: bool = False,
     report: Callable[[str], None] = lambda line: None,
+    extra_validation: Callable | None = None,
 ) -> TrainResult:
     """Train every stage of ``run.config`` in order, continuing at the run's saved step and stage, if any.
 
-    A fresh run with ``init_from`` starts its generator there. ``report`` receives one line on what was restored.
+    A fresh run with ``init_from`` starts its generator there. ``report`` receives one line on what was restored;
+    ``extra_validation`` adds figures to every validation (see ``TrainingLoop``).
     """
     config, data_dir = run.config, run.data_dir
     strategy = make_strategy(strategy_name)
     keras.utils.set_random_seed(config.train.seed)
     model = build_srgan(config, strategy, vgg_weights)
     degradation = config.degradation
-    loop = TrainingLoop(run, model, strategy, Validator(data_dir, degradation, config.data.validation_slices), quiet)
+    validator = Validator(data_dir, degradation, config.data.validation_slices)
+    loop = TrainingLoop(run, model, strategy, validator, quiet, extra_validation)
     schedule = stage_schedule(config.train.stages)
     restored = loop.restore()
     if restored:

@@ -111,15 +111,17 @@ def validator_for(config, data_dir: Path):
 
 
 def train_wgan(
-    run: Run, strategy_name: str = "default", quiet: bool = False, report: Callable[[str], None] = lambda line: None
-) -> TrainResult:
+    run: Run, strategy_name: str = "default", quiet: bool = False, report: Callable[[str], None] = lambda line: None,
+    extra_validation: Callable | None = None,
+) -> TrainResult:  # fmt: skip
     """Train through the five phases, continuing at the run's saved step; a fresh run with ``init_from`` starts
-    its generator there (a 2D export into a 3D generator: each kernel put on the middle of its depth)."""
+    its generator there (a 2D export into a 3D generator: each kernel put on the middle of its depth).
+    ``extra_validation`` adds figures to every validation (see ``TrainingLoop``)."""
     config, data_dir = run.config, run.data_dir
     strategy = make_strategy(strategy_name)
     keras.utils.set_random_seed(config.train.seed)
     model = build_wgan(config, strategy)
-    loop = TrainingLoop(run, model, strategy, validator_for(config, data_dir), quiet)
+    loop = TrainingLoop(run, model, strategy, validator_for(config, data_dir), quiet, extra_validation)
     schedule = phase_schedule(config.phases)
     restored = loop.restore()
     if restored:

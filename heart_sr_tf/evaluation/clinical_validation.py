@@ -1,0 +1,114 @@
+"""Clinical figures during training: how much of the zero-filling-to-full-resolution gap in segmentation and in
+the measurements the generator closes on the validation patients, next to the image metrics.
+
+Every version of a frame that does not depend on the model (full resolution, the baselines) is segmented once,
+when training starts; each validation then runs the generator on the frames' LR slices and segments its output
+only. The figures are those of ``evaluate --clinical``, on the validation split instead of the test split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from heart_sr_tf.data.degradation import BASELINE_NAMES, Degradation
+from heart_sr_tf.data.segmentation import split_of
+from heart_sr_tf.evaluation.clinical import ClinicalResult, degraded_frames
+from heart_sr_tf.progress import progress_bar
+
+# metrics.csv columns (each prefixed val_ there): the model's figures that a clinical choice rests on
+FIGURES = {
+    "clinical_gap_lv": ("gap_closed", "LV"),
+    "clinical_gap_myo": ("gap_closed", "myocardium"),
+    "clinical_gap_rv": ("gap_closed", "RV"),
+    "clinical_lvef_mae": ("measures", "LVEF"),
+    "clinical_lvedv_mae": ("measures", "LVEDV"),
+    "clinical_mass_bias": ("measures", "myo_mass"),
+}
+
+
+class ClinicalValidation:
+    """``validation(generator)`` -> the figures of ``FIGURES`` for a 2D in-plane Keras generator."""
+
+    def __init__(
+        self, segmenter, acdc_dir: Path, seed: int, degradation: Degradation, patients: int = 0,
+        batch_size: int = 8, quiet: bool = False,
+    ):  # fmt: skip
+        self.segmenter, self.degradation, self.batch_size = segmenter, degradation, batch_size
+        chosen = split_of(acdc_dir, "validation", seed)
+        chosen = chosen[:patients] if patients else chosen
+        rng = np.random.default_rng(0)
+        self.frames = []  # (frame without its images, the fixed methods' label maps)
+        with progress_bar(len(chosen), "clinical validation set-up", "patient", disable=quiet) as bar:
+            for patient in chosen:
+                for frame in degraded_frames(patient, degradation, rng):
+                    fixed = {method: segmenter.volume(images) for method, images in frame.images.items()}
+                    frame.images = {}  # only the LR input is needed again
+                    self.frames.append((frame, fixed))
+                bar.update(1)
+        self.patients = len(chosen)
+        self.baseline = self.result({})  # the fixed methods' figures, with the model set to zero-filling
+
+    def __call__(self, generator) -> dict[str, float]:
+        segmented = {}
+        for index, (frame, _) in enumerate(self.frames):
+            segmented[index] = self.segmenter.volume(self._predict(generator, frame.lr, frame.shape))
+        return self.figures(self.result(segmented))
+
+    def result(self, model_labels: dict[int, np.ndarray]) -> ClinicalResult:
+        """The clinical result with the model's label maps (frame index -> labels); without them the model
+        column repeats the first baseline, so the figures are those of doing nothing."""
+        result = ClinicalResult("validation", "training", str(self.segmenter.folder), self.degradation)
+        reference = self.degradation.baselines[0]
+        for index, (frame, fixed) in enumerate(self.frames):
+            result.add(frame, {**fixed, "model": model_labels.get(index, fixed[reference])})
+        return result
+
+    @staticmethod
+    def figures(result: ClinicalResult, method: str = "model") -> dict[str, float]:
+        summary = result.summary()[method]
+        out = {}
+        for name, (part, key) in FIGURES.items():
+            value = summary[part][key]
+            out[name] = float(value["bias"] if name.endswith("bias") else value["mae"]) if part == "measures" else value
+        return out
+
+    def reference_figures(self) -> dict[str, dict[str, float]]:
+        """Full resolution's and each baseline's figures on the same frames (gaps: 100% and 0% by definition)."""
+        result = self.baseline
+        return {method: self.figures(result, method) for method in result.methods if method != "model"}
+
+    def _predict(self, generator, lr: np.ndarray, shape) -> np.ndarray:
+        """``[n, h, w]`` LR -> ``[n, H, W]`` in [0, 1], float32 whatever the generator's precision."""
+        outs = []
+        for start in range(0, len(lr), self.batch_size):
+            batch = lr[start : start + self.batch_size, ..., None]
+            outs.append(np.asarray(generator(batch, training=False), dtype=np.float32))
+        out = np.concatenate(outs)[:, : shape[0], : shape[1], 0]
+        return np.clip(out, 0.0, 1.0)
+
+    def describe(self) -> str:
+        frames = len(self.frames)
+        return f"{self.patients} validation patients, {frames} ED/ES frames, segmenter {self.segmenter.folder}"
+
+
+def clinical_line(figures: dict[str, float], validation: ClinicalValidation) -> str:
+    """One line: the share of each Dice gap the model closes, and its measurement errors next to full
+    resolution's and the first baseline's on the same frames."""
+    reference = validation.degradation.baselines[0]
+    others = validation.reference_figures()
+    hr, low = others["hr"], others[reference]
+    name = BASELINE_NAMES[reference]
+    gaps = " / ".join(f"{figures[f'clinical_gap_{k}']:.0f}%" for k in ("lv", "myo", "rv"))
+    parts = [
+        f"validation, clinical ({validation.describe()}): model closes {gaps} of the LV / myocardium / RV Dice "
+        f"gap from {name} to full resolution",
+    ]
+    for key, label, unit in (
+        ("clinical_lvef_mae", "LVEF MAE", "points"),
+        ("clinical_lvedv_mae", "LVEDV MAE", "ml"),
+        ("clinical_mass_bias", "mass bias", "g"),
+    ):
+        parts.append(f"{label} {figures[key]:.1f} {unit} (full resolution {hr[key]:.1f}, {name} {low[key]:.1f})")
+    return " | ".join(parts)
