@@ -1,10 +1,12 @@
-"""The accuracy cost of bfloat16 and of OpenVINO: every shipped model on every slice of the test split, scored
-as `evaluate` scores it (the model's own degradation, per-slice metrics on [0, 1], data range 1, averaged),
-once per backend and precision, against TensorFlow float32 on the same slices.
+"""The accuracy cost of bfloat16, of OpenVINO and of int8: every shipped model on every slice of the test split,
+scored as `evaluate` scores it (the model's own degradation, per-slice metrics on [0, 1], data range 1,
+averaged), once per backend and precision, against TensorFlow float32 on the same slices.
 
     python benchmarks/precision.py --acdc-dir ../shared/data/acdc [--models rrdb_kspace srgan_kspace ...]
 
-Limits (issue #14): PSNR within 0.02 dB and SSIM (7x7) within 0.001 of TensorFlow float32, per region.
+int8 is measured for every model that has its int8 twin (`python cli.py quantize MODEL --acdc-dir DIR`).
+Limits: PSNR within 0.02 dB and SSIM (7x7) within 0.001 of TensorFlow float32, per region (issue #14); for
+int8, 0.03 dB and 0.001 (issue #25).
 """
 
 from __future__ import annotations
@@ -30,6 +32,22 @@ SHIPPED = [
 ]
 
 
+LIMITS = {"float32": (0.02, 0.001), "bfloat16": (0.02, 0.001), "int8": (0.03, 0.001)}  # (dB PSNR, SSIM)
+
+
+def with_int8(path: Path, paths: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``paths``, and OpenVINO int8 when this model has its int8 twin."""
+    if ("openvino", "float32") not in paths:
+        return paths
+    from heart_sr_tf.export.layout import resolve_model_dir
+    from heart_sr_tf.inference.openvino_backend import INT8_KIND, cached_ir
+
+    if cached_ir(resolve_model_dir(path), INT8_KIND) is None:
+        print(f"{path.name:<16} no int8 twin (python cli.py quantize {path.name} --acdc-dir DIR adds it)")
+        return paths
+    return [*paths, ("openvino", "int8")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--acdc-dir", type=Path, default=os.environ.get("HEART_SR_ACDC_DIR"))
@@ -49,13 +67,13 @@ def main() -> None:
     from heart_sr_tf.metrics import image_metrics
 
     data = prepare(args.acdc_dir, None, quiet=True).data_dir
-    paths = [("tensorflow", "float32"), ("tensorflow", "bfloat16")]
+    base_paths = [("tensorflow", "float32"), ("tensorflow", "bfloat16")]
     if importlib.util.find_spec("openvino") is not None:
-        paths += [("openvino", "float32"), ("openvino", "bfloat16")]
+        base_paths += [("openvino", "float32"), ("openvino", "bfloat16")]
     from heart_sr_tf.inference.hardware import cpu_model
 
     print(f"CPU: {cpu_model()}")
-    print(f"{args.split} split of {data}; differences from TensorFlow float32 (limits: 0.02 dB, 0.001 SSIM)")
+    print(f"{args.split} split of {data}; differences from TensorFlow float32 (limits: {LIMITS})")
     header = f"{'model':<16} {'backend':<11} {'precision':<9} {'region':<6} {'slices':>6} {'PSNR':>7} {'dPSNR':>8}"
     print(header + f" {'SSIM':>7} {'dSSIM':>8}  within")
     worst = {"psnr": 0.0, "ssim": 0.0}
@@ -65,6 +83,7 @@ def main() -> None:
         except Exception as exc:  # a model not shipped here
             print(f"{name:<16} skipped: {exc}")
             continue
+        paths = with_int8(path, base_paths)
         predictors = [load_predictor(path, backend, precision) for backend, precision in paths]
         degradation = predictors[0].degradation
         rng = np.random.default_rng(0)
@@ -79,7 +98,8 @@ def main() -> None:
             for (backend, precision), m in zip(paths, means, strict=True):
                 dp, ds = m["psnr"] - means[0]["psnr"], m["ssim"] - means[0]["ssim"]
                 worst["psnr"], worst["ssim"] = max(worst["psnr"], abs(dp)), max(worst["ssim"], abs(ds))
-                ok = "yes" if abs(dp) <= 0.02 and abs(ds) <= 0.001 else "NO"
+                limit_psnr, limit_ssim = LIMITS[precision]
+                ok = "yes" if abs(dp) <= limit_psnr and abs(ds) <= limit_ssim else "NO"
                 print(
                     f"{name:<16} {backend:<11} {precision:<9} {region:<6} {len(scores[0]):>6} {m['psnr']:>7.3f} "
                     f"{dp:>+8.4f} {m['ssim']:>7.4f} {ds:>+8.5f}  {ok}",

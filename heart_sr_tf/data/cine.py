@@ -46,14 +46,22 @@ def cine_patients(roots: Iterable[Path], patient_ids: Iterable[str] | None = Non
     return [found[k] for k in sorted(found)]
 
 
-def _full_size_frame(patient: Patient, full_roots: Iterable[Path]) -> np.ndarray | None:
-    """The patient's full-size ED volume from another ACDC folder, if one holds it."""
+def full_size_patients(full_roots: Iterable[Path]) -> dict[str, list[Patient]]:
+    """patient id -> that patient in each of ``full_roots`` (in their order): scanned once for many cines."""
+    out: dict[str, list[Patient]] = {}
     for root in full_roots:
-        for other in find_patients(Path(root)):
-            if other.id == patient.id and patient.info.ed in other.frame_paths:
-                only_ed = {patient.info.ed: other.frame_paths[patient.info.ed]}
-                frames, _ = load_frames(Patient(other.id, other.folder, other.info, frame_paths=only_ed))
-                return frames[0][1]
+        for patient in find_patients(Path(root)):
+            out.setdefault(patient.id, []).append(patient)
+    return out
+
+
+def _full_size_frame(patient: Patient, full: dict[str, list[Patient]]) -> np.ndarray | None:
+    """The patient's full-size ED volume from another ACDC folder, if one holds it."""
+    for other in full.get(patient.id, []):
+        if patient.info.ed in other.frame_paths:
+            only_ed = {patient.info.ed: other.frame_paths[patient.info.ed]}
+            frames, _ = load_frames(Patient(other.id, other.folder, other.info, frame_paths=only_ed))
+            return frames[0][1]
     return None
 
 
@@ -88,11 +96,14 @@ def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def protocol_cine(patient: Patient, full_roots: Iterable[Path] = (), size: int = HR_SIZE) -> list[SliceCine]:
-    """Every slice of ``patient``'s cine on the protocol grid (see the module's text)."""
+def protocol_cine(
+    patient: Patient, full_patients: dict[str, list[Patient]] | None = None, size: int = HR_SIZE
+) -> list[SliceCine]:
+    """Every slice of ``patient``'s cine on the protocol grid (see the module's text); ``full_patients`` (from
+    :func:`full_size_patients`) holds the full-size scans a cropped cine is put back into."""
     frames, _ = load_frames(patient)
     cine = np.stack([volume for _, volume in frames], axis=3)  # [X, Y, Z, T]
-    full = _full_size_frame(patient, full_roots)
+    full = _full_size_frame(patient, full_patients or {})
     if full is None or full.shape[:2] == cine.shape[:2]:
         windows = [intensity_window(cine[..., t]) for t in range(cine.shape[3])]
         shape = (size, size)
@@ -121,8 +132,9 @@ def cine_slices(
     roots: Iterable[Path], full_roots: Iterable[Path] = (), patient_ids: Iterable[str] | None = None
 ) -> Iterator[SliceCine]:
     """Every slice cine of the chosen patients, one patient at a time."""
+    full = full_size_patients(full_roots)
     for patient in cine_patients(roots, patient_ids):
-        yield from protocol_cine(patient, full_roots)
+        yield from protocol_cine(patient, full)
 
 
 def degraded_cines(
