@@ -45,6 +45,7 @@ def test_quantize_caches_an_int8_twin_close_to_float32(model_copy, phantom_tfds)
     lines = result.stdout.splitlines()
     assert lines[0].startswith("quantizing") and "on 8 training slices" in lines[0]
     assert "int8 against OpenVINO float32 on 4 validation slices" in lines[-1]
+    assert "Statistics collection" not in result.stdout + result.stderr  # --quiet: no NNCF progress bars either
     version = next(p for p in model_copy.iterdir() if p.name.isdigit())
     xml = version / "openvino-int8" / "model.xml"
     assert xml.is_file() and (version / "openvino-int8" / "fingerprint").is_file()

@@ -38,7 +38,7 @@ def quantize_model(model, acdc_dir, data_dir, calibration: int, check: int, quie
     picked = np.linspace(0, len(slices) - 1, min(calibration, len(slices))).round().astype(int)
     lrs = [degradation.pair_np(slices[i], rng)[0][None, ..., None].astype(np.float32) for i in picked]
     echo(f"quantizing {folder} to int8 on {len(lrs)} training slices ({degradation.kind} LR)")
-    path = quantize(folder, lrs)
+    path = quantize(folder, lrs, quiet)
     echo(f"wrote {path}")
     if not check:
         return

@@ -10,6 +10,8 @@ cached beside the float one (``<version>/openvino-int8/``), keyed by the SavedMo
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from pathlib import Path
 
@@ -41,8 +43,9 @@ def float_scope(model) -> tuple[list[str], list[str]]:
     return sorted(names), ["Add"]
 
 
-def quantize(folder: Path, calibration: list[np.ndarray]) -> Path:
-    """Quantise the SavedModel ``folder``'s IR on ``calibration`` (LR grids ``[1, h, w, 1]``); the int8 IR's path."""
+def quantize(folder: Path, calibration: list[np.ndarray], quiet: bool = False) -> Path:
+    """Quantise the SavedModel ``folder``'s IR on ``calibration`` (LR grids ``[1, h, w, 1]``); the int8 IR's path.
+    ``quiet``: without NNCF's own progress bars (drawn on the terminal by rich)."""
     try:
         import nncf
     except ImportError:
@@ -53,10 +56,12 @@ def quantize(folder: Path, calibration: list[np.ndarray]) -> Path:
     ov = _openvino()
     model = ov.Core().read_model(str(openvino_ir(folder)))
     names, types = float_scope(model)
-    quantized = nncf.quantize(
-        model,
-        nncf.Dataset([np.asarray(x, np.float32) for x in calibration]),
-        subset_size=len(calibration),
-        ignored_scope=nncf.IgnoredScope(names=names, types=types),
-    )
+    silence = contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
+    with silence:
+        quantized = nncf.quantize(
+            model,
+            nncf.Dataset([np.asarray(x, np.float32) for x in calibration]),
+            subset_size=len(calibration),
+            ignored_scope=nncf.IgnoredScope(names=names, types=types),
+        )
     return save_ir(quantized, Path(folder), INT8_KIND)
