@@ -104,3 +104,24 @@ def test_shipped_temporal_model_beats_zero_filling_on_a_held_out_cine(acdc_dir):
             gains.append((model["psnr"] - base["psnr"], model["ssim"] - base["ssim"]))
     psnr_gain, ssim_gain = np.mean(gains, axis=0)
     assert psnr_gain > 1.0 and ssim_gain > 0.02, (psnr_gain, ssim_gain)
+
+
+def test_a_regular_install_carries_every_shipped_models_highest_version():
+    """setup.cfg's data_files hold, for every model under saved_models/, its card and every file of its highest
+    version: `pip install .` (not editable) finds them under <prefix>/share/heart-sr-tf/saved_models."""
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    listed = {
+        file.strip()
+        for value in parser["options.data_files"].values()
+        for file in value.replace("\n", ",").split(",")
+        if file.strip()
+    }
+    for model in sorted(p for p in (ROOT / "saved_models").iterdir() if p.is_dir()):
+        highest = max(versions(model))
+        files = [model / "MODEL_CARD.md", *(p for p in (model / str(highest)).rglob("*") if p.is_file())]
+        files = [f for f in files if not {"openvino", "openvino-int8"} & set(f.relative_to(model).parts)]
+        missing = [str(f.relative_to(ROOT)) for f in files if str(f.relative_to(ROOT)) not in listed]
+        assert not missing, f"setup.cfg data_files lacks {missing}"
