@@ -67,3 +67,9 @@ def test_quantize_caches_an_int8_twin_close_to_float32(model_copy, phantom_tfds)
     served = model_copy.parent / "ovms" / "tiny_int8" / "1"
     assert "OpenVINO Model Server" in line and (served / "model.xml").is_file() and (served / "model.bin").is_file()
     assert (served / "model.bin").read_bytes() == (version / "openvino-int8" / "model.bin").read_bytes()
+
+
+def test_quantize_refuses_a_3d_model_before_any_work(tmp_path):
+    result = run_cli("quantize", "wgan3d_kspace", "--data-dir", tmp_path)  # (not even prepared data: no work done)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-2000:]
+    assert "a 3D model; int8 quantisation is for 2D generators" in result.stderr

@@ -29,7 +29,10 @@ def quantize_model(model, acdc_dir, data_dir, calibration: int, check: int, quie
     if is_run_folder(source):
         raise HeartSRError(f"{model}: a training run; export it first, then quantize the export")
     folder = resolve_model_dir(source)
-    degradation = Degradation.from_metadata(read_metadata(folder), str(folder))
+    meta = read_metadata(folder)
+    degradation = Degradation.from_metadata(meta, str(folder))
+    if _dims(meta) == 3:
+        raise HeartSRError(f"{folder}: a 3D model; int8 quantisation is for 2D generators (calibrated on 2D slices)")
     data = resolve_data(acdc_dir, data_dir, warn=warn)
     rng = np.random.default_rng(0)
     slices = [hr for _, hr in iterate_slices(data, "full", "train")]
@@ -60,3 +63,13 @@ def quantize_model(model, acdc_dir, data_dir, calibration: int, check: int, quie
         f"{-mean['psnr']:+.3f} dB PSNR, {-mean['ssim']:+.4f} SSIM "
         f"({'within' if within else 'BEYOND'} the limits of {LIMITS['psnr']} dB and {LIMITS['ssim']} SSIM)"
     )
+
+
+def _dims(meta: dict) -> int:
+    """2 or 3: the generator's dimensions, from the training config its metadata carries (2 when it has none)."""
+    import tomllib
+
+    try:
+        return int(tomllib.loads(meta.get("config") or "").get("data", {}).get("dims", 2))
+    except (tomllib.TOMLDecodeError, TypeError, ValueError):
+        return 2
