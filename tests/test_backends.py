@@ -204,3 +204,27 @@ def test_openvino_compiles_once_per_shape_and_equals_the_dynamic_model(model_cop
     # Compiled: 20x24, 31x17; 20x24 reused (so 31x17 is now the least recently used); 16x16 evicts 31x17, which
     # is compiled again, evicting 20x24. Two kept, the most recent last.
     assert static.compiled == 4 and list(static.requests) == [(2, 16, 16, 1), (1, 31, 17, 1)]
+
+
+def test_auto_precision_runs_an_export_without_a_config_in_float32(monkeypatch, tmp_path):
+    """On a CPU with native bfloat16, TensorFlow's bfloat16 path rebuilds the generator from the export's config:
+    an export without one runs in float32 under ``auto`` (never an error), and is refused by name when bfloat16 is
+    asked for explicitly."""
+    import heart_sr_tf.inference.hardware as hardware
+    from heart_sr_tf.errors import HeartSRError
+    from heart_sr_tf.export.writer import export_generator
+    from heart_sr_tf.inference.predictor import effective_precision
+    from heart_sr_tf.models.rrdb import rrdb_generator
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    bare = export_generator(
+        rrdb_generator(3, blocks=1, features=8, growth=4), tmp_path, "bare", degradation=Degradation()
+    )
+    assert effective_precision(bare, "tensorflow", "auto") == "float32"
+    assert effective_precision(bare, "openvino", "auto") == "bfloat16"  # OpenVINO converts the graph itself
+    assert effective_precision(SHIPPED, "tensorflow", "auto") == "bfloat16"  # its metadata carries its config
+    predictor = load_predictor(bare, "tensorflow", "auto")
+    assert predictor.precision == "float32"
+    assert predictor(np.zeros((1, 10, 12, 1), np.float32)).shape == (1, 30, 36, 1)
+    with pytest.raises(HeartSRError, match="no training config"):
+        load_predictor(bare, "tensorflow", "bfloat16")

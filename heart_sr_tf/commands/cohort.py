@@ -24,6 +24,7 @@ def cohort(
     from heart_sr_tf.export.discovery import find_model
     from heart_sr_tf.export.layout import resolve_model_dir
     from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
+    from heart_sr_tf.inference.predictor import effective_precision
     from heart_sr_tf.training.runs import is_run_folder
     from heart_sr_tf.volumes.upscale import IN_PLANE_BATCH
 
@@ -54,9 +55,13 @@ def cohort(
         "through_plane": bool(through_plane),
         "through_plane_model": resolved(through_plane_model) if through_plane_model else None,
         "backend": resolve_backend(backend),
-        "precision": resolve_precision(precision),
+        "precision": resolve_precision(precision),  # (what the outputs were made with: part of a resume's check)
         "batch_size": batch_size or IN_PLANE_BATCH,
     }
+    if precision == "auto":  # per model: bfloat16 only where every model of the cohort can run it
+        models = [m for m in (options["model"], options["through_plane_model"]) if m]
+        chosen = {effective_precision(m, options["backend"], "auto") for m in models}
+        options["precision"] = "float32" if "float32" in chosen else options["precision"]
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

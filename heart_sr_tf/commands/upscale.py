@@ -49,7 +49,7 @@ def upscale_scan(
     backend = resolve_backend(backend)
     if backend == "tensorflow":
         import_tensorflow_quietly()
-    precision = resolve_precision(precision)
+    resolve_precision(precision)  # an unknown name refused before any work; "auto" is resolved per model
     across = None
     if through_plane:
         across = _through_plane(

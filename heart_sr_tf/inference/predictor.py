@@ -139,8 +139,8 @@ class Predictor:
 
 def load_saved_model(path: Path, backend: str = "tensorflow", precision: str = "float32") -> Predictor:
     """An exported generator in ``backend`` and ``precision`` (``auto``: bfloat16 where native)."""
+    precision = effective_precision(path, backend, precision)
     backend = resolve_backend(backend)
-    precision = resolve_precision(precision)
     folder = resolve_model_dir(path)
     meta = read_metadata(folder)
     degradation = Degradation.from_metadata(meta, str(folder))  # checked before any model loads
@@ -181,6 +181,20 @@ def load_saved_model(path: Path, backend: str = "tensorflow", precision: str = "
         axis=axis,
         depth=depth,
     )
+
+
+def effective_precision(path, backend: str, precision: str) -> str:
+    """What ``precision`` means for this model on this machine. ``auto`` is bfloat16 where the CPU computes it
+    natively, unless the model cannot run so on ``backend``: TensorFlow's bfloat16 path rebuilds the generator from
+    the training config in the export's metadata, so an export without one runs in float32 (``auto`` never fails;
+    an explicit ``bfloat16`` is refused by name)."""
+    resolved = resolve_precision(precision)
+    if precision != "auto" or resolved != "bfloat16" or resolve_backend(backend) != "tensorflow":
+        return resolved
+    found = find_model(Path(path))
+    if is_run_folder(found):
+        return resolved
+    return resolved if read_metadata(resolve_model_dir(found)).get("config") else "float32"
 
 
 def volume_layout(meta: dict, folder) -> tuple[str, int]:
