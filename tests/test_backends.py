@@ -228,3 +228,17 @@ def test_auto_precision_runs_an_export_without_a_config_in_float32(monkeypatch, 
     assert predictor(np.zeros((1, 10, 12, 1), np.float32)).shape == (1, 30, 36, 1)
     with pytest.raises(HeartSRError, match="no training config"):
         load_predictor(bare, "tensorflow", "bfloat16")
+
+
+def test_a_3d_exports_layout_comes_from_its_metadata_config_or_is_refused():
+    from heart_sr_tf.errors import HeartSRError
+    from heart_sr_tf.export.layout import training_data
+    from heart_sr_tf.inference.predictor import volume_layout
+
+    meta = {"config": '[data]\ndims = 3\naxis = "frames"\ndepth = 3\n'}
+    assert training_data(meta)["dims"] == 3 and volume_layout(meta, "m") == ("frames", 3)
+    assert volume_layout({"config": "[data]\ndims = 3\n"}, "m") == ("slices", 4)  # the config's defaults
+    for bad in ({}, {"config": "not toml ["}, {"config": '[data]\ndepth = "deep"\n'}):
+        with pytest.raises(HeartSRError, match="no readable training config"):
+            volume_layout(bad, "m")
+    assert training_data({}) is None and training_data({"config": "x = ["}) is None

@@ -124,8 +124,8 @@ def test_training_validates_the_clinical_figures(tiny_segmenter, phantom_tfds, t
     rows = [r for r in csv.DictReader((tmp_path / "runs" / "clinical" / "metrics.csv").open()) if r["val_psnr"]]
     assert len(rows) == 2  # step 10 and the final validation
     for row in rows:
-        assert float(row["val_clinical_lvedv_mae"]) >= 0
-        assert all(np.isfinite(float(row[f"val_{k}"])) or k != "clinical_lvedv_mae" for k in FIGURES)
+        assert float(row["val_clinical_lvedv_mae"]) >= 0  # (the tiny segmenter's EF or gaps may be NaN)
+        assert all(row.get(f"val_{k}") for k in FIGURES), row
     # Only an in-plane 2D generator is measured this way: refused by name, before any work.
     bad = tmp_path / "bad.toml"
     bad.write_text(config.read_text() + '\n[degradation]\nkind = "through_plane"\nfactor = 6\n')

@@ -17,7 +17,7 @@ def quantize_model(model, acdc_dir, data_dir, calibration: int, check: int, quie
     from heart_sr_tf.data.degradation import Degradation
     from heart_sr_tf.evaluation.evaluate import iterate_slices
     from heart_sr_tf.export.discovery import find_model
-    from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
+    from heart_sr_tf.export.layout import read_metadata, resolve_model_dir, training_data
     from heart_sr_tf.inference.hardware import cpu_model
     from heart_sr_tf.inference.predictor import load_saved_model
     from heart_sr_tf.inference.quantize import quantize
@@ -31,7 +31,7 @@ def quantize_model(model, acdc_dir, data_dir, calibration: int, check: int, quie
     folder = resolve_model_dir(source)
     meta = read_metadata(folder)
     degradation = Degradation.from_metadata(meta, str(folder))
-    if _dims(meta) == 3:
+    if (training_data(meta) or {}).get("dims") == 3:
         raise HeartSRError(f"{folder}: a 3D model; int8 quantisation is for 2D generators (calibrated on 2D slices)")
     data = resolve_data(acdc_dir, data_dir, warn=warn)
     rng = np.random.default_rng(0)
@@ -63,13 +63,3 @@ def quantize_model(model, acdc_dir, data_dir, calibration: int, check: int, quie
         f"{-mean['psnr']:+.3f} dB PSNR, {-mean['ssim']:+.4f} SSIM "
         f"({'within' if within else 'BEYOND'} the limits of {LIMITS['psnr']} dB and {LIMITS['ssim']} SSIM)"
     )
-
-
-def _dims(meta: dict) -> int:
-    """2 or 3: the generator's dimensions, from the training config its metadata carries (2 when it has none)."""
-    import tomllib
-
-    try:
-        return int(tomllib.loads(meta.get("config") or "").get("data", {}).get("dims", 2))
-    except (tomllib.TOMLDecodeError, TypeError, ValueError):
-        return 2

@@ -18,13 +18,14 @@ from heart_sr_tf.evaluation.clinical import ClinicalResult, degraded_frames
 from heart_sr_tf.progress import progress_bar
 
 # metrics.csv columns (each prefixed val_ there): the model's figures that a clinical choice rests on
+# (where in ClinicalResult.summary()'s entry for a method: a gap closed, or a measure's statistic)
 FIGURES = {
-    "clinical_gap_lv": ("gap_closed", "LV"),
-    "clinical_gap_myo": ("gap_closed", "myocardium"),
-    "clinical_gap_rv": ("gap_closed", "RV"),
-    "clinical_lvef_mae": ("measures", "LVEF"),
-    "clinical_lvedv_mae": ("measures", "LVEDV"),
-    "clinical_mass_bias": ("measures", "myo_mass"),
+    "clinical_gap_lv": ("gap_closed", "LV", None),
+    "clinical_gap_myo": ("gap_closed", "myocardium", None),
+    "clinical_gap_rv": ("gap_closed", "RV", None),
+    "clinical_lvef_mae": ("measures", "LVEF", "mae"),
+    "clinical_lvedv_mae": ("measures", "LVEDV", "mae"),
+    "clinical_mass_bias": ("measures", "myo_mass", "bias"),
 }
 
 
@@ -48,7 +49,6 @@ class ClinicalValidation:
                     self.frames.append((frame, fixed))
                 bar.update(1)
         self.patients = len(chosen)
-        self.baseline = self.result({})  # the fixed methods' figures, with the model set to zero-filling
 
     def __call__(self, generator) -> dict[str, float]:
         segmented = {}
@@ -69,14 +69,14 @@ class ClinicalValidation:
     def figures(result: ClinicalResult, method: str = "model") -> dict[str, float]:
         summary = result.summary()[method]
         out = {}
-        for name, (part, key) in FIGURES.items():
+        for name, (part, key, statistic) in FIGURES.items():
             value = summary[part][key]
-            out[name] = float(value["bias"] if name.endswith("bias") else value["mae"]) if part == "measures" else value
+            out[name] = float(value[statistic] if statistic else value)
         return out
 
     def reference_figures(self) -> dict[str, dict[str, float]]:
         """Full resolution's and each baseline's figures on the same frames (gaps: 100% and 0% by definition)."""
-        result = self.baseline
+        result = self.result({})
         return {method: self.figures(result, method) for method in result.methods if method != "model"}
 
     def _predict(self, generator, lr: np.ndarray, shape) -> np.ndarray:

@@ -31,6 +31,18 @@ def read_metadata(path: Path) -> dict:
     return meta
 
 
+def training_data(meta: dict) -> dict | None:
+    """The ``[data]`` table of the training config an export's metadata carries; None when it carries no readable
+    config (an export written by other code)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(meta["config"]).get("data", {})
+    except (KeyError, TypeError, tomllib.TOMLDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def resolve_model_dir(path: Path) -> Path:
     """A SavedModel folder as given, or the highest version under a model base path."""
     path = Path(path)

@@ -10,7 +10,7 @@ import numpy as np
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.export.discovery import find_model
-from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
+from heart_sr_tf.export.layout import read_metadata, resolve_model_dir, training_data
 from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
 from heart_sr_tf.inference.tiling import BUDGET, core_side, tiled_apply
 from heart_sr_tf.training.runs import is_run_folder
@@ -199,12 +199,12 @@ def effective_precision(path, backend: str, precision: str) -> str:
 
 def volume_layout(meta: dict, folder) -> tuple[str, int]:
     """``(axis, depth)`` of an exported 3D generator, from the training config its metadata carries."""
-    import tomllib
-
+    data = training_data(meta)
     try:
-        data = tomllib.loads(meta["config"]).get("data", {})
+        if data is None:
+            raise ValueError
         return str(data.get("axis", "slices")), int(data.get("depth", 4))
-    except (KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
+    except (TypeError, ValueError):
         raise HeartSRError(f"{folder}: a 3D model whose metadata holds no readable training config") from None
 
 
