@@ -81,12 +81,16 @@ class LossConfig:
     vgg_weights: str = "imagenet"  # "imagenet" (Keras cache), "random" (tests only) or a file
     segmentation_weight: float = 0.0  # task-aware term: KL of a frozen segmenter's output on SR from that on HR
     segmenter: str = "segmenter"  # the exported segmenter the term runs through (a path or a shipped model's name)
+    extra_segmenters: list[str] = field(default_factory=list)  # more exported segmenters; the term is the mean of
+    # its value through each, so the generator does not learn one segmenter's quirks
     segmentation_class_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])  # background,
     # RV, myocardium, LV: each pixel's weight by the class the segmenter finds in HR
 
     def check(self) -> None:
         _non_negative(self, "pixel_weight", "ssim_weight", "feature_weight", "adversarial_weight")
         _non_negative(self, "segmentation_weight")
+        if self.segmenter in self.extra_segmenters or len(set(self.extra_segmenters)) < len(self.extra_segmenters):
+            raise ConfigError(f"extra_segmenters: {self.extra_segmenters} repeats a segmenter")
         weights = self.segmentation_class_weights
         if len(weights) != 4 or not all(w >= 0 for w in weights) or not any(weights):
             raise ConfigError(

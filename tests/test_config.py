@@ -67,6 +67,8 @@ def test_ranges_are_checked_when_read(tmp_path):
     held = '[data]\ndims = 3\naxis = "frames"\ncine_validation = ["patient001"]\ncine_test = ["patient001"]\n'
     assert "data.cine_validation and data.cine_test share a patient" in _error(tmp_path, held, WGANConfig)
     assert "apply to the kspace degradation only" in _error(tmp_path, '[degradation]\nwindow = "hamming"\n')
+    twice = '[loss]\nsegmenter = "a"\nextra_segmenters = ["b", "a"]\n'
+    assert "loss.extra_segmenters: ['b', 'a'] repeats a segmenter" in _error(tmp_path, twice)
 
 
 def test_the_loop_fields_are_checked_alike_for_every_model(tmp_path):

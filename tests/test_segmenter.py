@@ -5,6 +5,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from in_process import run_cli
 
@@ -49,10 +50,41 @@ def test_evaluate_clinical_reports_every_input(tiny_export, tiny_segmenter, phan
         assert all(0.0 <= v <= 1.0 for v in s["dice"].values())
     assert all(abs(v - 100.0) < 1e-6 or np.isnan(v) for v in summary["hr"]["gap_closed"].values())
     assert all(abs(v) < 1e-6 or np.isnan(v) for v in summary["bicubic"]["gap_closed"].values())
+    assert summary["hr"]["agreement_with_hr"] == {"LV": 1.0, "myocardium": 1.0, "RV": 1.0}
+    assert all(0.0 <= v <= 1.0 for s in summary.values() for v in s["agreement_with_hr"].values())
+    assert all(abs(v) < 1e-6 or np.isnan(v) for v in summary["bicubic"]["disagreement_removed"].values())
     rows = list(csv.DictReader((tmp_path / "clinical_patients.csv").open()))
     assert {r["method"] for r in rows} == set(summary) and float(rows[0]["truth_LVEDV"]) > 0
     assert (tmp_path / "clinical_bland_altman.png").stat().st_size > 10_000
     assert "## Clinical fidelity" in (tmp_path / "summary.md").read_text()
+
+
+def test_agreement_with_full_resolution_is_dice_against_its_segmentation():
+    """The label-free figure: each method's 3D Dice against full resolution's label map, and the share of the
+    first baseline's disagreement it removes."""
+    from heart_sr_tf.data.degradation import Degradation
+    from heart_sr_tf.evaluation.clinical import ClinicalResult, DegradedFrame
+
+    truth = np.zeros((2, 8, 8), np.int64)
+    truth[:, 2:6, 2:6] = 3  # LV 32 voxels
+    truth[:, 0:2, :] = 1  # RV 32 voxels
+    hr = truth.copy()
+    low = truth.copy()
+    low[:, 2:6, 2:4] = 0  # loses half the LV: Dice with hr 2 * 16 / 48
+    model = truth.copy()
+    model[:, 2:6, 2:3] = 0  # loses a quarter: 2 * 24 / 56
+    result = ClinicalResult("test", "x", "seg", Degradation("kspace", 3))
+    for phase in ("ED", "ES"):
+        frame = DegradedFrame("p1", "NOR", phase, 1.0, np.zeros((2, 3, 3), np.float32), truth, {})
+        result.add(frame, {"hr": hr, "zero_fill": low, "bicubic": low, "model": model})
+    summary = result.summary()
+    assert summary["model"]["agreement_with_hr"]["LV"] == pytest.approx(48 / 56)
+    assert summary["zero_fill"]["agreement_with_hr"]["LV"] == pytest.approx(32 / 48)
+    removed = (48 / 56 - 32 / 48) / (1 - 32 / 48) * 100
+    assert summary["model"]["disagreement_removed"]["LV"] == pytest.approx(removed)
+    assert summary["model"]["agreement_with_hr"]["RV"] == 1.0 and np.isnan(
+        summary["model"]["disagreement_removed"]["RV"]
+    )  # no disagreement to remove
 
 
 def test_upscale_measure_writes_labels_and_volumes(tiny_export, tiny_segmenter, phantom_root, tmp_path):

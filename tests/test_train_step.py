@@ -151,10 +151,32 @@ def test_segmentation_term_through_a_frozen_segmenter_trains_only_the_generator(
     segmenter.trainable = False
     frozen = [w.numpy().copy() for w in segmenter.weights]  # batch-norm statistics included
     g = rrdb_generator(blocks=1, features=8, growth=8)
-    model = SRGAN(g, vgg_discriminator(features=8, stages=2), segmenter=(segmenter, 4))
+    model = SRGAN(g, vgg_discriminator(features=8, stages=2), segmenters=[(segmenter, 4)])
     model.compile(keras.optimizers.Adam(2e-3), keras.optimizers.Adam(2e-3), pixel_weight=0.0, segmentation_weight=1.0)
     model.g_optimizer.build(g.trainable_variables)
     logs = _run_steps(model, tf.data.Dataset.from_tensors(_batch(8, size=30)), "generator", steps=30)
     assert set(logs[0]) == {"g_loss", "pixel", "segmentation"}
     assert logs[-1]["segmentation"] < 0.7 * logs[0]["segmentation"]
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(frozen, segmenter.weights, strict=True))
+
+
+def test_segmentation_term_through_several_segmenters_is_their_mean():
+    from heart_sr_tf.models.unet import unet_segmenter
+
+    keras.utils.set_random_seed(1)
+    segmenters = []
+    for depth in (1, 2):
+        net = unet_segmenter(4, features=4, depth=depth, dropout=0.0)
+        net.get_layer("logits").kernel.assign(net.get_layer("logits").kernel * 300.0)
+        net.trainable = False
+        segmenters.append((net, 2**depth))
+    g = rrdb_generator(blocks=1, features=8, growth=8)
+    lr, hr = _batch(4, size=30)
+    sr = g(lr)[:, : hr.shape[1], : hr.shape[2]]
+    terms = []
+    for chosen in ([segmenters[0]], [segmenters[1]], segmenters):
+        model = SRGAN(g, vgg_discriminator(features=8, stages=2), segmenters=chosen)
+        model.compile(keras.optimizers.Adam(), keras.optimizers.Adam(), segmentation_weight=1.0)
+        terms.append(model._generator_terms(sr, hr)["segmentation"].numpy())
+    assert terms[0].shape == (4,) and not np.allclose(terms[0], terms[1])
+    np.testing.assert_allclose(terms[2], (terms[0] + terms[1]) / 2, rtol=1e-5)

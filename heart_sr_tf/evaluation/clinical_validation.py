@@ -23,6 +23,9 @@ FIGURES = {
     "clinical_gap_lv": ("gap_closed", "LV", None),
     "clinical_gap_myo": ("gap_closed", "myocardium", None),
     "clinical_gap_rv": ("gap_closed", "RV", None),
+    "clinical_removed_lv": ("disagreement_removed", "LV", None),
+    "clinical_removed_myo": ("disagreement_removed", "myocardium", None),
+    "clinical_removed_rv": ("disagreement_removed", "RV", None),
     "clinical_lvef_mae": ("measures", "LVEF", "mae"),
     "clinical_lvedv_mae": ("measures", "LVEDV", "mae"),
     "clinical_mass_bias": ("measures", "myo_mass", "bias"),
@@ -100,10 +103,14 @@ def clinical_line(figures: dict[str, float], validation: ClinicalValidation) -> 
     others = validation.reference_figures()
     hr, low = others["hr"], others[reference]
     name = BASELINE_NAMES[reference]
-    gaps = " / ".join(f"{figures[f'clinical_gap_{k}']:.0f}%" for k in ("lv", "myo", "rv"))
+    gaps, removed = (
+        " / ".join(f"{figures[f'clinical_{part}_{k}']:.0f}%" for k in ("lv", "myo", "rv"))
+        for part in ("gap", "removed")
+    )
     parts = [
         f"validation, clinical ({validation.describe()}): model closes {gaps} of the LV / myocardium / RV Dice "
-        f"gap from {name} to full resolution",
+        f"gap from {name} to full resolution, and removes {removed} of {name}'s disagreement with full "
+        "resolution's segmentation",
     ]
     for key, label, unit in (
         ("clinical_lvef_mae", "LVEF MAE", "points"),

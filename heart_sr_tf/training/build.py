@@ -86,9 +86,10 @@ def build_srgan(config: SRGANConfig, strategy, vgg_weights: str | None = None) -
         features = None
         if config.loss.feature_weight:
             features = vgg_feature_extractor(config.loss.vgg_layer, vgg_weights or config.loss.vgg_weights)
-        segmenter = frozen_segmenter(config.loss.segmenter) if config.loss.segmentation_weight else None
+        names = [config.loss.segmenter, *config.loss.extra_segmenters] if config.loss.segmentation_weight else []
+        segmenters = [frozen_segmenter(name) for name in names]
         g_opt, d_opt = make_optimizers(config, g_steps, d_steps)
-        model = SRGAN(generator, discriminator, features, segmenter)
+        model = SRGAN(generator, discriminator, features, segmenters)
         model.compile(
             g_opt,
             d_opt,

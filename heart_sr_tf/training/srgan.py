@@ -1,8 +1,9 @@
 """SRGAN as a ``keras.Model`` with its own ``compile`` and ``train_step``.
 
 Generator loss = pixel (MSE or L1) + SSIM + VGG feature + segmentation + adversarial terms, each weighted. The
-segmentation term runs SR and HR through a frozen segmenter (``segmenter``: ``(network, multiple)``), so the
-generator learns what changes the segmentation. With
+segmentation term runs SR and HR through one or more frozen segmenters (``segmenters``: ``(network, multiple)``
+pairs) and averages over them, so the generator learns what changes the segmentation, not what one segmenter's
+quirks reward. With
 ``adversarial = False`` only the generator trains, on pixel (+ feature) loss: the pre-training stage.
 Losses are averaged over the global batch (``tf.nn.compute_average_loss``), so gradients summed
 over replicas equal the single-device gradients. The training loop (``loop.py``) runs
@@ -30,11 +31,11 @@ MODES = ("generator", "both")
 
 class SRGAN(GeneratorAndJudge):
     def __init__(
-        self, generator: keras.Model, discriminator: keras.Model, feature_extractor=None, segmenter=None, **kwargs
+        self, generator: keras.Model, discriminator: keras.Model, feature_extractor=None, segmenters=(), **kwargs
     ):
         super().__init__(generator, discriminator, **kwargs)
         self.feature_extractor = feature_extractor
-        self.segmenter = segmenter
+        self.segmenters = tuple(segmenters)
 
     def compile(
         self,
@@ -52,7 +53,7 @@ class SRGAN(GeneratorAndJudge):
         super().compile(**kwargs)
         if feature_weight and self.feature_extractor is None:
             raise ValueError("feature_weight > 0 needs a feature_extractor")
-        if segmentation_weight and self.segmenter is None:
+        if segmentation_weight and not self.segmenters:
             raise ValueError("segmentation_weight > 0 needs a segmenter")
         self.segmentation_class_weights = tuple(segmentation_class_weights)
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
@@ -77,12 +78,16 @@ class SRGAN(GeneratorAndJudge):
         if self.loss_weights_["feature"]:
             terms["feature"] = feature_loss(self.feature_extractor(sr), self.feature_extractor(hr))
         if self.loss_weights_["segmentation"]:
-            network, multiple = self.segmenter
-            terms["segmentation"] = segmentation_loss(
-                segment_logits(network, sr, multiple),
-                segment_logits(network, hr, multiple),
-                self.segmentation_class_weights,
-            )
+            terms["segmentation"] = tf.add_n(
+                [
+                    segmentation_loss(
+                        segment_logits(network, sr, multiple),
+                        segment_logits(network, hr, multiple),
+                        self.segmentation_class_weights,
+                    )
+                    for network, multiple in self.segmenters
+                ]
+            ) / len(self.segmenters)
         return terms
 
     def train_step(self, data, adversarial: bool = True):
