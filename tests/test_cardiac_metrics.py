@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from heart_sr_tf.cardiac_metrics import agreement, dice, dice_scores, gap_closed, patient_measurements, volumes_ml
+from heart_sr_tf.cardiac_metrics import (
+    agreement,
+    dice,
+    dice_scores,
+    gap_closed,
+    gap_closed_interval,
+    patient_measurements,
+    volumes_ml,
+)
 from heart_sr_tf.inference.segmenter import largest_components
 
 
@@ -26,6 +34,20 @@ def test_ejection_fraction_mass_and_agreement():
     assert a["bias"] == pytest.approx(1.0) and a["mae"] == pytest.approx(5 / 3)
     assert a["loa_high"] - a["bias"] == pytest.approx(1.96 * 2.0)  # sample SD of (1, -1, 3) is 2
     assert gap_closed(0.85, 0.80, 0.90) == pytest.approx(50.0) and gap_closed(0.80, 0.80, 0.90) == 0.0
+
+
+def test_gap_closed_interval_resamples_patients():
+    patients = np.repeat([f"p{i}" for i in range(10)], 2)  # ED and ES of 10 patients
+    low, full = np.full(20, 0.80), np.full(20, 0.90)
+    # The same share in every patient: no spread whatever the resample.
+    assert gap_closed_interval(np.full(20, 0.85), low, full, patients) == pytest.approx((50.0, 50.0))
+    # Half the patients closed the whole gap, half none: 50% overall, and an interval that says how uncertain.
+    model = np.where(np.arange(20) < 10, 0.90, 0.80)
+    lo, hi = gap_closed_interval(model, low, full, patients)
+    assert 10 < lo < 50 < hi < 90
+    assert gap_closed_interval(model, low, full, patients) == (lo, hi)  # seeded: the same figures every run
+    # No gap to close in any resample: no interval.
+    assert all(np.isnan(gap_closed_interval(model, full, full, patients)))
 
 
 def test_largest_components_drop_islands_per_structure():

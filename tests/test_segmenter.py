@@ -82,6 +82,7 @@ def test_agreement_with_full_resolution_is_dice_against_its_segmentation():
     assert summary["zero_fill"]["agreement_with_hr"]["LV"] == pytest.approx(32 / 48)
     removed = (48 / 56 - 32 / 48) / (1 - 32 / 48) * 100
     assert summary["model"]["disagreement_removed"]["LV"] == pytest.approx(removed)
+    assert summary["model"]["interval_95"]["disagreement_removed"]["LV"] == pytest.approx((removed, removed))
     assert summary["model"]["agreement_with_hr"]["RV"] == 1.0 and np.isnan(
         summary["model"]["disagreement_removed"]["RV"]
     )  # no disagreement to remove

@@ -24,7 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from heart_sr_tf.cardiac_metrics import STRUCTURES, agreement, dice_scores, gap_closed, patient_measurements, volumes_ml
+from heart_sr_tf.cardiac_metrics import (
+    STRUCTURES,
+    agreement,
+    dice_scores,
+    gap_closed,
+    gap_closed_interval,
+    patient_measurements,
+    volumes_ml,
+)
 from heart_sr_tf.data.degradation import BASELINE_NAMES, Degradation
 from heart_sr_tf.data.segmentation import labelled_frames, split_of
 from heart_sr_tf.progress import progress_bar
@@ -160,7 +168,23 @@ class ClinicalResult:
                 )
                 for name in STRUCTURES
             }
+        for method in self.methods:
+            out[method]["interval_95"] = self._intervals(method)
         return out
+
+    def _intervals(self, method: str) -> dict:
+        """95% intervals of the gap closed and the disagreement removed, by resampling patients."""
+        by_method = {m: [r for r in self.frames if r["method"] == m] for m in (method, self.reference, "hr")}
+        groups = np.array([r["patient"] for r in by_method[method]])
+        intervals = {}
+        for part, column, full in (("gap_closed", "dice", "hr"), ("disagreement_removed", "agreement", None)):
+            intervals[part] = {}
+            for name in STRUCTURES:
+                key = f"{column}_{name}"
+                values = [np.array([r.get(key, np.nan) for r in by_method[m]], float) for m in (method, self.reference)]
+                top = np.array([r[key] for r in by_method[full]], float) if full else np.ones_like(values[0])
+                intervals[part][name] = gap_closed_interval(values[0], values[1], top, groups)
+        return intervals
 
 
 def clinical_evaluation(
@@ -219,7 +243,7 @@ def clinical_markdown(result: ClinicalResult, summary: dict | None = None) -> st
         "the ground-truth labels, averaged; measurements per patient against the ground truth's own (MAE; bias "
         f"and 95% limits of agreement); gap closed: the share of the {reference}-to-full-resolution Dice gap; "
         "agreement with full resolution: 3D Dice against the segmentation of the full-resolution frame, and the "
-        f"share of {reference}'s disagreement removed.",
+        f"share of {reference}'s disagreement removed. In brackets: 95% intervals by resampling patients.",
         "",
         "| input to the segmenter | Dice LV | Dice myocardium | Dice RV | LVEF MAE (points) | LVEDV MAE (ml) | "
         "myo mass bias (g) | gap closed LV / myo / RV | agreement with full resolution LV / myo / RV | "
@@ -230,8 +254,7 @@ def clinical_markdown(result: ClinicalResult, summary: dict | None = None) -> st
         s = summary[method]
         d, m = s["dice"], s["measures"]
         gaps, removed = (
-            " / ".join(f"{s[part][k]:.0f}%" for k in ("LV", "myocardium", "RV"))
-            for part in ("gap_closed", "disagreement_removed")
+            _shares(s, part, method in ("hr", result.reference)) for part in ("gap_closed", "disagreement_removed")
         )
         agree = " / ".join(f"{s['agreement_with_hr'][k]:.3f}" for k in ("LV", "myocardium", "RV"))
         lines.append(
@@ -248,6 +271,19 @@ def clinical_markdown(result: ClinicalResult, summary: dict | None = None) -> st
         unit = UNITS.get(measure, "ml")
         lines.append(f"| {measure} MAE (bias; LoA), {unit} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _shares(summary: dict, part: str, trivial: bool) -> str:
+    """``89% [67, 105] / ...`` for LV, myocardium and RV; without the interval where the share is 0 or 100% by
+    definition (full resolution, the reference baseline)."""
+    cells = []
+    for name in ("LV", "myocardium", "RV"):
+        cell = f"{summary[part][name]:.0f}%"
+        if not trivial:
+            low, high = summary["interval_95"][part][name]
+            cell += f" [{low:.0f}, {high:.0f}]"
+        cells.append(cell)
+    return " / ".join(cells)
 
 
 def bland_altman_figure(result: ClinicalResult, path: Path) -> Path:
