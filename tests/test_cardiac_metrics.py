@@ -7,6 +7,7 @@ from heart_sr_tf.cardiac_metrics import (
     dice_scores,
     gap_closed,
     gap_closed_interval,
+    paired_difference,
     patient_measurements,
     volumes_ml,
 )
@@ -48,6 +49,13 @@ def test_gap_closed_interval_resamples_patients():
     assert gap_closed_interval(model, low, full, patients) == (lo, hi)  # seeded: the same figures every run
     # No gap to close in any resample: no interval.
     assert all(np.isnan(gap_closed_interval(model, full, full, patients)))
+
+
+def test_paired_difference_and_its_interval():
+    d = paired_difference([3.0, 5.0, np.nan, 4.0], [1.0, 1.0, 2.0, 1.0])  # the NaN pair is dropped: 2, 4, 3
+    assert d["mean"] == pytest.approx(3.0) and 2.0 <= d["low"] < 3.0 < d["high"] <= 4.0
+    same = paired_difference([2.0] * 5, [1.0] * 5)
+    assert (same["mean"], same["low"], same["high"]) == pytest.approx((1.0, 1.0, 1.0))
 
 
 def test_largest_components_drop_islands_per_structure():

@@ -56,7 +56,9 @@ def test_evaluate_clinical_reports_every_input(tiny_export, tiny_segmenter, phan
     rows = list(csv.DictReader((tmp_path / "clinical_patients.csv").open()))
     assert {r["method"] for r in rows} == set(summary) and float(rows[0]["truth_LVEDV"]) > 0
     assert (tmp_path / "clinical_bland_altman.png").stat().st_size > 10_000
-    assert "## Clinical fidelity" in (tmp_path / "summary.md").read_text()
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "## Clinical fidelity" in markdown and "absolute error minus full resolution's" in markdown
+    assert summary["hr"]["error_minus_hr"]["LVEDV"]["mean"] == 0.0  # full resolution against itself
 
 
 def test_agreement_with_full_resolution_is_dice_against_its_segmentation():
