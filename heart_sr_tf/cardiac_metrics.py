@@ -1,10 +1,11 @@
 """Clinical measurements from label maps (0 background, 1 RV, 2 myocardium, 3 LV), as a cardiac lab computes
-them from cine: 3D Dice per structure, ventricular volumes, ejection fraction, myocardial mass, and the
-agreement statistics (bias, 95% limits of agreement) that compare two methods of measuring."""
+them from cine: 3D Dice per structure, ventricular volumes, ejection fraction, myocardial mass, LV wall thickness,
+and the agreement statistics (bias, 95% limits of agreement) that compare two methods of measuring."""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 STRUCTURES = {"LV": 3, "myocardium": 2, "RV": 1}
 MYOCARDIAL_DENSITY = 1.05  # g/ml
@@ -26,8 +27,26 @@ def volumes_ml(labels: np.ndarray, voxel_ml: float) -> dict[str, float]:
     return {name: float(np.sum(labels == label)) * voxel_ml for name, label in STRUCTURES.items()}
 
 
+def wall_thickness_mm(labels: np.ndarray, pixel_mm: tuple[float, float]) -> float:
+    """Mean LV wall thickness (mm) of a ``[slices, H, W]`` label map with in-plane pixels of ``pixel_mm`` (rows,
+    columns): at every myocardium pixel touching the LV cavity, the distance to the nearest pixel outside the LV
+    and its myocardium (the epicardial border), averaged over the slices' endocardial borders. NaN without a
+    slice holding both."""
+    values = []
+    cross = ndimage.generate_binary_structure(2, 1)
+    for section in labels:
+        cavity, wall = section == STRUCTURES["LV"], section == STRUCTURES["myocardium"]
+        if not cavity.any() or not wall.any():
+            continue
+        to_outside = ndimage.distance_transform_edt(cavity | wall, sampling=pixel_mm)
+        border = wall & ndimage.binary_dilation(cavity, structure=cross)
+        values.append(to_outside[border])
+    return float(np.mean(np.concatenate(values))) if values else float("nan")
+
+
 def patient_measurements(ed: dict[str, float], es: dict[str, float]) -> dict[str, float]:
-    """From ED and ES volumes (ml): LVEDV, LVESV, LVEF (%), RVEDV, RVESV, RVEF (%), myocardial mass at ED (g)."""
+    """From ED and ES volumes (ml): LVEDV, LVESV, LVEF (%), RVEDV, RVESV, RVEF (%), myocardial mass at ED (g);
+    and the mean LV wall thickness at ED (mm) where the ED figures carry it (``wall_mm``)."""
 
     def ef(edv: float, esv: float) -> float:
         return 100.0 * (edv - esv) / edv if edv > 0 else float("nan")
@@ -40,6 +59,7 @@ def patient_measurements(ed: dict[str, float], es: dict[str, float]) -> dict[str
         "RVESV": es["RV"],
         "RVEF": ef(ed["RV"], es["RV"]),
         "myo_mass": ed["myocardium"] * MYOCARDIAL_DENSITY,
+        "ED_wall_mm": ed.get("wall_mm", float("nan")),
     }
 
 

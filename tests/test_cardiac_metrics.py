@@ -10,6 +10,7 @@ from heart_sr_tf.cardiac_metrics import (
     paired_difference,
     patient_measurements,
     volumes_ml,
+    wall_thickness_mm,
 )
 from heart_sr_tf.inference.segmenter import largest_components
 
@@ -31,6 +32,7 @@ def test_ejection_fraction_mass_and_agreement():
     m = patient_measurements(ed, es)
     assert m["LVEF"] == pytest.approx(60.0) and m["RVEF"] == pytest.approx(50.0)
     assert m["myo_mass"] == pytest.approx(105.0) and m["LVEDV"] == 150.0 and m["LVESV"] == 60.0
+    assert np.isnan(m["ED_wall_mm"]) and patient_measurements({**ed, "wall_mm": 7.5}, es)["ED_wall_mm"] == 7.5
     a = agreement([11.0, 9.0, 13.0], [10.0, 10.0, 10.0])  # differences 1, -1, 3
     assert a["bias"] == pytest.approx(1.0) and a["mae"] == pytest.approx(5 / 3)
     assert a["loa_high"] - a["bias"] == pytest.approx(1.96 * 2.0)  # sample SD of (1, -1, 3) is 2
@@ -56,6 +58,28 @@ def test_paired_difference_and_its_interval():
     assert d["mean"] == pytest.approx(3.0) and 2.0 <= d["low"] < 3.0 < d["high"] <= 4.0
     same = paired_difference([2.0] * 5, [1.0] * 5)
     assert (same["mean"], same["low"], same["high"]) == pytest.approx((1.0, 1.0, 1.0))
+
+
+def _ring(inner: float, outer: float, size: int = 80, stretch: float = 1.0) -> np.ndarray:
+    """One slice: an LV cavity of radius ``inner`` in a myocardium to radius ``outer`` (in mm when the columns
+    are ``stretch`` times narrower than the rows' 1 mm), in an RV-labelled surround."""
+    rows, columns = np.mgrid[:size, :size].astype(float)
+    r = np.hypot(rows - size / 2, (columns - size / 2) / stretch)
+    section = np.where(r <= inner, 3, np.where(r <= outer, 2, 1)).astype(np.uint8)
+    return section[None]
+
+
+def test_wall_thickness_of_a_ring_is_its_width_in_mm():
+    # A 6 mm wall on 1 mm pixels: the endocardial border pixels lie within a pixel of the cavity, so their
+    # distance to the outside is the width less up to one pixel.
+    assert 5.0 <= wall_thickness_mm(_ring(10, 16), (1.0, 1.0)) <= 6.5
+    assert wall_thickness_mm(_ring(10, 16), (1.5, 1.5)) == pytest.approx(1.5 * wall_thickness_mm(_ring(10, 16), (1, 1)))
+    thin, thick = wall_thickness_mm(_ring(10, 13), (1, 1)), wall_thickness_mm(_ring(10, 19), (1, 1))
+    assert thin + 5 < thick  # 3 mm and 9 mm walls
+    # Anisotropic pixels: the same 6 mm ring drawn on pixels half as wide along the columns.
+    assert 5.0 <= wall_thickness_mm(_ring(10, 16, size=120, stretch=2.0), (1.0, 0.5)) <= 6.5
+    empty = np.zeros((2, 10, 10), np.uint8)
+    assert np.isnan(wall_thickness_mm(empty, (1, 1)))
 
 
 def test_largest_components_drop_islands_per_structure():

@@ -55,6 +55,7 @@ def test_evaluate_clinical_reports_every_input(tiny_export, tiny_segmenter, phan
     assert all(abs(v) < 1e-6 or np.isnan(v) for v in summary["bicubic"]["disagreement_removed"].values())
     rows = list(csv.DictReader((tmp_path / "clinical_patients.csv").open()))
     assert {r["method"] for r in rows} == set(summary) and float(rows[0]["truth_LVEDV"]) > 0
+    assert 1.0 < float(rows[0]["truth_ED_wall_mm"]) < 30.0  # the phantom's own wall, in mm
     assert (tmp_path / "clinical_bland_altman.png").stat().st_size > 10_000
     markdown = (tmp_path / "summary.md").read_text()
     assert "## Clinical fidelity" in markdown and "absolute error minus full resolution's" in markdown
@@ -77,7 +78,7 @@ def test_agreement_with_full_resolution_is_dice_against_its_segmentation():
     model[:, 2:6, 2:3] = 0  # loses a quarter: 2 * 24 / 56
     result = ClinicalResult("test", "x", "seg", Degradation("kspace", 3))
     for phase in ("ED", "ES"):
-        frame = DegradedFrame("p1", "NOR", phase, 1.0, np.zeros((2, 3, 3), np.float32), truth, {})
+        frame = DegradedFrame("p1", "NOR", phase, 1.0, (1.0, 1.0), np.zeros((2, 3, 3), np.float32), truth, {})
         result.add(frame, {"hr": hr, "zero_fill": low, "bicubic": low, "model": model})
     summary = result.summary()
     assert summary["model"]["agreement_with_hr"]["LV"] == pytest.approx(48 / 56)
@@ -115,6 +116,8 @@ def test_upscale_measure_writes_labels_and_volumes(tiny_export, tiny_segmenter, 
     else:
         assert not phases and "no LV" in result.stdout
     assert all(float(r["LV_ml"]) >= 0 for r in rows)
+    # The wall thickness is measured wherever the frame has both an LV and its myocardium, in mm.
+    assert all(r["LV_wall_mm"] == "" or 0 < float(r["LV_wall_mm"]) < 40 for r in rows)
     again = run_cli(*args)  # nothing overwritten
     assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr
 

@@ -40,11 +40,17 @@ class LabelledFrame:
     native: np.ndarray | None = None  # the native volume [x, y, slices], kept only when asked for
 
     @property
+    def grid_pixel_mm(self) -> tuple[float, float]:
+        """The in-plane size (mm) of one pixel of the 256x256 protocol grid, along its rows and its columns."""
+        nx, ny, _ = self.labels_native.shape
+        sx, sy, _ = self.spacing
+        return sx * nx / self.image.shape[1], sy * ny / self.image.shape[2]
+
+    @property
     def grid_voxel_ml(self) -> float:
         """The volume of one voxel of the 256x256 protocol grid, in ml."""
-        nx, ny, _ = self.labels_native.shape
-        sx, sy, sz = self.spacing
-        return (sx * nx / self.image.shape[1]) * (sy * ny / self.image.shape[2]) * sz / 1000.0
+        rows, columns = self.grid_pixel_mm
+        return rows * columns * self.spacing[2] / 1000.0
 
     @property
     def native_voxel_ml(self) -> float:

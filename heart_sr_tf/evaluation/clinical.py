@@ -33,13 +33,14 @@ from heart_sr_tf.cardiac_metrics import (
     paired_difference,
     patient_measurements,
     volumes_ml,
+    wall_thickness_mm,
 )
 from heart_sr_tf.data.degradation import BASELINE_NAMES, Degradation
 from heart_sr_tf.data.segmentation import labelled_frames, split_of
 from heart_sr_tf.progress import progress_bar
 
-MEASURES = ("LVEDV", "LVESV", "LVEF", "RVEDV", "RVESV", "RVEF", "myo_mass")
-UNITS = {"LVEF": "points", "RVEF": "points", "myo_mass": "g"}
+MEASURES = ("LVEDV", "LVESV", "LVEF", "RVEDV", "RVESV", "RVEF", "myo_mass", "ED_wall_mm")
+UNITS = {"LVEF": "points", "RVEF": "points", "myo_mass": "g", "ED_wall_mm": "mm"}
 NAMES = {"hr": "full resolution", "model": "model", **BASELINE_NAMES}
 
 
@@ -54,6 +55,7 @@ class DegradedFrame:
     group: str
     phase: str
     voxel_ml: float
+    pixel_mm: tuple[float, float]  # in-plane, on the protocol grid (rows, columns)
     lr: np.ndarray
     labels: np.ndarray
     images: dict[str, np.ndarray]
@@ -73,7 +75,18 @@ def degraded_frames(patient, degradation: Degradation, rng) -> list[DegradedFram
         baselines = [degradation.baseline_images(x, hr.shape[1:]) for x in lr]
         images = {"hr": hr, **{name: np.stack([b[name] for b in baselines]) for name in degradation.baselines}}
         labels = frame.labels[:, : hr.shape[1], : hr.shape[2]]
-        out.append(DegradedFrame(patient.id, patient.info.group, frame.phase, frame.grid_voxel_ml, lr, labels, images))
+        out.append(
+            DegradedFrame(
+                patient.id,
+                patient.info.group,
+                frame.phase,
+                frame.grid_voxel_ml,
+                frame.grid_pixel_mm,
+                lr,
+                labels,
+                images,
+            )
+        )
     return out
 
 
@@ -96,13 +109,13 @@ class ClinicalResult:
         return self.degradation.baselines[0]
 
     def add(self, frame: DegradedFrame, segmented: dict[str, np.ndarray]) -> None:
-        """One frame's label maps, one per method: its Dice and volumes against the ground truth."""
-        truth = volumes_ml(frame.labels, frame.voxel_ml)
+        """One frame's label maps, one per method: its Dice, volumes and wall thickness against the ground truth."""
+        truth = self._measured(frame, frame.labels)
         measured = self._volumes.setdefault((frame.patient, frame.group), {})
         measured.setdefault("truth", {})[frame.phase] = truth
         full = segmented.get("hr")
         for method, labels in segmented.items():
-            volumes = volumes_ml(labels, frame.voxel_ml)
+            volumes = self._measured(frame, labels)
             agreement_with_hr = dice_scores(labels, full) if full is not None else {}
             measured.setdefault(method, {})[frame.phase] = volumes
             self.frames.append(
@@ -112,10 +125,17 @@ class ClinicalResult:
                     "method": method,
                     **{f"dice_{k}": v for k, v in dice_scores(labels, frame.labels).items()},
                     **{f"agreement_{k}": v for k, v in agreement_with_hr.items()},
-                    **{f"volume_{k}_ml": v for k, v in volumes.items()},
-                    **{f"truth_volume_{k}_ml": v for k, v in truth.items()},
+                    **{f"volume_{k}_ml": volumes[k] for k in STRUCTURES},
+                    **{f"truth_volume_{k}_ml": truth[k] for k in STRUCTURES},
+                    "wall_mm": volumes["wall_mm"],
+                    "truth_wall_mm": truth["wall_mm"],
                 }
             )
+
+    @staticmethod
+    def _measured(frame: DegradedFrame, labels: np.ndarray) -> dict[str, float]:
+        """The structures' volumes (ml) and the mean LV wall thickness (``wall_mm``) of one frame's label map."""
+        return {**volumes_ml(labels, frame.voxel_ml), "wall_mm": wall_thickness_mm(labels, frame.pixel_mm)}
 
     @property
     def patients(self) -> list[dict]:

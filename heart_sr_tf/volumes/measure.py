@@ -5,8 +5,9 @@ bicubic), where the segmenter was trained. A field of view smaller than ACDC's (
 be magnified there beyond anything the segmenter saw, so such a slice is resized to ACDC's typical grid pixel
 (``GRID_PIXEL_MM``) instead and placed in the middle of the 256x256 grid on background. The labels (largest 3D
 component per structure) go back to the scan's grid with nearest neighbour and are written beside OUT.
-Volumes are counted on the grid (each voxel's volume from the scan's spacing). In a cine, ED is the frame of
-largest LV volume and ES the frame of smallest; the ejection fractions follow. The numbers come from an
+Volumes are counted on the grid (each voxel's volume from the scan's spacing), and the mean LV wall thickness is
+measured there too (``cardiac_metrics.wall_thickness_mm``, with the grid's pixel size). In a cine, ED is the frame
+of largest LV volume and ES the frame of smallest; the ejection fractions follow. The numbers come from an
 automatic segmenter trained on ACDC, and every output says so.
 """
 
@@ -19,7 +20,7 @@ import cv2
 import nibabel as nib
 import numpy as np
 
-from heart_sr_tf.cardiac_metrics import MYOCARDIAL_DENSITY, STRUCTURES, volumes_ml
+from heart_sr_tf.cardiac_metrics import MYOCARDIAL_DENSITY, STRUCTURES, volumes_ml, wall_thickness_mm
 from heart_sr_tf.data.intensity import intensity_window, normalise, padding_mask
 from heart_sr_tf.data.scan import read_scan
 from heart_sr_tf.data.slices import HR_SIZE
@@ -56,7 +57,8 @@ def measure_scan(scan: Path, segmenter, quiet: bool = False) -> tuple[Path, Path
     frames = data[..., None] if data.ndim == 3 else data
     nx, ny, nz, count = frames.shape
     (gx, ox), (gy, oy) = (_grid_axis(n, zoom) for n, zoom in ((nx, zooms[0]), (ny, zooms[1])))
-    voxel_ml = (zooms[0] * nx / gx) * (zooms[1] * ny / gy) * zooms[2] / 1000.0
+    pixel_mm = (zooms[0] * nx / gx, zooms[1] * ny / gy)
+    voxel_ml = pixel_mm[0] * pixel_mm[1] * zooms[2] / 1000.0
     labels = np.zeros(frames.shape, np.uint8)
     rows = []
     with progress_bar(count, "measure", "frame", disable=quiet) as bar:
@@ -73,7 +75,14 @@ def measure_scan(scan: Path, segmenter, quiet: bool = False) -> tuple[Path, Path
             ]
             labels[..., t] = np.stack(back, 2)
             volumes = volumes_ml(segmented, voxel_ml)
-            rows.append({"frame": t + 1, **{f"{k}_ml": round(v, 2) for k, v in volumes.items()}})
+            wall = wall_thickness_mm(segmented, pixel_mm)
+            rows.append(
+                {
+                    "frame": t + 1,
+                    **{f"{k}_ml": round(v, 2) for k, v in volumes.items()},
+                    "LV_wall_mm": round(wall, 2) if np.isfinite(wall) else "",
+                }
+            )
             bar.update(1)
     labels_path, csv_path = measure_outputs(Path(scan))
     header = image.header.copy()
@@ -84,7 +93,7 @@ def measure_scan(scan: Path, segmenter, quiet: bool = False) -> tuple[Path, Path
     tmp = csv_path.with_name(f".{csv_path.name}.part")
     with tmp.open("w", newline="") as f:
         f.write(f"# {NOTE}\n")
-        writer = csv.DictWriter(f, fieldnames=["frame", "phase", *(f"{k}_ml" for k in STRUCTURES)])
+        writer = csv.DictWriter(f, fieldnames=["frame", "phase", *(f"{k}_ml" for k in STRUCTURES), "LV_wall_mm"])
         writer.writeheader()
         phases: dict[int, str] = {}
         for line in summary:
@@ -127,6 +136,10 @@ def _cine_summary(rows: list[dict]) -> list[dict]:
         {"measure": "LVEF", "value": ef(ed["LV_ml"], es["LV_ml"])},
         {"measure": "RVEF (RV volumes at the LV's ED and ES)", "value": ef(ed["RV_ml"], es["RV_ml"])},
         {"measure": "myocardial mass at ED", "value": f"{ed['myocardium_ml'] * MYOCARDIAL_DENSITY:.1f} g"},
+        {
+            "measure": "mean LV wall thickness at ED",
+            "value": f"{ed['LV_wall_mm']:.1f} mm" if ed["LV_wall_mm"] != "" else "n/a",
+        },
     ]
 
 
