@@ -41,6 +41,7 @@ from heart_sr_tf.progress import progress_bar
 
 MEASURES = ("LVEDV", "LVESV", "LVEF", "RVEDV", "RVESV", "RVEF", "myo_mass", "ED_wall_mm")
 UNITS = {"LVEF": "points", "RVEF": "points", "myo_mass": "g", "ED_wall_mm": "mm"}
+DECIMALS = {"ED_wall_mm": 2}  # sub-millimetre differences matter for the wall; one decimal for the rest
 NAMES = {"hr": "full resolution", "model": "model", **BASELINE_NAMES}
 
 
@@ -301,7 +302,8 @@ def clinical_markdown(result: ClinicalResult, summary: dict | None = None) -> st
         cells = []
         for method in result.methods:
             a = summary[method]["measures"][measure]
-            cells.append(f"{a['mae']:.1f} ({a['bias']:+.1f}; {a['loa_low']:+.1f} to {a['loa_high']:+.1f})")
+            n = DECIMALS.get(measure, 1)
+            cells.append(f"{a['mae']:.{n}f} ({a['bias']:+.{n}f}; {a['loa_low']:+.{n}f} to {a['loa_high']:+.{n}f})")
         unit = UNITS.get(measure, "ml")
         lines.append(f"| {measure} MAE (bias; LoA), {unit} | " + " | ".join(cells) + " |")
     others = [m for m in result.methods if m != "hr"]
@@ -317,7 +319,8 @@ def clinical_markdown(result: ClinicalResult, summary: dict | None = None) -> st
         cells = []
         for method in others:
             d = summary[method]["error_minus_hr"][measure]
-            cells.append(f"{d['mean']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]")
+            n = DECIMALS.get(measure, 1)
+            cells.append(f"{d['mean']:+.{n}f} [{d['low']:+.{n}f}, {d['high']:+.{n}f}]")
         lines.append(f"| {measure}, {UNITS.get(measure, 'ml')} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
