@@ -91,6 +91,44 @@ def test_agreement_with_full_resolution_is_dice_against_its_segmentation():
     )  # no disagreement to remove
 
 
+def test_compare_clinical_is_model_a_minus_model_b_patient_by_patient(
+    tiny_export, tiny_segmenter, phantom_tfds, tmp_path
+):
+    import shutil
+
+    _, export = tiny_segmenter
+    first = tmp_path / "a"
+    args = ["evaluate", tiny_export, "--data-dir", phantom_tfds, "--clinical", "--segmenter", str(export),
+            "--out", str(first), "--figures", "0", "--roi", "full", "--quiet"]  # fmt: skip
+    assert run_cli(*args).returncode == 0
+    second, third = tmp_path / "b", tmp_path / "c"
+    for folder, method, change in ((second, "model", -0.1), (third, "hr", -0.1)):
+        shutil.copytree(first, folder)
+        rows = list(csv.DictReader((first / "clinical_frames.csv").open()))
+        for row in rows:
+            if row["method"] == method:
+                row["dice_LV"] = str(float(row["dice_LV"]) + change)
+        with (folder / "clinical_frames.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    from heart_sr_tf.evaluation.clinical_compare import compare, read_clinical
+
+    same = compare(read_clinical(first), read_clinical(first))
+    assert same["patients"] == 1 and same["dice"]["LV"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
+    # B's model lost 0.1 of LV Dice on every frame: A minus B is +0.1, with no spread; nothing else moved.
+    result = compare(read_clinical(first), read_clinical(second))
+    assert (result["dice"]["LV"]["mean"], result["dice"]["LV"]["low"]) == pytest.approx((0.1, 0.1))
+    assert result["dice"]["RV"]["mean"] == 0.0 and result["error"]["LVEDV"]["mean"] == 0.0
+    out = run_cli("compare-clinical", first, second)
+    assert out.returncode == 0 and "| LV | +0.1000 [+0.1000, +0.1000]" in out.stdout
+    # Full resolution segments differently in C: not the same frames or segmenter, refused in one line.
+    refused = run_cli("compare-clinical", first, third)
+    assert refused.returncode == 2 and "differ from" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    missing = run_cli("compare-clinical", first, tmp_path / "nowhere")
+    assert missing.returncode == 2 and "not an evaluate --clinical output" in missing.stderr
+
+
 def test_upscale_measure_writes_labels_and_volumes(tiny_export, tiny_segmenter, phantom_root, tmp_path):
     import nibabel as nib
 

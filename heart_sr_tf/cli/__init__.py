@@ -172,6 +172,17 @@ def evaluate(**options):
     evaluate_model(**options, echo=click.echo, warn=warn)
 
 
+@main.command("compare-clinical")
+@click.argument("first", type=click.Path(path_type=Path))
+@click.argument("second", type=click.Path(path_type=Path))
+def compare_clinical(first: Path, second: Path):
+    """Two `evaluate --clinical` outputs of the same frames: model A minus model B, patient by patient, with 95%
+    intervals (Dice, agreement with full resolution, measurement errors)."""
+    from heart_sr_tf.commands.compare import compare_clinical as run
+
+    run(first, second, click.echo)
+
+
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @data_options

@@ -1,0 +1,14 @@
+"""``compare-clinical``: two models' clinical evaluations of the same frames, patient by patient."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from heart_sr_tf.commands.data import Echo
+
+
+def compare_clinical(first: Path, second: Path, echo: Echo) -> None:
+    from heart_sr_tf.evaluation.clinical_compare import compare, comparison_markdown, read_clinical
+
+    a, b = read_clinical(first), read_clinical(second)
+    echo(comparison_markdown(a, b, compare(a, b)))
