@@ -127,6 +127,10 @@ def test_compare_clinical_is_model_a_minus_model_b_patient_by_patient(
     assert refused.returncode == 2 and "differ from" in refused.stderr and len(refused.stderr.splitlines()) == 1
     missing = run_cli("compare-clinical", first, tmp_path / "nowhere")
     assert missing.returncode == 2 and "not an evaluate --clinical output" in missing.stderr
+    (third / "clinical_frames.csv").write_text("patient,phase\np1,ED\n")  # a table that is not ours: one line
+    foreign = run_cli("compare-clinical", first, third)
+    assert foreign.returncode == 2 and "lacks the column(s) method, dice_LV" in foreign.stderr
+    assert len(foreign.stderr.splitlines()) == 1
 
 
 def test_upscale_measure_writes_labels_and_volumes(tiny_export, tiny_segmenter, phantom_root, tmp_path):
@@ -178,6 +182,16 @@ def test_clinical_validation_figures_span_the_baseline_and_full_resolution(tiny_
         for got, want in ((as_baseline, reference["zero_fill"]), (as_full, reference["hr"])):
             assert got[name] == want[name] or (np.isnan(got[name]) and np.isnan(want[name])), name
     assert reference["hr"]["clinical_lvedv_mae"] >= 0  # (the tiny segmenter may find no LV: an EF of NaN)
+    # The fixed methods are measured once, at set-up; a result built from scratch with every method is the same.
+    from heart_sr_tf.evaluation.clinical import ClinicalResult
+
+    model = {i: f["hr"] for i, (_, f) in enumerate(validation.frames)}
+    scratch = ClinicalResult("validation", "training", "seg", validation.degradation)
+    for index, (frame, fixed) in enumerate(validation.frames):
+        scratch.add(frame, {**fixed, "model": model[index]})
+    cached = validation.result(model)
+    assert sorted(map(str, cached.frames)) == sorted(map(str, scratch.frames))
+    assert str(cached.summary()) == str(scratch.summary())
 
 
 def test_training_validates_the_clinical_figures(tiny_segmenter, phantom_tfds, tmp_path):

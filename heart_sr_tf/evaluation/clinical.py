@@ -111,12 +111,16 @@ class ClinicalResult:
         """The baseline whose gap to full resolution is measured: the one to beat first."""
         return self.degradation.baselines[0]
 
-    def add(self, frame: DegradedFrame, segmented: dict[str, np.ndarray]) -> None:
-        """One frame's label maps, one per method: its Dice, volumes and wall thickness against the ground truth."""
-        truth = self._measured(frame, frame.labels)
+    def add(self, frame: DegradedFrame, segmented: dict[str, np.ndarray], full: np.ndarray | None = None) -> None:
+        """One frame's label maps, one per method: its Dice, volumes and wall thickness against the ground truth,
+        and its agreement with full resolution's label map (``segmented["hr"]``, or ``full`` when the frame's
+        full resolution was added before)."""
         measured = self._volumes.setdefault((frame.patient, frame.group), {})
-        measured.setdefault("truth", {})[frame.phase] = truth
-        full = segmented.get("hr")
+        truths = measured.setdefault("truth", {})
+        if frame.phase not in truths:
+            truths[frame.phase] = self._measured(frame, frame.labels)
+        truth = truths[frame.phase]
+        full = segmented.get("hr", full)
         for method, labels in segmented.items():
             volumes = self._measured(frame, labels)
             agreement_with_hr = dice_scores(labels, full) if full is not None else {}

@@ -21,6 +21,8 @@ from heart_sr_tf.errors import DataError
 from heart_sr_tf.evaluation.clinical import DECIMALS, MEASURES, UNITS
 
 FILES = ("clinical.json", "clinical_frames.csv", "clinical_patients.csv")
+FRAME_COLUMNS = ("patient", "phase", "method", *(f"dice_{k}" for k in STRUCTURES))
+PATIENT_COLUMNS = ("patient", "method")
 
 
 def read_clinical(folder: Path) -> dict:
@@ -29,12 +31,19 @@ def read_clinical(folder: Path) -> dict:
     missing = [name for name in FILES if not (folder / name).is_file()]
     if missing:
         raise DataError(folder, f"not an evaluate --clinical output: no {', '.join(missing)}")
-    meta = json.loads((folder / FILES[0]).read_text())
-    with (folder / FILES[1]).open(newline="") as f:
-        frames = list(csv.DictReader(f))
-    with (folder / FILES[2]).open(newline="") as f:
-        patients = list(csv.DictReader(f))
-    return {"folder": folder, "meta": meta, "frames": frames, "patients": patients}
+    try:
+        meta = json.loads((folder / FILES[0]).read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(folder / FILES[0], f"not JSON: {exc}") from None
+    tables = []
+    for name, needed in ((FILES[1], FRAME_COLUMNS), (FILES[2], PATIENT_COLUMNS)):
+        with (folder / name).open(newline="") as f:
+            reader = csv.DictReader(f)
+            lacking = [c for c in needed if c not in (reader.fieldnames or [])]
+            if lacking:
+                raise DataError(folder / name, f"lacks the column(s) {', '.join(lacking)}")
+            tables.append(list(reader))
+    return {"folder": folder, "meta": meta, "frames": tables[0], "patients": tables[1]}
 
 
 def _check_same_frames(a: dict, b: dict) -> None:
@@ -65,10 +74,9 @@ def compare(a: dict, b: dict) -> dict:
     """Model A minus model B: ``dice`` and ``agreement`` per structure (higher is better), ``error`` per measure
     (absolute error against the ground truth; lower is better), each ``{mean, low, high}`` over patients."""
     _check_same_frames(a, b)
-    out: dict = {"patients": 0, "dice": {}, "agreement": {}, "error": {}}
     per_patient = [_per_patient(e["frames"]) for e in (a, b)]
-    patients = sorted(per_patient[0])
-    out["patients"] = len(patients)
+    patients = sorted(per_patient[0])  # the same in both: the frames were checked
+    out: dict = {"patients": len(patients), "dice": {}, "agreement": {}, "error": {}}
     for column in ("dice", "agreement"):
         for name in STRUCTURES:
             key = f"{column}_{name}"

@@ -8,6 +8,7 @@ only. The figures are those of ``evaluate --clinical``, on the validation split 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +45,15 @@ class ClinicalValidation:
         chosen = chosen[:patients] if patients else chosen
         rng = np.random.default_rng(0)
         self.frames = []  # (frame without its images, the fixed methods' label maps)
+        # the fixed methods' rows, measured once: each validation adds the model's rows to a copy
+        self._fixed = ClinicalResult("validation", "training", str(segmenter.folder), degradation)
         with progress_bar(len(chosen), "clinical validation set-up", "patient", disable=quiet) as bar:
             for patient in chosen:
                 for frame in degraded_frames(patient, degradation, rng):
                     fixed = {method: segmenter.volume(images) for method, images in frame.images.items()}
                     frame.images = {}  # only the LR input is needed again
                     self.frames.append((frame, fixed))
+                    self._fixed.add(frame, fixed)
                 bar.update(1)
         self.patients = len(chosen)
 
@@ -62,10 +66,10 @@ class ClinicalValidation:
     def result(self, model_labels: dict[int, np.ndarray]) -> ClinicalResult:
         """The clinical result with the model's label maps (frame index -> labels); without them the model
         column repeats the first baseline, so the figures are those of doing nothing."""
-        result = ClinicalResult("validation", "training", str(self.segmenter.folder), self.degradation)
+        result = copy.deepcopy(self._fixed)
         reference = self.degradation.baselines[0]
         for index, (frame, fixed) in enumerate(self.frames):
-            result.add(frame, {**fixed, "model": model_labels.get(index, fixed[reference])})
+            result.add(frame, {"model": model_labels.get(index, fixed[reference])}, full=fixed["hr"])
         return result
 
     @staticmethod
