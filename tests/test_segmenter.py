@@ -62,6 +62,37 @@ def test_evaluate_clinical_reports_every_input(tiny_export, tiny_segmenter, phan
     assert summary["hr"]["error_minus_hr"]["LVEDV"]["mean"] == 0.0  # full resolution against itself
 
 
+def test_evaluate_clinical_through_several_segmenters(tiny_export, tiny_segmenter, phantom_tfds, tmp_path):
+    """Each segmenter measures the same images; the first's results in OUT, the other's in OUT/clinical_NAME, and
+    a table across them. Two copies of one segmenter must measure exactly alike."""
+    import shutil
+
+    _, export = tiny_segmenter
+    twin = tmp_path / "twin"
+    shutil.copytree(export, twin)
+    out = tmp_path / "out"
+    args = ["evaluate", tiny_export, "--data-dir", phantom_tfds, "--clinical", "--segmenter", str(export),
+            "--segmenter", str(twin), "--out", str(out), "--figures", "0", "--roi", "full", "--quiet"]  # fmt: skip
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    first = json.loads((out / "clinical.json").read_text())
+    second = json.loads((out / "clinical_twin_v1" / "clinical.json").read_text())
+    assert second["segmenter"].endswith("twin/1") and first["segmenter"] != second["segmenter"]
+    assert first["summary"] == second["summary"]
+    from heart_sr_tf.evaluation.clinical_panel import mass_bias_minus_hr
+
+    markdown = (out / "summary.md").read_text()
+    assert "## Clinical fidelity across 2 segmenters" in markdown and markdown.count("| ") > 10
+    model, hr = (first["summary"][m]["measures"]["myo_mass"]["bias"] for m in ("model", "hr"))
+    rows = list(csv.DictReader((out / "clinical_patients.csv").open()))
+    assert mass_bias_minus_hr(rows)["mean"] == pytest.approx(model - hr)  # the same truth: bias minus bias
+    assert f"{model - hr:+.1f} to {model - hr:+.1f} g" in markdown  # no spread between twins
+    twice = run_cli("evaluate", tiny_export, "--data-dir", phantom_tfds, "--clinical", "--segmenter", str(export),
+                    "--segmenter", str(export), "--out", str(tmp_path / "x"), "--quiet")  # fmt: skip
+    assert twice.returncode == 2 and "is given twice" in twice.stderr and len(twice.stderr.splitlines()) == 1
+    assert not (tmp_path / "x").exists()  # refused before any work
+
+
 def test_agreement_with_full_resolution_is_dice_against_its_segmentation():
     """The label-free figure: each method's 3D Dice against full resolution's label map, and the share of the
     first baseline's disagreement it removes."""

@@ -150,7 +150,13 @@ def sweep_srgan_command(strategy, vgg_weights, quiet, lrs, name, **options):
     help="Also segment the split's ED/ES frames at full resolution, through the baselines and the model, and "
     "report Dice, volumes, ejection fractions and myocardial mass against the ground truth (--limit: patients).",
 )
-@click.option("--segmenter", type=click.Path(path_type=Path), help="The exported segmenter (default: the shipped one).")
+@click.option(
+    "--segmenter",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="The exported segmenter (default: the shipped one). Repeat it to measure through several: the first's "
+    "results in OUT, each other's in OUT/clinical_NAME, and a table across them in summary.md.",
+)
 @click.option(
     "--cine-dir",
     "cine_dirs",

@@ -17,7 +17,7 @@ def default_out(model: Path, split: str, is_run: bool) -> Path:
 
 def evaluate_model(
     model, acdc_dir, data_dir, split, roi, degradation, data_consistency, out, limit, n_figures,
-    backend, precision, quiet, echo: Echo, warn: Echo, clinical: bool = False, segmenter=None, cine_dirs=(),
+    backend, precision, quiet, echo: Echo, warn: Echo, clinical: bool = False, segmenter=(), cine_dirs=(),
     patients=None,
 ):  # fmt: skip
     from heart_sr_tf.data.pipeline import num_slices
@@ -26,11 +26,7 @@ def evaluate_model(
     from heart_sr_tf.evaluation.report import format_table
     from heart_sr_tf.inference.predictor import load_predictor
 
-    seg = None
-    if clinical:  # loaded first: a missing segmenter fails before any work
-        from heart_sr_tf.inference.segmenter import Segmenter
-
-        seg = Segmenter(segmenter or "segmenter")
+    segmenters = _segmenters(segmenter) if clinical else []  # loaded first: a bad segmenter fails before any work
     predictor = load_predictor(model, backend, precision)
     if data_consistency:
         predictor = predictor.with_consistency()
@@ -88,8 +84,8 @@ def evaluate_model(
         echo(format_table(columns, rows))
         for baseline in chosen.baselines:
             echo(gain_text(methods["model"], methods[baseline], NAMES[baseline]))
-    if seg is not None:
-        files += _clinical(predictor, seg, data, split, chosen, limit, quiet, out, echo)
+    if segmenters:
+        files += _clinical(predictor, segmenters, data, split, chosen, limit, quiet, out, echo)
     echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")
 
 
@@ -132,14 +128,42 @@ def _held_out_cines(predictor, split: str) -> list[str]:
     return list(tomllib.loads(text).get("data", {}).get(key, [])) if text else []
 
 
-def _clinical(predictor, segmenter, data, split, degradation, limit, quiet, out, echo) -> list[Path]:
-    """The split's patients segmented at full resolution, through the baselines and through the model."""
+def _segmenters(paths) -> list:
+    """The segmenters for --clinical (the shipped one by default), each named once."""
+    from heart_sr_tf.inference.segmenter import Segmenter
+
+    segmenters = [Segmenter(path) for path in (paths or ("segmenter",))]
+    folders = [s.folder.resolve() for s in segmenters]
+    for folder in folders:
+        if folders.count(folder) > 1:
+            raise HeartSRError(f"--segmenter: {folder} is given twice")
+    return segmenters
+
+
+def segmenter_label(folder: Path) -> str:
+    """``segmenter_audit_v1`` for ``.../segmenter_audit/1``: the sub-folder of an evaluation's extra segmenter."""
+    folder = Path(folder)
+    return f"{folder.parent.name}_v{folder.name}" if folder.name.isdigit() else folder.name
+
+
+def _clinical(predictor, segmenters, data, split, degradation, limit, quiet, out, echo) -> list[Path]:
+    """The split's patients segmented at full resolution, through the baselines and through the model: the first
+    segmenter's results in OUT, each other's in OUT/clinical_LABEL, and a table across them in summary.md."""
     from heart_sr_tf.data.prepare import dataset_source
     from heart_sr_tf.evaluation.clinical import clinical_evaluation, clinical_markdown, write_clinical
+    from heart_sr_tf.evaluation.clinical_panel import panel_markdown
 
     source, seed = dataset_source(data)
     if degradation.kind == "through_plane":
         raise HeartSRError("--clinical: measures in-plane models (a through-plane model changes the slice count)")
-    result = clinical_evaluation(predictor, segmenter, source, split, seed, degradation, limit=limit, quiet=quiet)
-    echo("\n" + clinical_markdown(result))
-    return write_clinical(result, out)
+    results = clinical_evaluation(predictor, segmenters, source, split, seed, degradation, limit=limit, quiet=quiet)
+    echo("\n" + clinical_markdown(results[0]))
+    files = write_clinical(results[0], out)
+    for segmenter, result in zip(segmenters[1:], results[1:], strict=True):
+        files += write_clinical(result, out / f"clinical_{segmenter_label(segmenter.folder)}")
+    if len(results) > 1:
+        panel = panel_markdown(results)
+        echo("\n" + panel)
+        markdown = out / "summary.md"
+        markdown.write_text(markdown.read_text() + "\n" + panel)
+    return files

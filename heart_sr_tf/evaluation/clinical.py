@@ -229,21 +229,23 @@ class ClinicalResult:
 
 
 def clinical_evaluation(
-    predictor, segmenter, acdc_dir: Path, split: str, seed: int, degradation: Degradation,
+    predictor, segmenters, acdc_dir: Path, split: str, seed: int, degradation: Degradation,
     limit: int | None = None, quiet: bool = False,
-) -> ClinicalResult:  # fmt: skip
-    """Measure the split's patients (the first ``limit``) at full resolution, through the baselines and the model."""
+) -> list[ClinicalResult]:  # fmt: skip
+    """Measure the split's patients (the first ``limit``) at full resolution, through the baselines and the model:
+    one result per segmenter, each segmenting the same images (the model runs once per frame)."""
     patients = split_of(acdc_dir, split, seed)[:limit]
-    result = ClinicalResult(split, predictor.source, str(segmenter.folder), degradation)
+    results = [ClinicalResult(split, predictor.source, str(s.folder), degradation) for s in segmenters]
     rng = np.random.default_rng(0)
     with progress_bar(len(patients), f"clinical {split}", "patient", disable=quiet) as bar:
         for patient in patients:
             for frame in degraded_frames(patient, degradation, rng):
                 height, width = frame.shape
                 images = {**frame.images, "model": predictor(frame.lr[..., None])[:, :height, :width, 0]}
-                result.add(frame, {method: segmenter.volume(x) for method, x in images.items()})
+                for segmenter, result in zip(segmenters, results, strict=True):
+                    result.add(frame, {method: segmenter.volume(x) for method, x in images.items()})
             bar.update(1)
-    return result
+    return results
 
 
 def write_clinical(result: ClinicalResult, out: Path) -> list[Path]:
