@@ -85,10 +85,12 @@ class LossConfig:
     # its value through each, so the generator does not learn one segmenter's quirks
     segmentation_class_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])  # background,
     # RV, myocardium, LV: each pixel's weight by the class the segmenter finds in HR
+    segmentation_volume_weight: float = 0.0  # through the same segmenters: each structure's soft area on SR against
+    # HR's (relative), the border shift that sets volumes and mass
 
     def check(self) -> None:
         _non_negative(self, "pixel_weight", "ssim_weight", "feature_weight", "adversarial_weight")
-        _non_negative(self, "segmentation_weight")
+        _non_negative(self, "segmentation_weight", "segmentation_volume_weight")
         if self.segmenter in self.extra_segmenters or len(set(self.extra_segmenters)) < len(self.extra_segmenters):
             raise ConfigError(f"extra_segmenters: {self.extra_segmenters} repeats a segmenter")
         weights = self.segmentation_class_weights

@@ -83,3 +83,19 @@ def test_segmentation_loss_is_a_weighted_kl_of_the_segmenters_outputs():
     np.testing.assert_allclose(loss, kl.reshape(2, -1).mean(1), rtol=1e-5)
     assert np.all(loss > 0)
     np.testing.assert_allclose(segmentation_loss(tf.constant(hr), tf.constant(hr), weights).numpy(), 0, atol=1e-6)
+
+
+def test_segmentation_volume_loss_is_the_relative_change_of_each_structures_soft_area():
+    from heart_sr_tf.training.losses import segmentation_volume_loss
+
+    big = 40.0  # logits decisive enough that the soft areas are the label counts
+    hr = np.zeros((2, 10, 10, 4), np.float32)
+    hr[..., 0] = big
+    hr[0, 2:8, 2:8, 0], hr[0, 2:8, 2:8, 2] = 0, big  # sample 0: 36 pixels of myocardium
+    sr = hr.copy()
+    sr[0, 1, 2:8, 0], sr[0, 1, 2:8, 2] = 0, big  # its border moved out by one row: 42 pixels
+    loss = segmentation_volume_loss(tf.constant(sr), tf.constant(hr), floor=4.0).numpy()
+    assert loss.shape == (2,)
+    np.testing.assert_allclose(loss, [6 / (36 + 4), 0.0], atol=1e-5)  # sample 1 has no structure: nothing moved
+    same = segmentation_volume_loss(tf.constant(hr), tf.constant(hr)).numpy()
+    np.testing.assert_allclose(same, 0.0, atol=1e-6)

@@ -180,3 +180,21 @@ def test_segmentation_term_through_several_segmenters_is_their_mean():
         terms.append(model._generator_terms(sr, hr)["segmentation"].numpy())
     assert terms[0].shape == (4,) and not np.allclose(terms[0], terms[1])
     np.testing.assert_allclose(terms[2], (terms[0] + terms[1]) / 2, rtol=1e-5)
+
+
+def test_segmentation_volume_term_goes_down_through_a_frozen_segmenter():
+    from heart_sr_tf.models.unet import unet_segmenter
+
+    keras.utils.set_random_seed(2)
+    segmenter = unet_segmenter(4, features=4, depth=2, dropout=0.0)
+    segmenter.get_layer("logits").kernel.assign(segmenter.get_layer("logits").kernel * 300.0)
+    segmenter.trainable = False
+    g = rrdb_generator(blocks=1, features=8, growth=8)
+    model = SRGAN(g, vgg_discriminator(features=8, stages=2), segmenters=[(segmenter, 4)])
+    model.compile(
+        keras.optimizers.Adam(2e-3), keras.optimizers.Adam(2e-3), pixel_weight=0.0, segmentation_volume_weight=1.0
+    )
+    model.g_optimizer.build(g.trainable_variables)
+    logs = _run_steps(model, tf.data.Dataset.from_tensors(_batch(8, size=30)), "generator", steps=30)
+    assert set(logs[0]) == {"g_loss", "pixel", "segmentation_volume"}
+    assert logs[-1]["segmentation_volume"] < 0.7 * logs[0]["segmentation_volume"]

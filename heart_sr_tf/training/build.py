@@ -86,7 +86,8 @@ def build_srgan(config: SRGANConfig, strategy, vgg_weights: str | None = None) -
         features = None
         if config.loss.feature_weight:
             features = vgg_feature_extractor(config.loss.vgg_layer, vgg_weights or config.loss.vgg_weights)
-        names = [config.loss.segmenter, *config.loss.extra_segmenters] if config.loss.segmentation_weight else []
+        through = config.loss.segmentation_weight or config.loss.segmentation_volume_weight
+        names = [config.loss.segmenter, *config.loss.extra_segmenters] if through else []
         segmenters = [frozen_segmenter(name) for name in names]
         g_opt, d_opt = make_optimizers(config, g_steps, d_steps)
         model = SRGAN(generator, discriminator, features, segmenters)
@@ -100,6 +101,7 @@ def build_srgan(config: SRGANConfig, strategy, vgg_weights: str | None = None) -
             adversarial_weight=config.loss.adversarial_weight,
             segmentation_weight=config.loss.segmentation_weight,
             segmentation_class_weights=config.loss.segmentation_class_weights,
+            segmentation_volume_weight=config.loss.segmentation_volume_weight,
             jit_compile=config.train.jit_compile,
         )
         g_opt.build(generator.trainable_variables)

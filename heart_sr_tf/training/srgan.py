@@ -3,7 +3,8 @@
 Generator loss = pixel (MSE or L1) + SSIM + VGG feature + segmentation + adversarial terms, each weighted. The
 segmentation term runs SR and HR through one or more frozen segmenters (``segmenters``: ``(network, multiple)``
 pairs) and averages over them, so the generator learns what changes the segmentation, not what one segmenter's
-quirks reward. With
+quirks reward; the segmentation-volume term, through the same segmenters, compares each structure's soft area on SR
+with HR's, the systematic border shift that sets volumes and mass. With
 ``adversarial = False`` only the generator trains, on pixel (+ feature) loss: the pre-training stage.
 Losses are averaged over the global batch (``tf.nn.compute_average_loss``), so gradients summed
 over replicas equal the single-device gradients. The training loop (``loop.py``) runs
@@ -23,6 +24,7 @@ from heart_sr_tf.training.losses import (
     generator_adversarial_loss,
     pixel_loss,
     segmentation_loss,
+    segmentation_volume_loss,
     ssim_loss,
 )
 
@@ -48,13 +50,14 @@ class SRGAN(GeneratorAndJudge):
         adversarial_weight: float = 1e-3,
         segmentation_weight: float = 0.0,
         segmentation_class_weights=(1.0, 1.0, 1.0, 1.0),
+        segmentation_volume_weight: float = 0.0,
         **kwargs,
     ):
         super().compile(**kwargs)
         if feature_weight and self.feature_extractor is None:
             raise ValueError("feature_weight > 0 needs a feature_extractor")
-        if segmentation_weight and not self.segmenters:
-            raise ValueError("segmentation_weight > 0 needs a segmenter")
+        if (segmentation_weight or segmentation_volume_weight) and not self.segmenters:
+            raise ValueError("segmentation_weight or segmentation_volume_weight > 0 needs a segmenter")
         self.segmentation_class_weights = tuple(segmentation_class_weights)
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.pixel = pixel
@@ -63,6 +66,7 @@ class SRGAN(GeneratorAndJudge):
             "ssim": ssim_weight,
             "feature": feature_weight,
             "segmentation": segmentation_weight,
+            "segmentation_volume": segmentation_volume_weight,
             "adversarial": adversarial_weight,
         }
 
@@ -77,17 +81,19 @@ class SRGAN(GeneratorAndJudge):
             terms["ssim"] = ssim_loss(sr, hr)
         if self.loss_weights_["feature"]:
             terms["feature"] = feature_loss(self.feature_extractor(sr), self.feature_extractor(hr))
-        if self.loss_weights_["segmentation"]:
-            terms["segmentation"] = tf.add_n(
-                [
-                    segmentation_loss(
-                        segment_logits(network, sr, multiple),
-                        segment_logits(network, hr, multiple),
-                        self.segmentation_class_weights,
-                    )
-                    for network, multiple in self.segmenters
-                ]
-            ) / len(self.segmenters)
+        if self.loss_weights_["segmentation"] or self.loss_weights_["segmentation_volume"]:
+            logits = [
+                (segment_logits(network, sr, multiple), segment_logits(network, hr, multiple))
+                for network, multiple in self.segmenters
+            ]
+            if self.loss_weights_["segmentation"]:
+                terms["segmentation"] = tf.add_n(
+                    [segmentation_loss(s, h, self.segmentation_class_weights) for s, h in logits]
+                ) / len(logits)
+            if self.loss_weights_["segmentation_volume"]:
+                terms["segmentation_volume"] = tf.add_n([segmentation_volume_loss(s, h) for s, h in logits]) / len(
+                    logits
+                )
         return terms
 
     def train_step(self, data, adversarial: bool = True):
