@@ -297,7 +297,7 @@ def clinical_markdown(result: ClinicalResult, summary: dict | None = None) -> st
         s = summary[method]
         d, m = s["dice"], s["measures"]
         gaps, removed = (
-            _shares(s, part, method in ("hr", result.reference)) for part in ("gap_closed", "disagreement_removed")
+            share_cells(s, part, method in ("hr", result.reference)) for part in ("gap_closed", "disagreement_removed")
         )
         agree = " / ".join(f"{s['agreement_with_hr'][k]:.3f}" for k in ("LV", "myocardium", "RV"))
         lines.append(
@@ -333,7 +333,7 @@ def clinical_markdown(result: ClinicalResult, summary: dict | None = None) -> st
     return "\n".join(lines) + "\n"
 
 
-def _shares(summary: dict, part: str, trivial: bool) -> str:
+def share_cells(summary: dict, part: str, trivial: bool = False) -> str:
     """``89% [67, 105] / ...`` for LV, myocardium and RV; without the interval where the share is 0 or 100% by
     definition (full resolution, the reference baseline)."""
     cells = []

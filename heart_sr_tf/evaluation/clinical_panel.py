@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from heart_sr_tf.cardiac_metrics import paired_difference
-from heart_sr_tf.evaluation.clinical import ClinicalResult
-
-STRUCTURE_NAMES = ("LV", "myocardium", "RV")
+from heart_sr_tf.cardiac_metrics import STRUCTURES, paired_difference
+from heart_sr_tf.evaluation.clinical import ClinicalResult, share_cells
 
 
 def mass_bias_minus_hr(patients: list[dict], method: str = "model") -> dict[str, float]:
@@ -33,9 +31,9 @@ def panel_rows(results: list[ClinicalResult], method: str = "model") -> list[dic
         rows.append(
             {
                 "segmenter": result.segmenter,
-                "hr_dice": [summary["hr"]["dice"][k] for k in STRUCTURE_NAMES],
-                "gap_closed": [s["gap_closed"][k] for k in STRUCTURE_NAMES],
-                "gap_interval": [s["interval_95"]["gap_closed"][k] for k in STRUCTURE_NAMES],
+                "hr_dice": [summary["hr"]["dice"][k] for k in STRUCTURES],
+                "gap_closed": [s["gap_closed"][k] for k in STRUCTURES],
+                "gap_cells": share_cells(s, "gap_closed"),
                 "LVEF": s["error_minus_hr"]["LVEF"],
                 "LVEDV": s["error_minus_hr"]["LVEDV"],
                 "mass_bias": mass_bias_minus_hr(result.patients, method),
@@ -59,20 +57,18 @@ def panel_markdown(results: list[ClinicalResult], method: str = "model") -> str:
         "patients; above 0 is worse than from the full-resolution scan. The mass bias minus full resolution's is "
         "the signed mass difference.",
         "",
-        "| segmenter | full-resolution Dice LV / myo / RV | gap closed LV / myo / RV | LVEF error minus full "
+        "| segmenter | full-resolution Dice LV / myo / RV | gap closed LV / myo / RV [95%] | LVEF error minus full "
         "resolution's (points) | LVEDV error minus full resolution's (ml) | mass bias minus full resolution's (g) |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
         dice = " / ".join(f"{d:.3f}" for d in r["hr_dice"])
-        gaps = " / ".join(f"{g:.0f}%" for g in r["gap_closed"])
         lines.append(
-            f"| {r['segmenter']} | {dice} | {gaps} | {interval(r['LVEF'])} | {interval(r['LVEDV'])} | "
+            f"| {r['segmenter']} | {dice} | {r['gap_cells']} | {interval(r['LVEF'])} | {interval(r['LVEDV'])} | "
             f"{interval(r['mass_bias'])} |"
         )
     if len(rows) > 1:
-        gaps = np.array([r["gap_closed"] for r in rows])
-        spread = " / ".join(f"{lo:.0f} to {hi:.0f}%" for lo, hi in zip(gaps.min(0), gaps.max(0), strict=True))
+        spread = " / ".join(_range([r["gap_closed"][i] for r in rows]) for i in range(len(STRUCTURES)))
         mass = [r["mass_bias"]["mean"] for r in rows]
         lvef = [r["LVEF"]["mean"] for r in rows]
         lines += [
@@ -82,3 +78,9 @@ def panel_markdown(results: list[ClinicalResult], method: str = "model") -> str:
             f"{max(mass):+.1f} g.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _range(shares: list[float]) -> str:
+    """``62 to 75%`` over the segmenters that have a gap (one without a gap has none to close: NaN)."""
+    finite = [v for v in shares if np.isfinite(v)]
+    return f"{min(finite):.0f} to {max(finite):.0f}%" if finite else "n/a"
