@@ -91,6 +91,13 @@ def test_evaluate_clinical_through_several_segmenters(tiny_export, tiny_segmente
                     "--segmenter", str(export), "--out", str(tmp_path / "x"), "--quiet")  # fmt: skip
     assert twice.returncode == 2 and "is given twice" in twice.stderr and len(twice.stderr.splitlines()) == 1
     assert not (tmp_path / "x").exists()  # refused before any work
+    namesake = tmp_path / "elsewhere" / "twin"  # another folder whose results would land in OUT/clinical_twin_v1 too
+    shutil.copytree(export, namesake)
+    clash = run_cli("evaluate", tiny_export, "--data-dir", phantom_tfds, "--clinical", "--segmenter", str(export),
+                    "--segmenter", str(twin), "--segmenter", str(namesake), "--out", str(tmp_path / "y"),
+                    "--quiet")  # fmt: skip
+    assert clash.returncode == 2 and "clinical_twin_v1" in clash.stderr and len(clash.stderr.splitlines()) == 1
+    assert not (tmp_path / "y").exists()
 
 
 def test_agreement_with_full_resolution_is_dice_against_its_segmentation():

@@ -137,6 +137,13 @@ def _segmenters(paths) -> list:
     for folder in folders:
         if folders.count(folder) > 1:
             raise HeartSRError(f"--segmenter: {folder} is given twice")
+    labels = [segmenter_label(s.folder) for s in segmenters[1:]]
+    for label in labels:
+        if labels.count(label) > 1:
+            raise HeartSRError(
+                f"--segmenter: two segmenters would both write OUT/clinical_{label}; "
+                "give them folders of different names"
+            )
     return segmenters
 
 
@@ -157,12 +164,13 @@ def _clinical(predictor, segmenters, data, split, degradation, limit, quiet, out
     if degradation.kind == "through_plane":
         raise HeartSRError("--clinical: measures in-plane models (a through-plane model changes the slice count)")
     results = clinical_evaluation(predictor, segmenters, source, split, seed, degradation, limit=limit, quiet=quiet)
-    echo("\n" + clinical_markdown(results[0]))
-    files = write_clinical(results[0], out)
-    for segmenter, result in zip(segmenters[1:], results[1:], strict=True):
-        files += write_clinical(result, out / f"clinical_{segmenter_label(segmenter.folder)}")
+    summaries = [result.summary() for result in results]  # once each: the intervals resample patients
+    echo("\n" + clinical_markdown(results[0], summaries[0]))
+    files = write_clinical(results[0], out, summaries[0])
+    for segmenter, result, summary in zip(segmenters[1:], results[1:], summaries[1:], strict=True):
+        files += write_clinical(result, out / f"clinical_{segmenter_label(segmenter.folder)}", summary)
     if len(results) > 1:
-        panel = panel_markdown(results)
+        panel = panel_markdown(results, summaries)
         echo("\n" + panel)
         markdown = out / "summary.md"
         markdown.write_text(markdown.read_text() + "\n" + panel)

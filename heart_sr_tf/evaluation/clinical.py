@@ -248,11 +248,11 @@ def clinical_evaluation(
     return results
 
 
-def write_clinical(result: ClinicalResult, out: Path) -> list[Path]:
+def write_clinical(result: ClinicalResult, out: Path, summary: dict | None = None) -> list[Path]:
     """clinical.json, clinical_frames.csv, clinical_patients.csv, clinical_bland_altman.png; and the clinical
     tables appended to summary.md (written by the image metrics first)."""
     out.mkdir(parents=True, exist_ok=True)
-    summary = result.summary()
+    summary = summary or result.summary()
     files = [out / "clinical.json", out / "clinical_frames.csv", out / "clinical_patients.csv"]
     files[0].write_text(
         json.dumps(

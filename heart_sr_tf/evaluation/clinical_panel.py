@@ -21,12 +21,12 @@ def mass_bias_minus_hr(patients: list[dict], method: str = "model") -> dict[str,
     return paired_difference([rows[method][p] for p in common], [rows["hr"][p] for p in common])
 
 
-def panel_rows(results: list[ClinicalResult], method: str = "model") -> list[dict]:
-    """One row per segmenter: its full-resolution Dice, the gap the method closes, and the method's LVEF, LVEDV
-    and mass errors minus full resolution's (each with its 95% interval by resampling patients)."""
+def panel_rows(results: list[ClinicalResult], summaries: list[dict], method: str = "model") -> list[dict]:
+    """One row per segmenter (``summaries``: each result's ``summary()``): its full-resolution Dice, the gap the
+    method closes, and the method's LVEF, LVEDV and mass errors minus full resolution's (each with its 95%
+    interval by resampling patients)."""
     rows = []
-    for result in results:
-        summary = result.summary()
+    for result, summary in zip(results, summaries, strict=True):
         s = summary[method]
         rows.append(
             {
@@ -42,9 +42,9 @@ def panel_rows(results: list[ClinicalResult], method: str = "model") -> list[dic
     return rows
 
 
-def panel_markdown(results: list[ClinicalResult], method: str = "model") -> str:
+def panel_markdown(results: list[ClinicalResult], summaries: list[dict], method: str = "model") -> str:
     """The across-segmenters table for summary.md, with the spread of each figure over the segmenters."""
-    rows = panel_rows(results, method)
+    rows = panel_rows(results, summaries, method)
 
     def interval(d: dict, digits: int = 1) -> str:
         return f"{d['mean']:+.{digits}f} [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]"
