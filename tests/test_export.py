@@ -123,3 +123,36 @@ def test_each_weight_is_stored_once(tiny_run, tiny_export):
     shapes = reader.get_variable_to_shape_map()
     stored = sum(int(np.prod(shape)) for key, shape in shapes.items() if "VARIABLE_VALUE" in key)
     assert stored == generator.count_params()
+
+
+def test_a_deeper_generator_starts_from_a_shallower_export_computing_the_same(tmp_path):
+    """--init-from an export with fewer RRDB blocks: the added blocks pass their input through (x 1.2, undone by
+    conv_body), so the deeper network's output equals the source's; its own blocks are copied, and training moves
+    the new ones (their last convolutions, at zero, get gradients). A shallower target is refused."""
+    from heart_sr_tf.data.degradation import Degradation
+    from heart_sr_tf.models.rrdb import rrdb_generator
+    from heart_sr_tf.training.runs import initialise_generator
+
+    source = rrdb_generator(3, blocks=2, features=8, growth=4)
+    rng = np.random.default_rng(2)
+    for w in source.weights:
+        w.assign(0.1 * rng.normal(size=w.shape).astype(np.float32))
+    export_generator(source, tmp_path, "shallow", degradation=Degradation("kspace", 3))
+    deep = rrdb_generator(3, blocks=5, features=8, growth=4)
+    described = initialise_generator(tmp_path / "shallow", deep, (3, 3))
+    assert "3 RRDB blocks added" in described
+    lr = rng.random((2, 14, 17, 1)).astype(np.float32)
+    expected = source(lr).numpy()
+    fresh = rrdb_generator(3, blocks=5, features=8, growth=4)(lr).numpy()  # the bicubic baseline
+    assert np.abs(expected - fresh).max() > 1e-2
+    np.testing.assert_allclose(deep(lr).numpy(), expected, atol=1e-5)
+    by_path = {w.path: w.numpy() for w in source.weights}
+    np.testing.assert_array_equal(deep.get_layer("rrdb1_db2_conv3").kernel.numpy(), by_path["rrdb1_db2_conv3/kernel"])
+    assert not deep.get_layer("rrdb4_db1_conv4").kernel.numpy().any()
+    assert deep.get_layer("rrdb4_db1_conv3").kernel.numpy().std() > 0  # fresh, not zero
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.abs(deep(lr) - tf.random.uniform(expected.shape, seed=1)))
+    grad = tape.gradient(loss, deep.get_layer("rrdb4_db1_conv4").kernel)
+    assert float(tf.reduce_max(tf.abs(grad))) > 0
+    with pytest.raises(HeartSRError, match="no place for"):
+        initialise_generator(tmp_path / "shallow", rrdb_generator(3, blocks=1, features=8, growth=4), (3, 3))

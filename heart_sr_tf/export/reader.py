@@ -12,7 +12,7 @@ from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
 from heart_sr_tf.models.mdcsrn import inflate_kernel
-from heart_sr_tf.models.rrdb import SCALE_DEPENDENT_LAYERS, adapt_head
+from heart_sr_tf.models.rrdb import SCALE_DEPENDENT_LAYERS, adapt_head, deepened
 
 
 def load_exported(path: Path):
@@ -31,16 +31,22 @@ def load_exported(path: Path):
 def load_exported_weights(folder: Path, generator, factors: tuple[int, int] | None = None) -> str:
     """Copy the weights of an exported SavedModel into ``generator``, matched by name.
 
-    The architecture must be the same. With ``factors`` (the generator's), the source may have been trained for
-    other factors of the same kind: its scale-dependent head (``SCALE_DEPENDENT_LAYERS``) is then re-laid by
-    ``adapt_head``, and the returned description says so.
+    The architecture must be the same, with two exceptions, each said in the returned description. With
+    ``factors`` (the generator's), the source may have been trained for other factors of the same kind: its
+    scale-dependent head (``SCALE_DEPENDENT_LAYERS``) is then re-laid by ``adapt_head``. And an RRDB generator
+    may have more blocks than the source: it is deepened (``rrdb.deepened``) so that it starts computing exactly
+    what the source does.
     """
     folder, loaded = load_exported(folder)
     source = Degradation.from_metadata(read_metadata(folder), str(folder)).factors
-    _copy_weights(folder, loaded, generator, lambda value, weight: _adapted(value, weight, source, factors))
+    saved, added = deepened(_saved_values(loaded), generator)
+    _copy_weights(folder, saved, generator, lambda value, weight: _adapted(value, weight, source, factors))
+    notes = []
     if factors is not None and tuple(factors) != source:
-        return f"{folder} (trained for factors {source}: its upsampling head re-laid for {tuple(factors)})"
-    return str(folder)
+        notes.append(f"trained for factors {source}: its upsampling head re-laid for {tuple(factors)}")
+    if added:
+        notes.append(f"{added} RRDB blocks added after its own, starting as a pass-through")
+    return f"{folder} ({'; '.join(notes)})" if notes else str(folder)
 
 
 def load_segmenter_network(path: Path):
@@ -54,15 +60,26 @@ def load_segmenter_network(path: Path):
     if meta.get("kind") != "segmenter" or not meta.get("config"):
         raise HeartSRError(f"{folder}: not an exported segmenter with its training config in the metadata")
     network = make_segmenter(from_dict(SegmenterConfig, tomllib.loads(meta["config"]), f"{folder} metadata"))
-    _copy_weights(folder, loaded, network)
+    _copy_weights(folder, _saved_values(loaded), network)
     network.trainable = False
     return network
 
 
-def _copy_weights(folder: Path, loaded, network, adapt=lambda value, weight: None) -> None:
-    """Assign every weight of ``network`` from the SavedModel's variable of the same name (``adapt`` may re-lay
-    a value of another shape); nothing is assigned unless every weight is found."""
-    saved = {v.name.split(":")[0]: v.numpy() for v in loaded.signatures["serving_default"].variables}
+def _saved_values(loaded) -> dict:
+    """A loaded SavedModel's variables by weight path."""
+    return {v.name.split(":")[0]: v.numpy() for v in loaded.signatures["serving_default"].variables}
+
+
+def _copy_weights(folder: Path, saved: dict, network, adapt=lambda value, weight: None) -> None:
+    """Assign every weight of ``network`` from the saved value of the same path (``adapt`` may re-lay a value of
+    another shape); nothing is assigned unless every weight is found and every saved value is used (a smaller
+    network would otherwise silently drop what it has no place for)."""
+    unused = set(saved) - {w.path for w in network.weights}
+    if unused:
+        raise HeartSRError(
+            f"{folder}: holds {len(unused)} weights this network has no place for (e.g. {min(unused)}); "
+            "not this architecture"
+        )
     values = []
     for weight in network.weights:
         value = saved.get(weight.path)

@@ -7,6 +7,8 @@ residual over aligned bicubic interpolation (cubic along the first axis only for
 
 from __future__ import annotations
 
+import re
+
 import keras
 import numpy as np
 from keras import layers
@@ -33,6 +35,38 @@ def adapt_head(value: np.ndarray, source: tuple[int, int], target: tuple[int, in
     pick_cols = np.minimum(np.floor(np.arange(new_cols) * cols / new_cols + 0.5).astype(int), cols - 1)
     v = value.reshape(*value.shape[:-1], rows, cols, features)[..., pick_rows, :, :][..., pick_cols, :]
     return v.reshape(*value.shape[:-1], new_rows * new_cols * features)
+
+
+def _trunk_blocks(paths) -> int:
+    """The number of RRDB blocks among weight paths (``rrdb<b>_...``)."""
+    found = {int(m.group(1)) for p in paths if (m := re.match(r"rrdb(\d+)_", p))}
+    return max(found) + 1 if found else 0
+
+
+def deepened(values: dict[str, np.ndarray], generator: keras.Model) -> tuple[dict[str, np.ndarray], int]:
+    """``(values, added)``: the weights by path of a trained generator completed for ``generator``, which has
+    ``added`` more RRDB blocks of the same width, so that it computes exactly what the trained one did.
+
+    The added blocks follow the trained ones. Each keeps ``generator``'s fresh initialisation except the last
+    convolution of its dense blocks, set to zero: a dense block then passes its input through and the RRDB returns
+    ``(1 + residual_scale) x``. ``conv_body`` (linear) has its kernel divided by ``(1 + residual_scale)^added``,
+    so its output is unchanged. Training then grows the new blocks from there (the zero-started residual of
+    ``conv_last``, here one level down). ``values`` come back unchanged (``added`` 0) unless ``generator`` has
+    more blocks than they hold.
+    """
+    have = _trunk_blocks(values)
+    want = _trunk_blocks(w.path for w in generator.weights)
+    if not have or want <= have:
+        return values, 0
+    scale = 1.0 + float(generator.get_layer("rrdb0_scale").scale)
+    grown = dict(values)
+    for w in generator.weights:
+        if _trunk_blocks([w.path]) > have:
+            zero = re.match(r"rrdb\d+_db\d+_conv4/", w.path) is not None
+            grown[w.path] = np.zeros(w.shape, np.float32) if zero else np.asarray(w.numpy())
+    added = want - have
+    grown["conv_body/kernel"] = values["conv_body/kernel"] / scale**added
+    return grown, added
 
 
 def _conv(filters: int, name: str, kernel: int = 3, **kwargs):
