@@ -166,3 +166,26 @@ def test_a_cine_whose_frame_count_disagrees_with_its_info(phantom_root, tmp_path
     )
     with pytest.raises(DataError, match=f"{frames} frames, but its Info.cfg says NbFrame {frames + 1}"):
         load_frames(find_patients(tmp_path)[0])
+
+
+def test_a_missing_required_package_is_one_line_not_a_traceback(tmp_path):
+    """A broken install (TensorFlow missing): one line naming the module and the Python, exit 1."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    blocker = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'tensorflow' or name.startswith('tensorflow.'):\n"
+        "            raise ModuleNotFoundError(f\"No module named '{name}'\", name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "sys.argv = ['cli.py', 'export', '--help']\n"
+        "exec(open('cli.py').read())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", blocker], cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "tensorflow is not installed" in lines[0] and "Traceback" not in done.stderr

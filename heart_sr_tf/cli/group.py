@@ -41,6 +41,13 @@ class Group(click.Group):
         except click.Abort:
             click.echo("aborted", err=True)
             sys.exit(130)
+        except ModuleNotFoundError as exc:  # a broken install (optional extras are checked by their commands)
+            click.echo(
+                f"error: {exc.name or exc} is not installed in {sys.executable}; reinstall heart-sr-tf "
+                "(pip install -e . in the project folder)",
+                err=True,
+            )
+            sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):
