@@ -205,8 +205,7 @@ class ClinicalResult:
     def _errors_minus_hr(patients: list[dict], method: str) -> dict:
         """Per measure: the method's absolute error minus full resolution's, patient by patient (mean, 95%
         interval): is the measurement from this input worse than from the full-resolution scan?"""
-        rows = {m: {r["patient"]: r for r in patients if r["method"] == m} for m in (method, "hr")}
-        common = sorted(set(rows[method]) & set(rows["hr"]))
+        rows, common = paired_patients(patients, method)
 
         def errors(m: str, measure: str) -> list[float]:
             return [abs(rows[m][p][measure] - rows[m][p][f"truth_{measure}"]) for p in common]
@@ -226,6 +225,13 @@ class ClinicalResult:
                 top = np.array([r[key] for r in by_method[full]], float) if full else np.ones_like(values[0])
                 intervals[part][name] = gap_closed_interval(values[0], values[1], top, groups)
         return intervals
+
+
+def paired_patients(patients: list[dict], method: str, reference: str = "hr") -> tuple[dict, list]:
+    """``(rows, common)``: a ``ClinicalResult``'s patient rows of ``method`` and ``reference`` by method and
+    patient, and the patients both have, sorted: the pairs that a paired difference between the two runs over."""
+    rows = {m: {r["patient"]: r for r in patients if r["method"] == m} for m in (method, reference)}
+    return rows, sorted(set(rows[method]) & set(rows[reference]))
 
 
 def clinical_evaluation(

@@ -10,15 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from heart_sr_tf.cardiac_metrics import STRUCTURES, paired_difference
-from heart_sr_tf.evaluation.clinical import ClinicalResult, share_cells
+from heart_sr_tf.evaluation.clinical import ClinicalResult, paired_patients, share_cells
 
 
 def mass_bias_minus_hr(patients: list[dict], method: str = "model") -> dict[str, float]:
     """The method's myocardial mass minus full resolution's, patient by patient (mean, 95% interval), from a
     ``ClinicalResult``'s patient rows: how far the method's mass bias sits from full resolution's."""
-    rows = {m: {r["patient"]: float(r["myo_mass"]) for r in patients if r["method"] == m} for m in (method, "hr")}
-    common = sorted(set(rows[method]) & set(rows["hr"]))
-    return paired_difference([rows[method][p] for p in common], [rows["hr"][p] for p in common])
+    rows, common = paired_patients(patients, method)
+    return paired_difference(*([float(rows[m][p]["myo_mass"]) for p in common] for m in (method, "hr")))
 
 
 def panel_rows(results: list[ClinicalResult], summaries: list[dict], method: str = "model") -> list[dict]:
