@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from heart_sr_tf.inference.hardware import cpu_model  # noqa: E402
+from heart_sr_tf.hardware import cpu_model  # noqa: E402
 
 
 def write_scans(acdc: Path, folder: Path, count: int) -> list[Path]:

@@ -74,7 +74,7 @@ def throughput(args) -> None:
         else:
             print(f"(no int8 twin of {args.model} yet: `python cli.py quantize {args.model} --acdc-dir DIR` adds it)")
     default = (resolve_backend("auto"), resolve_precision("auto"))
-    from heart_sr_tf.inference.hardware import cpu_model
+    from heart_sr_tf.hardware import cpu_model
 
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores")
     print(f"model {args.model}; batches of {len(lr)} x 86x86 -> 258x258 ({what})")

@@ -26,7 +26,7 @@ def main() -> None:
     from heart_sr_tf.data.degradation import Degradation
     from heart_sr_tf.data.pipeline import slice_dataset, train_pairs
     from heart_sr_tf.data.prepare import phantom_dir, prepare
-    from heart_sr_tf.inference.hardware import cpu_model
+    from heart_sr_tf.hardware import cpu_model
 
     source = args.acdc_dir or phantom_dir()
     report = prepare(source, quiet=True)

@@ -70,7 +70,7 @@ def main() -> None:
     base_paths = [("tensorflow", "float32"), ("tensorflow", "bfloat16")]
     if importlib.util.find_spec("openvino") is not None:
         base_paths += [("openvino", "float32"), ("openvino", "bfloat16")]
-    from heart_sr_tf.inference.hardware import cpu_model
+    from heart_sr_tf.hardware import cpu_model
 
     print(f"CPU: {cpu_model()}")
     print(f"{args.split} split of {data}; differences from TensorFlow float32 (limits: {LIMITS})")

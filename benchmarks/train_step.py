@@ -63,7 +63,7 @@ def main() -> None:
     from heart_sr_tf.data.prepare import phantom_dir, prepare
 
     data_dir = prepare(args.acdc_dir or phantom_dir(), quiet=True).data_dir
-    from heart_sr_tf.inference.hardware import cpu_model
+    from heart_sr_tf.hardware import cpu_model
 
     print(f"{os.cpu_count()} cores of {cpu_model()}, data {args.acdc_dir or 'phantoms'}")
     for name, steps in (("srgan_cpu", args.steps), ("srgan_paper", args.paper_steps)):

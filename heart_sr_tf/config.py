@@ -23,7 +23,7 @@ from heart_sr_tf.errors import ConfigError
 CONFIG_DIR = files("heart_sr_tf") / "configs"
 
 
-Precision = Literal["no", "float16", "bfloat16"]
+Precision = Literal["no", "float16", "bfloat16", "auto"]
 HR_SIDE = 256  # the protocol's slices: no training patch can be larger
 BATCH_PIXELS = 2**24  # HR pixels in one training step (e.g. 256 patches of 256x256): about 1 GB of activations
 
@@ -139,7 +139,9 @@ class LoopConfig:
     validate_every: int = 100
     image_every: int = 100
     keep_checkpoints: int = 3
-    mixed_precision: Precision = "no"  # "float16" or "bfloat16": mixed precision (bfloat16 uses a CPU's AMX)
+    # "float16" or "bfloat16": mixed precision; "auto": bfloat16 where the CPU (AVX512_BF16, AMX) or GPU computes it
+    # natively, else float32 (emulated bfloat16 trains many times slower)
+    mixed_precision: Precision = "no"
     jit_compile: bool = False  # XLA (GPU); never together with MirroredStrategy on CPU
 
     def check(self) -> None:

@@ -53,7 +53,7 @@ def _scores(predictor, slices):
     [({"avx512f", "avx512_bf16"}, "bfloat16"), ({"amx_bf16", "amx_tile"}, "bfloat16"), ({"avx2", "fma"}, "float32")],
 )
 def test_auto_precision_follows_the_cpu_flags(monkeypatch, flags, expected):
-    import heart_sr_tf.inference.hardware as hardware
+    import heart_sr_tf.hardware as hardware
 
     monkeypatch.setattr(hardware, "cpu_flags", lambda: flags)  # this machine has no GPU: the CPU decides
     assert resolve_precision("auto") == expected
@@ -210,7 +210,7 @@ def test_auto_precision_runs_an_export_without_a_config_in_float32(monkeypatch, 
     """On a CPU with native bfloat16, TensorFlow's bfloat16 path rebuilds the generator from the export's config:
     an export without one runs in float32 under ``auto`` (never an error), and is refused by name when bfloat16 is
     asked for explicitly."""
-    import heart_sr_tf.inference.hardware as hardware
+    import heart_sr_tf.hardware as hardware
     from heart_sr_tf.errors import HeartSRError
     from heart_sr_tf.export.writer import export_generator
     from heart_sr_tf.inference.predictor import effective_precision

@@ -18,7 +18,7 @@ def quantize_model(model, acdc_dir, data_dir, calibration: int, check: int, quie
     from heart_sr_tf.evaluation.evaluate import iterate_slices
     from heart_sr_tf.export.discovery import find_model
     from heart_sr_tf.export.layout import read_metadata, resolve_model_dir, training_data
-    from heart_sr_tf.inference.hardware import cpu_model
+    from heart_sr_tf.hardware import cpu_model
     from heart_sr_tf.inference.predictor import load_saved_model
     from heart_sr_tf.inference.quantize import quantize
     from heart_sr_tf.metrics import image_metrics

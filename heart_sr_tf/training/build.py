@@ -8,6 +8,7 @@ import keras
 
 from heart_sr_tf.config import SRGANConfig, WGANConfig
 from heart_sr_tf.errors import ConfigError
+from heart_sr_tf.hardware import cpu_model, native_bfloat16
 from heart_sr_tf.models.critic import wgan_critic
 from heart_sr_tf.models.discriminator import vgg_discriminator
 from heart_sr_tf.models.registry import make_generator
@@ -37,10 +38,34 @@ def make_optimizers(config, generator_steps: int, critic_steps: int):
     return opts
 
 
+def effective_precision(setting: str) -> str:
+    """``train.mixed_precision`` for this machine: ``auto`` is ``bfloat16`` where the hardware computes it natively
+    (``heart_sr_tf.hardware``), else ``no`` (float32); the others as given."""
+    if setting == "auto":
+        return "bfloat16" if native_bfloat16() else "no"
+    if setting not in POLICIES:
+        raise ConfigError(f"train.mixed_precision: expected one of auto, {', '.join(POLICIES)}")
+    return setting
+
+
+def precision_note(config) -> str | None:
+    """The line a training run starts with when its precision depends on the machine: what ``auto`` chose, or a
+    warning that ``bfloat16`` asked for explicitly is emulated here (many times slower than float32)."""
+    setting = config.train.mixed_precision
+    chosen = effective_precision(setting)
+    if setting == "auto":
+        name = "mixed bfloat16" if chosen == "bfloat16" else "float32"
+        return f"precision: {name} (train.mixed_precision = auto on {cpu_model()})"
+    if chosen == "bfloat16" and not native_bfloat16():
+        return (
+            f"warning: train.mixed_precision = bfloat16 on {cpu_model()}, which emulates it: training is many "
+            'times slower than in float32; "auto" uses bfloat16 only where the hardware computes it'
+        )
+    return None
+
+
 def set_precision(config) -> None:
-    if config.train.mixed_precision not in POLICIES:
-        raise ConfigError(f"train.mixed_precision: expected one of {', '.join(POLICIES)}")
-    keras.mixed_precision.set_global_policy(POLICIES[config.train.mixed_precision])
+    keras.mixed_precision.set_global_policy(POLICIES[effective_precision(config.train.mixed_precision)])
 
 
 def frozen_segmenter(name: str):

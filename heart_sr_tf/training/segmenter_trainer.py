@@ -15,7 +15,7 @@ from heart_sr_tf.data.segmentation import CLASSES, load_split, segmentation_data
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.models.registry import make_segmenter
 from heart_sr_tf.models.unet import segment_logits
-from heart_sr_tf.training.build import learning_rate, set_precision
+from heart_sr_tf.training.build import learning_rate, precision_note, set_precision
 from heart_sr_tf.training.distribute import make_strategy
 from heart_sr_tf.training.loop import Segment, TrainingLoop, TrainResult
 from heart_sr_tf.training.runs import Run
@@ -72,6 +72,8 @@ def train_segmenter(
     config, acdc_dir = run.config, run.data_dir
     strategy = make_strategy(strategy_name)
     keras.utils.set_random_seed(config.train.seed)
+    if note := precision_note(config):
+        report(note)
     set_precision(config)
     with strategy.scope():
         network = make_segmenter(config)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import keras
 
-from heart_sr_tf.training.build import build_srgan
+from heart_sr_tf.training.build import build_srgan, precision_note
 from heart_sr_tf.training.distribute import make_strategy
 from heart_sr_tf.training.loop import Segment, TrainingLoop, TrainResult
 from heart_sr_tf.training.runs import Run, initialise_generator
@@ -45,6 +45,8 @@ def train_srgan(
     config, data_dir = run.config, run.data_dir
     strategy = make_strategy(strategy_name)
     keras.utils.set_random_seed(config.train.seed)
+    if note := precision_note(config):
+        report(note)
     model = build_srgan(config, strategy, vgg_weights)
     degradation = config.degradation
     validator = Validator(data_dir, degradation, config.data.validation_slices)

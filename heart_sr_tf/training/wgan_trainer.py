@@ -14,7 +14,7 @@ import keras
 from heart_sr_tf.data.pipeline import patient_volumes, train_volumes
 from heart_sr_tf.data.prepare import builder
 from heart_sr_tf.errors import HeartSRError
-from heart_sr_tf.training.build import build_wgan
+from heart_sr_tf.training.build import build_wgan, precision_note
 from heart_sr_tf.training.distribute import make_strategy
 from heart_sr_tf.training.loop import Segment, TrainingLoop, TrainResult
 from heart_sr_tf.training.phases import action_at
@@ -120,6 +120,8 @@ def train_wgan(
     config, data_dir = run.config, run.data_dir
     strategy = make_strategy(strategy_name)
     keras.utils.set_random_seed(config.train.seed)
+    if note := precision_note(config):
+        report(note)
     model = build_wgan(config, strategy)
     loop = TrainingLoop(run, model, strategy, validator_for(config, data_dir), quiet, extra_validation)
     schedule = phase_schedule(config.phases)
