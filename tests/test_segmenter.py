@@ -160,6 +160,15 @@ def test_compare_clinical_is_model_a_minus_model_b_patient_by_patient(
     assert result["dice"]["RV"]["mean"] == 0.0 and result["error"]["LVEDV"]["mean"] == 0.0
     out = run_cli("compare-clinical", first, second)
     assert out.returncode == 0 and "| LV | +0.1000 [+0.1000, +0.1000]" in out.stdout
+    # An evaluation without a measure (e.g. one made before the wall thickness was measured): said, not "nan".
+    rows = list(csv.DictReader((second / "clinical_patients.csv").open()))
+    with (second / "clinical_patients.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[c for c in rows[0] if "LVEDV" not in c], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    older = run_cli("compare-clinical", first, second)
+    assert older.returncode == 0 and "| LVEDV, ml | no patient with a value in both |" in older.stdout
+    assert "nan" not in older.stdout and "| LVESV, ml | +0.0 [+0.0, +0.0] |" in older.stdout
     # Full resolution segments differently in C: not the same frames or segmenter, refused in one line.
     refused = run_cli("compare-clinical", first, third)
     assert refused.returncode == 2 and "differ from" in refused.stderr and len(refused.stderr.splitlines()) == 1

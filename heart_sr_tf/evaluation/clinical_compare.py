@@ -119,6 +119,8 @@ def comparison_markdown(a: dict, b: dict, result: dict) -> str:
     """The comparison as tables: differences of A from B, each with its interval."""
 
     def cell(d: dict, digits: int) -> str:
+        if not np.isfinite(d["mean"]):  # not measured (e.g. the wall, in evaluations from before it) or no value
+            return "no patient with a value in both"
         return f"{d['mean']:+.{digits}f} [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]"
 
     lines = [
