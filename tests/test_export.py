@@ -156,3 +156,25 @@ def test_a_deeper_generator_starts_from_a_shallower_export_computing_the_same(tm
     assert float(tf.reduce_max(tf.abs(grad))) > 0
     with pytest.raises(HeartSRError, match="no place for"):
         initialise_generator(tmp_path / "shallow", rrdb_generator(3, blocks=1, features=8, growth=4), (3, 3))
+
+
+def test_a_deeper_generator_starts_from_a_shallower_run_folder_computing_the_same(tiny_run):
+    """--init-from a run folder whose config has fewer RRDB blocks: its generator is rebuilt from that config, its
+    latest checkpoint restored and deepened as an export would be; a generator of another width is one line."""
+    import copy
+
+    from heart_sr_tf.models.registry import make_generator
+    from heart_sr_tf.training.runs import Run, initialise_generator
+
+    config = copy.deepcopy(Run.open(tiny_run).config)
+    config.generator.blocks += 2
+    deep = make_generator(config)
+    described = initialise_generator(tiny_run, deep, config.degradation.factors)
+    assert "2 RRDB blocks added" in described and "ckpt" in described
+    lr = np.random.default_rng(3).random((1, 16, 20, 1)).astype(np.float32)
+    expected = load_run(tiny_run).generator(lr).numpy()
+    np.testing.assert_allclose(deep(lr).numpy(), expected, atol=1e-5)
+    assert not deep.get_layer(f"rrdb{config.generator.blocks - 1}_db1_conv4").kernel.numpy().any()
+    config.generator.features += 4
+    with pytest.raises(HeartSRError, match="does not grow into this one"):
+        initialise_generator(tiny_run, make_generator(config), config.degradation.factors)

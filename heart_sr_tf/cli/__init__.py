@@ -64,7 +64,10 @@ def train():
 @RESUME
 @click.option("--name", help="Run name (default: srgan-DATE-TIME).")
 @click.option(
-    "--init-from", type=FOLDER, help="Start from the generator of this run or exported SavedModel (same architecture)."
+    "--init-from",
+    type=FOLDER,
+    help="Start from the generator of this run or exported SavedModel (the same architecture, other factors of the "
+    "same kind, or fewer RRDB blocks: the added ones start as pass-throughs).",
 )
 def train_srgan_command(strategy, vgg_weights, quiet, **options):
     """Train the SRGAN (CPU-sized config on the built-in phantoms by default)."""

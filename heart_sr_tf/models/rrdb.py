@@ -37,7 +37,7 @@ def adapt_head(value: np.ndarray, source: tuple[int, int], target: tuple[int, in
     return v.reshape(*value.shape[:-1], new_rows * new_cols * features)
 
 
-def _trunk_blocks(paths) -> int:
+def trunk_blocks(paths) -> int:
     """The number of RRDB blocks among weight paths (``rrdb<b>_...``)."""
     found = {int(m.group(1)) for p in paths if (m := re.match(r"rrdb(\d+)_", p))}
     return max(found) + 1 if found else 0
@@ -54,14 +54,14 @@ def deepened(values: dict[str, np.ndarray], generator: keras.Model) -> tuple[dic
     ``conv_last``, here one level down). ``values`` come back unchanged (``added`` 0) unless ``generator`` has
     more blocks than they hold.
     """
-    have = _trunk_blocks(values)
-    want = _trunk_blocks(w.path for w in generator.weights)
+    have = trunk_blocks(values)
+    want = trunk_blocks(w.path for w in generator.weights)
     if not have or want <= have:
         return values, 0
     scale = 1.0 + float(generator.get_layer("rrdb0_scale").scale)
     grown = dict(values)
     for w in generator.weights:
-        if _trunk_blocks([w.path]) > have:
+        if trunk_blocks([w.path]) > have:
             zero = re.match(r"rrdb\d+_db\d+_conv4/", w.path) is not None
             grown[w.path] = np.zeros(w.shape, np.float32) if zero else np.asarray(w.numpy())
     added = want - have

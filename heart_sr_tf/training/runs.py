@@ -224,11 +224,40 @@ class Run:
 
 
 def initialise_generator(source: Path, generator, factors: tuple[int, int] | None = None) -> str:
-    """``--init-from``: a run folder (its latest checkpoint, same architecture) or an exported SavedModel / model
-    base path (same architecture, or one trained for other ``factors``: see ``load_exported_weights``)."""
+    """``--init-from``: a run folder (its latest checkpoint: the same architecture, or an RRDB generator with
+    fewer blocks, see ``rrdb.deepened``) or an exported SavedModel / model base path (the same architecture, or
+    one trained for other ``factors`` or with fewer blocks: see ``load_exported_weights``)."""
     source = Path(source)
     from heart_sr_tf.export.reader import load_exported_weights
 
     if is_run_folder(source):
-        return Run.open(source).restore_generator(generator)
+        run = Run.open(source)
+        if _fewer_blocks(run.config, generator):
+            return _deepened_from_run(run, generator)
+        return run.restore_generator(generator)
     return load_exported_weights(source, generator, factors)
+
+
+def _fewer_blocks(config, generator) -> bool:
+    """Whether ``config`` describes an RRDB generator with fewer blocks than ``generator`` has."""
+    from heart_sr_tf.models.rrdb import trunk_blocks
+
+    have = trunk_blocks(w.path for w in generator.weights)
+    return isinstance(config, SRGANConfig) and 0 < config.generator.blocks < have
+
+
+def _deepened_from_run(run: Run, generator) -> str:
+    """The run's generator (rebuilt from its config, its latest checkpoint restored), deepened into ``generator``:
+    the trained blocks copied and the others appended as pass-throughs (``rrdb.deepened``)."""
+    from heart_sr_tf.models.registry import make_generator
+    from heart_sr_tf.models.rrdb import deepened
+
+    trained = make_generator(run.config)
+    latest = run.restore_generator(trained)
+    values, added = deepened({w.path: w.numpy() for w in trained.weights}, generator)
+    for weight in generator.weights:
+        value = values.get(weight.path)
+        if value is None or tuple(value.shape) != tuple(weight.shape):
+            raise HeartSRError(f"{latest}: its generator does not grow into this one ({weight.path} differs)")
+        weight.assign(value)
+    return f"{latest} ({added} RRDB blocks added after its own, starting as a pass-through)"
