@@ -32,7 +32,6 @@ SLOW_FIXTURES = {
     "phantom_tfds",
     "tiny_run",
     "tiny_export",
-    "real_test_slices",
     "tiny_segmenter",
 }
 
