@@ -160,7 +160,8 @@ def test_a_deeper_generator_starts_from_a_shallower_export_computing_the_same(tm
 
 def test_a_deeper_generator_starts_from_a_shallower_run_folder_computing_the_same(tiny_run):
     """--init-from a run folder whose config has fewer RRDB blocks: its generator is rebuilt from that config, its
-    latest checkpoint restored and deepened as an export would be; a generator of another width is one line."""
+    latest checkpoint restored and deepened as an export would be; a generator of another width is one line,
+    and none of its weights is touched."""
     import copy
 
     from heart_sr_tf.models.registry import make_generator
@@ -176,5 +177,8 @@ def test_a_deeper_generator_starts_from_a_shallower_run_folder_computing_the_sam
     np.testing.assert_allclose(deep(lr).numpy(), expected, atol=1e-5)
     assert not deep.get_layer(f"rrdb{config.generator.blocks - 1}_db1_conv4").kernel.numpy().any()
     config.generator.features += 4
-    with pytest.raises(HeartSRError, match="does not grow into this one"):
-        initialise_generator(tiny_run, make_generator(config), config.degradation.factors)
+    wider = make_generator(config)
+    before = [w.numpy() for w in wider.weights]
+    with pytest.raises(HeartSRError, match="not this architecture"):
+        initialise_generator(tiny_run, wider, config.degradation.factors)
+    assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, wider.weights))  # nothing half-copied

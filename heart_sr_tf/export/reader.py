@@ -40,7 +40,7 @@ def load_exported_weights(folder: Path, generator, factors: tuple[int, int] | No
     folder, loaded = load_exported(folder)
     source = Degradation.from_metadata(read_metadata(folder), str(folder)).factors
     saved, added = deepened(_saved_values(loaded), generator)
-    _copy_weights(folder, saved, generator, lambda value, weight: _adapted(value, weight, source, factors))
+    copy_weights(folder, saved, generator, lambda value, weight: _adapted(value, weight, source, factors))
     notes = []
     if factors is not None and tuple(factors) != source:
         notes.append(f"trained for factors {source}: its upsampling head re-laid for {tuple(factors)}")
@@ -60,7 +60,7 @@ def load_segmenter_network(path: Path):
     if meta.get("kind") != "segmenter" or not meta.get("config"):
         raise HeartSRError(f"{folder}: not an exported segmenter with its training config in the metadata")
     network = make_segmenter(from_dict(SegmenterConfig, tomllib.loads(meta["config"]), f"{folder} metadata"))
-    _copy_weights(folder, _saved_values(loaded), network)
+    copy_weights(folder, _saved_values(loaded), network)
     network.trainable = False
     return network
 
@@ -70,7 +70,7 @@ def _saved_values(loaded) -> dict:
     return {v.name.split(":")[0]: v.numpy() for v in loaded.signatures["serving_default"].variables}
 
 
-def _copy_weights(folder: Path, saved: dict, network, adapt=lambda value, weight: None) -> None:
+def copy_weights(folder: Path | str, saved: dict, network, adapt=lambda value, weight: None) -> None:
     """Assign every weight of ``network`` from the saved value of the same path (``adapt`` may re-lay a value of
     another shape); nothing is assigned unless every weight is found and every saved value is used (a smaller
     network would otherwise silently drop what it has no place for)."""

@@ -38,7 +38,7 @@ def make_optimizers(config, generator_steps: int, critic_steps: int):
     return opts
 
 
-def effective_precision(setting: str) -> str:
+def training_precision(setting: str) -> str:
     """``train.mixed_precision`` for this machine: ``auto`` is ``bfloat16`` where the hardware computes it natively
     (``heart_sr_tf.hardware``), else ``no`` (float32); the others as given."""
     if setting == "auto":
@@ -52,7 +52,7 @@ def precision_note(config) -> str | None:
     """The line a training run starts with when its precision depends on the machine: what ``auto`` chose, or a
     warning that ``bfloat16`` asked for explicitly is emulated here (many times slower than float32)."""
     setting = config.train.mixed_precision
-    chosen = effective_precision(setting)
+    chosen = training_precision(setting)
     if setting == "auto":
         name = "mixed bfloat16" if chosen == "bfloat16" else "float32"
         return f"precision: {name} (train.mixed_precision = auto on {cpu_model()})"
@@ -65,7 +65,7 @@ def precision_note(config) -> str | None:
 
 
 def set_precision(config) -> None:
-    keras.mixed_precision.set_global_policy(POLICIES[effective_precision(config.train.mixed_precision)])
+    keras.mixed_precision.set_global_policy(POLICIES[training_precision(config.train.mixed_precision)])
 
 
 def frozen_segmenter(name: str):

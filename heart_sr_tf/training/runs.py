@@ -248,16 +248,14 @@ def _fewer_blocks(config, generator) -> bool:
 
 def _deepened_from_run(run: Run, generator) -> str:
     """The run's generator (rebuilt from its config, its latest checkpoint restored), deepened into ``generator``:
-    the trained blocks copied and the others appended as pass-throughs (``rrdb.deepened``)."""
+    the trained blocks copied and the others appended as pass-throughs (``rrdb.deepened``); all or nothing, as
+    from an export (``copy_weights``)."""
+    from heart_sr_tf.export.reader import copy_weights
     from heart_sr_tf.models.registry import make_generator
     from heart_sr_tf.models.rrdb import deepened
 
     trained = make_generator(run.config)
     latest = run.restore_generator(trained)
     values, added = deepened({w.path: w.numpy() for w in trained.weights}, generator)
-    for weight in generator.weights:
-        value = values.get(weight.path)
-        if value is None or tuple(value.shape) != tuple(weight.shape):
-            raise HeartSRError(f"{latest}: its generator does not grow into this one ({weight.path} differs)")
-        weight.assign(value)
+    copy_weights(latest, values, generator)
     return f"{latest} ({added} RRDB blocks added after its own, starting as a pass-through)"
