@@ -220,8 +220,9 @@ def quantize(model, acdc_dir, data_dir, calibration, check, quiet):
 @click.option(
     "--self-ensemble",
     is_flag=True,
-    help="Through-plane models: average over the four flips the thick-slice degradation commutes with "
-    "(4x the work). An exported RUN keeps what its metadata records.",
+    help="Average over the symmetries the degradation keeps, aligned to the LR grid: the eight of the square "
+    "in-plane (8x the work), the four flips through-plane (4x). 2D models. An exported RUN keeps what its "
+    "metadata records.",
 )
 @click.option(
     "--precision",

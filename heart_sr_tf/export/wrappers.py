@@ -1,6 +1,7 @@
-"""What an export may append to its generator: data consistency (in-plane) or the flip self-ensemble
-(through-plane). Each is recorded in the export's metadata and applied again whenever the generator is rebuilt
-from it (a bfloat16 twin, TensorFlow's bfloat16 path), so every backend runs the same model."""
+"""What an export may append to its generator: data consistency (in-plane) and the geometric self-ensemble (the
+eight symmetries of the square in-plane, the four flips through-plane). Each is recorded in the export's metadata
+and applied again whenever the generator is rebuilt from it (a bfloat16 twin, TensorFlow's bfloat16 path), so
+every backend runs the same model."""
 
 from __future__ import annotations
 
@@ -23,10 +24,14 @@ def wrap(generator, degradation: Degradation, what: str, data_consistency=False,
         if degradation.kind == "through_plane":
             raise HeartSRError(f"{what}: data consistency is for in-plane models, not a through-plane one")
         generator = with_consistency(generator, degradation.kind, degradation.factor)
-    if self_ensemble:
+    if self_ensemble and degradation.kind == "through_plane":
         from heart_sr_tf.models.through_plane_ensemble import with_flip_ensemble
 
-        if degradation.kind != "through_plane":
-            raise HeartSRError(f"{what}: the flip self-ensemble is for through-plane models")
         generator = with_flip_ensemble(generator, degradation.factor, degradation.thickness)
+    elif self_ensemble:
+        from heart_sr_tf.models.inplane_ensemble import with_dihedral_ensemble
+
+        if len(generator.inputs[0].shape) != 4:
+            raise HeartSRError(f"{what}: the self-ensemble is for 2D models, not a 3D one")
+        generator = with_dihedral_ensemble(generator, degradation.factor)
     return generator
