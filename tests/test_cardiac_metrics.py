@@ -12,7 +12,7 @@ from heart_sr_tf.cardiac_metrics import (
     volumes_ml,
     wall_thickness_mm,
 )
-from heart_sr_tf.inference.segmenter import largest_components
+from heart_sr_tf.inference.segmenter import kept_shares, largest_components
 
 
 def test_dice_and_volumes_on_hand_made_labels():
@@ -90,3 +90,20 @@ def test_largest_components_drop_islands_per_structure():
     out = largest_components(labels)
     assert (out[:, 2:10, 2:10] == 3).all() and (out[1, 15:17, 15:17] == 0).all()
     assert (out[:, 12:14, 2:4] == 1).all() and out.dtype == labels.dtype
+    # what the post-processing kept, per structure: the LV lost its 4-voxel island, the RV nothing, no myocardium
+    shares = kept_shares(labels, out)
+    assert shares == {"LV": pytest.approx(192 / 196), "myocardium": 1.0, "RV": 1.0}
+
+
+def test_a_structure_in_pieces_is_a_warning_naming_the_frame():
+    from heart_sr_tf.volumes.measure import kept_warnings
+
+    labels = np.zeros((4, 20, 20), np.uint8)
+    labels[:2, 2:10, 2:10] = 3  # the LV in three pieces, 128, 64 and 32 voxels: the first is kept
+    labels[3, 2:10, 2:10] = 3
+    labels[3, 12:16, 2:10] = 3
+    shares = kept_shares(labels, largest_components(labels))
+    assert shares["LV"] == pytest.approx(128 / 224)
+    (line,) = kept_warnings(7, shares)
+    assert line.startswith("frame 7: the LV's largest component holds 57% of the voxels labelled LV")
+    assert kept_warnings(7, {"LV": 0.64, "myocardium": 1.0, "RV": 1.0}) == []

@@ -207,6 +207,8 @@ def test_upscale_measure_writes_labels_and_volumes(tiny_export, tiny_segmenter, 
     assert all(float(r["LV_ml"]) >= 0 for r in rows)
     # The wall thickness is measured wherever the frame has both an LV and its myocardium, in mm.
     assert all(r["LV_wall_mm"] == "" or 0 < float(r["LV_wall_mm"]) < 40 for r in rows)
+    # Each structure's share of its labelled voxels that the largest component kept, 1 where none was labelled.
+    assert all(0 < float(r[f"{k}_kept"]) <= 1 for r in rows for k in ("LV", "myocardium", "RV"))
     again = run_cli(*args)  # nothing overwritten
     assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr
 

@@ -81,10 +81,12 @@ def upscale_scan(
     if seg is not None:
         from heart_sr_tf.volumes.measure import NOTE, measure_scan
 
-        labels, table, summary = measure_scan(Path(written), seg, quiet=quiet)
+        labels, table, summary, warnings = measure_scan(Path(written), seg, quiet=quiet)
         for line in summary:
             if "measure" in line:
                 echo(f"{line['measure']}: {line['value']}")
+        for line in warnings:
+            warn(line)
         echo(f"wrote {labels} and {table} ({NOTE})")
     return written
 
