@@ -69,7 +69,7 @@ def largest_components(labels: np.ndarray) -> np.ndarray:
 def kept_shares(raw: np.ndarray, kept: np.ndarray) -> dict[str, float]:
     """Per structure, the share of the voxels the segmenter labelled that its largest component holds (1.0 when
     it labelled none). A low share says the structure came in pieces, and the one kept may not be the heart's:
-    on zero-filled ACDC test frames a share under 0.6 went with a Dice of 0."""
+    on zero-filled ACDC test frames, three of four shares under 0.6 went with a Dice of 0."""
     shares = {}
     for name, label in STRUCTURES.items():
         labelled = int(np.sum(raw == label))
