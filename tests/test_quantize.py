@@ -67,6 +67,11 @@ def test_quantize_caches_an_int8_twin_close_to_float32(model_copy, phantom_tfds)
     served = model_copy.parent / "ovms" / "tiny_int8" / "1"
     assert "OpenVINO Model Server" in line and (served / "model.xml").is_file() and (served / "model.bin").is_file()
     assert (served / "model.bin").read_bytes() == (version / "openvino-int8" / "model.bin").read_bytes()
+    # NNCF's mixed preset (asymmetric activations): another int8 twin, as close to float32, said in its first line
+    mixed = run_cli(*args, "--calibration", "8", "--check", "0", "--preset", "mixed", "--quiet")
+    assert mixed.returncode == 0 and "NNCF preset mixed" in mixed.stdout.splitlines()[0], mixed.stderr[-2000:]
+    out_mixed = load_predictor(model_copy, "openvino", "int8")(lr)
+    assert 0 < np.abs(out_mixed - out).max() and np.abs(out_mixed - reference).max() < 0.05
 
 
 def test_quantize_refuses_a_3d_model_before_any_work(tmp_path):

@@ -199,12 +199,20 @@ def compare_clinical(first: Path, second: Path):
 @click.option(
     "--check", type=click.IntRange(min=0), default=48, show_default=True, help="Validation slices checked vs float32."
 )
+@click.option(
+    "--preset",
+    type=click.Choice(["performance", "mixed"]),
+    default="performance",
+    show_default=True,
+    help="NNCF's: performance quantises activations symmetrically, mixed asymmetrically (a little closer to "
+    "float32 where an activation's range is lopsided, e.g. throughplane_x8).",
+)
 @click.option("--quiet", is_flag=True)
-def quantize(model, acdc_dir, data_dir, calibration, check, quiet):
+def quantize(model, acdc_dir, data_dir, calibration, check, preset, quiet):
     """Make an exported model's int8 twin for OpenVINO (--precision int8), calibrated on real training slices."""
     from heart_sr_tf.commands.quantize import quantize_model
 
-    quantize_model(model, acdc_dir, data_dir, calibration, check, quiet, click.echo, warn)
+    quantize_model(model, acdc_dir, data_dir, calibration, check, quiet, click.echo, warn, preset)
 
 
 @main.command()

@@ -13,7 +13,10 @@ from heart_sr_tf.errors import HeartSRError
 LIMITS = {"psnr": 0.03, "ssim": 0.001}  # the largest losses against float32 that int8 may cost
 
 
-def quantize_model(model, acdc_dir, data_dir, calibration: int, check: int, quiet: bool, echo: Echo, warn: Echo):
+def quantize_model(
+    model, acdc_dir, data_dir, calibration: int, check: int, quiet: bool, echo: Echo, warn: Echo,
+    preset: str = "performance",
+):  # fmt: skip
     from heart_sr_tf.data.degradation import Degradation
     from heart_sr_tf.evaluation.evaluate import iterate_slices
     from heart_sr_tf.export.discovery import find_model
@@ -40,8 +43,8 @@ def quantize_model(model, acdc_dir, data_dir, calibration: int, check: int, quie
         raise HeartSRError(f"{data}: the training split holds no slices to calibrate on")
     picked = np.linspace(0, len(slices) - 1, min(calibration, len(slices))).round().astype(int)
     lrs = [degradation.pair_np(slices[i], rng)[0][None, ..., None].astype(np.float32) for i in picked]
-    echo(f"quantizing {folder} to int8 on {len(lrs)} training slices ({degradation.kind} LR)")
-    path = quantize(folder, lrs, quiet)
+    echo(f"quantizing {folder} to int8 on {len(lrs)} training slices ({degradation.kind} LR, NNCF preset {preset})")
+    path = quantize(folder, lrs, quiet, preset)
     echo(f"wrote {path}")
     if not check:
         return
