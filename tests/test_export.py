@@ -182,3 +182,24 @@ def test_a_deeper_generator_starts_from_a_shallower_run_folder_computing_the_sam
     with pytest.raises(HeartSRError, match="not this architecture"):
         initialise_generator(tiny_run, wider, config.degradation.factors)
     assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, wider.weights))  # nothing half-copied
+
+
+def test_a_run_folder_starts_a_generator_for_other_factors_as_its_export_does(tiny_run, tiny_export):
+    """--init-from a run folder trained for other factors: its head is re-laid exactly as from its export."""
+    import copy
+
+    from heart_sr_tf.models.registry import make_generator
+    from heart_sr_tf.training.runs import Run, initialise_generator
+
+    config = copy.deepcopy(Run.open(tiny_run).config)
+    config.degradation = type(config.degradation)(config.degradation.kind, 2)
+    from_run, from_export = make_generator(config), make_generator(config)
+    described = initialise_generator(tiny_run, from_run, config.degradation.factors)
+    assert "ckpt" in described and "its upsampling head re-laid for (2, 2)" in described
+    initialise_generator(tiny_export, from_export, config.degradation.factors)
+    for a, b in zip(from_run.weights, from_export.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    trained = {w.path: w.numpy() for w in load_run(tiny_run).generator.weights}
+    np.testing.assert_array_equal(from_run.get_layer("conv_body").kernel.numpy(), trained["conv_body/kernel"])
+    lr = np.random.default_rng(4).random((1, 10, 12, 1)).astype(np.float32)
+    assert from_run(lr).shape == (1, 20, 24, 1)

@@ -66,8 +66,8 @@ def train():
 @click.option(
     "--init-from",
     type=FOLDER,
-    help="Start from the generator of this run or exported SavedModel: the same architecture, or fewer RRDB "
-    "blocks (the added ones start as pass-throughs); an export also from other factors of the same kind.",
+    help="Start from the generator of this run or exported SavedModel: the same architecture, other factors of "
+    "the same kind, or fewer RRDB blocks (the added ones start as pass-throughs).",
 )
 def train_srgan_command(strategy, vgg_weights, quiet, **options):
     """Train the SRGAN (CPU-sized config on the built-in phantoms by default)."""

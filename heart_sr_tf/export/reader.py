@@ -39,14 +39,21 @@ def load_exported_weights(folder: Path, generator, factors: tuple[int, int] | No
     """
     folder, loaded = load_exported(folder)
     source = Degradation.from_metadata(read_metadata(folder), str(folder)).factors
-    saved, added = deepened(_saved_values(loaded), generator)
-    copy_weights(folder, saved, generator, lambda value, weight: _adapted(value, weight, source, factors))
+    return copy_generator(folder, _saved_values(loaded), source, generator, factors)
+
+
+def copy_generator(where, saved: dict, source: tuple[int, int], generator, factors=None) -> str:
+    """A trained generator's weights by path (``saved``, trained for ``source`` factors, from ``where``) copied
+    into ``generator``: the same architecture, or one for other ``factors`` (the head re-laid) or with more RRDB
+    blocks (deepened); all or nothing (``copy_weights``). Returns where they came from and what was adapted."""
+    saved, added = deepened(saved, generator)
+    copy_weights(where, saved, generator, lambda value, weight: _adapted(value, weight, source, factors))
     notes = []
-    if factors is not None and tuple(factors) != source:
-        notes.append(f"trained for factors {source}: its upsampling head re-laid for {tuple(factors)}")
+    if factors is not None and tuple(factors) != tuple(source):
+        notes.append(f"trained for factors {tuple(source)}: its upsampling head re-laid for {tuple(factors)}")
     if added:
         notes.append(f"{added} RRDB blocks added after its own, starting as a pass-through")
-    return f"{folder} ({'; '.join(notes)})" if notes else str(folder)
+    return f"{where} ({'; '.join(notes)})" if notes else str(where)
 
 
 def load_segmenter_network(path: Path):

@@ -224,38 +224,38 @@ class Run:
 
 
 def initialise_generator(source: Path, generator, factors: tuple[int, int] | None = None) -> str:
-    """``--init-from``: a run folder (its latest checkpoint: the same architecture, or an RRDB generator with
-    fewer blocks, see ``rrdb.deepened``) or an exported SavedModel / model base path (the same architecture, or
-    one trained for other ``factors`` or with fewer blocks: see ``load_exported_weights``)."""
+    """``--init-from``: a run folder (its latest checkpoint) or an exported SavedModel / model base path. The same
+    architecture, or an RRDB generator trained for other ``factors`` of the same kind or with fewer blocks: see
+    ``export.reader.copy_generator``, which both take."""
     source = Path(source)
     from heart_sr_tf.export.reader import load_exported_weights
 
     if is_run_folder(source):
         run = Run.open(source)
-        if _fewer_blocks(run.config, generator):
-            return _deepened_from_run(run, generator)
+        if _adapted_rrdb(run.config, generator, factors):
+            return _from_run(run, generator, factors)
         return run.restore_generator(generator)
     return load_exported_weights(source, generator, factors)
 
 
-def _fewer_blocks(config, generator) -> bool:
-    """Whether ``config`` describes an RRDB generator with fewer blocks than ``generator`` has."""
+def _adapted_rrdb(config, generator, factors) -> bool:
+    """Whether ``config`` describes an RRDB generator that ``generator`` adapts: fewer blocks, or other factors."""
     from heart_sr_tf.models.rrdb import trunk_blocks
 
+    if not isinstance(config, SRGANConfig):
+        return False
     have = trunk_blocks(w.path for w in generator.weights)
-    return isinstance(config, SRGANConfig) and 0 < config.generator.blocks < have
+    other_factors = factors is not None and tuple(factors) != tuple(config.degradation.factors)
+    return 0 < config.generator.blocks < have or other_factors
 
 
-def _deepened_from_run(run: Run, generator) -> str:
-    """The run's generator (rebuilt from its config, its latest checkpoint restored), deepened into ``generator``:
-    the trained blocks copied and the others appended as pass-throughs (``rrdb.deepened``); all or nothing, as
-    from an export (``copy_weights``)."""
-    from heart_sr_tf.export.reader import copy_weights
+def _from_run(run: Run, generator, factors) -> str:
+    """The run's generator (rebuilt from its config, its latest checkpoint restored) copied into ``generator`` as
+    an export's would be (``copy_generator``)."""
+    from heart_sr_tf.export.reader import copy_generator
     from heart_sr_tf.models.registry import make_generator
-    from heart_sr_tf.models.rrdb import deepened
 
     trained = make_generator(run.config)
     latest = run.restore_generator(trained)
-    values, added = deepened({w.path: w.numpy() for w in trained.weights}, generator)
-    copy_weights(latest, values, generator)
-    return f"{latest} ({added} RRDB blocks added after its own, starting as a pass-through)"
+    saved = {w.path: w.numpy() for w in trained.weights}
+    return copy_generator(latest, saved, run.config.degradation.factors, generator, factors)
