@@ -4,11 +4,16 @@ and the agreement statistics (bias, 95% limits of agreement) that compare two me
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage
 
 STRUCTURES = {"LV": 3, "myocardium": 2, "RV": 1}
 MYOCARDIAL_DENSITY = 1.05  # g/ml
+KEPT_WARNING = 0.6  # a structure's largest component holding less of its labelled voxels is a frame to check: on 60
+# ACDC validation and test frames full resolution's lowest share was 0.64; of the five zero-filled structures under
+# 0.6, three had a Dice of 0 (the others 0.53 and 0.84), and the default model's one an RV Dice of 0.54
 
 
 def dice(prediction: np.ndarray, truth: np.ndarray, label: int) -> float:
@@ -42,6 +47,22 @@ def wall_thickness_mm(labels: np.ndarray, pixel_mm: tuple[float, float]) -> floa
         border = wall & ndimage.binary_dilation(cavity, structure=cross)
         values.append(to_outside[border])
     return float(np.mean(np.concatenate(values))) if values else float("nan")
+
+
+def kept_shares(raw: np.ndarray, kept: np.ndarray) -> dict[str, float]:
+    """Per structure, the share of the voxels the segmenter labelled that its largest component holds (1.0 when
+    it labelled none). A low share says the structure came in pieces, and the one kept may not be the heart's:
+    on zero-filled ACDC test frames, three of five shares under 0.6 went with a Dice of 0."""
+    shares = {}
+    for name, label in STRUCTURES.items():
+        labelled = int(np.sum(raw == label))
+        shares[name] = 1.0 if labelled == 0 else float(np.sum(kept == label)) / labelled
+    return shares
+
+
+def kept_percent(share: float) -> str:
+    """A kept share as a whole percentage rounded down, so a share under ``KEPT_WARNING`` never reads as 60%."""
+    return f"{math.floor(round(share * 100, 6))}%"
 
 
 def patient_measurements(ed: dict[str, float], es: dict[str, float]) -> dict[str, float]:

@@ -7,12 +7,13 @@ from heart_sr_tf.cardiac_metrics import (
     dice_scores,
     gap_closed,
     gap_closed_interval,
+    kept_shares,
     paired_difference,
     patient_measurements,
     volumes_ml,
     wall_thickness_mm,
 )
-from heart_sr_tf.inference.segmenter import kept_shares, largest_components
+from heart_sr_tf.inference.segmenter import largest_components
 
 
 def test_dice_and_volumes_on_hand_made_labels():
@@ -107,3 +108,6 @@ def test_a_structure_in_pieces_is_a_warning_naming_the_frame():
     (line,) = kept_warnings(7, shares)
     assert line.startswith("frame 7: the LV's largest component holds 57% of the voxels labelled LV")
     assert kept_warnings(7, {"LV": 0.64, "myocardium": 1.0, "RV": 1.0}) == []
+    from heart_sr_tf.cardiac_metrics import kept_percent
+
+    assert (kept_percent(0.5996), kept_percent(0.57), kept_percent(1.0)) == ("59%", "57%", "100%")  # never "60%"

@@ -60,6 +60,26 @@ def test_evaluate_clinical_reports_every_input(tiny_export, tiny_segmenter, phan
     markdown = (tmp_path / "summary.md").read_text()
     assert "## Clinical fidelity" in markdown and "absolute error minus full resolution's" in markdown
     assert summary["hr"]["error_minus_hr"]["LVEDV"]["mean"] == 0.0  # full resolution against itself
+    # Every frame says what the post-processing kept; the frames in pieces are listed per input (or none).
+    frames = list(csv.DictReader((tmp_path / "clinical_frames.csv").open()))
+    assert all(0 < float(r[f"kept_{k}"]) <= 1 for r in frames for k in ("LV", "myocardium", "RV"))
+    assert "Segmentations in pieces" in markdown and "full resolution: " in markdown
+
+
+def test_frames_in_pieces_are_listed_per_input():
+    from heart_sr_tf.data.degradation import Degradation
+    from heart_sr_tf.evaluation.clinical import ClinicalResult, DegradedFrame, pieces_lines
+
+    labels = np.zeros((4, 20, 20), np.uint8)
+    labels[:2, 2:10, 2:10] = 3
+    frame = DegradedFrame("p1", "NOR", "ED", 0.01, (1.0, 1.0), np.zeros((4, 7, 7)), labels, {})
+    result = ClinicalResult("test", "m", "seg", Degradation("kspace", 3))
+    shares = {"hr": {"LV": 1.0, "myocardium": 1.0, "RV": 1.0}, "model": {"LV": 0.57, "myocardium": 1.0, "RV": 0.64}}
+    result.add(frame, {"hr": labels, "model": labels}, kept=shares)
+    assert pieces_lines(result)[1].endswith("full resolution: none; model: p1 ED LV 57%.")
+    unknown = ClinicalResult("test", "m", "seg", Degradation("kspace", 3))
+    unknown.add(frame, {"hr": labels})  # shares not known (training's validation): nothing said
+    assert pieces_lines(unknown) == []
 
 
 def test_evaluate_clinical_through_several_segmenters(tiny_export, tiny_segmenter, phantom_tfds, tmp_path):

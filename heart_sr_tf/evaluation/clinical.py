@@ -27,11 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from heart_sr_tf.cardiac_metrics import (
+    KEPT_WARNING,
     STRUCTURES,
     agreement,
     dice_scores,
     gap_closed,
     gap_closed_interval,
+    kept_percent,
     paired_difference,
     patient_measurements,
     volumes_ml,
@@ -111,10 +113,17 @@ class ClinicalResult:
         """The baseline whose gap to full resolution is measured: the one to beat first."""
         return self.degradation.baselines[0]
 
-    def add(self, frame: DegradedFrame, segmented: dict[str, np.ndarray], full: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        frame: DegradedFrame,
+        segmented: dict[str, np.ndarray],
+        full: np.ndarray | None = None,
+        kept: dict[str, dict[str, float]] | None = None,
+    ) -> None:
         """One frame's label maps, one per method: its Dice, volumes and wall thickness against the ground truth,
         and its agreement with full resolution's label map (``segmented["hr"]``, or ``full`` when the frame's
-        full resolution was added before)."""
+        full resolution was added before). ``kept``: per method, each structure's share of its labelled voxels
+        that the post-processing kept (``Segmenter.volume_and_kept``), where known."""
         measured = self._volumes.setdefault((frame.patient, frame.group), {})
         truths = measured.setdefault("truth", {})
         if frame.phase not in truths:
@@ -136,6 +145,7 @@ class ClinicalResult:
                     **{f"truth_volume_{k}_ml": truth[k] for k in STRUCTURES},
                     "wall_mm": volumes["wall_mm"],
                     "truth_wall_mm": truth["wall_mm"],
+                    **{f"kept_{k}": (kept or {}).get(method, {}).get(k, np.nan) for k in STRUCTURES},
                 }
             )
 
@@ -249,7 +259,9 @@ def clinical_evaluation(
                 height, width = frame.shape
                 images = {**frame.images, "model": predictor(frame.lr[..., None])[:, :height, :width, 0]}
                 for segmenter, result in zip(segmenters, results, strict=True):
-                    result.add(frame, {method: segmenter.volume(x) for method, x in images.items()})
+                    both = {method: segmenter.volume_and_kept(x) for method, x in images.items()}
+                    segmented = {method: labels for method, (labels, _) in both.items()}
+                    result.add(frame, segmented, kept={method: shares for method, (_, shares) in both.items()})
             bar.update(1)
     return results
 
@@ -336,7 +348,31 @@ def clinical_markdown(result: ClinicalResult, summary: dict | None = None) -> st
             n = DECIMALS.get(measure, 1)
             cells.append(f"{d['mean']:+.{n}f} [{d['low']:+.{n}f}, {d['high']:+.{n}f}]")
         lines.append(f"| {measure}, {UNITS.get(measure, 'ml')} | " + " | ".join(cells) + " |")
+    lines += pieces_lines(result)
     return "\n".join(lines) + "\n"
+
+
+def pieces_lines(result: ClinicalResult) -> list[str]:
+    """The frames whose segmentation came in pieces, per input: a structure whose largest 3D component (all the
+    post-processing keeps) holds under ``KEPT_WARNING`` of the voxels the segmenter labelled it. There the kept
+    piece may not be the heart's, and a Dice of 0 follows; nothing when the shares are not known."""
+    flagged = {method: [] for method in result.methods}
+    known = False
+    for row in result.frames:
+        for name in STRUCTURES:
+            share = row.get(f"kept_{name}", np.nan)
+            known = known or bool(np.isfinite(share))
+            if share < KEPT_WARNING:
+                flagged[row["method"]].append(f"{row['patient']} {row['phase']} {name} {kept_percent(share)}")
+    if not known:
+        return []
+    measured = [m for m in result.methods if any(row["method"] == m for row in result.frames)]
+    cells = [f"{NAMES[m]}: {', '.join(flagged[m]) if flagged[m] else 'none'}" for m in measured]
+    return [
+        "",
+        f"Segmentations in pieces (a structure's largest 3D component, all the post-processing keeps, holds under "
+        f"{KEPT_WARNING:.0%} of the voxels labelled it; check these frames): " + "; ".join(cells) + ".",
+    ]
 
 
 def share_cells(summary: dict, part: str, trivial: bool = False) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from heart_sr_tf.cardiac_metrics import STRUCTURES
+from heart_sr_tf.cardiac_metrics import kept_shares
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.export.discovery import find_model
 from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
@@ -64,14 +64,3 @@ def largest_components(labels: np.ndarray) -> np.ndarray:
         sizes = np.bincount(components.ravel())[1:]
         out[components == 1 + int(np.argmax(sizes))] = label
     return out
-
-
-def kept_shares(raw: np.ndarray, kept: np.ndarray) -> dict[str, float]:
-    """Per structure, the share of the voxels the segmenter labelled that its largest component holds (1.0 when
-    it labelled none). A low share says the structure came in pieces, and the one kept may not be the heart's:
-    on zero-filled ACDC test frames, three of four shares under 0.6 went with a Dice of 0."""
-    shares = {}
-    for name, label in STRUCTURES.items():
-        labelled = int(np.sum(raw == label))
-        shares[name] = 1.0 if labelled == 0 else float(np.sum(kept == label)) / labelled
-    return shares

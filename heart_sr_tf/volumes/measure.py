@@ -23,7 +23,14 @@ import cv2
 import nibabel as nib
 import numpy as np
 
-from heart_sr_tf.cardiac_metrics import MYOCARDIAL_DENSITY, STRUCTURES, volumes_ml, wall_thickness_mm
+from heart_sr_tf.cardiac_metrics import (
+    KEPT_WARNING,
+    MYOCARDIAL_DENSITY,
+    STRUCTURES,
+    kept_percent,
+    volumes_ml,
+    wall_thickness_mm,
+)
 from heart_sr_tf.data.intensity import intensity_window, normalise, padding_mask
 from heart_sr_tf.data.scan import read_scan
 from heart_sr_tf.data.slices import HR_SIZE
@@ -32,8 +39,6 @@ from heart_sr_tf.progress import progress_bar
 
 GRID_PIXEL_MM = 1.35  # ACDC's median protocol-grid pixel (field of view / 256): 1.27 x 1.45 mm
 SMALLEST_GRID_PIXEL_MM = 0.87  # the smallest in ACDC: a finer grid means a field of view smaller than any seen
-KEPT_WARNING = 0.6  # on 60 ACDC validation and test frames, full resolution's lowest share was 0.64; three of the
-# four zero-filled structures under 0.6 had a Dice of 0 (one 0.84), and the model's one frame under it 0.54 (RV)
 
 NOTE = (
     "volumes from an automatic segmenter trained on ACDC (heart-sr-tf), on the 256x256 protocol grid; "
@@ -121,8 +126,8 @@ def measure_scan(scan: Path, segmenter, quiet: bool = False) -> tuple[Path, Path
 def kept_warnings(frame: int, kept: dict[str, float]) -> list[str]:
     """One line per structure whose kept share is under ``KEPT_WARNING``."""
     return [
-        f"frame {frame}: the {name}'s largest component holds {share:.0%} of the voxels labelled {name}; the rest "
-        "lies apart from it: check the label map"
+        f"frame {frame}: the {name}'s largest component holds {kept_percent(share)} of the voxels labelled "
+        f"{name}; the rest lies apart from it: check the label map"
         for name, share in kept.items()
         if share < KEPT_WARNING
     ]
