@@ -56,9 +56,7 @@ class DihedralMerge(keras.layers.Layer):
     def _back(self, x, axis: int):
         """Flipped back along ``axis`` and read ``s - 1`` pixels on; zeros where the pass does not reach."""
         x = ops.flip(x, axis=axis)
-        shift = self.factor - 1
-        if shift == 0:
-            return x
+        shift = self.factor - 1  # at least 1: a degradation's factor is at least 2
         inside = x[:, shift:] if axis == 1 else x[:, :, shift:]
         beyond = ops.zeros_like(x[:, :shift] if axis == 1 else x[:, :, :shift])
         return ops.concatenate([inside, beyond], axis=axis)
