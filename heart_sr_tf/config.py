@@ -87,10 +87,12 @@ class LossConfig:
     # RV, myocardium, LV: each pixel's weight by the class the segmenter finds in HR
     segmentation_volume_weight: float = 0.0  # through the same segmenters: each structure's soft area on SR against
     # HR's (relative), the border shift that sets volumes and mass
+    segmentation_feature_weight: float = 0.0  # through the same segmenters: their encoder features on SR against
+    # those on HR (each level's squared distance over HR's energy), every edge the encoder responds to
 
     def check(self) -> None:
         _non_negative(self, "pixel_weight", "ssim_weight", "feature_weight", "adversarial_weight")
-        _non_negative(self, "segmentation_weight", "segmentation_volume_weight")
+        _non_negative(self, "segmentation_weight", "segmentation_volume_weight", "segmentation_feature_weight")
         if self.segmenter in self.extra_segmenters or len(set(self.extra_segmenters)) < len(self.extra_segmenters):
             raise ConfigError(f"extra_segmenters: {self.extra_segmenters} repeats a segmenter")
         weights = self.segmentation_class_weights

@@ -69,6 +69,8 @@ def test_ranges_are_checked_when_read(tmp_path):
     assert "apply to the kspace degradation only" in _error(tmp_path, '[degradation]\nwindow = "hamming"\n')
     twice = '[loss]\nsegmenter = "a"\nextra_segmenters = ["b", "a"]\n'
     assert "loss.extra_segmenters: ['b', 'a'] repeats a segmenter" in _error(tmp_path, twice)
+    negative = "[loss]\nsegmentation_feature_weight = -0.1\n"
+    assert "loss.segmentation_feature_weight: must be >= 0, got -0.1" in _error(tmp_path, negative)
 
 
 def test_the_loop_fields_are_checked_alike_for_every_model(tmp_path):

@@ -99,3 +99,20 @@ def test_segmentation_volume_loss_is_the_relative_change_of_each_structures_soft
     np.testing.assert_allclose(loss, [6 / (36 + 4), 0.0], atol=1e-5)  # sample 1 has no structure: nothing moved
     same = segmentation_volume_loss(tf.constant(hr), tf.constant(hr)).numpy()
     np.testing.assert_allclose(same, 0.0, atol=1e-6)
+
+
+def test_segmenter_feature_loss_is_each_levels_relative_distance_averaged():
+    from heart_sr_tf.training.losses import segmenter_feature_loss
+
+    rng = np.random.default_rng(3)
+    hr = [rng.normal(0, s, (2, 8 // 2**i, 6 // 2**i, 4 * 2**i)).astype(np.float32) for i, s in enumerate((1, 5))]
+    sr = [h + rng.normal(0, 0.5, h.shape).astype(np.float32) for h in hr]
+    loss = segmenter_feature_loss([tf.constant(x) for x in sr], [tf.constant(x) for x in hr]).numpy()
+    levels = [((s - h) ** 2).reshape(2, -1).mean(1) / ((h**2).reshape(2, -1).mean(1) + 1e-6) for s, h in zip(sr, hr)]
+    np.testing.assert_allclose(loss, (levels[0] + levels[1]) / 2, rtol=1e-5)
+    assert loss.shape == (2,) and np.all(loss > 0)
+    # every level weighs by its own energy: the same relative error at 10x the scale gives the same loss
+    scaled = segmenter_feature_loss([tf.constant(10 * x) for x in sr], [tf.constant(10 * x) for x in hr]).numpy()
+    np.testing.assert_allclose(scaled, loss, rtol=1e-4)
+    same = segmenter_feature_loss([tf.constant(x) for x in hr], [tf.constant(x) for x in hr]).numpy()
+    np.testing.assert_allclose(same, 0.0, atol=1e-7)

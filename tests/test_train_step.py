@@ -198,3 +198,54 @@ def test_segmentation_volume_term_goes_down_through_a_frozen_segmenter():
     logs = _run_steps(model, tf.data.Dataset.from_tensors(_batch(8, size=30)), "generator", steps=30)
     assert set(logs[0]) == {"g_loss", "pixel", "segmentation_volume"}
     assert logs[-1]["segmentation_volume"] < 0.7 * logs[0]["segmentation_volume"]
+
+
+def test_segmenter_encoder_features_are_the_networks_own_and_the_term_goes_down():
+    from heart_sr_tf.models.unet import (
+        segment_logits,
+        segment_logits_and_features,
+        unet_segmenter,
+        with_encoder_features,
+    )
+
+    keras.utils.set_random_seed(4)
+    segmenter = unet_segmenter(4, features=4, depth=2, dropout=0.0)
+    segmenter.trainable = False
+    probe = with_encoder_features(segmenter)
+    images = tf.random.uniform((2, 30, 22, 1))
+    logits, features = segment_logits_and_features(probe, images, 4)
+    # the same logits as the segmenter alone; one feature map per encoder level, on the padded 32x24 grid
+    np.testing.assert_allclose(logits.numpy(), segment_logits(segmenter, images, 4).numpy(), atol=1e-5)
+    assert [tuple(f.shape) for f in features] == [(2, 32, 24, 4), (2, 16, 12, 8)]
+    frozen = [w.numpy().copy() for w in segmenter.weights]
+    g = rrdb_generator(blocks=1, features=8, growth=8)
+    model = SRGAN(g, vgg_discriminator(features=8, stages=2), segmenters=[(segmenter, 4)])
+    model.compile(
+        keras.optimizers.Adam(2e-3), keras.optimizers.Adam(2e-3), pixel_weight=0.0, segmentation_feature_weight=1.0
+    )
+    model.g_optimizer.build(g.trainable_variables)
+    logs = _run_steps(model, tf.data.Dataset.from_tensors(_batch(8, size=30)), "generator", steps=30)
+    assert set(logs[0]) == {"g_loss", "pixel", "segmentation_feature"}
+    assert logs[-1]["segmentation_feature"] < 0.5 * logs[0]["segmentation_feature"]
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(frozen, segmenter.weights, strict=True))
+
+
+def test_segmentation_and_feature_terms_share_one_pass_through_each_segmenter():
+    from heart_sr_tf.models.unet import unet_segmenter
+
+    keras.utils.set_random_seed(5)
+    segmenter = unet_segmenter(4, features=4, depth=2, dropout=0.0)
+    segmenter.get_layer("logits").kernel.assign(segmenter.get_layer("logits").kernel * 300.0)
+    segmenter.trainable = False
+    g = rrdb_generator(blocks=1, features=8, growth=8)
+    lr, hr = _batch(4, size=30)
+    sr = g(lr)[:, : hr.shape[1], : hr.shape[2]]
+    both = SRGAN(g, vgg_discriminator(features=8, stages=2), segmenters=[(segmenter, 4)])
+    both.compile(
+        keras.optimizers.Adam(), keras.optimizers.Adam(), segmentation_weight=1.0, segmentation_feature_weight=1.0
+    )
+    alone = SRGAN(g, vgg_discriminator(features=8, stages=2), segmenters=[(segmenter, 4)])
+    alone.compile(keras.optimizers.Adam(), keras.optimizers.Adam(), segmentation_weight=1.0)
+    terms, reference = both._generator_terms(sr, hr), alone._generator_terms(sr, hr)
+    np.testing.assert_allclose(terms["segmentation"].numpy(), reference["segmentation"].numpy(), rtol=1e-5)
+    assert "segmentation_feature" not in reference and np.all(terms["segmentation_feature"].numpy() > 0)

@@ -4,6 +4,8 @@ measurements. A pure network: logits ``[B, h, w, classes]`` (float32 under mixed
 
 from __future__ import annotations
 
+import re
+
 import keras
 from keras import layers
 
@@ -37,13 +39,41 @@ def unet_segmenter(classes: int = 4, features: int = 32, depth: int = 4, dropout
     return keras.Model(image, logits, name="unet_segmenter")
 
 
-def segment_logits(network: keras.Model, images, multiple: int):
-    """``network`` on ``images`` ``[B, h, w, 1]`` of any size: edge-padded up to a multiple of ``multiple``,
-    and the logits cropped back to ``[B, h, w, classes]`` (a TensorFlow op, also inside an export)."""
+def with_encoder_features(network: keras.Model) -> keras.Model:
+    """The same network (its weights shared) returning ``[logits, f0, f1, ...]``: besides the logits, the output of
+    each encoder level's block (``down{level}``), from full resolution down, the features the segmenter's decision
+    is built from."""
+    names = sorted(layer.name for layer in network.layers if re.fullmatch(r"down\d+_relu2", layer.name))
+    if not names:
+        raise ValueError(f"{network.name}: no encoder block (down<level>_relu2) to take features from")
+    outputs = [network.get_layer(name).output for name in names]
+    return keras.Model(network.inputs, [network.outputs[0], *outputs], name=f"{network.name}_with_features")
+
+
+def _pad_to_multiple(images, multiple: int):
+    """``images`` edge-padded up to a multiple of ``multiple``, and the crop that takes a map back to their size."""
     import tensorflow as tf
 
     h, w = tf.shape(images)[1], tf.shape(images)[2]
     ph, pw = (-h) % multiple, (-w) % multiple
     padded = tf.pad(images, [[0, 0], [ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]], mode="SYMMETRIC")
-    logits = tf.cast(network(padded, training=False), tf.float32)
-    return logits[:, ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
+    return padded, lambda x: x[:, ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
+
+
+def segment_logits(network: keras.Model, images, multiple: int):
+    """``network`` on ``images`` ``[B, h, w, 1]`` of any size: edge-padded up to a multiple of ``multiple``,
+    and the logits cropped back to ``[B, h, w, classes]`` (a TensorFlow op, also inside an export)."""
+    import tensorflow as tf
+
+    padded, crop = _pad_to_multiple(images, multiple)
+    return crop(tf.cast(network(padded, training=False), tf.float32))
+
+
+def segment_logits_and_features(probe: keras.Model, images, multiple: int):
+    """As :func:`segment_logits` through ``probe`` (:func:`with_encoder_features`): the cropped logits and the
+    encoder features of the padded images."""
+    import tensorflow as tf
+
+    padded, crop = _pad_to_multiple(images, multiple)
+    logits, *features = probe(padded, training=False)
+    return crop(tf.cast(logits, tf.float32)), features

@@ -108,25 +108,27 @@ def build_srgan(config: SRGANConfig, strategy, vgg_weights: str | None = None) -
     with strategy.scope():
         generator = make_generator(config)
         discriminator = vgg_discriminator(config.discriminator.features, config.discriminator.stages)
+        loss = config.loss
         features = None
-        if config.loss.feature_weight:
-            features = vgg_feature_extractor(config.loss.vgg_layer, vgg_weights or config.loss.vgg_weights)
-        through = config.loss.segmentation_weight or config.loss.segmentation_volume_weight
-        names = [config.loss.segmenter, *config.loss.extra_segmenters] if through else []
+        if loss.feature_weight:
+            features = vgg_feature_extractor(loss.vgg_layer, vgg_weights or loss.vgg_weights)
+        through = loss.segmentation_weight or loss.segmentation_volume_weight or loss.segmentation_feature_weight
+        names = [loss.segmenter, *loss.extra_segmenters] if through else []
         segmenters = [frozen_segmenter(name) for name in names]
         g_opt, d_opt = make_optimizers(config, g_steps, d_steps)
         model = SRGAN(generator, discriminator, features, segmenters)
         model.compile(
             g_opt,
             d_opt,
-            pixel=config.loss.pixel,
-            pixel_weight=config.loss.pixel_weight,
-            feature_weight=config.loss.feature_weight,
-            ssim_weight=config.loss.ssim_weight,
-            adversarial_weight=config.loss.adversarial_weight,
-            segmentation_weight=config.loss.segmentation_weight,
-            segmentation_class_weights=config.loss.segmentation_class_weights,
-            segmentation_volume_weight=config.loss.segmentation_volume_weight,
+            pixel=loss.pixel,
+            pixel_weight=loss.pixel_weight,
+            feature_weight=loss.feature_weight,
+            ssim_weight=loss.ssim_weight,
+            adversarial_weight=loss.adversarial_weight,
+            segmentation_weight=loss.segmentation_weight,
+            segmentation_class_weights=loss.segmentation_class_weights,
+            segmentation_volume_weight=loss.segmentation_volume_weight,
+            segmentation_feature_weight=loss.segmentation_feature_weight,
             jit_compile=config.train.jit_compile,
         )
         g_opt.build(generator.trainable_variables)

@@ -64,6 +64,19 @@ def segmentation_volume_loss(sr_logits: tf.Tensor, hr_logits: tf.Tensor, floor: 
     return tf.reduce_sum(tf.abs(area_sr - area_hr) / (area_hr + floor), axis=-1)
 
 
+def segmenter_feature_loss(sr_features, hr_features) -> tf.Tensor:
+    """A frozen segmenter's encoder features on SR against those on HR, level by level (lists of ``[B, h, w, c]``):
+    the mean squared distance per sample, divided by HR's mean squared feature so that every level weighs alike,
+    then averaged over the levels: ``[B]``, 0 when the segmenter's encoder sees the same image. Unlike the KL of
+    its output, it asks for every edge and texture the encoder responds to, not only for its decision."""
+    per_level = []
+    for sr, hr in zip(sr_features, hr_features, strict=True):
+        hr = tf.stop_gradient(tf.cast(hr, tf.float32))
+        distance = _per_sample_mean(tf.square(tf.cast(sr, tf.float32) - hr))
+        per_level.append(distance / (_per_sample_mean(tf.square(hr)) + 1e-6))
+    return tf.add_n(per_level) / len(per_level)
+
+
 def _per_sample_mean(x: tf.Tensor) -> tf.Tensor:
     """Mean over every axis but the batch: ``[B, ...] -> [B]``."""
     return tf.reduce_mean(tf.reshape(x, [tf.shape(x)[0], -1]), axis=1)

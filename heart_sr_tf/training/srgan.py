@@ -4,7 +4,8 @@ Generator loss = pixel (MSE or L1) + SSIM + VGG feature + segmentation + adversa
 segmentation term runs SR and HR through one or more frozen segmenters (``segmenters``: ``(network, multiple)``
 pairs) and averages over them, so the generator learns what changes the segmentation, not what one segmenter's
 quirks reward; the segmentation-volume term, through the same segmenters, compares each structure's soft area on SR
-with HR's, the systematic border shift that sets volumes and mass. With
+with HR's, the systematic border shift that sets volumes and mass; the segmentation-feature term compares their
+encoder features on SR with those on HR, every edge the segmenters respond to. With
 ``adversarial = False`` only the generator trains, on pixel (+ feature) loss: the pre-training stage.
 Losses are averaged over the global batch (``tf.nn.compute_average_loss``), so gradients summed
 over replicas equal the single-device gradients. The training loop (``loop.py``) runs
@@ -16,7 +17,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from heart_sr_tf.models.unet import segment_logits
+from heart_sr_tf.models.unet import segment_logits, segment_logits_and_features, with_encoder_features
 from heart_sr_tf.training.adversarial import GeneratorAndJudge
 from heart_sr_tf.training.losses import (
     discriminator_loss,
@@ -25,6 +26,7 @@ from heart_sr_tf.training.losses import (
     pixel_loss,
     segmentation_loss,
     segmentation_volume_loss,
+    segmenter_feature_loss,
     ssim_loss,
 )
 
@@ -51,13 +53,16 @@ class SRGAN(GeneratorAndJudge):
         segmentation_weight: float = 0.0,
         segmentation_class_weights=(1.0, 1.0, 1.0, 1.0),
         segmentation_volume_weight: float = 0.0,
+        segmentation_feature_weight: float = 0.0,
         **kwargs,
     ):
         super().compile(**kwargs)
         if feature_weight and self.feature_extractor is None:
             raise ValueError("feature_weight > 0 needs a feature_extractor")
-        if (segmentation_weight or segmentation_volume_weight) and not self.segmenters:
-            raise ValueError("segmentation_weight or segmentation_volume_weight > 0 needs a segmenter")
+        if (segmentation_weight or segmentation_volume_weight or segmentation_feature_weight) and not self.segmenters:
+            raise ValueError("a segmentation, segmentation-volume or segmentation-feature weight > 0 needs a segmenter")
+        # each segmenter also giving its encoder features, only where the feature term asks for them
+        self.probes = [with_encoder_features(net) for net, _ in self.segmenters] if segmentation_feature_weight else []
         self.segmentation_class_weights = tuple(segmentation_class_weights)
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.pixel = pixel
@@ -67,6 +72,7 @@ class SRGAN(GeneratorAndJudge):
             "feature": feature_weight,
             "segmentation": segmentation_weight,
             "segmentation_volume": segmentation_volume_weight,
+            "segmentation_feature": segmentation_feature_weight,
             "adversarial": adversarial_weight,
         }
 
@@ -81,20 +87,32 @@ class SRGAN(GeneratorAndJudge):
             terms["ssim"] = ssim_loss(sr, hr)
         if self.loss_weights_["feature"]:
             terms["feature"] = feature_loss(self.feature_extractor(sr), self.feature_extractor(hr))
-        if self.loss_weights_["segmentation"] or self.loss_weights_["segmentation_volume"]:
+        if self.probes:
+            outputs = [
+                (segment_logits_and_features(probe, sr, multiple), segment_logits_and_features(probe, hr, multiple))
+                for probe, (_, multiple) in zip(self.probes, self.segmenters, strict=True)
+            ]
+            logits = [(s_logits, h_logits) for (s_logits, _), (h_logits, _) in outputs]
+            terms["segmentation_feature"] = self._mean(
+                [segmenter_feature_loss(s_features, h_features) for (_, s_features), (_, h_features) in outputs]
+            )
+        elif self.loss_weights_["segmentation"] or self.loss_weights_["segmentation_volume"]:
             logits = [
                 (segment_logits(network, sr, multiple), segment_logits(network, hr, multiple))
                 for network, multiple in self.segmenters
             ]
-            if self.loss_weights_["segmentation"]:
-                terms["segmentation"] = tf.add_n(
-                    [segmentation_loss(s, h, self.segmentation_class_weights) for s, h in logits]
-                ) / len(logits)
-            if self.loss_weights_["segmentation_volume"]:
-                terms["segmentation_volume"] = tf.add_n([segmentation_volume_loss(s, h) for s, h in logits]) / len(
-                    logits
-                )
+        if self.loss_weights_["segmentation"]:
+            terms["segmentation"] = self._mean(
+                [segmentation_loss(s, h, self.segmentation_class_weights) for s, h in logits]
+            )
+        if self.loss_weights_["segmentation_volume"]:
+            terms["segmentation_volume"] = self._mean([segmentation_volume_loss(s, h) for s, h in logits])
         return terms
+
+    @staticmethod
+    def _mean(per_segmenter):
+        """A term averaged over the segmenters it ran through."""
+        return tf.add_n(per_segmenter) / len(per_segmenter)
 
     def train_step(self, data, adversarial: bool = True):
         """One step on ``(lr, hr)``; the logs are this step's losses (replica means)."""
