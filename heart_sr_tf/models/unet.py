@@ -51,13 +51,19 @@ def with_encoder_features(network: keras.Model) -> keras.Model:
 
 
 def _pad_to_multiple(images, multiple: int):
-    """``images`` edge-padded up to a multiple of ``multiple``, and the crop that takes a map back to their size."""
+    """``images`` edge-padded up to a multiple of ``multiple``, and the box ``(top, left, h, w)`` that crops a map
+    back to their size."""
     import tensorflow as tf
 
     h, w = tf.shape(images)[1], tf.shape(images)[2]
     ph, pw = (-h) % multiple, (-w) % multiple
     padded = tf.pad(images, [[0, 0], [ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]], mode="SYMMETRIC")
-    return padded, lambda x: x[:, ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
+    return padded, (ph // 2, pw // 2, h, w)
+
+
+def _crop(maps, box):
+    top, left, h, w = box
+    return maps[:, top : top + h, left : left + w]
 
 
 def segment_logits(network: keras.Model, images, multiple: int):
@@ -65,8 +71,8 @@ def segment_logits(network: keras.Model, images, multiple: int):
     and the logits cropped back to ``[B, h, w, classes]`` (a TensorFlow op, also inside an export)."""
     import tensorflow as tf
 
-    padded, crop = _pad_to_multiple(images, multiple)
-    return crop(tf.cast(network(padded, training=False), tf.float32))
+    padded, box = _pad_to_multiple(images, multiple)
+    return _crop(tf.cast(network(padded, training=False), tf.float32), box)
 
 
 def segment_logits_and_features(probe: keras.Model, images, multiple: int):
@@ -74,6 +80,6 @@ def segment_logits_and_features(probe: keras.Model, images, multiple: int):
     encoder features of the padded images."""
     import tensorflow as tf
 
-    padded, crop = _pad_to_multiple(images, multiple)
+    padded, box = _pad_to_multiple(images, multiple)
     logits, *features = probe(padded, training=False)
-    return crop(tf.cast(logits, tf.float32)), features
+    return _crop(tf.cast(logits, tf.float32), box), features
