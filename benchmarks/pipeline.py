@@ -22,6 +22,9 @@ def main() -> None:
     parser.add_argument("--roi", default="full", choices=("full", "heart"))
     parser.add_argument("--degradation", default="decimation", choices=("decimation", "kspace"))
     args = parser.parse_args()
+    from heart_sr_tf.startup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # no TensorFlow start-up lines among the figures
 
     from heart_sr_tf.data.degradation import Degradation
     from heart_sr_tf.data.pipeline import slice_dataset, train_pairs

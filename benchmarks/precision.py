@@ -55,6 +55,9 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, help="at most this many slices per region (default: all)")
     args = parser.parse_args()
+    from heart_sr_tf.startup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # no TensorFlow start-up lines among the figures
     if args.acdc_dir is None:
         sys.exit("error: --acdc-dir or $HEART_SR_ACDC_DIR: the real ACDC folder")
 

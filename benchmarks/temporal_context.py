@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--model", default="wgan3d_kspace")
     parser.add_argument("--compare", action="append", default=[])
     args = parser.parse_args()
+    from heart_sr_tf.startup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # no TensorFlow start-up lines among the figures
 
     model = load_predictor(Path(args.model))
     if model.axis != "frames":

@@ -26,6 +26,9 @@ def main() -> None:
     parser.add_argument("--model", default="throughplane_x6")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "throughplane_reslice.png")
     args = parser.parse_args()
+    from heart_sr_tf.startup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # no TensorFlow start-up lines among the figures
     if args.acdc_dir is None:
         sys.exit("error: --acdc-dir or $HEART_SR_ACDC_DIR: the real ACDC folder")
 

@@ -58,6 +58,9 @@ def main() -> None:
     parser.add_argument("--paper-steps", type=int, default=2)
     parser.add_argument("--paper-batch", type=int, default=2, help="the paper config's batch is 16: too slow on a CPU")
     args = parser.parse_args()
+    from heart_sr_tf.startup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # no TensorFlow start-up lines among the figures
 
     from heart_sr_tf.config import load_config
     from heart_sr_tf.data.prepare import phantom_dir, prepare
