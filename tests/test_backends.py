@@ -164,7 +164,7 @@ def test_export_bfloat16_twin_for_tf_serving(tmp_path, slices):
     assert 0 < np.abs(out.numpy() - reference).max() < 0.05  # bfloat16 inside, close to float32
 
 
-def test_with_its_ir_cached_the_openvino_path_never_imports_tensorflow(model_copy, tmp_path, acdc_dir):
+def test_with_its_ir_cached_the_openvino_path_never_imports_tensorflow_or_the_datasets(model_copy, tmp_path, acdc_dir):
     pytest.importorskip("openvino", reason="OpenVINO is not installed (the [openvino] extra)")
     load_predictor(model_copy, "openvino", "bfloat16")  # the one-time conversion (checked by TensorFlow)
     scan = sorted((acdc_dir / "training").glob("patient0*/patient0*_frame01.nii.gz"))[0]
@@ -178,10 +178,12 @@ try:
 except SystemExit as exit:
     assert exit.code == 0, exit.code
 print("tensorflow imported:", "tensorflow" in sys.modules)
+print("dataset machinery imported:", any(m in sys.modules for m in ("tensorflow_datasets", "heart_sr_tf.data.prepare")))
 """
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "tensorflow imported: False" in result.stdout
+    assert "dataset machinery imported: False" in result.stdout  # upscale prepares no dataset
     assert nib.load(str(tmp_path / "out.nii.gz")).shape[:2] == tuple(3 * n for n in nib.load(str(scan)).shape[:2])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from heart_sr_tf.commands.data import Echo
+from heart_sr_tf.commands.echo import Echo
 from heart_sr_tf.errors import HeartSRError, UsageError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from heart_sr_tf.commands.data import Echo
+from heart_sr_tf.commands.echo import Echo
 
 
 def compare_clinical(first: Path, second: Path, echo: Echo) -> None:

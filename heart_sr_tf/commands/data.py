@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
+from heart_sr_tf.commands.echo import Echo
 from heart_sr_tf.data.prepare import is_prepared, phantom_dir, prepare
 from heart_sr_tf.errors import HeartSRError
-
-Echo = Callable[[str], None]
 
 
 def write_phantoms(out: Path, patients: int, seed: int) -> list[Path]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from heart_sr_tf.commands.data import Echo, resolve_data
+from heart_sr_tf.commands.data import resolve_data
+from heart_sr_tf.commands.echo import Echo
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.metrics import gain_text
 

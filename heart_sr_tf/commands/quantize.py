@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from heart_sr_tf.commands.data import Echo, resolve_data
+from heart_sr_tf.commands.data import resolve_data
+from heart_sr_tf.commands.echo import Echo
 from heart_sr_tf.errors import HeartSRError
 
 LIMITS = {"psnr": 0.03, "ssim": 0.001}  # the largest losses against float32 that int8 may cost

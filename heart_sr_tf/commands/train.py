@@ -7,7 +7,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from heart_sr_tf.commands.data import Echo, resolve_data
+from heart_sr_tf.commands.data import resolve_data
+from heart_sr_tf.commands.echo import Echo
 from heart_sr_tf.config import CONFIG_CLASSES, SegmenterConfig, load_config
 from heart_sr_tf.errors import DataError, HeartSRError
 

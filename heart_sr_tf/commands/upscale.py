@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from heart_sr_tf.commands.data import Echo
+from heart_sr_tf.commands.echo import Echo
 from heart_sr_tf.errors import UsageError
 from heart_sr_tf.inference.predictor import load_local_model as load_model
 from heart_sr_tf.volumes.through_plane import THROUGH_PLANE_BATCH
