@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 from in_process import run_cli
@@ -8,6 +9,8 @@ from heart_sr_tf.data.interpolation import aligned_bicubic
 from heart_sr_tf.evaluation.evaluate import evaluate, figures, iterate_slices, write_outputs
 from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.metrics import image_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_model_and_both_baselines_on_the_same_slices(tiny_export, phantom_tfds, tmp_path):
@@ -72,3 +75,18 @@ def test_evaluate_under_another_degradation_warns(tiny_export, tmp_path):
     assert "degradation: kspace" in result.stdout and "data consistency" in result.stdout
     payload = json.loads((tmp_path / "summary.json").read_text())
     assert payload["degradation"]["kind"] == "kspace"
+
+
+def test_evaluate_with_the_self_ensemble_scores_the_ensembled_model(tiny_export, tmp_path):
+    scores = {}
+    for name, extra in (("plain", []), ("ensemble", ["--self-ensemble"])):
+        args = ["evaluate", tiny_export, "--limit", "2", "--roi", "full", "--figures", "0", "--quiet"]
+        result = run_cli(*args, *extra, "--out", str(tmp_path / name))
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert ("+ self-ensemble" in result.stdout) == bool(extra)
+        scores[name] = json.loads((tmp_path / name / "summary.json").read_text())
+    assert json.dumps(scores["plain"]) != json.dumps(scores["ensemble"])  # another model was scored
+    through_plane = ROOT / "saved_models" / "throughplane_x6" / "1"  # exported without its flip ensemble
+    refused = run_cli("evaluate", through_plane, "--self-ensemble", "--out", str(tmp_path / "refused"))
+    assert refused.returncode == 2 and "is for 2D in-plane models" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "refused").exists()

@@ -139,6 +139,12 @@ def sweep_srgan_command(strategy, vgg_weights, quiet, lrs, name, **options):
     "--data-consistency", is_flag=True, help="Project the model's output onto its input (degrade(SR) == LR) first."
 )
 @click.option(
+    "--self-ensemble",
+    is_flag=True,
+    help="Average the model over the eight symmetries of the square, aligned to its LR grid, as export "
+    "--self-ensemble builds it (2D in-plane models; 8x the work).",
+)
+@click.option(
     "--out",
     type=FOLDER,
     help="Where results go (default: RUN/evaluation/SPLIT for a run, ./evaluation/NAME/SPLIT for a SavedModel).",

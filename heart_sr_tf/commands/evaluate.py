@@ -19,7 +19,7 @@ def default_out(model: Path, split: str, is_run: bool) -> Path:
 def evaluate_model(
     model, acdc_dir, data_dir, split, roi, degradation, data_consistency, out, limit, n_figures,
     backend, precision, quiet, echo: Echo, warn: Echo, clinical: bool = False, segmenter=(), cine_dirs=(),
-    patients=None,
+    patients=None, self_ensemble: bool = False,
 ):  # fmt: skip
     from heart_sr_tf.data.pipeline import num_slices
     from heart_sr_tf.evaluation.evaluate import NAMES, figures, write_outputs
@@ -31,6 +31,8 @@ def evaluate_model(
     predictor = load_predictor(model, backend, precision)
     if data_consistency:
         predictor = predictor.with_consistency()
+    if self_ensemble:  # after data consistency, as an export applies them
+        predictor = predictor.with_self_ensemble()
     chosen = predictor.degradation
     if degradation is not None and "through_plane" in (chosen.kind, degradation):
         raise HeartSRError("--degradation: cannot move a model between in-plane and through-plane")

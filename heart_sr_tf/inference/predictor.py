@@ -60,10 +60,7 @@ class Predictor:
         """This predictor followed by data consistency with its own degradation (a no-op if already there)."""
         if self.info.get("data_consistency"):
             return self
-        if self.degradation is None:
-            raise HeartSRError(f"{self.source}: its degradation is unknown, so data consistency cannot be applied")
-        if self.volumetric or self.degradation.kind == "through_plane":
-            raise HeartSRError(f"{self.source}: data consistency is for 2D in-plane models")
+        self._check_in_plane("data consistency")
         import tensorflow as tf
 
         from heart_sr_tf.models.consistency import DataConsistency
@@ -74,13 +71,42 @@ class Predictor:
             sr = np.asarray(self.fn(lr), dtype=np.float32)
             return layer([tf.constant(sr), tf.constant(lr)]).numpy()
 
-        info = {**self.info, "data_consistency": True}
-        source = self.source + " + data consistency"
+        return self._wrapped(fn, "data_consistency", "data consistency")
+
+    def with_self_ensemble(self) -> Predictor:
+        """This predictor averaged over the eight symmetries of the square, aligned to its LR grid: the model
+        ``export --self-ensemble`` builds (a no-op if already there), eight times the work."""
+        if self.info.get("self_ensemble"):
+            return self
+        self._check_in_plane("the in-plane self-ensemble")
+        from heart_sr_tf.models.inplane_ensemble import TRANSFORMS, DihedralMerge
+
+        merge = DihedralMerge(self.degradation.factor, dtype="float32")
+
+        def fn(lr):
+            passes = []
+            for transpose, rows, cols in TRANSFORMS:  # as with_dihedral_ensemble: transpose first, then flip
+                x = np.swapaxes(lr, 1, 2) if transpose else lr
+                x = x[:, ::-1] if rows else x
+                x = x[:, :, ::-1] if cols else x
+                passes.append(np.asarray(self.fn(np.ascontiguousarray(x)), dtype=np.float32))
+            return np.asarray(merge(passes))
+
+        return self._wrapped(fn, "self_ensemble", "self-ensemble")
+
+    def _check_in_plane(self, what: str) -> None:
+        if self.degradation is None:
+            raise HeartSRError(f"{self.source}: its degradation is unknown, so {what} cannot be applied")
+        if self.volumetric or self.degradation.kind == "through_plane":
+            raise HeartSRError(f"{self.source}: {what} is for 2D in-plane models")
+
+    def _wrapped(self, fn, key: str, label: str) -> Predictor:
+        """The same predictor with ``fn`` in place of its own, its info saying ``key``."""
         return Predictor(
             fn,
             self.scale,
-            source,
-            info,
+            f"{self.source} + {label}",
+            {**self.info, key: True},
             self.volumetric,
             self.degradation,
             self.generator,

@@ -33,8 +33,9 @@ class Transpose(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="heart_sr_tf")
 class DihedralMerge(keras.layers.Layer):
-    """The eight passes' outputs, in the order of ``TRANSFORMS``, each taken back to the grid of the first and
-    averaged where it reaches."""
+    """The eight passes' outputs, in the order of ``TRANSFORMS``, each clipped to [0, 1] (as a lone export's output
+    is, so that averaging an export's eight outputs gives this same model: ``evaluate --self-ensemble``), taken
+    back to the grid of the first and averaged where it reaches."""
 
     def __init__(self, factor: int, **kwargs):
         super().__init__(**kwargs)
@@ -43,7 +44,7 @@ class DihedralMerge(keras.layers.Layer):
     def call(self, outputs):
         total, count = 0.0, 0.0
         for (transpose, rows, cols), out in zip(TRANSFORMS, outputs, strict=True):
-            out = ops.cast(out, "float32")
+            out = ops.clip(ops.cast(out, "float32"), 0.0, 1.0)
             valid = ops.ones_like(out[:1])
             for axis, flipped in ((1, rows), (2, cols)):
                 if flipped:
