@@ -95,3 +95,15 @@ def test_prepare_on_real_acdc_counts_and_disjointness(acdc_dir, tmp_path):
     assert sum(counts.values()) == 1972  # ED/ES slices of 99 patients + 12 frames x 7 slices of patient090
     lr, hr = next(iter(eval_pairs(slice_dataset(tmp_path / "tfds", "full", "test"))))
     assert hr.shape == (1, 256, 256, 1)
+
+
+def test_stored_pngs_decode_to_the_quantised_slice_exactly():
+    from heart_sr_tf.data.acdc_sr import png, quantise
+
+    rng = np.random.default_rng(5)
+    image = quantise(rng.random((37, 53)))  # a heart box's odd shape; the full 0..65535 range
+    image[0, 0], image[-1, -1] = 0, 65535
+    decoded = tf.io.decode_png(png(image), channels=1, dtype=tf.uint16).numpy()
+    assert decoded.shape == (37, 53, 1) and np.array_equal(decoded[..., 0], image)
+    with pytest.raises(ValueError, match="expected a 2D uint16 image"):
+        png(rng.random((4, 4)))
