@@ -44,7 +44,8 @@ def test_quantize_caches_an_int8_twin_close_to_float32(model_copy, phantom_tfds)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     assert lines[0].startswith("quantizing") and "on 8 training slices" in lines[0]
-    assert "int8 against OpenVINO float32 on 4 validation slices" in lines[-1]
+    assert "int8 (performance) against OpenVINO float32 on 4 validation slices" in lines[-1]
+    assert "(within the limits" in lines[-1] and sum(line.startswith("quantizing") for line in lines) == 1
     assert "Statistics collection" not in result.stdout + result.stderr  # --quiet: no NNCF progress bars either
     version = next(p for p in model_copy.iterdir() if p.name.isdigit())
     xml = version / "openvino-int8" / "model.xml"
@@ -72,6 +73,57 @@ def test_quantize_caches_an_int8_twin_close_to_float32(model_copy, phantom_tfds)
     assert mixed.returncode == 0 and "NNCF preset mixed" in mixed.stdout.splitlines()[0], mixed.stderr[-2000:]
     out_mixed = load_predictor(model_copy, "openvino", "int8")(lr)
     assert 0 < np.abs(out_mixed - out).max() and np.abs(out_mixed - reference).max() < 0.05
+
+
+def test_auto_preset_tries_the_next_and_keeps_the_closest_when_none_is_within(model_copy, phantom_tfds, monkeypatch):
+    import heart_sr_tf.inference.openvino_backend as backend
+    from heart_sr_tf.commands import quantize as command
+
+    saved, real_save = [], backend.save_ir
+    monkeypatch.setattr(backend, "save_ir", lambda model, *a, **k: saved.append(model) or real_save(model, *a, **k))
+    monkeypatch.setattr(command, "LIMITS", {"psnr": -1.0, "ssim": -1.0})  # int8 would have to beat float32: never
+    result = run_cli(
+        "quantize", model_copy, "--data-dir", phantom_tfds, "--calibration", "8", "--check", "3", "--quiet"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    tried = [line.split("NNCF preset ")[-1].rstrip(")") for line in lines if line.startswith("quantizing")]
+    assert tried == ["performance", "mixed"]
+    checks = [line for line in lines if line.startswith("int8 (")]
+    assert [line[6 : line.index(")")] for line in checks] == tried and all("BEYOND" in line for line in checks)
+    assert (
+        result.stderr.count("\n") == 1 and "beyond the limits with NNCF preset performance and mixed" in result.stderr
+    )
+    kept = result.stderr.split("kept ")[1].split(",")[0]
+    assert kept in tried
+    # what stays cached is the kept preset's model: saved again when it was not the last one tried
+    assert saved[-1] is saved[tried.index(kept)] and len(saved) == (2 if kept == "mixed" else 3)
+
+
+def test_closest_preset_is_the_smallest_loss_against_its_limit():
+    from heart_sr_tf.commands.quantize import LIMITS, closest_preset
+
+    psnr, ssim = LIMITS["psnr"], LIMITS["ssim"]
+    assert (
+        closest_preset({"performance": {"psnr": 2 * psnr, "ssim": 0.0}, "mixed": {"psnr": 0.0, "ssim": 1.5 * ssim}})
+        == "mixed"
+    )
+    assert (
+        closest_preset(
+            {"performance": {"psnr": 1.2 * psnr, "ssim": 1.1 * ssim}, "mixed": {"psnr": 0.0, "ssim": 1.3 * ssim}}
+        )
+        == "performance"
+    )
+
+
+def test_auto_preset_without_a_check_says_it_cannot_choose(model_copy, phantom_tfds):
+    result = run_cli(
+        "quantize", model_copy, "--data-dir", phantom_tfds, "--calibration", "4", "--check", "0", "--quiet"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "--check 0: nothing to choose a preset by, so NNCF's performance"
+    assert "NNCF preset performance" in lines[1] and lines[-1].startswith("wrote ") and len(lines) == 3
 
 
 def test_quantize_refuses_a_3d_model_before_any_work(tmp_path):

@@ -14,6 +14,7 @@ import click  # noqa: E402
 
 from heart_sr_tf.cli.group import Group, warn  # noqa: E402
 from heart_sr_tf.cli.options import FOLDER, POSITIVE, RESUME, backend_options, data_options, train_options  # noqa: E402
+from heart_sr_tf.inference.hardware import QUANTIZE_PRESETS  # noqa: E402
 
 
 @click.group(cls=Group)
@@ -207,11 +208,12 @@ def compare_clinical(first: Path, second: Path):
 )
 @click.option(
     "--preset",
-    type=click.Choice(["performance", "mixed"]),
-    default="performance",
+    type=click.Choice(["auto", *QUANTIZE_PRESETS]),
+    default="auto",
     show_default=True,
     help="NNCF's: performance quantises activations symmetrically, mixed asymmetrically (a little closer to "
-    "float32 where an activation's range is lopsided, e.g. throughplane_x8).",
+    "float32 where an activation's range is lopsided, e.g. throughplane_x8). auto: each in that order until the "
+    "check finds one within the limits.",
 )
 @click.option("--quiet", is_flag=True)
 def quantize(model, acdc_dir, data_dir, calibration, check, preset, quiet):

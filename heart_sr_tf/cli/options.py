@@ -7,13 +7,15 @@ from pathlib import Path
 
 import click
 
+from heart_sr_tf.inference.hardware import BACKENDS, PRECISIONS
+
 BACKEND_OPTIONS = {  # option -> (choices, help)
     "--backend": (
-        ["auto", "tensorflow", "openvino"],
+        ["auto", *BACKENDS],
         "auto: OpenVINO when installed (pip install -e '.[openvino]'), else TensorFlow.",
     ),
     "--precision": (
-        ["auto", "float32", "bfloat16", "int8"],
+        list(PRECISIONS),
         "auto: bfloat16 where the CPU (AVX512_BF16/AMX) or GPU computes it natively, else float32. "
         "int8: OpenVINO, once `quantize` has made the model's int8 twin.",
     ),

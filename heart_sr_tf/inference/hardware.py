@@ -12,6 +12,11 @@ BACKENDS = ("tensorflow", "openvino")  # and "auto", resolved by resolve_backend
 
 PRECISIONS = ("auto", "float32", "bfloat16", "int8")  # int8: OpenVINO, after `quantize`
 
+# How `quantize` makes the int8 twin: NNCF's presets (activations quantised symmetrically, or asymmetrically), tried
+# in this order by ``auto`` until one is within the accuracy limits. Here, not in ``inference.quantize``, so the CLI
+# lists the choices without importing NumPy.
+QUANTIZE_PRESETS = ("performance", "mixed")
+
 
 def resolve_backend(backend: str) -> str:
     """``auto`` -> ``openvino`` when the optional extra is installed, else ``tensorflow``."""

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from heart_sr_tf.errors import HeartSRError
-from heart_sr_tf.inference.openvino_backend import INT8_KIND, _openvino, openvino_ir, save_ir
+from heart_sr_tf.inference.hardware import QUANTIZE_PRESETS
+from heart_sr_tf.inference.openvino_backend import _openvino, openvino_ir
 
 FLOAT_TAIL = 4  # the last convolutions (at output resolution, and the upsampling head) stay float
 
@@ -47,13 +48,11 @@ def float_scope(model) -> tuple[list[str], list[str]]:
     return sorted(names), ["Add", "Concat"]
 
 
-PRESETS = ("performance", "mixed")  # NNCF's: activations quantised symmetrically, or asymmetrically
-
-
-def quantize(folder: Path, calibration: list[np.ndarray], quiet: bool = False, preset: str = "performance") -> Path:
-    """Quantise the SavedModel ``folder``'s IR on ``calibration`` (LR grids ``[1, h, w, 1]``); the int8 IR's path.
-    ``quiet``: without NNCF's own progress bars (drawn on the terminal by rich). ``preset``: NNCF's; ``mixed``
-    quantises activations asymmetrically, which kept ``throughplane_x8`` within the SSIM limit on test."""
+def quantized_model(folder: Path, calibration: list[np.ndarray], quiet: bool = False, preset: str = "performance"):
+    """The int8 OpenVINO model of the SavedModel ``folder``'s IR, quantised on ``calibration`` (LR grids
+    ``[1, h, w, 1]``); the caller caches it (``save_ir(model, folder, INT8_KIND)``). ``quiet``: without NNCF's own
+    progress bars (drawn on the terminal by rich). ``preset``: NNCF's; ``mixed`` quantises activations
+    asymmetrically, which kept ``throughplane_x8`` within the SSIM limit on test."""
     try:
         import nncf
     except ImportError:
@@ -61,18 +60,17 @@ def quantize(folder: Path, calibration: list[np.ndarray], quiet: bool = False, p
     nncf.set_log_level(logging.ERROR)  # its per-node lines are not the user's business
     if not calibration:
         raise HeartSRError("quantize: no calibration slices")
-    if preset not in PRESETS:
-        raise HeartSRError(f"quantize: unknown preset {preset!r}, expected one of {', '.join(PRESETS)}")
+    if preset not in QUANTIZE_PRESETS:
+        raise HeartSRError(f"quantize: unknown preset {preset!r}, expected one of {', '.join(QUANTIZE_PRESETS)}")
     ov = _openvino()
     model = ov.Core().read_model(str(openvino_ir(folder)))
     names, types = float_scope(model)
     silence = contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
     with silence:
-        quantized = nncf.quantize(
+        return nncf.quantize(
             model,
             nncf.Dataset([np.asarray(x, np.float32) for x in calibration]),
             subset_size=len(calibration),
             ignored_scope=nncf.IgnoredScope(names=names, types=types),
             preset=nncf.QuantizationPreset(preset),
         )
-    return save_ir(quantized, Path(folder), INT8_KIND)
