@@ -60,6 +60,21 @@ def kept_shares(raw: np.ndarray, kept: np.ndarray) -> dict[str, float]:
     return shares
 
 
+UNSURE = (0.2, 0.8)  # a voxel where the segmenter gives a structure a probability in between is on its own border
+
+
+def disagreement_voxels(labels: np.ndarray, full: np.ndarray, unsure: dict[str, np.ndarray]) -> dict[str, int]:
+    """Per structure, the voxels where ``labels`` and full resolution's label map ``full`` disagree about it
+    (``<name>``), and those of them where the segmenter was unsure of it at full resolution (``<name>_unsure``:
+    ``unsure[name]``, its probability within :data:`UNSURE`). Where it is unsure, any input but the very image flips
+    some of its decisions; where it is sure, a disagreement means the input lost what it needed."""
+    out = {}
+    for name, label in STRUCTURES.items():
+        disagree = (labels == label) != (full == label)
+        out[name], out[f"{name}_unsure"] = int(np.sum(disagree)), int(np.sum(disagree & unsure[name]))
+    return out
+
+
 def kept_percent(share: float) -> str:
     """A kept share as a whole percentage rounded down, so a share under ``KEPT_WARNING`` never reads as 60%."""
     return f"{math.floor(round(share * 100, 6))}%"

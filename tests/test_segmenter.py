@@ -33,7 +33,13 @@ def test_exported_segmenter_signature(tiny_segmenter):
     assert (np.argmax(probabilities, -1) == out["labels"].numpy()).all()
     meta = json.loads((export / "1" / "assets.extra" / "heart_sr_metadata.json").read_text())
     assert meta["kind"] == "segmenter" and meta["labels"]["3"] == "LV"
-    assert Segmenter(export).volume(images[..., 0]).shape == (2, 37, 53)
+    segmenter = Segmenter(export, batch_size=1)  # two batches, put back together
+    assert segmenter.volume(images[..., 0]).shape == (2, 37, 53)
+    unsure = segmenter.unsure(images[..., 0])  # each structure's probability within (0.2, 0.8)
+    for name, label in (("RV", 1), ("myocardium", 2), ("LV", 3)):
+        p = probabilities[..., label]
+        assert (unsure[name] == ((p > 0.2) & (p < 0.8))).all()
+    assert 0 < sum(int(m.sum()) for m in unsure.values()) < 3 * images.size  # some voxels, not all
 
 
 def test_evaluate_clinical_reports_every_input(tiny_export, tiny_segmenter, phantom_tfds, tmp_path):
@@ -103,6 +109,10 @@ def test_evaluate_clinical_through_several_segmenters(tiny_export, tiny_segmente
 
     markdown = (out / "summary.md").read_text()
     assert "## Clinical fidelity across 2 segmenters" in markdown and markdown.count("| ") > 10
+    assert "| LV sure / unsure | myocardium sure / unsure | RV sure / unsure |" in markdown
+    frames = list(csv.DictReader((out / "clinical_frames.csv").open()))
+    assert all(int(r["disagree_RV_unsure_voxels"]) <= int(r["disagree_RV_voxels"]) for r in frames)
+    assert all(int(r["disagree_LV_voxels"]) == 0 for r in frames if r["method"] == "hr")
     model, hr = (first["summary"][m]["measures"]["myo_mass"]["bias"] for m in ("model", "hr"))
     rows = list(csv.DictReader((out / "clinical_patients.csv").open()))
     assert mass_bias_minus_hr(rows)["mean"] == pytest.approx(model - hr)  # the same truth: bias minus bias
@@ -147,6 +157,37 @@ def test_agreement_with_full_resolution_is_dice_against_its_segmentation():
     assert summary["model"]["agreement_with_hr"]["RV"] == 1.0 and np.isnan(
         summary["model"]["disagreement_removed"]["RV"]
     )  # no disagreement to remove
+
+
+def test_disagreement_is_split_by_where_full_resolution_was_unsure():
+    """Voxels disagreeing with full resolution's label map, counted where the segmenter was unsure of the
+    structure at full resolution and where it was sure, summed over frames; the share of the first baseline's
+    removed in each; and the table in summary.md."""
+    from heart_sr_tf.data.degradation import Degradation
+    from heart_sr_tf.evaluation.clinical import ClinicalResult, DegradedFrame, clinical_markdown
+
+    truth = np.zeros((2, 8, 8), np.int64)
+    truth[:, 2:6, 2:6] = 3  # LV 32 voxels
+    low, model = truth.copy(), truth.copy()
+    low[:, 2:6, 2:4] = 0  # 16 LV voxels lost: 8 in column 2 (unsure below), 8 in column 3 (sure)
+    model[:, 2:6, 2:3] = 0  # 8 lost, all in column 2
+    unsure = {name: np.zeros(truth.shape, bool) for name in ("LV", "myocardium", "RV")}
+    unsure["LV"][:, :, 2] = True  # the segmenter's own border of the LV at full resolution
+    result = ClinicalResult("test", "x", "seg", Degradation("kspace", 3))
+    for phase in ("ED", "ES"):
+        frame = DegradedFrame("p1", "NOR", phase, 1.0, (1.0, 1.0), np.zeros((2, 3, 3), np.float32), truth, {})
+        result.add(frame, {"hr": truth, "zero_fill": low, "bicubic": low, "model": model}, unsure=unsure)
+    summary = result.summary()
+    assert summary["zero_fill"]["disagreement_voxels"]["LV"] == {"sure": 16, "unsure": 16}  # two frames
+    assert summary["model"]["disagreement_voxels"]["LV"] == {"sure": 0, "unsure": 16}
+    assert summary["hr"]["disagreement_voxels"]["LV"] == {"sure": 0, "unsure": 0}
+    assert summary["model"]["disagreement_removed_where"]["LV"] == {"sure": 100.0, "unsure": 0.0}
+    assert np.isnan(summary["model"]["disagreement_removed_where"]["RV"]["sure"])  # nothing to remove
+    assert "| model | 0 / 16 (100% / 0% removed) | 0 / 0 (nan% / nan% removed) |" in clinical_markdown(result, summary)
+    unknown = ClinicalResult("test", "x", "seg", Degradation("kspace", 3))
+    unknown.add(frame, {"hr": truth, "zero_fill": low, "bicubic": low, "model": model})  # training's validation
+    assert "disagreement_voxels" not in unknown.summary()["model"]
+    assert "sure / unsure" not in clinical_markdown(unknown)
 
 
 def test_compare_clinical_is_model_a_minus_model_b_patient_by_patient(

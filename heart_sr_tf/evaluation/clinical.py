@@ -29,8 +29,10 @@ import numpy as np
 from heart_sr_tf.cardiac_metrics import (
     KEPT_WARNING,
     STRUCTURES,
+    UNSURE,
     agreement,
     dice_scores,
+    disagreement_voxels,
     gap_closed,
     gap_closed_interval,
     kept_percent,
@@ -119,11 +121,14 @@ class ClinicalResult:
         segmented: dict[str, np.ndarray],
         full: np.ndarray | None = None,
         kept: dict[str, dict[str, float]] | None = None,
+        unsure: dict[str, np.ndarray] | None = None,
     ) -> None:
         """One frame's label maps, one per method: its Dice, volumes and wall thickness against the ground truth,
         and its agreement with full resolution's label map (``segmented["hr"]``, or ``full`` when the frame's
         full resolution was added before). ``kept``: per method, each structure's share of its labelled voxels
-        that the post-processing kept (``Segmenter.volume_and_kept``), where known."""
+        that the post-processing kept (``Segmenter.volume_and_kept``), where known. ``unsure``: where the
+        segmenter was unsure of each structure at full resolution (``Segmenter.unsure``), where known: the
+        disagreement with full resolution is then also counted in voxels, there and elsewhere."""
         measured = self._volumes.setdefault((frame.patient, frame.group), {})
         truths = measured.setdefault("truth", {})
         if frame.phase not in truths:
@@ -133,6 +138,7 @@ class ClinicalResult:
         for method, labels in segmented.items():
             volumes = self._measured(frame, labels)
             agreement_with_hr = dice_scores(labels, full) if full is not None else {}
+            voxels = disagreement_voxels(labels, full, unsure) if full is not None and unsure else {}
             measured.setdefault(method, {})[frame.phase] = volumes
             self.frames.append(
                 {
@@ -146,6 +152,7 @@ class ClinicalResult:
                     "wall_mm": volumes["wall_mm"],
                     "truth_wall_mm": truth["wall_mm"],
                     **{f"kept_{k}": (kept or {}).get(method, {}).get(k, np.nan) for k in STRUCTURES},
+                    **{f"disagree_{k}_voxels": v for k, v in voxels.items()},
                 }
             )
 
@@ -206,9 +213,34 @@ class ClinicalResult:
                 )
                 for name in STRUCTURES
             }
+        where = self._disagreement_where()
         for method in self.methods:
+            if where:
+                out[method]["disagreement_voxels"] = where[method]
+                out[method]["disagreement_removed_where"] = {
+                    name: {
+                        part: removed_share(where[method][name][part], where[self.reference][name][part])
+                        for part in ("sure", "unsure")
+                    }
+                    for name in STRUCTURES
+                }
             out[method]["interval_95"] = self._intervals(method)
             out[method]["error_minus_hr"] = self._errors_minus_hr(patients, method)
+        return out
+
+    def _disagreement_where(self) -> dict:
+        """method -> structure -> disagreeing voxels with full resolution, summed over the frames, where the
+        segmenter was sure of the structure at full resolution and where it was unsure; {} unless known for
+        every frame."""
+        if not self.frames or any("disagree_LV_voxels" not in r for r in self.frames):
+            return {}
+        out = {}
+        for method in self.methods:
+            rows = [r for r in self.frames if r["method"] == method]
+            out[method] = {}
+            for name in STRUCTURES:
+                unsure = sum(r[f"disagree_{name}_unsure_voxels"] for r in rows)
+                out[method][name] = {"sure": sum(r[f"disagree_{name}_voxels"] for r in rows) - unsure, "unsure": unsure}
         return out
 
     @staticmethod
@@ -261,7 +293,8 @@ def clinical_evaluation(
                 for segmenter, result in zip(segmenters, results, strict=True):
                     both = {method: segmenter.volume_and_kept(x) for method, x in images.items()}
                     segmented = {method: labels for method, (labels, _) in both.items()}
-                    result.add(frame, segmented, kept={method: shares for method, (_, shares) in both.items()})
+                    kept = {method: shares for method, (_, shares) in both.items()}
+                    result.add(frame, segmented, kept=kept, unsure=segmenter.unsure(frame.images["hr"]))
             bar.update(1)
     return results
 
@@ -348,6 +381,7 @@ def clinical_markdown(result: ClinicalResult, summary: dict | None = None) -> st
             n = DECIMALS.get(measure, 1)
             cells.append(f"{d['mean']:+.{n}f} [{d['low']:+.{n}f}, {d['high']:+.{n}f}]")
         lines.append(f"| {measure}, {UNITS.get(measure, 'ml')} | " + " | ".join(cells) + " |")
+    lines += where_lines(result, summary)
     lines += pieces_lines(result)
     return "\n".join(lines) + "\n"
 
@@ -373,6 +407,45 @@ def pieces_lines(result: ClinicalResult) -> list[str]:
         f"Segmentations in pieces (a structure's largest 3D component, all the post-processing keeps, holds under "
         f"{KEPT_WARNING:.0%} of the voxels labelled it; check these frames): " + "; ".join(cells) + ".",
     ]
+
+
+def removed_share(voxels: int, reference: int) -> float:
+    """The share (%) of the reference's disagreeing voxels that an input no longer disagrees on; NaN with none."""
+    return float("nan") if reference == 0 else 100.0 * (reference - voxels) / reference
+
+
+def where_lines(result: ClinicalResult, summary: dict) -> list[str]:
+    """Where the disagreement with full resolution lies: on the segmenter's own border of each structure (its
+    probability at full resolution within ``UNSURE``) or where it was sure; nothing when not known."""
+    if "disagreement_voxels" not in summary["hr"]:
+        return []
+    reference = result.reference
+    low, high = UNSURE
+    lines = [
+        "",
+        f"Where each input disagrees with full resolution's segmentation, in voxels summed over the frames: where the "
+        f"segmenter was sure of the structure at full resolution (probability outside {low}-{high}) and where it "
+        f"was unsure (its own border of the structure, where any change of the image flips some decisions); and "
+        f"the share of {NAMES[reference]}'s disagreement removed in each.",
+        "",
+        "| input | LV sure / unsure | myocardium sure / unsure | RV sure / unsure |",
+        "|---|---|---|---|",
+    ]
+    for method in result.methods:
+        if method == "hr":
+            continue
+        cells = []
+        for name in ("LV", "myocardium", "RV"):
+            voxels, removed = (
+                summary[method]["disagreement_voxels"][name],
+                summary[method]["disagreement_removed_where"][name],
+            )
+            cell = f"{voxels['sure']:,} / {voxels['unsure']:,}"
+            if method != reference:
+                cell += f" ({removed['sure']:.0f}% / {removed['unsure']:.0f}% removed)"
+            cells.append(cell)
+        lines.append(f"| {NAMES[method]} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def share_cells(summary: dict, part: str, trivial: bool = False) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from heart_sr_tf.cardiac_metrics import kept_shares
+from heart_sr_tf.cardiac_metrics import STRUCTURES, UNSURE, kept_shares
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.export.discovery import find_model
 from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
@@ -33,11 +33,22 @@ class Segmenter:
 
     def labels(self, images: np.ndarray) -> np.ndarray:
         """Per slice, no post-processing: ``[n, h, w]`` -> ``[n, h, w]`` uint8."""
+        return self._output(images, "labels").astype(np.uint8)
+
+    def unsure(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Per structure, the voxels ``[n, h, w]`` where its probability lies within ``UNSURE``: the segmenter's
+        own border of it, where the smallest change of the image can flip its decision."""
+        probabilities = self._output(images, "probabilities")
+        low, high = UNSURE
+        return {name: (probabilities[..., c] > low) & (probabilities[..., c] < high) for name, c in STRUCTURES.items()}
+
+    def _output(self, images: np.ndarray, key: str) -> np.ndarray:
+        """One output of the signature over ``[n, h, w]`` images, in batches."""
         images = np.asarray(images, dtype=np.float32)
         out = []
         for start in range(0, len(images), self.batch_size):
             batch = self._tf.constant(images[start : start + self.batch_size, ..., None])
-            out.append(self._signature(image=batch)["labels"].numpy().astype(np.uint8))
+            out.append(self._signature(image=batch)[key].numpy())
         return np.concatenate(out)
 
     def volume(self, images: np.ndarray) -> np.ndarray:
