@@ -89,10 +89,17 @@ class LossConfig:
     # HR's (relative), the border shift that sets volumes and mass
     segmentation_feature_weight: float = 0.0  # through the same segmenters: their encoder features on SR against
     # those on HR (each level's squared distance over HR's energy), every edge the encoder responds to
+    segmentation_border_weight: float = 0.0  # the KL term's pixels on the segmenter's own border in HR (its largest
+    # class probability under 0.8, where most of the remaining disagreement lies) weigh 1 + this much more
 
     def check(self) -> None:
         _non_negative(self, "pixel_weight", "ssim_weight", "feature_weight", "adversarial_weight")
         _non_negative(self, "segmentation_weight", "segmentation_volume_weight", "segmentation_feature_weight")
+        _non_negative(self, "segmentation_border_weight")
+        if self.segmentation_border_weight and not self.segmentation_weight:
+            raise ConfigError(
+                "segmentation_border_weight: weighs the KL term's border pixels; segmentation_weight is 0"
+            )
         if self.segmenter in self.extra_segmenters or len(set(self.extra_segmenters)) < len(self.extra_segmenters):
             raise ConfigError(f"extra_segmenters: {self.extra_segmenters} repeats a segmenter")
         weights = self.segmentation_class_weights

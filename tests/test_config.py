@@ -137,3 +137,13 @@ def test_training_precision_auto_is_bfloat16_only_where_the_cpu_computes_it(monk
         keras.mixed_precision.set_global_policy("float32")
     got = precision_note(config)
     assert got is None if note is None else got.startswith(note)
+
+
+def test_a_border_weight_needs_the_kl_term_it_weighs():
+    from heart_sr_tf.config import LossConfig
+
+    with pytest.raises(ConfigError, match="segmentation_border_weight: weighs the KL term's border pixels"):
+        LossConfig(segmentation_border_weight=2.0).check()
+    with pytest.raises(ConfigError, match="segmentation_border_weight"):
+        LossConfig(segmentation_weight=0.1, segmentation_border_weight=-1.0).check()
+    LossConfig(segmentation_weight=0.1, segmentation_border_weight=2.0).check()

@@ -83,6 +83,11 @@ def test_segmentation_loss_is_a_weighted_kl_of_the_segmenters_outputs():
     np.testing.assert_allclose(loss, kl.reshape(2, -1).mean(1), rtol=1e-5)
     assert np.all(loss > 0)
     np.testing.assert_allclose(segmentation_loss(tf.constant(hr), tf.constant(hr), weights).numpy(), 0, atol=1e-6)
+    # the segmenter's own border in HR (largest probability under 0.8) weighs 1 + border_weight times more
+    border = p.max(-1) < 0.8
+    assert 0 < border.sum() < border.size
+    bordered = segmentation_loss(tf.constant(sr), tf.constant(hr), weights, border_weight=4.0).numpy()
+    np.testing.assert_allclose(bordered, (kl * (1 + 4.0 * border)).reshape(2, -1).mean(1), rtol=1e-5)
 
 
 def test_segmentation_volume_loss_is_the_relative_change_of_each_structures_soft_area():

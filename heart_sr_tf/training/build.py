@@ -129,6 +129,7 @@ def build_srgan(config: SRGANConfig, strategy, vgg_weights: str | None = None) -
             segmentation_class_weights=loss.segmentation_class_weights,
             segmentation_volume_weight=loss.segmentation_volume_weight,
             segmentation_feature_weight=loss.segmentation_feature_weight,
+            segmentation_border_weight=loss.segmentation_border_weight,
             jit_compile=config.train.jit_compile,
         )
         g_opt.build(generator.trainable_variables)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from heart_sr_tf.cardiac_metrics import UNSURE
+
 
 def pixel_loss(sr: tf.Tensor, hr: tf.Tensor, kind: str = "mse") -> tf.Tensor:
     """Mean squared (``"mse"``) or absolute (``"l1"``) error per sample."""
@@ -43,12 +45,19 @@ def feature_loss(sr_features: tf.Tensor, hr_features: tf.Tensor) -> tf.Tensor:
     return _per_sample_mean(tf.square(diff))
 
 
-def segmentation_loss(sr_logits: tf.Tensor, hr_logits: tf.Tensor, class_weights) -> tf.Tensor:
+def segmentation_loss(
+    sr_logits: tf.Tensor, hr_logits: tf.Tensor, class_weights, border_weight: float = 0.0
+) -> tf.Tensor:
     """KL divergence of a frozen segmenter's class probabilities on SR from those on HR, per pixel, weighted by
-    the class the segmenter finds in HR (``class_weights[label]``): 0 when the segmenter sees the same anatomy."""
+    the class the segmenter finds in HR (``class_weights[label]``): 0 when the segmenter sees the same anatomy.
+    ``border_weight``: pixels on the segmenter's own border in HR (its largest class probability under
+    ``UNSURE[1]``, where its decisions flip for small changes) weigh ``1 + border_weight`` times more."""
     target_log = tf.stop_gradient(tf.nn.log_softmax(tf.cast(hr_logits, tf.float32)))
     kl = tf.reduce_sum(tf.exp(target_log) * (target_log - tf.nn.log_softmax(tf.cast(sr_logits, tf.float32))), -1)
     weights = tf.gather(tf.constant(class_weights, tf.float32), tf.argmax(target_log, axis=-1))
+    if border_weight:
+        border = tf.cast(tf.reduce_max(target_log, axis=-1) < tf.math.log(UNSURE[1]), tf.float32)
+        weights *= 1.0 + border_weight * border
     return _per_sample_mean(kl * weights)
 
 

@@ -54,6 +54,7 @@ class SRGAN(GeneratorAndJudge):
         segmentation_class_weights=(1.0, 1.0, 1.0, 1.0),
         segmentation_volume_weight: float = 0.0,
         segmentation_feature_weight: float = 0.0,
+        segmentation_border_weight: float = 0.0,
         **kwargs,
     ):
         super().compile(**kwargs)
@@ -64,6 +65,7 @@ class SRGAN(GeneratorAndJudge):
         # each segmenter also giving its encoder features, only where the feature term asks for them
         self.probes = [with_encoder_features(net) for net, _ in self.segmenters] if segmentation_feature_weight else []
         self.segmentation_class_weights = tuple(segmentation_class_weights)
+        self.segmentation_border_weight = float(segmentation_border_weight)
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.pixel = pixel
         self.loss_weights_ = {
@@ -103,7 +105,10 @@ class SRGAN(GeneratorAndJudge):
             ]
         if self.loss_weights_["segmentation"]:
             terms["segmentation"] = self._mean(
-                [segmentation_loss(s, h, self.segmentation_class_weights) for s, h in logits]
+                [
+                    segmentation_loss(s, h, self.segmentation_class_weights, self.segmentation_border_weight)
+                    for s, h in logits
+                ]
             )
         if self.loss_weights_["segmentation_volume"]:
             terms["segmentation_volume"] = self._mean([segmentation_volume_loss(s, h) for s, h in logits])
