@@ -35,7 +35,8 @@ def test_exported_segmenter_signature(tiny_segmenter):
     assert meta["kind"] == "segmenter" and meta["labels"]["3"] == "LV"
     segmenter = Segmenter(export, batch_size=1)  # two batches, put back together
     assert segmenter.volume(images[..., 0]).shape == (2, 37, 53)
-    unsure = segmenter.unsure(images[..., 0])  # each structure's probability within (0.2, 0.8)
+    labels, _, unsure = segmenter.volume_and_kept(images[..., 0])  # each structure's probability within (0.2, 0.8)
+    assert (labels == segmenter.volume(images[..., 0])).all()
     for name, label in (("RV", 1), ("myocardium", 2), ("LV", 3)):
         p = probabilities[..., label]
         assert (unsure[name] == ((p > 0.2) & (p < 0.8))).all()

@@ -127,7 +127,7 @@ class ClinicalResult:
         and its agreement with full resolution's label map (``segmented["hr"]``, or ``full`` when the frame's
         full resolution was added before). ``kept``: per method, each structure's share of its labelled voxels
         that the post-processing kept (``Segmenter.volume_and_kept``), where known. ``unsure``: where the
-        segmenter was unsure of each structure at full resolution (``Segmenter.unsure``), where known: the
+        segmenter was unsure of each structure at full resolution (``Segmenter.volume_and_kept``), where known: the
         disagreement with full resolution is then also counted in voxels, there and elsewhere."""
         measured = self._volumes.setdefault((frame.patient, frame.group), {})
         truths = measured.setdefault("truth", {})
@@ -291,10 +291,10 @@ def clinical_evaluation(
                 height, width = frame.shape
                 images = {**frame.images, "model": predictor(frame.lr[..., None])[:, :height, :width, 0]}
                 for segmenter, result in zip(segmenters, results, strict=True):
-                    both = {method: segmenter.volume_and_kept(x) for method, x in images.items()}
-                    segmented = {method: labels for method, (labels, _) in both.items()}
-                    kept = {method: shares for method, (_, shares) in both.items()}
-                    result.add(frame, segmented, kept=kept, unsure=segmenter.unsure(frame.images["hr"]))
+                    outputs = {method: segmenter.volume_and_kept(x) for method, x in images.items()}
+                    segmented = {method: labels for method, (labels, _, _) in outputs.items()}
+                    kept = {method: shares for method, (_, shares, _) in outputs.items()}
+                    result.add(frame, segmented, kept=kept, unsure=outputs["hr"][2])
             bar.update(1)
     return results
 

@@ -33,33 +33,34 @@ class Segmenter:
 
     def labels(self, images: np.ndarray) -> np.ndarray:
         """Per slice, no post-processing: ``[n, h, w]`` -> ``[n, h, w]`` uint8."""
-        return self._output(images, "labels").astype(np.uint8)
+        return self._outputs(images)[0]
 
-    def unsure(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Per structure, the voxels ``[n, h, w]`` where its probability lies within ``UNSURE``: the segmenter's
-        own border of it, where the smallest change of the image can flip its decision."""
-        probabilities = self._output(images, "probabilities")
-        low, high = UNSURE
-        return {name: (probabilities[..., c] > low) & (probabilities[..., c] < high) for name, c in STRUCTURES.items()}
-
-    def _output(self, images: np.ndarray, key: str) -> np.ndarray:
-        """One output of the signature over ``[n, h, w]`` images, in batches."""
+    def _outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(labels [n, h, w] uint8, probabilities [n, h, w, classes])`` over ``[n, h, w]`` images, in batches:
+        one pass gives both."""
         images = np.asarray(images, dtype=np.float32)
-        out = []
+        labels, probabilities = [], []
         for start in range(0, len(images), self.batch_size):
-            batch = self._tf.constant(images[start : start + self.batch_size, ..., None])
-            out.append(self._signature(image=batch)[key].numpy())
-        return np.concatenate(out)
+            out = self._signature(image=self._tf.constant(images[start : start + self.batch_size, ..., None]))
+            labels.append(out["labels"].numpy().astype(np.uint8))
+            probabilities.append(out["probabilities"].numpy())
+        return np.concatenate(labels), np.concatenate(probabilities)
 
     def volume(self, images: np.ndarray) -> np.ndarray:
         """The slices of one 3D frame, segmented and post-processed together."""
         return largest_components(self.labels(images))
 
-    def volume_and_kept(self, images: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
-        """:meth:`volume`, with each structure's share of its labelled voxels that the post-processing kept."""
-        raw = self.labels(images)
+    def volume_and_kept(self, images: np.ndarray) -> tuple[np.ndarray, dict[str, float], dict[str, np.ndarray]]:
+        """:meth:`volume`, with each structure's share of its labelled voxels that the post-processing kept, and
+        per structure the voxels ``[n, h, w]`` where its probability lies within ``UNSURE``: the segmenter's own
+        border of it, where the smallest change of the image can flip its decision."""
+        raw, probabilities = self._outputs(images)
         labels = largest_components(raw)
-        return labels, kept_shares(raw, labels)
+        low, high = UNSURE
+        unsure = {
+            name: (probabilities[..., c] > low) & (probabilities[..., c] < high) for name, c in STRUCTURES.items()
+        }
+        return labels, kept_shares(raw, labels), unsure
 
 
 def largest_components(labels: np.ndarray) -> np.ndarray:

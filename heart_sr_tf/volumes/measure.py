@@ -79,7 +79,7 @@ def measure_scan(scan: Path, segmenter, quiet: bool = False) -> tuple[Path, Path
             for z in range(nz):
                 resized = cv2.resize(scaled[:, :, z], (gy, gx), interpolation=cv2.INTER_CUBIC)
                 grid[z, ox : ox + gx, oy : oy + gy] = np.clip(resized, 0.0, 1.0)
-            segmented, kept = segmenter.volume_and_kept(grid)
+            segmented, kept, _ = segmenter.volume_and_kept(grid)
             warnings += kept_warnings(t + 1, kept)
             back = [
                 cv2.resize(s[ox : ox + gx, oy : oy + gy], (ny, nx), interpolation=cv2.INTER_NEAREST) for s in segmented
