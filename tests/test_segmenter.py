@@ -184,7 +184,7 @@ def test_disagreement_is_split_by_where_full_resolution_was_unsure():
     assert summary["hr"]["disagreement_voxels"]["LV"] == {"sure": 0, "unsure": 0}
     assert summary["model"]["disagreement_removed_where"]["LV"] == {"sure": 100.0, "unsure": 0.0}
     assert np.isnan(summary["model"]["disagreement_removed_where"]["RV"]["sure"])  # nothing to remove
-    assert "| model | 0 / 16 (100% / 0% removed) | 0 / 0 (nan% / nan% removed) |" in clinical_markdown(result, summary)
+    assert "| model | 0 / 16 (100% / 0% removed) | 0 / 0 (- / - removed) |" in clinical_markdown(result, summary)
     unknown = ClinicalResult("test", "x", "seg", Degradation("kspace", 3))
     unknown.add(frame, {"hr": truth, "zero_fill": low, "bicubic": low, "model": model})  # training's validation
     assert "disagreement_voxels" not in unknown.summary()["model"]

@@ -442,7 +442,8 @@ def where_lines(result: ClinicalResult, summary: dict) -> list[str]:
             )
             cell = f"{voxels['sure']:,} / {voxels['unsure']:,}"
             if method != reference:
-                cell += f" ({removed['sure']:.0f}% / {removed['unsure']:.0f}% removed)"
+                shares = (f"{removed[part]:.0f}%" if np.isfinite(removed[part]) else "-" for part in ("sure", "unsure"))
+                cell += f" ({' / '.join(shares)} removed)"  # "-": the baseline had none there to remove
             cells.append(cell)
         lines.append(f"| {NAMES[method]} | " + " | ".join(cells) + " |")
     return lines
