@@ -17,12 +17,21 @@ from skimage.metrics import normalized_root_mse, peak_signal_noise_ratio, struct
 DATA_RANGE = 1.0
 
 
+def psnr(prediction: np.ndarray, target: np.ndarray) -> float:
+    """PSNR (dB) of one 2D image pair in [0, 1], data range 1."""
+    return float(
+        peak_signal_noise_ratio(
+            np.asarray(target, np.float64), np.asarray(prediction, np.float64), data_range=DATA_RANGE
+        )
+    )
+
+
 def image_metrics(prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """All reported metrics for one 2D image pair in [0, 1]."""
     p = np.asarray(prediction, np.float64)
     t = np.asarray(target, np.float64)
     return {
-        "psnr": float(peak_signal_noise_ratio(t, p, data_range=DATA_RANGE)),
+        "psnr": psnr(p, t),
         "ssim": float(structural_similarity(t, p, data_range=DATA_RANGE)),
         "ssim_gauss": float(
             structural_similarity(

@@ -5,7 +5,14 @@ import pytest
 import tensorflow as tf
 
 from heart_sr_tf.data.degradation import Degradation
-from heart_sr_tf.data.kspace import crop_to_multiple, kspace_lr, kspace_lr_np, window_np, zero_fill_np
+from heart_sr_tf.data.kspace import (
+    acquired_np,
+    crop_to_multiple,
+    kspace_lr,
+    kspace_lr_np,
+    window_np,
+    zero_fill_np,
+)
 
 
 def _smooth_positive(shape, seed=0):
@@ -96,3 +103,30 @@ def test_degradation_choice_dispatches_and_names_its_baselines():
     assert Degradation.from_metadata({"degradation": "LR = HR[::3, ::3]", "scale": 3}) == dec
     with pytest.raises(ValueError, match="unknown degradation"):
         Degradation("blur", 3)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+@pytest.mark.parametrize("window", ["none", "hamming"])
+def test_an_integer_acquisition_is_the_zero_filled_degradation(factor, window):
+    """The ladder's rung at an integer factor is exactly the zero-filled baseline of that degradation."""
+    hr = np.random.default_rng(factor).random((96, 120))
+    expected = zero_fill_np(kspace_lr_np(hr, factor, window), factor)
+    np.testing.assert_allclose(acquired_np(hr, factor, window), expected, atol=1e-6)
+    noisy = [acquired_np(hr, factor, window, sigma=0.05, rng=np.random.default_rng(1)) for _ in range(2)]
+    reference = zero_fill_np(kspace_lr_np(hr, factor, window, sigma=0.05, rng=np.random.default_rng(1)), factor)
+    np.testing.assert_allclose(noisy[0], reference, atol=1e-6)
+
+
+def test_milder_acquisitions_come_closer_to_full_resolution():
+    """On HR's own grid at any real factor; factor 1 keeps every sample, and the error grows with the factor."""
+    hr = np.clip(_smooth_positive((101, 128)) + 0.1 * np.random.default_rng(0).random((101, 128)), 0, 1)
+    np.testing.assert_allclose(acquired_np(hr, 1.0), hr, atol=1e-6)
+    errors = []
+    for factor in (1.25, 1.5, 2.0, 2.5, 3.0):
+        image = acquired_np(hr, factor)
+        assert image.shape == hr.shape and image.dtype == np.float32
+        assert 0 <= image.min() and image.max() <= 1
+        errors.append(float(np.mean((image - hr) ** 2)))
+    assert all(a < b for a, b in zip(errors, errors[1:], strict=False)), errors
+    with pytest.raises(ValueError, match="at least 1"):
+        acquired_np(hr, 0.5)

@@ -129,14 +129,25 @@ class Degradation:
     def pair_np(self, hr: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
         """NumPy reference on one 2D slice; noise (if any) drawn from ``rng``."""
         if self.kind == "kspace":
-            lo, hi = self.noise_sigma
             rng = rng or np.random.default_rng(0)
-            sigma = float(rng.uniform(lo, hi)) if hi > 0 else 0.0
-            lr = kspace.kspace_lr_np(hr, self.factor, self.window, self.tukey_alpha, sigma, rng)
+            lr = kspace.kspace_lr_np(hr, self.factor, self.window, self.tukey_alpha, self._sigma(rng), rng)
             return lr, kspace.crop_to_multiple(np.asarray(hr), self.factor)
         if self.kind == "through_plane":
             return thick_slices_np(hr, self.factor, self.thickness), np.asarray(hr)
         return lr_grid_np(hr, self.factor), np.asarray(hr)
+
+    def _sigma(self, rng: np.random.Generator) -> float:
+        lo, hi = self.noise_sigma
+        return float(rng.uniform(lo, hi)) if hi > 0 else 0.0
+
+    def acquired_np(self, hr: np.ndarray, factor: float, rng: np.random.Generator | None = None) -> np.ndarray:
+        """``kspace`` only: what the scanner shows on the 2D slice ``hr``'s own grid when it acquires the central
+        ``1/factor`` of the spectrum along each axis instead of ``1/s`` (any real factor >= 1), with this
+        degradation's window and noise: zero-filling of a milder acquisition."""
+        if self.kind != "kspace":
+            raise ValueError(f"milder acquisitions are k-space ones; this degradation is {self.kind}")
+        rng = rng or np.random.default_rng(0)
+        return kspace.acquired_np(hr, factor, self.window, self.tukey_alpha, self._sigma(rng), rng)
 
     def pair_volume(self, hr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """TF op on one volume ``[H, W, D, 1]``: each in-plane slice degraded as :meth:`pair` degrades a slice

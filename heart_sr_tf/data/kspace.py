@@ -89,7 +89,13 @@ def kspace_lr_np(
     """NumPy reference: a 2D HR slice -> its ``floor(H/s) x floor(W/s)`` k-space LR image (float32)."""
     hr = crop_to_multiple(np.asarray(hr, dtype=np.float64), scale)
     height, width = hr.shape
-    h, w = height // scale, width // scale
+    return _central_np(hr, height // scale, width // scale, window, tukey_alpha, sigma, rng)
+
+
+def _central_np(hr, h: int, w: int, window: str, tukey_alpha: float, sigma: float, rng) -> np.ndarray:
+    """The ``h x w`` magnitude image of the central ``h x w`` of ``hr``'s centred spectrum (windowed, mean
+    intensity kept, complex noise of ``sigma`` added before the magnitude)."""
+    height, width = hr.shape
     spectrum = np.fft.fftshift(np.fft.fft2(hr))
     r0, c0 = height // 2 - h // 2, width // 2 - w // 2
     block = spectrum[r0 : r0 + h, c0 : c0 + w]
@@ -103,15 +109,39 @@ def kspace_lr_np(
 
 def zero_fill_np(lr: np.ndarray, scale: int, clip: bool = True) -> np.ndarray:
     """The scanner's interpolation: the LR spectrum zero-padded to ``s*h x s*w``, inverse FFT, magnitude."""
+    h, w = np.shape(lr)
+    return _zero_fill_to(lr, scale * h, scale * w, clip)
+
+
+def _zero_fill_to(lr: np.ndarray, height: int, width: int, clip: bool) -> np.ndarray:
     lr = np.asarray(lr, dtype=np.float64)
     h, w = lr.shape
-    height, width = scale * h, scale * w
     padded = np.zeros((height, width), np.complex128)
     r0, c0 = height // 2 - h // 2, width // 2 - w // 2
     padded[r0 : r0 + h, c0 : c0 + w] = np.fft.fftshift(np.fft.fft2(lr))
     out = np.abs(np.fft.ifft2(np.fft.ifftshift(padded))) * (height * width) / (h * w)
     out = out.astype(np.float32)
     return np.clip(out, 0.0, 1.0) if clip else out
+
+
+def acquired_np(
+    hr: np.ndarray,
+    factor: float,
+    window: str = "none",
+    tukey_alpha: float = 0.5,
+    sigma: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """What the scanner shows on ``hr``'s own ``H x W`` grid for an acquisition of the central
+    ``round(H/f) x round(W/f)`` of the spectrum, for any real ``f >= 1``: that LR image zero-filled back to
+    ``H x W`` (in [0, 1]). For an integer ``f`` dividing ``H`` and ``W`` it is
+    ``zero_fill_np(kspace_lr_np(hr, f), f)``: the ladder of milder acquisitions a model is placed on."""
+    if not factor >= 1:
+        raise ValueError(f"an acquisition factor is at least 1, got {factor}")
+    hr = np.asarray(hr, dtype=np.float64)
+    height, width = hr.shape
+    h, w = max(1, round(height / factor)), max(1, round(width / factor))
+    return _zero_fill_to(_central_np(hr, h, w, window, tukey_alpha, sigma, rng), height, width, clip=True)
 
 
 def kspace_lr(
