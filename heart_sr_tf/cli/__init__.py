@@ -168,6 +168,12 @@ def sweep_srgan_command(strategy, vgg_weights, quiet, lrs, name, **options):
     "results in OUT, each other's in OUT/clinical_NAME, and a table across them in summary.md.",
 )
 @click.option(
+    "--acquisition-ladder",
+    is_flag=True,
+    help="With --clinical, k-space models: also measure the same frames acquired at milder factors (1.5, 2, ... "
+    "below the model's) and zero-filled, and say which acquisition the model's segmentations and PSNR match.",
+)
+@click.option(
     "--cine-dir",
     "cine_dirs",
     multiple=True,

@@ -19,14 +19,17 @@ def default_out(model: Path, split: str, is_run: bool) -> Path:
 def evaluate_model(
     model, acdc_dir, data_dir, split, roi, degradation, data_consistency, out, limit, n_figures,
     backend, precision, quiet, echo: Echo, warn: Echo, clinical: bool = False, segmenter=(), cine_dirs=(),
-    patients=None, self_ensemble: bool = False,
+    patients=None, self_ensemble: bool = False, acquisition_ladder: bool = False,
 ):  # fmt: skip
     from heart_sr_tf.data.pipeline import num_slices
+    from heart_sr_tf.evaluation.acquisition_ladder import ladder_factors
     from heart_sr_tf.evaluation.evaluate import NAMES, figures, write_outputs
     from heart_sr_tf.evaluation.evaluate import evaluate as run_evaluate
     from heart_sr_tf.evaluation.report import format_table
     from heart_sr_tf.inference.predictor import load_predictor
 
+    if acquisition_ladder and not clinical:
+        raise HeartSRError("--acquisition-ladder: goes with --clinical (it places the model's clinical figures)")
     segmenters = _segmenters(segmenter) if clinical else []  # loaded first: a bad segmenter fails before any work
     predictor = load_predictor(model, backend, precision)
     if data_consistency:
@@ -42,6 +45,7 @@ def evaluate_model(
             "models do not transfer between degradations"
         )
         chosen = dataclasses.replace(chosen, kind=degradation)
+    ladder = ladder_factors(chosen) if acquisition_ladder else ()  # a non-k-space model refused before any work
     run = predictor.run
     if run is not None and acdc_dir is None and data_dir is None:
         data_dir = run.data_dir
@@ -88,7 +92,7 @@ def evaluate_model(
         for baseline in chosen.baselines:
             echo(gain_text(methods["model"], methods[baseline], NAMES[baseline]))
     if segmenters:
-        files += _clinical(predictor, segmenters, data, split, chosen, limit, quiet, out, echo)
+        files += _clinical(predictor, segmenters, data, split, chosen, limit, quiet, out, echo, ladder)
     echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")
 
 
@@ -156,7 +160,7 @@ def segmenter_label(folder: Path) -> str:
     return f"{folder.parent.name}_v{folder.name}" if folder.name.isdigit() else folder.name
 
 
-def _clinical(predictor, segmenters, data, split, degradation, limit, quiet, out, echo) -> list[Path]:
+def _clinical(predictor, segmenters, data, split, degradation, limit, quiet, out, echo, ladder=()) -> list[Path]:
     """The split's patients segmented at full resolution, through the baselines and through the model: the first
     segmenter's results in OUT, each other's in OUT/clinical_LABEL, and a table across them in summary.md."""
     from heart_sr_tf.data.prepare import dataset_source
@@ -166,7 +170,9 @@ def _clinical(predictor, segmenters, data, split, degradation, limit, quiet, out
     source, seed = dataset_source(data)
     if degradation.kind == "through_plane":
         raise HeartSRError("--clinical: measures in-plane models (a through-plane model changes the slice count)")
-    results = clinical_evaluation(predictor, segmenters, source, split, seed, degradation, limit=limit, quiet=quiet)
+    results = clinical_evaluation(
+        predictor, segmenters, source, split, seed, degradation, limit=limit, quiet=quiet, ladder=ladder
+    )
     summaries = [result.summary() for result in results]  # once each: the intervals resample patients
     echo("\n" + clinical_markdown(results[0], summaries[0]))
     files = write_clinical(results[0], out, summaries[0])

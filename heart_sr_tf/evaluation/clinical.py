@@ -43,6 +43,8 @@ from heart_sr_tf.cardiac_metrics import (
 )
 from heart_sr_tf.data.degradation import BASELINE_NAMES, Degradation
 from heart_sr_tf.data.segmentation import labelled_frames, split_of
+from heart_sr_tf.evaluation.acquisition_ladder import ladder_equivalents, ladder_lines, rung_images, rung_name
+from heart_sr_tf.metrics import psnr
 from heart_sr_tf.progress import progress_bar
 
 MEASURES = ("LVEDV", "LVESV", "LVEF", "RVEDV", "RVESV", "RVEF", "myo_mass", "ED_wall_mm")
@@ -105,10 +107,16 @@ class ClinicalResult:
     degradation: Degradation
     frames: list[dict] = field(default_factory=list)  # (patient, phase, method): Dice and volumes
     _volumes: dict = field(default_factory=dict)  # (patient, group) -> method -> phase -> volumes ("truth" too)
+    ladder: tuple[float, ...] = ()  # milder acquisition factors also measured (acquisition_ladder), if any
 
     @property
     def methods(self) -> list[str]:
         return ["hr", *self.degradation.baselines, "model"]
+
+    @property
+    def rungs(self) -> list[str]:
+        """The acquisition ladder's inputs (none unless asked for)."""
+        return [rung_name(f) for f in self.ladder]
 
     @property
     def reference(self) -> str:
@@ -122,13 +130,15 @@ class ClinicalResult:
         full: np.ndarray | None = None,
         kept: dict[str, dict[str, float]] | None = None,
         unsure: dict[str, np.ndarray] | None = None,
+        psnrs: dict[str, float] | None = None,
     ) -> None:
         """One frame's label maps, one per method: its Dice, volumes and wall thickness against the ground truth,
         and its agreement with full resolution's label map (``segmented["hr"]``, or ``full`` when the frame's
         full resolution was added before). ``kept``: per method, each structure's share of its labelled voxels
         that the post-processing kept (``Segmenter.volume_and_kept``), where known. ``unsure``: where the
         segmenter was unsure of each structure at full resolution (``Segmenter.volume_and_kept``), where known: the
-        disagreement with full resolution is then also counted in voxels, there and elsewhere."""
+        disagreement with full resolution is then also counted in voxels, there and elsewhere. ``psnrs``: per
+        method, the mean PSNR of the frame's slices against full resolution, where known."""
         measured = self._volumes.setdefault((frame.patient, frame.group), {})
         truths = measured.setdefault("truth", {})
         if frame.phase not in truths:
@@ -153,6 +163,7 @@ class ClinicalResult:
                     "truth_wall_mm": truth["wall_mm"],
                     **{f"kept_{k}": (kept or {}).get(method, {}).get(k, np.nan) for k in STRUCTURES},
                     **{f"disagree_{k}_voxels": v for k, v in voxels.items()},
+                    **({"psnr": psnrs.get(method, np.nan), "slices": len(labels)} if psnrs is not None else {}),
                 }
             )
 
@@ -189,7 +200,8 @@ class ClinicalResult:
         """method -> Dice per structure (mean over frames), the gap closed, and each measure's agreement."""
         out: dict = {}
         patients = self.patients
-        for method in self.methods:
+        everything = self.methods + self.rungs
+        for method in everything:
             rows = [r for r in self.frames if r["method"] == method]
             dice = {name: float(np.mean([r[f"dice_{name}"] for r in rows])) for name in STRUCTURES}
             agree = {name: float(np.mean([r.get(f"agreement_{name}", np.nan) for r in rows])) for name in STRUCTURES}
@@ -202,7 +214,10 @@ class ClinicalResult:
                 "agreement_with_hr": agree,
                 "measures": measures,
             }
-        for method in self.methods:
+            if rows and "psnr" in rows[0]:  # mean over slices: each frame's mean weighted by its slices
+                weights = [r["slices"] for r in rows]
+                out[method]["psnr"] = float(np.average([r["psnr"] for r in rows], weights=weights))
+        for method in everything:
             out[method]["gap_closed"] = {
                 name: gap_closed(out[method]["dice"][name], out[self.reference]["dice"][name], out["hr"]["dice"][name])
                 for name in STRUCTURES
@@ -214,8 +229,8 @@ class ClinicalResult:
                 for name in STRUCTURES
             }
         where = self._disagreement_where()
-        for method in self.methods:
-            if where:
+        for method in everything:
+            if method in where:
                 out[method]["disagreement_voxels"] = where[method]
                 out[method]["disagreement_removed_where"] = {
                     name: {
@@ -226,6 +241,10 @@ class ClinicalResult:
                 }
             out[method]["interval_95"] = self._intervals(method)
             out[method]["error_minus_hr"] = self._errors_minus_hr(patients, method)
+        if self.ladder:
+            out["model"]["equivalent_acquisition"] = ladder_equivalents(
+                self.frames, self.ladder, self.degradation.factor, self.reference, "model"
+            )
         return out
 
     def _disagreement_where(self) -> dict:
@@ -278,23 +297,30 @@ def paired_patients(patients: list[dict], method: str, reference: str = "hr") ->
 
 def clinical_evaluation(
     predictor, segmenters, acdc_dir: Path, split: str, seed: int, degradation: Degradation,
-    limit: int | None = None, quiet: bool = False,
+    limit: int | None = None, quiet: bool = False, ladder: tuple[float, ...] = (),
 ) -> list[ClinicalResult]:  # fmt: skip
-    """Measure the split's patients (the first ``limit``) at full resolution, through the baselines and the model:
-    one result per segmenter, each segmenting the same images (the model runs once per frame)."""
+    """Measure the split's patients (the first ``limit``) at full resolution, through the baselines and the model
+    (and, with ``ladder``, milder acquisitions of the same frames): one result per segmenter, each segmenting the
+    same images (the model runs once per frame)."""
     patients = split_of(acdc_dir, split, seed)[:limit]
-    results = [ClinicalResult(split, predictor.source, str(s.folder), degradation) for s in segmenters]
+    results = [ClinicalResult(split, predictor.source, str(s.folder), degradation, ladder=ladder) for s in segmenters]
     rng = np.random.default_rng(0)
     with progress_bar(len(patients), f"clinical {split}", "patient", disable=quiet) as bar:
         for patient in patients:
             for frame in degraded_frames(patient, degradation, rng):
                 height, width = frame.shape
                 images = {**frame.images, "model": predictor(frame.lr[..., None])[:, :height, :width, 0]}
+                images.update(rung_images(frame.images["hr"], degradation, ladder, rng))
+                psnrs = {
+                    method: float(np.mean([psnr(a, b) for a, b in zip(x, frame.images["hr"], strict=True)]))
+                    for method, x in images.items()
+                    if method != "hr"
+                }
                 for segmenter, result in zip(segmenters, results, strict=True):
                     outputs = {method: segmenter.volume_and_kept(x) for method, x in images.items()}
                     segmented = {method: labels for method, (labels, _, _) in outputs.items()}
                     kept = {method: shares for method, (_, shares, _) in outputs.items()}
-                    result.add(frame, segmented, kept=kept, unsure=outputs["hr"][2])
+                    result.add(frame, segmented, kept=kept, unsure=outputs["hr"][2], psnrs=psnrs)
             bar.update(1)
     return results
 
@@ -382,6 +408,7 @@ def clinical_markdown(result: ClinicalResult, summary: dict | None = None) -> st
             cells.append(f"{d['mean']:+.{n}f} [{d['low']:+.{n}f}, {d['high']:+.{n}f}]")
         lines.append(f"| {measure}, {UNITS.get(measure, 'ml')} | " + " | ".join(cells) + " |")
     lines += where_lines(result, summary)
+    lines += ladder_lines(result, summary)
     lines += pieces_lines(result)
     return "\n".join(lines) + "\n"
 
@@ -393,6 +420,8 @@ def pieces_lines(result: ClinicalResult) -> list[str]:
     flagged = {method: [] for method in result.methods}
     known = False
     for row in result.frames:
+        if row["method"] not in flagged:  # the acquisition ladder's rungs are not listed
+            continue
         for name in STRUCTURES:
             share = row.get(f"kept_{name}", np.nan)
             known = known or bool(np.isfinite(share))
