@@ -242,14 +242,12 @@ def test_compare_clinical_is_model_a_minus_model_b_patient_by_patient(
     assert len(foreign.stderr.splitlines()) == 1
 
 
-def test_upscale_measure_writes_labels_and_volumes(tiny_export, tiny_segmenter, phantom_root, tmp_path):
+def test_upscale_measure_writes_labels_and_volumes(tiny_export, phantom_root, tmp_path):
     import nibabel as nib
 
-    _, export = tiny_segmenter
     src = phantom_root / "training" / "patient001" / "patient001_4d.nii.gz"
     out = tmp_path / "up.nii.gz"
-    args = ["upscale", src, out, "--model", tiny_export, "--measure",
-            "--segmenter", str(export), "--quiet"]  # fmt: skip
+    args = ["upscale", src, out, "--model", tiny_export, "--measure", "--quiet"]  # the shipped segmenter
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "LVEF" in result.stdout and "automatic segmenter trained on ACDC" in result.stdout
@@ -271,6 +269,22 @@ def test_upscale_measure_writes_labels_and_volumes(tiny_export, tiny_segmenter, 
     assert all(r["LV_wall_mm"] == "" or 0 < float(r["LV_wall_mm"]) < 40 for r in rows)
     # Each structure's share of its labelled voxels that the largest component kept, 1 where none was labelled.
     assert all(0 < float(r[f"{k}_kept"]) <= 1 for r in rows for k in ("LV", "myocardium", "RV"))
+    # Beside each value, the same segmenter's on the scan as acquired (IN), on the same grid: measured apart.
+    assert any(line.startswith("# acquired_* columns: the same segmenter on the scan as acquired") for line in lines)
+    seg = Segmenter()
+    from heart_sr_tf.data.scan import read_scan
+    from heart_sr_tf.volumes.measure import _segmented
+
+    class Bar:
+        def update(self, n):
+            pass
+
+    _, alone, _ = _segmented(read_scan(src), seg, Bar())
+    for row, expected in zip(rows, alone, strict=True):
+        for k in ("LV", "RV", "myocardium"):
+            assert float(row[f"acquired_{k}_ml"]) == pytest.approx(expected[f"{k}_ml"])
+    assert any(float(r["acquired_LV_ml"]) != float(r["LV_ml"]) for r in rows)  # two scans, two measurements
+    assert "(the scan as acquired: " in result.stdout
     again = run_cli(*args)  # nothing overwritten
     assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr
 

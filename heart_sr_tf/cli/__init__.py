@@ -313,7 +313,8 @@ def export(**options):
     "--measure",
     is_flag=True,
     help="Segment the result (the shipped ACDC segmenter, or --segmenter) and write OUT_labels.nii.gz and "
-    "OUT_volumes.csv: LV, RV and myocardium volumes per frame, ED, ES and ejection fractions.",
+    "OUT_volumes.csv: LV, RV and myocardium volumes per frame, ED, ES and ejection fractions, each next to the "
+    "same measurement of IN as acquired.",
 )
 @click.option("--segmenter", type=click.Path(path_type=Path), help="The exported segmenter for --measure.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT (and --measure's files) if they exist (never the input).")

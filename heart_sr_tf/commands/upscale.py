@@ -81,7 +81,7 @@ def upscale_scan(
     if seg is not None:
         from heart_sr_tf.volumes.measure import NOTE, measure_scan
 
-        labels, table, summary, warnings = measure_scan(Path(written), seg, quiet=quiet)
+        labels, table, summary, warnings = measure_scan(Path(written), seg, quiet=quiet, acquired=scan)
         for line in summary:
             if "measure" in line:
                 echo(f"{line['measure']}: {line['value']}")

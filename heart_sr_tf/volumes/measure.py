@@ -7,7 +7,8 @@ be magnified there beyond anything the segmenter saw, so such a slice is resized
 component per structure) go back to the scan's grid with nearest neighbour and are written beside OUT; each
 frame's row says which share of every structure's labelled voxels that component kept, and a share under
 ``KEPT_WARNING`` is a warning naming the frame (the structure came in pieces, and the piece kept may not be the
-heart's).
+heart's). The scan as acquired (the upscaling's input) is segmented the same way on the same grid, and its
+measurements stand beside the upscaled scan's: what the lab's pipeline measures without super-resolution.
 Volumes are counted on the grid (each voxel's volume from the scan's spacing), and the mean LV wall thickness is
 measured there too (``cardiac_metrics.wall_thickness_mm``, with the grid's pixel size). In a cine, ED is the frame
 of largest LV volume and ES the frame of smallest; the ejection fractions follow. The numbers come from an
@@ -32,7 +33,7 @@ from heart_sr_tf.cardiac_metrics import (
     wall_thickness_mm,
 )
 from heart_sr_tf.data.intensity import intensity_window, normalise, padding_mask
-from heart_sr_tf.data.scan import read_scan
+from heart_sr_tf.data.scan import Scan, read_scan
 from heart_sr_tf.data.slices import HR_SIZE
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.progress import progress_bar
@@ -59,56 +60,50 @@ def check_measure_outputs(out_path: Path, overwrite: bool) -> None:
             raise HeartSRError(f"{path}: exists; pass --overwrite to replace it")
 
 
-def measure_scan(scan: Path, segmenter, quiet: bool = False) -> tuple[Path, Path, list[dict], list[str]]:
+ACQUIRED = "acquired_"  # the prefix of the scan-as-acquired columns
+ACQUIRED_NOTE = (
+    f"{ACQUIRED}* columns: the same segmenter on the scan as acquired (the upscaling's input) on the same grid, "
+    "as the lab's pipeline measures it without super-resolution"
+)
+
+
+def measure_scan(
+    scan: Path, segmenter, quiet: bool = False, acquired: Scan | None = None
+) -> tuple[Path, Path, list[dict], list[str]]:
     """Segment every frame of ``scan`` (an upscaled NIfTI or DICOM series) and write its label map (NIfTI) and
-    volume table; returns their paths, the cine's summary and the warnings on the frames to check."""
+    volume table; returns their paths, the cine's summary and the warnings on the frames to check. With
+    ``acquired`` (the scan it was upscaled from, with as many frames), that scan is measured too, and its values
+    stand beside the upscaled scan's in the table and the summary."""
     read = read_scan(scan, ndims=(3, 4))
-    data, zooms, image = read.data, read.zooms, read.image
-    frames = data[..., None] if data.ndim == 3 else data
-    nx, ny, nz, count = frames.shape
-    (gx, ox), (gy, oy) = (_grid_axis(n, zoom) for n, zoom in ((nx, zooms[0]), (ny, zooms[1])))
-    pixel_mm = (zooms[0] * nx / gx, zooms[1] * ny / gy)
-    voxel_ml = pixel_mm[0] * pixel_mm[1] * zooms[2] / 1000.0
-    labels = np.zeros(frames.shape, np.uint8)
-    rows, warnings = [], []
-    with progress_bar(count, "measure", "frame", disable=quiet) as bar:
-        for t in range(count):
-            volume = frames[..., t]
-            scaled = normalise(volume, intensity_window(volume, padding_mask(volume)))
-            grid = np.zeros((nz, HR_SIZE, HR_SIZE), np.float32)
-            for z in range(nz):
-                resized = cv2.resize(scaled[:, :, z], (gy, gx), interpolation=cv2.INTER_CUBIC)
-                grid[z, ox : ox + gx, oy : oy + gy] = np.clip(resized, 0.0, 1.0)
-            segmented, kept, _ = segmenter.volume_and_kept(grid)
-            warnings += kept_warnings(t + 1, kept)
-            back = [
-                cv2.resize(s[ox : ox + gx, oy : oy + gy], (ny, nx), interpolation=cv2.INTER_NEAREST) for s in segmented
-            ]
-            labels[..., t] = np.stack(back, 2)
-            volumes = volumes_ml(segmented, voxel_ml)
-            wall = wall_thickness_mm(segmented, pixel_mm)
-            rows.append(
-                {
-                    "frame": t + 1,
-                    **{f"{k}_ml": round(v, 2) for k, v in volumes.items()},
-                    "LV_wall_mm": round(wall, 2) if np.isfinite(wall) else "",
-                    **{f"{k}_kept": round(v, 3) for k, v in kept.items()},
-                }
-            )
-            bar.update(1)
+    count = read.data.shape[3] if read.data.ndim == 4 else 1
+    if acquired is not None and (acquired.data.shape[3] if acquired.data.ndim == 4 else 1) != count:
+        acquired = None  # not one frame for one frame: nothing to set side by side
+    with progress_bar(count * (1 if acquired is None else 2), "measure", "frame", disable=quiet) as bar:
+        labels, rows, warnings = _segmented(read, segmenter, bar)
+        if acquired is not None:
+            _, before, acquired_warnings = _segmented(acquired, segmenter, bar)
+            warnings += [f"the scan as acquired, {line}" for line in acquired_warnings]
+            for row, old in zip(rows, before, strict=True):
+                row.update({f"{ACQUIRED}{k}": old[k] for k in (*(f"{n}_ml" for n in STRUCTURES), "LV_wall_mm")})
     labels_path, csv_path = measure_outputs(Path(scan))
+    image = read.image
     header = image.header.copy()
     header.set_data_dtype(np.uint8)
     header.set_slope_inter(1.0, 0.0)
-    _atomic_save(nib.Nifti1Image(labels if data.ndim == 4 else labels[..., 0], image.affine, header), labels_path)
+    _atomic_save(nib.Nifti1Image(labels if read.data.ndim == 4 else labels[..., 0], image.affine, header), labels_path)
     summary = _cine_summary(rows) if count > 1 else []
+    if acquired is not None and count > 1:
+        summary = _side_by_side(summary, _cine_summary(before))
     tmp = csv_path.with_name(f".{csv_path.name}.part")
     with tmp.open("w", newline="") as f:
         f.write(f"# {NOTE}\n")
+        if acquired is not None:
+            f.write(f"# {ACQUIRED_NOTE}\n")
         kept_columns = [f"{k}_kept" for k in STRUCTURES]
-        writer = csv.DictWriter(
-            f, fieldnames=["frame", "phase", *(f"{k}_ml" for k in STRUCTURES), "LV_wall_mm", *kept_columns]
-        )
+        columns = ["frame", "phase", *(f"{k}_ml" for k in STRUCTURES), "LV_wall_mm", *kept_columns]
+        if acquired is not None:
+            columns += [f"{ACQUIRED}{k}_ml" for k in STRUCTURES] + [f"{ACQUIRED}LV_wall_mm"]
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         phases: dict[int, str] = {}
         for line in summary:
@@ -121,6 +116,53 @@ def measure_scan(scan: Path, segmenter, quiet: bool = False) -> tuple[Path, Path
                 f.write(f"# {line['measure']}: {line['value']}\n")
     tmp.replace(csv_path)
     return labels_path, csv_path, summary, warnings
+
+
+def _segmented(read: Scan, segmenter, bar) -> tuple[np.ndarray, list[dict], list[str]]:
+    """Every frame of one scan on the protocol grid, segmented: the labels on the scan's own grid, one row of
+    measurements per frame, and the warnings on the frames to check."""
+    data, zooms = read.data, read.zooms
+    frames = data[..., None] if data.ndim == 3 else data
+    nx, ny, nz, count = frames.shape
+    (gx, ox), (gy, oy) = (_grid_axis(n, zoom) for n, zoom in ((nx, zooms[0]), (ny, zooms[1])))
+    pixel_mm = (zooms[0] * nx / gx, zooms[1] * ny / gy)
+    voxel_ml = pixel_mm[0] * pixel_mm[1] * zooms[2] / 1000.0
+    labels = np.zeros(frames.shape, np.uint8)
+    rows, warnings = [], []
+    for t in range(count):
+        volume = frames[..., t]
+        scaled = normalise(volume, intensity_window(volume, padding_mask(volume)))
+        grid = np.zeros((nz, HR_SIZE, HR_SIZE), np.float32)
+        for z in range(nz):
+            resized = cv2.resize(scaled[:, :, z], (gy, gx), interpolation=cv2.INTER_CUBIC)
+            grid[z, ox : ox + gx, oy : oy + gy] = np.clip(resized, 0.0, 1.0)
+        segmented, kept, _ = segmenter.volume_and_kept(grid)
+        warnings += kept_warnings(t + 1, kept)
+        back = [cv2.resize(s[ox : ox + gx, oy : oy + gy], (ny, nx), interpolation=cv2.INTER_NEAREST) for s in segmented]
+        labels[..., t] = np.stack(back, 2)
+        volumes = volumes_ml(segmented, voxel_ml)
+        wall = wall_thickness_mm(segmented, pixel_mm)
+        rows.append(
+            {
+                "frame": t + 1,
+                **{f"{k}_ml": round(v, 2) for k, v in volumes.items()},
+                "LV_wall_mm": round(wall, 2) if np.isfinite(wall) else "",
+                **{f"{k}_kept": round(v, 3) for k, v in kept.items()},
+            }
+        )
+        bar.update(1)
+    return labels, rows, warnings
+
+
+def _side_by_side(summary: list[dict], acquired: list[dict]) -> list[dict]:
+    """The upscaled scan's summary, each measure followed by the scan as acquired's in brackets."""
+    values = {line["measure"]: line["value"] for line in acquired if "measure" in line}
+    return [
+        {**line, "value": f"{line['value']} (the scan as acquired: {values.get(line['measure'], 'n/a')})"}
+        if "measure" in line
+        else line
+        for line in summary
+    ]
 
 
 def kept_warnings(frame: int, kept: dict[str, float]) -> list[str]:
