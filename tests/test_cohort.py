@@ -1,6 +1,7 @@
 """``cohort`` on a Dask LocalCluster over loopback: real ACDC crops, a DICOM series and a corrupt file; the same
 outputs as ``upscale``, a re-run that skips everything, and a worker killed mid-run."""
 
+import csv
 import os
 import signal
 import subprocess
@@ -157,3 +158,48 @@ def test_tasks_on_one_multi_threaded_worker_take_turns_with_its_models(cohort_in
                      range(1, 8))
         )  # fmt: skip
     assert [r["status"] for r in results] == ["done"] * 7, results
+
+
+def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(phantom_root, tmp_path):
+    """A cine and a single frame, measured by the shipped segmenter on the workers: each scan's label map and
+    volume table as ``upscale --measure`` writes them, and one row per scan in measurements.csv, rebuilt on a
+    resumed run; a bad segmenter or a stray --segmenter refused before any work."""
+    from heart_sr_tf.cli import main
+    from heart_sr_tf.volumes.measure import cine_measurements, read_volumes
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    cine = nib.load(str(phantom_root / "training" / "patient001" / "patient001_4d.nii.gz"))
+    nib.save(cine, str(inputs / "cine.nii.gz"))
+    frame = nib.Nifti1Image(np.asarray(cine.dataobj)[..., 0], cine.affine, cine.header)
+    nib.save(frame, str(inputs / "frame.nii.gz"))
+    models = tmp_path / "models"
+    export_generator(rrdb_generator(3, blocks=1, features=8, growth=4), models, "tiny", degradation=Degradation())
+    out = tmp_path / "out"
+    args = ["cohort", str(inputs), "--out-dir", str(out), "--model", str(models / "tiny"), "--workers", "1",
+            "--quiet", "--backend", "tensorflow", "--precision", "float32", "--measure"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "2 done" in result.output and "measurements of 2 scan(s)" in result.output
+    lines = (out / "measurements.csv").read_text().splitlines()
+    assert lines[0].startswith("# volumes from an automatic segmenter trained on ACDC")
+    rows = {Path(r["input"]).name: r for r in csv.DictReader(lines[1:])}
+    assert set(rows) == {"cine.nii.gz", "frame.nii.gz"}
+    assert rows["cine.nii.gz"]["frames"] == "10" and rows["frame.nii.gz"]["frames"] == "1"
+    expected = cine_measurements(read_volumes(out / "cine_volumes.csv"))
+    acquired = cine_measurements(read_volumes(out / "cine_volumes.csv"), "acquired_")
+    assert (
+        10 < float(rows["cine.nii.gz"]["LVEF_pct"]) < 90 and 10 < float(rows["cine.nii.gz"]["acquired_LVEF_pct"]) < 90
+    )
+    assert float(rows["cine.nii.gz"]["LVEF_pct"]) == pytest.approx(expected["LVEF_pct"], abs=0.01)
+    assert float(rows["cine.nii.gz"]["acquired_myo_mass_g"]) == pytest.approx(acquired["myo_mass_g"], abs=0.01)
+    assert rows["frame.nii.gz"]["LVEF_pct"] == ""  # one frame: no ED and ES
+    assert nib.load(str(out / "cine_labels.nii.gz")).shape == nib.load(str(out / "cine.nii.gz")).shape
+    (out / "measurements.csv").unlink()
+    again = CliRunner().invoke(main, args)
+    assert "0 done, 2 skipped (already done)" in again.output and "measurements of 2 scan(s)" in again.output
+    assert (out / "measurements.csv").read_text().splitlines() == lines
+    refused = CliRunner().invoke(main, [*args, "--segmenter", str(models / "tiny")])
+    assert refused.exit_code == 2 and "not an exported segmenter" in refused.output
+    stray = CliRunner().invoke(main, [a for a in args if a != "--measure"] + ["--segmenter", str(models / "tiny")])
+    assert stray.exit_code == 2 and "--segmenter goes with --measure" in stray.output

@@ -344,6 +344,13 @@ def upscale(**options):
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="Worker processes of the local cluster (the cores are shared between them).")  # fmt: skip
 @click.option("--scheduler", help="An existing Dask cluster, e.g. tcp://HOST:8786, instead of a local one.")
+@click.option(
+    "--measure",
+    is_flag=True,
+    help="As for upscale, for every scan (next to the scan as acquired), and one row per scan in "
+    "--out-dir/measurements.csv: ED, ES, volumes, ejection fractions, myocardial mass, wall thickness.",
+)
+@click.option("--segmenter", type=click.Path(path_type=Path), help="The exported segmenter for --measure.")
 @backend_options(default_backend="auto", default_precision="auto")
 @click.option("--quiet", is_flag=True)
 def cohort(**options):

@@ -89,4 +89,5 @@ def run_cohort(
 def options_key(options: dict) -> str:
     """What makes two outputs of a scan the same: the model and every option that changes the result."""
     parts = ("model", "in_plane", "through_plane", "through_plane_model", "backend", "precision", "batch_size")
-    return ";".join(f"{name}={options[name]}" for name in parts)
+    key = ";".join(f"{name}={options[name]}" for name in parts)
+    return key + (f";measure={options['segmenter']}" if options.get("measure") else "")  # (older keys unchanged)

@@ -1,5 +1,6 @@
-"""What a Dask worker runs for one scan: ``upscale`` with the cohort's options. The worker process keeps its
-predictors between tasks (one model load per worker, not per scan)."""
+"""What a Dask worker runs for one scan: ``upscale`` with the cohort's options (and ``--measure``'s segmentation
+of the result and of the scan as acquired). The worker process keeps its predictors and its segmenter between
+tasks (one model load per worker, not per scan)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ def upscale_task(scan: str, output: str, options: dict) -> dict:
                 data, Path(output), predictor, batch_size=options["batch_size"], quiet=True, through_plane=across,
                 overwrite=True,
             )  # fmt: skip
+            if options.get("measure"):
+                from heart_sr_tf.volumes.measure import measure_scan
+
+                measure_scan(Path(output), _segmenter(options["segmenter"]), quiet=True, acquired=data)
         return {"status": "done", "seconds": time.perf_counter() - start}
     except Exception as exc:  # one bad scan is a row in the status file, never the end of the cohort
         from heart_sr_tf.errors import HeartSRError
@@ -65,4 +70,13 @@ def _through_plane(options: dict, zooms):
 
         predictor = load_local_model(Path(model), options["backend"], options["precision"])
         _PREDICTORS[key] = ThroughPlane(predictor, batch_size=options["batch_size"] or THROUGH_PLANE_BATCH)
+    return _PREDICTORS[key]
+
+
+def _segmenter(path: str):
+    key = ("segmenter", path)
+    if key not in _PREDICTORS:
+        from heart_sr_tf.inference.segmenter import Segmenter
+
+        _PREDICTORS[key] = Segmenter(Path(path))
     return _PREDICTORS[key]

@@ -11,7 +11,7 @@ from heart_sr_tf.errors import HeartSRError, UsageError
 
 def cohort(
     inputs: str, out_dir: Path, model, through_plane, through_plane_model, in_plane, backend, precision, batch_size,
-    workers, scheduler, quiet, echo: Echo,
+    workers, scheduler, quiet, echo: Echo, measure: bool = False, segmenter=None,
 ) -> int:  # fmt: skip
     """Run the cohort; the exit status: 0 when every scan is done, 1 when some failed."""
     try:
@@ -43,6 +43,9 @@ def cohort(
                 f"{out_dir}: holds files and no {STATUS_NAME}: not a cohort's folder; give a new --out-dir"
             )
     jobs = find_jobs(inputs, out_dir)
+    if segmenter is not None and not measure:
+        raise UsageError("--segmenter goes with --measure")
+    measured_by = _check_measure(jobs, segmenter) if measure else None
 
     def resolved(path) -> str:
         found = find_model(Path(path)).resolve()
@@ -57,6 +60,8 @@ def cohort(
         "backend": resolve_backend(backend),
         "precision": resolve_precision(precision),  # (what the outputs were made with: part of a resume's check)
         "batch_size": batch_size or IN_PLANE_BATCH,
+        "measure": measure,
+        "segmenter": measured_by,
     }
     if precision == "auto":  # per model: bfloat16 only where every model of the cohort can run it
         models = [m for m in (options["model"], options["through_plane_model"]) if m]
@@ -76,6 +81,34 @@ def cohort(
         echo(f"cohort: interrupted; what finished is in {out_dir / STATUS_NAME}: run the same command to resume")
         raise
     echo(f"cohort: {summary.line()}; status in {out_dir / STATUS_NAME}")
+    if measure:
+        from heart_sr_tf.cohort.measurements import write_measurements
+        from heart_sr_tf.volumes.measure import NOTE
+
+        table, count = write_measurements(jobs, out_dir)
+        echo(f"cohort: measurements of {count} scan(s) in {table} ({NOTE})")
     for error in summary.failed:
         echo(f"failed: {error}")
     return 1 if summary.failed else 0
+
+
+def _check_measure(jobs, segmenter) -> str:
+    """Before any work: the segmenter is one (its metadata, without loading it), and no scan's result is another
+    scan's label map or volume table. Returns the segmenter's folder."""
+    from heart_sr_tf.export.discovery import find_model
+    from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
+    from heart_sr_tf.volumes.measure import measure_outputs
+
+    folder = resolve_model_dir(find_model(Path(segmenter or "segmenter")))
+    kind = read_metadata(folder).get("kind")
+    if kind != "segmenter":
+        raise HeartSRError(f"--segmenter: {folder} is not an exported segmenter (its metadata says kind {kind!r})")
+    outputs = {job.output: job.input for job in jobs}
+    for job in jobs:
+        for path in measure_outputs(job.output):
+            if path in outputs:
+                raise HeartSRError(
+                    f"{outputs[path]}: its result {path} would be overwritten by --measure's files for {job.input}; "
+                    "rename one of them"
+                )
+    return str(folder.resolve())

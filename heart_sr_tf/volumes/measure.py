@@ -185,28 +185,70 @@ def _grid_axis(n: int, zoom: float) -> tuple[int, int]:
     return size, (HR_SIZE - size) // 2
 
 
+CINE_MEASURES = (
+    "ED_frame", "ES_frame", "LVEDV_ml", "LVESV_ml", "LVEF_pct", "RVEDV_ml", "RVESV_ml", "RVEF_pct", "myo_mass_g",
+    "ED_wall_mm",
+)  # fmt: skip
+
+
+def cine_measurements(rows: list[dict], prefix: str = "") -> dict[str, float]:
+    """A cine's measurements from its frame rows (``_segmented``'s, or ``read_volumes``' with ``prefix`` for the
+    scan as acquired): ED the frame of largest LV, ES of smallest; the ejection fractions, the myocardial mass and
+    the mean LV wall thickness at ED. NaN where undefined (a single frame has no ES; no LV, no EF)."""
+
+    def value(row: dict, name: str) -> float:
+        v = row.get(f"{prefix}{name}", "")
+        return float(v) if v not in ("", None) else float("nan")
+
+    nan = float("nan")
+    if not rows:
+        return dict.fromkeys(CINE_MEASURES, nan)
+    ed = max(rows, key=lambda r: value(r, "LV_ml"))
+    es = min(rows, key=lambda r: value(r, "LV_ml"))
+    cine = len(rows) > 1 and value(ed, "LV_ml") > 0
+
+    def ef(edv: float, esv: float) -> float:
+        return 100.0 * (edv - esv) / edv if cine and edv > 0 else nan
+
+    lv, rv = (value(ed, "LV_ml"), value(es, "LV_ml")), (value(ed, "RV_ml"), value(es, "RV_ml"))
+    return {
+        "ED_frame": int(ed["frame"]) if cine else nan,
+        "ES_frame": int(es["frame"]) if cine else nan,
+        "LVEDV_ml": lv[0] if cine else nan,
+        "LVESV_ml": lv[1] if cine else nan,
+        "LVEF_pct": ef(*lv),
+        "RVEDV_ml": rv[0] if cine else nan,
+        "RVESV_ml": rv[1] if cine else nan,
+        "RVEF_pct": ef(*rv),
+        "myo_mass_g": value(ed, "myocardium_ml") * MYOCARDIAL_DENSITY if cine else nan,
+        "ED_wall_mm": value(ed, "LV_wall_mm") if cine else nan,
+    }
+
+
+def read_volumes(csv_path: Path) -> list[dict]:
+    """The frame rows of an ``OUT_volumes.csv`` written by ``measure_scan`` (its comment lines skipped)."""
+    with Path(csv_path).open(newline="") as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
 def _cine_summary(rows: list[dict]) -> list[dict]:
     """ED (largest LV) and ES (smallest LV), LVEF and RVEF, and the myocardial mass at ED."""
-    ed = max(rows, key=lambda r: r["LV_ml"])
-    es = min(rows, key=lambda r: r["LV_ml"])
-    if ed["LV_ml"] <= 0:
+    m = cine_measurements(rows)
+    if not np.isfinite(m["LVEDV_ml"]):
         return [{"measure": "LVEF", "value": "n/a: the segmenter found no LV in any frame"}]
 
-    def ef(a: float, b: float) -> str:
-        return f"{100.0 * (a - b) / a:.1f} %" if a > 0 else "n/a"
+    def text(value: float, unit: str) -> str:
+        return f"{value:.1f} {unit}" if np.isfinite(value) else "n/a"
 
     return [
-        {"frame": ed["frame"], "phase": "ED"},
-        {"frame": es["frame"], "phase": "ES"},
-        {"measure": "ED frame", "value": ed["frame"]},
-        {"measure": "ES frame", "value": es["frame"]},
-        {"measure": "LVEF", "value": ef(ed["LV_ml"], es["LV_ml"])},
-        {"measure": "RVEF (RV volumes at the LV's ED and ES)", "value": ef(ed["RV_ml"], es["RV_ml"])},
-        {"measure": "myocardial mass at ED", "value": f"{ed['myocardium_ml'] * MYOCARDIAL_DENSITY:.1f} g"},
-        {
-            "measure": "mean LV wall thickness at ED",
-            "value": f"{ed['LV_wall_mm']:.1f} mm" if ed["LV_wall_mm"] != "" else "n/a",
-        },
+        {"frame": m["ED_frame"], "phase": "ED"},
+        {"frame": m["ES_frame"], "phase": "ES"},
+        {"measure": "ED frame", "value": m["ED_frame"]},
+        {"measure": "ES frame", "value": m["ES_frame"]},
+        {"measure": "LVEF", "value": text(m["LVEF_pct"], "%")},
+        {"measure": "RVEF (RV volumes at the LV's ED and ES)", "value": text(m["RVEF_pct"], "%")},
+        {"measure": "myocardial mass at ED", "value": text(m["myo_mass_g"], "g")},
+        {"measure": "mean LV wall thickness at ED", "value": text(m["ED_wall_mm"], "mm")},
     ]
 
 

@@ -1,0 +1,47 @@
+"""``DIR/measurements.csv``: with ``cohort --measure``, one row per measured scan, rebuilt from each scan's own
+``OUT_volumes.csv`` after every run (so a resumed cohort's table holds the scans of earlier runs too): ED and ES,
+volumes, ejection fractions, myocardial mass and wall thickness of the upscaled scan, and the same of the scan as
+acquired beside them."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from heart_sr_tf.cohort.jobs import Job
+from heart_sr_tf.volumes.measure import ACQUIRED, CINE_MEASURES, NOTE, cine_measurements, measure_outputs, read_volumes
+
+MEASUREMENTS_NAME = "measurements.csv"
+
+
+def write_measurements(jobs: list[Job], out_dir: Path) -> tuple[Path, int]:
+    """The table of every job whose volumes exist, written atomically; returns its path and its row count."""
+    rows = []
+    for job in jobs:
+        volumes = measure_outputs(job.output)[1]
+        if not (job.output.exists() and volumes.is_file()):
+            continue
+        frames = read_volumes(volumes)
+        acquired = any(f"{ACQUIRED}LV_ml" in row for row in frames)
+        row = {"input": str(job.input), "output": str(job.output), "frames": len(frames)}
+        for prefix in ("", *((ACQUIRED,) if acquired else ())):
+            values = cine_measurements(frames, prefix)
+            row.update({f"{prefix}{name}": _cell(values[name]) for name in CINE_MEASURES})
+        rows.append(row)
+    path = Path(out_dir) / MEASUREMENTS_NAME
+    tmp = path.with_name(f".heart-sr-{path.name}.part")
+    fields = ["input", "output", "frames", *CINE_MEASURES, *(f"{ACQUIRED}{name}" for name in CINE_MEASURES)]
+    with tmp.open("w", newline="") as f:
+        f.write(f"# {NOTE}; per scan, from its _volumes.csv; {ACQUIRED}*: the scan as acquired; blank: undefined\n")
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+    return path, len(rows)
+
+
+def _cell(value: float) -> str | float:
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return round(value, 2) if isinstance(value, float) else value
