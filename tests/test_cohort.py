@@ -199,6 +199,14 @@ def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(phanto
     again = CliRunner().invoke(main, args)
     assert "0 done, 2 skipped (already done)" in again.output and "measurements of 2 scan(s)" in again.output
     assert (out / "measurements.csv").read_text().splitlines() == lines
+    (out / "frame.nii.gz").unlink()  # redone, and now failing: its old volume table stays, but not in the table
+    (inputs / "frame.nii.gz").write_bytes(b"\x1f\x8b not a scan")
+    failed = CliRunner().invoke(main, args)
+    assert failed.exit_code == 1 and "measurements of 1 scan(s)" in failed.output, failed.output
+    assert (out / "frame_volumes.csv").is_file()
+    assert [Path(r["input"]).name for r in csv.DictReader((out / "measurements.csv").read_text().splitlines()[1:])] == [
+        "cine.nii.gz"
+    ]
     refused = CliRunner().invoke(main, [*args, "--segmenter", str(models / "tiny")])
     assert refused.exit_code == 2 and "not an exported segmenter" in refused.output
     stray = CliRunner().invoke(main, [a for a in args if a != "--measure"] + ["--segmenter", str(models / "tiny")])

@@ -16,7 +16,8 @@ MEASUREMENTS_NAME = "measurements.csv"
 
 
 def write_measurements(jobs: list[Job], out_dir: Path) -> tuple[Path, int]:
-    """The table of every job whose volumes exist, written atomically; returns its path and its row count."""
+    """The table of the given jobs (those done with ``--measure``) whose volumes exist, written atomically; returns
+    its path and its row count."""
     rows = []
     for job in jobs:
         volumes = measure_outputs(job.output)[1]

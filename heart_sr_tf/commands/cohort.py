@@ -83,9 +83,12 @@ def cohort(
     echo(f"cohort: {summary.line()}; status in {out_dir / STATUS_NAME}")
     if measure:
         from heart_sr_tf.cohort.measurements import write_measurements
+        from heart_sr_tf.cohort.runner import options_key
+        from heart_sr_tf.cohort.status import StatusFile
         from heart_sr_tf.volumes.measure import NOTE
 
-        table, count = write_measurements(jobs, out_dir)
+        status, key = StatusFile(out_dir), options_key(options)  # this cohort's scans done with these options only
+        table, count = write_measurements([job for job in jobs if status.is_done(job, key)], out_dir)
         echo(f"cohort: measurements of {count} scan(s) in {table} ({NOTE})")
     for error in summary.failed:
         echo(f"failed: {error}")
