@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from heart_sr_tf.evaluation.acquisition_ladder import (
     ladder_factors,
     rung_name,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_rungs_run_from_1_5_up_to_below_the_model_factor():
@@ -81,9 +84,10 @@ def test_the_equivalent_acquisition_of_known_frames():
 
 def test_evaluate_clinical_places_a_kspace_model_on_the_ladder(tiny_export, tiny_segmenter, phantom_tfds, tmp_path):
     _, export = tiny_segmenter
-    args = ["evaluate", tiny_export, "--data-dir", phantom_tfds, "--clinical", "--segmenter", str(export),
-            "--degradation", "kspace", "--acquisition-ladder", "--out", str(tmp_path), "--figures", "0",
-            "--roi", "full", "--quiet"]  # fmt: skip
+    shipped = ROOT / "saved_models" / "segmenter" / "2"  # it finds the phantom's heart; the tiny one, second, less
+    args = ["evaluate", tiny_export, "--data-dir", phantom_tfds, "--clinical", "--segmenter", str(shipped),
+            "--segmenter", str(export), "--degradation", "kspace", "--acquisition-ladder", "--out", str(tmp_path),
+            "--figures", "0", "--roi", "full", "--quiet"]  # fmt: skip
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "clinical.json").read_text())["summary"]
@@ -103,6 +107,15 @@ def test_evaluate_clinical_places_a_kspace_model_on_the_ladder(tiny_export, tiny
     markdown = (tmp_path / "summary.md").read_text()
     assert "Acquisition ladder" in markdown and "| acquired at x2, zero-filled |" in markdown
     assert "The model's equivalent acquisition" in markdown
+    # Through the second segmenter too, and side by side in the table across the segmenters.
+    (folder,) = tmp_path.glob("clinical_*/clinical.json")  # OUT/clinical_NAME: the second segmenter's
+    second = json.loads(folder.read_text())["summary"]
+    assert set(second["model"]["equivalent_acquisition"]) == {"LV", "myocardium", "RV", "psnr"}
+    assert second["model"]["psnr"] == pytest.approx(summary["model"]["psnr"])  # the same images
+    panel = markdown[markdown.index("## Clinical fidelity across 2 segmenters") :]
+    assert "equivalent acquisition by agreement LV / myo / RV [95%]" in panel
+    assert "; equivalent acquisition LV / myo / RV " in panel
+    assert all(row.count("|") == 8 for row in panel.splitlines() if row.startswith("| ") and "segmenter" not in row)
 
 
 def test_the_ladder_is_refused_without_clinical_or_for_other_degradations(tiny_export, phantom_tfds):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from heart_sr_tf.cardiac_metrics import STRUCTURES, paired_difference
+from heart_sr_tf.evaluation.acquisition_ladder import factor_text
 from heart_sr_tf.evaluation.clinical import ClinicalResult, paired_patients, share_cells
 
 
@@ -36,6 +37,7 @@ def panel_rows(results: list[ClinicalResult], summaries: list[dict], method: str
                 "LVEF": s["error_minus_hr"]["LVEF"],
                 "LVEDV": s["error_minus_hr"]["LVEDV"],
                 "mass_bias": mass_bias_minus_hr(result.patients, method),
+                "equivalent": s.get("equivalent_acquisition"),  # with --acquisition-ladder
             }
         )
     return rows
@@ -60,12 +62,19 @@ def panel_markdown(results: list[ClinicalResult], summaries: list[dict], method:
         "resolution's (points) | LVEDV error minus full resolution's (ml) | mass bias minus full resolution's (g) |",
         "|---|---|---|---|---|---|",
     ]
+    ladder = all(r["equivalent"] for r in rows)
+    if ladder:
+        lines[-2] = lines[-2][:-1] + "| equivalent acquisition by agreement LV / myo / RV [95%] |"
+        lines[-1] += "---|"
     for r in rows:
         dice = " / ".join(f"{d:.3f}" for d in r["hr_dice"])
-        lines.append(
+        line = (
             f"| {r['segmenter']} | {dice} | {r['gap_cells']} | {interval(r['LVEF'])} | {interval(r['LVEDV'])} | "
             f"{interval(r['mass_bias'])} |"
         )
+        if ladder:
+            line += " " + " / ".join(_equivalent(r["equivalent"][k]) for k in STRUCTURES) + " |"
+        lines.append(line)
     if len(rows) > 1:
         spread = " / ".join(_range([r["gap_closed"][i] for r in rows]) for i in range(len(STRUCTURES)))
         mass = [r["mass_bias"]["mean"] for r in rows]
@@ -76,6 +85,15 @@ def panel_markdown(results: list[ClinicalResult], summaries: list[dict], method:
             f"{min(lvef):+.1f} to {max(lvef):+.1f} points; mass bias minus full resolution's {min(mass):+.1f} to "
             f"{max(mass):+.1f} g.",
         ]
+        if ladder:
+            spans = []
+            for name in STRUCTURES:
+                factors = [r["equivalent"][name]["factor"] for r in rows]
+                ladder_factors = rows[0]["equivalent"][name]["factors"]
+                spans.append(
+                    f"{factor_text(min(factors), ladder_factors)} to {factor_text(max(factors), ladder_factors)}"
+                )
+            lines[-1] = lines[-1][:-1] + f"; equivalent acquisition LV / myo / RV {' / '.join(spans)}."
     return "\n".join(lines) + "\n"
 
 
@@ -83,3 +101,7 @@ def _range(shares: list[float]) -> str:
     """``62 to 75%`` over the segmenters that have a gap (one without a gap has none to close: NaN)."""
     finite = [v for v in shares if np.isfinite(v)]
     return f"{min(finite):.0f} to {max(finite):.0f}%" if finite else "n/a"
+
+
+def _equivalent(e: dict) -> str:
+    return f"{factor_text(e['factor'], e['factors'])} [{e['low']:.1f}, {e['high']:.1f}]"
