@@ -124,3 +124,26 @@ def test_the_ladder_is_refused_without_clinical_or_for_other_degradations(tiny_e
     decimation = run_cli("evaluate", tiny_export, "--data-dir", phantom_tfds, "--clinical", "--acquisition-ladder")
     assert decimation.returncode == 2 and "k-space" in decimation.stderr
     assert len(decimation.stderr.splitlines()) == 1
+
+
+def test_the_ladder_leaves_the_other_inputs_noise_alone(tiny_export, tiny_segmenter, phantom_root):
+    """With a noisy degradation the rungs draw their own noise: the model's and the baselines' figures are the
+    same with and without the ladder."""
+    from heart_sr_tf.evaluation.clinical import clinical_evaluation
+    from heart_sr_tf.inference.predictor import load_local_model
+    from heart_sr_tf.inference.segmenter import Segmenter
+
+    predictor = load_local_model(tiny_export, "tensorflow", "float32")
+    segmenter = Segmenter(tiny_segmenter[1])
+    noisy = Degradation("kspace", 3, noise_sigma=(0.01, 0.03))
+    runs = [
+        clinical_evaluation(
+            predictor, [segmenter], phantom_root, "train", 0, noisy, limit=2, quiet=True, ladder=ladder
+        )[0]
+        for ladder in ((), (1.5, 2.0, 2.5))
+    ]
+    plain, laddered = ([r for r in run.frames if not r["method"].startswith("acquired")] for run in runs)
+    np.testing.assert_equal(plain, laddered)  # (NaN equal to NaN: full resolution's own PSNR)
+    assert {r["method"] for r in plain} == {"hr", "zero_fill", "bicubic", "model"}
+    assert all(np.isfinite(r["psnr"]) for r in plain if r["method"] != "hr")  # the noise shows in every PSNR
+    assert len(runs[1].frames) == len(plain) + 3 * 4  # three rungs of the two patients' ED and ES

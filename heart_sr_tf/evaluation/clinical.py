@@ -305,12 +305,13 @@ def clinical_evaluation(
     patients = split_of(acdc_dir, split, seed)[:limit]
     results = [ClinicalResult(split, predictor.source, str(s.folder), degradation, ladder=ladder) for s in segmenters]
     rng = np.random.default_rng(0)
+    ladder_rng = np.random.default_rng(1)  # its own noise draws: the ladder never changes the other inputs' noise
     with progress_bar(len(patients), f"clinical {split}", "patient", disable=quiet) as bar:
         for patient in patients:
             for frame in degraded_frames(patient, degradation, rng):
                 height, width = frame.shape
                 images = {**frame.images, "model": predictor(frame.lr[..., None])[:, :height, :width, 0]}
-                images.update(rung_images(frame.images["hr"], degradation, ladder, rng))
+                images.update(rung_images(frame.images["hr"], degradation, ladder, ladder_rng))
                 psnrs = {
                     method: float(np.mean([psnr(a, b) for a, b in zip(x, frame.images["hr"], strict=True)]))
                     for method, x in images.items()
