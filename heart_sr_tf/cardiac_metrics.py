@@ -36,7 +36,7 @@ def wall_thickness_mm(labels: np.ndarray, pixel_mm: tuple[float, float]) -> floa
     """Mean LV wall thickness (mm) of a ``[slices, H, W]`` label map with in-plane pixels of ``pixel_mm`` (rows,
     columns): at every myocardium pixel touching the LV cavity, the distance to the nearest pixel outside the LV
     and its myocardium (the epicardial border), averaged over the slices' endocardial borders. NaN without a
-    slice holding both."""
+    slice where the two touch."""
     values = []
     cross = ndimage.generate_binary_structure(2, 1)
     for section in labels:
@@ -45,7 +45,8 @@ def wall_thickness_mm(labels: np.ndarray, pixel_mm: tuple[float, float]) -> floa
             continue
         to_outside = ndimage.distance_transform_edt(cavity | wall, sampling=pixel_mm)
         border = wall & ndimage.binary_dilation(cavity, structure=cross)
-        values.append(to_outside[border])
+        if border.any():  # (a cavity and a wall apart, as in a segmentation in pieces, have no border)
+            values.append(to_outside[border])
     return float(np.mean(np.concatenate(values))) if values else float("nan")
 
 

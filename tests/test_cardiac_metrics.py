@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 
@@ -81,6 +83,13 @@ def test_wall_thickness_of_a_ring_is_its_width_in_mm():
     assert 5.0 <= wall_thickness_mm(_ring(10, 16, size=120, stretch=2.0), (1.0, 0.5)) <= 6.5
     empty = np.zeros((2, 10, 10), np.uint8)
     assert np.isnan(wall_thickness_mm(empty, (1, 1)))
+    apart = np.zeros((2, 20, 20), np.uint8)  # an LV and a myocardium that never touch: no border, NaN, no warning
+    apart[:, 2:5, 2:5], apart[:, 12:16, 12:16] = 3, 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(wall_thickness_mm(apart, (1, 1)))
+    apart[1, 5, 2:5] = 2  # one slice where they touch: that slice's border only
+    assert wall_thickness_mm(apart, (1, 1)) == pytest.approx(1.0)
 
 
 def test_largest_components_drop_islands_per_structure():
