@@ -116,6 +116,21 @@ def test_evaluate_clinical_places_a_kspace_model_on_the_ladder(tiny_export, tiny
     assert "equivalent acquisition by agreement LV / myo / RV [95%]" in panel
     assert "; equivalent acquisition LV / myo / RV " in panel
     assert all(row.count("|") == 8 for row in panel.splitlines() if row.startswith("| ") and "segmenter" not in row)
+    # compare-clinical sets it against an evaluation of the same frames without the ladder (its rows dropped).
+    import shutil
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    shutil.copy(tmp_path / "clinical.json", plain / "clinical.json")
+    for name in ("clinical_frames.csv", "clinical_patients.csv"):
+        rows = list(csv.DictReader((tmp_path / name).open()))
+        with (plain / name).open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(r for r in rows if not r["method"].startswith("acquired_"))
+    compared = run_cli("compare-clinical", tmp_path, plain)
+    assert compared.returncode == 0, compared.stderr
+    assert "+0.0000 [+0.0000, +0.0000]" in compared.stdout  # the same model: no difference
 
 
 def test_the_ladder_is_refused_without_clinical_or_for_other_degradations(tiny_export, phantom_tfds):

@@ -23,6 +23,7 @@ from heart_sr_tf.errors import HeartSRError
 
 LADDER_START = 1.5
 LADDER_STEP = 0.5
+RUNG_PREFIX = "acquired_x"  # the rungs' method names in an evaluation's tables and CSVs
 
 
 def ladder_factors(degradation: Degradation) -> tuple[float, ...]:
@@ -38,7 +39,7 @@ def ladder_factors(degradation: Degradation) -> tuple[float, ...]:
 
 def rung_name(factor: float) -> str:
     """``acquired_x2.5``: the method name of one rung in an evaluation's tables and CSVs."""
-    return f"acquired_x{factor:g}"
+    return f"{RUNG_PREFIX}{factor:g}"
 
 
 def rung_label(factor: float) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 
 from heart_sr_tf.cardiac_metrics import STRUCTURES, paired_difference
 from heart_sr_tf.errors import DataError
+from heart_sr_tf.evaluation.acquisition_ladder import RUNG_PREFIX
 from heart_sr_tf.evaluation.clinical import DECIMALS, MEASURES, UNITS
 
 FILES = ("clinical.json", "clinical_frames.csv", "clinical_patients.csv")
@@ -48,7 +49,8 @@ def read_clinical(folder: Path) -> dict:
 
 def _check_same_frames(a: dict, b: dict) -> None:
     """The two evaluations must differ in the model only: same split, degradation, frames, and the same label
-    maps for every method that does not depend on the model (full resolution and the baselines)."""
+    maps for every method that does not depend on the model (full resolution and the baselines; an acquisition
+    ladder, present in one or both, is not compared)."""
     for key in ("split", "degradation"):
         if a["meta"].get(key) != b["meta"].get(key):
             raise DataError(
@@ -59,7 +61,7 @@ def _check_same_frames(a: dict, b: dict) -> None:
         return {
             (r["patient"], r["phase"], r["method"]): tuple(r[f"dice_{k}"] for k in STRUCTURES)
             for r in evaluation["frames"]
-            if r["method"] != "model"
+            if r["method"] != "model" and not r["method"].startswith(RUNG_PREFIX)  # the ladder's: asked for or not
         }
 
     if fixed(a) != fixed(b):
