@@ -160,7 +160,7 @@ def test_tasks_on_one_multi_threaded_worker_take_turns_with_its_models(cohort_in
     assert [r["status"] for r in results] == ["done"] * 7, results
 
 
-def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(phantom_root, tmp_path):
+def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(short_cine, tmp_path):
     """A cine and a single frame, measured by the shipped segmenter on the workers: each scan's label map and
     volume table as ``upscale --measure`` writes them, and one row per scan in measurements.csv, rebuilt on a
     resumed run; a bad segmenter or a stray --segmenter refused before any work."""
@@ -169,7 +169,7 @@ def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(phanto
 
     inputs = tmp_path / "in"
     inputs.mkdir()
-    cine = nib.load(str(phantom_root / "training" / "patient001" / "patient001_4d.nii.gz"))
+    cine = nib.load(str(short_cine))
     nib.save(cine, str(inputs / "cine.nii.gz"))
     frame = nib.Nifti1Image(np.asarray(cine.dataobj)[..., 0], cine.affine, cine.header)
     nib.save(frame, str(inputs / "frame.nii.gz"))
@@ -185,7 +185,7 @@ def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(phanto
     assert lines[0].startswith("# volumes from an automatic segmenter trained on ACDC")
     rows = {Path(r["input"]).name: r for r in csv.DictReader(lines[1:])}
     assert set(rows) == {"cine.nii.gz", "frame.nii.gz"}
-    assert rows["cine.nii.gz"]["frames"] == "10" and rows["frame.nii.gz"]["frames"] == "1"
+    assert rows["cine.nii.gz"]["frames"] == "3" and rows["frame.nii.gz"]["frames"] == "1"
     expected = cine_measurements(read_volumes(out / "cine_volumes.csv"))
     acquired = cine_measurements(read_volumes(out / "cine_volumes.csv"), "acquired_")
     assert (

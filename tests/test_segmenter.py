@@ -242,10 +242,10 @@ def test_compare_clinical_is_model_a_minus_model_b_patient_by_patient(
     assert len(foreign.stderr.splitlines()) == 1
 
 
-def test_upscale_measure_writes_labels_and_volumes(tiny_export, phantom_root, tmp_path):
+def test_upscale_measure_writes_labels_and_volumes(tiny_export, short_cine, tmp_path):
     import nibabel as nib
 
-    src = phantom_root / "training" / "patient001" / "patient001_4d.nii.gz"
+    src = short_cine
     out = tmp_path / "up.nii.gz"
     args = ["upscale", src, out, "--model", tiny_export, "--measure", "--quiet"]  # the shipped segmenter
     result = run_cli(*args)
@@ -346,3 +346,25 @@ def test_training_validates_the_clinical_figures(tiny_segmenter, phantom_tfds, t
     bad.write_text(config.read_text() + '\n[degradation]\nkind = "through_plane"\nfactor = 6\n')
     result = run_cli("train", "srgan", "--config", bad, "--data-dir", phantom_tfds, "--runs-dir", tmp_path / "runs")
     assert result.returncode == 2 and "clinical_segmenter" in result.stderr, result.stderr
+
+
+def test_validation_labels_trace_once_per_network():
+    """Each validation used to trace a new function (TensorFlow's retracing warning among the training's lines)."""
+    import gc
+    import weakref
+
+    from heart_sr_tf.models.unet import unet_segmenter
+    from heart_sr_tf.training import segmenter_trainer
+    from heart_sr_tf.training.segmenter_trainer import predict_labels
+
+    network = unet_segmenter(features=4, depth=2)
+    images = np.random.default_rng(0).random((3, 32, 32, 1)).astype(np.float32)
+    first = predict_labels(network, images, 2, batch_size=4)
+    again = predict_labels(network, images, 2, batch_size=4)
+    assert first.shape == (3, 32, 32) and first.dtype == np.uint8 and set(np.unique(first)) <= {0, 1, 2, 3}
+    np.testing.assert_array_equal(first, again)
+    assert segmenter_trainer._LABEL_FUNCTIONS[network][2].experimental_get_tracing_count() == 1
+    held = weakref.ref(network)
+    del network
+    gc.collect()
+    assert held() is None  # the cache keeps no network alive

@@ -3,6 +3,7 @@ Dice per frame on the validation patients (the run's ``data_dir`` is the ACDC fo
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,10 +22,20 @@ from heart_sr_tf.training.loop import Segment, TrainingLoop, TrainResult
 from heart_sr_tf.training.runs import Run
 from heart_sr_tf.training.segmenter import SegmenterTrainer
 
+_LABEL_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> {depth: its tf.function}
+
 
 def predict_labels(network: keras.Model, images: np.ndarray, depth: int, batch_size: int = 8) -> np.ndarray:
-    """Label maps ``[N, h, w]`` (uint8) for images ``[N, h, w, 1]`` in [0, 1]."""
-    fn = tf.function(lambda x: tf.argmax(segment_logits(network, x, 2**depth), axis=-1), reduce_retracing=True)
+    """Label maps ``[N, h, w]`` (uint8) for images ``[N, h, w, 1]`` in [0, 1]. The traced function is kept per
+    network: one made at every validation was traced anew each time, and TensorFlow warned about the retracing
+    among the training's own lines."""
+    functions = _LABEL_FUNCTIONS.setdefault(network, {})
+    if depth not in functions:
+        held = weakref.ref(network)  # (a strong reference in the value would keep the key alive for ever)
+        functions[depth] = tf.function(
+            lambda x: tf.argmax(segment_logits(held(), x, 2**depth), axis=-1), reduce_retracing=True
+        )
+    fn = functions[depth]
     out = [fn(tf.constant(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
     return np.concatenate(out).astype(np.uint8)
 
