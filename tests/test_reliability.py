@@ -48,6 +48,10 @@ def _one_error_line(result, *fragments):
 
 
 def _scan(path: Path, data: np.ndarray, dtype, slope=None, inter=0.0) -> Path:
+    """``data`` in real units, stored as ``dtype``; with ``slope``, as the integers (data - inter) / slope (nibabel
+    writes an array as it is once a slope is set)."""
+    if slope is not None:
+        data = np.round((data - inter) / slope).astype(dtype)
     image = nib.Nifti1Image(data, np.diag([1.5, 1.5, 8.0, 1.0]))
     image.set_data_dtype(dtype)
     if slope is not None:
@@ -69,7 +73,13 @@ def _anatomy(shape, top: float, seed=0) -> np.ndarray:
 
 @pytest.mark.parametrize(
     "dtype, top, slope",
-    [(np.uint8, 255, None), (np.int16, 658, None), (np.float32, 1234.5, None), (np.int16, 3000.0, 0.5)],
+    [
+        (np.uint8, 255, None),
+        (np.int16, 658, None),
+        (np.float32, 1234.5, None),
+        (np.int16, 3000.0, 0.5),
+        (np.int16, 3.3, 0.001),  # real values of a few units stored as integers (e.g. a normalised export)
+    ],
 )
 def test_upscale_keeps_the_intensity_range_of_every_data_type(tiny_export, tmp_path, dtype, top, slope):
     data = _anatomy((20, 24, 4), top)
@@ -91,6 +101,9 @@ def test_upscale_keeps_the_intensity_range_of_every_data_type(tiny_export, tmp_p
         assert abs(after[3 * i, 3 * j, k] - before[i, j, k]) <= tolerance, (i, j, k)
     assert before.max() - tolerance <= after.max() <= before.max() + (slope or 1.0)  # bounded by the input's range
     assert after.min() >= before.min() - (slope or 1e-3)
+    if slope is not None:  # stored with the input's own scaling: its quantisation step, not whole numbers
+        assert image.dataobj.slope == pytest.approx(slope) and image.dataobj.inter == pytest.approx(0.0)
+        assert len(np.unique(after)) > 200
 
 
 def test_bad_batch_sizes_are_refused_before_any_work(phantom_root, tiny_export, tmp_path):

@@ -10,7 +10,8 @@ bounded by the frame's own range: the output keeps the input's intensity range, 
 Voxel ``(i, j)`` of the input sits at output voxel ``(s*i, s*j)``, so the affine's in-plane columns are
 divided by s (the origin and orientation stay) and the in-plane zooms too. Across slices (``through_plane``,
 see through_plane.py) input slice k sits at output slice ``g*k`` and the slice column and zoom are divided by g.
-The header and data type are kept; scaled integers (``scl_slope``) are rescaled by nibabel to fit the data type.
+The header and data type are kept; integers are stored with the input's own slope and intercept (``scl_slope``,
+``scl_inter``), so the output has the input's quantisation step and its range fits (it is bounded by the input's).
 
 The output is checked writable before any inference, written to a temporary file beside it and renamed
 over it atomically; an interrupted run leaves no temporary file (a SIGKILL's is removed by the next run).
@@ -285,6 +286,18 @@ def _super_resolve(data: np.ndarray, step, quiet: bool) -> np.ndarray:
     return out.reshape(out.shape[:3] + data.shape[3:]) if data.ndim > 2 else out[:, :, 0, 0]
 
 
+def stored_scaling(image) -> tuple[float, float]:
+    """The slope and intercept that turn ``image``'s stored values into real ones (1 and 0 when it has none).
+    nibabel moves them from a loaded header into the array proxy and leaves NaN in the header's ``scl_*``."""
+    slope = getattr(image.dataobj, "slope", None)
+    inter = getattr(image.dataobj, "inter", None)
+    if slope is None:
+        slope, inter = image.header.get_slope_inter()
+    slope = float(slope) if slope is not None and np.isfinite(slope) and slope != 0 else 1.0
+    inter = float(inter) if inter is not None and np.isfinite(inter) else 0.0
+    return slope, inter
+
+
 def _nearest(length: int, factor: int) -> np.ndarray:
     """For each of the ``factor * length`` output positions along an axis, the nearest input position (output
     ``factor * i`` sits on input ``i``)."""
@@ -294,19 +307,18 @@ def _nearest(length: int, factor: int) -> np.ndarray:
 def _write(image, out: np.ndarray, factors: tuple[int, int, int], path: Path) -> None:
     header = image.header.copy()
     dtype = image.get_data_dtype()
-    slope, inter = image.header.get_slope_inter()
-    scaled = (slope not in (None, 1.0) and np.isfinite(slope)) or (inter not in (None, 0.0) and np.isfinite(inter))
-    if np.issubdtype(dtype, np.integer) and not scaled:
+    slope, inter = stored_scaling(image)
+    if np.issubdtype(dtype, np.integer):  # stored as the input was: same data type, slope and intercept
         info = np.iinfo(dtype)
-        out = np.clip(np.round(out), info.min, info.max).astype(dtype)
+        out = np.clip(np.round((out - inter) / slope), info.min, info.max).astype(dtype)
     zooms = list(header.get_zooms())
     for axis, factor in enumerate(factors[: len(zooms)]):
         zooms[axis] = zooms[axis] / factor
     result = nib.Nifti1Image(out, upscaled_affine(image.affine, factors), header)
     result.header.set_zooms(zooms)
     result.header.set_data_dtype(dtype)
-    if scaled:  # let nibabel choose a slope and intercept that hold the new range in the same data type
-        result.header.set_slope_inter(np.nan, np.nan)
+    integer = np.issubdtype(dtype, np.integer)
+    result.header.set_slope_inter(*((slope, inter) if integer else (1.0, 0.0)))  # floats hold real values
     for method in ("qform", "sform"):
         matrix, code = getattr(image, f"get_{method}")(coded=True)
         if code:
