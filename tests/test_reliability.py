@@ -106,6 +106,18 @@ def test_upscale_keeps_the_intensity_range_of_every_data_type(tiny_export, tmp_p
         assert len(np.unique(after)) > 200
 
 
+def test_a_nifti2_scan_is_written_back_as_nifti2_without_a_complaint(tiny_export, tmp_path, caplog):
+    data = np.round(_anatomy((20, 24, 4), 400.0)).astype(np.int16)
+    image = nib.Nifti2Image(data, np.diag([1.5, 1.5, 8.0, 1.0]))
+    nib.save(image, str(tmp_path / "in.nii.gz"))
+    with caplog.at_level("DEBUG"):
+        out = upscale_file(tmp_path / "in.nii.gz", tmp_path / "out.nii.gz", load_predictor(tiny_export), quiet=True)
+    result = nib.load(str(out))
+    assert isinstance(result, nib.Nifti2Image) and result.shape == (60, 72, 4)
+    assert np.allclose(np.diag(result.affine)[:3], [0.5, 0.5, 8.0])
+    assert not [r for r in caplog.records if r.name.startswith("nibabel")], caplog.text  # no "sizeof_hdr" line
+
+
 def test_bad_batch_sizes_are_refused_before_any_work(phantom_root, tiny_export, tmp_path):
     src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
     for value in ("0", "-1", "-3"):

@@ -11,6 +11,13 @@ import numpy as np
 from heart_sr_tf.errors import DataError
 
 
+def same_kind(image, data: np.ndarray, affine: np.ndarray, header):
+    """A new image of ``image``'s own kind (NIfTI-1 or NIfTI-2: a NIfTI-2 header in a NIfTI-1 image makes
+    nibabel complain on every save)."""
+    kind = nib.Nifti2Image if isinstance(image, nib.Nifti2Image) else nib.Nifti1Image
+    return kind(data, affine, header)
+
+
 def _check_image(path: Path, image) -> None:
     if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
         raise DataError(path, f"not a NIfTI file but {type(image).__name__}; convert it to .nii or .nii.gz first")

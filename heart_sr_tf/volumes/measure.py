@@ -33,6 +33,7 @@ from heart_sr_tf.cardiac_metrics import (
     wall_thickness_mm,
 )
 from heart_sr_tf.data.intensity import intensity_window, normalise, padding_mask
+from heart_sr_tf.data.nifti import same_kind
 from heart_sr_tf.data.scan import Scan, read_scan
 from heart_sr_tf.data.slices import HR_SIZE
 from heart_sr_tf.errors import HeartSRError
@@ -90,7 +91,7 @@ def measure_scan(
     header = image.header.copy()
     header.set_data_dtype(np.uint8)
     header.set_slope_inter(1.0, 0.0)
-    _atomic_save(nib.Nifti1Image(labels if read.data.ndim == 4 else labels[..., 0], image.affine, header), labels_path)
+    _atomic_save(same_kind(image, labels if read.data.ndim == 4 else labels[..., 0], image.affine, header), labels_path)
     summary = _cine_summary(rows) if count > 1 else []
     if acquired is not None and count > 1:
         summary = _side_by_side(summary, _cine_summary(before))

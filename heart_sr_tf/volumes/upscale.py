@@ -30,6 +30,7 @@ import numpy as np
 
 from heart_sr_tf.data.intensity import denormalise, intensity_window, normalise, padding_mask
 from heart_sr_tf.data.interpolation import aligned_bicubic
+from heart_sr_tf.data.nifti import same_kind
 from heart_sr_tf.data.scan import Scan, read_scan
 from heart_sr_tf.errors import DataError, HeartSRError
 from heart_sr_tf.processes import process_alive
@@ -314,7 +315,7 @@ def _write(image, out: np.ndarray, factors: tuple[int, int, int], path: Path) ->
     zooms = list(header.get_zooms())
     for axis, factor in enumerate(factors[: len(zooms)]):
         zooms[axis] = zooms[axis] / factor
-    result = nib.Nifti1Image(out, upscaled_affine(image.affine, factors), header)
+    result = same_kind(image, out, upscaled_affine(image.affine, factors), header)
     result.header.set_zooms(zooms)
     result.header.set_data_dtype(dtype)
     integer = np.issubdtype(dtype, np.integer)
