@@ -118,6 +118,18 @@ def test_a_nifti2_scan_is_written_back_as_nifti2_without_a_complaint(tiny_export
     assert not [r for r in caplog.records if r.name.startswith("nibabel")], caplog.text  # no "sizeof_hdr" line
 
 
+def test_a_label_map_passed_as_the_scan_is_named_in_a_warning(phantom_root, tiny_export, tmp_path):
+    folder = phantom_root / "training" / "patient001"
+    gt = next(folder.glob("*_gt.nii.gz"))
+    result = _cli("upscale", gt, tmp_path / "o.nii.gz", "--model", tiny_export, "--quiet")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "label map" in warnings[0] and "(0, 1, 2, 3)" in warnings[0], result.stderr
+    image = gt.with_name(gt.name.replace("_gt", ""))
+    result = _cli("upscale", image, tmp_path / "i.nii.gz", "--model", tiny_export, "--quiet")
+    assert result.returncode == 0 and "label map" not in result.stderr, result.stderr
+
+
 def test_bad_batch_sizes_are_refused_before_any_work(phantom_root, tiny_export, tmp_path):
     src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
     for value in ("0", "-1", "-3"):

@@ -27,6 +27,12 @@ def upscale_scan(
     refuse_any_output(in_path, out_path, overwrite, scan.dicom is not None)
     if scan.dicom is not None:
         echo(f"read {scan.dicom.description}: {' x '.join(map(str, scan.data.shape))} (x, y, slices, phases)")
+    labels = scan.label_values()
+    if labels is not None:
+        warn(
+            f"warning: {in_path}: holds only {len(labels)} distinct values ({', '.join(f'{v:g}' for v in labels)}): "
+            "is it a label map? upscale treats it as an image and interpolates between its values"
+        )
     seg = None
     if measure:
         from heart_sr_tf.volumes.measure import check_measure_outputs

@@ -29,6 +29,14 @@ class Scan:
     def zooms(self) -> tuple[float, ...]:
         return tuple(float(z) for z in self.image.header.get_zooms())
 
+    def label_values(self, most: int = 8) -> np.ndarray | None:
+        """The distinct values when the scan holds at most ``most``, all whole numbers, as a label map does
+        (a segmentation passed by mistake for the image), else None."""
+        values = np.unique(self.data[..., 0] if self.data.ndim == 4 else self.data)  # one frame is enough to tell
+        if len(values) > most or not np.all(values == np.round(values)):
+            return None
+        return values
+
 
 def read_scan(path: Path, ndims=(2, 3, 4), series: int | None = None, min_inplane: int = 1) -> Scan:
     """The scan at ``path``, checked usable (``ndims``, in-plane size, finite, not all zero)."""
