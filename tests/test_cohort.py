@@ -208,6 +208,6 @@ def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(short_
         "cine.nii.gz"
     ]
     refused = CliRunner().invoke(main, [*args, "--segmenter", str(models / "tiny")])
-    assert refused.exit_code == 2 and "not an exported segmenter" in refused.output
+    assert refused.exit_code == 2 and "a super-resolution model, not a segmenter" in refused.output
     stray = CliRunner().invoke(main, [a for a in args if a != "--measure"] + ["--segmenter", str(models / "tiny")])
     assert stray.exit_code == 2 and "--segmenter goes with --measure" in stray.output

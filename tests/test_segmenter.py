@@ -289,6 +289,15 @@ def test_upscale_measure_writes_labels_and_volumes(tiny_export, short_cine, tmp_
     assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr
 
 
+def test_a_segmenter_and_a_super_resolution_model_given_for_each_other_are_named(tiny_export, short_cine, tmp_path):
+    out = tmp_path / "up.nii.gz"
+    swapped = run_cli("upscale", short_cine, out, "--model", "segmenter", "--quiet")
+    assert swapped.returncode == 2 and "a segmenter, not a super-resolution model" in swapped.stderr, swapped.stderr
+    swapped = run_cli("upscale", short_cine, out, "--model", tiny_export, "--measure", "--segmenter", tiny_export)
+    assert swapped.returncode == 2 and "a super-resolution model, not a segmenter" in swapped.stderr, swapped.stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_clinical_validation_figures_span_the_baseline_and_full_resolution(tiny_segmenter, phantom_root):
     from heart_sr_tf.data.degradation import Degradation
     from heart_sr_tf.evaluation.clinical_validation import FIGURES, ClinicalValidation

@@ -99,13 +99,14 @@ def _check_measure(jobs, segmenter) -> str:
     """Before any work: the segmenter is one (its metadata, without loading it), and no scan's result is another
     scan's label map or volume table. Returns the segmenter's folder."""
     from heart_sr_tf.export.discovery import find_model
-    from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
+    from heart_sr_tf.export.layout import read_metadata, require_segmenter, resolve_model_dir
     from heart_sr_tf.volumes.measure import measure_outputs
 
     folder = resolve_model_dir(find_model(Path(segmenter or "segmenter")))
-    kind = read_metadata(folder).get("kind")
-    if kind != "segmenter":
-        raise HeartSRError(f"--segmenter: {folder} is not an exported segmenter (its metadata says kind {kind!r})")
+    try:
+        require_segmenter(folder, read_metadata(folder))
+    except HeartSRError as exc:
+        raise HeartSRError(f"--segmenter: {exc}") from None
     outputs = {job.output: job.input for job in jobs}
     for job in jobs:
         for path in measure_outputs(job.output):

@@ -224,6 +224,10 @@ class Degradation:
             degradation.check()
             return degradation
         except KeyError as exc:
+            if isinstance(meta, dict) and meta.get("kind") == "segmenter":
+                raise MetadataError(
+                    f"{where}: a segmenter, not a super-resolution model (use it with --segmenter)"
+                ) from None
             raise MetadataError(f"{where}: its metadata does not say {exc.args[0]!r}; not a heart-sr export") from None
         except (TypeError, ValueError, ConfigError) as exc:
             raise MetadataError(f"{where}: its metadata holds an unusable degradation ({exc})") from None

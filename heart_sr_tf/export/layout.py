@@ -31,6 +31,15 @@ def read_metadata(path: Path) -> dict:
     return meta
 
 
+def require_segmenter(folder: Path, meta: dict) -> None:
+    """One error line unless the export at ``folder`` (metadata ``meta``) is a segmenter, saying what it is."""
+    if meta.get("kind") == "segmenter":
+        return
+    if "degradation" in meta:
+        raise HeartSRError(f"{folder}: a super-resolution model, not a segmenter (--segmenter takes e.g. segmenter)")
+    raise HeartSRError(f"{folder}: not an exported segmenter (its metadata says kind {meta.get('kind')!r})")
+
+
 def training_data(meta: dict) -> dict | None:
     """The ``[data]`` table of the training config an export's metadata carries; None when it carries no readable
     config (an export written by other code)."""

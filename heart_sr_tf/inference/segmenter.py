@@ -10,9 +10,8 @@ import numpy as np
 from scipy import ndimage
 
 from heart_sr_tf.cardiac_metrics import STRUCTURES, UNSURE, kept_shares
-from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.export.discovery import find_model
-from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
+from heart_sr_tf.export.layout import read_metadata, require_segmenter, resolve_model_dir
 
 
 class Segmenter:
@@ -25,8 +24,7 @@ class Segmenter:
 
         folder = resolve_model_dir(find_model(path))
         meta = read_metadata(folder)
-        if meta.get("kind") != "segmenter":
-            raise HeartSRError(f"{folder}: not an exported segmenter (its metadata says kind {meta.get('kind')!r})")
+        require_segmenter(folder, meta)
         self.folder, self._loaded = load_exported(folder)
         self._signature = self._loaded.signatures["serving_default"]
         self._tf, self.batch_size, self.metadata = tf, batch_size, meta
