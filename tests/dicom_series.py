@@ -33,6 +33,7 @@ class Cine:
     orientation: tuple = field(default_factory=oblique)
     slope: float = 2.0
     intercept: float = -10.0
+    slice_slopes: tuple[float, ...] | None = None  # a slope per slice instead (a series scaled image by image)
     trigger_ms: float = 32.5
     series_number: int = 7
     description: str = "cine_retro_sax"
@@ -44,6 +45,9 @@ class Cine:
     def normal(self) -> np.ndarray:
         row, col = self.orientation
         return np.cross(row, col)
+
+    def slope_of(self, z: int) -> float:
+        return self.slope if self.slice_slopes is None else self.slice_slopes[z]
 
     def position(self, z: int) -> np.ndarray:
         return np.asarray(self.origin) + z * self.gap * self.normal
@@ -67,8 +71,9 @@ def write_cine(folder: Path, cine: Cine, seed: int = 0, **changes) -> list[Path]
             ds.ImagePositionPatient = [f"{v:.4f}" for v in cine.position(z)]
             ds.SliceLocation = f"{float(cine.position(z) @ cine.normal):.4f}"
             ds.TriggerTime = f"{t * cine.trigger_ms:.2f}"
-            stored = np.round((cine.values[:, :, z, t] - cine.intercept) / cine.slope).astype(np.uint16)
+            stored = np.round((cine.values[:, :, z, t] - cine.intercept) / cine.slope_of(z)).astype(np.uint16)
             ds.set_pixel_data(np.ascontiguousarray(stored.T), "MONOCHROME2", 12)
+            ds.RescaleSlope = f"{cine.slope_of(z):g}"
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
             if "edit" in changes:
                 changes["edit"](z, t, ds)

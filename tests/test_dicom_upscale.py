@@ -102,6 +102,26 @@ def test_through_plane_dicom_out_has_g_times_the_slices(study, models, tmp_path)
     assert float(back.headers[3][0].SpacingBetweenSlices) == pytest.approx(10.0 / 6)
 
 
+def test_a_series_scaled_image_by_image_keeps_every_value_across_slices(acdc_dir, models, tmp_path):
+    """Slices stored with slopes 0.25 and 1 in turn, each using most of its 12 bits: the slices made between two
+    of them hold values beyond the finer one's range, and must not be clipped to it."""
+    values = np.asarray(nib.load(str(acdc_dir / "training" / "patient001" / "patient001_frame01.nii.gz")).dataobj)
+    values = values[80:140, 90:154, :4, None].astype(np.float32)
+    slopes = (0.25, 1.0, 0.25, 1.0)
+    for z, slope in enumerate(slopes):  # each slice spans 0 .. 4000 stored values
+        values[:, :, z] = np.round(values[:, :, z] / values[:, :, z].max() * 4000) * slope
+    cine = Cine(values, spacing=(1.5625, 1.5625), gap=10.0, intercept=0.0, slice_slopes=slopes)
+    write_cine(tmp_path / "study", cine)
+    across = ThroughPlane(load_predictor(models / "throughplane_x6"))
+    out = upscale_file(tmp_path / "study", tmp_path / "tp", through_plane=across, quiet=True)
+    nifti = upscale_file(tmp_path / "study", tmp_path / "tp.nii.gz", through_plane=across, quiet=True)
+    back = read_series(out)
+    expected = nib.load(str(nifti)).get_fdata()
+    assert expected[:, :, 1:6].max() > 1100  # beyond what slice 0's slope can hold (4095 x 0.25)
+    np.testing.assert_allclose(back.data[..., 0], expected, atol=0.5 + 1e-3)  # to the coarser slope's half step
+    np.testing.assert_allclose(back.data[:, :, ::6], values, atol=0.5 + 1e-3)
+
+
 def test_the_cli_refuses_several_series_and_an_output_it_did_not_write(study, models, tmp_path):
     from heart_sr_tf.cli import main
 

@@ -9,7 +9,9 @@ is slice ``g*k`` of the output, and the slices in between are placed ``spacing /
 (ImagePositionPatient, SliceLocation and SpacingBetweenSlices to match). Every phase keeps its TriggerTime.
 
 Pixels are stored in the input's type, with each image's RescaleSlope and RescaleIntercept, so the values
-read back are the upscaled values in the input's units (to the input's own quantisation).
+read back are the upscaled values in the input's units (to the input's own quantisation). Where an image's values
+do not fit its template's range (a series scaled image by image, across slices), that image gets a coarser slope
+that holds them: no value is clipped.
 
 The series goes to a temporary folder beside OUT and is renamed to OUT when whole. A marker file says that the
 folder is the tool's output: only such a folder is replaced (with ``--overwrite``).
@@ -78,9 +80,15 @@ def write_dicom_series(
             for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue", "IconImageSequence"):
                 if keyword in ds:
                     delattr(ds, keyword)
+            pixels, slope, intercept = _stored(template, data[:, :, k, t])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ds.set_pixel_data(_stored(template, data[:, :, k, t]), "MONOCHROME2", int(template.BitsStored))
+                ds.set_pixel_data(pixels, "MONOCHROME2", int(template.BitsStored))
+            if (slope, intercept) != (
+                float(template.get("RescaleSlope", 1) or 1),
+                float(template.get("RescaleIntercept", 0) or 0),
+            ):
+                ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
             ds.SeriesInstanceUID = series_uid
             ds.SeriesNumber = int(template.get("SeriesNumber") or 0) + SERIES_OFFSET
@@ -120,8 +128,11 @@ def _slice_locations(series: DicomSeries, depth: int, fz: int):
     return values[base] + (k - base) * gap
 
 
-def _stored(template, values: np.ndarray) -> np.ndarray:
-    """``values[x, y]`` in real units -> the template's stored pixel type ``[rows, columns]``."""
+def _stored(template, values: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """``values[x, y]`` in real units -> the template's stored pixel type ``[rows, columns]``, with the slope and
+    intercept that read them back: the template's own, unless the values do not fit its range (a series scaled
+    image by image, e.g. a slice made between two differently scaled ones); then a coarser slope that holds them,
+    never a clipped value."""
     slope = float(template.get("RescaleSlope", 1) or 1)
     intercept = float(template.get("RescaleIntercept", 0) or 0)
     bits, signed = int(template.BitsStored), int(template.get("PixelRepresentation", 0)) == 1
@@ -129,8 +140,15 @@ def _stored(template, values: np.ndarray) -> np.ndarray:
         (8 if int(template.BitsAllocated) == 8 else 16, signed)
     ]
     low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    stored = np.clip(np.round((values.astype(np.float64) - intercept) / slope), low, high)
-    return np.ascontiguousarray(stored.T.astype(dtype))
+    values = values.astype(np.float64)
+    lowest, highest = float(values.min()), float(values.max())
+    if lowest < intercept + slope * (low - 0.5) or highest > intercept + slope * (high + 0.5):
+        if lowest < intercept + slope * low and low == 0:
+            intercept = float(np.floor(lowest))
+        needed = max((highest - intercept) / high, (lowest - intercept) / low if low < 0 else 0.0, slope)
+        slope = float(_ds(needed * (1 + 1e-6)))  # as the header will hold it, never below what is needed
+    stored = np.clip(np.round((values - intercept) / slope), low, high)
+    return np.ascontiguousarray(stored.T.astype(dtype)), slope, intercept
 
 
 def _replace(tmp_dir: Path, out_dir: Path) -> Path:
