@@ -27,6 +27,12 @@ def upscale_scan(
     refuse_any_output(in_path, out_path, overwrite, scan.dicom is not None)
     if scan.dicom is not None:
         echo(f"read {scan.dicom.description}: {' x '.join(map(str, scan.data.shape))} (x, y, slices, phases)")
+    if scan.slice_axis != 2:
+        z = scan.zooms
+        echo(
+            f"{in_path}: its slices run along axis {scan.slice_axis} ({z[2]:g} mm apart; in-plane {z[0]:g} x "
+            f"{z[1]:g} mm): upscaled in the plane of the other two axes, written back in the file's axis order"
+        )
     labels = scan.label_values()
     if labels is not None:
         warn(

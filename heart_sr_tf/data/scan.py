@@ -3,6 +3,13 @@
 Either way the result is the same :class:`Scan`: ``data`` float32 ``(x, y[, slices[, frames]])`` in the
 scanner's units, and a NIfTI ``image`` that carries the geometry (affine, zooms) and the data type the output is
 written in. A DICOM series also keeps its headers (``dicom``), so a derived DICOM series can be written back.
+
+The slices are always ``data``'s third axis. A NIfTI file stores them there when written in acquisition order
+(dcm2niix, ACDC), but a file reoriented to the nearest canonical axes (``fslreorient2std``, nibabel's
+``as_closest_canonical``) may hold a short-axis stack's slices along its first or second axis. The slice axis is
+the one whose voxels are clearly the longest (at least twice any other) and fewest; it is moved to the third
+place on reading (``slice_axis`` says where it was; ``zooms`` follow), and :meth:`Scan.file_layout` puts an
+array of the same layout back in the file's order for writing.
 """
 
 from __future__ import annotations
@@ -24,10 +31,21 @@ class Scan:
     data: np.ndarray
     image: nib.Nifti1Image
     dicom: DicomSeries | None = None
+    slice_axis: int = 2  # where the file keeps the slices (``data`` has them third)
 
     @property
     def zooms(self) -> tuple[float, ...]:
-        return tuple(float(z) for z in self.image.header.get_zooms())
+        """The voxel sizes in ``data``'s order (slice spacing third)."""
+        return tuple(float(z) for z in _to_third(list(self.image.header.get_zooms()), self.slice_axis))
+
+    def file_layout(self, array: np.ndarray, factors=None):
+        """``array`` (``data``'s layout, or an upscaled one: per-axis ``factors`` in that layout) in the file's
+        axis order, with the factors in that order too."""
+        if self.slice_axis == 2 or array.ndim < 3:
+            return array, factors
+        order = _to_third([0, 1, 2], self.slice_axis)
+        back = np.moveaxis(array, 2, self.slice_axis)
+        return back, None if factors is None else tuple(factors[order.index(axis)] for axis in range(3))
 
     def label_values(self, most: int = 8) -> np.ndarray | None:
         """The distinct values when the scan holds at most ``most``, all whole numbers, as a label map does
@@ -38,8 +56,11 @@ class Scan:
         return values
 
 
-def read_scan(path: Path, ndims=(2, 3, 4), series: int | None = None, min_inplane: int = 1) -> Scan:
-    """The scan at ``path``, checked usable (``ndims``, in-plane size, finite, not all zero)."""
+def read_scan(
+    path: Path, ndims=(2, 3, 4), series: int | None = None, min_inplane: int = 1, axis: int | None = None
+) -> Scan:
+    """The scan at ``path``, checked usable (``ndims``, in-plane size, finite, not all zero); its slices along
+    ``axis`` when given (an upscaled scan keeps its input's: across slices, its voxels may be near-isotropic)."""
     path = Path(path)
     if path.exists() and is_dicom(path):
         dicom = read_series(path, series)
@@ -48,8 +69,35 @@ def read_scan(path: Path, ndims=(2, 3, 4), series: int | None = None, min_inplan
         return Scan(path, data, nifti_image(dicom, data), dicom)
     if series is not None:
         raise DataError(path, "--series picks a series of DICOM input; this is not a DICOM series")
-    data, _ = load_nifti(path, ndims=ndims, min_inplane=min_inplane)
-    return Scan(path, data, nib.load(str(path)))
+    data, _ = load_nifti(path, ndims=ndims, min_inplane=1)
+    image = nib.load(str(path))
+    axis = slice_axis(image.header.get_zooms(), data.shape) if axis is None or data.ndim < 3 else axis
+    if axis != 2:
+        data = np.moveaxis(data, axis, 2)
+    check_volume(path, data, ndims=ndims, min_inplane=min_inplane)  # the in-plane size, once the slices are third
+    return Scan(path, data, image, slice_axis=axis)
+
+
+def slice_axis(zooms, shape) -> int:
+    """The axis that holds the slices: the third, unless another one's voxels are at least twice as long as any
+    other's and it has the fewest of them (a reoriented short-axis stack)."""
+    if len(shape) < 3 or len(zooms) < 3:
+        return 2
+    sizes = [float(z) for z in zooms[:3]]
+    longest = int(np.argmax(sizes))
+    others = [k for k in range(3) if k != longest]
+    if longest == 2 or sizes[longest] < 2 * max(sizes[k] for k in others):
+        return 2
+    return longest if all(shape[longest] < shape[k] for k in others) else 2
+
+
+def _to_third(items: list, axis: int) -> list:
+    """``items`` (per axis) with the one at ``axis`` moved to the third place, as ``np.moveaxis(a, axis, 2)``."""
+    if axis == 2 or len(items) < 3:
+        return items
+    head = items[:3]
+    moved = head[:axis] + head[axis + 1 :]
+    return [*moved[:2], head[axis], *items[3:]]
 
 
 def nifti_image(series: DicomSeries, data: np.ndarray) -> nib.Nifti1Image:

@@ -75,7 +75,7 @@ def measure_scan(
     volume table; returns their paths, the cine's summary and the warnings on the frames to check. With
     ``acquired`` (the scan it was upscaled from, with as many frames), that scan is measured too, and its values
     stand beside the upscaled scan's in the table and the summary."""
-    read = read_scan(scan, ndims=(3, 4))
+    read = read_scan(scan, ndims=(3, 4), axis=None if acquired is None else acquired.slice_axis)
     count = read.data.shape[3] if read.data.ndim == 4 else 1
     if acquired is not None and (acquired.data.shape[3] if acquired.data.ndim == 4 else 1) != count:
         acquired = None  # not one frame for one frame: nothing to set side by side
@@ -91,7 +91,8 @@ def measure_scan(
     header = image.header.copy()
     header.set_data_dtype(np.uint8)
     header.set_slope_inter(1.0, 0.0)
-    _atomic_save(same_kind(image, labels if read.data.ndim == 4 else labels[..., 0], image.affine, header), labels_path)
+    labels, _ = read.file_layout(labels if read.data.ndim == 4 else labels[..., 0])
+    _atomic_save(same_kind(image, labels, image.affine, header), labels_path)
     summary = _cine_summary(rows) if count > 1 else []
     if acquired is not None and count > 1:
         summary = _side_by_side(summary, _cine_summary(before))

@@ -202,7 +202,7 @@ def upscale_file(
             volume = data.reshape(data.shape[:3] + (-1,)) if data.ndim > 2 else data[:, :, None, None]
             write_dicom_series(scan.dicom, volume, factors, tmp, out_path, _what(steps))
         else:
-            _write(scan.image, data, factors, tmp)
+            _write(scan.image, *scan.file_layout(data, factors), tmp)
             tmp.replace(out_path)
         timings["write"] = time.perf_counter() - clock
     except OSError as exc:
