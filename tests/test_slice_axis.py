@@ -27,6 +27,7 @@ from heart_sr_tf.volumes.upscale import upscale_file
         ((2.0, 1.0, 1.0), (200, 100, 100), 2),  # longest voxels but the most of them: not a stack of slices
         ((1.0, 2.0, 10.0), (216, 256, 10), 2),  # anisotropic in-plane pixels, slices third
         ((1.56, 1.56), (216, 256), 2),  # one slice
+        ((0.0, 0.0, 0.0), (10, 216, 256), 2),  # no voxel sizes in the header: nothing to tell
     ],
 )
 def test_the_slice_axis_is_the_clearly_longest_and_fewest(zooms, shape, expected):

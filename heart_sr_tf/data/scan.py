@@ -84,6 +84,8 @@ def slice_axis(zooms, shape) -> int:
     if len(shape) < 3 or len(zooms) < 3:
         return 2
     sizes = [float(z) for z in zooms[:3]]
+    if not all(np.isfinite(sizes)) or min(sizes) <= 0:  # a header without voxel sizes tells nothing
+        return 2
     longest = int(np.argmax(sizes))
     others = [k for k in range(3) if k != longest]
     if longest == 2 or sizes[longest] < 2 * max(sizes[k] for k in others):
