@@ -114,6 +114,7 @@ def test_a_nifti2_scan_is_written_back_as_nifti2_without_a_complaint(tiny_export
         out = upscale_file(tmp_path / "in.nii.gz", tmp_path / "out.nii.gz", load_predictor(tiny_export), quiet=True)
     result = nib.load(str(out))
     assert isinstance(result, nib.Nifti2Image) and result.shape == (60, 72, 4)
+    assert bytes(result.header["descrip"]).startswith(b"heart-sr x3 in-plane")  # it says what it is
     assert np.allclose(np.diag(result.affine)[:3], [0.5, 0.5, 8.0])
     assert not [r for r in caplog.records if r.name.startswith("nibabel")], caplog.text  # no "sizeof_hdr" line
 

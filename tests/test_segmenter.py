@@ -253,6 +253,7 @@ def test_upscale_measure_writes_labels_and_volumes(tiny_export, short_cine, tmp_
     assert "LVEF" in result.stdout and "automatic segmenter trained on ACDC" in result.stdout
     labels = nib.load(str(tmp_path / "up_labels.nii.gz"))
     assert labels.shape == nib.load(str(out)).shape and labels.get_data_dtype() == np.uint8
+    assert bytes(labels.header["descrip"]).startswith(b"heart-sr labels: 0 background, 1 RV")
     np.testing.assert_allclose(labels.affine, nib.load(str(out)).affine)
     assert set(np.unique(np.asarray(labels.dataobj))) <= {0, 1, 2, 3}
     lines = (tmp_path / "up_volumes.csv").read_text().splitlines()

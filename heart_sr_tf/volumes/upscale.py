@@ -202,7 +202,7 @@ def upscale_file(
             volume = data.reshape(data.shape[:3] + (-1,)) if data.ndim > 2 else data[:, :, None, None]
             write_dicom_series(scan.dicom, volume, factors, tmp, out_path, _what(steps))
         else:
-            _write(scan.image, *scan.file_layout(data, factors), tmp)
+            _write(scan.image, *scan.file_layout(data, factors), tmp, _what(steps))
             tmp.replace(out_path)
         timings["write"] = time.perf_counter() - clock
     except OSError as exc:
@@ -247,7 +247,7 @@ def _check_any_output(scan: Scan, out_path: Path, overwrite: bool) -> Path:
 
 
 def _what(steps) -> str:
-    """What was done, for the derived series' description."""
+    """What was done, for the derived series' description and the NIfTI header's ``descrip``."""
     parts = []
     for step in steps:
         source = Path(str(step.predictor.source))
@@ -305,8 +305,9 @@ def _nearest(length: int, factor: int) -> np.ndarray:
     return np.clip(np.round(np.arange(factor * length) / factor), 0, length - 1).astype(int)
 
 
-def _write(image, out: np.ndarray, factors: tuple[int, int, int], path: Path) -> None:
+def _write(image, out: np.ndarray, factors: tuple[int, int, int], path: Path, what: str) -> None:
     header = image.header.copy()
+    header["descrip"] = f"heart-sr {what}".encode()[:79]  # a super-resolved file says so, wherever it goes
     dtype = image.get_data_dtype()
     slope, inter = stored_scaling(image)
     if np.issubdtype(dtype, np.integer):  # stored as the input was: same data type, slope and intercept
