@@ -31,6 +31,22 @@ def cpu_model() -> str:
     return f"{name} ({', '.join(extras) if extras else 'no AMX, AVX512_BF16 or VNNI'})"
 
 
+def int8_isa() -> str:
+    """The instructions int8 convolutions run on here. Their rounding and saturation differ (without VNNI, pairs of
+    products are summed in 16 bits), so a check of an int8 model holds for CPUs of the same class."""
+    flags = cpu_flags()
+    for name, flag in (
+        ("AMX", "amx_int8"),
+        ("AVX512_VNNI", "avx512_vnni"),
+        ("AVX_VNNI", "avx_vnni"),
+        ("AVX512", "avx512bw"),
+        ("AVX2", "avx2"),
+    ):
+        if flag in flags:
+            return name
+    return "other"
+
+
 def cpu_flags() -> set[str]:
     try:
         text = Path("/proc/cpuinfo").read_text()

@@ -1,14 +1,17 @@
 """int8 through NNCF: the quantised twin is cached beside the model, keeps the float parts float, stays close to
 float32, serves through the same Predictor, and is asked for by name, never made silently."""
 
+import json
 import shutil
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 from in_process import run_cli
 
 from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.hardware import int8_isa
 from heart_sr_tf.inference.predictor import load_predictor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +53,9 @@ def test_quantize_caches_an_int8_twin_close_to_float32(model_copy, phantom_tfds)
     version = next(p for p in model_copy.iterdir() if p.name.isdigit())
     xml = version / "openvino-int8" / "model.xml"
     assert xml.is_file() and (version / "openvino-int8" / "fingerprint").is_file()
+    check = json.loads((version / "openvino-int8" / "check.json").read_text())  # what --precision auto reads
+    assert check["within"] is True and check["preset"] == "performance" and check["validation_slices"] == 4
+    assert check["int8_isa"] == int8_isa() and abs(check["psnr_loss_db"]) < 0.03 and abs(check["ssim_loss"]) < 0.001
     model = ov.Core().read_model(str(xml))
     types = {op.get_type_name() for op in model.get_ordered_ops()}
     assert "FakeQuantize" in types  # quantised
@@ -73,6 +79,37 @@ def test_quantize_caches_an_int8_twin_close_to_float32(model_copy, phantom_tfds)
     assert mixed.returncode == 0 and "NNCF preset mixed" in mixed.stdout.splitlines()[0], mixed.stderr[-2000:]
     out_mixed = load_predictor(model_copy, "openvino", "int8")(lr)
     assert 0 < np.abs(out_mixed - out).max() and np.abs(out_mixed - reference).max() < 0.05
+    assert not (version / "openvino-int8" / "check.json").exists()  # --check 0: a twin nobody checked
+
+
+def test_auto_runs_the_checked_int8_twin_where_bfloat16_is_not_native(model_copy, phantom_tfds, monkeypatch):
+    """The CPU's bfloat16 is the one thing set here (this machine may have it); the twin, its check and the run
+    are real."""
+    import heart_sr_tf.inference.hardware as hardware
+    from heart_sr_tf.inference.predictor import effective_precision
+
+    result = run_cli("quantize", model_copy, "--data-dir", phantom_tfds, "--calibration", "8", "--check", "4")
+    assert result.returncode == 0 and "(within the limits" in result.stdout, result.stdout + result.stderr[-2000:]
+    monkeypatch.setattr(hardware, "native_bfloat16", lambda: True)
+    assert effective_precision(model_copy, "openvino", "auto") == "bfloat16"  # native bfloat16 stays first
+    monkeypatch.setattr(hardware, "native_bfloat16", lambda: False)
+    assert effective_precision(model_copy, "openvino", "auto") == "int8"
+    assert effective_precision(model_copy, "tensorflow", "auto") == "float32"  # int8 runs in OpenVINO only
+    assert load_predictor(model_copy, "auto", "auto").precision == "int8"
+    src = model_copy.parent / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((20, 24, 3)).astype(np.float32), np.eye(4)), str(src))
+    upscaled = run_cli("upscale", src, model_copy.parent / "up.nii.gz", "--model", model_copy, "--quiet")
+    assert upscaled.returncode == 0, upscaled.stderr[-2000:]
+    assert "; openvino, int8" in upscaled.stdout and "int8: no native bfloat16 on this CPU" in upscaled.stdout
+    version = next(p for p in model_copy.iterdir() if p.name.isdigit())
+    record = version / "openvino-int8" / "check.json"
+    check = json.loads(record.read_text())
+    record.write_text(json.dumps({**check, "int8_isa": "a CPU of another class"}))  # a twin checked elsewhere
+    assert effective_precision(model_copy, "openvino", "auto") == "float32"
+    record.write_text(json.dumps({**check, "within": False}))
+    assert effective_precision(model_copy, "openvino", "auto") == "float32"
+    record.write_text(json.dumps(check))
+    assert effective_precision(model_copy, "openvino", "float32") == "float32"  # asked for by name: as asked
 
 
 def test_auto_preset_tries_the_next_and_keeps_the_closest_when_none_is_within(model_copy, phantom_tfds, monkeypatch):
@@ -104,6 +141,9 @@ def test_auto_preset_tries_the_next_and_keeps_the_closest_when_none_is_within(mo
     assert kept in tried
     # what stays cached is the kept preset's model: saved again when it was not the last one tried
     assert saved[-1] is saved[tried.index(kept)] and len(saved) == (2 if kept == "mixed" else 3)
+    version = next(p for p in model_copy.iterdir() if p.name.isdigit())
+    check = json.loads((version / "openvino-int8" / "check.json").read_text())
+    assert check["within"] is False and check["preset"] == kept  # so --precision auto never picks it
 
 
 def test_closest_preset_is_the_smallest_loss_against_its_limit():

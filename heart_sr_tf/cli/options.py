@@ -16,7 +16,8 @@ BACKEND_OPTIONS = {  # option -> (choices, help)
     ),
     "--precision": (
         list(PRECISIONS),
-        "auto: bfloat16 where the CPU (AVX512_BF16/AMX) or GPU computes it natively, else float32. "
+        "auto: bfloat16 where the CPU (AVX512_BF16/AMX) or GPU computes it natively; elsewhere the model's int8 "
+        "twin in OpenVINO when `quantize` found it within its accuracy limits, else float32. "
         "int8: OpenVINO, once `quantize` has made the model's int8 twin.",
     ),
 }

@@ -63,10 +63,12 @@ def cohort(
         "measure": measure,
         "segmenter": measured_by,
     }
-    if precision == "auto":  # per model: bfloat16 only where every model of the cohort can run it
+    if precision == "auto":  # per model: bfloat16 (or a checked int8 twin) only where every model can run it
         models = [m for m in (options["model"], options["through_plane_model"]) if m]
         chosen = {effective_precision(m, options["backend"], "auto") for m in models}
-        options["precision"] = "float32" if "float32" in chosen else options["precision"]
+        if options["through_plane"] and not options["through_plane_model"]:  # chosen per scan: no int8 twin known
+            chosen |= {"float32"} if "int8" in chosen else set()
+        options["precision"] = chosen.pop() if len(chosen) == 1 else "float32"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -25,7 +25,7 @@ def quantize_model(
     from heart_sr_tf.export.discovery import find_model
     from heart_sr_tf.export.layout import read_metadata, resolve_model_dir, training_data
     from heart_sr_tf.inference.hardware import QUANTIZE_PRESETS
-    from heart_sr_tf.inference.openvino_backend import INT8_KIND, save_ir
+    from heart_sr_tf.inference.openvino_backend import INT8_KIND, save_int8_check, save_ir
     from heart_sr_tf.inference.quantize import quantized_model
     from heart_sr_tf.training.runs import is_run_folder
 
@@ -57,19 +57,22 @@ def quantize_model(
     for name in presets:
         echo(f"quantizing {folder} to int8 on {len(lrs)} training slices ({degradation.kind} LR, NNCF preset {name})")
         int8 = quantized_model(folder, lrs, quiet, name)
-        echo(f"wrote {save_ir(int8, folder, INT8_KIND)}")
+        ir = save_ir(int8, folder, INT8_KIND)
+        echo(f"wrote {ir}")
         if not pairs:
             return
         scores = _scores(folder, "int8", pairs, quiet)
         losses = {key: float(np.mean([r[key] - q[key] for r, q in zip(reference, scores)])) for key in LIMITS}
         within = all(losses[key] <= LIMITS[key] for key in LIMITS)
         echo(_check_line(losses, len(pairs), within, name))
+        save_int8_check(ir, _check_record(losses, len(pairs), within, name))
         if within:
             return
         tried[name] = (int8, losses)
     closest = closest_preset({name: losses for name, (_, losses) in tried.items()})
     if closest != presets[-1]:
-        save_ir(tried[closest][0], folder, INT8_KIND)
+        ir = save_ir(tried[closest][0], folder, INT8_KIND)
+        save_int8_check(ir, _check_record(tried[closest][1], len(pairs), False, closest))
     warn(
         f"{folder}: int8 stays beyond the limits with NNCF preset {' and '.join(tried)}; kept {closest}, the "
         "closest to float32. Prefer --precision bfloat16 for this model."
@@ -96,6 +99,23 @@ def _scores(folder: Path, precision: str, pairs, quiet: bool) -> list[dict]:
             scores.append(image_metrics(predictor(lr[None, ..., None].astype(np.float32))[0, :height, :width, 0], hr))
             bar.update(1)
     return scores
+
+
+def _check_record(losses: dict, count: int, within: bool, preset: str) -> dict:
+    """What ``--precision auto`` reads before it picks the twin (only when ``within``, on a CPU with the same int8
+    instructions)."""
+    from heart_sr_tf.hardware import cpu_model, int8_isa
+
+    return {
+        "preset": preset,
+        "validation_slices": count,
+        "psnr_loss_db": round(losses["psnr"], 5),
+        "ssim_loss": round(losses["ssim"], 6),
+        "limits": dict(LIMITS),
+        "within": within,
+        "checked_on": cpu_model(),
+        "int8_isa": int8_isa(),  # --precision auto trusts the check on CPUs of this class only
+    }
 
 
 def _check_line(losses: dict, count: int, within: bool, preset: str) -> str:

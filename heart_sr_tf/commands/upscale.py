@@ -83,6 +83,8 @@ def upscale_scan(
                 f"model: {predictor.source}, trained for {predictor.degradation.describe()}; "
                 f"{predictor.backend}, {predictor.precision}"
             )
+            if precision == "auto" and predictor.precision == "int8":
+                _say_int8(predictor.source, backend, echo)
     written = upscale_file(
         scan, out_path, predictor, batch_size=batch_size or IN_PLANE_BATCH, quiet=quiet, through_plane=across,
         overwrite=overwrite,
@@ -126,7 +128,22 @@ def _through_plane(scan, model, server, batch_size, backend, precision, echo, wa
             _warn_far_ratio(in_path, zooms, choice.g, warn)
         across = ThroughPlane(load_model(model, backend, precision), batch_size=batch_size or THROUGH_PLANE_BATCH)
     echo(f"across slices: {across.describe(zooms)}")
+    if precision == "auto" and not server and across.predictor.precision == "int8":
+        _say_int8(across.predictor.source, backend, echo)
     return across
+
+
+def _say_int8(source, backend, echo: Echo) -> None:
+    """Why ``--precision auto`` runs this model's int8 twin: the check it passed, and the CPU."""
+    from heart_sr_tf.hardware import cpu_model
+    from heart_sr_tf.inference.predictor import checked_int8_twin
+
+    check = checked_int8_twin(source, backend) or {}
+    echo(
+        f"int8: no native bfloat16 on this CPU ({cpu_model()}), and `quantize` found {source}'s int8 twin within "
+        f"its limits ({-float(check.get('psnr_loss_db', 0)):+.3f} dB PSNR, {-float(check.get('ssim_loss', 0)):+.4f}"
+        " SSIM against float32); --precision float32 runs the float model"
+    )
 
 
 def _warn_far_ratio(in_path, zooms, g: int, warn) -> None:

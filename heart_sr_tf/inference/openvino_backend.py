@@ -8,6 +8,7 @@ or under ``$HEART_SR_CACHE`` when that folder is read-only, keyed by a hash of t
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ from heart_sr_tf.startup import import_tensorflow_quietly
 
 OPENVINO_HINTS = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}
 INT8_KIND = "openvino-int8"  # the quantised IR's cache folder, beside the float one
+INT8_CHECK = "check.json"  # in that folder: `quantize`'s check of the twin against float32
 
 
 def _openvino():
@@ -74,6 +76,31 @@ def save_ir(model, folder: Path, kind: str = "openvino") -> Path:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     raise HeartSRError(f"{folder}: cannot cache the OpenVINO model beside it or under {places[-1].parent}")
+
+
+def save_int8_check(ir: Path, check: dict) -> None:
+    """Keep `quantize`'s check of the int8 twin ``ir`` beside it (written whole, then renamed). The twin's folder
+    is replaced whole when the model is quantised again, so a check never outlives the twin it was made on."""
+    tmp = Path(ir).parent / f".{INT8_CHECK}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(check, indent=1) + "\n")
+    tmp.replace(Path(ir).parent / INT8_CHECK)
+
+
+def checked_int8(folder: Path) -> dict | None:
+    """`quantize`'s check of this SavedModel's cached int8 twin, when it found the twin within its limits on a CPU
+    with this one's int8 instructions."""
+    from heart_sr_tf.hardware import int8_isa
+
+    ir = cached_ir(Path(folder), INT8_KIND)
+    if ir is None:
+        return None
+    try:
+        check = json.loads((ir.parent / INT8_CHECK).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(check, dict) or check.get("within") is not True or check.get("int8_isa") != int8_isa():
+        return None
+    return check
 
 
 def openvino_ir(folder: Path) -> Path:

@@ -213,14 +213,33 @@ def effective_precision(path, backend: str, precision: str) -> str:
     """What ``precision`` means for this model on this machine. ``auto`` is bfloat16 where the CPU computes it
     natively, unless the model cannot run so on ``backend``: TensorFlow's bfloat16 path rebuilds the generator from
     the training config in the export's metadata, so an export without one runs in float32 (``auto`` never fails;
-    an explicit ``bfloat16`` is refused by name)."""
+    an explicit ``bfloat16`` is refused by name). Where bfloat16 is not native, ``auto`` in OpenVINO is the model's
+    int8 twin when `quantize` made one and found it within its accuracy limits (int8 runs faster than float32
+    there), else float32."""
     resolved = resolve_precision(precision)
-    if precision != "auto" or resolved != "bfloat16" or resolve_backend(backend) != "tensorflow":
+    if precision != "auto":
+        return resolved
+    if resolved == "float32":
+        return "int8" if checked_int8_twin(path, backend) is not None else resolved
+    if resolve_backend(backend) != "tensorflow":
         return resolved
     found = find_model(Path(path))
     if is_run_folder(found):
         return resolved
     return resolved if read_metadata(resolve_model_dir(found)).get("config") else "float32"
+
+
+def checked_int8_twin(path, backend: str) -> dict | None:
+    """`quantize`'s check of the model's int8 twin, when it runs in OpenVINO and the twin was found within the
+    limits; else None."""
+    if resolve_backend(backend) != "openvino":
+        return None
+    found = find_model(Path(path))
+    if is_run_folder(found):
+        return None
+    from heart_sr_tf.inference.openvino_backend import checked_int8
+
+    return checked_int8(resolve_model_dir(found))
 
 
 def volume_layout(meta: dict, folder) -> tuple[str, int]:
