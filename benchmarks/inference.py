@@ -59,8 +59,8 @@ def lr_batch(batch: int):
 def throughput(args) -> None:
     import numpy as np
 
-    from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
-    from heart_sr_tf.inference.predictor import load_predictor
+    from heart_sr_tf.inference.hardware import resolve_backend
+    from heart_sr_tf.inference.predictor import effective_precision, load_predictor
 
     lr, what = lr_batch(args.batch_size)
     paths = [("tensorflow", "float32"), ("tensorflow", "bfloat16")]
@@ -73,7 +73,7 @@ def throughput(args) -> None:
             paths.append(("openvino", "int8"))
         else:
             print(f"(no int8 twin of {args.model} yet: `python cli.py quantize {args.model} --acdc-dir DIR` adds it)")
-    default = (resolve_backend("auto"), resolve_precision("auto"))
+    default = (resolve_backend("auto"), effective_precision(args.model, "auto", "auto"))  # (a checked int8 twin too)
     from heart_sr_tf.hardware import cpu_model
 
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores")
