@@ -122,6 +122,22 @@ def test_a_series_scaled_image_by_image_keeps_every_value_across_slices(acdc_dir
     np.testing.assert_allclose(back.data[:, :, ::6], values, atol=0.5 + 1e-3)
 
 
+def test_a_monochrome1_series_stays_monochrome1(study, models, tmp_path):
+    """Low values shown bright: written as MONOCHROME2, a viewer would show the derived series inverted."""
+    folder, cine = study
+
+    def monochrome1(z, t, ds):
+        ds.PhotometricInterpretation = "MONOCHROME1"
+
+    write_cine(tmp_path / "m1", cine, edit=monochrome1)
+    out = upscale_file(tmp_path / "m1", tmp_path / "sr", load_predictor(models / "inplane"), quiet=True)
+    kinds = {pydicom.dcmread(f).PhotometricInterpretation for f in out.iterdir() if f.suffix == ".dcm"}
+    assert kinds == {"MONOCHROME1"}
+    plain = upscale_file(folder, tmp_path / "plain", load_predictor(models / "inplane"), quiet=True, series=7)
+    kinds = {pydicom.dcmread(f).PhotometricInterpretation for f in plain.iterdir() if f.suffix == ".dcm"}
+    assert kinds == {"MONOCHROME2"}
+
+
 def test_the_cli_refuses_several_series_and_an_output_it_did_not_write(study, models, tmp_path):
     from heart_sr_tf.cli import main
 

@@ -83,7 +83,7 @@ def write_dicom_series(
             pixels, slope, intercept = _stored(template, data[:, :, k, t])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ds.set_pixel_data(pixels, "MONOCHROME2", int(template.BitsStored))
+                ds.set_pixel_data(pixels, _photometric(template), int(template.BitsStored))
             if (slope, intercept) != (
                 float(template.get("RescaleSlope", 1) or 1),
                 float(template.get("RescaleIntercept", 0) or 0),
@@ -108,6 +108,14 @@ def write_dicom_series(
                 raise DataError(out_dir, f"cannot write ({exc.strerror or exc})") from None
     (tmp_dir / MARKER).write_text(f"{series_uid}\n")
     return _replace(tmp_dir, out_dir)
+
+
+def _photometric(template) -> str:
+    """The input's grey scale: MONOCHROME1 (low values shown bright) stays so, or a viewer would show the derived
+    series inverted; anything else is MONOCHROME2."""
+    return (
+        "MONOCHROME1" if str(template.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1" else "MONOCHROME2"
+    )
 
 
 def _ds(value: float) -> str:
