@@ -99,6 +99,24 @@ def test_openvino_converts_once_and_caches_beside_the_model(model_copy, tmp_path
     np.testing.assert_allclose(got, load_predictor(other, "tensorflow", "float32")(lr), atol=1e-4)
 
 
+def test_a_model_folder_that_cannot_hold_the_cache_uses_heart_sr_cache(tmp_path, monkeypatch):
+    """Beside the model when it can (read-only installs cannot): else under $HEART_SR_CACHE, found there again."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (the [openvino] extra)")
+    from heart_sr_tf.export.writer import export_generator
+    from heart_sr_tf.models.rrdb import rrdb_generator
+
+    model = export_generator(rrdb_generator(3, 1, 8, 4), tmp_path / "models", "tiny", degradation=Degradation("kspace"))
+    (model / "openvino").write_text("not a folder")  # (root writes anywhere: a file stands in the cache's way)
+    monkeypatch.setenv("HEART_SR_CACHE", str(tmp_path / "cache"))
+    lr = np.random.default_rng(0).random((2, 20, 24, 1)).astype(np.float32)
+    got = load_predictor(model, "openvino", "float32")(lr)
+    np.testing.assert_allclose(got, load_predictor(model, "tensorflow", "float32")(lr), atol=1e-4)
+    [ir] = (tmp_path / "cache" / "openvino").glob(f"tiny-{model.name}-*/model.xml")
+    stamp = ir.stat().st_mtime_ns
+    load_predictor(model, "openvino", "float32")
+    assert ir.stat().st_mtime_ns == stamp and (model / "openvino").read_text() == "not a folder"
+
+
 def test_tiles_equal_whole_slice_inference(slices):
     import cv2
 

@@ -13,16 +13,12 @@ from pathlib import Path
 
 from google.protobuf.json_format import ParseError
 
+from heart_sr_tf.cache import cache_root
 from heart_sr_tf.data.acdc import scan_patients
 from heart_sr_tf.data.acdc_sr import ROIS, AcdcSr, source_fingerprint, valid_patients
 from heart_sr_tf.data.phantoms import write_phantoms
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.progress import progress_bar
-
-
-def cache_root() -> Path:
-    """Where prepared datasets and phantoms live unless told otherwise (``$HEART_SR_CACHE``)."""
-    return Path(os.environ.get("HEART_SR_CACHE", Path.home() / ".cache" / "heart-sr-tf"))
 
 
 def default_data_dir(acdc_dir: Path) -> Path:

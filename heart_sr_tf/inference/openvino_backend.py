@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+from heart_sr_tf.cache import cache_root
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.startup import import_tensorflow_quietly
 
@@ -42,8 +43,7 @@ def cache_places(folder: Path, kind: str = "openvino") -> tuple[list[Path], str]
     ``$HEART_SR_CACHE``; and the fingerprint it must carry."""
     folder = Path(folder)
     key = fingerprint(folder)
-    cache = Path(os.environ.get("HEART_SR_CACHE", Path.home() / ".cache" / "heart-sr-tf"))
-    return [folder / kind, cache / kind / f"{folder.parent.name}-{folder.name}-{key}"], key
+    return [folder / kind, cache_root() / kind / f"{folder.parent.name}-{folder.name}-{key}"], key
 
 
 def cached_ir(folder: Path, kind: str = "openvino") -> Path | None:
