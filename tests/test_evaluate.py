@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from in_process import run_cli
 
 from heart_sr_tf.data.degradation import lr_grid_np
@@ -90,3 +91,52 @@ def test_evaluate_with_the_self_ensemble_scores_the_ensembled_model(tiny_export,
     refused = run_cli("evaluate", through_plane, "--self-ensemble", "--out", str(tmp_path / "refused"))
     assert refused.returncode == 2 and "is for 2D in-plane models" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "refused").exists()
+
+
+def test_a_labs_own_scans_are_put_on_the_protocol_grid_as_acdc_slices_are(phantom_root):
+    """The same scan read as a lab's file gives the very slices the ACDC reader stores for it."""
+    from heart_sr_tf.data.acdc import find_patients
+    from heart_sr_tf.data.scan import read_scan
+    from heart_sr_tf.data.slices import patient_slices, scan_slices
+
+    patient = find_patients(phantom_root)[0]
+    stored = {(s.slice, s.frame): s.image for s in patient_slices(patient)}
+    cine = read_scan(patient.cine_path) if patient.cine_path else None
+    assert cine is not None and cine.data.ndim == 4
+    made = {(z, frame): image for z, frame, image in scan_slices(cine.data)}
+    assert made.keys() == stored.keys()
+    for key, image in made.items():
+        np.testing.assert_array_equal(image, stored[key])
+
+
+def test_evaluate_scans_scores_a_labs_own_scans_next_to_the_baselines(tiny_export, phantom_root, tmp_path):
+    from heart_sr_tf.data.scan import read_scan
+    from heart_sr_tf.data.slices import scan_slices
+    from heart_sr_tf.evaluation.evaluate import predict_slice
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    frame = sorted((phantom_root / "training" / "patient002").glob("*_frame??.nii.gz"))[0]
+    (folder / "a.nii.gz").write_bytes(frame.read_bytes())
+    (folder / "b.nii.gz").write_bytes(frame.read_bytes())
+    out = tmp_path / "out"
+    result = run_cli("evaluate", tiny_export, "--scans", folder, "--out", out, "--limit", "5", "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "on 2 scan(s)" in result.stdout and "model - aligned bicubic:" in result.stdout
+    rows = [line.split(",") for line in (out / "per_slice.csv").read_text().splitlines()]
+    header, rows = rows[0], rows[1:]
+    methods = {row[header.index("method")] for row in rows}
+    assert methods == {"model", "bicubic", "blocky"} and len(rows) == 5 * 3  # --limit: slices in all, each method
+    summary = json.loads((out / "summary.json").read_text())["summary"]["full"]
+    # the first slice by hand: the same protocol slice, degradation and metrics
+    predictor = load_predictor(tiny_export)
+    _, _, hr = next(scan_slices(read_scan(frame).data))
+    _, hr, outputs = predict_slice(predictor, hr, predictor.degradation, np.random.default_rng(0))
+    first = {row[header.index("method")]: float(row[header.index("psnr")]) for row in rows[:3]}
+    assert first["model"] == pytest.approx(image_metrics(outputs["model"], hr)["psnr"], abs=1e-4)
+    assert first["bicubic"] == pytest.approx(image_metrics(outputs["bicubic"], hr)["psnr"], abs=1e-4)
+    assert summary["model"]["slices"] == 5
+    refused = run_cli("evaluate", tiny_export, "--scans", folder, "--clinical")
+    assert refused.returncode == 2 and "--scans: scores the scans given; drop --clinical" in refused.stderr
+    missing = run_cli("evaluate", tiny_export, "--scans", tmp_path / "nothing")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr

@@ -185,6 +185,11 @@ def sweep_srgan_command(strategy, vgg_weights, quiet, lrs, name, **options):
     callback=lambda ctx, param, value: None if value is None else [p for p in value.split(",") if p],
     help="With --cine-dir: these patients (comma-separated; default: those the model held out for --split).",
 )
+@click.option(
+    "--scans",
+    help="Score on your own scans instead of ACDC: a NIfTI file, a DICOM series, a folder of them, a glob or a CSV "
+    "manifest (as cohort reads them). Every slice of every frame on the protocol grid is the HR image.",
+)
 @backend_options(default_backend="tensorflow", default_precision="float32")
 @click.option("--quiet", is_flag=True)
 def evaluate(**options):

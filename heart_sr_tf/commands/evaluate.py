@@ -19,7 +19,7 @@ def default_out(model: Path, split: str, is_run: bool) -> Path:
 def evaluate_model(
     model, acdc_dir, data_dir, split, roi, degradation, data_consistency, out, limit, n_figures,
     backend, precision, quiet, echo: Echo, warn: Echo, clinical: bool = False, segmenter=(), cine_dirs=(),
-    patients=None, self_ensemble: bool = False, acquisition_ladder: bool = False,
+    patients=None, self_ensemble: bool = False, acquisition_ladder: bool = False, scans: str | None = None,
 ):  # fmt: skip
     from heart_sr_tf.data.pipeline import num_slices
     from heart_sr_tf.evaluation.acquisition_ladder import ladder_factors
@@ -30,6 +30,9 @@ def evaluate_model(
 
     if acquisition_ladder and not clinical:
         raise HeartSRError("--acquisition-ladder: goes with --clinical (it places the model's clinical figures)")
+    given = {"--acdc-dir": acdc_dir, "--data-dir": data_dir, "--cine-dir": cine_dirs, "--clinical": clinical}
+    if scans is not None and any(given.values()):
+        raise HeartSRError(f"--scans: scores the scans given; drop {', '.join(k for k, v in given.items() if v)}")
     segmenters = _segmenters(segmenter) if clinical else []  # loaded first: a bad segmenter fails before any work
     predictor = load_predictor(model, backend, precision)
     if data_consistency:
@@ -46,6 +49,9 @@ def evaluate_model(
         )
         chosen = dataclasses.replace(chosen, kind=degradation)
     ladder = ladder_factors(chosen) if acquisition_ladder else ()  # a non-k-space model refused before any work
+    if scans is not None:
+        _on_scans(model, predictor, scans, chosen, limit, out, quiet, echo)
+        return
     run = predictor.run
     if run is not None and acdc_dir is None and data_dir is None:
         data_dir = run.data_dir
@@ -94,6 +100,30 @@ def evaluate_model(
     if segmenters:
         files += _clinical(predictor, segmenters, data, split, chosen, limit, quiet, out, echo, ladder)
     echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")
+
+
+def _on_scans(model, predictor, scans: str, degradation, limit, out, quiet, echo: Echo) -> None:
+    """``--scans``: the model on a lab's own scans, next to the degradation's baselines (no ACDC, no labels)."""
+    from heart_sr_tf.cohort.jobs import find_jobs
+    from heart_sr_tf.evaluation.evaluate import METRICS, NAMES, write_outputs
+    from heart_sr_tf.evaluation.report import format_table
+    from heart_sr_tf.evaluation.scans import evaluate_scans
+
+    paths = [job.input for job in find_jobs(scans, Path("."))]
+    result = evaluate_scans(predictor, paths, degradation, limit=limit, quiet=quiet)
+    out = out or default_out(model, "scans", predictor.run is not None)
+    files = write_outputs(result, out)
+    methods = result.summary()["full"]
+    echo(
+        f"{predictor.source} ({predictor.backend}, {predictor.precision}) on {len(paths)} scan(s) from {scans}; "
+        "per-slice metrics on [0, 1], data range 1, averaged"
+    )
+    echo(f"degradation: {degradation.describe()}")
+    echo(f"\nscans ({methods['model']['slices']} slices: every slice of every frame, 256x256 protocol grid)")
+    echo(format_table({NAMES[m]: methods[m] for m in ("model", *degradation.baselines)}, list(METRICS)))
+    for baseline in degradation.baselines:
+        echo(gain_text(methods["model"], methods[baseline], NAMES[baseline]))
+    echo(f"\nwrote {', '.join(str(f) for f in files)}")
 
 
 def _on_cines(predictor, data, split, cine_dirs, patients, degradation, quiet):

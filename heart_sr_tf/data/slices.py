@@ -59,6 +59,18 @@ def heart_box(
     return max(r0, 0), min(r1, size), max(c0, 0), min(c1, size)
 
 
+def scan_slices(data: np.ndarray, size: int = HR_SIZE) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(slice, frame, image)`` for every slice of every frame of a scan's ``data`` (``[x, y[, slices[,
+    frames]]]``, slices third) on the protocol's grid, as :func:`patient_slices` makes ACDC's: each 3D frame's own
+    window, then each slice resized to ``size x size``. Frames are numbered from 1."""
+    frames = data.reshape(data.shape[:2] + (1, 1)) if data.ndim == 2 else data
+    frames = frames[..., None] if frames.ndim == 3 else frames
+    for t in range(frames.shape[3]):
+        scaled = normalise(frames[..., t])
+        for z in range(frames.shape[2]):
+            yield z, t + 1, resize_slice(scaled[:, :, z], size)
+
+
 def patient_slices(patient: Patient, size: int = HR_SIZE, margin: int = HEART_MARGIN) -> Iterator[Slice]:
     """Every (slice, frame) of a patient as a normalised ``size x size`` image.
 

@@ -1,0 +1,48 @@
+"""Image quality on a lab's own scans (NIfTI files or DICOM series, no ACDC layout, no labels): every slice of
+every frame on the protocol's grid is the HR image, degraded as the model's training data was, and the model is
+scored next to that degradation's baselines exactly as on ACDC's stored slices (``evaluate.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from heart_sr_tf.data.degradation import Degradation
+from heart_sr_tf.data.scan import read_scan
+from heart_sr_tf.data.slices import scan_slices
+from heart_sr_tf.evaluation.evaluate import Evaluation, predict_slice
+from heart_sr_tf.metrics import image_metrics
+from heart_sr_tf.progress import progress_bar
+
+
+def evaluate_scans(
+    predictor, paths: list[Path], degradation: Degradation, limit: int | None = None, quiet: bool = False
+) -> Evaluation:
+    """Score the model and its degradation's baselines on every slice of every frame of ``paths`` (at most
+    ``limit`` slices in all; each scan is read and checked before any scoring). Each scan counts as a patient."""
+    scans = [read_scan(Path(path), ndims=(2, 3, 4)) for path in paths]
+    names = _names(paths)
+    total = sum(int(np.prod(scan.data.shape[2:])) for scan in scans)
+    total = min(total, limit or total)
+    result = Evaluation(split="scans", source=predictor.source, degradation=degradation)
+    rng = np.random.default_rng(0)
+    done = 0
+    with progress_bar(total, "evaluate scans", "slice", disable=quiet) as bar:
+        for name, scan in zip(names, scans, strict=True):
+            for z, frame, hr in scan_slices(scan.data):
+                if done == total:
+                    return result
+                done += 1
+                _, hr, outputs = predict_slice(predictor, hr, degradation, rng)
+                meta = {"patient": name, "slice": z, "frame": frame}
+                for method, image in outputs.items():
+                    result.rows.append({"roi": "full", "method": method, **meta, **image_metrics(image, hr)})
+                bar.update(1)
+    return result
+
+
+def _names(paths: list[Path]) -> list[str]:
+    """Each scan's name in the tables: its file or folder name, with its parent's when two would clash."""
+    short = [Path(p).name for p in paths]
+    return [str(Path(p)) if short.count(n) > 1 else n for p, n in zip(paths, short, strict=True)]
