@@ -66,6 +66,15 @@ def test_jobs_from_a_folder_a_glob_and_a_manifest(tmp_path):
         find_jobs(str(tmp_path / "nothing-*.nii.gz"), tmp_path / "out")
 
 
+def test_a_dicom_series_folder_given_itself_is_one_scan(tmp_path):
+    """A series folder as the input (its files named without an extension, as scanners export them), not only
+    series folders below it."""
+    write_cine(tmp_path / "sax", Cine(np.full((8, 9, 2, 2), 100.0, np.float32)))
+    assert not [p for p in (tmp_path / "sax").iterdir() if p.suffix]
+    jobs = find_jobs(str(tmp_path / "sax"), tmp_path / "out")
+    assert [(j.input, j.output) for j in jobs] == [(tmp_path / "sax", tmp_path / "out" / "sax.nii.gz")]
+
+
 def test_a_cohort_equals_upscale_lists_the_bad_scan_and_resumes(cohort_inputs, tmp_path):
     from heart_sr_tf.cli import main
     from heart_sr_tf.inference.predictor import load_local_model

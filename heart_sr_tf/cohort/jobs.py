@@ -28,6 +28,8 @@ def find_jobs(inputs: str, out_dir: Path) -> list[Job]:
         jobs = _manifest(path, out_dir)
     elif path.is_dir():
         jobs = [Job(scan, out_dir / _output_name(scan.relative_to(path))) for scan in _scans_under(path)]
+        if _holds_dicom_files(path):  # the folder given is itself a series (scanner exports often name files IM0001)
+            jobs.insert(0, Job(path, out_dir / f"{path.resolve().name}.nii.gz"))
     else:
         matches = sorted(Path(p) for p in glob.glob(inputs, recursive=True))
         scans = [p for p in matches if _is_scan(p)]
