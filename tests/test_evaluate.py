@@ -127,7 +127,7 @@ def test_evaluate_scans_scores_a_labs_own_scans_next_to_the_baselines(tiny_expor
     header, rows = rows[0], rows[1:]
     methods = {row[header.index("method")] for row in rows}
     assert methods == {"model", "bicubic", "blocky"} and len(rows) == 5 * 3  # --limit: slices in all, each method
-    summary = json.loads((out / "summary.json").read_text())["summary"]["full"]
+    summary = json.loads((out / "summary.json").read_text())["summary"]["scans"]
     # the first slice by hand: the same protocol slice, degradation and metrics
     predictor = load_predictor(tiny_export)
     _, _, hr = next(scan_slices(read_scan(frame).data))

@@ -66,8 +66,8 @@ def cohort(
     if precision == "auto":  # per model: bfloat16 (or a checked int8 twin) only where every model can run it
         models = [m for m in (options["model"], options["through_plane_model"]) if m]
         chosen = {effective_precision(m, options["backend"], "auto") for m in models}
-        if options["through_plane"] and not options["through_plane_model"]:  # chosen per scan: no int8 twin known
-            chosen |= {"float32"} if "int8" in chosen else set()
+        if "int8" in chosen and options["through_plane"] and not options["through_plane_model"]:
+            chosen.add("float32")  # the through-plane model is chosen per scan: no int8 twin is known for it
         options["precision"] = chosen.pop() if len(chosen) == 1 else "float32"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -23,9 +23,8 @@ def evaluate_model(
 ):  # fmt: skip
     from heart_sr_tf.data.pipeline import num_slices
     from heart_sr_tf.evaluation.acquisition_ladder import ladder_factors
-    from heart_sr_tf.evaluation.evaluate import NAMES, figures, write_outputs
     from heart_sr_tf.evaluation.evaluate import evaluate as run_evaluate
-    from heart_sr_tf.evaluation.report import format_table
+    from heart_sr_tf.evaluation.evaluate import figures, write_outputs
     from heart_sr_tf.inference.predictor import load_predictor
 
     if acquisition_ladder and not clinical:
@@ -74,55 +73,55 @@ def evaluate_model(
     out = out or default_out(model, split, run is not None)
     files = write_outputs(result, out)
     pictures = figures(predictor, data, split, out / "figures", n_figures, degradation=chosen) if n_figures else []
-    summary = result.summary()
     echo(
         f"{predictor.source} ({predictor.backend}, {predictor.precision}) on {split} ({data}); "
         "per-slice metrics on [0, 1], data range 1, averaged"
     )
     echo(f"degradation: {chosen.describe()}")
-    for name, methods in summary.items():
-        columns = {NAMES[m]: methods[m] for m in ("model", *chosen.baselines) if m in methods}
+    _echo_tables(result, chosen, echo)
+    if segmenters:
+        files += _clinical(predictor, segmenters, data, split, chosen, limit, quiet, out, echo, ladder)
+    echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")
+
+
+def _echo_tables(result, degradation, echo: Echo) -> None:
+    """Per roi: the model next to the degradation's baselines (and a run's last losses), then its gain over each."""
+    from heart_sr_tf.evaluation.evaluate import METRICS, NAMES
+    from heart_sr_tf.evaluation.report import format_table
+
+    units = {"cine": "frames: every frame of each slice's cine", "scans": "slices: every slice of every frame"}
+    for name, methods in result.summary().items():
+        columns = {NAMES[m]: methods[m] for m in ("model", *degradation.baselines) if m in methods}
         first = next(iter(methods.values()))
-        unit = "frames: every frame of each slice's cine" if name == "cine" else "slices"
-        echo(f"\n{name} ({first['slices']} {unit})")
+        echo(f"\n{name} ({first['slices']} {units.get(name, 'slices')})")
         if "model" in columns:  # the run's last training losses belong to the model alone, not to the baselines
             columns["model"] = {
                 **columns["model"],
                 "discriminator loss": result.losses.get("d_loss"),
                 "generator loss": result.losses.get("g_loss"),
             }
-        rows = ["ssim", "ssim_gauss", "psnr", "nrmse"] + (
-            ["discriminator loss", "generator loss"] if result.losses else []
-        )
+        rows = [*METRICS] + (["discriminator loss", "generator loss"] if result.losses else [])
         echo(format_table(columns, rows))
-        for baseline in chosen.baselines:
+        for baseline in degradation.baselines:
             echo(gain_text(methods["model"], methods[baseline], NAMES[baseline]))
-    if segmenters:
-        files += _clinical(predictor, segmenters, data, split, chosen, limit, quiet, out, echo, ladder)
-    echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")
 
 
 def _on_scans(model, predictor, scans: str, degradation, limit, out, quiet, echo: Echo) -> None:
     """``--scans``: the model on a lab's own scans, next to the degradation's baselines (no ACDC, no labels)."""
     from heart_sr_tf.cohort.jobs import find_jobs
-    from heart_sr_tf.evaluation.evaluate import METRICS, NAMES, write_outputs
-    from heart_sr_tf.evaluation.report import format_table
+    from heart_sr_tf.evaluation.evaluate import write_outputs
     from heart_sr_tf.evaluation.scans import evaluate_scans
 
     paths = [job.input for job in find_jobs(scans, Path("."))]
     result = evaluate_scans(predictor, paths, degradation, limit=limit, quiet=quiet)
     out = out or default_out(model, "scans", predictor.run is not None)
     files = write_outputs(result, out)
-    methods = result.summary()["full"]
     echo(
         f"{predictor.source} ({predictor.backend}, {predictor.precision}) on {len(paths)} scan(s) from {scans}; "
-        "per-slice metrics on [0, 1], data range 1, averaged"
+        "per-slice metrics on [0, 1], data range 1, averaged, on the 256x256 protocol grid"
     )
     echo(f"degradation: {degradation.describe()}")
-    echo(f"\nscans ({methods['model']['slices']} slices: every slice of every frame, 256x256 protocol grid)")
-    echo(format_table({NAMES[m]: methods[m] for m in ("model", *degradation.baselines)}, list(METRICS)))
-    for baseline in degradation.baselines:
-        echo(gain_text(methods["model"], methods[baseline], NAMES[baseline]))
+    _echo_tables(result, degradation, echo)
     echo(f"\nwrote {', '.join(str(f) for f in files)}")
 
 

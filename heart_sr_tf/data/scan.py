@@ -69,13 +69,13 @@ def read_scan(
         return Scan(path, data, nifti_image(dicom, data), dicom)
     if series is not None:
         raise DataError(path, "--series picks a series of DICOM input; this is not a DICOM series")
-    data, _ = load_nifti(path, ndims=ndims, min_inplane=1)
-    image = nib.load(str(path))
-    axis = slice_axis(image.header.get_zooms(), data.shape) if axis is None or data.ndim < 3 else axis
+    data, zooms = load_nifti(path, ndims=ndims, min_inplane=1)
+    axis = slice_axis(zooms, data.shape) if axis is None or data.ndim < 3 else axis
     if axis != 2:
         data = np.moveaxis(data, axis, 2)
-    check_volume(path, data, ndims=ndims, min_inplane=min_inplane)  # the in-plane size, once the slices are third
-    return Scan(path, data, image, slice_axis=axis)
+    if min_inplane > 1:  # the in-plane size, once the slices are third
+        check_volume(path, data, ndims=ndims, min_inplane=min_inplane)
+    return Scan(path, data, nib.load(str(path)), slice_axis=axis)
 
 
 def slice_axis(zooms, shape) -> int:

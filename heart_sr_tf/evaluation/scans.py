@@ -37,7 +37,7 @@ def evaluate_scans(
                 _, hr, outputs = predict_slice(predictor, hr, degradation, rng)
                 meta = {"patient": name, "slice": z, "frame": frame}
                 for method, image in outputs.items():
-                    result.rows.append({"roi": "full", "method": method, **meta, **image_metrics(image, hr)})
+                    result.rows.append({"roi": "scans", "method": method, **meta, **image_metrics(image, hr)})
                 bar.update(1)
     return result
 

@@ -310,7 +310,8 @@ def _write(image, out: np.ndarray, factors: tuple[int, int, int], path: Path, wh
     header["descrip"] = f"heart-sr {what}".encode()[:79]  # a super-resolved file says so, wherever it goes
     dtype = image.get_data_dtype()
     slope, inter = stored_scaling(image)
-    if np.issubdtype(dtype, np.integer):  # stored as the input was: same data type, slope and intercept
+    integer = np.issubdtype(dtype, np.integer)
+    if integer:  # stored as the input was: same data type, slope and intercept
         info = np.iinfo(dtype)
         out = np.clip(np.round((out - inter) / slope), info.min, info.max).astype(dtype)
     zooms = list(header.get_zooms())
@@ -319,7 +320,6 @@ def _write(image, out: np.ndarray, factors: tuple[int, int, int], path: Path, wh
     result = same_kind(image, out, upscaled_affine(image.affine, factors), header)
     result.header.set_zooms(zooms)
     result.header.set_data_dtype(dtype)
-    integer = np.issubdtype(dtype, np.integer)
     result.header.set_slope_inter(*((slope, inter) if integer else (1.0, 0.0)))  # floats hold real values
     for method in ("qform", "sform"):
         matrix, code = getattr(image, f"get_{method}")(coded=True)
