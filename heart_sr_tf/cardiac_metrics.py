@@ -149,3 +149,45 @@ def paired_difference(a, b, resamples: int = 1000, seed: int = 0) -> dict[str, f
     picks = np.random.default_rng(seed).integers(0, d.size, size=(resamples, d.size))
     low, high = np.percentile(d[picks].mean(1), [2.5, 97.5])
     return {"mean": float(d.mean()), "low": float(low), "high": float(high)}
+
+
+CINE_MEASURES = (
+    "ED_frame", "ES_frame", "LVEDV_ml", "LVESV_ml", "LVEF_pct", "RVEDV_ml", "RVESV_ml", "RVEF_pct", "myo_mass_g",
+    "ED_wall_mm",
+)  # fmt: skip
+
+
+def cine_measurements(rows: list[dict], prefix: str = "") -> dict[str, float]:
+    """A cine's measurements from its frame rows (``frame``, ``LV_ml``, ``RV_ml``, ``myocardium_ml``,
+    ``LV_wall_mm``: numbers, or a volume table's strings with blank for none; ``prefix``: the columns of another
+    reading, e.g. the scan as acquired's): ED the frame of largest LV, ES of smallest; the ejection fractions, the
+    myocardial mass and the mean LV wall thickness at ED. NaN where undefined (a single frame has no ES; no LV, no
+    EF)."""
+
+    def value(row: dict, name: str) -> float:
+        v = row.get(f"{prefix}{name}", "")
+        return float(v) if v not in ("", None) else float("nan")
+
+    nan = float("nan")
+    if not rows:
+        return dict.fromkeys(CINE_MEASURES, nan)
+    ed = max(rows, key=lambda r: value(r, "LV_ml"))
+    es = min(rows, key=lambda r: value(r, "LV_ml"))
+    cine = len(rows) > 1 and value(ed, "LV_ml") > 0
+
+    def ef(edv: float, esv: float) -> float:
+        return 100.0 * (edv - esv) / edv if cine and edv > 0 else nan
+
+    lv, rv = (value(ed, "LV_ml"), value(es, "LV_ml")), (value(ed, "RV_ml"), value(es, "RV_ml"))
+    return {
+        "ED_frame": int(ed["frame"]) if cine else nan,
+        "ES_frame": int(es["frame"]) if cine else nan,
+        "LVEDV_ml": lv[0] if cine else nan,
+        "LVESV_ml": lv[1] if cine else nan,
+        "LVEF_pct": ef(*lv),
+        "RVEDV_ml": rv[0] if cine else nan,
+        "RVESV_ml": rv[1] if cine else nan,
+        "RVEF_pct": ef(*rv),
+        "myo_mass_g": value(ed, "myocardium_ml") * MYOCARDIAL_DENSITY if cine else nan,
+        "ED_wall_mm": value(ed, "LV_wall_mm") if cine else nan,
+    }

@@ -173,8 +173,9 @@ def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(short_
     """A cine and a single frame, measured by the shipped segmenter on the workers: each scan's label map and
     volume table as ``upscale --measure`` writes them, and one row per scan in measurements.csv, rebuilt on a
     resumed run; a bad segmenter or a stray --segmenter refused before any work."""
+    from heart_sr_tf.cardiac_metrics import cine_measurements
     from heart_sr_tf.cli import main
-    from heart_sr_tf.volumes.measure import cine_measurements, read_volumes
+    from heart_sr_tf.volumes.measure import read_volumes
 
     inputs = tmp_path / "in"
     inputs.mkdir()

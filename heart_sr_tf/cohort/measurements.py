@@ -9,8 +9,9 @@ import csv
 import math
 from pathlib import Path
 
+from heart_sr_tf.cardiac_metrics import CINE_MEASURES, cine_measurements
 from heart_sr_tf.cohort.jobs import Job
-from heart_sr_tf.volumes.measure import ACQUIRED, CINE_MEASURES, NOTE, cine_measurements, measure_outputs, read_volumes
+from heart_sr_tf.volumes.measure import ACQUIRED, NOTE, measure_outputs, read_volumes
 
 MEASUREMENTS_NAME = "measurements.csv"
 

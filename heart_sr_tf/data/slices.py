@@ -14,6 +14,8 @@ from heart_sr_tf.data.intensity import normalise
 
 HR_SIZE = 256
 HEART_MARGIN = 10
+GRID_PIXEL_MM = 1.35  # ACDC's median protocol-grid pixel (field of view / 256): 1.27 x 1.45 mm
+SMALLEST_GRID_PIXEL_MM = 0.87  # the smallest in ACDC: a finer grid means a field of view smaller than any seen
 
 
 @dataclass

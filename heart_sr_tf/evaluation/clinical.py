@@ -19,7 +19,6 @@ resolution's, patient by patient, with an interval: whether it is worse than fro
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from heart_sr_tf.cardiac_metrics import (
 from heart_sr_tf.data.degradation import BASELINE_NAMES, Degradation
 from heart_sr_tf.data.segmentation import labelled_frames, split_of
 from heart_sr_tf.evaluation.acquisition_ladder import ladder_equivalents, ladder_lines, rung_images, rung_name
+from heart_sr_tf.evaluation.report import write_csv
 from heart_sr_tf.metrics import psnr
 from heart_sr_tf.progress import progress_bar
 
@@ -344,8 +344,8 @@ def write_clinical(result: ClinicalResult, out: Path, summary: dict | None = Non
             indent=2,
         )
     )
-    _csv(files[1], result.frames)
-    _csv(files[2], result.patients)
+    write_csv(files[1], result.frames)
+    write_csv(files[2], result.patients)
     markdown = out / "summary.md"
     previous = markdown.read_text() if markdown.is_file() else ""
     markdown.write_text(previous + ("\n" if previous else "") + clinical_markdown(result, summary))
@@ -519,11 +519,3 @@ def bland_altman_figure(result: ClinicalResult, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def _csv(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="") as f:
-        if rows:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)

@@ -9,7 +9,6 @@ for the model and the degradation's baselines on the same slices:
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 
 from heart_sr_tf.data.degradation import BASELINE_NAMES, Degradation
 from heart_sr_tf.data.pipeline import slice_dataset, to_unit
+from heart_sr_tf.evaluation.report import write_csv
 from heart_sr_tf.metrics import gain, image_metrics
 from heart_sr_tf.progress import progress_bar
 
@@ -126,9 +126,9 @@ def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
         "losses": evaluation.losses,
     }
     files[0].write_text(json.dumps(payload, indent=2))
-    _csv(files[1], [{"roi": r, "method": m, **v} for r, ms in summary.items() for m, v in ms.items()])
-    _csv(files[2], evaluation.per_patient())
-    _csv(files[3], evaluation.rows)
+    write_csv(files[1], [{"roi": r, "method": m, **v} for r, ms in summary.items() for m, v in ms.items()])
+    write_csv(files[2], evaluation.per_patient())
+    write_csv(files[3], evaluation.rows)
     return files
 
 
@@ -149,16 +149,6 @@ def markdown_summary(summary: dict, degradation: Degradation) -> str:
                 lines.append(f"| model - {NAMES[baseline]} | {dp:+.2f} | {ds:+.4f} | | |")
         lines.append("")
     return "\n".join(lines)
-
-
-def _csv(path: Path, rows: list[dict]) -> None:
-    if not rows:
-        path.write_text("")
-        return
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def figures(

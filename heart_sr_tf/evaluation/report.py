@@ -1,8 +1,10 @@
-"""Plain-text tables for the terminal."""
+"""Plain-text tables for the terminal, and the CSV tables beside them."""
 
 from __future__ import annotations
 
+import csv
 import math
+from pathlib import Path
 
 LABELS = {"ssim": "SSIM (7x7)", "ssim_gauss": "SSIM (11x11 gauss)", "psnr": "PSNR (dB)", "nrmse": "NRMSE"}
 
@@ -24,3 +26,12 @@ def format_table(columns: dict[str, dict[str, float]], rows: list[str]) -> str:
     lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*line) for line in body]
     return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """``rows`` as a CSV table with the first row's keys as its header (an empty file for no rows)."""
+    with Path(path).open("w", newline="") as f:
+        if rows:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)

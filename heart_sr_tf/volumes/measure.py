@@ -26,8 +26,8 @@ import numpy as np
 
 from heart_sr_tf.cardiac_metrics import (
     KEPT_WARNING,
-    MYOCARDIAL_DENSITY,
     STRUCTURES,
+    cine_measurements,
     kept_percent,
     volumes_ml,
     wall_thickness_mm,
@@ -35,12 +35,9 @@ from heart_sr_tf.cardiac_metrics import (
 from heart_sr_tf.data.intensity import intensity_window, normalise, padding_mask
 from heart_sr_tf.data.nifti import same_kind
 from heart_sr_tf.data.scan import Scan, read_scan
-from heart_sr_tf.data.slices import HR_SIZE
+from heart_sr_tf.data.slices import GRID_PIXEL_MM, HR_SIZE, SMALLEST_GRID_PIXEL_MM
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.progress import progress_bar
-
-GRID_PIXEL_MM = 1.35  # ACDC's median protocol-grid pixel (field of view / 256): 1.27 x 1.45 mm
-SMALLEST_GRID_PIXEL_MM = 0.87  # the smallest in ACDC: a finer grid means a field of view smaller than any seen
 
 NOTE = (
     "volumes from an automatic segmenter trained on ACDC (heart-sr-tf), on the 256x256 protocol grid; "
@@ -186,46 +183,6 @@ def _grid_axis(n: int, zoom: float) -> tuple[int, int]:
         return HR_SIZE, 0
     size = max(1, min(HR_SIZE, round(fov / GRID_PIXEL_MM)))
     return size, (HR_SIZE - size) // 2
-
-
-CINE_MEASURES = (
-    "ED_frame", "ES_frame", "LVEDV_ml", "LVESV_ml", "LVEF_pct", "RVEDV_ml", "RVESV_ml", "RVEF_pct", "myo_mass_g",
-    "ED_wall_mm",
-)  # fmt: skip
-
-
-def cine_measurements(rows: list[dict], prefix: str = "") -> dict[str, float]:
-    """A cine's measurements from its frame rows (``_segmented``'s, or ``read_volumes``' with ``prefix`` for the
-    scan as acquired): ED the frame of largest LV, ES of smallest; the ejection fractions, the myocardial mass and
-    the mean LV wall thickness at ED. NaN where undefined (a single frame has no ES; no LV, no EF)."""
-
-    def value(row: dict, name: str) -> float:
-        v = row.get(f"{prefix}{name}", "")
-        return float(v) if v not in ("", None) else float("nan")
-
-    nan = float("nan")
-    if not rows:
-        return dict.fromkeys(CINE_MEASURES, nan)
-    ed = max(rows, key=lambda r: value(r, "LV_ml"))
-    es = min(rows, key=lambda r: value(r, "LV_ml"))
-    cine = len(rows) > 1 and value(ed, "LV_ml") > 0
-
-    def ef(edv: float, esv: float) -> float:
-        return 100.0 * (edv - esv) / edv if cine and edv > 0 else nan
-
-    lv, rv = (value(ed, "LV_ml"), value(es, "LV_ml")), (value(ed, "RV_ml"), value(es, "RV_ml"))
-    return {
-        "ED_frame": int(ed["frame"]) if cine else nan,
-        "ES_frame": int(es["frame"]) if cine else nan,
-        "LVEDV_ml": lv[0] if cine else nan,
-        "LVESV_ml": lv[1] if cine else nan,
-        "LVEF_pct": ef(*lv),
-        "RVEDV_ml": rv[0] if cine else nan,
-        "RVESV_ml": rv[1] if cine else nan,
-        "RVEF_pct": ef(*rv),
-        "myo_mass_g": value(ed, "myocardium_ml") * MYOCARDIAL_DENSITY if cine else nan,
-        "ED_wall_mm": value(ed, "LV_wall_mm") if cine else nan,
-    }
 
 
 def read_volumes(csv_path: Path) -> list[dict]:
