@@ -136,7 +136,7 @@ def test_evaluate_scans_scores_a_labs_own_scans_next_to_the_baselines(tiny_expor
     assert first["model"] == pytest.approx(image_metrics(outputs["model"], hr)["psnr"], abs=1e-4)
     assert first["bicubic"] == pytest.approx(image_metrics(outputs["bicubic"], hr)["psnr"], abs=1e-4)
     assert summary["model"]["slices"] == 5
-    refused = run_cli("evaluate", tiny_export, "--scans", folder, "--clinical")
-    assert refused.returncode == 2 and "--scans: scores the scans given; drop --clinical" in refused.stderr
+    refused = run_cli("evaluate", tiny_export, "--scans", folder, "--cine-dir", tmp_path)
+    assert refused.returncode == 2 and "--scans: scores the scans given; drop --cine-dir" in refused.stderr
     missing = run_cli("evaluate", tiny_export, "--scans", tmp_path / "nothing")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr

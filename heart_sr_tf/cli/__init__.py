@@ -158,7 +158,9 @@ def sweep_srgan_command(strategy, vgg_weights, quiet, lrs, name, **options):
     "--clinical",
     is_flag=True,
     help="Also segment the split's ED/ES frames at full resolution, through the baselines and the model, and "
-    "report Dice, volumes, ejection fractions and myocardial mass against the ground truth (--limit: patients).",
+    "report Dice, volumes, ejection fractions and myocardial mass against the ground truth (--limit: patients). "
+    "With --scans: every frame, against the full-resolution scan's own segmentation and measurements (--limit: "
+    "scans).",
 )
 @click.option(
     "--segmenter",

@@ -29,9 +29,16 @@ def evaluate_model(
 
     if acquisition_ladder and not clinical:
         raise HeartSRError("--acquisition-ladder: goes with --clinical (it places the model's clinical figures)")
-    given = {"--acdc-dir": acdc_dir, "--data-dir": data_dir, "--cine-dir": cine_dirs, "--clinical": clinical}
+    given = {
+        "--acdc-dir": acdc_dir,
+        "--data-dir": data_dir,
+        "--cine-dir": cine_dirs,
+        "--acquisition-ladder": acquisition_ladder,
+    }
     if scans is not None and any(given.values()):
         raise HeartSRError(f"--scans: scores the scans given; drop {', '.join(k for k, v in given.items() if v)}")
+    if scans is not None and len(segmenter) > 1:
+        raise HeartSRError("--segmenter: --scans --clinical measures through one segmenter; give one")
     segmenters = _segmenters(segmenter) if clinical else []  # loaded first: a bad segmenter fails before any work
     predictor = load_predictor(model, backend, precision)
     if data_consistency:
@@ -49,7 +56,7 @@ def evaluate_model(
         chosen = dataclasses.replace(chosen, kind=degradation)
     ladder = ladder_factors(chosen) if acquisition_ladder else ()  # a non-k-space model refused before any work
     if scans is not None:
-        _on_scans(model, predictor, scans, chosen, limit, out, quiet, echo)
+        _on_scans(model, predictor, scans, chosen, limit, out, quiet, echo, segmenters[0] if segmenters else None)
         return
     run = predictor.run
     if run is not None and acdc_dir is None and data_dir is None:
@@ -106,22 +113,32 @@ def _echo_tables(result, degradation, echo: Echo) -> None:
             echo(gain_text(methods["model"], methods[baseline], NAMES[baseline]))
 
 
-def _on_scans(model, predictor, scans: str, degradation, limit, out, quiet, echo: Echo) -> None:
-    """``--scans``: the model on a lab's own scans, next to the degradation's baselines (no ACDC, no labels)."""
+def _on_scans(model, predictor, scans: str, degradation, limit, out, quiet, echo: Echo, segmenter=None) -> None:
+    """``--scans``: the model on a lab's own scans, next to the degradation's baselines (no ACDC, no labels); with
+    a ``segmenter`` (``--clinical``), also their segmentations and measurements against full resolution's."""
     from heart_sr_tf.cohort.jobs import find_jobs
     from heart_sr_tf.evaluation.evaluate import write_outputs
     from heart_sr_tf.evaluation.scans import evaluate_scans
+    from heart_sr_tf.evaluation.scans_clinical import scans_clinical, scans_clinical_markdown, write_scans_clinical
 
     paths = [job.input for job in find_jobs(scans, Path("."))]
-    result = evaluate_scans(predictor, paths, degradation, limit=limit, quiet=quiet)
+    if segmenter is not None and degradation.kind == "through_plane":
+        raise HeartSRError("--clinical: measures in-plane models (a through-plane model changes the slice count)")
+    measured = paths[:limit] if segmenter is not None else paths  # --clinical: --limit counts scans
+    result = evaluate_scans(predictor, measured, degradation, limit=None if segmenter else limit, quiet=quiet)
+    clinical = scans_clinical(predictor, segmenter, measured, degradation, quiet) if segmenter else None
     out = out or default_out(model, "scans", predictor.run is not None)
     files = write_outputs(result, out)
     echo(
-        f"{predictor.source} ({predictor.backend}, {predictor.precision}) on {len(paths)} scan(s) from {scans}; "
+        f"{predictor.source} ({predictor.backend}, {predictor.precision}) on {len(measured)} scan(s) from {scans}; "
         "per-slice metrics on [0, 1], data range 1, averaged, on the 256x256 protocol grid"
     )
     echo(f"degradation: {degradation.describe()}")
     _echo_tables(result, degradation, echo)
+    if clinical is not None:
+        summary = clinical.summary()
+        echo("\n" + scans_clinical_markdown(clinical, summary))
+        files += write_scans_clinical(clinical, out, summary)
     echo(f"\nwrote {', '.join(str(f) for f in files)}")
 
 

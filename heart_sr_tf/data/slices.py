@@ -31,10 +31,23 @@ class Slice:
     box: tuple[int, int, int, int] | None  # heart box (row0, row1, col0, col1), ends exclusive
 
 
-def resize_slice(image: np.ndarray, size: int = HR_SIZE) -> np.ndarray:
-    """Resize one 2D slice to ``size x size`` with cv2 bicubic and clip to [0, 1]."""
-    out = cv2.resize(np.ascontiguousarray(image, dtype=np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+def resize_slice(image: np.ndarray, size: int | tuple[int, int] = HR_SIZE) -> np.ndarray:
+    """Resize one 2D slice to ``size x size`` (or ``(rows, columns)``) with cv2 bicubic and clip to [0, 1]."""
+    rows, columns = (size, size) if isinstance(size, int) else size
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    out = cv2.resize(image, (columns, rows), interpolation=cv2.INTER_CUBIC)
     return np.clip(out, 0.0, 1.0)
+
+
+def grid_axis(n: int, zoom: float) -> tuple[int, int]:
+    """``(size, offset)`` of a field of view of ``n`` pixels of ``zoom`` mm along one axis on the 256 grid the
+    segmenter works on: all of it (the protocol), or, for a field of view smaller than ACDC's, at ``GRID_PIXEL_MM``
+    in the middle."""
+    fov = n * float(zoom)
+    if fov / HR_SIZE >= SMALLEST_GRID_PIXEL_MM:
+        return HR_SIZE, 0
+    size = max(1, min(HR_SIZE, round(fov / GRID_PIXEL_MM)))
+    return size, (HR_SIZE - size) // 2
 
 
 def heart_box(
@@ -61,16 +74,22 @@ def heart_box(
     return max(r0, 0), min(r1, size), max(c0, 0), min(c1, size)
 
 
-def scan_slices(data: np.ndarray, size: int = HR_SIZE) -> Iterator[tuple[int, int, np.ndarray]]:
-    """``(slice, frame, image)`` for every slice of every frame of a scan's ``data`` (``[x, y[, slices[,
+def scan_frames(data: np.ndarray, size: int = HR_SIZE) -> Iterator[tuple[int, np.ndarray]]:
+    """``(frame, images [slices, size, size])`` for every frame of a scan's ``data`` (``[x, y[, slices[,
     frames]]]``, slices third) on the protocol's grid, as :func:`patient_slices` makes ACDC's: each 3D frame's own
     window, then each slice resized to ``size x size``. Frames are numbered from 1."""
     frames = data.reshape(data.shape[:2] + (1, 1)) if data.ndim == 2 else data
     frames = frames[..., None] if frames.ndim == 3 else frames
     for t in range(frames.shape[3]):
         scaled = normalise(frames[..., t])
-        for z in range(frames.shape[2]):
-            yield z, t + 1, resize_slice(scaled[:, :, z], size)
+        yield t + 1, np.stack([resize_slice(scaled[:, :, z], size) for z in range(frames.shape[2])])
+
+
+def scan_slices(data: np.ndarray, size: int = HR_SIZE) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(slice, frame, image)`` for every slice of every frame of :func:`scan_frames`."""
+    for frame, images in scan_frames(data, size):
+        for z, image in enumerate(images):
+            yield z, frame, image
 
 
 def patient_slices(patient: Patient, size: int = HR_SIZE, margin: int = HEART_MARGIN) -> Iterator[Slice]:

@@ -485,8 +485,8 @@ def share_cells(summary: dict, part: str, trivial: bool = False) -> str:
     cells = []
     for name in ("LV", "myocardium", "RV"):
         cell = f"{summary[part][name]:.0f}%"
-        if not trivial:
-            low, high = summary["interval_95"][part][name]
+        low, high = summary["interval_95"][part][name] if not trivial else (np.nan, np.nan)
+        if np.isfinite(low) and np.isfinite(high):  # (none from a single patient or scan)
             cell += f" [{low:.0f}, {high:.0f}]"
         cells.append(cell)
     return " / ".join(cells)

@@ -22,7 +22,7 @@ def evaluate_scans(
     """Score the model and its degradation's baselines on every slice of every frame of ``paths`` (at most
     ``limit`` slices in all; each scan is read and checked before any scoring). Each scan counts as a patient."""
     scans = [read_scan(Path(path), ndims=(2, 3, 4)) for path in paths]
-    names = _names(paths)
+    names = scan_names(paths)
     total = sum(int(np.prod(scan.data.shape[2:])) for scan in scans)
     total = min(total, limit or total)
     result = Evaluation(split="scans", source=predictor.source, degradation=degradation)
@@ -42,7 +42,7 @@ def evaluate_scans(
     return result
 
 
-def _names(paths: list[Path]) -> list[str]:
+def scan_names(paths: list[Path]) -> list[str]:
     """Each scan's name in the tables: its file or folder name, with its parent's when two would clash."""
     short = [Path(p).name for p in paths]
     return [str(Path(p)) if short.count(n) > 1 else n for p, n in zip(paths, short, strict=True)]

@@ -3,9 +3,9 @@
 Each frame goes through the intensity protocol and its slices are resized to the 256x256 protocol grid (cv2
 bicubic), where the segmenter was trained. A field of view smaller than ACDC's (a crop around the heart) would
 be magnified there beyond anything the segmenter saw, so such a slice is resized to ACDC's typical grid pixel
-(``GRID_PIXEL_MM``) instead and placed in the middle of the 256x256 grid on background. The labels (largest 3D
-component per structure) go back to the scan's grid with nearest neighbour and are written beside OUT; each
-frame's row says which share of every structure's labelled voxels that component kept, and a share under
+(``data/slices.GRID_PIXEL_MM``) instead and placed in the middle of the 256x256 grid on background. The labels
+(largest 3D component per structure) go back to the scan's grid with nearest neighbour and are written beside OUT;
+each frame's row says which share of every structure's labelled voxels that component kept, and a share under
 ``KEPT_WARNING`` is a warning naming the frame (the structure came in pieces, and the piece kept may not be the
 heart's). The scan as acquired (the upscaling's input) is segmented the same way on the same grid, and its
 measurements stand beside the upscaled scan's: what the lab's pipeline measures without super-resolution.
@@ -35,7 +35,7 @@ from heart_sr_tf.cardiac_metrics import (
 from heart_sr_tf.data.intensity import intensity_window, normalise, padding_mask
 from heart_sr_tf.data.nifti import same_kind
 from heart_sr_tf.data.scan import Scan, read_scan
-from heart_sr_tf.data.slices import GRID_PIXEL_MM, HR_SIZE, SMALLEST_GRID_PIXEL_MM
+from heart_sr_tf.data.slices import HR_SIZE, grid_axis
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.progress import progress_bar
 
@@ -124,7 +124,7 @@ def _segmented(read: Scan, segmenter, bar) -> tuple[np.ndarray, list[dict], list
     data, zooms = read.data, read.zooms
     frames = data[..., None] if data.ndim == 3 else data
     nx, ny, nz, count = frames.shape
-    (gx, ox), (gy, oy) = (_grid_axis(n, zoom) for n, zoom in ((nx, zooms[0]), (ny, zooms[1])))
+    (gx, ox), (gy, oy) = (grid_axis(n, zoom) for n, zoom in ((nx, zooms[0]), (ny, zooms[1])))
     pixel_mm = (zooms[0] * nx / gx, zooms[1] * ny / gy)
     voxel_ml = pixel_mm[0] * pixel_mm[1] * zooms[2] / 1000.0
     labels = np.zeros(frames.shape, np.uint8)
@@ -173,16 +173,6 @@ def kept_warnings(frame: int, kept: dict[str, float]) -> list[str]:
         for name, share in kept.items()
         if share < KEPT_WARNING
     ]
-
-
-def _grid_axis(n: int, zoom: float) -> tuple[int, int]:
-    """``(size, offset)`` of the scan's field of view along one axis on the 256 grid: all of it (the protocol),
-    or, for a field of view smaller than ACDC's, at ``GRID_PIXEL_MM`` in the middle."""
-    fov = n * float(zoom)
-    if fov / HR_SIZE >= SMALLEST_GRID_PIXEL_MM:
-        return HR_SIZE, 0
-    size = max(1, min(HR_SIZE, round(fov / GRID_PIXEL_MM)))
-    return size, (HR_SIZE - size) // 2
 
 
 def read_volumes(csv_path: Path) -> list[dict]:
