@@ -21,16 +21,15 @@ def evaluate_scans(
 ) -> Evaluation:
     """Score the model and its degradation's baselines on every slice of every frame of ``paths`` (at most
     ``limit`` slices in all; each scan is read and checked before any scoring). Each scan counts as a patient."""
-    scans = [read_scan(Path(path), ndims=(2, 3, 4)) for path in paths]
-    names = scan_names(paths)
-    total = sum(int(np.prod(scan.data.shape[2:])) for scan in scans)
+    shapes = scan_shapes(paths, ndims=(2, 3, 4))
+    total = sum(int(np.prod(shape[2:])) for shape in shapes)
     total = min(total, limit or total)
     result = Evaluation(split="scans", source=predictor.source, degradation=degradation)
     rng = np.random.default_rng(0)
     done = 0
     with progress_bar(total, "evaluate scans", "slice", disable=quiet) as bar:
-        for name, scan in zip(names, scans, strict=True):
-            for z, frame, hr in scan_slices(scan.data):
+        for name, path in zip(scan_names(paths), paths, strict=True):
+            for z, frame, hr in scan_slices(read_scan(Path(path), ndims=(2, 3, 4)).data):
                 if done == total:
                     return result
                 done += 1
@@ -40,6 +39,12 @@ def evaluate_scans(
                     result.rows.append({"roi": "scans", "method": method, **meta, **image_metrics(image, hr)})
                 bar.update(1)
     return result
+
+
+def scan_shapes(paths: list[Path], ndims) -> list[tuple[int, ...]]:
+    """Each scan read and checked (a bad one fails before any work) and kept only as its shape: a lab's scans
+    together may not fit in memory, so the work reads each again in its turn."""
+    return [read_scan(Path(path), ndims=ndims).data.shape for path in paths]
 
 
 def scan_names(paths: list[Path]) -> list[str]:

@@ -42,7 +42,7 @@ from heart_sr_tf.data.scan import read_scan
 from heart_sr_tf.data.slices import GRID_PIXEL_MM, HR_SIZE, grid_axis, resize_slice, scan_frames
 from heart_sr_tf.evaluation.clinical import NAMES, share_cells
 from heart_sr_tf.evaluation.report import write_csv
-from heart_sr_tf.evaluation.scans import scan_names
+from heart_sr_tf.evaluation.scans import scan_names, scan_shapes
 from heart_sr_tf.progress import progress_bar
 
 FRAME_MEASURES = ("LV_ml", "myocardium_ml", "RV_ml")
@@ -138,12 +138,13 @@ def scans_clinical(
 ) -> ScansClinical:
     """Segment every frame of ``paths`` at full resolution, through the degradation's baselines and through the
     model, and measure each against full resolution (each scan is read and checked before any work)."""
-    scans = [read_scan(Path(path), ndims=(3, 4)) for path in paths]
+    shapes = scan_shapes(paths, ndims=(3, 4))
     result = ScansClinical(predictor.source, str(segmenter.folder), degradation)
     rng = np.random.default_rng(0)
-    total = sum(scan.data.shape[3] if scan.data.ndim == 4 else 1 for scan in scans)
+    total = sum(shape[3] if len(shape) == 4 else 1 for shape in shapes)
     with progress_bar(total, "clinical scans", "frame", disable=quiet) as bar:
-        for name, scan in zip(scan_names(paths), scans, strict=True):
+        for name, path in zip(scan_names(paths), paths, strict=True):
+            scan = read_scan(Path(path), ndims=(3, 4))
             nx, ny = scan.data.shape[:2]
             zooms = scan.zooms
             pixel_mm = (zooms[0] * nx / HR_SIZE, zooms[1] * ny / HR_SIZE)  # of the protocol grid
