@@ -221,3 +221,23 @@ def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(short_
     assert refused.exit_code == 2 and "a super-resolution model, not a segmenter" in refused.output
     stray = CliRunner().invoke(main, [a for a in args if a != "--measure"] + ["--segmenter", str(models / "tiny")])
     assert stray.exit_code == 2 and "--segmenter goes with --measure" in stray.output
+
+
+def test_a_cohort_warns_as_upscale_does_of_a_label_map_given_as_a_scan(tmp_path):
+    """A label map passed as a scan is upscaled with a warning line in a cohort too (it came back silently)."""
+    from heart_sr_tf.cli import main
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    labels = np.zeros((30, 30, 2), np.uint8)
+    labels[5:25, 5:25], labels[8:22, 8:22], labels[11:19, 11:19] = 1, 2, 3
+    nib.save(nib.Nifti1Image(labels, np.diag([1.5, 1.5, 8.0, 1.0])), str(inputs / "gt.nii.gz"))
+    models = tmp_path / "models"
+    export_generator(rrdb_generator(3, blocks=1, features=8, growth=4), models, "tiny", degradation=Degradation())
+    args = ["cohort", str(inputs), "--out-dir", str(tmp_path / "out"), "--model", str(models / "tiny"),
+            "--workers", "1", "--quiet", "--backend", "tensorflow", "--precision", "float32"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "1 done" in result.stdout and (tmp_path / "out" / "gt.nii.gz").is_file()
+    expected = f"warning: {inputs / 'gt.nii.gz'}: holds only 4 distinct values (0, 1, 2, 3): is it a label map?"
+    assert expected in result.stderr

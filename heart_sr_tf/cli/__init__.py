@@ -365,7 +365,7 @@ def cohort(**options):
     input and an optional output column) into --out-dir, on a Dask cluster; re-running resumes."""
     from heart_sr_tf.commands.cohort import cohort as run
 
-    sys.exit(run(**options, echo=click.echo))
+    sys.exit(run(**options, echo=click.echo, warn=warn))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ class Summary:
     done: int = 0
     skipped: int = 0
     failed: list[str] = field(default_factory=list)  # each failed scan's one-line error
+    warnings: list[str] = field(default_factory=list)  # the done scans' warning lines
     seconds: float = 0.0
 
     def line(self) -> str:
@@ -75,6 +76,7 @@ def run_cohort(
                               result.get("error", ""))  # fmt: skip
                 if result["status"] == "done":
                     summary.done += 1
+                    summary.warnings += result.get("warnings", [])
                 else:
                     summary.failed.append(result["error"])
                 bar.update(1)

@@ -14,7 +14,9 @@ _PREDICTORS: dict = {}  # per worker process: (kind, model, backend, precision) 
 
 
 def upscale_task(scan: str, output: str, options: dict) -> dict:
-    """Upscale one scan; never raises for a bad scan: ``{"status": "failed", "error": one line}``."""
+    """Upscale one scan; never raises for a bad scan: ``{"status": "failed", "error": one line}``. A done scan's
+    result carries the lines ``upscale`` would have warned with (``warnings``): a label map given as the scan, a
+    segmentation in pieces."""
     start = time.perf_counter()
     try:
         from heart_sr_tf.data.scan import read_scan
@@ -26,6 +28,7 @@ def upscale_task(scan: str, output: str, options: dict) -> dict:
 
         with _ONE_AT_A_TIME:
             data = read_scan(Path(scan), ndims=(3, 4) if options["through_plane"] else (2, 3, 4))
+            warnings = [line for line in (data.label_warning(),) if line is not None]
             across = _through_plane(options, data.zooms) if options["through_plane"] else None
             predictor = _in_plane(options) if options["in_plane"] or not options["through_plane"] else None
             upscale_file(
@@ -35,8 +38,9 @@ def upscale_task(scan: str, output: str, options: dict) -> dict:
             if options.get("measure"):
                 from heart_sr_tf.volumes.measure import measure_scan
 
-                measure_scan(Path(output), _segmenter(options["segmenter"]), quiet=True, acquired=data)
-        return {"status": "done", "seconds": time.perf_counter() - start}
+                found = measure_scan(Path(output), _segmenter(options["segmenter"]), quiet=True, acquired=data)[3]
+                warnings += [f"{output}: {line}" for line in found]
+        return {"status": "done", "seconds": time.perf_counter() - start, "warnings": warnings}
     except Exception as exc:  # one bad scan is a row in the status file, never the end of the cohort
         from heart_sr_tf.errors import HeartSRError
 

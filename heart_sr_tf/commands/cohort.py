@@ -11,7 +11,7 @@ from heart_sr_tf.errors import HeartSRError, UsageError
 
 def cohort(
     inputs: str, out_dir: Path, model, through_plane, through_plane_model, in_plane, backend, precision, batch_size,
-    workers, scheduler, quiet, echo: Echo, measure: bool = False, segmenter=None,
+    workers, scheduler, quiet, echo: Echo, measure: bool = False, segmenter=None, warn: Echo | None = None,
 ) -> int:  # fmt: skip
     """Run the cohort; the exit status: 0 when every scan is done, 1 when some failed."""
     try:
@@ -92,6 +92,8 @@ def cohort(
         status, key = StatusFile(out_dir), options_key(options)  # this cohort's scans done with these options only
         table, count = write_measurements([job for job in jobs if status.is_done(job, key)], out_dir)
         echo(f"cohort: measurements of {count} scan(s) in {table} ({NOTE})")
+    for line in summary.warnings:
+        (warn or echo)(f"warning: {line}")
     for error in summary.failed:
         echo(f"failed: {error}")
     return 1 if summary.failed else 0

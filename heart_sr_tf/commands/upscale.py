@@ -33,12 +33,8 @@ def upscale_scan(
             f"{in_path}: its slices run along axis {scan.slice_axis} ({z[2]:g} mm apart; in-plane {z[0]:g} x "
             f"{z[1]:g} mm): upscaled in the plane of the other two axes, written back in the file's axis order"
         )
-    labels = scan.label_values()
-    if labels is not None:
-        warn(
-            f"warning: {in_path}: holds only {len(labels)} distinct values ({', '.join(f'{v:g}' for v in labels)}): "
-            "is it a label map? upscale treats it as an image and interpolates between its values"
-        )
+    if (line := scan.label_warning()) is not None:
+        warn(f"warning: {line}")
     seg = None
     if measure:
         from heart_sr_tf.volumes.measure import check_measure_outputs

@@ -55,6 +55,16 @@ class Scan:
             return None
         return values
 
+    def label_warning(self) -> str | None:
+        """The line that says a scan of few whole-number values may be a label map (:meth:`label_values`)."""
+        values = self.label_values()
+        if values is None:
+            return None
+        return (
+            f"{self.path}: holds only {len(values)} distinct values ({', '.join(f'{v:g}' for v in values)}): is it a "
+            "label map? upscale treats it as an image and interpolates between its values"
+        )
+
 
 def read_scan(
     path: Path, ndims=(2, 3, 4), series: int | None = None, min_inplane: int = 1, axis: int | None = None
