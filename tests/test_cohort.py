@@ -48,11 +48,12 @@ def cohort_inputs(acdc_dir, tmp_path_factory) -> tuple[Path, Path]:
 
 def test_jobs_from_a_folder_a_glob_and_a_manifest(tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
-    for name in ("a/x.nii.gz", "a/b/y.nii", "a/notes.txt"):
+    for name in ("a/x.nii.gz", "a/b/y.nii", "a/b/Z.NII.GZ", "a/notes.txt"):
         (tmp_path / name).write_text("")
     jobs = find_jobs(str(tmp_path / "a"), tmp_path / "out")
     assert [(j.input.relative_to(tmp_path), j.output.relative_to(tmp_path)) for j in jobs] == [
         (Path("a/x.nii.gz"), Path("out/x.nii.gz")),
+        (Path("a/b/Z.NII.GZ"), Path("out/b/Z.NII.GZ")),  # capitals are NIfTI too: never skipped without a word
         (Path("a/b/y.nii"), Path("out/b/y.nii")),
     ]
     assert [j.input.name for j in find_jobs(str(tmp_path / "a" / "*.nii*"), tmp_path / "out")] == ["x.nii.gz"]

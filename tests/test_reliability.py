@@ -131,6 +131,28 @@ def test_a_label_map_passed_as_the_scan_is_named_in_a_warning(phantom_root, tiny
     assert result.returncode == 0 and "label map" not in result.stderr, result.stderr
 
 
+def test_nifti_names_in_capitals_are_read_written_and_measured_as_lowercase_ones(phantom_root, tiny_export, tmp_path):
+    """``SCAN.NII.GZ`` (Windows tools and some exports write capitals, and nibabel reads them): upscaled into a
+    gzip-compressed ``OUT.NII.GZ`` equal to the lowercase run's output; it was refused as not NIfTI, and a cohort
+    folder skipped such files without a word."""
+    from heart_sr_tf.volumes.measure import measure_outputs
+
+    frame = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
+    upper = tmp_path / "SCAN.NII.GZ"
+    upper.write_bytes(frame.read_bytes())
+    result = _cli("upscale", upper, tmp_path / "OUT.NII.GZ", "--model", tiny_export, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "OUT.NII.GZ").read_bytes()[:2] == b"\x1f\x8b"  # gzip, as the name says
+    lower = _cli("upscale", frame, tmp_path / "out.nii.gz", "--model", tiny_export, "--quiet")
+    assert lower.returncode == 0, lower.stderr
+    np.testing.assert_array_equal(
+        nib.load(str(tmp_path / "OUT.NII.GZ")).get_fdata(), nib.load(str(tmp_path / "out.nii.gz")).get_fdata()
+    )
+    assert [p.name for p in measure_outputs(tmp_path / "OUT.NII.GZ")] == ["OUT_labels.nii.gz", "OUT_volumes.csv"]
+    refused = _cli("upscale", upper, tmp_path / "OUT.NII.GZ", "--model", tiny_export, "--quiet")
+    assert refused.returncode == 2 and "exists; pass --overwrite" in refused.stderr
+
+
 def test_bad_batch_sizes_are_refused_before_any_work(phantom_root, tiny_export, tmp_path):
     src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
     for value in ("0", "-1", "-3"):

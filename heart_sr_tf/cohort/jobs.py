@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from heart_sr_tf.data.dicom import is_dicom
+from heart_sr_tf.data.nifti import nifti_suffix
 from heart_sr_tf.errors import HeartSRError
-
-NIFTI = (".nii", ".nii.gz")
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def find_jobs(inputs: str, out_dir: Path) -> list[Job]:
 
 
 def _is_scan(path: Path) -> bool:
-    return (path.is_file() and path.name.endswith(NIFTI)) or (path.is_dir() and _holds_dicom_files(path))
+    return (path.is_file() and nifti_suffix(path) is not None) or (path.is_dir() and _holds_dicom_files(path))
 
 
 def _holds_dicom_files(folder: Path) -> bool:
@@ -62,13 +61,13 @@ def _scans_under(root: Path) -> list[Path]:
     for folder in sorted([root, *(p for p in root.rglob("*") if p.is_dir())]):
         if folder != root and _holds_dicom_files(folder):
             scans.append(folder)
-        scans += sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI))
+        scans += sorted(p for p in folder.iterdir() if p.is_file() and nifti_suffix(p) is not None)
     return scans
 
 
 def _output_name(relative: Path) -> Path:
     """A NIfTI result for every input: ``a/b.nii.gz`` -> ``a/b.nii.gz``, a DICOM folder ``a/s1`` -> ``a/s1.nii.gz``."""
-    return relative if relative.name.endswith(NIFTI) else relative.with_name(relative.name + ".nii.gz")
+    return relative if nifti_suffix(relative) is not None else relative.with_name(relative.name + ".nii.gz")
 
 
 def _manifest(path: Path, out_dir: Path) -> list[Job]:

@@ -11,6 +11,22 @@ import numpy as np
 from heart_sr_tf.errors import DataError
 
 
+def nifti_suffix(name) -> str | None:
+    """The NIfTI extension a file name ends in, as it is written (``.nii.gz``, ``.nii``, ``.NII.GZ``, ...): matched
+    in any case, as nibabel reads and writes them (Windows tools and some exports write capitals); None for
+    another name."""
+    name = Path(name).name
+    for extension in (".nii.gz", ".nii"):
+        if name.lower().endswith(extension):
+            return name[-len(extension) :]
+    return None
+
+
+def is_gzip_name(name) -> bool:
+    """A name nibabel writes gzip-compressed: ending in ``.gz`` in any case."""
+    return str(name).lower().endswith(".gz")
+
+
 def same_kind(image, data: np.ndarray, affine: np.ndarray, header):
     """A new image of ``image``'s own kind (NIfTI-1 or NIfTI-2: a NIfTI-2 header in a NIfTI-1 image makes
     nibabel complain on every save)."""

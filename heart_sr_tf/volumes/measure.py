@@ -33,7 +33,7 @@ from heart_sr_tf.cardiac_metrics import (
     wall_thickness_mm,
 )
 from heart_sr_tf.data.intensity import intensity_window, normalise, padding_mask
-from heart_sr_tf.data.nifti import same_kind
+from heart_sr_tf.data.nifti import nifti_suffix, same_kind
 from heart_sr_tf.data.scan import Scan, read_scan
 from heart_sr_tf.data.slices import HR_SIZE, grid_axis
 from heart_sr_tf.errors import HeartSRError
@@ -47,8 +47,8 @@ NOTE = (
 
 def measure_outputs(out_path: Path) -> tuple[Path, Path]:
     """Where ``--measure`` writes: ``OUT_labels.nii.gz`` and ``OUT_volumes.csv`` beside OUT."""
-    name = out_path.name
-    stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.removesuffix(".nii")  # or a DICOM folder
+    name, suffix = out_path.name, nifti_suffix(out_path)
+    stem = name[: -len(suffix)] if suffix else name  # (a DICOM folder has none)
     return out_path.with_name(f"{stem}_labels.nii.gz"), out_path.with_name(f"{stem}_volumes.csv")
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from heart_sr_tf.data.intensity import denormalise, intensity_window, normalise, padding_mask
 from heart_sr_tf.data.interpolation import aligned_bicubic
-from heart_sr_tf.data.nifti import same_kind
+from heart_sr_tf.data.nifti import is_gzip_name, nifti_suffix, same_kind
 from heart_sr_tf.data.scan import Scan, read_scan
 from heart_sr_tf.errors import DataError, HeartSRError
 from heart_sr_tf.processes import process_alive
@@ -59,7 +59,7 @@ def check_output(in_path: Path, out_path: Path, overwrite: bool = False) -> Path
     except OSError as exc:
         raise HeartSRError(f"{out_path}: cannot create its folder ({exc.strerror})") from None
     _remove_stale_parts(out_path)
-    suffix = ".nii.gz" if str(out_path).endswith(".gz") else ".nii"
+    suffix = ".nii.gz" if is_gzip_name(out_path) else ".nii"
     tmp = parent / f"{_part_prefix(out_path)}{os.getpid()}{suffix}"
     try:
         tmp.touch(exist_ok=False)
@@ -71,7 +71,7 @@ def check_output(in_path: Path, out_path: Path, overwrite: bool = False) -> Path
 def refuse_output(in_path: Path, out_path: Path, overwrite: bool = False) -> None:
     """The checks of :func:`check_output` that write nothing: run them before loading any model."""
     in_path, out_path = Path(in_path), Path(out_path)
-    if not str(out_path).endswith((".nii", ".nii.gz")):
+    if nifti_suffix(out_path) is None:
         raise HeartSRError(
             f"{out_path}: the output must be a .nii or .nii.gz file, or a folder for a DICOM series (end it in /)"
         )
@@ -331,7 +331,7 @@ def _write(image, out: np.ndarray, factors: tuple[int, int, int], path: Path, wh
 def save_nifti(image, path: Path) -> None:
     """``nib.save``, with a ``.gz`` compressed by ISA-L's igzip when installed: the same gzip stream format at
     the size of zlib's level 1, about ten times faster (nibabel compresses with the standard library)."""
-    if not str(path).endswith(".gz"):
+    if not is_gzip_name(path):
         nib.save(image, str(path))
         return
     try:
