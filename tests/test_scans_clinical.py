@@ -113,6 +113,14 @@ def test_evaluate_scans_clinical_refusals(tiny_export, tiny_segmenter, short_cin
         "evaluate", tiny_export, "--scans", short_cine, "--clinical", "--acquisition-ladder", "--out", tmp_path / "l"
     )
     assert ladder.returncode == 2 and "drop --acquisition-ladder" in ladder.stderr
-    for refused in (two, ladder):
-        assert len(refused.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "two").exists() and not (tmp_path / "l").exists()
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.ones((40, 40), np.float32), np.eye(4)), str(tmp_path / "slice.nii.gz"))
+    flat = run_cli("evaluate", tiny_export, "--scans", tmp_path / "slice.nii.gz", "--clinical", "--out", tmp_path / "f")
+    assert flat.returncode == 2 and "expected a 3D or 4D volume" in flat.stderr  # before any scoring
+    through = ROOT / "saved_models" / "throughplane_x6"
+    across = run_cli("evaluate", through, "--scans", short_cine, "--clinical", "--out", tmp_path / "t")
+    assert across.returncode == 2 and "measures in-plane models" in across.stderr
+    for refused in (two, ladder, flat, across):
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert not [p for p in ("two", "l", "f", "t") if (tmp_path / p).exists()]

@@ -125,7 +125,8 @@ def _on_scans(model, predictor, scans: str, degradation, limit, out, quiet, echo
     if segmenter is not None and degradation.kind == "through_plane":
         raise HeartSRError("--clinical: measures in-plane models (a through-plane model changes the slice count)")
     measured = paths[:limit] if segmenter is not None else paths  # --clinical: --limit counts scans
-    result = evaluate_scans(predictor, measured, degradation, limit=None if segmenter else limit, quiet=quiet)
+    ndims = (3, 4) if segmenter else (2, 3, 4)  # --clinical segments 3D frames: a 2D scan refused before any work
+    result = evaluate_scans(predictor, measured, degradation, None if segmenter else limit, quiet, ndims)
     clinical = scans_clinical(predictor, segmenter, measured, degradation, quiet) if segmenter else None
     out = out or default_out(model, "scans", predictor.run is not None)
     files = write_outputs(result, out)

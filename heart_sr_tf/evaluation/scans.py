@@ -17,11 +17,17 @@ from heart_sr_tf.progress import progress_bar
 
 
 def evaluate_scans(
-    predictor, paths: list[Path], degradation: Degradation, limit: int | None = None, quiet: bool = False
+    predictor,
+    paths: list[Path],
+    degradation: Degradation,
+    limit: int | None = None,
+    quiet: bool = False,
+    ndims=(2, 3, 4),
 ) -> Evaluation:
     """Score the model and its degradation's baselines on every slice of every frame of ``paths`` (at most
-    ``limit`` slices in all; each scan is read and checked before any scoring). Each scan counts as a patient."""
-    shapes = scan_shapes(paths, ndims=(2, 3, 4))
+    ``limit`` slices in all; each scan is read and checked before any scoring). Each scan counts as a patient.
+    ``ndims``: the scans' dimensions accepted (a clinical evaluation to follow needs 3D frames)."""
+    shapes = scan_shapes(paths, ndims=ndims)
     total = sum(int(np.prod(shape[2:])) for shape in shapes)
     total = min(total, limit or total)
     result = Evaluation(split="scans", source=predictor.source, degradation=degradation)
@@ -29,7 +35,7 @@ def evaluate_scans(
     done = 0
     with progress_bar(total, "evaluate scans", "slice", disable=quiet) as bar:
         for name, path in zip(scan_names(paths), paths, strict=True):
-            for z, frame, hr in scan_slices(read_scan(Path(path), ndims=(2, 3, 4)).data):
+            for z, frame, hr in scan_slices(read_scan(Path(path), ndims=ndims).data):
                 if done == total:
                     return result
                 done += 1
