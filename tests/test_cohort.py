@@ -67,6 +67,29 @@ def test_jobs_from_a_folder_a_glob_and_a_manifest(tmp_path):
         find_jobs(str(tmp_path / "nothing-*.nii.gz"), tmp_path / "out")
 
 
+def test_a_cohorts_results_and_hidden_files_are_never_taken_for_scans(tmp_path):
+    """--out-dir inside the inputs' folder: the results of a first run were scans of the next (upscaled again into
+    OUT/OUT/ on resume); ``._x.nii.gz`` (macOS AppleDouble) and ``.git`` are not scans either."""
+    from heart_sr_tf.cohort.jobs import find_scans
+
+    (tmp_path / "in" / "sr").mkdir(parents=True)
+    (tmp_path / "in" / ".git").mkdir()
+    (tmp_path / "in" / "b").mkdir()
+    for name in ("a.nii.gz", "sr/a.nii.gz", "._a.nii.gz", ".git/c.nii", "b/d.nii.gz"):
+        (tmp_path / "in" / name).write_text("")
+    root = tmp_path / "in"
+    assert [j.input for j in find_jobs(str(root), root / "sr")] == [root / "a.nii.gz", root / "b" / "d.nii.gz"]
+    globbed = find_jobs(str(root / "**" / "*.nii.gz"), root / "sr")
+    assert [j.input for j in globbed] == [root / "a.nii.gz", root / "b" / "d.nii.gz"]
+    around = find_jobs(str(root), tmp_path)  # an --out-dir around the inputs leaves nothing out
+    assert [j.output for j in around] == [tmp_path / "a.nii.gz", tmp_path / "b/d.nii.gz", tmp_path / "sr/a.nii.gz"]
+    # evaluate --scans writes no outputs: two scans of one name are no clash, and nothing is left out
+    assert find_scans(str(root / "*" / "*.nii.gz")) == [root / "b" / "d.nii.gz", root / "sr" / "a.nii.gz"]
+    assert find_scans(str(root / "**" / "a.nii.gz")) == [root / "a.nii.gz", root / "sr" / "a.nii.gz"]
+    with pytest.raises(HeartSRError, match="both would be written to"):
+        find_jobs(str(root / "**" / "a.nii.gz"), tmp_path / "out")
+
+
 def test_a_dicom_series_folder_given_itself_is_one_scan(tmp_path):
     """A series folder as the input (its files named without an extension, as scanners export them), not only
     series folders below it."""

@@ -20,23 +20,9 @@ class Job:
 
 def find_jobs(inputs: str, out_dir: Path) -> list[Job]:
     """INPUTS as a CSV manifest (``input`` column, optional ``output``), a folder (its NIfTI files and DICOM
-    series folders, recursively) or a glob; each output under ``out_dir`` keeps the input's relative path."""
-    out_dir = Path(out_dir)
-    path = Path(inputs)
-    if path.suffix == ".csv" and path.is_file():
-        jobs = _manifest(path, out_dir)
-    elif path.is_dir():
-        jobs = [Job(scan, out_dir / _output_name(scan.relative_to(path))) for scan in _scans_under(path)]
-        if _holds_dicom_files(path):  # the folder given is itself a series (scanner exports often name files IM0001)
-            jobs.insert(0, Job(path, out_dir / f"{path.resolve().name}.nii.gz"))
-    else:
-        matches = sorted(Path(p) for p in glob.glob(inputs, recursive=True))
-        scans = [p for p in matches if _is_scan(p)]
-        if not matches:
-            raise HeartSRError(f"{inputs}: no such folder or CSV manifest, and a glob matching nothing")
-        jobs = [Job(scan, out_dir / _output_name(Path(scan.name))) for scan in scans]
-    if not jobs:
-        raise HeartSRError(f"{inputs}: holds no NIfTI scan (.nii, .nii.gz) and no DICOM series")
+    series folders, recursively) or a glob; each output under ``out_dir`` keeps the input's relative path. The
+    cohort's own results are never among its scans, even with ``out_dir`` inside the inputs' folder."""
+    jobs = _listed(inputs, Path(out_dir))
     seen: dict[Path, Path] = {}
     for job in jobs:
         if job.output in seen:
@@ -47,6 +33,42 @@ def find_jobs(inputs: str, out_dir: Path) -> list[Job]:
     return jobs
 
 
+def find_scans(inputs: str) -> list[Path]:
+    """The scans INPUTS names, found as a cohort finds them, where nothing is written (``evaluate --scans``):
+    two scans of one name in different folders are no clash here."""
+    return [job.input for job in _listed(inputs, None)]
+
+
+def _listed(inputs: str, out_dir: Path | None) -> list[Job]:
+    """Every scan of INPUTS with its output under ``out_dir`` (``.`` and nothing left out when None)."""
+    root = Path(".") if out_dir is None else out_dir
+    path = Path(inputs)
+    if path.suffix == ".csv" and path.is_file():
+        jobs = _manifest(path, root)
+    elif path.is_dir():
+        scans = _scans_under(path, out_dir)
+        jobs = [Job(scan, root / _output_name(scan.relative_to(path))) for scan in scans]
+        if _holds_dicom_files(path):  # the folder given is itself a series (scanner exports often name files IM0001)
+            jobs.insert(0, Job(path, root / f"{path.resolve().name}.nii.gz"))
+    else:
+        matches = sorted(Path(p) for p in glob.glob(inputs, recursive=True))
+        if not matches:
+            raise HeartSRError(f"{inputs}: no such folder or CSV manifest, and a glob matching nothing")
+        scans = [p for p in matches if _is_scan(p) and not _inside(p, out_dir)]
+        jobs = [Job(scan, root / _output_name(Path(scan.name))) for scan in scans]
+    if not jobs:
+        raise HeartSRError(f"{inputs}: holds no NIfTI scan (.nii, .nii.gz) and no DICOM series")
+    return jobs
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    """``path`` is ``folder`` or lies in it (never, for no folder)."""
+    if folder is None:
+        return False
+    folder, path = Path(folder).resolve(), Path(path).resolve()
+    return path == folder or folder in path.parents
+
+
 def _is_scan(path: Path) -> bool:
     return (path.is_file() and nifti_suffix(path) is not None) or (path.is_dir() and _holds_dicom_files(path))
 
@@ -55,13 +77,21 @@ def _holds_dicom_files(folder: Path) -> bool:
     return any(is_dicom(p) for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-def _scans_under(root: Path) -> list[Path]:
-    """NIfTI files, and folders that directly hold DICOM files (each a series), in a stable order."""
+def _scans_under(root: Path, out_dir: Path | None) -> list[Path]:
+    """NIfTI files, and folders that directly hold DICOM files (each a series), in a stable order; not inside
+    ``out_dir`` when it lies below ``root`` (a cohort's results inside its inputs' folder would be taken for scans
+    when it resumes), and not hidden (``._scan.nii.gz``, the AppleDouble files macOS leaves on shared drives, are
+    not scans; nor are ``.git`` or the tool's own temporary files)."""
+    below = out_dir if out_dir is not None and _inside(out_dir, root) and not _inside(root, out_dir) else None
+
+    def kept(path: Path) -> bool:
+        return not _inside(path, below) and not any(part.startswith(".") for part in path.relative_to(root).parts)
+
     scans = []
-    for folder in sorted([root, *(p for p in root.rglob("*") if p.is_dir())]):
+    for folder in sorted([root, *(p for p in root.rglob("*") if p.is_dir() and kept(p))]):
         if folder != root and _holds_dicom_files(folder):
             scans.append(folder)
-        scans += sorted(p for p in folder.iterdir() if p.is_file() and nifti_suffix(p) is not None)
+        scans += sorted(p for p in folder.iterdir() if p.is_file() and nifti_suffix(p) is not None and kept(p))
     return scans
 
 

@@ -116,12 +116,12 @@ def _echo_tables(result, degradation, echo: Echo) -> None:
 def _on_scans(model, predictor, scans: str, degradation, limit, out, quiet, echo: Echo, segmenter=None) -> None:
     """``--scans``: the model on a lab's own scans, next to the degradation's baselines (no ACDC, no labels); with
     a ``segmenter`` (``--clinical``), also their segmentations and measurements against full resolution's."""
-    from heart_sr_tf.cohort.jobs import find_jobs
+    from heart_sr_tf.cohort.jobs import find_scans
     from heart_sr_tf.evaluation.evaluate import write_outputs
     from heart_sr_tf.evaluation.scans import evaluate_scans
     from heart_sr_tf.evaluation.scans_clinical import scans_clinical, scans_clinical_markdown, write_scans_clinical
 
-    paths = [job.input for job in find_jobs(scans, Path("."))]
+    paths = find_scans(scans)
     if segmenter is not None and degradation.kind == "through_plane":
         raise HeartSRError("--clinical: measures in-plane models (a through-plane model changes the slice count)")
     measured = paths[:limit] if segmenter is not None else paths  # --clinical: --limit counts scans
