@@ -74,15 +74,22 @@ class DegradedFrame:
         return self.labels.shape[1:]
 
 
+def degrade_frame(slices: np.ndarray, degradation: Degradation, rng) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One frame's protocol slices ``[n, h, w]`` degraded slice by slice: ``(lr [n, h', w'] float32, images)``,
+    ``images`` the full resolution (cropped as the degradation crops, ``hr``) and every baseline, ``[n, H, W]``."""
+    pairs = [degradation.pair_np(image, rng) for image in slices]
+    lr = np.stack([p[0] for p in pairs]).astype(np.float32)
+    hr = np.stack([p[1] for p in pairs])
+    baselines = [degradation.baseline_images(x, hr.shape[1:]) for x in lr]
+    return lr, {"hr": hr, **{name: np.stack([b[name] for b in baselines]) for name in degradation.baselines}}
+
+
 def degraded_frames(patient, degradation: Degradation, rng) -> list[DegradedFrame]:
     """The ED and ES frames of ``patient``, each degraded with ``degradation`` and rebuilt by its baselines."""
     out = []
     for frame in labelled_frames(patient):
-        pairs = [degradation.pair_np(image, rng) for image in frame.image]
-        lr = np.stack([p[0] for p in pairs]).astype(np.float32)
-        hr = np.stack([p[1] for p in pairs])
-        baselines = [degradation.baseline_images(x, hr.shape[1:]) for x in lr]
-        images = {"hr": hr, **{name: np.stack([b[name] for b in baselines]) for name in degradation.baselines}}
+        lr, images = degrade_frame(frame.image, degradation, rng)
+        hr = images["hr"]
         labels = frame.labels[:, : hr.shape[1], : hr.shape[2]]
         out.append(
             DegradedFrame(

@@ -40,7 +40,7 @@ from heart_sr_tf.cardiac_metrics import (
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.scan import read_scan
 from heart_sr_tf.data.slices import GRID_PIXEL_MM, HR_SIZE, grid_axis, resize_slice, scan_frames
-from heart_sr_tf.evaluation.clinical import NAMES, share_cells
+from heart_sr_tf.evaluation.clinical import NAMES, degrade_frame, share_cells
 from heart_sr_tf.evaluation.report import write_csv
 from heart_sr_tf.evaluation.scans import scan_names, scan_shapes
 from heart_sr_tf.progress import progress_bar
@@ -149,13 +149,8 @@ def scans_clinical(
             zooms = scan.zooms
             pixel_mm = (zooms[0] * nx / HR_SIZE, zooms[1] * ny / HR_SIZE)  # of the protocol grid
             for frame, images in scan_frames(scan.data):
-                pairs = [degradation.pair_np(image, rng) for image in images]
-                lr = np.stack([p[0] for p in pairs]).astype(np.float32)
-                hr = np.stack([p[1] for p in pairs])
-                height, width = hr.shape[1:]
-                versions = {"hr": hr}
-                baselines = [degradation.baseline_images(x, (height, width)) for x in lr]
-                versions.update({m: np.stack([b[m] for b in baselines]) for m in degradation.baselines})
+                lr, versions = degrade_frame(images, degradation, rng)
+                height, width = versions["hr"].shape[1:]
                 versions["model"] = predictor(lr[..., None])[:, :height, :width, 0]
                 placed = {method: segmenter_grid(images, pixel_mm) for method, images in versions.items()}
                 segmented = {method: segmenter.volume(images) for method, (images, _) in placed.items()}
