@@ -48,11 +48,17 @@ def phantoms(out: Path, patients: int, seed: int):
 @click.option("--seed", default=0, show_default=True, help="Seed of the patient split.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad patient instead of skipping it.")
 @click.option("--force", is_flag=True, help="Rebuild even if the dataset exists.")
-def prepare(acdc_dir: Path | None, data_dir: Path | None, seed: int, strict: bool, force: bool):
-    """Build the acdc_sr TFDS dataset (full slices and heart boxes) from ACDC_DIR."""
+@click.option(
+    "--scans",
+    metavar="PATH",
+    help="A lab's own scans instead of ACDC: a folder of NIfTI files and DICOM series, a glob, or a CSV manifest "
+    "(input, optional patient). Full slices only (no labels, no heart boxes).",
+)
+def prepare(acdc_dir: Path | None, data_dir: Path | None, seed: int, strict: bool, force: bool, scans: str | None):
+    """Build the acdc_sr TFDS dataset (full slices and heart boxes) from ACDC_DIR, or from a lab's own scans."""
     from heart_sr_tf.commands.data import prepare_dataset
 
-    prepare_dataset(acdc_dir, data_dir, seed, strict, force, click.echo, warn)
+    prepare_dataset(acdc_dir, data_dir, seed, strict, force, click.echo, warn, scans=scans)
 
 
 @main.group()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from heart_sr_tf.errors import HeartSRError
 class Job:
     input: Path
     output: Path
+    patient: str | None = None  # a manifest's ``patient`` column, when it has one
 
 
 def find_jobs(inputs: str, out_dir: Path) -> list[Job]:
@@ -37,6 +39,23 @@ def find_scans(inputs: str) -> list[Path]:
     """The scans INPUTS names, found as a cohort finds them, where nothing is written (``evaluate --scans``):
     two scans of one name in different folders are no clash here."""
     return [job.input for job in _listed(inputs, None)]
+
+
+def find_scan_patients(inputs: str) -> list[tuple[str, Path]]:
+    """The scans INPUTS names, each with the patient it belongs to (``prepare --scans``: a patient's scans all go
+    to one split): a manifest's ``patient`` column; else the first folder below the scans' common folder
+    (``lab/P01/cine.nii.gz`` and ``lab/P01/sax/`` belong to P01); else, for a scan lying in that folder itself,
+    its own name without the extension (``lab/P02.nii.gz`` is P02)."""
+    jobs = _listed(inputs, None)
+    where = {job.input: Path(os.path.abspath(job.input)) for job in jobs}  # links kept: a folder of links is a layout
+    root = Path(os.path.commonpath([str(path.parent) for path in where.values()]))
+    listed = []
+    for job in jobs:
+        relative = where[job.input].relative_to(root)
+        suffix = nifti_suffix(relative)
+        own = relative.name[: -len(suffix)] if suffix else relative.name
+        listed.append((job.patient or (relative.parts[0] if len(relative.parts) > 1 else own), job.input))
+    return listed
 
 
 def _listed(inputs: str, out_dir: Path | None) -> list[Job]:
@@ -115,5 +134,6 @@ def _manifest(path: Path, out_dir: Path) -> list[Job]:
             raise HeartSRError(f"{path}:{number}: empty input")
         scan = scan if scan.is_absolute() else path.parent / scan
         output = Path(row.get("output") or _output_name(Path(scan.name)))
-        jobs.append(Job(scan, output if output.is_absolute() else out_dir / output))
+        patient = (row.get("patient") or "").strip() or None
+        jobs.append(Job(scan, output if output.is_absolute() else out_dir / output, patient))
     return jobs

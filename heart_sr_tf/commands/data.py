@@ -15,12 +15,20 @@ def write_phantoms(out: Path, patients: int, seed: int) -> list[Path]:
     return write(out, patients, seed)
 
 
-def prepare_dataset(acdc_dir: Path | None, data_dir: Path | None, seed: int, strict: bool, force: bool, echo, warn):
-    """Build the acdc_sr dataset from ``acdc_dir`` (default: the phantoms) and print what it holds."""
-    report = prepare(acdc_dir or phantom_dir(), data_dir, seed=seed, strict=strict, force=force)
+def prepare_dataset(
+    acdc_dir: Path | None, data_dir: Path | None, seed: int, strict: bool, force: bool, echo, warn, scans=None
+):
+    """Build the acdc_sr dataset from ``acdc_dir`` (default: the phantoms), or from a lab's own ``scans``, and
+    print what it holds."""
+    if scans is not None:
+        report = _prepare_scans(scans, acdc_dir, data_dir, seed, strict, force, echo)
+    else:
+        report = prepare(acdc_dir or phantom_dir(), data_dir, seed=seed, strict=strict, force=force)
     echo(f"dataset: {report.data_dir}")
     for roi, counts in report.counts.items():
         parts = ", ".join(f"{split} {counts.get(split, 0)}" for split in ("train", "validation", "test"))
+        if scans is not None and roi == "heart":
+            parts = "none (scans without labels have no heart boxes: train and evaluate on full slices)"
         echo(f"{roi:5s} slices: {parts}")
     echo("patients: " + ", ".join(f"{k} {v}" for k, v in report.patients.items()))
     if report.bad:
@@ -28,6 +36,24 @@ def prepare_dataset(acdc_dir: Path | None, data_dir: Path | None, seed: int, str
         for line in report.bad:
             warn(f"  {line}")
     return report
+
+
+def _prepare_scans(scans: str, acdc_dir, data_dir, seed: int, strict: bool, force: bool, echo):
+    from heart_sr_tf.cohort.jobs import find_scan_patients
+    from heart_sr_tf.data.prepare import prepare_scans
+
+    if acdc_dir is not None:
+        raise HeartSRError("--scans and --acdc-dir: give one source of the dataset")
+    listed = find_scan_patients(scans)
+    source = str(Path(scans).resolve()) if Path(scans).exists() else str(Path.cwd() / scans)
+    patients = len({pid for pid, _ in listed})
+    echo(f"scans: {len(listed)} of {patients} patient(s) under {source}")
+    if patients < 3:
+        raise HeartSRError(
+            f"--scans {scans}: {patients} patient(s); training needs at least one each for train, validation and "
+            "test (name a patient per scan with a manifest's patient column if its scans are of several patients)"
+        )
+    return prepare_scans(listed, source, data_dir, seed=seed, strict=strict, force=force)
 
 
 def resolve_data(

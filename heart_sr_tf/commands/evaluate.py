@@ -64,6 +64,10 @@ def evaluate_model(
     data = resolve_data(acdc_dir, data_dir, warn=warn)
     if run is not None:
         run.check_scored_on(data)
+    if segmenters or cine_dirs:
+        from heart_sr_tf.data.prepare import dataset_source
+
+        dataset_source(data)  # labels and cines come from an ACDC source: refused here, before any scoring
     if cine_dirs:
         if clinical or data_consistency:
             raise HeartSRError("--cine-dir: scores image quality on whole cines; drop --clinical / --data-consistency")
@@ -71,6 +75,9 @@ def evaluate_model(
         n_figures = 0
     else:
         rois = ("full", "heart") if roi == "both" else (roi,)
+        if roi == "both" and num_slices(data, "heart", split) == 0 < num_slices(data, "full", split):
+            rois = ("full",)  # a dataset of a lab's scans: no labels, no heart boxes
+            echo(f"{data}: no heart boxes (prepared from scans without labels); full slices only")
         for name in rois:
             if num_slices(data, name, split) == 0:
                 raise HeartSRError(f"{data}: the {split} split holds no {name} slices; choose another --split")

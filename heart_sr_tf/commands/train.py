@@ -132,9 +132,9 @@ def clinical_validation(run, quiet: bool, echo: Echo):
     from heart_sr_tf.inference.segmenter import Segmenter
 
     segmenter = Segmenter(Path(name))
-    acdc_dir, seed = dataset_source(run.data_dir)
     config = run.config
     try:
+        acdc_dir, seed = dataset_source(run.data_dir)
         validation = ClinicalValidation(
             segmenter, acdc_dir, seed, config.degradation, config.train.clinical_patients, quiet=quiet
         )
@@ -149,10 +149,12 @@ def clinical_validation(run, quiet: bool, echo: Echo):
 
 def _trained(run, result, clinical, echo: Echo) -> None:
     """The lines that sum a generator's training up: image metrics next to the baselines, then the clinical."""
-    from heart_sr_tf.training.loop import comparison_line
+    from heart_sr_tf.training.loop import comparison_line, start_line
 
     echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
     echo(comparison_line(result))
+    if line := start_line(result, run.init_from):
+        echo(line)
     if clinical is not None:
         from heart_sr_tf.evaluation.clinical_validation import clinical_line
 

@@ -19,9 +19,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from heart_sr_tf.data.acdc import Patient, load_frames, load_labels, scan_patients
+from heart_sr_tf.data.scan_patients import ScanPatient, scan_patient_slices
 from heart_sr_tf.data.slices import HEART_MARGIN, HR_SIZE, patient_slices
 from heart_sr_tf.data.splits import split_patients
-from heart_sr_tf.data.threads import ordered_map
+from heart_sr_tf.data.threads import check_all, ordered_map
 from heart_sr_tf.errors import DataError
 
 QUANT = 65535.0
@@ -44,10 +45,13 @@ class AcdcSr(tfds.core.GeneratorBasedBuilder):
     `python cli.py prepare --acdc-dir DIR`.
     """
 
-    def __init__(self, *, split_seed: int = 0, strict: bool = False, patients=None, on_patient=None, **kwargs):
+    def __init__(
+        self, *, split_seed=0, strict=False, patients=None, on_patient=None, source=None, fingerprint=None, **kwargs
+    ):
         self.split_seed = split_seed
         self.strict = strict
-        self.patients = patients  # already validated patients; scanned and checked here when None
+        self.patients = patients  # already validated patients (ACDC's or scans'); ACDC's checked here when None
+        self.source, self.fingerprint = source, fingerprint  # what the metadata records (default: the manual dir)
         self.bad: list[str] = []
         self.on_patient = on_patient  # callback(patient_id) for progress reporting
         super().__init__(**kwargs)
@@ -75,14 +79,17 @@ class AcdcSr(tfds.core.GeneratorBasedBuilder):
         if patients is None:
             patients, bad = valid_patients(dl_manager.manual_dir, strict=self.strict)
             self.bad = [str(e) for e in bad]
-        assignment = split_patients([(p.id, p.info.group, p.source_split) for p in patients], seed=self.split_seed)
+        assignment = split_patients([(p.id, group(p), p.source_split) for p in patients], seed=self.split_seed)
         self.info.metadata["split_seed"] = self.split_seed
-        self.info.metadata["source"] = str(Path(dl_manager.manual_dir).resolve())
+        self.info.metadata["source"] = self.source or str(Path(dl_manager.manual_dir).resolve())
+        self.info.metadata["kind"] = "scans" if any(isinstance(p, ScanPatient) for p in patients) else "acdc"
         self.info.metadata["assignment"] = assignment
-        self.info.metadata["fingerprint"] = source_fingerprint(Path(dl_manager.manual_dir))
+        self.info.metadata["fingerprint"] = self.fingerprint or source_fingerprint(Path(dl_manager.manual_dir))
         chosen = {
             split: [p for p in patients if assignment[p.id] == split] for split in ("train", "validation", "test")
         }
+        if self.builder_config.name == "heart" and self.info.metadata["kind"] == "scans":
+            return {}  # no labels, no heart boxes: a config of no split
         return {split: self._generate_examples(group) for split, group in chosen.items() if group}
 
     def _generate_examples(self, patients: list[Patient]):
@@ -96,11 +103,14 @@ class AcdcSr(tfds.core.GeneratorBasedBuilder):
                 self.on_patient(patient.id)
             yield from examples
 
-    def _patient_examples(self, patient: Patient):
+    def _patient_examples(self, patient: Patient | ScanPatient):
         """``(patient, [(key, example), ...])``, or ``(patient, DataError)`` for a patient that cannot be read:
         run on a worker thread, so the error is handed back for the builder to judge."""
         try:
-            slices = list(patient_slices(patient, size=HR_SIZE, margin=HEART_MARGIN))
+            if isinstance(patient, ScanPatient):
+                slices = list(scan_patient_slices(patient, size=HR_SIZE))
+            else:
+                slices = list(patient_slices(patient, size=HR_SIZE, margin=HEART_MARGIN))
         except DataError as exc:
             return patient, exc
         examples = []
@@ -123,14 +133,34 @@ class AcdcSr(tfds.core.GeneratorBasedBuilder):
         return patient, examples
 
 
+def group(patient: Patient | ScanPatient) -> str:
+    """The stratum of the patient split: ACDC's diagnostic group, or one for a lab's scans."""
+    return patient.group if isinstance(patient, ScanPatient) else patient.info.group
+
+
 def source_fingerprint(folder: Path) -> str:
     """A digest of every file's relative path, size and modification time under ``folder``: it changes when a
     patient is added, removed, fixed or replaced, so a dataset built from an older state is never reused."""
-    digest = hashlib.sha1()
     folder = Path(folder)
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    return _digest((path.relative_to(folder), path) for path in sorted(p for p in folder.rglob("*") if p.is_file()))
+
+
+def scans_fingerprint(patients: list[ScanPatient]) -> str:
+    """:func:`source_fingerprint` of a lab's scans: each patient's id and its scans' files (a DICOM series' files
+    in its folder), so that regrouping the scans into patients changes it too."""
+    named = []
+    for patient in patients:
+        for scan in patient.scans:
+            files = sorted(p for p in scan.iterdir() if p.is_file()) if scan.is_dir() else [scan]
+            named += [(f"{patient.id}\0{path.resolve()}", path) for path in files]
+    return _digest(named)
+
+
+def _digest(named) -> str:
+    digest = hashlib.sha1()
+    for name, path in named:
         stat = path.stat()
-        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -139,17 +169,8 @@ def valid_patients(root, strict: bool = False, on_patient=None) -> tuple[list[Pa
     patients, errors = scan_patients(root)
     if errors and strict:
         raise errors[0]
-    good = []
-    for patient, problem in ordered_map(_check_patient, patients):
-        if problem is None:
-            good.append(patient)
-        elif strict:
-            raise problem
-        else:
-            errors.append(problem)
-        if on_patient is not None:
-            on_patient(patient.id)
-    return good, errors
+    good, problems = check_all(_check_patient, patients, strict, on_patient and (lambda p: on_patient(p.id)))
+    return good, errors + problems
 
 
 def _check_patient(patient: Patient) -> tuple[Patient, DataError | None]:

@@ -15,8 +15,9 @@ from google.protobuf.json_format import ParseError
 
 from heart_sr_tf.cache import cache_root
 from heart_sr_tf.data.acdc import scan_patients
-from heart_sr_tf.data.acdc_sr import ROIS, AcdcSr, source_fingerprint, valid_patients
+from heart_sr_tf.data.acdc_sr import ROIS, AcdcSr, scans_fingerprint, source_fingerprint, valid_patients
 from heart_sr_tf.data.phantoms import write_phantoms
+from heart_sr_tf.data.scan_patients import group_scans, valid_scan_patients
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.progress import progress_bar
 
@@ -73,44 +74,91 @@ def prepare(
     quiet: bool = False,
 ) -> PrepareReport:
     """Build both configs (full slices and heart boxes). Existing builds are reused unless ``force``."""
-    import tensorflow_datasets as tfds
-
-    tfds.disable_progress_bar()
     acdc_dir = Path(acdc_dir)
     data_dir = Path(data_dir) if data_dir else default_data_dir(acdc_dir)
-    report = PrepareReport(data_dir=data_dir)
-    if is_prepared(data_dir) and not force:
-        patients = None
-        metadata = builder(data_dir, "full").info.metadata
-        source, built_seed = metadata.get("source"), metadata.get("split_seed", seed)
-        if (source and Path(source) != acdc_dir.resolve()) or built_seed != seed:
-            raise DataError(
-                data_dir,
-                f"holds a dataset built from {source} with split seed {built_seed}; "
-                "pass --force to rebuild it or choose another --data-dir",
-            )
-        built = metadata.get("fingerprint")
-        if built and built != source_fingerprint(acdc_dir):
-            if not quiet:
-                print(f"{acdc_dir}: files changed since {data_dir} was built from it; rebuilding", file=sys.stderr)
-            force = True
-    if not is_prepared(data_dir) and any((data_dir / "acdc_sr" / roi).exists() for roi in ROIS):
-        force = True  # half a dataset (an interrupted prepare): its other half may come from another source or seed
+    source = str(acdc_dir.resolve())
+    force = _rebuild(data_dir, source, seed, lambda: source_fingerprint(acdc_dir), force, quiet)
+    patients, bad = None, []
     if force or not is_prepared(data_dir):
         _check_writable(data_dir)  # before the long work
         total = len(scan_patients(acdc_dir)[0])
         with progress_bar(total, "check", "patient", disable=quiet) as bar:
             patients, errors = valid_patients(acdc_dir, strict=strict, on_patient=lambda pid: _tick(bar, pid))
-        report.bad = [str(e) for e in errors]
+        bad = [str(e) for e in errors]
         if not patients:
             raise DataError(acdc_dir, "no usable patients")
+    return _build(data_dir, seed, patients, bad, acdc_dir, force, quiet)
+
+
+def prepare_scans(
+    listed: list[tuple[str, Path]],
+    source: str,
+    data_dir: Path | None = None,
+    seed: int = 0,
+    strict: bool = False,
+    force: bool = False,
+    quiet: bool = False,
+) -> PrepareReport:
+    """The same dataset from a lab's own scans: ``listed`` holds ``(patient id, scan)`` pairs (NIfTI files or DICOM
+    series), ``source`` says where they were found (recorded, and the default data dir's name). Without labels
+    there are no heart boxes: the ``heart`` config is built empty."""
+    patients = group_scans(listed)
+    data_dir = Path(data_dir) if data_dir else default_data_dir(Path(source))
+    force = _rebuild(data_dir, source, seed, lambda: scans_fingerprint(patients), force, quiet)
+    good, bad = None, []
+    if force or not is_prepared(data_dir):
+        _check_writable(data_dir)
+        with progress_bar(len(patients), "check", "patient", disable=quiet) as bar:
+            good, errors = valid_scan_patients(patients, strict=strict, on_patient=lambda pid: _tick(bar, pid))
+        bad = [str(e) for e in errors]
+        if not good:
+            raise DataError(source, "no usable scans")
+    folder = Path(os.path.commonpath([os.path.abspath(scan.parent) for _, scan in listed]))
+    extra = {"source": source, "fingerprint": scans_fingerprint(patients)}
+    return _build(data_dir, seed, good, bad, folder, force, quiet, **extra)
+
+
+def _rebuild(data_dir: Path, source: str, seed: int, fingerprint, force: bool, quiet: bool) -> bool:
+    """Whether ``data_dir`` must be built (again): asked to, or its source's files changed since. A dataset built
+    from another source or split seed is refused; half a dataset (an interrupted prepare) is rebuilt, as its other
+    half may come from another source or seed."""
+    if is_prepared(data_dir) and not force:
+        metadata = builder(data_dir, "full").info.metadata
+        built_source, built_seed = metadata.get("source"), metadata.get("split_seed", seed)
+        if (built_source and built_source != source) or built_seed != seed:
+            raise DataError(
+                data_dir,
+                f"holds a dataset built from {built_source} with split seed {built_seed}; "
+                "pass --force to rebuild it or choose another --data-dir",
+            )
+        built = metadata.get("fingerprint")
+        if built and built != fingerprint():
+            if not quiet:
+                print(f"{source}: files changed since {data_dir} was built from it; rebuilding", file=sys.stderr)
+            return True
+    if not is_prepared(data_dir) and any((data_dir / "acdc_sr" / roi).exists() for roi in ROIS):
+        return True
+    return force
+
+
+def _build(data_dir: Path, seed: int, patients, bad: list[str], manual_dir: Path, force: bool, quiet: bool, **extra):
+    """Both configs of the dataset under ``data_dir`` from the checked ``patients`` (None: already built)."""
+    import tensorflow_datasets as tfds
+
+    tfds.disable_progress_bar()
+    report = PrepareReport(data_dir=data_dir, bad=bad)
     for roi in ROIS:
-        with progress_bar(len(patients or []), f"prepare {roi}", "patient", disable=quiet or not patients) as bar:
-            build = builder(data_dir, roi, split_seed=seed, patients=patients, on_patient=lambda pid: _tick(bar, pid))
+        boxes = roi != "heart" or "source" not in extra  # a lab's scans have no heart boxes: nothing to show
+        with progress_bar(
+            len(patients or []), f"prepare {roi}", "patient", disable=quiet or not patients or not boxes
+        ) as bar:
+            build = builder(
+                data_dir, roi, split_seed=seed, patients=patients, on_patient=lambda pid: _tick(bar, pid), **extra
+            )
             if force:
                 shutil.rmtree(Path(build.data_dir), ignore_errors=True)
             with contextlib.redirect_stdout(io.StringIO()):  # TFDS's "Downloading ... Unknown size" lines: local files
-                build.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(acdc_dir)))
+                build.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
         report.counts[roi] = {name: int(split.num_examples) for name, split in build.info.splits.items()}
         assignment = dict(build.info.metadata.get("assignment", {}))
         report.patients = {s: sum(1 for v in assignment.values() if v == s) for s in ("train", "validation", "test")}
@@ -136,6 +184,13 @@ def _tick(bar, note: str) -> None:
 def dataset_source(data_dir: Path) -> tuple[Path, int]:
     """The ACDC (or phantom) folder a prepared dataset was built from, and its split seed."""
     metadata = builder(data_dir, "full").info.metadata
+    if metadata.get("kind") == "scans":
+        raise DataError(
+            data_dir,
+            f"was prepared from a lab's scans ({metadata.get('source')}), which have no labels and no ACDC layout; "
+            "this needs a dataset prepared from ACDC (`prepare --acdc-dir`); on a lab's own scans, "
+            "`evaluate MODEL --scans PATH --clinical` measures against full resolution's segmentation",
+        )
     if "source" not in metadata:
         raise DataError(data_dir, "the prepared dataset does not record its source folder; prepare it again")
     return Path(metadata["source"]), int(metadata.get("split_seed", 0))

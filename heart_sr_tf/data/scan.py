@@ -47,6 +47,15 @@ class Scan:
         back = np.moveaxis(array, 2, self.slice_axis)
         return back, None if factors is None else tuple(factors[order.index(axis)] for axis in range(3))
 
+    def made_by_heart_sr(self) -> str | None:
+        """What this tool wrote into the scan when it is one of its own outputs (a super-resolved scan or a label
+        map: the NIfTI ``descrip``, or a derived DICOM series' DerivationDescription), else None."""
+        if self.dicom is not None:
+            text = str(self.dicom.headers[0][0].get("DerivationDescription", ""))
+        else:
+            text = self.image.header["descrip"].tobytes().split(b"\0")[0].decode("latin-1")
+        return text if text.startswith("heart-sr") else None
+
     def label_values(self, most: int = 8) -> np.ndarray | None:
         """The distinct values when the scan holds at most ``most``, all whole numbers, as a label map does
         (a segmentation passed by mistake for the image), else None."""

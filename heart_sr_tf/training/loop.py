@@ -29,6 +29,8 @@ from heart_sr_tf.training.distribute import distribute_dataset, distributed_step
 from heart_sr_tf.training.runs import Run
 from heart_sr_tf.training.validation import Validator
 
+START = "start"  # metrics.csv's stage of the validation before the first step
+
 
 class TrainingDiverged(HeartSRError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
@@ -52,6 +54,7 @@ class TrainResult:
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
     last_logs: dict[str, float] = field(default_factory=dict)  # losses: means over the last logging interval
     slices: int = 0
+    start: dict[str, float] = field(default_factory=dict)  # a fine-tune's starting network, validated at step 0
 
 
 def checkpoint_manager(run: Run, keep: int, **trackables) -> tuple[tf.train.Checkpoint, tf.train.CheckpointManager]:
@@ -139,7 +142,21 @@ class TrainingLoop:
             self.validator.baselines,
             self.last_means or self.last_logs,
             len(self.validator),
+            self._start_scores(),
         )
+
+    def validate_start(self) -> None:
+        """Validate the network before its first step (a fine-tune's starting point, initialised from another
+        run or model): a ``start`` row at step 0 of metrics.csv, and :attr:`TrainResult.start`, so that the run
+        says whether it improved on where it began."""
+        self._started = time.monotonic()
+        self._log(0, START, {}, self._validate())
+
+    def _start_scores(self) -> dict[str, float]:
+        rows = [r for r in self.run.metrics_rows() if r.get("stage") == START and int(r["step"]) == 0]
+        if not rows:
+            return {}
+        return {k[4:]: float(v) for k, v in rows[-1].items() if k.startswith("val_") and v not in ("", None)}
 
     def _after_step(self, segment: Segment, logs) -> None:
         logs = {k: float(np.asarray(v)) for k, v in logs.items()}
@@ -210,3 +227,15 @@ def comparison_line(result: TrainResult) -> str:
     verdict = "ahead of" if v["psnr"] > b["psnr"] and v["ssim"] > b["ssim"] else "NOT ahead of"
     parts.append(f"{gain_text(v, b, BASELINE_NAMES[name])} ({verdict} {BASELINE_NAMES[name]})")
     return " | ".join(parts)
+
+
+def start_line(result: TrainResult, origin) -> str | None:
+    """A fine-tune's last line: the network it started from and the trained one on the same validation slices."""
+    if not result.start:
+        return None
+    s, v = result.start, result.validation
+    verdict = "improved on" if v["psnr"] > s["psnr"] else "NOT better than"
+    return (
+        f"started from {origin}: validation PSNR {s['psnr']:.2f} dB SSIM {s['ssim']:.4f}, now {v['psnr']:.2f} dB "
+        f"SSIM {v['ssim']:.4f} ({v['psnr'] - s['psnr']:+.2f} dB, {v['ssim'] - s['ssim']:+.4f}; {verdict} its start)"
+    )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from heart_sr_tf.data.pipeline import slice_dataset, train_pairs
+from heart_sr_tf.data.pipeline import num_slices, slice_dataset, train_pairs
+from heart_sr_tf.errors import DataError
 
 
 def slice_batches(config, data_dir: Path, roi: str = "full"):
     """Batches of aligned (LR, HR) patches of ``roi`` slices, as ``config.data`` and ``config.degradation`` say."""
     d = config.data
+    check_rois(data_dir, [roi])
     slices = slice_dataset(data_dir, roi, "train", shuffle_files=True)
     return train_pairs(
         slices,
@@ -19,3 +21,11 @@ def slice_batches(config, data_dir: Path, roi: str = "full"):
         shuffle_buffer=d.shuffle_buffer,
         degradation=config.degradation,
     )
+
+
+def check_rois(data_dir: Path, rois) -> None:
+    """Refuse, before any training, a stage whose roi has no training slice: repeating nothing would wait forever
+    for a first batch (a dataset prepared from scans without labels has no heart boxes)."""
+    for roi in dict.fromkeys(rois):
+        if num_slices(data_dir, roi, "train") == 0:
+            raise DataError(data_dir, f'no training slices of roi {roi!r}; train every stage on roi "full"')

@@ -10,7 +10,7 @@ from heart_sr_tf.training.build import build_srgan, precision_note
 from heart_sr_tf.training.distribute import make_strategy
 from heart_sr_tf.training.loop import Segment, TrainingLoop, TrainResult
 from heart_sr_tf.training.runs import Run, initialise_generator
-from heart_sr_tf.training.slice_batches import slice_batches
+from heart_sr_tf.training.slice_batches import check_rois, slice_batches
 from heart_sr_tf.training.validation import Validator
 
 
@@ -43,6 +43,7 @@ def train_srgan(
     ``extra_validation`` adds figures to every validation (see ``TrainingLoop``).
     """
     config, data_dir = run.config, run.data_dir
+    check_rois(data_dir, [stage.roi for stage in config.train.stages])
     strategy = make_strategy(strategy_name)
     keras.utils.set_random_seed(config.train.seed)
     if note := precision_note(config):
@@ -59,6 +60,7 @@ def train_srgan(
         report(
             f"generator initialised from {initialise_generator(run.init_from, model.generator, degradation.factors)}"
         )
+        loop.validate_start()
 
     steps = sum(s.steps for s in config.train.stages)
     return loop.train(schedule, steps, lambda roi: slice_batches(config, data_dir, roi))

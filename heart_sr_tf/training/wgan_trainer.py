@@ -131,4 +131,5 @@ def train_wgan(
     elif run.init_from is not None:
         factors = config.degradation.factors
         report(f"generator initialised from {initialise_generator(run.init_from, model.generator, factors)}")
+        loop.validate_start()
     return loop.train(schedule, config.train.steps, lambda _: training_data(config, data_dir))

@@ -1,0 +1,89 @@
+"""A lab's own scans as the patients of a training dataset: no ACDC layout, no labels, no Info.cfg.
+
+Each patient holds one or more scans (NIfTI files or DICOM series); all of a patient's scans go to one split, so
+that a model is never scored on a patient it trained on. Every slice of every frame becomes a stored slice on the
+protocol's grid, exactly as :func:`heart_sr_tf.data.slices.scan_frames` puts a scan there for ``evaluate --scans``.
+Without labels there is no heart box: such a dataset has full slices only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from heart_sr_tf.data.scan import Scan, read_scan
+from heart_sr_tf.data.slices import HR_SIZE, Slice, scan_frames
+from heart_sr_tf.data.threads import check_all
+from heart_sr_tf.errors import DataError
+
+GROUP = "scans"  # the one stratum of the split: a lab's scans carry no diagnosis
+NDIMS = (3, 4)  # a stack of slices, or a cine of them
+
+
+@dataclass(frozen=True)
+class ScanPatient:
+    """One patient's scans, in the order given."""
+
+    id: str
+    scans: tuple[Path, ...]
+    group: str = GROUP
+    source_split: str | None = None
+
+
+def group_scans(listed: list[tuple[str, Path]]) -> list[ScanPatient]:
+    """``(patient id, scan)`` pairs as patients, in order of first appearance."""
+    patients: dict[str, list[Path]] = {}
+    for pid, scan in listed:
+        patients.setdefault(pid, []).append(Path(scan))
+    return [ScanPatient(pid, tuple(scans)) for pid, scans in patients.items()]
+
+
+def read_training_scan(path: Path) -> Scan:
+    """A scan checked fit to train on: 3D or 4D, readable, finite, not all zero, not one of this tool's outputs (a
+    super-resolved scan as the full-resolution truth would teach a model its own guesses), and not a label map (a
+    segmentation in an image's place would teach it to draw labels)."""
+    scan = read_scan(Path(path), ndims=NDIMS, min_inplane=3)
+    made = scan.made_by_heart_sr()
+    if made is not None:
+        raise DataError(path, f"was written by heart-sr ({made!r}), not acquired; left out")
+    values = scan.label_values()
+    if values is not None:
+        raise DataError(
+            path, f"holds only {len(values)} distinct whole-number values: a label map, not an image; left out"
+        )
+    return scan
+
+
+def valid_scan_patients(
+    patients: list[ScanPatient], strict: bool = False, on_patient=None
+) -> tuple[list[ScanPatient], list[DataError]]:
+    """The patients whose every scan is fit to train on, and the first problem of each other one (raised at once
+    when ``strict``). Each scan is read once, a few patients at a time on worker threads."""
+    return check_all(_check_patient, patients, strict, on_patient and (lambda p: on_patient(p.id)))
+
+
+def _check_patient(patient: ScanPatient) -> tuple[ScanPatient, DataError | None]:
+    try:
+        for path in patient.scans:
+            read_training_scan(path)
+    except DataError as exc:
+        return patient, exc
+    return patient, None
+
+
+def scan_patient_slices(patient: ScanPatient, size: int = HR_SIZE) -> Iterator[Slice]:
+    """Every slice of every frame of the patient's scans as a normalised ``size x size`` image (each 3D frame's
+    own intensity window). Frames are numbered on across the patient's scans (a second scan's first frame follows
+    the first scan's last), so that every stored slice has its own (frame, slice). All scans are read and checked
+    before the first slice is yielded."""
+    scans = [read_training_scan(path) for path in patient.scans]
+    offset = 0
+    for scan in scans:
+        spacing = tuple(float(z) for z in scan.zooms[:3])
+        last = 0
+        for frame, images in scan_frames(scan.data, size):
+            for z, image in enumerate(images):
+                yield Slice(image, patient.id, patient.group, z, offset + frame, spacing, None)
+            last = frame
+        offset += last

@@ -1,0 +1,183 @@
+"""A training dataset from a lab's own scans (``prepare --scans``): no ACDC layout, no labels. Every slice of every
+frame is stored on the protocol's grid, a patient's scans all go to one split, and a fine-tune on it says whether
+it improved on the model it started from."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from dicom_series import Cine, write_cine
+from in_process import run_cli
+
+from heart_sr_tf.cohort.jobs import find_scan_patients
+from heart_sr_tf.errors import DataError
+
+
+def _nifti(path: Path, data: np.ndarray, zooms=(1.5, 1.5, 8.0, 1.0)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = nib.Nifti1Image(data.astype(np.float32), np.diag([*zooms[:3], 1.0]))
+    image.header.set_zooms(zooms[: data.ndim])
+    nib.save(image, str(path))
+    return path
+
+
+def _image(shape, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 400, shape)
+
+
+def test_patients_of_a_folder_glob_and_manifest(tmp_path):
+    lab = tmp_path / "lab"
+    _nifti(lab / "P01" / "cine.nii.gz", _image((12, 12, 3, 2), 0))
+    _nifti(lab / "P01" / "followup" / "cine.NII.GZ", _image((12, 12, 3, 2), 1))
+    _nifti(lab / "P02.nii.gz", _image((12, 12, 3), 2))
+    _nifti(lab / "P03" / "sax" / "cine.nii", _image((12, 12, 3), 3))
+    found = {(pid, path.relative_to(lab).as_posix()) for pid, path in find_scan_patients(str(lab))}
+    assert found == {
+        ("P01", "P01/cine.nii.gz"),
+        ("P01", "P01/followup/cine.NII.GZ"),
+        ("P02", "P02.nii.gz"),
+        ("P03", "P03/sax/cine.nii"),
+    }
+    # a glob of same-named files: the first folder below their common one tells the patients apart
+    globbed = find_scan_patients(str(lab / "P0*" / "**" / "cine.nii*"))
+    assert sorted(pid for pid, _ in globbed) == ["P01", "P03"]
+    # a manifest's patient column regroups them; rows without one fall back to the rule
+    manifest = tmp_path / "scans.csv"
+    manifest.write_text("input,patient\nlab/P02.nii.gz,X\nlab/P03/sax/cine.nii,X\nlab/P01/cine.nii.gz,\n")
+    assert [pid for pid, _ in find_scan_patients(str(manifest))] == ["X", "X", "P01"]
+
+
+@pytest.fixture(scope="module")
+def lab_scans(phantom_root, tmp_path_factory) -> Path:
+    """Phantom cines laid out as a lab's export: A has a cine and a second 3D scan, B and C a cine each, D a cine
+    as a DICOM series (with pydicom), and E a label map put where an image belongs."""
+    lab = tmp_path_factory.mktemp("lab")
+    training = phantom_root / "training"
+    (lab / "A").mkdir()
+    shutil.copy(training / "patient001" / "patient001_4d.nii.gz", lab / "A" / "cine.nii.gz")
+    shutil.copy(training / "patient001" / "patient001_frame01.nii.gz", lab / "A" / "stack.nii.gz")
+    shutil.copy(training / "patient002" / "patient002_4d.nii.gz", lab / "B.nii.gz")
+    shutil.copy(training / "patient003" / "patient003_4d.nii.gz", lab / "C.nii.gz")
+    values = np.asarray(nib.load(str(training / "patient004" / "patient004_4d.nii.gz")).dataobj, np.float32)
+    write_cine(lab / "D" / "series", Cine(values=np.round(values[:, :, :, :3]) * 2.0 - 10.0))
+    shutil.copy(training / "patient005" / "patient005_frame01_gt.nii.gz", lab / "E.nii.gz")
+    return lab
+
+
+@pytest.fixture(scope="module")
+def lab_data(lab_scans, tmp_path_factory):
+    from heart_sr_tf.data.prepare import prepare_scans
+
+    data_dir = tmp_path_factory.mktemp("labdata")
+    report = prepare_scans(find_scan_patients(str(lab_scans)), str(lab_scans), data_dir, quiet=True)
+    return data_dir, report
+
+
+def test_every_slice_of_every_frame_stored_and_patients_kept_whole(lab_scans, lab_data):
+    from heart_sr_tf.data.acdc_sr import quantise
+    from heart_sr_tf.data.pipeline import num_slices, slice_dataset
+    from heart_sr_tf.data.prepare import split_assignment
+    from heart_sr_tf.data.scan import read_scan
+    from heart_sr_tf.data.slices import scan_frames
+
+    data_dir, report = lab_data
+    assert len(report.bad) == 1 and str(lab_scans / "E.nii.gz") in report.bad[0] and "label map" in report.bad[0]
+    assignment = split_assignment(data_dir)
+    assert sorted(assignment) == ["A", "B", "C", "D"]
+    assert sorted(set(assignment.values())) == ["test", "train", "validation"]
+    stored: dict[str, list[dict]] = {}
+    for split in ("train", "validation", "test"):
+        for example in slice_dataset(data_dir, "full", split).as_numpy_iterator():
+            patient = example["patient"].decode()
+            assert assignment[patient] == split  # a patient's scans never straddle two splits
+            stored.setdefault(patient, []).append(example)
+        assert num_slices(data_dir, "heart", split) == 0  # no labels, no heart boxes
+    scans = {"A": ["A/cine.nii.gz", "A/stack.nii.gz"], "B": ["B.nii.gz"], "C": ["C.nii.gz"], "D": ["D/series"]}
+    for patient, names in scans.items():
+        expected = {}
+        offset = 0
+        for name in names:
+            data = read_scan(lab_scans / name).data
+            frames = list(scan_frames(data))
+            for frame, images in frames:
+                for z, image in enumerate(images):
+                    expected[(offset + frame, z)] = quantise(image)
+            offset += frames[-1][0]
+        got = {(int(e["frame"]), int(e["slice"])): e["hr"][..., 0] for e in stored[patient]}
+        assert sorted(got) == sorted(expected)
+        for key, image in expected.items():
+            np.testing.assert_array_equal(got[key], image)  # value for value, as evaluate --scans sees the scan
+    assert max(int(e["frame"]) for e in stored["A"]) == 11  # the cine's 10 frames, then the stack's
+
+
+def test_a_scans_dataset_is_reused_regrouped_and_refused_where_labels_are_needed(lab_scans, lab_data, tmp_path):
+    from heart_sr_tf.data.prepare import dataset_source, prepare_scans, split_assignment
+
+    data_dir, _ = lab_data
+    listed = find_scan_patients(str(lab_scans))
+    stamp = (data_dir / "acdc_sr" / "full").stat().st_mtime_ns
+    prepare_scans(listed, str(lab_scans), data_dir, quiet=True)  # the same scans: reused, not rebuilt
+    assert (data_dir / "acdc_sr" / "full").stat().st_mtime_ns == stamp
+    with pytest.raises(DataError, match="a lab's scans"):
+        dataset_source(data_dir)
+    with pytest.raises(DataError, match="built from"):  # another source into the same folder
+        prepare_scans(listed[:4], str(tmp_path), data_dir, quiet=True)
+    copy = tmp_path / "copy"
+    shutil.copytree(data_dir, copy)
+    regrouped = [("B" if pid == "C" else pid, path) for pid, path in listed]  # C's scan is B's second
+    prepare_scans(regrouped, str(lab_scans), copy, quiet=True)
+    assert sorted(split_assignment(copy)) == ["A", "B", "D"]
+
+
+def test_finetune_on_scans_reports_its_start_and_refuses_heart_stages(lab_data, tiny_export, tmp_path):
+    from heart_sr_tf.config import load_config
+    from heart_sr_tf.training.runs import Run
+    from heart_sr_tf.training.srgan_trainer import train_srgan
+
+    data_dir, _ = lab_data
+    config = load_config(Path(__file__).resolve().parent / "configs" / "tiny.toml")
+    with pytest.raises(DataError, match="no training slices of roi 'heart'"):
+        train_srgan(Run.create(tmp_path, "heart", config, data_dir=data_dir, init_from=tiny_export), quiet=True)
+    assert not list((tmp_path / "heart" / "checkpoints").glob("ckpt-*"))  # refused before the first step
+    config.train.stages = config.train.stages[:1]
+    config.train.stages[0].steps = 8
+    run = Run.create(tmp_path, "finetune", config, data_dir=data_dir, init_from=tiny_export)
+    result = train_srgan(run, quiet=True)
+    rows = run.metrics_rows()
+    assert rows[0]["step"] == "0" and rows[0]["stage"] == "start"
+    assert set(result.start) >= {"psnr", "ssim"} and 5 < result.start["psnr"] < 60
+    assert result.start["psnr"] == pytest.approx(float(rows[0]["val_psnr"]))
+    assert result.validation["psnr"] != result.start["psnr"]  # eight steps moved the network
+
+
+def test_cli_prepare_scans_refusals_and_clinical_refused_before_scoring(lab_scans, lab_data, tiny_export, tmp_path):
+    both = run_cli("prepare", "--scans", str(lab_scans), "--acdc-dir", str(lab_scans))
+    assert both.returncode == 2 and "--scans and --acdc-dir" in both.stderr and "Traceback" not in both.stderr
+    few = tmp_path / "few"
+    _nifti(few / "a.nii.gz", _image((12, 12, 3), 0))
+    _nifti(few / "b.nii.gz", _image((12, 12, 3), 1))
+    two = run_cli("prepare", "--scans", str(few), "--data-dir", str(tmp_path / "d"))
+    assert two.returncode == 2 and "2 patient(s)" in two.stderr
+    assert not (tmp_path / "d").exists()
+    data_dir, _ = lab_data
+    out = tmp_path / "eval"
+    clinical = run_cli("evaluate", str(tiny_export), "--data-dir", str(data_dir), "--clinical", "--out", str(out))
+    assert clinical.returncode == 2 and "a lab's scans" in clinical.stderr
+    assert not out.exists()
+
+
+def test_the_tools_own_output_is_never_training_truth(tiny_export, tmp_path):
+    from heart_sr_tf.data.scan_patients import read_training_scan
+
+    scan = _nifti(tmp_path / "scan.nii.gz", _image((24, 24, 2), 0))
+    read_training_scan(scan)  # an acquisition is fit to train on
+    out = tmp_path / "x3.nii.gz"
+    done = run_cli("upscale", str(scan), str(out), "--model", str(tiny_export))
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(DataError, match="written by heart-sr"):
+        read_training_scan(out)  # a super-resolved scan taken for full resolution would teach the model its guesses
