@@ -181,3 +181,6 @@ def test_the_tools_own_output_is_never_training_truth(tiny_export, tmp_path):
     assert done.returncode == 0, done.stderr
     with pytest.raises(DataError, match="written by heart-sr"):
         read_training_scan(out)  # a super-resolved scan taken for full resolution would teach the model its guesses
+    scored = run_cli("evaluate", str(tiny_export), "--scans", str(tmp_path), "--out", str(tmp_path / "eval"))
+    assert scored.returncode == 2 and f"{out}: was written by heart-sr" in scored.stderr  # nor is it a reference
+    assert not (tmp_path / "eval").exists()

@@ -90,6 +90,30 @@ def test_evaluate_scans_clinical_measures_every_input_against_full_resolution(
     assert float(by_method["model"]["LVEDV_ml"]) == pytest.approx(expected["LVEDV_ml"], rel=1e-6)
     assert by_method["model"]["hr_LVEDV_ml"] == by_method["hr"]["LVEDV_ml"]
 
+    # the cine's heart box: full resolution's segmentation of every frame, +10 px; the image metrics inside it
+    from heart_sr_tf.metrics import image_metrics
+
+    union = np.zeros(hr.shape[1:], bool)
+    for _, each in scan_frames(scan.data):
+        union |= Segmenter(segmenter).volume(np.stack([degradation.pair_np(x)[1] for x in each])).any(axis=0)
+    rows_, cols_ = np.flatnonzero(union.any(1)), np.flatnonzero(union.any(0))
+    height, width = hr.shape[1:]
+    box = [max(rows_[0] - 10, 0), min(rows_[-1] + 11, height), max(cols_[0] - 10, 0), min(cols_[-1] + 11, width)]
+    assert json.loads((out / "clinical.json").read_text())["heart_boxes"]["cine.nii.gz"] == box
+    r0, r1, c0, c1 = box
+    bicubic = degradation.baseline_images(degradation.pair_np(images[2])[0], hr.shape[1:])["bicubic"]
+    by_hand = image_metrics(bicubic[r0:r1, c0:c1], hr[2, r0:r1, c0:c1])
+    heart = [r for r in _rows(out / "per_slice.csv") if r["roi"] == "heart"]
+    slices = 3 * len(images) + read_scan(folder / "frame.nii.gz").data.shape[2]  # the cine's 3 frames, the frame
+    assert len(heart) == 3 * slices  # each slice inside its scan's box, through the model and the two baselines
+    row = next(
+        r for r in heart
+        if (r["patient"], r["frame"], r["slice"], r["method"]) == ("cine.nii.gz", "1", "2", "bicubic")
+    )  # fmt: skip
+    assert float(row["psnr"]) == pytest.approx(by_hand["psnr"], rel=1e-6)
+    assert float(row["ssim"]) == pytest.approx(by_hand["ssim"], rel=1e-6)
+    assert "heart" in {r["roi"] for r in _rows(out / "summary.csv")}
+
     summary = json.loads((out / "clinical.json").read_text())["summary"]
     assert summary["hr"]["cine"]["LVEF_pct"]["mae"] == 0 and summary["model"]["cines"] == 1
     differences = [float(m["LV_ml"]) - float(h["LV_ml"]) for m, h in zip(model, curve, strict=True)]

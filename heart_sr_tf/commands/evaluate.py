@@ -135,6 +135,8 @@ def _on_scans(model, predictor, scans: str, degradation, limit, out, quiet, echo
     ndims = (3, 4) if segmenter else (2, 3, 4)  # --clinical segments 3D frames: a 2D scan refused before any work
     result = evaluate_scans(predictor, measured, degradation, None if segmenter else limit, quiet, ndims)
     clinical = scans_clinical(predictor, segmenter, measured, degradation, quiet) if segmenter else None
+    if clinical is not None:
+        result.rows += clinical.heart  # the heart boxes that full resolution's segmentation gives: a roi of its own
     out = out or default_out(model, "scans", predictor.run is not None)
     files = write_outputs(result, out)
     echo(

@@ -11,6 +11,7 @@ import numpy as np
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.scan import read_scan
 from heart_sr_tf.data.slices import scan_slices
+from heart_sr_tf.errors import DataError
 from heart_sr_tf.evaluation.evaluate import Evaluation, predict_slice
 from heart_sr_tf.metrics import image_metrics
 from heart_sr_tf.progress import progress_bar
@@ -49,8 +50,16 @@ def evaluate_scans(
 
 def scan_shapes(paths: list[Path], ndims) -> list[tuple[int, ...]]:
     """Each scan read and checked (a bad one fails before any work) and kept only as its shape: a lab's scans
-    together may not fit in memory, so the work reads each again in its turn."""
-    return [read_scan(Path(path), ndims=ndims).data.shape for path in paths]
+    together may not fit in memory, so the work reads each again in its turn. A scan this tool wrote (a cohort's
+    results in the scans' folder) is no full-resolution reference: scored as one, it would flatter the model."""
+    shapes = []
+    for path in paths:
+        scan = read_scan(Path(path), ndims=ndims)
+        made = scan.made_by_heart_sr()
+        if made is not None:
+            raise DataError(path, f"was written by heart-sr ({made!r}), not acquired: no reference to score against")
+        shapes.append(scan.data.shape)
+    return shapes
 
 
 def scan_names(paths: list[Path]) -> list[str]:

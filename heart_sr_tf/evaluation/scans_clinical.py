@@ -39,10 +39,19 @@ from heart_sr_tf.cardiac_metrics import (
 )
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.scan import read_scan
-from heart_sr_tf.data.slices import GRID_PIXEL_MM, HR_SIZE, grid_axis, resize_slice, scan_frames
+from heart_sr_tf.data.slices import (
+    GRID_PIXEL_MM,
+    HEART_MARGIN,
+    HR_SIZE,
+    grid_axis,
+    heart_box,
+    resize_slice,
+    scan_frames,
+)
 from heart_sr_tf.evaluation.clinical import NAMES, degrade_frame, share_cells
 from heart_sr_tf.evaluation.report import write_csv
 from heart_sr_tf.evaluation.scans import scan_names, scan_shapes
+from heart_sr_tf.metrics import image_metrics
 from heart_sr_tf.progress import progress_bar
 
 FRAME_MEASURES = ("LV_ml", "myocardium_ml", "RV_ml")
@@ -58,6 +67,8 @@ class ScansClinical:
     degradation: Degradation
     frames: list[dict] = field(default_factory=list)  # one per (scan, frame, method), in the same order per method
     placed: list[str] = field(default_factory=list)  # the scans of a small field of view (``segmenter_grid``)
+    heart: list[dict] = field(default_factory=list)  # image metrics in each scan's heart box, as evaluate's rows
+    boxes: dict[str, tuple[int, int, int, int] | None] = field(default_factory=dict)  # scan -> its heart box
 
     @property
     def methods(self) -> list[str]:
@@ -148,18 +159,50 @@ def scans_clinical(
             nx, ny = scan.data.shape[:2]
             zooms = scan.zooms
             pixel_mm = (zooms[0] * nx / HR_SIZE, zooms[1] * ny / HR_SIZE)  # of the protocol grid
+            full = {}  # full resolution's segmentation of every frame first: the scan's heart box is their union
+            for frame, images in scan_frames(scan.data):
+                hr = np.stack([degradation.pair_np(image)[1] for image in images])  # cropped as the degradation does
+                full[frame] = segmenter.volume(segmenter_grid(hr, pixel_mm)[0])
+            box = result.boxes[name] = scan_heart_box(list(full.values()), hr.shape[1:], pixel_mm)
             for frame, images in scan_frames(scan.data):
                 lr, versions = degrade_frame(images, degradation, rng)
                 height, width = versions["hr"].shape[1:]
                 versions["model"] = predictor(lr[..., None])[:, :height, :width, 0]
                 placed = {method: segmenter_grid(images, pixel_mm) for method, images in versions.items()}
-                segmented = {method: segmenter.volume(images) for method, (images, _) in placed.items()}
+                segmented = {"hr": full[frame]}
+                segmented.update({m: segmenter.volume(images) for m, (images, _) in placed.items() if m != "hr"})
                 grid_mm = placed["hr"][1]
                 if grid_mm != pixel_mm and name not in result.placed:
                     result.placed.append(name)
                 result.add(name, frame, segmented, grid_mm[0] * grid_mm[1] * zooms[2] / 1000.0, grid_mm)
+                if box is not None:
+                    result.heart += heart_rows(name, frame, versions, box)
                 bar.update(1)
     return result
+
+
+def scan_heart_box(labels: list[np.ndarray], shape, pixel_mm) -> tuple[int, int, int, int] | None:
+    """The protocol's heart box (``data/slices.heart_box``: the union over every slice, +10 px) of a scan whose
+    frames' images of ``shape`` were segmented as ``labels`` ``[n, 256, 256]`` on the segmenter's grid: full
+    resolution's automatic segmentation in the place of ground-truth labels, in the images' own coordinates."""
+    (gx, ox), (gy, oy) = grid_axis(shape[0], pixel_mm[0]), grid_axis(shape[1], pixel_mm[1])
+    inside = [np.transpose(volume[:, ox : ox + gx, oy : oy + gy], (1, 2, 0)) for volume in labels]
+    box = heart_box(inside, size=shape[0], margin=HEART_MARGIN)
+    return None if box is None else (box[0], min(box[1], shape[0]), box[2], min(box[3], shape[1]))
+
+
+def heart_rows(scan: str, frame: int, versions: dict[str, np.ndarray], box) -> list[dict]:
+    """Per slice and method, the image metrics against full resolution inside ``box``, as ``evaluate``'s rows of
+    the ``heart`` roi."""
+    r0, r1, c0, c1 = box
+    hr = versions["hr"][:, r0:r1, c0:c1]
+    rows = []
+    for z in range(len(hr)):
+        for method, images in versions.items():
+            if method != "hr":
+                meta = {"roi": "heart", "method": method, "patient": scan, "slice": z, "frame": frame}
+                rows.append({**meta, **image_metrics(images[z, r0:r1, c0:c1], hr[z])})
+    return rows
 
 
 def segmenter_grid(images: np.ndarray, pixel_mm: tuple[float, float]) -> tuple[np.ndarray, tuple[float, float]]:
@@ -189,6 +232,11 @@ def write_scans_clinical(result: ScansClinical, out: Path, summary: dict | None 
         "reference": "the segmentation of the full-resolution scan (no ground-truth labels)",
         "degradation": result.degradation.metadata(),
         "placed_at_acdc_pixel": result.placed,
+        "heart_boxes": {
+            "note": "row0, row1, col0, col1 (ends exclusive) on the protocol grid: full resolution's segmentation, "
+            "every frame and slice, +10 px; the image metrics of roi 'heart' are taken inside",
+            **{scan: None if box is None else list(box) for scan, box in result.boxes.items()},
+        },
         "summary": summary,
     }
     files[0].write_text(json.dumps(payload, indent=2, default=float))
@@ -257,6 +305,13 @@ def scans_clinical_markdown(result: ScansClinical, summary: dict | None = None) 
             lines.append(f"| {name}, {UNITS.get(measure, unit)} | " + " | ".join(cells) + " |")
         same = [f"{summary[m]['same_ed_es']} of {summary[m]['cines']}" for m in others]
         lines.append("| ED and ES frames as full resolution's | " + " | ".join(same) + " |")
+    missing = [scan for scan, box in result.boxes.items() if box is None]
+    lines += [
+        "",
+        "Heart boxes (the image metrics' `heart` rows): the protocol's box with full resolution's segmentation in the "
+        "place of labels, its union over every frame and slice widened by 10 px."
+        + (f" The segmenter found no heart in {', '.join(missing)}: no heart rows there." if missing else ""),
+    ]
     if result.placed:
         lines += [
             "",
