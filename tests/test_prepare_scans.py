@@ -158,6 +158,13 @@ def test_finetune_on_scans_reports_its_start_and_refuses_heart_stages(lab_data, 
 def test_cli_prepare_scans_refusals_and_clinical_refused_before_scoring(lab_scans, lab_data, tiny_export, tmp_path):
     both = run_cli("prepare", "--scans", str(lab_scans), "--acdc-dir", str(lab_scans))
     assert both.returncode == 2 and "--scans and --acdc-dir" in both.stderr and "Traceback" not in both.stderr
+    acdc_boxes = run_cli("prepare", "--acdc-dir", str(lab_scans), "--heart-boxes")
+    assert acdc_boxes.returncode == 2 and "--heart-boxes: draws the heart boxes of --scans" in acdc_boxes.stderr
+    no_segmenter = run_cli(
+        "prepare", "--scans", str(lab_scans), "--heart-boxes", str(tmp_path / "none"), "--data-dir", str(tmp_path / "n")
+    )
+    assert no_segmenter.returncode == 2 and str(tmp_path / "none") in no_segmenter.stderr
+    assert "Traceback" not in no_segmenter.stderr and not (tmp_path / "n").exists()
     few = tmp_path / "few"
     _nifti(few / "a.nii.gz", _image((12, 12, 3), 0))
     _nifti(few / "b.nii.gz", _image((12, 12, 3), 1))
@@ -184,3 +191,43 @@ def test_the_tools_own_output_is_never_training_truth(tiny_export, tmp_path):
     scored = run_cli("evaluate", str(tiny_export), "--scans", str(tmp_path), "--out", str(tmp_path / "eval"))
     assert scored.returncode == 2 and f"{out}: was written by heart-sr" in scored.stderr  # nor is it a reference
     assert not (tmp_path / "eval").exists()
+
+
+def test_heart_boxes_drawn_by_a_segmenter(lab_scans, tmp_path):
+    """``--heart-boxes``: each scan's box is full resolution's segmentation of every frame, +10 px, on the protocol
+    grid (recounted here from the segmenter); the heart config holds the box's crop of every full slice."""
+    from heart_sr_tf.data.pipeline import slice_dataset
+    from heart_sr_tf.data.prepare import prepare_scans
+    from heart_sr_tf.data.scan import read_scan
+    from heart_sr_tf.data.scan_patients import read_training_scan
+    from heart_sr_tf.data.slices import scan_frames
+    from heart_sr_tf.evaluation.scans_clinical import segmented_heart_box
+    from heart_sr_tf.inference.segmenter import Segmenter
+
+    segmenter = Segmenter(Path(__file__).resolve().parents[1] / "saved_models" / "segmenter")
+    listed = [(pid, path) for pid, path in find_scan_patients(str(lab_scans)) if pid in ("B", "C", "D")]
+    drawn = []
+
+    def heart_box(path):
+        drawn.append(segmented_heart_box(segmenter, read_training_scan(path)))
+        return drawn[-1]
+
+    data_dir = tmp_path / "boxed"
+    report = prepare_scans(listed, str(lab_scans), data_dir, quiet=True, heart_box=heart_box, boxes_by="shipped")
+    assert len(drawn) == 3 and all(box is not None for box in drawn) and report.no_heart == []
+    union = np.zeros((256, 256), bool)
+    for _, images in scan_frames(read_scan(lab_scans / "B.nii.gz").data):
+        union |= segmenter.volume(images).any(axis=0)
+    rows, cols = np.flatnonzero(union.any(1)), np.flatnonzero(union.any(0))
+    box_b = (max(rows[0] - 10, 0), min(rows[-1] + 11, 256), max(cols[0] - 10, 0), min(cols[-1] + 11, 256))
+    assert drawn[0] == box_b
+    full, heart = {}, {}
+    for split in ("train", "validation", "test"):
+        for store, roi in ((full, "full"), (heart, "heart")):
+            for e in slice_dataset(data_dir, roi, split).as_numpy_iterator():
+                store[(e["patient"].decode(), int(e["frame"]), int(e["slice"]))] = e
+    assert sorted(heart) == sorted(full)  # every slice of a boxed scan, cut to its scan's box
+    key = next(k for k in full if k[0] == "B")
+    r0, r1, c0, c1 = heart[key]["box"]
+    assert tuple(heart[key]["box"]) == box_b
+    np.testing.assert_array_equal(heart[key]["hr"], full[key]["hr"][r0:r1, c0:c1])

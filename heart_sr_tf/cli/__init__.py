@@ -52,13 +52,24 @@ def phantoms(out: Path, patients: int, seed: int):
     "--scans",
     metavar="PATH",
     help="A lab's own scans instead of ACDC: a folder of NIfTI files and DICOM series, a glob, or a CSV manifest "
-    "(input, optional patient). Full slices only (no labels, no heart boxes).",
+    "(input, optional patient). Full slices only, unless --heart-boxes (no labels).",
 )
-def prepare(acdc_dir: Path | None, data_dir: Path | None, seed: int, strict: bool, force: bool, scans: str | None):
+@click.option(
+    "--heart-boxes",
+    "heart_boxes",
+    is_flag=False,
+    flag_value="segmenter",
+    default=None,
+    metavar="[SEGMENTER]",
+    help="With --scans: draw each scan's heart box from a segmenter's segmentation of every frame (the shipped "
+    "one when no SEGMENTER is given), so heart-box stages and metrics work.",
+)
+def prepare(acdc_dir, data_dir, seed: int, strict: bool, force: bool, scans: str | None, heart_boxes: str | None):
     """Build the acdc_sr TFDS dataset (full slices and heart boxes) from ACDC_DIR, or from a lab's own scans."""
     from heart_sr_tf.commands.data import prepare_dataset
 
-    prepare_dataset(acdc_dir, data_dir, seed, strict, force, click.echo, warn, scans=scans)
+    heart = Path(heart_boxes) if heart_boxes is not None else None
+    prepare_dataset(acdc_dir, data_dir, seed, strict, force, click.echo, warn, scans=scans, heart_boxes=heart)
 
 
 @main.group()

@@ -16,21 +16,35 @@ def write_phantoms(out: Path, patients: int, seed: int) -> list[Path]:
 
 
 def prepare_dataset(
-    acdc_dir: Path | None, data_dir: Path | None, seed: int, strict: bool, force: bool, echo, warn, scans=None
+    acdc_dir: Path | None,
+    data_dir: Path | None,
+    seed: int,
+    strict: bool,
+    force: bool,
+    echo,
+    warn,
+    scans=None,
+    heart_boxes: Path | None = None,
 ):
-    """Build the acdc_sr dataset from ``acdc_dir`` (default: the phantoms), or from a lab's own ``scans``, and
-    print what it holds."""
+    """Build the acdc_sr dataset from ``acdc_dir`` (default: the phantoms), or from a lab's own ``scans`` (their
+    heart boxes drawn by the segmenter ``heart_boxes``, if given), and print what it holds."""
+    if heart_boxes is not None and scans is None:
+        raise HeartSRError("--heart-boxes: draws the heart boxes of --scans; ACDC's come from its labels")
     if scans is not None:
-        report = _prepare_scans(scans, acdc_dir, data_dir, seed, strict, force, echo)
+        report = _prepare_scans(scans, acdc_dir, data_dir, seed, strict, force, echo, heart_boxes)
     else:
         report = prepare(acdc_dir or phantom_dir(), data_dir, seed=seed, strict=strict, force=force)
     echo(f"dataset: {report.data_dir}")
     for roi, counts in report.counts.items():
         parts = ", ".join(f"{split} {counts.get(split, 0)}" for split in ("train", "validation", "test"))
-        if scans is not None and roi == "heart":
+        if scans is not None and roi == "heart" and heart_boxes is None:
             parts = "none (scans without labels have no heart boxes: train and evaluate on full slices)"
         echo(f"{roi:5s} slices: {parts}")
     echo("patients: " + ", ".join(f"{k} {v}" for k, v in report.patients.items()))
+    if report.no_heart:
+        warn(f"the segmenter found no heart in {len(report.no_heart)} scan(s): their slices are in no heart box:")
+        for line in report.no_heart:
+            warn(f"  {line}")
     if report.bad:
         warn(f"skipped {len(report.bad)} bad patient(s):")
         for line in report.bad:
@@ -38,7 +52,7 @@ def prepare_dataset(
     return report
 
 
-def _prepare_scans(scans: str, acdc_dir, data_dir, seed: int, strict: bool, force: bool, echo):
+def _prepare_scans(scans: str, acdc_dir, data_dir, seed: int, strict: bool, force: bool, echo, heart_boxes):
     from heart_sr_tf.cohort.jobs import find_scan_patients
     from heart_sr_tf.data.prepare import prepare_scans
 
@@ -53,7 +67,19 @@ def _prepare_scans(scans: str, acdc_dir, data_dir, seed: int, strict: bool, forc
             f"--scans {scans}: {patients} patient(s); training needs at least one each for train, validation and "
             "test (name a patient per scan with a manifest's patient column if its scans are of several patients)"
         )
-    return prepare_scans(listed, source, data_dir, seed=seed, strict=strict, force=force)
+    drawn = {}
+    if heart_boxes is not None:
+        from heart_sr_tf.data.scan_patients import read_training_scan
+        from heart_sr_tf.evaluation.scans_clinical import segmented_heart_box
+        from heart_sr_tf.inference.segmenter import Segmenter
+
+        segmenter = Segmenter(Path(heart_boxes))  # a bad one refused before any work
+        echo(f"heart boxes: drawn by {segmenter.folder} (an automatic segmenter, in the place of labels)")
+        drawn = {
+            "heart_box": lambda path: segmented_heart_box(segmenter, read_training_scan(path)),
+            "boxes_by": str(segmenter.folder.resolve()),
+        }
+    return prepare_scans(listed, source, data_dir, seed=seed, strict=strict, force=force, **drawn)
 
 
 def resolve_data(

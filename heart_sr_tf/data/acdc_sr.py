@@ -46,12 +46,22 @@ class AcdcSr(tfds.core.GeneratorBasedBuilder):
     """
 
     def __init__(
-        self, *, split_seed=0, strict=False, patients=None, on_patient=None, source=None, fingerprint=None, **kwargs
+        self,
+        *,
+        split_seed=0,
+        strict=False,
+        patients=None,
+        on_patient=None,
+        source=None,
+        fingerprint=None,
+        boxes_by="",
+        **kwargs,
     ):
         self.split_seed = split_seed
         self.strict = strict
         self.patients = patients  # already validated patients (ACDC's or scans'); ACDC's checked here when None
         self.source, self.fingerprint = source, fingerprint  # what the metadata records (default: the manual dir)
+        self.boxes_by = boxes_by  # what drew a lab's scans' heart boxes (a segmenter), if anything did
         self.bad: list[str] = []
         self.on_patient = on_patient  # callback(patient_id) for progress reporting
         super().__init__(**kwargs)
@@ -83,13 +93,16 @@ class AcdcSr(tfds.core.GeneratorBasedBuilder):
         self.info.metadata["split_seed"] = self.split_seed
         self.info.metadata["source"] = self.source or str(Path(dl_manager.manual_dir).resolve())
         self.info.metadata["kind"] = "scans" if any(isinstance(p, ScanPatient) for p in patients) else "acdc"
+        if self.boxes_by:
+            self.info.metadata["heart_boxes"] = self.boxes_by
         self.info.metadata["assignment"] = assignment
         self.info.metadata["fingerprint"] = self.fingerprint or source_fingerprint(Path(dl_manager.manual_dir))
         chosen = {
             split: [p for p in patients if assignment[p.id] == split] for split in ("train", "validation", "test")
         }
-        if self.builder_config.name == "heart" and self.info.metadata["kind"] == "scans":
-            return {}  # no labels, no heart boxes: a config of no split
+        scans = [p for p in patients if isinstance(p, ScanPatient)]
+        if self.builder_config.name == "heart" and scans and not any(any(p.boxes) for p in scans):
+            return {}  # no labels and no segmenter's boxes: a config of no split
         return {split: self._generate_examples(group) for split, group in chosen.items() if group}
 
     def _generate_examples(self, patients: list[Patient]):
@@ -145,15 +158,15 @@ def source_fingerprint(folder: Path) -> str:
     return _digest((path.relative_to(folder), path) for path in sorted(p for p in folder.rglob("*") if p.is_file()))
 
 
-def scans_fingerprint(patients: list[ScanPatient]) -> str:
+def scans_fingerprint(patients: list[ScanPatient], boxes_by: str = "") -> str:
     """:func:`source_fingerprint` of a lab's scans: each patient's id and its scans' files (a DICOM series' files
-    in its folder), so that regrouping the scans into patients changes it too."""
+    in its folder), so that regrouping the scans into patients changes it too; and what drew the heart boxes."""
     named = []
     for patient in patients:
         for scan in patient.scans:
             files = sorted(p for p in scan.iterdir() if p.is_file()) if scan.is_dir() else [scan]
             named += [(f"{patient.id}\0{path.resolve()}", path) for path in files]
-    return _digest(named)
+    return _digest(named) + (f"-boxes-{hashlib.sha1(boxes_by.encode()).hexdigest()[:8]}" if boxes_by else "")
 
 
 def _digest(named) -> str:

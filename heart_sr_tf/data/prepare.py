@@ -8,7 +8,7 @@ import io
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from google.protobuf.json_format import ParseError
@@ -47,6 +47,7 @@ class PrepareReport:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # roi -> split -> slices
     patients: dict[str, int] = field(default_factory=dict)  # split -> patients
     bad: list[str] = field(default_factory=list)
+    no_heart: list[str] = field(default_factory=list)  # scans where the segmenter drawing heart boxes found none
 
 
 def builder(data_dir: Path, roi: str = "full", **kwargs) -> AcdcSr:
@@ -98,14 +99,19 @@ def prepare_scans(
     strict: bool = False,
     force: bool = False,
     quiet: bool = False,
+    heart_box=None,
+    boxes_by: str = "",
 ) -> PrepareReport:
     """The same dataset from a lab's own scans: ``listed`` holds ``(patient id, scan)`` pairs (NIfTI files or DICOM
     series), ``source`` says where they were found (recorded, and the default data dir's name). Without labels
-    there are no heart boxes: the ``heart`` config is built empty."""
+    there are no heart boxes and the ``heart`` config is built empty, unless ``heart_box(scan path) -> box or None``
+    draws each scan's (``boxes_by`` names what drew them: a segmenter, recorded with the dataset)."""
     patients = group_scans(listed)
     data_dir = Path(data_dir) if data_dir else default_data_dir(Path(source))
-    force = _rebuild(data_dir, source, seed, lambda: scans_fingerprint(patients), force, quiet)
+    fingerprint = scans_fingerprint(patients, boxes_by)
+    force = _rebuild(data_dir, source, seed, lambda: fingerprint, force, quiet)
     good, bad = None, []
+    report_boxes: list[str] = []
     if force or not is_prepared(data_dir):
         _check_writable(data_dir)
         with progress_bar(len(patients), "check", "patient", disable=quiet) as bar:
@@ -113,9 +119,28 @@ def prepare_scans(
         bad = [str(e) for e in errors]
         if not good:
             raise DataError(source, "no usable scans")
+        if heart_box is not None:
+            good, report_boxes = _boxed(good, heart_box, quiet)
     folder = Path(os.path.commonpath([os.path.abspath(scan.parent) for _, scan in listed]))
-    extra = {"source": source, "fingerprint": scans_fingerprint(patients)}
-    return _build(data_dir, seed, good, bad, folder, force, quiet, **extra)
+    extra = {"source": source, "fingerprint": fingerprint, "boxes_by": boxes_by}
+    report = _build(data_dir, seed, good, bad, folder, force, quiet, **extra)
+    report.no_heart = report_boxes
+    return report
+
+
+def _boxed(patients, heart_box, quiet: bool):
+    """The patients with each scan's heart box, and the scans where none was found."""
+    boxed, missing = [], []
+    with progress_bar(sum(len(p.scans) for p in patients), "heart boxes", "scan", disable=quiet) as bar:
+        for patient in patients:
+            boxes = []
+            for scan in patient.scans:
+                boxes.append(heart_box(scan))
+                if boxes[-1] is None:
+                    missing.append(str(scan))
+                _tick(bar, patient.id)
+            boxed.append(replace(patient, boxes=tuple(boxes)))
+    return boxed, missing
 
 
 def _rebuild(data_dir: Path, source: str, seed: int, fingerprint, force: bool, quiet: bool) -> bool:
@@ -148,7 +173,7 @@ def _build(data_dir: Path, seed: int, patients, bad: list[str], manual_dir: Path
     tfds.disable_progress_bar()
     report = PrepareReport(data_dir=data_dir, bad=bad)
     for roi in ROIS:
-        boxes = roi != "heart" or "source" not in extra  # a lab's scans have no heart boxes: nothing to show
+        boxes = roi != "heart" or "source" not in extra or bool(extra.get("boxes_by"))  # else nothing to show
         with progress_bar(
             len(patients or []), f"prepare {roi}", "patient", disable=quiet or not patients or not boxes
         ) as bar:

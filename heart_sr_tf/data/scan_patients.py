@@ -3,7 +3,8 @@
 Each patient holds one or more scans (NIfTI files or DICOM series); all of a patient's scans go to one split, so
 that a model is never scored on a patient it trained on. Every slice of every frame becomes a stored slice on the
 protocol's grid, exactly as :func:`heart_sr_tf.data.slices.scan_frames` puts a scan there for ``evaluate --scans``.
-Without labels there is no heart box: such a dataset has full slices only.
+Without labels there is no heart box, unless a segmenter drew one per scan (``prepare --scans --heart-boxes``):
+otherwise such a dataset has full slices only.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class ScanPatient:
     scans: tuple[Path, ...]
     group: str = GROUP
     source_split: str | None = None
+    boxes: tuple = ()  # each scan's heart box on the protocol grid (or None), when a segmenter gave them
 
 
 def group_scans(listed: list[tuple[str, Path]]) -> list[ScanPatient]:
@@ -78,12 +80,13 @@ def scan_patient_slices(patient: ScanPatient, size: int = HR_SIZE) -> Iterator[S
     the first scan's last), so that every stored slice has its own (frame, slice). All scans are read and checked
     before the first slice is yielded."""
     scans = [read_training_scan(path) for path in patient.scans]
+    boxes = patient.boxes or (None,) * len(scans)
     offset = 0
-    for scan in scans:
+    for scan, box in zip(scans, boxes, strict=True):
         spacing = tuple(float(z) for z in scan.zooms[:3])
         last = 0
         for frame, images in scan_frames(scan.data, size):
             for z, image in enumerate(images):
-                yield Slice(image, patient.id, patient.group, z, offset + frame, spacing, None)
+                yield Slice(image, patient.id, patient.group, z, offset + frame, spacing, box)
             last = frame
         offset += last

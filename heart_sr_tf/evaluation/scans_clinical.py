@@ -156,9 +156,7 @@ def scans_clinical(
     with progress_bar(total, "clinical scans", "frame", disable=quiet) as bar:
         for name, path in zip(scan_names(paths), paths, strict=True):
             scan = read_scan(Path(path), ndims=(3, 4))
-            nx, ny = scan.data.shape[:2]
-            zooms = scan.zooms
-            pixel_mm = (zooms[0] * nx / HR_SIZE, zooms[1] * ny / HR_SIZE)  # of the protocol grid
+            zooms, pixel_mm = scan.zooms, protocol_pixel_mm(scan)
             full = {}  # full resolution's segmentation of every frame first: the scan's heart box is their union
             for frame, images in scan_frames(scan.data):
                 hr = np.stack([degradation.pair_np(image)[1] for image in images])  # cropped as the degradation does
@@ -179,6 +177,20 @@ def scans_clinical(
                     result.heart += heart_rows(name, frame, versions, box)
                 bar.update(1)
     return result
+
+
+def protocol_pixel_mm(scan) -> tuple[float, float]:
+    """The in-plane pixel size of ``scan`` on the 256x256 protocol grid, mm."""
+    (nx, ny), zooms = scan.data.shape[:2], scan.zooms
+    return zooms[0] * nx / HR_SIZE, zooms[1] * ny / HR_SIZE
+
+
+def segmented_heart_box(segmenter, scan) -> tuple[int, int, int, int] | None:
+    """A scan's heart box on the protocol grid from ``segmenter``'s segmentation of every frame (``prepare --scans
+    --heart-boxes``: a lab's scans have no labels), as :func:`scan_heart_box` draws it."""
+    pixel_mm = protocol_pixel_mm(scan)
+    labels = [segmenter.volume(segmenter_grid(images, pixel_mm)[0]) for _, images in scan_frames(scan.data)]
+    return scan_heart_box(labels, (HR_SIZE, HR_SIZE), pixel_mm)
 
 
 def scan_heart_box(labels: list[np.ndarray], shape, pixel_mm) -> tuple[int, int, int, int] | None:
