@@ -159,7 +159,7 @@ def _rebuild(data_dir: Path, source: str, seed: int, fingerprint, force: bool, q
         built = metadata.get("fingerprint")
         if built and built != fingerprint():
             if not quiet:
-                print(f"{source}: files changed since {data_dir} was built from it; rebuilding", file=sys.stderr)
+                print(f"{source}: changed since {data_dir} was built from it; rebuilding", file=sys.stderr)
             return True
     if not is_prepared(data_dir) and any((data_dir / "acdc_sr" / roi).exists() for roi in ROIS):
         return True
