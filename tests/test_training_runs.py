@@ -153,3 +153,52 @@ def test_sweep_prints_the_learning_rate_table(phantom_tfds, tmp_path):
     assert len(psnr) == 4 and all(10 < v < 60 for v in psnr)
     assert psnr[2] > psnr[3]  # aligned bicubic beats the blocky image on the same slices
     assert (tmp_path / "sweep-lr0.001" / "metrics.csv").exists() and (tmp_path / "sweep-lr1e-05").is_dir()
+
+
+def test_validation_chooses_a_checkpoint_and_export_takes_it(phantom_tfds, tiny_export, tmp_path):
+    """Choose on validation: the run's last lines name the step whose validation PSNR was best (or the network a
+    fine-tune started from), and `export --step` writes that checkpoint's generator."""
+    from heart_sr_tf.training.loop import best_line
+    from heart_sr_tf.training.runs import Run
+
+    config = tmp_path / "every2.toml"
+    text = TINY.read_text().split("[[train.stages]]")[0]
+    text = text.replace("checkpoint_every = 5", "checkpoint_every = 2\nkeep_checkpoints = 8")
+    text = text.replace("validate_every = 10", "validate_every = 2")
+    config.write_text(text + '[[train.stages]]\nname = "full"\nadversarial = false\nroi = "full"\nsteps = 8\n')
+    result = run_cli(
+        "train", "srgan", "--config", config, "--data-dir", phantom_tfds, "--runs-dir", tmp_path, "--name", "ft",
+        "--init-from", tiny_export, "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = Run.open(tmp_path / "ft")
+    assert run.kept_steps() == [2, 4, 6, 8]
+    rows = [r for r in run.metrics_rows() if r.get("val_psnr")]
+    assert [int(r["step"]) for r in rows] == [0, 2, 4, 6, 8, 8]  # the start, every second step, the final
+    best = max(rows, key=lambda r: float(r["val_psnr"]))
+    line = best_line(run)
+    if float(best["val_psnr"]) <= float(rows[-1]["val_psnr"]):
+        assert line is None
+    elif best["stage"] == "start":
+        assert line.startswith("the network it started from was better on validation")
+    else:
+        assert f"export {run.folder} --step {best['step']}" in line
+    assert (line or "") in result.stdout and "started from" in result.stdout
+    assert "model - aligned bicubic" in result.stdout.strip().splitlines()[-1]  # still the last line
+
+    out = tmp_path / "models"
+    exported = run_cli("export", run.folder, "--step", "4", "--out", out, "--name", "at4")
+    assert exported.returncode == 0 and "ckpt-4" in exported.stdout, exported.stderr[-2000:]
+    from heart_sr_tf.export.reader import load_exported_weights
+    from heart_sr_tf.models.registry import make_generator
+
+    networks = [make_generator(run.config) for _ in range(3)]
+    load_exported_weights(out / "at4" / "1", networks[0])
+    run.restore_generator(networks[1], 4)
+    run.restore_generator(networks[2])  # the latest, step 8
+    at4, checkpoint4, latest = ([w.numpy() for w in n.weights] for n in networks)
+    assert all(np.array_equal(a, b) for a, b in zip(at4, checkpoint4, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(at4, latest, strict=True))
+    missing = run_cli("export", run.folder, "--step", "3", "--out", out)
+    assert missing.returncode == 2 and "no checkpoint of step 3 (kept: 2, 4, 6, 8)" in missing.stderr
+    assert run_cli("export", tiny_export, "--step", "3", "--out", out).returncode == 2

@@ -278,6 +278,12 @@ def quantize(model, acdc_dir, data_dir, calibration, check, preset, quiet):
     help="bfloat16: convolutions computed in bfloat16 (float32 in and out), for TF Serving on AMX/AVX512_BF16 CPUs. "
     "int8: the OpenVINO IR that `quantize` made, for OpenVINO Model Server.",
 )
+@click.option(
+    "--step",
+    type=click.IntRange(min=1),
+    help="A run's checkpoint of this step instead of its latest (the one its validation chose; a run keeps "
+    "train.keep_checkpoints of them).",
+)
 def export(**options):
     """Export a run's generator as a SavedModel at OUT/NAME/VERSION for TensorFlow Serving.
 

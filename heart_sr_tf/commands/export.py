@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def export_model(run_dir, name, version, out, data_consistency, self_ensemble, precision) -> str:
-    """Write the export; returns the line that says what went where."""
+def export_model(run_dir, name, version, out, data_consistency, self_ensemble, precision, step=None) -> str:
+    """Write the export (a run's latest checkpoint, or that of ``step``); returns the line that says what went
+    where."""
     from heart_sr_tf.config import dump_toml
     from heart_sr_tf.export.discovery import find_model
     from heart_sr_tf.export.wrappers import WRAPPERS, recorded, wrap
@@ -16,12 +17,16 @@ def export_model(run_dir, name, version, out, data_consistency, self_ensemble, p
     from heart_sr_tf.training.runs import is_run_folder
 
     source = find_model(run_dir)
+    if step is not None and not is_run_folder(source):
+        from heart_sr_tf.errors import HeartSRError
+
+        raise HeartSRError(f"--step: picks a checkpoint of a training run; {source} is an exported model")
     if precision == "int8":
         return _export_int8(source, name, version, out, data_consistency or self_ensemble)
     if is_run_folder(source) and _kind(source) == "segmenter":
-        return _export_segmenter(source, name, version, out, data_consistency or self_ensemble, precision)
+        return _export_segmenter(source, name, version, out, data_consistency or self_ensemble, precision, step)
     if is_run_folder(source):
-        predictor = load_run(source, precision)
+        predictor = load_run(source, precision, step)
         run = predictor.run
         metadata = {
             "scale": run.config.degradation.factor,
@@ -99,8 +104,9 @@ def _kind(folder: Path) -> str:
     return Run.open(folder).kind
 
 
-def _export_segmenter(folder: Path, name, version, out, wrapper: bool, precision: str) -> str:
-    """A segmenter run's network at its latest checkpoint, with its validation Dice in the metadata."""
+def _export_segmenter(folder: Path, name, version, out, wrapper: bool, precision: str, step=None) -> str:
+    """A segmenter run's network at its latest checkpoint (or ``step``'s), with its validation Dice in the
+    metadata."""
     from heart_sr_tf.config import dump_toml
     from heart_sr_tf.errors import HeartSRError
     from heart_sr_tf.export.segmenter import export_segmenter
@@ -111,7 +117,7 @@ def _export_segmenter(folder: Path, name, version, out, wrapper: bool, precision
         raise HeartSRError(f"{folder}: a segmenter exports as it is (no --data-consistency, --self-ensemble, bfloat16)")
     run = Run.open(folder)
     network = make_segmenter(run.config)
-    checkpoint = run.restore_network(network, "network")
+    checkpoint = run.restore_network(network, "network", step)
     metadata = {
         "run": str(run.folder),
         "checkpoint": checkpoint,

@@ -149,12 +149,13 @@ def clinical_validation(run, quiet: bool, echo: Echo):
 
 def _trained(run, result, clinical, echo: Echo) -> None:
     """The lines that sum a generator's training up: image metrics next to the baselines, then the clinical."""
-    from heart_sr_tf.training.loop import comparison_line, start_line
+    from heart_sr_tf.training.loop import best_line, comparison_line, start_line
 
     echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
-    echo(comparison_line(result))
-    if line := start_line(result, run.init_from):
-        echo(line)
+    for line in (best_line(run), start_line(result, run.init_from)):
+        if line:
+            echo(line)
+    echo(comparison_line(result))  # the last line: the model against the degradation's baselines
     if clinical is not None:
         from heart_sr_tf.evaluation.clinical_validation import clinical_line
 

@@ -253,8 +253,8 @@ def volume_layout(meta: dict, folder) -> tuple[str, int]:
         raise HeartSRError(f"{folder}: a 3D model whose metadata holds no readable training config") from None
 
 
-def load_run(folder: Path, precision: str = "float32") -> Predictor:
-    """The generator of a training run at its latest checkpoint (TensorFlow)."""
+def load_run(folder: Path, precision: str = "float32", step: int | None = None) -> Predictor:
+    """The generator of a training run at its latest checkpoint, or at ``step`` (TensorFlow)."""
     from heart_sr_tf.inference.tensorflow_backend import keras_fn
     from heart_sr_tf.models.registry import build_generator
     from heart_sr_tf.training.runs import Run
@@ -264,7 +264,7 @@ def load_run(folder: Path, precision: str = "float32") -> Predictor:
         raise HeartSRError(f"{folder}: a training run runs in TensorFlow; export and quantize it for int8")
     run = Run.open(folder)
     generator = build_generator(run.config, precision)
-    checkpoint = run.restore_generator(generator)
+    checkpoint = run.restore_generator(generator, step)
     info = {"run": str(run.folder), "checkpoint": checkpoint, "kind": run.kind}
     volumetric = len(generator.inputs[0].shape) == 5
     return Predictor(

@@ -239,3 +239,25 @@ def start_line(result: TrainResult, origin) -> str | None:
         f"started from {origin}: validation PSNR {s['psnr']:.2f} dB SSIM {s['ssim']:.4f}, now {v['psnr']:.2f} dB "
         f"SSIM {v['ssim']:.4f} ({v['psnr'] - s['psnr']:+.2f} dB, {v['ssim'] - s['ssim']:+.4f}; {verdict} its start)"
     )
+
+
+def best_line(run: Run) -> str | None:
+    """When an earlier validation beat the last by PSNR: which step, and how to export it (choose on validation),
+    or that the network a fine-tune started from was better. None when the last is the best."""
+    rows = [r for r in run.metrics_rows() if r.get("val_psnr") not in ("", None)]
+    if len(rows) < 2:
+        return None
+    last, best = rows[-1], max(rows, key=lambda r: float(r["val_psnr"]))
+    if float(best["val_psnr"]) <= float(last["val_psnr"]):
+        return None
+    figures = f"{float(best['val_psnr']):.2f} dB against {float(last['val_psnr']):.2f} at the end"
+    if best.get("stage") == START:
+        return f"the network it started from was better on validation ({figures}): keep that one"
+    step = int(best["step"])
+    kept = step in run.kept_steps()
+    where = (
+        f"export it with `python cli.py export {run.folder} --step {step}`"
+        if kept
+        else "its checkpoint is no longer kept (raise train.keep_checkpoints)"
+    )
+    return f"best validation PSNR at step {step} ({figures}); {where}"

@@ -202,17 +202,31 @@ class Run:
             raise HeartSRError(f"{self.checkpoint_dir}: no checkpoint in this run yet")
         return latest
 
-    def restore_generator(self, generator) -> str:
-        """Load the generator weights of the latest checkpoint into ``generator`` (same architecture)."""
-        return self.restore_network(generator, "generator")
+    def checkpoint_at(self, step: int) -> str:
+        """The checkpoint of ``step`` (a validation chose it), if the run still keeps it."""
+        path = self.checkpoint_dir / f"ckpt-{step}"
+        if path.with_name(path.name + ".index").is_file():
+            return str(path)
+        kept = ", ".join(str(s) for s in self.kept_steps()) or "none"
+        raise HeartSRError(f"{self.checkpoint_dir}: no checkpoint of step {step} (kept: {kept})")
 
-    def restore_network(self, network, key: str) -> str:
-        """Load the weights checkpointed under ``key`` (``generator``, ``network``) into ``network``. A checkpoint
-        that does not hold every weight of this architecture (a config edited since, a truncated file) is one
-        error line."""
+    def kept_steps(self) -> list[int]:
+        """The steps whose checkpoints the run keeps (``train.keep_checkpoints`` of them)."""
+        steps = {int(p.name.split("-")[1].split(".")[0]) for p in self.checkpoint_dir.glob("ckpt-*.index")}
+        return sorted(steps)
+
+    def restore_generator(self, generator, step: int | None = None) -> str:
+        """Load the generator weights of the latest checkpoint (or of ``step``) into ``generator`` (same
+        architecture)."""
+        return self.restore_network(generator, "generator", step)
+
+    def restore_network(self, network, key: str, step: int | None = None) -> str:
+        """Load the weights checkpointed under ``key`` (``generator``, ``network``) into ``network``, at the latest
+        checkpoint or at ``step``. A checkpoint that does not hold every weight of this architecture (a config
+        edited since, a truncated file) is one error line."""
         import tensorflow as tf
 
-        latest = self.latest_checkpoint()
+        latest = self.latest_checkpoint() if step is None else self.checkpoint_at(step)
         try:
             status = tf.train.Checkpoint(**{key: list(network.weights)}).restore(latest)
             status.expect_partial()
