@@ -140,3 +140,39 @@ def test_evaluate_scans_scores_a_labs_own_scans_next_to_the_baselines(tiny_expor
     assert refused.returncode == 2 and "--scans: scores the scans given; drop --cine-dir" in refused.stderr
     missing = run_cli("evaluate", tiny_export, "--scans", tmp_path / "nothing")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_compare_images_takes_the_difference_patient_by_patient(tiny_export, phantom_root, tmp_path):
+    """Two models on the same slices (the tiny export and its self-ensemble, on three scans): A minus B per
+    patient, averaged, recounted here from the two per-slice tables; other slices are refused."""
+    import csv
+    import shutil
+
+    from heart_sr_tf.evaluation.image_compare import compare, read_evaluation
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for patient in ("patient001", "patient002", "patient003"):
+        shutil.copy(phantom_root / "training" / patient / f"{patient}_frame01.nii.gz", scans)
+    common = ("--scans", scans, "--quiet")
+    for name, extra in (("a", ()), ("b", ("--self-ensemble",)), ("c", ("--limit", "7"))):
+        done = run_cli("evaluate", tiny_export, *common, *extra, "--out", tmp_path / name)
+        assert done.returncode == 0, done.stderr[-2000:]
+    result = compare(read_evaluation(tmp_path / "a"), read_evaluation(tmp_path / "b"))
+    per_patient = {}
+    for side in ("a", "b"):
+        with (tmp_path / side / "per_slice.csv").open() as handle:
+            for row in csv.DictReader(handle):
+                if row["method"] == "model":
+                    per_patient.setdefault((side, row["patient"]), []).append(float(row["psnr"]))
+    patients = sorted({p for _, p in per_patient})
+    assert len(patients) == 3 and result["scans"]["patients"] == 3
+    differences = [np.mean(per_patient[("a", p)]) - np.mean(per_patient[("b", p)]) for p in patients]
+    psnr = result["scans"]["psnr"]
+    assert psnr["mean"] == pytest.approx(np.mean(differences), rel=1e-9) and psnr["mean"] != 0
+    assert psnr["low"] <= psnr["mean"] <= psnr["high"]
+    shown = run_cli("compare-images", tmp_path / "a", tmp_path / "b")
+    assert shown.returncode == 0 and f"{psnr['mean']:+.2f} [{psnr['low']:+.2f}, {psnr['high']:+.2f}]" in shown.stdout
+    other = run_cli("compare-images", tmp_path / "a", tmp_path / "c")
+    assert other.returncode == 2 and "not the same slices" in other.stderr
+    assert run_cli("compare-images", tmp_path / "a", tmp_path / "nothing").returncode == 2

@@ -229,6 +229,17 @@ def compare_clinical(first: Path, second: Path):
     run(first, second, click.echo)
 
 
+@main.command("compare-images")
+@click.argument("first", type=click.Path(path_type=Path))
+@click.argument("second", type=click.Path(path_type=Path))
+def compare_images(first: Path, second: Path):
+    """Two `evaluate` outputs of the same slices: model A minus model B in PSNR and SSIM, patient by patient, with
+    95% intervals (a fine-tune against the model it started from, two checkpoints)."""
+    from heart_sr_tf.commands.compare import compare_images as run
+
+    run(first, second, click.echo)
+
+
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @data_options

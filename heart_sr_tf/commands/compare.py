@@ -1,4 +1,5 @@
-"""``compare-clinical``: two models' clinical evaluations of the same frames, patient by patient."""
+"""``compare-clinical`` and ``compare-images``: two models' evaluations of the same frames or slices, patient by
+patient."""
 
 from __future__ import annotations
 
@@ -11,4 +12,11 @@ def compare_clinical(first: Path, second: Path, echo: Echo) -> None:
     from heart_sr_tf.evaluation.clinical_compare import compare, comparison_markdown, read_clinical
 
     a, b = read_clinical(first), read_clinical(second)
+    echo(comparison_markdown(a, b, compare(a, b)))
+
+
+def compare_images(first: Path, second: Path, echo: Echo) -> None:
+    from heart_sr_tf.evaluation.image_compare import compare, comparison_markdown, read_evaluation
+
+    a, b = read_evaluation(first), read_evaluation(second)
     echo(comparison_markdown(a, b, compare(a, b)))
