@@ -89,7 +89,7 @@ class AcdcSr(tfds.core.GeneratorBasedBuilder):
         if patients is None:
             patients, bad = valid_patients(dl_manager.manual_dir, strict=self.strict)
             self.bad = [str(e) for e in bad]
-        assignment = split_patients([(p.id, group(p), p.source_split) for p in patients], seed=self.split_seed)
+        assignment = split_patients([(p.id, stratum(p), p.source_split) for p in patients], seed=self.split_seed)
         self.info.metadata["split_seed"] = self.split_seed
         self.info.metadata["source"] = self.source or str(Path(dl_manager.manual_dir).resolve())
         self.info.metadata["kind"] = "scans" if any(isinstance(p, ScanPatient) for p in patients) else "acdc"
@@ -146,7 +146,7 @@ class AcdcSr(tfds.core.GeneratorBasedBuilder):
         return patient, examples
 
 
-def group(patient: Patient | ScanPatient) -> str:
+def stratum(patient: Patient | ScanPatient) -> str:
     """The stratum of the patient split: ACDC's diagnostic group, or one for a lab's scans."""
     return patient.group if isinstance(patient, ScanPatient) else patient.info.group
 
