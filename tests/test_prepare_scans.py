@@ -172,6 +172,13 @@ def test_cli_prepare_scans_refusals_and_clinical_refused_before_scoring(lab_scan
     assert two.returncode == 2 and "2 patient(s)" in two.stderr
     assert not (tmp_path / "d").exists()
     data_dir, _ = lab_data
+    again = run_cli("prepare", "--scans", str(lab_scans), "--data-dir", str(data_dir))  # reused, as prepared
+    assert again.returncode == 0, again.stderr[-2000:]
+    from heart_sr_tf.data.prepare import split_assignment
+
+    for split in ("validation", "test"):
+        chosen = sorted(p for p, s in split_assignment(data_dir).items() if s == split)
+        assert f"{split} patients: {', '.join(chosen)}\n" in again.stdout  # the lab knows which to report on
     out = tmp_path / "eval"
     clinical = run_cli("evaluate", str(tiny_export), "--data-dir", str(data_dir), "--clinical", "--out", str(out))
     assert clinical.returncode == 2 and "a lab's scans" in clinical.stderr

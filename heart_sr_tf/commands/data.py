@@ -41,6 +41,14 @@ def prepare_dataset(
             parts = "none (scans without labels have no heart boxes: train and evaluate on full slices)"
         echo(f"{roi:5s} slices: {parts}")
     echo("patients: " + ", ".join(f"{k} {v}" for k, v in report.patients.items()))
+    if scans is not None:  # a lab's patients: which ones it may choose on, and which ones it reports on
+        from heart_sr_tf.data.prepare import split_assignment
+
+        assignment = split_assignment(report.data_dir)
+        for split in ("validation", "test"):
+            chosen = sorted(p for p, s in assignment.items() if s == split)
+            shown = ", ".join(chosen[:20]) + (f" and {len(chosen) - 20} more" if len(chosen) > 20 else "")
+            echo(f"{split} patients: {shown}")
     if report.no_heart:
         warn(f"the segmenter found no heart in {len(report.no_heart)} scan(s): their slices are in no heart box:")
         for line in report.no_heart:
