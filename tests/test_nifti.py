@@ -26,3 +26,28 @@ def test_values_beyond_float32_are_one_error_and_no_warning(tmp_path):
         warnings.simplefilter("error")
         with pytest.raises(DataError, match="1 NaN or infinite voxels \\(or values beyond float32's range\\)"):
             load_nifti(path)
+
+
+def test_a_cine_with_a_trailing_axis_of_one_voxel_is_the_cine(tiny_export, tmp_path):
+    """(x, y, z, t, 1), as some tools write a cine: read as the 4D cine (nothing lies in the fifth axis) and
+    upscaled to the very voxels of its 4D twin; a fifth axis that holds voxels stays refused."""
+    from in_process import run_cli
+
+    from heart_sr_tf.data.scan import read_scan
+
+    values = np.random.default_rng(0).uniform(0, 300, (24, 21, 3, 4)).astype(np.float32)
+    for name, data in (("four.nii.gz", values), ("five.nii.gz", values[..., None])):
+        image = nib.Nifti1Image(data, np.diag([1.4, 1.4, 8.0, 1.0]))
+        image.header.set_zooms((1.4, 1.4, 8.0, 0.03, 1.0)[: data.ndim])
+        nib.save(image, str(tmp_path / name))
+    scan = read_scan(tmp_path / "five.nii.gz")
+    assert scan.data.shape == values.shape and np.array_equal(scan.data, values)
+    assert scan.zooms[:4] == pytest.approx((1.4, 1.4, 8.0, 0.03))
+    for name in ("four", "five"):
+        done = run_cli("upscale", tmp_path / f"{name}.nii.gz", tmp_path / f"{name}_x3.nii.gz", "--model", tiny_export)
+        assert done.returncode == 0, done.stderr[-2000:]
+    four, five = (np.asarray(nib.load(str(tmp_path / f"{n}_x3.nii.gz")).dataobj) for n in ("four", "five"))
+    assert five.shape == four.shape == (72, 63, 3, 4) and np.array_equal(four, five)
+    nib.save(nib.Nifti1Image(np.stack([values, values], -1), np.eye(4)), str(tmp_path / "two.nii.gz"))
+    with pytest.raises(DataError, match="got a 5D array"):
+        read_scan(tmp_path / "two.nii.gz")

@@ -51,7 +51,8 @@ def load_nifti(
 ) -> tuple[np.ndarray, tuple]:
     """Load a NIfTI volume as float32 and check it is usable.
 
-    Returns the array (x, y, slices[, frames]) and the header zooms (mm, mm, mm[, s]).
+    Returns the array (x, y, slices[, frames]) and the header zooms (mm, mm, mm[, s]). Trailing axes of one voxel
+    beyond the fourth (a cine some tools write as ``(x, y, z, t, 1)``) are dropped: they hold nothing.
     ``min_inplane`` is the smallest in-plane size accepted: one degradation block.
     """
     path = Path(path)
@@ -61,6 +62,8 @@ def load_nifti(
         with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: refused below
             data = np.asarray(image.dataobj, dtype=np.float32)
         zooms = tuple(float(z) for z in image.header.get_zooms())
+        if data.ndim > 4 and all(n == 1 for n in data.shape[4:]):  # (x, y, z, t, 1): no voxel in the extra axes
+            data, zooms = data.reshape(data.shape[:4]), zooms[:4]
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as exc:

@@ -314,7 +314,7 @@ def _write(image, out: np.ndarray, factors: tuple[int, int, int], path: Path, wh
     if integer:  # stored as the input was: same data type, slope and intercept
         info = np.iinfo(dtype)
         out = np.clip(np.round((out - inter) / slope), info.min, info.max).astype(dtype)
-    zooms = list(header.get_zooms())
+    zooms = list(header.get_zooms())[: out.ndim]  # a trailing axis of one voxel, dropped on reading, is not written
     for axis, factor in enumerate(factors[: len(zooms)]):
         zooms[axis] = zooms[axis] / factor
     result = same_kind(image, out, upscaled_affine(image.affine, factors), header)
