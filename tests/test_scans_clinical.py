@@ -113,6 +113,16 @@ def test_evaluate_scans_clinical_measures_every_input_against_full_resolution(
     assert float(row["psnr"]) == pytest.approx(by_hand["psnr"], rel=1e-6)
     assert float(row["ssim"]) == pytest.approx(by_hand["ssim"], rel=1e-6)
     assert "heart" in {r["roi"] for r in _rows(out / "summary.csv")}
+    # the one pass scores the whole slices as evaluate --scans alone does
+    alone = run_cli("evaluate", tiny_export, "--scans", folder, "--out", tmp_path / "alone", "--quiet")
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    key = ("method", "patient", "frame", "slice")
+    whole = {tuple(r[k] for k in key): r for r in _rows(out / "per_slice.csv") if r["roi"] == "scans"}
+    single = {tuple(r[k] for k in key): r for r in _rows(tmp_path / "alone" / "per_slice.csv")}
+    assert sorted(whole) == sorted(single) and len(whole) == 3 * slices
+    for k, row in single.items():
+        assert float(whole[k]["psnr"]) == pytest.approx(float(row["psnr"]), rel=1e-6)
+        assert float(whole[k]["ssim"]) == pytest.approx(float(row["ssim"]), rel=1e-6)
 
     summary = json.loads((out / "clinical.json").read_text())["summary"]
     assert summary["hr"]["cine"]["LVEF_pct"]["mae"] == 0 and summary["model"]["cines"] == 1

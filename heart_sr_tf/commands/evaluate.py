@@ -124,7 +124,7 @@ def _on_scans(model, predictor, scans: str, degradation, limit, out, quiet, echo
     """``--scans``: the model on a lab's own scans, next to the degradation's baselines (no ACDC, no labels); with
     a ``segmenter`` (``--clinical``), also their segmentations and measurements against full resolution's."""
     from heart_sr_tf.cohort.jobs import find_scans
-    from heart_sr_tf.evaluation.evaluate import write_outputs
+    from heart_sr_tf.evaluation.evaluate import Evaluation, write_outputs
     from heart_sr_tf.evaluation.scans import evaluate_scans
     from heart_sr_tf.evaluation.scans_clinical import scans_clinical, scans_clinical_markdown, write_scans_clinical
 
@@ -132,11 +132,12 @@ def _on_scans(model, predictor, scans: str, degradation, limit, out, quiet, echo
     if segmenter is not None and degradation.kind == "through_plane":
         raise HeartSRError("--clinical: measures in-plane models (a through-plane model changes the slice count)")
     measured = paths[:limit] if segmenter is not None else paths  # --clinical: --limit counts scans
-    ndims = (3, 4) if segmenter else (2, 3, 4)  # --clinical segments 3D frames: a 2D scan refused before any work
-    result = evaluate_scans(predictor, measured, degradation, None if segmenter else limit, quiet, ndims)
-    clinical = scans_clinical(predictor, segmenter, measured, degradation, quiet) if segmenter else None
-    if clinical is not None:
-        result.rows += clinical.heart  # the heart boxes that full resolution's segmentation gives: a roi of its own
+    if segmenter is None:
+        result = evaluate_scans(predictor, paths, degradation, limit, quiet)
+        clinical = None
+    else:  # one pass: the image metrics (whole slices, and heart boxes from full resolution's segmentation) too
+        clinical = scans_clinical(predictor, segmenter, measured, degradation, quiet)
+        result = Evaluation(split="scans", source=predictor.source, degradation=degradation, rows=clinical.images)
     out = out or default_out(model, "scans", predictor.run is not None)
     files = write_outputs(result, out)
     echo(

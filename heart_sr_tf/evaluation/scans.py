@@ -23,11 +23,11 @@ def evaluate_scans(
     degradation: Degradation,
     limit: int | None = None,
     quiet: bool = False,
-    ndims=(2, 3, 4),
 ) -> Evaluation:
     """Score the model and its degradation's baselines on every slice of every frame of ``paths`` (at most
     ``limit`` slices in all; each scan is read and checked before any scoring). Each scan counts as a patient.
-    ``ndims``: the scans' dimensions accepted (a clinical evaluation to follow needs 3D frames)."""
+    (``evaluate --scans --clinical`` scores the same slices in its one pass: ``scans_clinical``.)"""
+    ndims = NDIMS
     shapes = scan_shapes(paths, ndims=ndims)
     total = sum(int(np.prod(shape[2:])) for shape in shapes)
     total = min(total, limit or total)
@@ -46,6 +46,9 @@ def evaluate_scans(
                     result.rows.append({"roi": "scans", "method": method, **meta, **image_metrics(image, hr)})
                 bar.update(1)
     return result
+
+
+NDIMS = (2, 3, 4)
 
 
 def scan_shapes(paths: list[Path], ndims) -> list[tuple[int, ...]]:

@@ -67,7 +67,7 @@ class ScansClinical:
     degradation: Degradation
     frames: list[dict] = field(default_factory=list)  # one per (scan, frame, method), in the same order per method
     placed: list[str] = field(default_factory=list)  # the scans of a small field of view (``segmenter_grid``)
-    heart: list[dict] = field(default_factory=list)  # image metrics in each scan's heart box, as evaluate's rows
+    images: list[dict] = field(default_factory=list)  # image metrics of every slice and in its heart box, as evaluate's
     boxes: dict[str, tuple[int, int, int, int] | None] = field(default_factory=dict)  # scan -> its heart box
 
     @property
@@ -173,8 +173,7 @@ def scans_clinical(
                 if grid_mm != pixel_mm and name not in result.placed:
                     result.placed.append(name)
                 result.add(name, frame, segmented, grid_mm[0] * grid_mm[1] * zooms[2] / 1000.0, grid_mm)
-                if box is not None:
-                    result.heart += heart_rows(name, frame, versions, box)
+                result.images += image_rows(name, frame, versions, box)
                 bar.update(1)
     return result
 
@@ -203,17 +202,18 @@ def scan_heart_box(labels: list[np.ndarray], shape, pixel_mm) -> tuple[int, int,
     return None if box is None else (box[0], min(box[1], shape[0]), box[2], min(box[3], shape[1]))
 
 
-def heart_rows(scan: str, frame: int, versions: dict[str, np.ndarray], box) -> list[dict]:
-    """Per slice and method, the image metrics against full resolution inside ``box``, as ``evaluate``'s rows of
-    the ``heart`` roi."""
-    r0, r1, c0, c1 = box
-    hr = versions["hr"][:, r0:r1, c0:c1]
+def image_rows(scan: str, frame: int, versions: dict[str, np.ndarray], box) -> list[dict]:
+    """Per slice and method, the image metrics against full resolution as ``evaluate --scans`` gives them (roi
+    ``scans``, the whole slice) and inside ``box`` (roi ``heart``, when there is one)."""
+    rois = {"scans": (0, None, 0, None), **({"heart": box} if box is not None else {})}
     rows = []
-    for z in range(len(hr)):
-        for method, images in versions.items():
-            if method != "hr":
-                meta = {"roi": "heart", "method": method, "patient": scan, "slice": z, "frame": frame}
-                rows.append({**meta, **image_metrics(images[z, r0:r1, c0:c1], hr[z])})
+    for roi, (r0, r1, c0, c1) in rois.items():
+        hr = versions["hr"][:, r0:r1, c0:c1]
+        for z in range(len(hr)):
+            for method, images in versions.items():
+                if method != "hr":
+                    meta = {"roi": roi, "method": method, "patient": scan, "slice": z, "frame": frame}
+                    rows.append({**meta, **image_metrics(images[z, r0:r1, c0:c1], hr[z])})
     return rows
 
 
