@@ -238,3 +238,14 @@ def test_heart_boxes_drawn_by_a_segmenter(lab_scans, tmp_path):
     r0, r1, c0, c1 = heart[key]["box"]
     assert tuple(heart[key]["box"]) == box_b
     np.testing.assert_array_equal(heart[key]["hr"], full[key]["hr"][r0:r1, c0:c1])
+
+
+def test_a_manifests_missing_scan_is_a_bad_patient_not_a_crash(lab_scans, tmp_path):
+    from heart_sr_tf.data.prepare import prepare_scans
+
+    manifest = tmp_path / "scans.csv"
+    rows = [f"{lab_scans / name},{pid}" for name, pid in (("B.nii.gz", "b"), ("C.nii.gz", "c"), ("D/series", "d"))]
+    manifest.write_text("input,patient\n" + "\n".join([*rows, f"{tmp_path / 'gone.nii.gz'},e"]) + "\n")
+    report = prepare_scans(find_scan_patients(str(manifest)), str(manifest), tmp_path / "data", quiet=True)
+    assert report.bad == [f"{tmp_path / 'gone.nii.gz'}: file not found"]
+    assert report.patients == {"train": 1, "validation": 1, "test": 1}

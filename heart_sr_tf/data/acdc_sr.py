@@ -164,7 +164,7 @@ def scans_fingerprint(patients: list[ScanPatient], boxes_by: str = "") -> str:
     named = []
     for patient in patients:
         for scan in patient.scans:
-            files = sorted(p for p in scan.iterdir() if p.is_file()) if scan.is_dir() else [scan]
+            files = sorted(p for p in scan.iterdir() if p.is_file()) if scan.is_dir() else [scan]  # none: missing
             named += [(f"{patient.id}\0{path.resolve()}", path) for path in files]
     return _digest(named) + (f"-boxes-{hashlib.sha1(boxes_by.encode()).hexdigest()[:8]}" if boxes_by else "")
 
@@ -172,8 +172,12 @@ def scans_fingerprint(patients: list[ScanPatient], boxes_by: str = "") -> str:
 def _digest(named) -> str:
     digest = hashlib.sha1()
     for name, path in named:
-        stat = path.stat()
-        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        try:
+            stat = path.stat()
+            size, time = stat.st_size, stat.st_mtime_ns
+        except OSError:  # a manifest's missing scan: its patient is reported bad by the check, not here
+            size, time = -1, 0
+        digest.update(f"{name}\0{size}\0{time}\n".encode())
     return digest.hexdigest()
 
 

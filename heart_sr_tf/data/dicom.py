@@ -75,7 +75,11 @@ def read_series(path: Path, series: int | None = None) -> DicomSeries:
         if not groups:
             raise DataError(path, f"--series {series}: no such series here; {_listing(images)}")
     if len(groups) > 1:
-        raise DataError(path, f"{len(groups)} image series here; pick one with --series N: {_listing(images)}")
+        raise DataError(
+            path,
+            f"{len(groups)} image series here; pick one with --series N (upscale) or give each a folder of its own: "
+            f"{_listing(images)}",
+        )
     ((_, members),) = groups.items()
     return _assemble(path, members)
 
