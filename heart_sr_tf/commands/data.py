@@ -54,7 +54,7 @@ def prepare_dataset(
         for line in report.no_heart:
             warn(f"  {line}")
     if report.bad:
-        warn(f"skipped {len(report.bad)} bad patient(s):")
+        warn(f"skipped {len(report.bad)} bad {'scan' if scans is not None else 'patient'}(s):")
         for line in report.bad:
             warn(f"  {line}")
     return report

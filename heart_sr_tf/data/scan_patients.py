@@ -10,12 +10,12 @@ otherwise such a dataset has full slices only.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from heart_sr_tf.data.scan import Scan, read_scan
 from heart_sr_tf.data.slices import HR_SIZE, Slice, scan_frames
-from heart_sr_tf.data.threads import check_all
+from heart_sr_tf.data.threads import ordered_map
 from heart_sr_tf.errors import DataError
 
 GROUP = "scans"  # the one stratum of the split: a lab's scans carry no diagnosis
@@ -60,18 +60,31 @@ def read_training_scan(path: Path) -> Scan:
 def valid_scan_patients(
     patients: list[ScanPatient], strict: bool = False, on_patient=None
 ) -> tuple[list[ScanPatient], list[DataError]]:
-    """The patients whose every scan is fit to train on, and the first problem of each other one (raised at once
-    when ``strict``). Each scan is read once, a few patients at a time on worker threads."""
-    return check_all(_check_patient, patients, strict, on_patient and (lambda p: on_patient(p.id)))
+    """The patients with the scans fit to train on, and the problem of each other scan (the first raised at once
+    when ``strict``). A bad scan is left out, not its patient's good ones: a label map or a super-resolved result
+    written beside a lab's cine costs nothing but itself; a patient left without a scan is left out. Each scan
+    is read once, a few patients at a time on worker threads."""
+    good, errors = [], []
+    for patient, kept, problems in ordered_map(_check_patient, patients):
+        if problems and strict:
+            raise problems[0]
+        errors += problems
+        if kept:
+            good.append(replace(patient, scans=kept))
+        if on_patient is not None:
+            on_patient(patient.id)
+    return good, errors
 
 
-def _check_patient(patient: ScanPatient) -> tuple[ScanPatient, DataError | None]:
-    try:
-        for path in patient.scans:
+def _check_patient(patient: ScanPatient) -> tuple[ScanPatient, tuple[Path, ...], list[DataError]]:
+    kept, problems = [], []
+    for path in patient.scans:
+        try:
             read_training_scan(path)
-    except DataError as exc:
-        return patient, exc
-    return patient, None
+            kept.append(path)
+        except DataError as exc:
+            problems.append(exc)
+    return patient, tuple(kept), problems
 
 
 def scan_patient_slices(patient: ScanPatient, size: int = HR_SIZE) -> Iterator[Slice]:
