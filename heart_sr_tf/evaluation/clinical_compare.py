@@ -11,7 +11,6 @@ be read as an interval that excludes 0. This is how to choose between checkpoint
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from heart_sr_tf.cardiac_metrics import STRUCTURES, paired_difference
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.evaluation.acquisition_ladder import RUNG_PREFIX
 from heart_sr_tf.evaluation.clinical import DECIMALS, MEASURES, UNITS
+from heart_sr_tf.evaluation.report import read_output
 
 FILES = ("clinical.json", "clinical_frames.csv", "clinical_patients.csv")
 FRAME_COLUMNS = ("patient", "phase", "method", *(f"dice_{k}" for k in STRUCTURES))
@@ -29,13 +29,7 @@ PATIENT_COLUMNS = ("patient", "method")
 def read_clinical(folder: Path) -> dict:
     """An ``evaluate --clinical`` output folder: its metadata, frame rows and patient rows."""
     folder = Path(folder)
-    missing = [name for name in FILES if not (folder / name).is_file()]
-    if missing:
-        raise DataError(folder, f"not an evaluate --clinical output: no {', '.join(missing)}")
-    try:
-        meta = json.loads((folder / FILES[0]).read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(folder / FILES[0], f"not JSON: {exc}") from None
+    meta = read_output(folder, FILES, "evaluate --clinical")
     tables = []
     for name, needed in ((FILES[1], FRAME_COLUMNS), (FILES[2], PATIENT_COLUMNS)):
         with (folder / name).open(newline="") as f:

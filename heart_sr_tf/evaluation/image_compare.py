@@ -10,13 +10,13 @@ patients, so "A is better" reads as an interval that excludes 0.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
 
 from heart_sr_tf.cardiac_metrics import paired_difference
 from heart_sr_tf.errors import DataError
+from heart_sr_tf.evaluation.report import read_output
 
 FILES = ("summary.json", "per_slice.csv")
 METRICS = (("psnr", "PSNR (dB)", 2), ("ssim", "SSIM (7x7)", 4))
@@ -27,13 +27,7 @@ def read_evaluation(folder: Path) -> dict:
     """An ``evaluate`` output folder: its metadata, and its model's per-slice rows keyed by roi, patient, frame
     and slice."""
     folder = Path(folder)
-    missing = [name for name in FILES if not (folder / name).is_file()]
-    if missing:
-        raise DataError(folder, f"not an evaluate output: no {', '.join(missing)}")
-    try:
-        meta = json.loads((folder / FILES[0]).read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(folder / FILES[0], f"not JSON: {exc}") from None
+    meta = read_output(folder, FILES, "evaluate")
     with (folder / FILES[1]).open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows or any(column not in rows[0] for column in (*KEY, "method", "psnr", "ssim")):

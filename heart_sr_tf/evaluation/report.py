@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
+
+from heart_sr_tf.errors import DataError
 
 LABELS = {"ssim": "SSIM (7x7)", "ssim_gauss": "SSIM (11x11 gauss)", "psnr": "PSNR (dB)", "nrmse": "NRMSE"}
 
@@ -35,3 +38,16 @@ def write_csv(path: Path, rows: list[dict]) -> None:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
+
+
+def read_output(folder: Path, files: tuple[str, ...], what: str) -> dict:
+    """The metadata of an output folder that must hold ``files`` (the first one its JSON): one error line naming
+    the folder or file otherwise. ``what`` says which command's output it should be."""
+    folder = Path(folder)
+    missing = [name for name in files if not (folder / name).is_file()]
+    if missing:
+        raise DataError(folder, f"not an {what} output: no {', '.join(missing)}")
+    try:
+        return json.loads((folder / files[0]).read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(folder / files[0], f"not JSON: {exc}") from None
