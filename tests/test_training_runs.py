@@ -199,6 +199,15 @@ def test_validation_chooses_a_checkpoint_and_export_takes_it(phantom_tfds, tiny_
     at4, checkpoint4, latest = ([w.numpy() for w in n.weights] for n in networks)
     assert all(np.array_equal(a, b) for a, b in zip(at4, checkpoint4, strict=True))
     assert not all(np.array_equal(a, b) for a, b in zip(at4, latest, strict=True))
+    scored = run_cli("evaluate", run.folder, "--step", "4", "--limit", "3", "--figures", "0", "--quiet")
+    assert scored.returncode == 0 and "ckpt-4 (--step 4)" in scored.stdout, scored.stderr[-2000:]
+    latest_scored = run_cli("evaluate", run.folder, "--limit", "3", "--figures", "0", "--quiet")
+    assert latest_scored.returncode == 0, latest_scored.stderr[-2000:]
+    at_step = json.loads((run.folder / "evaluation" / "test-step-4" / "summary.json").read_text())["summary"]
+    at_end = json.loads((run.folder / "evaluation" / "test" / "summary.json").read_text())["summary"]
+    assert at_step["full"]["model"]["psnr"] != at_end["full"]["model"]["psnr"]  # two checkpoints, two outputs
+    assert at_step["full"]["bicubic"] == at_end["full"]["bicubic"]  # the same slices
     missing = run_cli("export", run.folder, "--step", "3", "--out", out)
     assert missing.returncode == 2 and "no checkpoint of step 3 (kept: 2, 4, 6, 8)" in missing.stderr
     assert run_cli("export", tiny_export, "--step", "3", "--out", out).returncode == 2
+    assert run_cli("evaluate", tiny_export, "--step", "3").returncode == 2

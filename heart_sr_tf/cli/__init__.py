@@ -209,6 +209,11 @@ def sweep_srgan_command(strategy, vgg_weights, quiet, lrs, name, **options):
     help="Score on your own scans instead of ACDC: a NIfTI file, a DICOM series, a folder of them, a glob or a CSV "
     "manifest (as cohort reads them). Every slice of every frame on the protocol grid is the HR image.",
 )
+@click.option(
+    "--step",
+    type=click.IntRange(min=1),
+    help="A run's checkpoint of this step instead of its latest (the one its validation chose).",
+)
 @backend_options(default_backend="tensorflow", default_precision="float32")
 @click.option("--quiet", is_flag=True)
 def evaluate(**options):

@@ -11,15 +11,19 @@ from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.metrics import gain_text
 
 
-def default_out(model: Path, split: str, is_run: bool) -> Path:
-    """RUN/evaluation/SPLIT for a run, ./evaluation/NAME/SPLIT for an exported model."""
-    return Path(model) / "evaluation" / split if is_run else Path("evaluation") / Path(model).name / split
+def default_out(model: Path, split: str, is_run: bool, step: int | None = None) -> Path:
+    """RUN/evaluation/SPLIT for a run (SPLIT-step-N for a chosen checkpoint), ./evaluation/NAME/SPLIT for an exported
+    model."""
+    if is_run:
+        return Path(model) / "evaluation" / (split if step is None else f"{split}-step-{step}")
+    return Path("evaluation") / Path(model).name / split
 
 
 def evaluate_model(
     model, acdc_dir, data_dir, split, roi, degradation, data_consistency, out, limit, n_figures,
     backend, precision, quiet, echo: Echo, warn: Echo, clinical: bool = False, segmenter=(), cine_dirs=(),
     patients=None, self_ensemble: bool = False, acquisition_ladder: bool = False, scans: str | None = None,
+    step: int | None = None,
 ):  # fmt: skip
     from heart_sr_tf.data.pipeline import num_slices
     from heart_sr_tf.evaluation.acquisition_ladder import ladder_factors
@@ -40,7 +44,9 @@ def evaluate_model(
     if scans is not None and len(segmenter) > 1:
         raise HeartSRError("--segmenter: --scans --clinical measures through one segmenter; give one")
     segmenters = _segmenters(segmenter) if clinical else []  # loaded first: a bad segmenter fails before any work
-    predictor = load_predictor(model, backend, precision)
+    predictor = load_predictor(model, backend, precision, step)
+    if step is not None:
+        echo(f"checkpoint: {predictor.info['checkpoint']} (--step {step})")
     if data_consistency:
         predictor = predictor.with_consistency()
     if self_ensemble:  # after data consistency, as an export applies them
@@ -56,6 +62,7 @@ def evaluate_model(
         chosen = dataclasses.replace(chosen, kind=degradation)
     ladder = ladder_factors(chosen) if acquisition_ladder else ()  # a non-k-space model refused before any work
     if scans is not None:
+        out = out or default_out(model, "scans", predictor.run is not None, step)
         _on_scans(model, predictor, scans, chosen, limit, out, quiet, echo, segmenters[0] if segmenters else None)
         return
     run = predictor.run
@@ -84,7 +91,7 @@ def evaluate_model(
         result = run_evaluate(predictor, data, split, rois, limit=limit, quiet=quiet, degradation=chosen)
     if run is not None:
         result.losses = run.last_losses()
-    out = out or default_out(model, split, run is not None)
+    out = out or default_out(model, split, run is not None, step)
     files = write_outputs(result, out)
     pictures = figures(predictor, data, split, out / "figures", n_figures, degradation=chosen) if n_figures else []
     echo(
@@ -138,7 +145,6 @@ def _on_scans(model, predictor, scans: str, degradation, limit, out, quiet, echo
     else:  # one pass: the image metrics (whole slices, and heart boxes from full resolution's segmentation) too
         clinical = scans_clinical(predictor, segmenter, measured, degradation, quiet)
         result = Evaluation(split="scans", source=predictor.source, degradation=degradation, rows=clinical.images)
-    out = out or default_out(model, "scans", predictor.run is not None)
     files = write_outputs(result, out)
     echo(
         f"{predictor.source} ({predictor.backend}, {predictor.precision}) on {len(measured)} scan(s) from {scans}; "

@@ -282,8 +282,11 @@ def load_run(folder: Path, precision: str = "float32", step: int | None = None) 
     )
 
 
-def load_predictor(path: Path, backend: str = "tensorflow", precision: str = "float32") -> Predictor:
-    """A run folder (has config.toml), a SavedModel, a model base path, or a shipped model's name.
+def load_predictor(
+    path: Path, backend: str = "tensorflow", precision: str = "float32", step: int | None = None
+) -> Predictor:
+    """A run folder (has config.toml; its latest checkpoint, or ``step``'s), a SavedModel, a model base path, or a
+    shipped model's name.
 
     ``backend`` ``auto`` is OpenVINO for an exported model when it is installed, else TensorFlow.
     """
@@ -291,7 +294,9 @@ def load_predictor(path: Path, backend: str = "tensorflow", precision: str = "fl
     if is_run_folder(path):
         if backend == "openvino":
             raise HeartSRError(f"{path}: a training run runs in TensorFlow; export it to use --backend openvino")
-        return load_run(path, precision)
+        return load_run(path, precision, step)
+    if step is not None:
+        raise HeartSRError(f"--step: picks a checkpoint of a training run; {path} is an exported model")
     return load_saved_model(path, backend, precision)
 
 
