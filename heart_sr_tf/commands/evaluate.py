@@ -63,7 +63,7 @@ def evaluate_model(
     ladder = ladder_factors(chosen) if acquisition_ladder else ()  # a non-k-space model refused before any work
     if scans is not None:
         out = out or default_out(model, "scans", predictor.run is not None, step)
-        _on_scans(model, predictor, scans, chosen, limit, out, quiet, echo, segmenters[0] if segmenters else None)
+        _on_scans(predictor, scans, chosen, limit, out, quiet, echo, segmenters[0] if segmenters else None)
         return
     run = predictor.run
     if run is not None and acdc_dir is None and data_dir is None:
@@ -127,7 +127,7 @@ def _echo_tables(result, degradation, echo: Echo) -> None:
             echo(gain_text(methods["model"], methods[baseline], NAMES[baseline]))
 
 
-def _on_scans(model, predictor, scans: str, degradation, limit, out, quiet, echo: Echo, segmenter=None) -> None:
+def _on_scans(predictor, scans: str, degradation, limit, out, quiet, echo: Echo, segmenter=None) -> None:
     """``--scans``: the model on a lab's own scans, next to the degradation's baselines (no ACDC, no labels); with
     a ``segmenter`` (``--clinical``), also their segmentations and measurements against full resolution's."""
     from heart_sr_tf.cohort.jobs import find_scans

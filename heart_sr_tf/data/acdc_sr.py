@@ -22,7 +22,7 @@ from heart_sr_tf.data.acdc import Patient, load_frames, load_labels, scan_patien
 from heart_sr_tf.data.scan_patients import ScanPatient, scan_patient_slices
 from heart_sr_tf.data.slices import HEART_MARGIN, HR_SIZE, patient_slices
 from heart_sr_tf.data.splits import split_patients
-from heart_sr_tf.data.threads import check_all, ordered_map
+from heart_sr_tf.data.threads import ordered_map
 from heart_sr_tf.errors import DataError
 
 QUANT = 65535.0
@@ -186,8 +186,17 @@ def valid_patients(root, strict: bool = False, on_patient=None) -> tuple[list[Pa
     patients, errors = scan_patients(root)
     if errors and strict:
         raise errors[0]
-    good, problems = check_all(_check_patient, patients, strict, on_patient and (lambda p: on_patient(p.id)))
-    return good, errors + problems
+    good = []
+    for patient, problem in ordered_map(_check_patient, patients):
+        if problem is None:
+            good.append(patient)
+        elif strict:
+            raise problem
+        else:
+            errors.append(problem)
+        if on_patient is not None:
+            on_patient(patient.id)
+    return good, errors
 
 
 def _check_patient(patient: Patient) -> tuple[Patient, DataError | None]:

@@ -28,20 +28,3 @@ def ordered_map(fn: Callable, items: Iterable, workers: int | None = None, ahead
                 pending.append(pool.submit(fn, item))
                 break
             yield result
-
-
-def check_all(check: Callable, items: Iterable, strict: bool = False, on_item: Callable | None = None):
-    """``(good, errors)``: every item that ``check(item) -> (item, problem or None)`` passes, in order, and the
-    problems of the others (the first raised at once when ``strict``); ``on_item(item)`` after each, for a
-    progress bar. The checks run as :func:`ordered_map` runs them."""
-    good, errors = [], []
-    for item, problem in ordered_map(check, items):
-        if problem is None:
-            good.append(item)
-        elif strict:
-            raise problem
-        else:
-            errors.append(problem)
-        if on_item is not None:
-            on_item(item)
-    return good, errors

@@ -48,21 +48,26 @@ def compare(a: dict, b: dict) -> dict:
     if set(a["model"]) != set(b["model"]):
         only = len(set(a["model"]) ^ set(b["model"]))
         raise DataError(b["folder"], f"not the same slices as {a['folder']} ({only} slices in one only)")
+    grouped = [_by_patient(side["model"]) for side in (a, b)]  # (roi, patient) -> its slices' metrics
     out: dict = {}
-    for roi in sorted({key[0] for key in a["model"]}):
-        patients = sorted({key[1] for key in a["model"] if key[0] == roi})
-        out[roi] = {"patients": len(patients), "slices": sum(key[0] == roi for key in a["model"])}
+    for roi in sorted({roi for roi, _ in grouped[0]}):
+        patients = sorted(p for r, p in grouped[0] if r == roi)
+        out[roi] = {"patients": len(patients), "slices": sum(len(grouped[0][roi, p]) for p in patients)}
         for metric, _, _ in METRICS:
-            means = [
-                [np.mean([v[metric] for k, v in side["model"].items() if k[0] == roi and k[1] == p]) for p in patients]
-                for side in (a, b)
-            ]
+            means = [[np.mean([v[metric] for v in side[roi, p]]) for p in patients] for side in grouped]
             out[roi][metric] = {
                 "a": float(np.mean(means[0])),
                 "b": float(np.mean(means[1])),
                 **paired_difference(means[0], means[1]),
             }
     return out
+
+
+def _by_patient(model: dict) -> dict:
+    groups: dict = {}
+    for (roi, patient, *_), values in model.items():
+        groups.setdefault((roi, patient), []).append(values)
+    return groups
 
 
 def _degradation(meta: dict) -> dict:

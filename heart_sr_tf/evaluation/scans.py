@@ -16,6 +16,8 @@ from heart_sr_tf.evaluation.evaluate import Evaluation, predict_slice
 from heart_sr_tf.metrics import image_metrics
 from heart_sr_tf.progress import progress_bar
 
+NDIMS = (2, 3, 4)  # a single slice, a stack, a cine
+
 
 def evaluate_scans(
     predictor,
@@ -27,8 +29,7 @@ def evaluate_scans(
     """Score the model and its degradation's baselines on every slice of every frame of ``paths`` (at most
     ``limit`` slices in all; each scan is read and checked before any scoring). Each scan counts as a patient.
     (``evaluate --scans --clinical`` scores the same slices in its one pass: ``scans_clinical``.)"""
-    ndims = NDIMS
-    shapes = scan_shapes(paths, ndims=ndims)
+    shapes = scan_shapes(paths, ndims=NDIMS)
     total = sum(int(np.prod(shape[2:])) for shape in shapes)
     total = min(total, limit or total)
     result = Evaluation(split="scans", source=predictor.source, degradation=degradation)
@@ -36,7 +37,7 @@ def evaluate_scans(
     done = 0
     with progress_bar(total, "evaluate scans", "slice", disable=quiet) as bar:
         for name, path in zip(scan_names(paths), paths, strict=True):
-            for z, frame, hr in scan_slices(read_scan(Path(path), ndims=ndims).data):
+            for z, frame, hr in scan_slices(read_scan(Path(path), ndims=NDIMS).data):
                 if done == total:
                     return result
                 done += 1
@@ -46,9 +47,6 @@ def evaluate_scans(
                     result.rows.append({"roi": "scans", "method": method, **meta, **image_metrics(image, hr)})
                 bar.update(1)
     return result
-
-
-NDIMS = (2, 3, 4)
 
 
 def scan_shapes(paths: list[Path], ndims) -> list[tuple[int, ...]]:

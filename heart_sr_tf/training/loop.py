@@ -230,7 +230,7 @@ def comparison_line(result: TrainResult) -> str:
 
 
 def start_line(result: TrainResult, origin) -> str | None:
-    """A fine-tune's last line: the network it started from and the trained one on the same validation slices."""
+    """A fine-tune's line: the network it started from and the trained one on the same validation slices."""
     if not result.start:
         return None
     s, v = result.start, result.validation
