@@ -53,9 +53,10 @@ class Cine:
         return np.asarray(self.origin) + z * self.gap * self.normal
 
 
-def write_cine(folder: Path, cine: Cine, seed: int = 0, **changes) -> list[Path]:
-    """Write the series into ``folder`` (shuffled file names), each header updated by ``changes(z, t, ds)`` hooks
-    given as ``edit=callable``; return the files in slice-phase order."""
+def write_cine(folder: Path, cine: Cine, seed: int = 0, prefix: str = "", **changes) -> list[Path]:
+    """Write the series into ``folder`` (shuffled file names after ``prefix``, which keeps several series apart in
+    one folder), each header updated by ``changes(z, t, ds)`` hooks given as ``edit=callable``; return the files in
+    slice-phase order."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     x, y, depth, phases = cine.values.shape
@@ -77,7 +78,7 @@ def write_cine(folder: Path, cine: Cine, seed: int = 0, **changes) -> list[Path]
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
             if "edit" in changes:
                 changes["edit"](z, t, ds)
-            path = folder / f"{names[z * phases + t]:08x}"
+            path = folder / f"{prefix}{names[z * phases + t]:08x}"
             ds.save_as(path, enforce_file_format=True)
             files.append(path)
     return files

@@ -84,8 +84,11 @@ def test_a_cohorts_results_and_hidden_files_are_never_taken_for_scans(tmp_path):
     around = find_jobs(str(root), tmp_path)  # an --out-dir around the inputs leaves nothing out
     assert [j.output for j in around] == [tmp_path / "a.nii.gz", tmp_path / "b/d.nii.gz", tmp_path / "sr/a.nii.gz"]
     # evaluate --scans writes no outputs: two scans of one name are no clash, and nothing is left out
-    assert find_scans(str(root / "*" / "*.nii.gz")) == [root / "b" / "d.nii.gz", root / "sr" / "a.nii.gz"]
-    assert find_scans(str(root / "**" / "a.nii.gz")) == [root / "a.nii.gz", root / "sr" / "a.nii.gz"]
+    assert [s.path for s in find_scans(str(root / "*" / "*.nii.gz"))] == [
+        root / "b" / "d.nii.gz",
+        root / "sr" / "a.nii.gz",
+    ]
+    assert [s.path for s in find_scans(str(root / "**" / "a.nii.gz"))] == [root / "a.nii.gz", root / "sr" / "a.nii.gz"]
     with pytest.raises(HeartSRError, match="both would be written to"):
         find_jobs(str(root / "**" / "a.nii.gz"), tmp_path / "out")
 
@@ -265,3 +268,33 @@ def test_a_cohort_warns_as_upscale_does_of_a_label_map_given_as_a_scan(tmp_path)
     assert "1 done" in result.stdout and (tmp_path / "out" / "gt.nii.gz").is_file()
     expected = f"warning: {inputs / 'gt.nii.gz'}: holds only 4 distinct values (0, 1, 2, 3): is it a label map?"
     assert expected in result.stderr
+
+
+def test_a_flat_study_folder_is_upscaled_series_by_series_and_resumes(cohort_inputs, tmp_path):
+    """A study exported flat: each cine series is upscaled into its own file, exactly as ``upscale --series``
+    makes it; the localiser among them is one failed row naming its series; a re-run skips the done series."""
+    from dicom_series import write_localiser
+
+    from heart_sr_tf.cli import main
+
+    _, model = cohort_inputs
+    study = tmp_path / "study"
+    values = np.random.default_rng(0).integers(0, 400, (20, 24, 2, 2)).astype(np.float32) * 2.0 - 10.0
+    sax = Cine(values)
+    write_cine(study, sax, prefix="a")
+    write_cine(study, Cine(values[:, :, :1] + 4.0, series_number=9, description="cine_2ch"), prefix="b")
+    write_localiser(study, sax.study_uid)
+    out = tmp_path / "out"
+    args = ["cohort", str(study), "--out-dir", str(out), "--model", str(model), "--workers", "1", "--quiet",
+            "--backend", "tensorflow", "--precision", "float32"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "2 done, 0 skipped (already done), 1 failed" in result.output, result.output
+    assert f"failed: {study} (series series-1_localizer): " in result.output
+    single = tmp_path / "single.nii.gz"
+    assert CliRunner().invoke(main, ["upscale", str(study), str(single), "--series", "7", "--model", str(model),
+                                     "--backend", "tensorflow", "--precision", "float32"]).exit_code == 0  # fmt: skip
+    done = out / "study" / "series-7_cine_retro_sax.nii.gz"
+    np.testing.assert_array_equal(nib.load(str(done)).get_fdata(), nib.load(str(single)).get_fdata())
+    assert nib.load(str(out / "study" / "series-9_cine_2ch.nii.gz")).shape[:2] == (60, 72)
+    again = CliRunner().invoke(main, args)
+    assert "0 done, 2 skipped (already done), 1 failed" in again.output, again.output

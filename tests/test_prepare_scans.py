@@ -36,7 +36,7 @@ def test_patients_of_a_folder_glob_and_manifest(tmp_path):
     _nifti(lab / "P01" / "followup" / "cine.NII.GZ", _image((12, 12, 3, 2), 1))
     _nifti(lab / "P02.nii.gz", _image((12, 12, 3), 2))
     _nifti(lab / "P03" / "sax" / "cine.nii", _image((12, 12, 3), 3))
-    found = {(pid, path.relative_to(lab).as_posix()) for pid, path in find_scan_patients(str(lab))}
+    found = {(pid, path.path.relative_to(lab).as_posix()) for pid, path in find_scan_patients(str(lab))}
     assert found == {
         ("P01", "P01/cine.nii.gz"),
         ("P01", "P01/followup/cine.NII.GZ"),

@@ -314,7 +314,11 @@ def export(**options):
 @main.command()
 @click.argument("in_path", metavar="IN", type=click.Path(path_type=Path))
 @click.argument("out_path", metavar="OUT", type=click.Path(path_type=Path))
-@click.option("--series", type=int, help="DICOM input: the SeriesNumber of the series to read, if IN holds several.")
+@click.option(
+    "--series",
+    help="DICOM input holding several series: the one to read, by SeriesNumber or SeriesInstanceUID (the UID where "
+    "numbers repeat, as in a folder of several patients' studies).",
+)
 @click.option(
     "--model",
     type=click.Path(path_type=Path),

@@ -5,48 +5,70 @@ from __future__ import annotations
 import csv
 import glob
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from heart_sr_tf.data.dicom import is_dicom
+from heart_sr_tf.data.dicom import SeriesEntry, folder_series, is_dicom
 from heart_sr_tf.data.nifti import nifti_suffix
+from heart_sr_tf.data.scan import ScanSource
+from heart_sr_tf.data.threads import ordered_map
 from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.progress import progress_bar
+
+LIST_BAR = 20  # DICOM folders from which listing their series shows a bar (a header read per file)
 
 
 @dataclass(frozen=True)
 class Job:
     input: Path
     output: Path
-    patient: str | None = None  # a manifest's ``patient`` column, when it has one
+    patient: str | None = None  # a manifest's ``patient`` column; or the PatientID of a series in a folder of several
+    # patients' series
+    series: str | None = None  # which series of a folder holding several: its SeriesInstanceUID (a manifest's
+    # ``series`` column may give a SeriesNumber)
+    label: str | None = None  # that series' name in tables and outputs (``series-7_cine_sax``)
+
+    @property
+    def source(self) -> ScanSource:
+        return ScanSource(self.input, self.series, self.label)
+
+    @property
+    def key(self) -> str:
+        """The scan's row in the cohort's status file: its path, and which series when its folder holds several."""
+        return str(self.source)
 
 
-def find_jobs(inputs: str, out_dir: Path) -> list[Job]:
-    """INPUTS as a CSV manifest (``input`` column, optional ``output``), a folder (its NIfTI files and DICOM
-    series folders, recursively) or a glob; each output under ``out_dir`` keeps the input's relative path. The
-    cohort's own results are never among its scans, even with ``out_dir`` inside the inputs' folder."""
-    jobs = _listed(inputs, Path(out_dir))
+def find_jobs(inputs: str, out_dir: Path, quiet: bool = False) -> list[Job]:
+    """INPUTS as a CSV manifest (``input`` column, optional ``output``, ``patient`` and ``series``), a folder (its
+    NIfTI files and DICOM series folders, recursively) or a glob; each output under ``out_dir`` keeps the input's
+    relative path. A folder holding several image series (a study exported flat) gives one scan per series, each
+    written into a folder of the folder's name (``study/series-7_cine_sax.nii.gz``). The cohort's own results are
+    never among its scans, even with ``out_dir`` inside the inputs' folder."""
+    jobs = _listed(inputs, Path(out_dir), quiet)
     seen: dict[Path, Path] = {}
     for job in jobs:
         if job.output in seen:
-            raise HeartSRError(f"{job.input} and {seen[job.output]}: both would be written to {job.output}")
-        seen[job.output] = job.input
+            raise HeartSRError(f"{job.key} and {seen[job.output]}: both would be written to {job.output}")
+        seen[job.output] = job.key
         if job.output.resolve() == job.input.resolve():
-            raise HeartSRError(f"{job.input}: its output would overwrite it; choose another --out-dir")
+            raise HeartSRError(f"{job.key}: its output would overwrite it; choose another --out-dir")
     return jobs
 
 
-def find_scans(inputs: str) -> list[Path]:
+def find_scans(inputs: str, quiet: bool = False) -> list[ScanSource]:
     """The scans INPUTS names, found as a cohort finds them, where nothing is written (``evaluate --scans``):
     two scans of one name in different folders are no clash here."""
-    return [job.input for job in _listed(inputs, None)]
+    return [job.source for job in _listed(inputs, None, quiet)]
 
 
-def find_scan_patients(inputs: str) -> list[tuple[str, Path]]:
+def find_scan_patients(inputs: str, quiet: bool = False) -> list[tuple[str, ScanSource]]:
     """The scans INPUTS names, each with the patient it belongs to (``prepare --scans``: a patient's scans all go
-    to one split): a manifest's ``patient`` column; else the first folder below the scans' common folder
-    (``lab/P01/cine.nii.gz`` and ``lab/P01/sax/`` belong to P01); else, for a scan lying in that folder itself,
-    its own name without the extension (``lab/P02.nii.gz`` is P02)."""
-    jobs = _listed(inputs, None)
+    to one split): a manifest's ``patient`` column, or the PatientID of a series in a folder holding several
+    patients' series; else the first folder below the scans' common folder (``lab/P01/cine.nii.gz`` and
+    ``lab/P01/sax/`` belong to P01); else, for a scan lying in that folder itself, its own name without the
+    extension (``lab/P02.nii.gz`` is P02)."""
+    jobs = _listed(inputs, None, quiet)
     where = {job.input: Path(os.path.abspath(job.input)) for job in jobs}  # links kept: a folder of links is a layout
     root = Path(os.path.commonpath([str(path.parent) for path in where.values()]))
     listed = []
@@ -54,30 +76,80 @@ def find_scan_patients(inputs: str) -> list[tuple[str, Path]]:
         relative = where[job.input].relative_to(root)
         suffix = nifti_suffix(relative)
         own = relative.name[: -len(suffix)] if suffix else relative.name
-        listed.append((job.patient or (relative.parts[0] if len(relative.parts) > 1 else own), job.input))
+        listed.append((job.patient or (relative.parts[0] if len(relative.parts) > 1 else own), job.source))
     return listed
 
 
-def _listed(inputs: str, out_dir: Path | None) -> list[Job]:
+def _listed(inputs: str, out_dir: Path | None, quiet: bool = False) -> list[Job]:
     """Every scan of INPUTS with its output under ``out_dir`` (``.`` and nothing left out when None)."""
     root = Path(".") if out_dir is None else out_dir
     path = Path(inputs)
     if path.suffix == ".csv" and path.is_file():
         jobs = _manifest(path, root)
     elif path.is_dir():
-        scans = _scans_under(path, out_dir)
-        jobs = [Job(scan, root / _output_name(scan.relative_to(path))) for scan in scans]
+        scans = [(scan, root / _output_name(scan.relative_to(path))) for scan in _scans_under(path, out_dir)]
         if _holds_dicom_files(path):  # the folder given is itself a series (scanner exports often name files IM0001)
-            jobs.insert(0, Job(path, root / f"{path.resolve().name}.nii.gz"))
+            scans.insert(0, (path, root / f"{path.resolve().name}.nii.gz"))
+        listed = _series_listed([scan for scan, _ in scans], quiet)
+        jobs = [job for scan, output in scans for job in _jobs_of(scan, output, listed.get(scan))]
     else:
         matches = sorted(Path(p) for p in glob.glob(inputs, recursive=True))
         if not matches:
             raise HeartSRError(f"{inputs}: no such folder or CSV manifest, and a glob matching nothing")
         scans = [p for p in matches if _is_scan(p) and not _inside(p, out_dir)]
-        jobs = [Job(scan, root / _output_name(Path(scan.name))) for scan in scans]
+        listed = _series_listed(scans, quiet)
+        jobs = [job for scan in scans for job in _jobs_of(scan, root / _output_name(Path(scan.name)), listed.get(scan))]
     if not jobs:
         raise HeartSRError(f"{inputs}: holds no NIfTI scan (.nii, .nii.gz) and no DICOM series")
     return jobs
+
+
+def _series_listed(scans: list[Path], quiet: bool) -> dict[Path, list[SeriesEntry]]:
+    """The image series of each DICOM folder among ``scans``, from their headers (a few folders at a time on
+    threads: a network drive's latency overlaps); a bar when there are many."""
+    folders = [scan for scan in scans if scan.is_dir()]
+    listed = {}
+    with progress_bar(len(folders), "list series", "folder", disable=quiet or len(folders) < LIST_BAR) as bar:
+        for folder, entries in zip(folders, ordered_map(folder_series, folders), strict=True):
+            listed[folder] = entries
+            bar.update(1)
+    return listed
+
+
+def _jobs_of(scan: Path, output: Path, entries: list[SeriesEntry] | None) -> list[Job]:
+    """A NIfTI file's job; a DICOM folder's (its ``entries``): one, or one per image series when it holds several
+    (each written into a folder named as ``output`` without its extension); none when it holds no image (a
+    DICOMDIR)."""
+    if entries is None:
+        return [Job(scan, output)]
+    if len(entries) <= 1:
+        return [Job(scan, output)] if entries else []
+    folder = output.with_name(output.name[: -len(nifti_suffix(output))])
+    patients = {entry.patient for entry in entries}
+    several = len(patients) > 1  # a folder of several patients' studies: their series numbers repeat
+    return [
+        Job(scan, folder / f"{label}.nii.gz", entry.patient if several and entry.patient else None, entry.uid, label)
+        for entry, label in zip(entries, series_labels(entries, several), strict=True)
+    ]
+
+
+def series_labels(entries: list[SeriesEntry], with_patient: bool = False) -> list[str]:
+    """A file-safe name for each series, distinct within its folder: ``series-7_cine_sax`` (its SeriesNumber and
+    SeriesDescription), after its PatientID when asked, and with the end of its UID where those repeat."""
+
+    def safe(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_.")[:48]
+
+    labels = []
+    for entry in entries:
+        parts = [safe(entry.patient)] if with_patient and safe(entry.patient) else []
+        parts.append(f"series-{entry.number}" if entry.number is not None else "series")
+        parts += [safe(entry.description)] if safe(entry.description) else []
+        labels.append("_".join(parts))
+    return [
+        f"{label}_{safe(entry.uid)[-12:]}" if labels.count(label) > 1 else label
+        for label, entry in zip(labels, entries, strict=True)
+    ]
 
 
 def _inside(path: Path, folder: Path | None) -> bool:
@@ -133,7 +205,11 @@ def _manifest(path: Path, out_dir: Path) -> list[Job]:
         if not row["input"]:
             raise HeartSRError(f"{path}:{number}: empty input")
         scan = scan if scan.is_absolute() else path.parent / scan
-        output = Path(row.get("output") or _output_name(Path(scan.name)))
+        series = (row.get("series") or "").strip() or None  # a SeriesNumber or SeriesInstanceUID
+        named = _output_name(Path(scan.name))
+        if series is not None:  # its own file beside the folder's other series
+            named = named.with_name(f"{named.name[: -len(nifti_suffix(named))]}_series-{series}.nii.gz")
+        output = Path(row.get("output") or named)
         patient = (row.get("patient") or "").strip() or None
-        jobs.append(Job(scan, output if output.is_absolute() else out_dir / output, patient))
+        jobs.append(Job(scan, output if output.is_absolute() else out_dir / output, patient, series))
     return jobs

@@ -26,7 +26,7 @@ def write_measurements(jobs: list[Job], out_dir: Path) -> tuple[Path, int]:
             continue
         frames = read_volumes(volumes)
         acquired = any(f"{ACQUIRED}LV_ml" in row for row in frames)
-        row = {"input": str(job.input), "output": str(job.output), "frames": len(frames)}
+        row = {"input": job.key, "output": str(job.output), "frames": len(frames)}
         for prefix in ("", *((ACQUIRED,) if acquired else ())):
             values = cine_measurements(frames, prefix)
             row.update({f"{prefix}{name}": _cell(values[name]) for name in CINE_MEASURES})

@@ -1,5 +1,6 @@
 """``DIR/cohort.csv``: one row per finished scan, appended as scans finish, so that an interrupted cohort
-resumes: a scan is skipped when its last row says ``done`` with the same options and its output exists."""
+resumes: a scan is skipped when its last row says ``done`` with the same options and its output exists. A row's
+``input`` is the scan's path, and which series of its folder when the folder holds several."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class StatusFile:
                 raise HeartSRError(f"{self.path}: unreadable status file ({exc}); move it away to start over") from None
 
     def is_done(self, job: Job, options: str) -> bool:
-        row = self._last.get(str(job.input))
+        row = self._last.get(job.key)
         return (
             row is not None
             and row.get("status") == "done"
@@ -38,7 +39,7 @@ class StatusFile:
     def append(self, job: Job, status: str, seconds: float, model: str, options: str, error: str = "") -> None:
         new = not self.path.exists()
         row = {
-            "input": str(job.input),
+            "input": job.key,
             "output": str(job.output),
             "status": status,
             "seconds": f"{seconds:.2f}",

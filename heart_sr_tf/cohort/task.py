@@ -13,8 +13,9 @@ _ONE_AT_A_TIME = threading.Lock()  # a worker with several threads shares its pr
 _PREDICTORS: dict = {}  # per worker process: (kind, model, backend, precision) -> predictor or through-plane step
 
 
-def upscale_task(scan: str, output: str, options: dict) -> dict:
-    """Upscale one scan; never raises for a bad scan: ``{"status": "failed", "error": one line}``. A done scan's
+def upscale_task(scan, output: str, options: dict) -> dict:
+    """Upscale one scan (a path, or a :class:`ScanSource` naming one series of a folder); never raises for a bad
+    scan: ``{"status": "failed", "error": one line}``. A done scan's
     result carries the lines ``upscale`` would have warned with (``warnings``): a label map given as the scan, a
     segmentation in pieces."""
     start = time.perf_counter()
@@ -27,7 +28,7 @@ def upscale_task(scan: str, output: str, options: dict) -> dict:
             import_tensorflow_quietly()
 
         with _ONE_AT_A_TIME:
-            data = read_scan(Path(scan), ndims=(3, 4) if options["through_plane"] else (2, 3, 4))
+            data = read_scan(scan, ndims=(3, 4) if options["through_plane"] else (2, 3, 4))
             warnings = [line for line in (data.label_warning(),) if line is not None]
             across = _through_plane(options, data.zooms) if options["through_plane"] else None
             predictor = _in_plane(options) if options["in_plane"] or not options["through_plane"] else None

@@ -42,7 +42,7 @@ def cohort(
             raise HeartSRError(
                 f"{out_dir}: holds files and no {STATUS_NAME}: not a cohort's folder; give a new --out-dir"
             )
-    jobs = find_jobs(inputs, out_dir)
+    jobs = find_jobs(inputs, out_dir, quiet)
     if segmenter is not None and not measure:
         raise UsageError("--segmenter goes with --measure")
     measured_by = _check_measure(jobs, segmenter) if measure else None
@@ -111,12 +111,12 @@ def _check_measure(jobs, segmenter) -> str:
         require_segmenter(folder, read_metadata(folder))
     except HeartSRError as exc:
         raise HeartSRError(f"--segmenter: {exc}") from None
-    outputs = {job.output: job.input for job in jobs}
+    outputs = {job.output: job.key for job in jobs}
     for job in jobs:
         for path in measure_outputs(job.output):
             if path in outputs:
                 raise HeartSRError(
-                    f"{outputs[path]}: its result {path} would be overwritten by --measure's files for {job.input}; "
+                    f"{outputs[path]}: its result {path} would be overwritten by --measure's files for {job.key}; "
                     "rename one of them"
                 )
     return str(folder.resolve())

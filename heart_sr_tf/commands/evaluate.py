@@ -135,7 +135,7 @@ def _on_scans(predictor, scans: str, degradation, limit, out, quiet, echo: Echo,
     from heart_sr_tf.evaluation.scans import evaluate_scans
     from heart_sr_tf.evaluation.scans_clinical import scans_clinical, scans_clinical_markdown, write_scans_clinical
 
-    paths = find_scans(scans)
+    paths = find_scans(scans, quiet)
     if segmenter is not None and degradation.kind == "through_plane":
         raise HeartSRError("--clinical: measures in-plane models (a through-plane model changes the slice count)")
     measured = paths[:limit] if segmenter is not None else paths  # --clinical: --limit counts scans

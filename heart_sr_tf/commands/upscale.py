@@ -15,7 +15,7 @@ from heart_sr_tf.volumes.upscale import IN_PLANE_BATCH
 def upscale_scan(
     in_path: Path, out_path: Path, model, server, scale, batch_size, through_plane, through_plane_model,
     through_plane_server, in_plane, backend, precision, quiet, echo: Echo, warn: Echo, overwrite: bool = False,
-    measure: bool = False, segmenter=None, series: int | None = None,
+    measure: bool = False, segmenter=None, series: int | str | None = None,
 ):  # fmt: skip
     from heart_sr_tf.data.scan import read_scan
     from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision

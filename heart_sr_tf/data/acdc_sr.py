@@ -164,8 +164,9 @@ def scans_fingerprint(patients: list[ScanPatient], boxes_by: str = "") -> str:
     named = []
     for patient in patients:
         for scan in patient.scans:
-            files = sorted(p for p in scan.iterdir() if p.is_file()) if scan.is_dir() else [scan]  # none: missing
-            named += [(f"{patient.id}\0{path.resolve()}", path) for path in files]
+            where = scan.path
+            files = sorted(p for p in where.iterdir() if p.is_file()) if where.is_dir() else [where]  # none: missing
+            named += [(f"{patient.id}\0{scan.series or ''}\0{path.resolve()}", path) for path in files]
     return _digest(named) + (f"-boxes-{hashlib.sha1(boxes_by.encode()).hexdigest()[:8]}" if boxes_by else "")
 
 

@@ -5,7 +5,8 @@ NIfTI gives: ``[x, y, slice, phase]`` float32 with RescaleSlope/Intercept applie
   groups (position, orientation, spacing, trigger delay, rescale; per frame or shared) as if each frame were a
   classic image; a derived series is written back as classic images.
 - Files are grouped by SeriesInstanceUID; a folder holding several image series is refused (each is listed)
-  unless ``series`` picks one by its SeriesNumber. Files that are not DICOM, and DICOM objects without pixels
+  unless ``series`` picks one by its SeriesNumber or SeriesInstanceUID (:func:`folder_series` lists a folder's
+  series, so that a cohort takes each as a scan). Files that are not DICOM, and DICOM objects without pixels
   (DICOMDIR, reports), are left aside.
 - Slices are ordered by ImagePositionPatient projected on the slice normal (the cross product of
   ImageOrientationPatient's row and column directions); the phases of each slice by TriggerTime, else by
@@ -63,37 +64,73 @@ def is_dicom(path: Path) -> bool:
         return False
 
 
-def read_series(path: Path, series: int | None = None) -> DicomSeries:
-    """The cine series in folder (or single file) ``path``; ``series`` picks one by SeriesNumber."""
+@dataclass(frozen=True)
+class SeriesEntry:
+    """One image series among a folder's files, as :func:`folder_series` lists it (headers only)."""
+
+    uid: str  # SeriesInstanceUID
+    number: int | None  # SeriesNumber
+    description: str  # SeriesDescription
+    patient: str  # PatientID
+    files: int
+
+
+def read_series(path: Path, series: int | str | None = None) -> DicomSeries:
+    """The cine series in folder (or single file) ``path``; ``series`` picks one: a SeriesNumber (an int, or a
+    string of digits) or a SeriesInstanceUID (which stays unique where numbers repeat: a folder of several
+    patients' studies)."""
     path = Path(path)
     images = _image_headers(path)
     groups: dict[str, list] = {}
     for file, ds in images:
         groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append((file, ds))
     if series is not None:
-        groups = {uid: g for uid, g in groups.items() if _series_number(g[0][1]) == series}
+        groups = {uid: g for uid, g in groups.items() if _picked(series, uid, g[0][1])}
         if not groups:
             raise DataError(path, f"--series {series}: no such series here; {_listing(images)}")
     if len(groups) > 1:
         raise DataError(
             path,
-            f"{len(groups)} image series here; pick one with --series N (upscale) or give each a folder of its own: "
-            f"{_listing(images)}",
+            f"{len(groups)} image series here; pick one with --series N (or a manifest's series column; given this "
+            f"folder, cohort, prepare --scans and evaluate --scans take each as a scan): {_listing(images)}",
         )
     ((_, members),) = groups.items()
     return _assemble(path, members)
 
 
-def _image_headers(path: Path) -> list:
-    """``(file, header)`` of every DICOM image under ``path``, pixel data not read yet."""
+def folder_series(folder: Path) -> list[SeriesEntry]:
+    """The image series among the files directly in ``folder`` (not below it), in SeriesNumber order (then
+    PatientID), from their headers alone (no pixel data is read). Non-image objects (a DICOMDIR, reports) are no
+    series."""
+    series: dict[str, list] = {}
+    for _, ds in _headers(sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")))[0]:
+        series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(ds)
+    entries = [
+        SeriesEntry(
+            uid,
+            _series_number(members[0]),
+            str(members[0].get("SeriesDescription", "") or "").strip(),
+            str(members[0].get("PatientID", "") or "").strip(),
+            len(members),
+        )  # fmt: skip
+        for uid, members in series.items()
+    ]
+    return sorted(entries, key=lambda e: (e.number is None, e.number or 0, e.patient, e.description, e.uid))
+
+
+def _picked(series: int | str, uid: str, ds) -> bool:
+    """Whether the series ``uid`` (its first header ``ds``) is the one ``series`` names."""
+    if isinstance(series, int) or str(series).strip().isdigit():
+        return _series_number(ds) == int(series)
+    return uid == str(series).strip()
+
+
+def _headers(files: list[Path]) -> tuple[list, list]:
+    """``(file, header)`` of each DICOM image among ``files`` (pixel data not read), and what the other DICOM
+    objects are; files that are not DICOM are left out."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    if not path.exists():
-        raise DataError(path, "no such file or folder")
-    files = (
-        sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")) if path.is_dir() else [path]
-    )
     images, others = [], []
     for file in files:
         try:
@@ -102,12 +139,25 @@ def _image_headers(path: Path) -> list:
                 ds = pydicom.dcmread(file, stop_before_pixels=True)
         except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
             continue
-        if _is_image(ds) and int(ds.get("NumberOfFrames") or 1) > 1:
-            images += _frames_of(file, ds)
-        elif _is_image(ds):
+        if _is_image(ds):
             images.append((file, ds))
         else:
             others.append(_kind(ds))
+    return images, others
+
+
+def _image_headers(path: Path) -> list:
+    """``(file, header)`` of every DICOM image under ``path`` (each frame of an enhanced multi-frame file as an
+    image of its own), pixel data not read yet."""
+    if not path.exists():
+        raise DataError(path, "no such file or folder")
+    files = (
+        sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")) if path.is_dir() else [path]
+    )
+    found, others = _headers(files)
+    images = []
+    for file, ds in found:
+        images += _frames_of(file, ds) if int(ds.get("NumberOfFrames") or 1) > 1 else [(file, ds)]
     if not images:
         found = f" (only: {', '.join(sorted(set(others)))})" if others else ""
         what = "is not a DICOM image" if path.is_file() else "holds no DICOM image"

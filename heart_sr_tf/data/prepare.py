@@ -17,6 +17,7 @@ from heart_sr_tf.cache import cache_root
 from heart_sr_tf.data.acdc import scan_patients
 from heart_sr_tf.data.acdc_sr import ROIS, AcdcSr, scans_fingerprint, source_fingerprint, valid_patients
 from heart_sr_tf.data.phantoms import write_phantoms
+from heart_sr_tf.data.scan import ScanSource
 from heart_sr_tf.data.scan_patients import group_scans, valid_scan_patients
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.progress import progress_bar
@@ -92,7 +93,7 @@ def prepare(
 
 
 def prepare_scans(
-    listed: list[tuple[str, Path]],
+    listed: list[tuple[str, ScanSource | Path]],
     source: str,
     data_dir: Path | None = None,
     seed: int = 0,
@@ -103,9 +104,10 @@ def prepare_scans(
     boxes_by: str = "",
 ) -> PrepareReport:
     """The same dataset from a lab's own scans: ``listed`` holds ``(patient id, scan)`` pairs (NIfTI files or DICOM
-    series), ``source`` says where they were found (recorded, and the default data dir's name). Without labels
-    there are no heart boxes and the ``heart`` config is built empty, unless ``heart_box(scan path) -> box or None``
-    draws each scan's (``boxes_by`` names what drew them: a segmenter, recorded with the dataset)."""
+    series; a :class:`ScanSource` may name one series of a folder), ``source`` says where they were found
+    (recorded, and the default data dir's name). Without labels there are no heart boxes and the ``heart`` config is
+    built empty, unless ``heart_box(scan) -> box or None`` draws each scan's (``boxes_by`` names what drew them: a
+    segmenter, recorded with the dataset)."""
     patients = group_scans(listed)
     data_dir = Path(data_dir) if data_dir else default_data_dir(Path(source))
     fingerprint = scans_fingerprint(patients, boxes_by)
@@ -121,7 +123,7 @@ def prepare_scans(
             raise DataError(source, "no usable scans")
         if heart_box is not None:
             good, report_boxes = _boxed(good, heart_box, quiet)
-    folder = Path(os.path.commonpath([os.path.abspath(scan.parent) for _, scan in listed]))
+    folder = Path(os.path.commonpath([os.path.abspath(scan.path.parent) for p in patients for scan in p.scans]))
     extra = {"source": source, "fingerprint": fingerprint, "boxes_by": boxes_by}
     report = _build(data_dir, seed, good, bad, folder, force, quiet, **extra)
     report.no_heart = report_boxes

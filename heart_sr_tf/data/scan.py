@@ -14,7 +14,7 @@ array of the same layout back in the file's order for writing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
@@ -23,6 +23,30 @@ import numpy as np
 from heart_sr_tf.data.dicom import DicomSeries, is_dicom, read_series
 from heart_sr_tf.data.nifti import check_volume, load_nifti
 from heart_sr_tf.errors import DataError
+
+
+@dataclass(frozen=True)
+class ScanSource:
+    """Where a scan is: a NIfTI file or a DICOM series' folder (or file), and, for a folder holding several
+    series (a study exported flat), which one (``series``: its SeriesInstanceUID, or a SeriesNumber). ``label``
+    names such a series in tables and output names (``series-7_cine_sax``)."""
+
+    path: Path
+    series: str | None = None
+    label: str | None = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        return str(self.path) if self.series is None else f"{self.path} (series {self.label or self.series})"
+
+    @property
+    def name(self) -> str:
+        """The scan's short name: the file's or folder's, and the series' label after it."""
+        return self.path.name if self.series is None else f"{self.path.name}/{self.label or self.series}"
+
+
+def as_source(scan) -> ScanSource:
+    """A path (str or Path) or a :class:`ScanSource`, as a :class:`ScanSource`."""
+    return scan if isinstance(scan, ScanSource) else ScanSource(Path(scan))
 
 
 @dataclass
@@ -76,18 +100,26 @@ class Scan:
 
 
 def read_scan(
-    path: Path, ndims=(2, 3, 4), series: int | None = None, min_inplane: int = 1, axis: int | None = None
+    path, ndims=(2, 3, 4), series: int | str | None = None, min_inplane: int = 1, axis: int | None = None
 ) -> Scan:
-    """The scan at ``path``, checked usable (``ndims``, in-plane size, finite, not all zero); its slices along
-    ``axis`` when given (an upscaled scan keeps its input's: across slices, its voxels may be near-isotropic)."""
-    path = Path(path)
+    """The scan at ``path`` (a path, or a :class:`ScanSource` that may name its series), checked usable
+    (``ndims``, in-plane size, finite, not all zero); its slices along ``axis`` when given (an upscaled scan keeps
+    its input's: across slices, its voxels may be near-isotropic). Errors name the series too."""
+    source = as_source(path)
+    path, series = source.path, source.series if series is None else series
     if path.exists() and is_dicom(path):
-        dicom = read_series(path, series)
+        try:
+            dicom = read_series(path, series)
+        except DataError as exc:
+            if source.series is None:
+                raise
+            problem = str(exc).removeprefix(f"{path}: ")  # named once: the folder, and which series of it
+            raise DataError(source, problem) from None
         data = dicom.data[..., 0] if dicom.data.shape[3] == 1 else dicom.data
-        check_volume(path, data, ndims=ndims, min_inplane=min_inplane)
+        check_volume(source, data, ndims=ndims, min_inplane=min_inplane)
         return Scan(path, data, nifti_image(dicom, data), dicom)
     if series is not None:
-        raise DataError(path, "--series picks a series of DICOM input; this is not a DICOM series")
+        raise DataError(path, f"series {series} was asked for, but this is not a DICOM series (a NIfTI file is one)")
     data, zooms = load_nifti(path, ndims=ndims, min_inplane=1)
     axis = slice_axis(zooms, data.shape) if axis is None or data.ndim < 3 else axis
     if axis != 2:

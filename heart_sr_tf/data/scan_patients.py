@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from heart_sr_tf.data.scan import Scan, read_scan
+from heart_sr_tf.data.scan import Scan, ScanSource, as_source, read_scan
 from heart_sr_tf.data.slices import HR_SIZE, Slice, scan_frames
 from heart_sr_tf.data.threads import ordered_map
 from heart_sr_tf.errors import DataError
@@ -27,25 +27,25 @@ class ScanPatient:
     """One patient's scans, in the order given."""
 
     id: str
-    scans: tuple[Path, ...]
+    scans: tuple[ScanSource, ...]
     group: str = GROUP
     source_split: str | None = None
     boxes: tuple = ()  # each scan's heart box on the protocol grid (or None), when a segmenter gave them
 
 
-def group_scans(listed: list[tuple[str, Path]]) -> list[ScanPatient]:
+def group_scans(listed: list[tuple[str, ScanSource | Path]]) -> list[ScanPatient]:
     """``(patient id, scan)`` pairs as patients, in order of first appearance."""
-    patients: dict[str, list[Path]] = {}
+    patients: dict[str, list[ScanSource]] = {}
     for pid, scan in listed:
-        patients.setdefault(pid, []).append(Path(scan))
+        patients.setdefault(pid, []).append(as_source(scan))
     return [ScanPatient(pid, tuple(scans)) for pid, scans in patients.items()]
 
 
-def read_training_scan(path: Path) -> Scan:
+def read_training_scan(path: ScanSource | Path) -> Scan:
     """A scan checked fit to train on: 3D or 4D, readable, finite, not all zero, not one of this tool's outputs (a
     super-resolved scan as the full-resolution truth would teach a model its own guesses), and not a label map (a
     segmentation in an image's place would teach it to draw labels)."""
-    scan = read_scan(Path(path), ndims=NDIMS, min_inplane=3)
+    scan = read_scan(path, ndims=NDIMS, min_inplane=3)
     made = scan.made_by_heart_sr()
     if made is not None:
         raise DataError(path, f"was written by heart-sr ({made!r}), not acquired; left out")
@@ -76,7 +76,7 @@ def valid_scan_patients(
     return good, errors
 
 
-def _check_patient(patient: ScanPatient) -> tuple[ScanPatient, tuple[Path, ...], list[DataError]]:
+def _check_patient(patient: ScanPatient) -> tuple[ScanPatient, tuple[ScanSource, ...], list[DataError]]:
     kept, problems = [], []
     for path in patient.scans:
         try:

@@ -4,12 +4,10 @@ scored next to that degradation's baselines exactly as on ACDC's stored slices (
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from heart_sr_tf.data.degradation import Degradation
-from heart_sr_tf.data.scan import read_scan
+from heart_sr_tf.data.scan import ScanSource, as_source, read_scan
 from heart_sr_tf.data.slices import scan_slices
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.evaluation.evaluate import Evaluation, predict_slice
@@ -21,7 +19,7 @@ NDIMS = (2, 3, 4)  # a single slice, a stack, a cine
 
 def evaluate_scans(
     predictor,
-    paths: list[Path],
+    paths: list,
     degradation: Degradation,
     limit: int | None = None,
     quiet: bool = False,
@@ -37,7 +35,7 @@ def evaluate_scans(
     done = 0
     with progress_bar(total, "evaluate scans", "slice", disable=quiet) as bar:
         for name, path in zip(scan_names(paths), paths, strict=True):
-            for z, frame, hr in scan_slices(read_scan(Path(path), ndims=NDIMS).data):
+            for z, frame, hr in scan_slices(read_scan(path, ndims=NDIMS).data):
                 if done == total:
                     return result
                 done += 1
@@ -49,13 +47,13 @@ def evaluate_scans(
     return result
 
 
-def scan_shapes(paths: list[Path], ndims) -> list[tuple[int, ...]]:
+def scan_shapes(paths: list, ndims) -> list[tuple[int, ...]]:
     """Each scan read and checked (a bad one fails before any work) and kept only as its shape: a lab's scans
     together may not fit in memory, so the work reads each again in its turn. A scan this tool wrote (a cohort's
     results in the scans' folder) is no full-resolution reference: scored as one, it would flatter the model."""
     shapes = []
     for path in paths:
-        scan = read_scan(Path(path), ndims=ndims)
+        scan = read_scan(path, ndims=ndims)
         made = scan.made_by_heart_sr()
         if made is not None:
             raise DataError(path, f"was written by heart-sr ({made!r}), not acquired: no reference to score against")
@@ -63,7 +61,10 @@ def scan_shapes(paths: list[Path], ndims) -> list[tuple[int, ...]]:
     return shapes
 
 
-def scan_names(paths: list[Path]) -> list[str]:
-    """Each scan's name in the tables: its file or folder name, with its parent's when two would clash."""
-    short = [Path(p).name for p in paths]
-    return [str(Path(p)) if short.count(n) > 1 else n for p, n in zip(paths, short, strict=True)]
+def scan_names(paths: list) -> list[str]:
+    """Each scan's name in the tables: its file or folder name (and which series of the folder), with its parent
+    folders when two would clash."""
+    sources: list[ScanSource] = [as_source(p) for p in paths]
+    short = [source.name for source in sources]
+    full = [str(s.path) if s.series is None else f"{s.path}/{s.label or s.series}" for s in sources]
+    return [long if short.count(n) > 1 else n for long, n in zip(full, short, strict=True)]

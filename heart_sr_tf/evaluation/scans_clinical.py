@@ -144,9 +144,7 @@ class ScansClinical:
         return out
 
 
-def scans_clinical(
-    predictor, segmenter, paths: list[Path], degradation: Degradation, quiet: bool = False
-) -> ScansClinical:
+def scans_clinical(predictor, segmenter, paths: list, degradation: Degradation, quiet: bool = False) -> ScansClinical:
     """Segment every frame of ``paths`` at full resolution, through the degradation's baselines and through the
     model, and measure each against full resolution (each scan is read and checked before any work)."""
     shapes = scan_shapes(paths, ndims=(3, 4))
@@ -155,7 +153,7 @@ def scans_clinical(
     total = sum(shape[3] if len(shape) == 4 else 1 for shape in shapes)
     with progress_bar(total, "clinical scans", "frame", disable=quiet) as bar:
         for name, path in zip(scan_names(paths), paths, strict=True):
-            scan = read_scan(Path(path), ndims=(3, 4))
+            scan = read_scan(path, ndims=(3, 4))
             zooms, pixel_mm = scan.zooms, protocol_pixel_mm(scan)
             full = {}  # full resolution's segmentation of every frame first: the scan's heart box is their union
             for frame, images in scan_frames(scan.data):

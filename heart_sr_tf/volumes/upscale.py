@@ -165,7 +165,7 @@ def upscale_file(
     through_plane=None,
     timings: dict | None = None,
     overwrite: bool = False,
-    series: int | None = None,
+    series: int | str | None = None,
 ) -> Path:
     """Upscale a scan (a NIfTI file or DICOM series, or a :class:`Scan` already read) into OUT: in-plane with
     ``predictor``, across slices with ``through_plane`` (a :class:`~heart_sr_tf.volumes.through_plane.ThroughPlane`),

@@ -1,0 +1,136 @@
+"""A study exported flat (every series' files in one folder, as PACS exports and anonymisers often leave them):
+each image series is a scan of its own for ``cohort``, ``evaluate --scans`` and ``prepare --scans``; a DICOMDIR
+beside series folders is no scan; a folder of several patients' studies names each series after its patient."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dicom_series import Cine, write_cine, write_localiser
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
+
+from heart_sr_tf.cohort.jobs import find_jobs, find_scan_patients, find_scans
+from heart_sr_tf.data.dicom import folder_series
+from heart_sr_tf.data.scan import ScanSource, read_scan
+from heart_sr_tf.errors import DataError, HeartSRError
+from heart_sr_tf.evaluation.scans import scan_names
+
+
+def _values(seed: int, shape=(10, 12, 3, 2)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 400, shape).astype(np.float32) * 2.0 - 10.0
+
+
+def _report(path: Path) -> None:
+    """A DICOM object without pixels (as a DICOMDIR or a structured report is)."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = BasicTextSRStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.save_as(path, enforce_file_format=True)
+
+
+@pytest.fixture
+def study(tmp_path) -> tuple[Path, dict]:
+    """``lab/``: a report at its root; ``study1/`` flat: a short-axis cine (series 7), a one-slice long-axis cine
+    (series 9) and a localiser (series 1); ``P2/sax/``: a series in a folder of its own."""
+    lab = tmp_path / "lab"
+    sax, lax = Cine(_values(1)), Cine(_values(2, (10, 12, 1, 2)), series_number=9, description="cine 2ch")
+    write_cine(lab / "study1", sax, prefix="a")
+    write_cine(lab / "study1", lax, prefix="b", study_uid=sax.study_uid)
+    write_localiser(lab / "study1", sax.study_uid)
+    own = Cine(_values(3))
+    write_cine(lab / "P2" / "sax", own)
+    _report(lab / "DICOMDIR")
+    return lab, {"sax": sax.values, "lax": lax.values[:, :, :, :], "own": own.values}
+
+
+def test_each_series_of_a_flat_study_is_a_scan_with_its_own_output(study, tmp_path):
+    lab, values = study
+    assert [(e.number, e.description, e.files) for e in folder_series(lab / "study1")] == [
+        (1, "localizer", 3),
+        (7, "cine_retro_sax", 6),
+        (9, "cine 2ch", 2),
+    ]
+    assert folder_series(lab) == []  # the DICOMDIR beside the series folders is no series, and no scan
+    jobs = find_jobs(str(lab), tmp_path / "out")
+    assert [j.output.relative_to(tmp_path / "out").as_posix() for j in jobs] == [
+        "P2/sax.nii.gz",  # a series in a folder of its own: as before
+        "study1/series-1_localizer.nii.gz",
+        "study1/series-7_cine_retro_sax.nii.gz",
+        "study1/series-9_cine_2ch.nii.gz",
+    ]
+    assert len({j.key for j in jobs}) == 4 and jobs[0].key == str(lab / "P2" / "sax")
+    # each job reads its own series, value for value; the one-slice cine keeps its slice axis
+    read = [read_scan(j.source).data for j in jobs[2:]]
+    np.testing.assert_array_equal(read[0], values["sax"])
+    np.testing.assert_array_equal(read[1], values["lax"][:, :, 0, :][:, :, None, :])
+    with pytest.raises(DataError, match=r"study1 \(series series-1_localizer\): .*not one stack of parallel slices"):
+        read_scan(jobs[1].source)
+    # evaluate --scans names them by folder and series
+    assert scan_names(find_scans(str(lab / "study1"))) == [
+        "study1/series-1_localizer",
+        "study1/series-7_cine_retro_sax",
+        "study1/series-9_cine_2ch",
+    ]
+
+
+def test_a_folder_of_several_patients_studies_and_a_manifests_series_column(tmp_path):
+    flat = tmp_path / "flat"
+
+    def patient(pid):
+        return lambda z, t, ds: setattr(ds, "PatientID", pid)
+
+    for n, pid in enumerate(("A", "B", "C")):  # every patient's cine is series 7: the numbers repeat
+        write_cine(flat, Cine(_values(10 + n)), prefix=pid, edit=patient(pid))
+    jobs = find_jobs(str(flat), tmp_path / "out")
+    assert [j.output.name for j in jobs] == [f"{p}_series-7_cine_retro_sax.nii.gz" for p in "ABC"]
+    assert [pid for pid, _ in find_scan_patients(str(flat))] == ["A", "B", "C"]  # prepare --scans' patients
+    np.testing.assert_array_equal(read_scan(jobs[1].source).data, _values(11))
+    with pytest.raises(DataError, match="--series 7: |3 image series here"):
+        read_scan(flat, series=7)  # the number names three series: refused, never one of them at random
+    np.testing.assert_array_equal(read_scan(flat, series=jobs[2].series).data, _values(12))  # the UID is unique
+
+    write_cine(tmp_path / "study", Cine(_values(20)), prefix="s")
+    write_cine(tmp_path / "study", Cine(_values(21), series_number=8, description="cine_sax_2"), prefix="t")
+    (tmp_path / "m.csv").write_text("input,series,patient\nstudy,8,X\nstudy,7,X\n")
+    listed = find_jobs(str(tmp_path / "m.csv"), tmp_path / "out")
+    assert [(j.output.name, j.patient) for j in listed] == [
+        ("study_series-8.nii.gz", "X"),
+        ("study_series-7.nii.gz", "X"),
+    ]
+    np.testing.assert_array_equal(read_scan(listed[0].source).data, _values(21))
+    (tmp_path / "bad.csv").write_text("input,series\nstudy,3\n")
+    with pytest.raises(HeartSRError, match=r"study \(series 3\): --series 3: no such series here"):
+        read_scan(find_jobs(str(tmp_path / "bad.csv"), tmp_path / "out")[0].source)
+    assert str(ScanSource(tmp_path / "x.nii.gz")) == str(tmp_path / "x.nii.gz")
+
+
+def test_prepare_scans_takes_a_flat_folders_patients_from_their_headers(tmp_path):
+    """Several patients' series in one folder: each patient's series go to one split, value for value."""
+    from heart_sr_tf.data.acdc_sr import quantise
+    from heart_sr_tf.data.pipeline import slice_dataset
+    from heart_sr_tf.data.prepare import prepare_scans, split_assignment
+    from heart_sr_tf.data.slices import scan_frames
+
+    flat = tmp_path / "flat"
+    for n, pid in enumerate(("A", "B", "C")):
+        write_cine(flat, Cine(_values(30 + n, (24, 20, 3, 2))), prefix=pid, edit=lambda z, t, ds, p=pid: setattr(
+            ds, "PatientID", p))  # fmt: skip
+    write_cine(flat, Cine(_values(40, (24, 20, 2, 1)), series_number=8), prefix="A2", edit=lambda z, t, ds: setattr(
+        ds, "PatientID", "A"))  # fmt: skip
+    data = tmp_path / "data"
+    report = prepare_scans(find_scan_patients(str(flat)), str(flat), data, quiet=True)
+    assert not report.bad
+    assignment = split_assignment(data)
+    assert sorted(assignment) == ["A", "B", "C"]
+    stored = {}
+    for split in ("train", "validation", "test"):
+        for example in slice_dataset(data, "full", split).as_numpy_iterator():
+            stored[(example["patient"].decode(), int(example["frame"]), int(example["slice"]))] = example["hr"][..., 0]
+    assert len(stored) == 3 * 6 + 2  # A's second series follows its first
+    frames = list(scan_frames(_values(31, (24, 20, 3, 2))))
+    for frame, images in frames:
+        for z, image in enumerate(images):
+            np.testing.assert_array_equal(stored[("B", frame, z)], quantise(image))
