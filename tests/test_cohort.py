@@ -298,3 +298,40 @@ def test_a_flat_study_folder_is_upscaled_series_by_series_and_resumes(cohort_inp
     assert nib.load(str(out / "study" / "series-9_cine_2ch.nii.gz")).shape[:2] == (60, 72)
     again = CliRunner().invoke(main, args)
     assert "0 done, 2 skipped (already done), 1 failed" in again.output, again.output
+
+
+def test_cohort_dicom_out_writes_derived_series_and_resumes(cohort_inputs, tmp_path):
+    """--dicom-out: a DICOM scan's result is a derived series in its study, pixel for pixel what ``upscale ...
+    OUT/`` writes; a NIfTI scan stays NIfTI; a re-run finds both done. Series named with dots (a UID, a
+    description like ``2.5mm``) are folders all the same."""
+    import pydicom
+
+    from heart_sr_tf.cli import main
+
+    inputs, model = cohort_inputs
+    study = tmp_path / "in" / "study"
+    values = np.random.default_rng(1).integers(0, 400, (20, 24, 2, 2)).astype(np.float32) * 2.0 - 10.0
+    write_cine(study, Cine(values, description="cine 2.5mm"), prefix="a")
+    write_cine(study, Cine(values[:, :, :1] + 4.0, series_number=9, description="cine_2ch"), prefix="b")
+    nib.save(nib.load(str(inputs / "p001.nii.gz")), str(tmp_path / "in" / "p001.nii.gz"))
+    out = tmp_path / "out"
+    args = ["cohort", str(tmp_path / "in"), "--out-dir", str(out), "--model", str(model), "--workers", "1",
+            "--quiet", "--backend", "tensorflow", "--precision", "float32", "--dicom-out"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and "3 done, 0 skipped (already done), 0 failed" in result.output, result.output
+    assert (out / "p001.nii.gz").is_file()
+    derived = out / "study" / "series-7_cine_2_5mm"
+    single = tmp_path / "single.v2"  # a dot in its name: the trailing / still names a folder
+    one = CliRunner().invoke(main, ["upscale", str(study), str(single) + "/", "--series", "7", "--model", str(model),
+                                    "--backend", "tensorflow", "--precision", "float32"])  # fmt: skip
+    assert one.exit_code == 0, one.output
+
+    def pixels(folder):
+        images = [pydicom.dcmread(p) for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
+        return sorted((float(ds.SliceLocation), float(ds.TriggerTime), ds.pixel_array.tobytes()) for ds in images)
+
+    assert len(pixels(derived)) == 4 and pixels(derived) == pixels(single)
+    assert pydicom.dcmread(next(derived.glob("[!.]*"))).SeriesNumber == 1007
+    assert (out / "study" / "series-9_cine_2ch").is_dir()
+    again = CliRunner().invoke(main, args)
+    assert "0 done, 3 skipped (already done), 0 failed" in again.output, again.output

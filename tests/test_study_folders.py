@@ -134,3 +134,23 @@ def test_prepare_scans_takes_a_flat_folders_patients_from_their_headers(tmp_path
     for frame, images in frames:
         for z, image in enumerate(images):
             np.testing.assert_array_equal(stored[("B", frame, z)], quantise(image))
+
+
+def test_dicom_out_names_folders_for_dicom_scans_only(study, tmp_path):
+    lab, _ = study
+
+    (lab / "scan.nii.gz").write_bytes(b"")
+    jobs = find_jobs(str(lab), tmp_path / "out", dicom_out=True)
+    assert [(j.output.relative_to(tmp_path / "out").as_posix(), j.dicom) for j in jobs] == [
+        ("scan.nii.gz", False),
+        ("P2/sax", True),
+        ("study1/series-1_localizer", True),
+        ("study1/series-7_cine_retro_sax", True),
+        ("study1/series-9_cine_2ch", True),
+    ]
+    assert jobs[1].target == str(tmp_path / "out" / "P2" / "sax") + "/"
+    (tmp_path / "m.csv").write_text(
+        f"input,output,series\n{lab}/study1,a.v1/,7\n{lab}/study1,b.nii.gz,9\n{lab}/P2/sax,,\n"
+    )
+    listed = find_jobs(str(tmp_path / "m.csv"), tmp_path / "out", dicom_out=True)
+    assert [(j.output.name, j.dicom) for j in listed] == [("a.v1", True), ("b.nii.gz", False), ("sax", True)]

@@ -313,7 +313,7 @@ def export(**options):
 
 @main.command()
 @click.argument("in_path", metavar="IN", type=click.Path(path_type=Path))
-@click.argument("out_path", metavar="OUT", type=click.Path(path_type=Path))
+@click.argument("out_path", metavar="OUT", type=click.Path())  # a string: a trailing / names a DICOM folder
 @click.option(
     "--series",
     help="DICOM input holding several series: the one to read, by SeriesNumber or SeriesInstanceUID (the UID where "
@@ -401,6 +401,12 @@ def upscale(**options):
     "--out-dir/measurements.csv: ED, ES, volumes, ejection fractions, myocardial mass, wall thickness.",
 )
 @click.option("--segmenter", type=click.Path(path_type=Path), help="The exported segmenter for --measure.")
+@click.option(
+    "--dicom-out",
+    is_flag=True,
+    help="Write each DICOM scan's result as a derived DICOM series (a folder, in the scan's study) instead of NIfTI; "
+    "NIfTI scans stay NIfTI.",
+)
 @backend_options(default_backend="auto", default_precision="auto")
 @click.option("--quiet", is_flag=True)
 def cohort(**options):

@@ -6,7 +6,7 @@ import csv
 import glob
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from heart_sr_tf.data.dicom import SeriesEntry, folder_series, is_dicom
@@ -28,6 +28,12 @@ class Job:
     series: str | None = None  # which series of a folder holding several: its SeriesInstanceUID (a manifest's
     # ``series`` column may give a SeriesNumber)
     label: str | None = None  # that series' name in tables and outputs (``series-7_cine_sax``)
+    dicom: bool = False  # the output is a derived DICOM series' folder (DICOM input), not a NIfTI file
+
+    @property
+    def target(self) -> str:
+        """The output as ``upscale`` takes it: a DICOM series' folder ends in the path separator."""
+        return str(self.output) + os.sep if self.dicom else str(self.output)
 
     @property
     def source(self) -> ScanSource:
@@ -39,13 +45,15 @@ class Job:
         return str(self.source)
 
 
-def find_jobs(inputs: str, out_dir: Path, quiet: bool = False) -> list[Job]:
+def find_jobs(inputs: str, out_dir: Path, quiet: bool = False, dicom_out: bool = False) -> list[Job]:
     """INPUTS as a CSV manifest (``input`` column, optional ``output``, ``patient`` and ``series``), a folder (its
     NIfTI files and DICOM series folders, recursively) or a glob; each output under ``out_dir`` keeps the input's
     relative path. A folder holding several image series (a study exported flat) gives one scan per series, each
     written into a folder of the folder's name (``study/series-7_cine_sax.nii.gz``). The cohort's own results are
-    never among its scans, even with ``out_dir`` inside the inputs' folder."""
-    jobs = _listed(inputs, Path(out_dir), quiet)
+    never among its scans, even with ``out_dir`` inside the inputs' folder. With ``dicom_out``, a DICOM scan's
+    result is a derived DICOM series in a folder of the same name without ``.nii.gz``; a manifest's own output
+    is a DICOM folder when it ends in ``/`` or has no extension (as for ``upscale``)."""
+    jobs = _listed(inputs, Path(out_dir), quiet, dicom_out)
     seen: dict[Path, Path] = {}
     for job in jobs:
         if job.output in seen:
@@ -80,12 +88,12 @@ def find_scan_patients(inputs: str, quiet: bool = False) -> list[tuple[str, Scan
     return listed
 
 
-def _listed(inputs: str, out_dir: Path | None, quiet: bool = False) -> list[Job]:
+def _listed(inputs: str, out_dir: Path | None, quiet: bool = False, dicom_out: bool = False) -> list[Job]:
     """Every scan of INPUTS with its output under ``out_dir`` (``.`` and nothing left out when None)."""
     root = Path(".") if out_dir is None else out_dir
     path = Path(inputs)
     if path.suffix == ".csv" and path.is_file():
-        jobs = _manifest(path, root)
+        return _manifest(path, root, dicom_out)
     elif path.is_dir():
         scans = [(scan, root / _output_name(scan.relative_to(path))) for scan in _scans_under(path, out_dir)]
         if _holds_dicom_files(path):  # the folder given is itself a series (scanner exports often name files IM0001)
@@ -101,7 +109,15 @@ def _listed(inputs: str, out_dir: Path | None, quiet: bool = False) -> list[Job]
         jobs = [job for scan in scans for job in _jobs_of(scan, root / _output_name(Path(scan.name)), listed.get(scan))]
     if not jobs:
         raise HeartSRError(f"{inputs}: holds no NIfTI scan (.nii, .nii.gz) and no DICOM series")
-    return jobs
+    return [_as_dicom(job) if dicom_out else job for job in jobs]
+
+
+def _as_dicom(job: Job) -> Job:
+    """A DICOM scan's job writing a derived DICOM series into its NIfTI output's name without the extension."""
+    if nifti_suffix(job.input) is not None:
+        return job  # a NIfTI scan has no DICOM headers to derive a series from
+    name = job.output.name[: -len(nifti_suffix(job.output) or "")] or job.output.name
+    return replace(job, output=job.output.with_name(name), dicom=True)
 
 
 def _series_listed(scans: list[Path], quiet: bool) -> dict[Path, list[SeriesEntry]]:
@@ -138,7 +154,7 @@ def series_labels(entries: list[SeriesEntry], with_patient: bool = False) -> lis
     SeriesDescription), after its PatientID when asked, and with the end of its UID where those repeat."""
 
     def safe(text: str) -> str:
-        return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_.")[:48]
+        return re.sub(r"[^A-Za-z0-9-]+", "_", text).strip("_")[:48]  # no dots: never taken for an extension
 
     labels = []
     for entry in entries:
@@ -191,7 +207,7 @@ def _output_name(relative: Path) -> Path:
     return relative if nifti_suffix(relative) is not None else relative.with_name(relative.name + ".nii.gz")
 
 
-def _manifest(path: Path, out_dir: Path) -> list[Job]:
+def _manifest(path: Path, out_dir: Path, dicom_out: bool = False) -> list[Job]:
     try:
         with path.open(newline="") as handle:
             rows = list(csv.DictReader(handle))
@@ -209,7 +225,11 @@ def _manifest(path: Path, out_dir: Path) -> list[Job]:
         named = _output_name(Path(scan.name))
         if series is not None:  # its own file beside the folder's other series
             named = named.with_name(f"{named.name[: -len(nifti_suffix(named))]}_series-{series}.nii.gz")
-        output = Path(row.get("output") or named)
+        given = (row.get("output") or "").strip()
+        output = Path(given or named)
         patient = (row.get("patient") or "").strip() or None
-        jobs.append(Job(scan, output if output.is_absolute() else out_dir / output, patient, series))
+        job = Job(scan, output if output.is_absolute() else out_dir / output, patient, series)
+        if given:  # the manifest's own output: a folder (ends in /, or no extension) is a DICOM series
+            job = replace(job, dicom=given.endswith(("/", os.sep)) or not Path(given).suffix)
+        jobs.append(_as_dicom(job) if dicom_out and not given else job)
     return jobs

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from heart_sr_tf.cohort.jobs import Job
 from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.volumes.dicom_writer import MARKER
 
 FIELDS = ("input", "output", "status", "seconds", "model", "options", "error")
 STATUS_NAME = "cohort.csv"
@@ -33,7 +34,7 @@ class StatusFile:
             and row.get("status") == "done"
             and row.get("options") == options
             and row.get("output") == str(job.output)
-            and job.output.is_file()
+            and ((job.output / MARKER).is_file() if job.dicom else job.output.is_file())
         )
 
     def append(self, job: Job, status: str, seconds: float, model: str, options: str, error: str = "") -> None:

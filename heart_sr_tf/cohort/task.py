@@ -33,7 +33,7 @@ def upscale_task(scan, output: str, options: dict) -> dict:
             across = _through_plane(options, data.zooms) if options["through_plane"] else None
             predictor = _in_plane(options) if options["in_plane"] or not options["through_plane"] else None
             upscale_file(
-                data, Path(output), predictor, batch_size=options["batch_size"], quiet=True, through_plane=across,
+                data, output, predictor, batch_size=options["batch_size"], quiet=True, through_plane=across,
                 overwrite=True,
             )  # fmt: skip
             if options.get("measure"):

@@ -12,6 +12,7 @@ from heart_sr_tf.errors import HeartSRError, UsageError
 def cohort(
     inputs: str, out_dir: Path, model, through_plane, through_plane_model, in_plane, backend, precision, batch_size,
     workers, scheduler, quiet, echo: Echo, measure: bool = False, segmenter=None, warn: Echo | None = None,
+    dicom_out: bool = False,
 ) -> int:  # fmt: skip
     """Run the cohort; the exit status: 0 when every scan is done, 1 when some failed."""
     try:
@@ -42,7 +43,7 @@ def cohort(
             raise HeartSRError(
                 f"{out_dir}: holds files and no {STATUS_NAME}: not a cohort's folder; give a new --out-dir"
             )
-    jobs = find_jobs(inputs, out_dir, quiet)
+    jobs = find_jobs(inputs, out_dir, quiet, dicom_out)
     if segmenter is not None and not measure:
         raise UsageError("--segmenter goes with --measure")
     measured_by = _check_measure(jobs, segmenter) if measure else None

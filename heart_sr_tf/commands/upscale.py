@@ -13,7 +13,7 @@ from heart_sr_tf.volumes.upscale import IN_PLANE_BATCH
 
 
 def upscale_scan(
-    in_path: Path, out_path: Path, model, server, scale, batch_size, through_plane, through_plane_model,
+    in_path: Path, out_path: str, model, server, scale, batch_size, through_plane, through_plane_model,
     through_plane_server, in_plane, backend, precision, quiet, echo: Echo, warn: Echo, overwrite: bool = False,
     measure: bool = False, segmenter=None, series: int | str | None = None,
 ):  # fmt: skip

@@ -174,6 +174,7 @@ def upscale_file(
 
     ``timings``, when given, receives the seconds spent reading, in the models and writing.
     """
+    dicom_out = is_dicom_output(out_path)  # before Path() drops a trailing separator, which names a folder
     out_path = Path(out_path)
     timings = {} if timings is None else timings
     if batch_size < 1:
@@ -186,8 +187,7 @@ def upscale_file(
         raise DataError(scan.path, f"through-plane upscaling needs at least 2 slices, got shape {data.shape}")
     steps = [through_plane] if through_plane is not None else []
     steps += [InPlane(predictor, batch_size)] if predictor is not None else []
-    dicom_out = is_dicom_output(out_path)
-    tmp = _check_any_output(scan, out_path, overwrite)
+    tmp = _check_any_output(scan, out_path, overwrite, dicom_out)
     timings["read"] = time.perf_counter() - clock
     try:
         clock = time.perf_counter()
@@ -215,10 +215,13 @@ def upscale_file(
     return out_path
 
 
-def refuse_any_output(scan_path: Path, out_path: Path, overwrite: bool, dicom_input: bool) -> None:
-    """Before any model loads: a NIfTI OUT as :func:`refuse_output`, a DICOM OUT folder as
-    :func:`~heart_sr_tf.volumes.dicom_writer.refuse_output_folder` (and only from DICOM input)."""
-    if not is_dicom_output(out_path):
+def refuse_any_output(
+    scan_path: Path, out_path, overwrite: bool, dicom_input: bool, dicom_out: bool | None = None
+) -> None:
+    """Before any model loads: a NIfTI OUT as :func:`refuse_output`, a DICOM OUT folder (``dicom_out``, else
+    :func:`is_dicom_output`) as :func:`~heart_sr_tf.volumes.dicom_writer.refuse_output_folder` (and only from
+    DICOM input)."""
+    if not (is_dicom_output(out_path) if dicom_out is None else dicom_out):
         refuse_output(scan_path, out_path, overwrite)
         return
     if not dicom_input:
@@ -231,11 +234,11 @@ def refuse_any_output(scan_path: Path, out_path: Path, overwrite: bool, dicom_in
     refuse_output_folder(Path(out_path), overwrite)
 
 
-def _check_any_output(scan: Scan, out_path: Path, overwrite: bool) -> Path:
+def _check_any_output(scan: Scan, out_path: Path, overwrite: bool, dicom_out: bool) -> Path:
     """The temporary file (NIfTI) or folder (DICOM) the result goes to first, created now."""
-    if not is_dicom_output(out_path):
+    if not dicom_out:
         return check_output(scan.path, out_path, overwrite)
-    refuse_any_output(scan.path, out_path, overwrite, scan.dicom is not None)
+    refuse_any_output(scan.path, out_path, overwrite, scan.dicom is not None, dicom_out)
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_parts(out_path)
