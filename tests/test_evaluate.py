@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dicom_series import Cine, write_cine, write_localiser
 from in_process import run_cli
 
 from heart_sr_tf.data.degradation import lr_grid_np
@@ -119,10 +120,19 @@ def test_evaluate_scans_scores_a_labs_own_scans_next_to_the_baselines(tiny_expor
     frame = sorted((phantom_root / "training" / "patient002").glob("*_frame??.nii.gz"))[0]
     (folder / "a.nii.gz").write_bytes(frame.read_bytes())
     (folder / "b.nii.gz").write_bytes(frame.read_bytes())
+    (folder / "c.nii.gz").write_bytes(b"\x1f\x8b not a scan")
+    study = folder / "study"  # a study exported flat: its cine is scored, its localiser left out
+    values = np.random.default_rng(0).integers(0, 400, (20, 24, 2, 2)).astype(np.float32)
+    write_cine(study, Cine(values), prefix="a")
+    write_localiser(study, "1.2.3")
     out = tmp_path / "out"
     result = run_cli("evaluate", tiny_export, "--scans", folder, "--out", out, "--limit", "5", "--quiet")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "on 2 scan(s)" in result.stdout and "model - aligned bicubic:" in result.stdout
+    assert "on 3 scan(s)" in result.stdout and "(2 left out)" in result.stdout
+    assert "model - aligned bicubic:" in result.stdout
+    left = [line for line in result.stderr.splitlines() if line.startswith("left out: ")]
+    assert [line.split(": ")[1] for line in left] == [str(folder / "c.nii.gz"), f"{study} (series series-1_localizer)"]
+    assert len(json.loads((out / "summary.json").read_text())["left_out"]) == 2
     rows = [line.split(",") for line in (out / "per_slice.csv").read_text().splitlines()]
     header, rows = rows[0], rows[1:]
     methods = {row[header.index("method")] for row in rows}

@@ -63,7 +63,7 @@ def evaluate_model(
     ladder = ladder_factors(chosen) if acquisition_ladder else ()  # a non-k-space model refused before any work
     if scans is not None:
         out = out or default_out(model, "scans", predictor.run is not None, step)
-        _on_scans(predictor, scans, chosen, limit, out, quiet, echo, segmenters[0] if segmenters else None)
+        _on_scans(predictor, scans, chosen, limit, out, quiet, echo, warn, segmenters[0] if segmenters else None)
         return
     run = predictor.run
     if run is not None and acdc_dir is None and data_dir is None:
@@ -127,27 +127,31 @@ def _echo_tables(result, degradation, echo: Echo) -> None:
             echo(gain_text(methods["model"], methods[baseline], NAMES[baseline]))
 
 
-def _on_scans(predictor, scans: str, degradation, limit, out, quiet, echo: Echo, segmenter=None) -> None:
+def _on_scans(predictor, scans: str, degradation, limit, out, quiet, echo: Echo, warn: Echo, segmenter=None) -> None:
     """``--scans``: the model on a lab's own scans, next to the degradation's baselines (no ACDC, no labels); with
     a ``segmenter`` (``--clinical``), also their segmentations and measurements against full resolution's."""
     from heart_sr_tf.cohort.jobs import find_scans
     from heart_sr_tf.evaluation.evaluate import Evaluation, write_outputs
-    from heart_sr_tf.evaluation.scans import evaluate_scans
+    from heart_sr_tf.evaluation.scans import NDIMS, check_scans, evaluate_scans
     from heart_sr_tf.evaluation.scans_clinical import scans_clinical, scans_clinical_markdown, write_scans_clinical
 
-    paths = find_scans(scans, quiet)
     if segmenter is not None and degradation.kind == "through_plane":
         raise HeartSRError("--clinical: measures in-plane models (a through-plane model changes the slice count)")
-    measured = paths[:limit] if segmenter is not None else paths  # --clinical: --limit counts scans
+    checked = check_scans(find_scans(scans, quiet), NDIMS if segmenter is None else (3, 4))
+    for line in checked.left_out:
+        warn(f"left out: {line}")
+    measured = checked.first(limit if segmenter is not None else None)  # --clinical: --limit counts scans
     if segmenter is None:
-        result = evaluate_scans(predictor, paths, degradation, limit, quiet)
+        result = evaluate_scans(predictor, checked, degradation, limit, quiet)
         clinical = None
     else:  # one pass: the image metrics (whole slices, and heart boxes from full resolution's segmentation) too
         clinical = scans_clinical(predictor, segmenter, measured, degradation, quiet)
         result = Evaluation(split="scans", source=predictor.source, degradation=degradation, rows=clinical.images)
+    result.left_out = checked.left_out
     files = write_outputs(result, out)
     echo(
-        f"{predictor.source} ({predictor.backend}, {predictor.precision}) on {len(measured)} scan(s) from {scans}; "
+        f"{predictor.source} ({predictor.backend}, {predictor.precision}) on {len(measured.paths)} scan(s) from "
+        f"{scans}{f' ({len(checked.left_out)} left out)' if checked.left_out else ''}; "
         "per-slice metrics on [0, 1], data range 1, averaged, on the 256x256 protocol grid"
     )
     echo(f"degradation: {degradation.describe()}")

@@ -33,6 +33,7 @@ class Evaluation:
     degradation: Degradation = field(default_factory=Degradation)
     rows: list[dict] = field(default_factory=list)  # one per (roi, method, slice)
     losses: dict[str, float] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)  # the scans not scored, each with its problem (--scans)
 
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
         """roi -> method -> metric -> mean over slices."""
@@ -116,7 +117,8 @@ def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
     summary = evaluation.summary()
     files = [out / "summary.json", out / "summary.csv", out / "per_patient.csv", out / "per_slice.csv"]
     files.append(out / "summary.md")
-    files[4].write_text(markdown_summary(summary, evaluation.degradation))
+    left_out = "".join(f"\n- left out: {line}" for line in evaluation.left_out)
+    files[4].write_text(markdown_summary(summary, evaluation.degradation) + (f"\n{left_out}\n" if left_out else ""))
     payload = {
         "split": evaluation.split,
         "source": evaluation.source,
@@ -124,6 +126,7 @@ def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
         "degradation": evaluation.degradation.metadata(),
         "summary": summary,
         "losses": evaluation.losses,
+        **({"left_out": evaluation.left_out} if evaluation.left_out else {}),
     }
     files[0].write_text(json.dumps(payload, indent=2))
     write_csv(files[1], [{"roi": r, "method": m, **v} for r, ms in summary.items() for m, v in ms.items()])

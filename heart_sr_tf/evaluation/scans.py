@@ -4,6 +4,8 @@ scored next to that degradation's baselines exactly as on ACDC's stored slices (
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from heart_sr_tf.data.degradation import Degradation
@@ -17,17 +19,57 @@ from heart_sr_tf.progress import progress_bar
 NDIMS = (2, 3, 4)  # a single slice, a stack, a cine
 
 
+@dataclass
+class CheckedScans:
+    """The scans that can be scored, each read and checked once before any work (and kept only as its shape: a
+    lab's scans together may not fit in memory, so the work reads each again in its turn); and the one-line
+    problem of each scan left out."""
+
+    paths: list = field(default_factory=list)
+    shapes: list[tuple[int, ...]] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+
+    def first(self, count: int | None) -> CheckedScans:
+        """The first ``count`` usable scans (all when None)."""
+        count = len(self.paths) if count is None else count
+        return CheckedScans(self.paths[:count], self.shapes[:count], self.left_out)
+
+
+def check_scans(paths: list, ndims=NDIMS) -> CheckedScans:
+    """Every scan read and checked. One that cannot be scored (unreadable, not ``ndims``, a DICOM series that is
+    no stack of parallel slices, such as the localiser of a study's export) is left out with its problem; none
+    left is an error. A scan this tool wrote (a cohort's results in the scans' folder) stops everything: it is no
+    full-resolution reference, and scored as one it would flatter the model."""
+    checked = CheckedScans()
+    for path in paths:
+        try:
+            scan = read_scan(path, ndims=ndims)
+        except DataError as exc:
+            checked.left_out.append(str(exc))
+            continue
+        made = scan.made_by_heart_sr()
+        if made is not None:
+            raise DataError(path, f"was written by heart-sr ({made!r}), not acquired: no reference to score against")
+        checked.paths.append(path)
+        checked.shapes.append(scan.data.shape)
+    if not checked.paths:
+        raise DataError(
+            paths[0] if len(paths) == 1 else "--scans", f"no scan can be scored: {'; '.join(checked.left_out)[:600]}"
+        )
+    return checked
+
+
 def evaluate_scans(
     predictor,
-    paths: list,
+    checked: CheckedScans,
     degradation: Degradation,
     limit: int | None = None,
     quiet: bool = False,
 ) -> Evaluation:
-    """Score the model and its degradation's baselines on every slice of every frame of ``paths`` (at most
-    ``limit`` slices in all; each scan is read and checked before any scoring). Each scan counts as a patient.
-    (``evaluate --scans --clinical`` scores the same slices in its one pass: ``scans_clinical``.)"""
-    shapes = scan_shapes(paths, ndims=NDIMS)
+    """Score the model and its degradation's baselines on every slice of every frame of the ``checked`` scans (at
+    most ``limit`` slices in all). Each scan counts as a patient. (``evaluate --scans --clinical`` scores the same
+    slices in its one pass: ``scans_clinical``.)"""
+    paths, shapes = checked.paths, checked.shapes
     total = sum(int(np.prod(shape[2:])) for shape in shapes)
     total = min(total, limit or total)
     result = Evaluation(split="scans", source=predictor.source, degradation=degradation)
@@ -45,20 +87,6 @@ def evaluate_scans(
                     result.rows.append({"roi": "scans", "method": method, **meta, **image_metrics(image, hr)})
                 bar.update(1)
     return result
-
-
-def scan_shapes(paths: list, ndims) -> list[tuple[int, ...]]:
-    """Each scan read and checked (a bad one fails before any work) and kept only as its shape: a lab's scans
-    together may not fit in memory, so the work reads each again in its turn. A scan this tool wrote (a cohort's
-    results in the scans' folder) is no full-resolution reference: scored as one, it would flatter the model."""
-    shapes = []
-    for path in paths:
-        scan = read_scan(path, ndims=ndims)
-        made = scan.made_by_heart_sr()
-        if made is not None:
-            raise DataError(path, f"was written by heart-sr ({made!r}), not acquired: no reference to score against")
-        shapes.append(scan.data.shape)
-    return shapes
 
 
 def scan_names(paths: list) -> list[str]:

@@ -50,7 +50,7 @@ from heart_sr_tf.data.slices import (
 )
 from heart_sr_tf.evaluation.clinical import NAMES, degrade_frame, share_cells
 from heart_sr_tf.evaluation.report import write_csv
-from heart_sr_tf.evaluation.scans import scan_names, scan_shapes
+from heart_sr_tf.evaluation.scans import CheckedScans, scan_names
 from heart_sr_tf.metrics import image_metrics
 from heart_sr_tf.progress import progress_bar
 
@@ -144,10 +144,12 @@ class ScansClinical:
         return out
 
 
-def scans_clinical(predictor, segmenter, paths: list, degradation: Degradation, quiet: bool = False) -> ScansClinical:
-    """Segment every frame of ``paths`` at full resolution, through the degradation's baselines and through the
-    model, and measure each against full resolution (each scan is read and checked before any work)."""
-    shapes = scan_shapes(paths, ndims=(3, 4))
+def scans_clinical(
+    predictor, segmenter, checked: CheckedScans, degradation: Degradation, quiet: bool = False
+) -> ScansClinical:
+    """Segment every frame of the ``checked`` scans (3D or 4D) at full resolution, through the degradation's
+    baselines and through the model, and measure each against full resolution."""
+    paths, shapes = checked.paths, checked.shapes
     result = ScansClinical(predictor.source, str(segmenter.folder), degradation)
     rng = np.random.default_rng(0)
     total = sum(shape[3] if len(shape) == 4 else 1 for shape in shapes)
