@@ -255,3 +255,38 @@ def test_a_manifests_missing_scan_is_a_bad_patient_not_a_crash(lab_scans, tmp_pa
     report = prepare_scans(find_scan_patients(str(manifest)), str(manifest), tmp_path / "data", quiet=True)
     assert report.bad == [f"{tmp_path / 'gone.nii.gz'}: file not found"]
     assert report.patients == {"train": 1, "validation": 1, "test": 1}
+
+
+def test_clinical_validation_on_a_labs_scans_against_full_resolution(lab_data, tiny_export, tmp_path):
+    """train.clinical_segmenter on a dataset of a lab's scans: the validation patients' scans, their ED and ES
+    frames (full resolution's largest and smallest LV), measured against full resolution's segmentation; doing
+    nothing (the first baseline) removes nothing by definition."""
+    from heart_sr_tf.commands.train import clinical_validation
+    from heart_sr_tf.config import load_config
+    from heart_sr_tf.data.prepare import split_scans
+    from heart_sr_tf.data.scan import read_scan
+    from heart_sr_tf.training.runs import Run
+    from heart_sr_tf.training.srgan_trainer import train_srgan
+
+    data_dir, _ = lab_data
+    config = load_config(Path(__file__).resolve().parent / "configs" / "tiny.toml")
+    config.train.stages = config.train.stages[:1]
+    config.train.stages[0].steps = 10
+    config.train.clinical_segmenter = str(Path(__file__).resolve().parents[1] / "saved_models" / "segmenter")
+    run = Run.create(tmp_path, "clinical", config, data_dir=data_dir, init_from=tiny_export)
+    lines = []
+    validation = clinical_validation(run, True, lines.append)
+    scans = [scan for _, scan in split_scans(data_dir, "validation")]
+    frames = sum(2 if read_scan(scan).data.ndim == 4 else 1 for scan in scans)
+    assert len(validation.passes) == frames and f"{len(scans)} validation scans, {frames} ED/ES frames" in lines[0]
+    for one, _ in validation.passes:
+        assert set(one.segmented) == {"hr", *config.degradation.baselines}
+    baseline = config.degradation.baselines[0]
+    nothing = validation.reference_figures()[baseline]
+    assert [nothing[f"clinical_removed_{k}"] for k in ("lv", "myo", "rv")] == [0.0, 0.0, 0.0]
+    result = train_srgan(run, quiet=True, extra_validation=validation)
+    rows = run.metrics_rows()
+    assert rows[0]["stage"] == "start" and "val_clinical_removed_myo" in rows[0]
+    assert float(rows[-1]["val_clinical_hr_lvef_mae"]) == pytest.approx(result.validation["clinical_hr_lvef_mae"])
+    line = validation.line(result.validation)
+    assert "model removes" in line

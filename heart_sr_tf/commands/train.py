@@ -123,16 +123,21 @@ def _check_init_from(options: dict) -> None:
 
 def clinical_validation(run, quiet: bool, echo: Echo):
     """The run's clinical validation, when its config names a segmenter (``train.clinical_segmenter``): set up
-    before any training, on the raw ACDC folder its prepared data came from."""
+    before any training, on the raw ACDC folder its prepared data came from, or on the validation patients' scans
+    of a dataset prepared from a lab's scans (against full resolution's segmentation: they have no labels)."""
     name = run.config.train.clinical_segmenter
     if not name:
         return None
-    from heart_sr_tf.data.prepare import dataset_source
+    from heart_sr_tf.data.prepare import dataset_source, from_scans
     from heart_sr_tf.evaluation.clinical_validation import ClinicalValidation
     from heart_sr_tf.inference.segmenter import Segmenter
 
     segmenter = Segmenter(Path(name))
     config = run.config
+    if from_scans(run.data_dir):
+        validation = _scans_validation(run, segmenter, quiet)
+        echo(f"clinical validation: {validation.describe()}")
+        return validation
     try:
         acdc_dir, seed = dataset_source(run.data_dir)
         validation = ClinicalValidation(
@@ -147,6 +152,24 @@ def clinical_validation(run, quiet: bool, echo: Echo):
     return validation
 
 
+def _scans_validation(run, segmenter, quiet: bool):
+    """Clinical validation on the validation patients' scans (the first ``train.clinical_patients`` of them, when
+    set), against full resolution's segmentation."""
+    from heart_sr_tf.data.prepare import split_scans
+    from heart_sr_tf.evaluation.scans_validation import ScansClinicalValidation
+
+    config = run.config
+    listed = split_scans(run.data_dir, "validation")
+    patients = list(dict.fromkeys(patient for patient, _ in listed))
+    chosen = set(patients[: config.train.clinical_patients] if config.train.clinical_patients else patients)
+    scans = [scan for patient, scan in listed if patient in chosen]
+    try:
+        return ScansClinicalValidation(segmenter, scans, config.degradation, quiet=quiet)
+    except DataError as exc:
+        raise HeartSRError(f"{exc} (train.clinical_segmenter measures the validation scans; set it to \"\" to train "
+                           "without)") from None  # fmt: skip
+
+
 def _trained(run, result, clinical, echo: Echo) -> None:
     """The lines that sum a generator's training up: image metrics next to the baselines, then the clinical."""
     from heart_sr_tf.training.loop import best_line, comparison_line, start_line
@@ -157,9 +180,7 @@ def _trained(run, result, clinical, echo: Echo) -> None:
             echo(line)
     echo(comparison_line(result))  # the last line: the model against the degradation's baselines
     if clinical is not None:
-        from heart_sr_tf.evaluation.clinical_validation import clinical_line
-
-        echo(clinical_line(result.validation, clinical))
+        echo(clinical.line(result.validation))
 
 
 def train_srgan(options: dict, strategy, vgg_weights, quiet, echo: Echo, warn: Echo):

@@ -95,12 +95,16 @@ class AcdcSr(tfds.core.GeneratorBasedBuilder):
         self.info.metadata["kind"] = "scans" if any(isinstance(p, ScanPatient) for p in patients) else "acdc"
         if self.boxes_by:
             self.info.metadata["heart_boxes"] = self.boxes_by
+        scans = [p for p in patients if isinstance(p, ScanPatient)]
+        if scans:  # where each patient's scans are: clinical validation reads the validation patients' again
+            self.info.metadata["scans"] = {
+                p.id: [[str(Path(s.path).resolve()), s.series, s.label] for s in p.scans] for p in scans
+            }
         self.info.metadata["assignment"] = assignment
         self.info.metadata["fingerprint"] = self.fingerprint or source_fingerprint(Path(dl_manager.manual_dir))
         chosen = {
             split: [p for p in patients if assignment[p.id] == split] for split in ("train", "validation", "test")
         }
-        scans = [p for p in patients if isinstance(p, ScanPatient)]
         if self.builder_config.name == "heart" and scans and not any(any(p.boxes) for p in scans):
             return {}  # no labels and no segmenter's boxes: a config of no split
         return {split: self._generate_examples(group) for split, group in chosen.items() if group}

@@ -223,6 +223,27 @@ def dataset_source(data_dir: Path) -> tuple[Path, int]:
     return Path(metadata["source"]), int(metadata.get("split_seed", 0))
 
 
+def from_scans(data_dir: Path) -> bool:
+    """Whether a prepared dataset was built from a lab's scans (``prepare --scans``), not from ACDC."""
+    return builder(data_dir, "full").info.metadata.get("kind") == "scans"
+
+
+def split_scans(data_dir: Path, split: str) -> list[tuple[str, ScanSource]]:
+    """``(patient, scan)`` of every scan of ``split``'s patients in a dataset prepared from a lab's scans."""
+    metadata = builder(data_dir, "full").info.metadata
+    if metadata.get("kind") != "scans":
+        raise DataError(data_dir, "was not prepared from a lab's scans (`prepare --scans`)")
+    if "scans" not in metadata:
+        raise DataError(data_dir, "does not record where its scans are (an older prepare): run prepare --scans --force")
+    assignment = metadata.get("assignment", {})
+    return [
+        (patient, ScanSource(Path(path), series, label))
+        for patient, scans in metadata["scans"].items()
+        if assignment.get(patient) == split
+        for path, series, label in scans
+    ]
+
+
 def split_assignment(data_dir: Path) -> dict[str, str]:
     """patient -> split of a prepared dataset."""
     return dict(builder(data_dir, "full").info.metadata.get("assignment", {}))

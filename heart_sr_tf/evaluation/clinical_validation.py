@@ -95,6 +95,9 @@ class ClinicalValidation:
         out = np.concatenate(outs)[:, : shape[0], : shape[1], 0]
         return np.clip(out, 0.0, 1.0)
 
+    def line(self, figures: dict[str, float]) -> str:
+        return clinical_line(figures, self)
+
     def describe(self) -> str:
         frames = len(self.frames)
         return f"{self.patients} validation patients, {frames} ED/ES frames, segmenter {self.segmenter.folder}"

@@ -155,27 +155,60 @@ def scans_clinical(
     total = sum(shape[3] if len(shape) == 4 else 1 for shape in shapes)
     with progress_bar(total, "clinical scans", "frame", disable=quiet) as bar:
         for name, path in zip(scan_names(paths), paths, strict=True):
-            scan = read_scan(path, ndims=(3, 4))
-            zooms, pixel_mm = scan.zooms, protocol_pixel_mm(scan)
-            full = {}  # full resolution's segmentation of every frame first: the scan's heart box is their union
-            for frame, images in scan_frames(scan.data):
-                hr = np.stack([degradation.pair_np(image)[1] for image in images])  # cropped as the degradation does
-                full[frame] = segmenter.volume(segmenter_grid(hr, pixel_mm)[0])
-            box = result.boxes[name] = scan_heart_box(list(full.values()), hr.shape[1:], pixel_mm)
-            for frame, images in scan_frames(scan.data):
-                lr, versions = degrade_frame(images, degradation, rng)
-                height, width = versions["hr"].shape[1:]
-                versions["model"] = predictor(lr[..., None])[:, :height, :width, 0]
-                placed = {method: segmenter_grid(images, pixel_mm) for method, images in versions.items()}
-                segmented = {"hr": full[frame]}
-                segmented.update({m: segmenter.volume(images) for m, (images, _) in placed.items() if m != "hr"})
-                grid_mm = placed["hr"][1]
-                if grid_mm != pixel_mm and name not in result.placed:
+            for one in frame_passes(segmenter, path, name, degradation, rng):
+                result.boxes[name] = one.box
+                height, width = one.versions["hr"].shape[1:]
+                one.versions["model"] = predictor(one.lr[..., None])[:, :height, :width, 0]
+                one.segmented["model"] = segmenter.volume(segmenter_grid(one.versions["model"], one.pixel_mm)[0])
+                if one.grid_mm != one.pixel_mm and name not in result.placed:
                     result.placed.append(name)
-                result.add(name, frame, segmented, grid_mm[0] * grid_mm[1] * zooms[2] / 1000.0, grid_mm)
-                result.images += image_rows(name, frame, versions, box)
+                result.add(name, one.frame, one.segmented, one.voxel_ml, one.grid_mm)
+                result.images += image_rows(name, one.frame, one.versions, one.box)
                 bar.update(1)
     return result
+
+
+@dataclass
+class FramePass:
+    """One frame of a scan, degraded, with every version but the model's segmented: ``versions`` (``hr`` and the
+    baselines, ``[n, H, W]``), ``segmented`` (their label maps on the segmenter's grid, ``hr`` first)."""
+
+    scan: str
+    frame: int
+    lr: np.ndarray
+    versions: dict[str, np.ndarray]
+    segmented: dict[str, np.ndarray]
+    pixel_mm: tuple[float, float]  # the protocol grid's pixel
+    grid_mm: tuple[float, float]  # the segmenter's grid's pixel
+    voxel_ml: float
+    box: tuple[int, int, int, int] | None  # the scan's heart box (full resolution's segmentation, every frame)
+
+
+def frame_passes(segmenter, path, name: str, degradation: Degradation, rng, ed_es_only: bool = False):
+    """The :class:`FramePass` of every frame of the scan at ``path`` (3D or 4D), or of its ED and ES frames only
+    (full resolution's largest and smallest LV). Full resolution's segmentation of every frame comes first: the
+    scan's heart box is their union."""
+    scan = read_scan(path, ndims=(3, 4))
+    zooms, pixel_mm = scan.zooms, protocol_pixel_mm(scan)
+    full = {}
+    for frame, images in scan_frames(scan.data):
+        hr = np.stack([degradation.pair_np(image)[1] for image in images])  # cropped as the degradation does
+        full[frame] = segmenter.volume(segmenter_grid(hr, pixel_mm)[0])
+    box = scan_heart_box(list(full.values()), hr.shape[1:], pixel_mm)
+    kept = set(full)
+    if ed_es_only and len(full) > 1:
+        lv = {frame: int(np.sum(labels == STRUCTURES["LV"])) for frame, labels in full.items()}
+        kept = {max(lv, key=lv.get), min(lv, key=lv.get)}
+    for frame, images in scan_frames(scan.data):
+        if frame not in kept:
+            continue
+        lr, versions = degrade_frame(images, degradation, rng)
+        placed = {method: segmenter_grid(images, pixel_mm) for method, images in versions.items()}
+        segmented = {"hr": full[frame]}
+        segmented.update({m: segmenter.volume(images) for m, (images, _) in placed.items() if m != "hr"})
+        grid_mm = placed["hr"][1]
+        voxel_ml = grid_mm[0] * grid_mm[1] * zooms[2] / 1000.0
+        yield FramePass(name, frame, lr, versions, segmented, pixel_mm, grid_mm, voxel_ml, box)
 
 
 def protocol_pixel_mm(scan) -> tuple[float, float]:
