@@ -74,12 +74,7 @@ class ClinicalValidation:
 
     @staticmethod
     def figures(result: ClinicalResult, method: str = "model") -> dict[str, float]:
-        summary = result.summary()[method]
-        out = {}
-        for name, (part, key, statistic) in FIGURES.items():
-            value = summary[part][key]
-            out[name] = float(value[statistic] if statistic else value)
-        return out
+        return picked_figures(result.summary()[method], FIGURES)
 
     def reference_figures(self) -> dict[str, dict[str, float]]:
         """Full resolution's and each baseline's figures on the same frames (gaps: 100% and 0% by definition)."""
@@ -87,13 +82,7 @@ class ClinicalValidation:
         return {method: self.figures(result, method) for method in result.methods if method != "model"}
 
     def _predict(self, generator, lr: np.ndarray, shape) -> np.ndarray:
-        """``[n, h, w]`` LR -> ``[n, H, W]`` in [0, 1], float32 whatever the generator's precision."""
-        outs = []
-        for start in range(0, len(lr), self.batch_size):
-            batch = lr[start : start + self.batch_size, ..., None]
-            outs.append(np.asarray(generator(batch, training=False), dtype=np.float32))
-        out = np.concatenate(outs)[:, : shape[0], : shape[1], 0]
-        return np.clip(out, 0.0, 1.0)
+        return generator_output(generator, lr, shape, self.batch_size)
 
     def line(self, figures: dict[str, float]) -> str:
         return clinical_line(figures, self)
@@ -101,6 +90,26 @@ class ClinicalValidation:
     def describe(self) -> str:
         frames = len(self.frames)
         return f"{self.patients} validation patients, {frames} ED/ES frames, segmenter {self.segmenter.folder}"
+
+
+def picked_figures(summary: dict, figures: dict) -> dict[str, float]:
+    """The named figures of one method's clinical summary: name -> (part, key, statistic or None)."""
+    out = {}
+    for name, (part, key, statistic) in figures.items():
+        value = summary[part][key]
+        out[name] = float(value[statistic] if statistic else value)
+    return out
+
+
+def generator_output(generator, lr: np.ndarray, shape, batch_size: int) -> np.ndarray:
+    """A Keras generator's ``[n, H, W]`` output for ``[n, h, w]`` LR slices, cut to ``shape`` and clipped to
+    [0, 1], float32 whatever the generator's precision."""
+    outs = []
+    for start in range(0, len(lr), batch_size):
+        batch = lr[start : start + batch_size, ..., None]
+        outs.append(np.asarray(generator(batch, training=False), dtype=np.float32))
+    out = np.concatenate(outs)[:, : shape[0], : shape[1], 0]
+    return np.clip(out, 0.0, 1.0)
 
 
 def clinical_line(figures: dict[str, float], validation: ClinicalValidation) -> str:

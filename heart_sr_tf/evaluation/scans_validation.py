@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from heart_sr_tf.data.degradation import BASELINE_NAMES, Degradation
+from heart_sr_tf.evaluation.clinical_validation import generator_output, picked_figures
 from heart_sr_tf.evaluation.scans import check_scans, scan_names
 from heart_sr_tf.evaluation.scans_clinical import ScansClinical, frame_passes, segmenter_grid
 from heart_sr_tf.progress import progress_bar
@@ -65,12 +66,7 @@ class ScansClinicalValidation:
 
     @staticmethod
     def figures(result: ScansClinical, method: str = "model") -> dict[str, float]:
-        summary = result.summary()[method]
-        out = {}
-        for name, (part, key, statistic) in FIGURES.items():
-            value = summary[part][key]
-            out[name] = float(value[statistic] if statistic else value)
-        return out
+        return picked_figures(result.summary()[method], FIGURES)
 
     def reference_figures(self) -> dict[str, dict[str, float]]:
         """Each baseline's figures on the same frames (full resolution's are 0 by definition)."""
@@ -79,12 +75,7 @@ class ScansClinicalValidation:
 
     def _predict(self, generator, one, shape) -> np.ndarray:
         """The generator's output for one frame's LR slices, in [0, 1] float32, on the segmenter's grid."""
-        outs = []
-        for start in range(0, len(one.lr), self.batch_size):
-            batch = one.lr[start : start + self.batch_size, ..., None]
-            outs.append(np.asarray(generator(batch, training=False), dtype=np.float32))
-        out = np.clip(np.concatenate(outs)[:, : shape[0], : shape[1], 0], 0.0, 1.0)
-        return segmenter_grid(out, one.pixel_mm)[0]
+        return segmenter_grid(generator_output(generator, one.lr, shape, self.batch_size), one.pixel_mm)[0]
 
     def describe(self) -> str:
         left = f", {len(self.left_out)} left out" if self.left_out else ""
