@@ -335,3 +335,25 @@ def test_cohort_dicom_out_writes_derived_series_and_resumes(cohort_inputs, tmp_p
     assert (out / "study" / "series-9_cine_2ch").is_dir()
     again = CliRunner().invoke(main, args)
     assert "0 done, 3 skipped (already done), 0 failed" in again.output, again.output
+
+
+def test_a_cohort_leaves_out_its_own_results_among_the_scans(cohort_inputs, tmp_path):
+    """A result of this tool lying among the scans (a derived series sent back to the PACS and exported with the
+    study) is not upscaled again: one line, not a failure."""
+    from heart_sr_tf.cli import main
+    from heart_sr_tf.inference.predictor import load_local_model
+    from heart_sr_tf.volumes.upscale import upscale_file
+
+    inputs, model = cohort_inputs
+    scans = tmp_path / "in"
+    scans.mkdir()
+    nib.save(nib.load(str(inputs / "p002.nii.gz")), str(scans / "p002.nii.gz"))
+    upscale_file(scans / "p002.nii.gz", scans / "p002_x3.nii.gz", load_local_model(model, "tensorflow", "float32"),
+                 quiet=True)  # fmt: skip
+    args = ["cohort", str(scans), "--out-dir", str(tmp_path / "out"), "--model", str(model), "--workers", "1",
+            "--quiet", "--backend", "tensorflow", "--precision", "float32"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "1 done, 0 skipped (already done), 0 failed, 1 left out (heart-sr's own results)" in result.output
+    assert f"left out: {scans / 'p002_x3.nii.gz'}: was written by heart-sr" in result.stderr
+    assert not (tmp_path / "out" / "p002_x3.nii.gz").exists()

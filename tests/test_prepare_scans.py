@@ -202,8 +202,10 @@ def test_the_tools_own_output_is_never_training_truth(tiny_export, tmp_path):
     with pytest.raises(DataError, match="written by heart-sr"):
         read_training_scan(out)  # a super-resolved scan taken for full resolution would teach the model its guesses
     scored = run_cli("evaluate", str(tiny_export), "--scans", str(tmp_path), "--out", str(tmp_path / "eval"))
-    assert scored.returncode == 2 and f"{out}: was written by heart-sr" in scored.stderr  # nor is it a reference
-    assert not (tmp_path / "eval").exists()
+    assert scored.returncode == 0 and f"left out: {out}: was written by heart-sr" in scored.stderr  # no reference
+    assert "on 1 scan(s)" in scored.stdout and "(1 left out)" in scored.stdout
+    alone = run_cli("evaluate", str(tiny_export), "--scans", str(out), "--out", str(tmp_path / "eval2"))
+    assert alone.returncode == 2 and "no scan can be scored" in alone.stderr and not (tmp_path / "eval2").exists()
 
 
 def test_heart_boxes_drawn_by_a_segmenter(lab_scans, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from heart_sr_tf.cohort.jobs import Job
 from heart_sr_tf.cohort.status import StatusFile
-from heart_sr_tf.cohort.task import upscale_task
+from heart_sr_tf.cohort.task import LEFT_OUT, upscale_task
 from heart_sr_tf.progress import progress_bar
 
 
@@ -20,13 +20,15 @@ class Summary:
     done: int = 0
     skipped: int = 0
     failed: list[str] = field(default_factory=list)  # each failed scan's one-line error
+    left_out: list[str] = field(default_factory=list)  # this tool's own results among the scans, one line each
     warnings: list[str] = field(default_factory=list)  # the done scans' warning lines
     seconds: float = 0.0
 
     def line(self) -> str:
         rate = 60.0 * self.done / self.seconds if self.seconds > 0 and self.done else 0.0
+        left = f"{len(self.left_out)} left out (heart-sr's own results), " if self.left_out else ""
         return (
-            f"{self.done} done, {self.skipped} skipped (already done), {len(self.failed)} failed, "
+            f"{self.done} done, {self.skipped} skipped (already done), {len(self.failed)} failed, {left}"
             f"{rate:.1f} scans/min over {self.seconds:.0f} s"
         )
 
@@ -76,6 +78,8 @@ def run_cohort(
                 if result["status"] == "done":
                     summary.done += 1
                     summary.warnings += result.get("warnings", [])
+                elif result["status"] == LEFT_OUT:
+                    summary.left_out.append(result["error"])
                 else:
                     summary.failed.append(result["error"])
                 bar.update(1)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 _ONE_AT_A_TIME = threading.Lock()  # a worker with several threads shares its predictors, which are not thread-safe
 # (an OpenVINO infer request serves one call at a time): its scans run one after another, each using every core
+LEFT_OUT = "left out"  # a scan's status when it is one of this tool's own results
 _PREDICTORS: dict = {}  # per worker process: (kind, model, backend, precision) -> predictor or through-plane step
 
 
@@ -29,6 +30,10 @@ def upscale_task(scan, output: str, options: dict) -> dict:
 
         with _ONE_AT_A_TIME:
             data = read_scan(scan, ndims=(3, 4) if options["through_plane"] else (2, 3, 4))
+            made = data.made_by_heart_sr()
+            if made is not None:  # a result sent back beside the scans (a derived series in a PACS export)
+                line = f"{scan}: was written by heart-sr ({made!r}); not upscaled again"
+                return {"status": LEFT_OUT, "seconds": time.perf_counter() - start, "error": line}
             warnings = [line for line in (data.label_warning(),) if line is not None]
             across = _through_plane(options, data.zooms) if options["through_plane"] else None
             predictor = _in_plane(options) if options["in_plane"] or not options["through_plane"] else None

@@ -95,6 +95,8 @@ def cohort(
         echo(f"cohort: measurements of {count} scan(s) in {table} ({NOTE})")
     for line in summary.warnings:
         (warn or echo)(f"warning: {line}")
+    for line in summary.left_out:
+        (warn or echo)(f"left out: {line}")
     for error in summary.failed:
         echo(f"failed: {error}")
     return 1 if summary.failed else 0

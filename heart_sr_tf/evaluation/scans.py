@@ -36,10 +36,10 @@ class CheckedScans:
 
 
 def check_scans(paths: list, ndims=NDIMS) -> CheckedScans:
-    """Every scan read and checked. One that cannot be scored (unreadable, not ``ndims``, a DICOM series that is
-    no stack of parallel slices, such as the localiser of a study's export) is left out with its problem; none
-    left is an error. A scan this tool wrote (a cohort's results in the scans' folder) stops everything: it is no
-    full-resolution reference, and scored as one it would flatter the model."""
+    """Every scan read and checked. One that cannot be scored is left out with its problem: unreadable, not
+    ``ndims``, a DICOM series that is no stack of parallel slices (the localiser of a study's export), or a scan
+    this tool wrote (a cohort's results in the scans' folder, a derived series sent back to the PACS: no
+    full-resolution reference, and scored as one it would flatter the model). None left is an error."""
     checked = CheckedScans()
     for path in paths:
         try:
@@ -49,7 +49,8 @@ def check_scans(paths: list, ndims=NDIMS) -> CheckedScans:
             continue
         made = scan.made_by_heart_sr()
         if made is not None:
-            raise DataError(path, f"was written by heart-sr ({made!r}), not acquired: no reference to score against")
+            checked.left_out.append(f"{path}: was written by heart-sr ({made!r}), not acquired: no reference")
+            continue
         checked.paths.append(path)
         checked.shapes.append(scan.data.shape)
     if not checked.paths:
