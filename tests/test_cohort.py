@@ -210,6 +210,8 @@ def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(short_
     nib.save(cine, str(inputs / "cine.nii.gz"))
     frame = nib.Nifti1Image(np.asarray(cine.dataobj)[..., 0], cine.affine, cine.header)
     nib.save(frame, str(inputs / "frame.nii.gz"))
+    lax = nib.Nifti1Image(np.asarray(cine.dataobj)[:, :, :1], cine.affine, cine.header)  # one slice: no volumes
+    nib.save(lax, str(inputs / "lax.nii.gz"))
     models = tmp_path / "models"
     export_generator(rrdb_generator(3, blocks=1, features=8, growth=4), models, "tiny", degradation=Degradation())
     out = tmp_path / "out"
@@ -217,7 +219,11 @@ def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(short_
             "--quiet", "--backend", "tensorflow", "--precision", "float32", "--measure"]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "2 done" in result.output and "measurements of 2 scan(s)" in result.output
+    assert "3 done" in result.output and "measurements of 2 scan(s)" in result.output
+    assert f"warning: {inputs / 'lax.nii.gz'}: not measured: 1 slice(s): volumes need a short-axis stack" in (
+        result.stderr
+    )
+    assert (out / "lax.nii.gz").is_file() and not (out / "lax_volumes.csv").exists()
     lines = (out / "measurements.csv").read_text().splitlines()
     assert lines[0].startswith("# volumes from an automatic segmenter trained on ACDC")
     rows = {Path(r["input"]).name: r for r in csv.DictReader(lines[1:])}
@@ -234,7 +240,7 @@ def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(short_
     assert nib.load(str(out / "cine_labels.nii.gz")).shape == nib.load(str(out / "cine.nii.gz")).shape
     (out / "measurements.csv").unlink()
     again = CliRunner().invoke(main, args)
-    assert "0 done, 2 skipped (already done)" in again.output and "measurements of 2 scan(s)" in again.output
+    assert "0 done, 3 skipped (already done)" in again.output and "measurements of 2 scan(s)" in again.output
     assert (out / "measurements.csv").read_text().splitlines() == lines
     (out / "frame.nii.gz").unlink()  # redone, and now failing: its old volume table stays, but not in the table
     (inputs / "frame.nii.gz").write_bytes(b"\x1f\x8b not a scan")

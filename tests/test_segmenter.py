@@ -4,6 +4,7 @@
 import csv
 import json
 
+import nibabel as nib
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -297,6 +298,12 @@ def test_a_segmenter_and_a_super_resolution_model_given_for_each_other_are_named
     swapped = run_cli("upscale", short_cine, out, "--model", tiny_export, "--measure", "--segmenter", tiny_export)
     assert swapped.returncode == 2 and "a super-resolution model, not a segmenter" in swapped.stderr, swapped.stderr
     assert not list(tmp_path.iterdir())
+    image = nib.load(str(short_cine))
+    lax = tmp_path / "lax.nii.gz"  # a long-axis cine: one slice, no ventricular volume to measure
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[:, :, :1], image.affine, image.header), str(lax))
+    refused = run_cli("upscale", lax, out, "--model", tiny_export, "--measure")
+    assert refused.returncode == 2 and "--measure: " in refused.stderr and "1 slice(s)" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_clinical_validation_figures_span_the_baseline_and_full_resolution(tiny_segmenter, phantom_root):

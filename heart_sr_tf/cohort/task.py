@@ -42,10 +42,13 @@ def upscale_task(scan, output: str, options: dict) -> dict:
                 overwrite=True,
             )  # fmt: skip
             if options.get("measure"):
-                from heart_sr_tf.volumes.measure import measure_scan
+                from heart_sr_tf.volumes.measure import measure_scan, unmeasurable
 
-                found = measure_scan(Path(output), _segmenter(options["segmenter"]), quiet=True, acquired=data)[3]
-                warnings += [f"{output}: {line}" for line in found]
+                if (why := unmeasurable(data)) is not None:
+                    warnings.append(f"{scan}: not measured: {why}")
+                else:
+                    found = measure_scan(Path(output), _segmenter(options["segmenter"]), quiet=True, acquired=data)[3]
+                    warnings += [f"{output}: {line}" for line in found]
         return {"status": "done", "seconds": time.perf_counter() - start, "warnings": warnings}
     except Exception as exc:  # one bad scan is a row in the status file, never the end of the cohort
         from heart_sr_tf.errors import HeartSRError

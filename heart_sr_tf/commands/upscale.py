@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from heart_sr_tf.commands.echo import Echo
-from heart_sr_tf.errors import UsageError
+from heart_sr_tf.errors import HeartSRError, UsageError
 from heart_sr_tf.inference.predictor import load_local_model as load_model
 from heart_sr_tf.volumes.through_plane import THROUGH_PLANE_BATCH
 from heart_sr_tf.volumes.upscale import IN_PLANE_BATCH
@@ -37,8 +37,10 @@ def upscale_scan(
         warn(f"warning: {line}")
     seg = None
     if measure:
-        from heart_sr_tf.volumes.measure import check_measure_outputs
+        from heart_sr_tf.volumes.measure import check_measure_outputs, unmeasurable
 
+        if (why := unmeasurable(scan)) is not None:
+            raise HeartSRError(f"--measure: {in_path}: {why}")
         check_measure_outputs(Path(out_path), overwrite)
         import_tensorflow_quietly()
         from heart_sr_tf.inference.segmenter import Segmenter
