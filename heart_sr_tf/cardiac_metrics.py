@@ -10,6 +10,19 @@ import numpy as np
 from scipy import ndimage
 
 STRUCTURES = {"LV": 3, "myocardium": 2, "RV": 1}
+MIN_SLICES = 3  # a ventricular volume needs a short-axis stack: one or two slices (a long-axis cine) give none
+
+
+def too_few_slices(slices: int) -> str | None:
+    """Why a scan of ``slices`` slices gives no ventricular volumes, else None."""
+    if slices >= MIN_SLICES:
+        return None
+    return (
+        f"{slices} slice(s): volumes need a short-axis stack of at least {MIN_SLICES} slices (the segmenter "
+        "knows short-axis images; a long-axis cine gives no volumes)"
+    )
+
+
 MYOCARDIAL_DENSITY = 1.05  # g/ml
 KEPT_WARNING = 0.6  # a structure's largest component holding less of its labelled voxels is a frame to check: on 60
 # ACDC validation and test frames full resolution's lowest share was 0.64; of the five zero-filled structures under

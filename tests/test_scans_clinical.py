@@ -158,3 +158,27 @@ def test_evaluate_scans_clinical_refusals(tiny_export, tiny_segmenter, short_cin
     for refused in (two, ladder, flat, across):
         assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert not [p for p in ("two", "l", "f", "t") if (tmp_path / p).exists()]
+
+
+def test_clinical_measures_short_axis_stacks_only(tmp_path):
+    """A long-axis cine (one slice) among a lab's scans gives no ventricular volumes: the clinical evaluation and
+    validation leave it out with a line; the image metrics alone still score it."""
+    import nibabel as nib
+
+    from heart_sr_tf.errors import DataError
+    from heart_sr_tf.evaluation.scans import check_scans
+
+    values = np.random.default_rng(0).uniform(0, 100, (24, 20, 4, 2)).astype(np.float32)
+    affine = np.diag([1.5, 1.5, 8.0, 1.0])
+    nib.save(nib.Nifti1Image(values, affine), str(tmp_path / "sax.nii.gz"))
+    nib.save(nib.Nifti1Image(values[:, :, :1], affine), str(tmp_path / "lax.nii.gz"))
+    scans = [tmp_path / "lax.nii.gz", tmp_path / "sax.nii.gz"]
+    assert check_scans(scans, (3, 4)).paths == scans
+    stacks = check_scans(scans, (3, 4), stacks_only=True)
+    assert stacks.paths == [tmp_path / "sax.nii.gz"] and stacks.shapes == [(24, 20, 4, 2)]
+    assert stacks.left_out == [
+        f"{tmp_path / 'lax.nii.gz'}: not measured: 1 slice(s): volumes need a short-axis stack of at least 3 slices "
+        "(the segmenter knows short-axis images; a long-axis cine gives no volumes)"
+    ]
+    with pytest.raises(DataError, match="no scan can be scored: .*not measured"):
+        check_scans(scans[:1], (3, 4), stacks_only=True)

@@ -137,7 +137,7 @@ def _on_scans(predictor, scans: str, degradation, limit, out, quiet, echo: Echo,
 
     if segmenter is not None and degradation.kind == "through_plane":
         raise HeartSRError("--clinical: measures in-plane models (a through-plane model changes the slice count)")
-    checked = check_scans(find_scans(scans, quiet), NDIMS if segmenter is None else (3, 4))
+    checked = check_scans(find_scans(scans, quiet), NDIMS if segmenter is None else (3, 4), segmenter is not None)
     for line in checked.left_out:
         warn(f"left out: {line}")
     measured = checked.first(limit if segmenter is not None else None)  # --clinical: --limit counts scans

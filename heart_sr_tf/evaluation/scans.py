@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from heart_sr_tf.cardiac_metrics import too_few_slices
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.scan import ScanSource, as_source, read_scan
 from heart_sr_tf.data.slices import scan_slices
@@ -35,11 +36,12 @@ class CheckedScans:
         return CheckedScans(self.paths[:count], self.shapes[:count], self.left_out)
 
 
-def check_scans(paths: list, ndims=NDIMS) -> CheckedScans:
+def check_scans(paths: list, ndims=NDIMS, stacks_only: bool = False) -> CheckedScans:
     """Every scan read and checked. One that cannot be scored is left out with its problem: unreadable, not
     ``ndims``, a DICOM series that is no stack of parallel slices (the localiser of a study's export), or a scan
     this tool wrote (a cohort's results in the scans' folder, a derived series sent back to the PACS: no
-    full-resolution reference, and scored as one it would flatter the model). None left is an error."""
+    full-resolution reference, and scored as one it would flatter the model); with ``stacks_only`` (clinical
+    measurements), a scan of too few slices for a ventricular volume (a long-axis cine). None left is an error."""
     checked = CheckedScans()
     for path in paths:
         try:
@@ -50,6 +52,10 @@ def check_scans(paths: list, ndims=NDIMS) -> CheckedScans:
         made = scan.made_by_heart_sr()
         if made is not None:
             checked.left_out.append(f"{path}: was written by heart-sr ({made!r}), not acquired: no reference")
+            continue
+        why = too_few_slices(scan.data.shape[2] if scan.data.ndim >= 3 else 1) if stacks_only else None
+        if why is not None:
+            checked.left_out.append(f"{path}: not measured: {why}")
             continue
         checked.paths.append(path)
         checked.shapes.append(scan.data.shape)

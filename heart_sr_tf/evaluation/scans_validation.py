@@ -37,7 +37,7 @@ class ScansClinicalValidation:
         self, segmenter, scans: list, degradation: Degradation, batch_size: int = 8, quiet: bool = False
     ):  # fmt: skip
         self.segmenter, self.degradation, self.batch_size = segmenter, degradation, batch_size
-        checked = check_scans(scans, ndims=(3, 4))
+        checked = check_scans(scans, ndims=(3, 4), stacks_only=True)
         self.left_out = checked.left_out
         rng = np.random.default_rng(0)
         self.passes = []  # each frame's pass, its images dropped but the LR input

@@ -29,6 +29,7 @@ from heart_sr_tf.cardiac_metrics import (
     STRUCTURES,
     cine_measurements,
     kept_percent,
+    too_few_slices,
     volumes_ml,
     wall_thickness_mm,
 )
@@ -43,18 +44,11 @@ NOTE = (
     "volumes from an automatic segmenter trained on ACDC (heart-sr-tf), on the 256x256 protocol grid; "
     "not a clinical measurement: check the label map"
 )
-MIN_SLICES = 3  # a ventricular volume needs a short-axis stack: one or two slices (a long-axis cine) give none
 
 
 def unmeasurable(scan: Scan) -> str | None:
     """Why ``scan`` gives no ventricular volumes (too few slices: a long-axis cine, a single slice), else None."""
-    slices = scan.data.shape[2] if scan.data.ndim >= 3 else 1
-    if slices >= MIN_SLICES:
-        return None
-    return (
-        f"{slices} slice(s): volumes need a short-axis stack of at least {MIN_SLICES} slices (the segmenter "
-        "knows short-axis images; a long-axis cine gives no volumes)"
-    )
+    return too_few_slices(scan.data.shape[2] if scan.data.ndim >= 3 else 1)
 
 
 def measure_outputs(out_path: Path) -> tuple[Path, Path]:
