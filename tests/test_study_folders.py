@@ -154,3 +154,27 @@ def test_dicom_out_names_folders_for_dicom_scans_only(study, tmp_path):
     )
     listed = find_jobs(str(tmp_path / "m.csv"), tmp_path / "out", dicom_out=True)
     assert [(j.output.name, j.dicom) for j in listed] == [("a.v1", True), ("b.nii.gz", False), ("sax", True)]
+
+
+def test_series_description_picks_the_series_to_take(study, tmp_path):
+    """``--series-description '*sax*'``: a study export's short-axis cine, not its localiser or long-axis view; a
+    series in a folder of its own is judged the same way; NIfTI files are kept; nothing left is an error."""
+    from heart_sr_tf.cohort.jobs import SeriesFilter
+
+    lab, _ = study
+    (lab / "scan.nii.gz").write_bytes(b"")
+    chosen = SeriesFilter("*SAX*")
+    jobs = find_jobs(str(lab), tmp_path / "out", series=chosen)
+    assert [j.output.relative_to(tmp_path / "out").as_posix() for j in jobs] == [
+        "scan.nii.gz",
+        "P2/sax.nii.gz",  # its one series is a short-axis cine too
+        "study1/series-7_cine_retro_sax.nii.gz",
+    ]
+    assert chosen.aside == ["localizer", "cine 2ch"]
+    assert "2 series not matching --series-description '*SAX*' left aside ('localizer', 'cine 2ch')" in chosen.line()
+    assert [s.name for s in find_scans(str(lab / "study1"), series=SeriesFilter("cine*"))] == [
+        "study1/series-7_cine_retro_sax",
+        "study1/series-9_cine_2ch",
+    ]
+    with pytest.raises(HeartSRError, match="no scan left: 3 series not matching --series-description 'lge\\*'"):
+        find_scans(str(lab / "study1"), series=SeriesFilter("lge*"))

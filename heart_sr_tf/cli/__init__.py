@@ -13,7 +13,15 @@ os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 import click  # noqa: E402
 
 from heart_sr_tf.cli.group import Group, warn  # noqa: E402
-from heart_sr_tf.cli.options import FOLDER, POSITIVE, RESUME, backend_options, data_options, train_options  # noqa: E402
+from heart_sr_tf.cli.options import (  # noqa: E402
+    FOLDER,
+    POSITIVE,
+    RESUME,
+    backend_options,
+    data_options,
+    series_description_option,
+    train_options,
+)
 from heart_sr_tf.inference.hardware import QUANTIZE_PRESETS  # noqa: E402
 
 
@@ -64,12 +72,19 @@ def phantoms(out: Path, patients: int, seed: int):
     help="With --scans: draw each scan's heart box from a segmenter's segmentation of every frame (the shipped "
     "one when no SEGMENTER is given), so heart-box stages and metrics work.",
 )
-def prepare(acdc_dir, data_dir, seed: int, strict: bool, force: bool, scans: str | None, heart_boxes: str | None):
+@series_description_option
+def prepare(
+    acdc_dir, data_dir, seed: int, strict: bool, force: bool, scans: str | None, heart_boxes: str | None,
+    series_description: str | None,
+):  # fmt: skip
     """Build the acdc_sr TFDS dataset (full slices and heart boxes) from ACDC_DIR, or from a lab's own scans."""
     from heart_sr_tf.commands.data import prepare_dataset
 
     heart = Path(heart_boxes) if heart_boxes is not None else None
-    prepare_dataset(acdc_dir, data_dir, seed, strict, force, click.echo, warn, scans=scans, heart_boxes=heart)
+    prepare_dataset(
+        acdc_dir, data_dir, seed, strict, force, click.echo, warn, scans=scans, heart_boxes=heart,
+        series_description=series_description,
+    )  # fmt: skip
 
 
 @main.group()
@@ -209,6 +224,7 @@ def sweep_srgan_command(strategy, vgg_weights, quiet, lrs, name, **options):
     help="Score on your own scans instead of ACDC: a NIfTI file, a DICOM series, a folder of them, a glob or a CSV "
     "manifest (as cohort reads them). Every slice of every frame on the protocol grid is the HR image.",
 )
+@series_description_option
 @click.option(
     "--step",
     type=click.IntRange(min=1),
@@ -401,6 +417,7 @@ def upscale(**options):
     "--out-dir/measurements.csv: ED, ES, volumes, ejection fractions, myocardial mass, wall thickness.",
 )
 @click.option("--segmenter", type=click.Path(path_type=Path), help="The exported segmenter for --measure.")
+@series_description_option
 @click.option(
     "--dicom-out",
     is_flag=True,

@@ -39,6 +39,14 @@ def backend_options(default_backend: str, default_precision: str):
 
 FOLDER = click.Path(file_okay=False, path_type=Path)
 
+series_description_option = click.option(
+    "--series-description",
+    metavar="PATTERN",
+    help="Of the DICOM series found in folders, only those whose SeriesDescription matches this shell pattern, in "
+    "any case (e.g. '*sax*': the short-axis cines of a study's export, not its localisers or long-axis views); "
+    "NIfTI files and a manifest's rows are kept.",
+)
+
 
 class _Positive(click.ParamType):
     """A finite number > 0 (click's FloatRange lets nan and inf through)."""

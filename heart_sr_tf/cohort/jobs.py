@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
+import fnmatch
 import glob
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from heart_sr_tf.data.dicom import SeriesEntry, folder_series, is_dicom
@@ -19,6 +20,29 @@ from heart_sr_tf.progress import progress_bar
 LIST_BAR = 20  # DICOM folders from which listing their series shows a bar (a header read per file)
 
 
+@dataclass
+class SeriesFilter:
+    """``--series-description PATTERN``: of the DICOM series found in folders, keep those whose SeriesDescription
+    matches the shell pattern (any case; ``*sax*``); NIfTI files and a manifest's rows are kept. ``aside`` receives
+    the descriptions of the series left aside."""
+
+    pattern: str | None = None
+    aside: list[str] = field(default_factory=list)
+
+    def keeps(self, job: Job) -> bool:
+        if self.pattern is None or job.description is None:
+            return True
+        if fnmatch.fnmatch(job.description.lower(), self.pattern.lower()):
+            return True
+        self.aside.append(job.description)
+        return False
+
+    def line(self) -> str:
+        """What was left aside, for the user: how many series, and their descriptions."""
+        seen = ", ".join(repr(d) for d in dict.fromkeys(self.aside))
+        return f"{len(self.aside)} series not matching --series-description {self.pattern!r} left aside ({seen[:300]})"
+
+
 @dataclass(frozen=True)
 class Job:
     input: Path
@@ -29,6 +53,7 @@ class Job:
     # ``series`` column may give a SeriesNumber)
     label: str | None = None  # that series' name in tables and outputs (``series-7_cine_sax``)
     dicom: bool = False  # the output is a derived DICOM series' folder (DICOM input), not a NIfTI file
+    description: str | None = None  # a listed DICOM series' SeriesDescription
 
     @property
     def target(self) -> str:
@@ -45,7 +70,9 @@ class Job:
         return str(self.source)
 
 
-def find_jobs(inputs: str, out_dir: Path, quiet: bool = False, dicom_out: bool = False) -> list[Job]:
+def find_jobs(
+    inputs: str, out_dir: Path, quiet: bool = False, dicom_out: bool = False, series: SeriesFilter | None = None
+) -> list[Job]:
     """INPUTS as a CSV manifest (``input`` column, optional ``output``, ``patient`` and ``series``), a folder (its
     NIfTI files and DICOM series folders, recursively) or a glob; each output under ``out_dir`` keeps the input's
     relative path. A folder holding several image series (a study exported flat) gives one scan per series, each
@@ -53,7 +80,7 @@ def find_jobs(inputs: str, out_dir: Path, quiet: bool = False, dicom_out: bool =
     never among its scans, even with ``out_dir`` inside the inputs' folder. With ``dicom_out``, a DICOM scan's
     result is a derived DICOM series in a folder of the same name without ``.nii.gz``; a manifest's own output
     is a DICOM folder when it ends in ``/`` or has no extension (as for ``upscale``)."""
-    jobs = _listed(inputs, Path(out_dir), quiet, dicom_out)
+    jobs = _listed(inputs, Path(out_dir), quiet, dicom_out, series)
     seen: dict[Path, Path] = {}
     for job in jobs:
         if job.output in seen:
@@ -64,19 +91,21 @@ def find_jobs(inputs: str, out_dir: Path, quiet: bool = False, dicom_out: bool =
     return jobs
 
 
-def find_scans(inputs: str, quiet: bool = False) -> list[ScanSource]:
+def find_scans(inputs: str, quiet: bool = False, series: SeriesFilter | None = None) -> list[ScanSource]:
     """The scans INPUTS names, found as a cohort finds them, where nothing is written (``evaluate --scans``):
     two scans of one name in different folders are no clash here."""
-    return [job.source for job in _listed(inputs, None, quiet)]
+    return [job.source for job in _listed(inputs, None, quiet, series=series)]
 
 
-def find_scan_patients(inputs: str, quiet: bool = False) -> list[tuple[str, ScanSource]]:
+def find_scan_patients(
+    inputs: str, quiet: bool = False, series: SeriesFilter | None = None
+) -> list[tuple[str, ScanSource]]:
     """The scans INPUTS names, each with the patient it belongs to (``prepare --scans``: a patient's scans all go
     to one split): a manifest's ``patient`` column, or the PatientID of a series in a folder holding several
     patients' series; else the first folder below the scans' common folder (``lab/P01/cine.nii.gz`` and
     ``lab/P01/sax/`` belong to P01); else, for a scan lying in that folder itself, its own name without the
     extension (``lab/P02.nii.gz`` is P02)."""
-    jobs = _listed(inputs, None, quiet)
+    jobs = _listed(inputs, None, quiet, series=series)
     where = {job.input: Path(os.path.abspath(job.input)) for job in jobs}  # links kept: a folder of links is a layout
     root = Path(os.path.commonpath([str(path.parent) for path in where.values()]))
     listed = []
@@ -88,7 +117,9 @@ def find_scan_patients(inputs: str, quiet: bool = False) -> list[tuple[str, Scan
     return listed
 
 
-def _listed(inputs: str, out_dir: Path | None, quiet: bool = False, dicom_out: bool = False) -> list[Job]:
+def _listed(
+    inputs: str, out_dir: Path | None, quiet: bool = False, dicom_out: bool = False, series: SeriesFilter | None = None
+) -> list[Job]:
     """Every scan of INPUTS with its output under ``out_dir`` (``.`` and nothing left out when None)."""
     root = Path(".") if out_dir is None else out_dir
     path = Path(inputs)
@@ -109,6 +140,10 @@ def _listed(inputs: str, out_dir: Path | None, quiet: bool = False, dicom_out: b
         jobs = [job for scan in scans for job in _jobs_of(scan, root / _output_name(Path(scan.name)), listed.get(scan))]
     if not jobs:
         raise HeartSRError(f"{inputs}: holds no NIfTI scan (.nii, .nii.gz) and no DICOM series")
+    if series is not None:
+        jobs = [job for job in jobs if series.keeps(job)]
+        if not jobs:
+            raise HeartSRError(f"{inputs}: no scan left: {series.line()}")
     return [_as_dicom(job) if dicom_out else job for job in jobs]
 
 
@@ -139,12 +174,19 @@ def _jobs_of(scan: Path, output: Path, entries: list[SeriesEntry] | None) -> lis
     if entries is None:
         return [Job(scan, output)]
     if len(entries) <= 1:
-        return [Job(scan, output)] if entries else []
+        return [Job(scan, output, description=entries[0].description)] if entries else []
     folder = output.with_name(output.name[: -len(nifti_suffix(output))])
     patients = {entry.patient for entry in entries}
     several = len(patients) > 1  # a folder of several patients' studies: their series numbers repeat
     return [
-        Job(scan, folder / f"{label}.nii.gz", entry.patient if several and entry.patient else None, entry.uid, label)
+        Job(
+            scan,
+            folder / f"{label}.nii.gz",
+            entry.patient if several and entry.patient else None,
+            entry.uid,
+            label,
+            description=entry.description,
+        )  # fmt: skip
         for entry, label in zip(entries, series_labels(entries, several), strict=True)
     ]
 

@@ -12,14 +12,14 @@ from heart_sr_tf.errors import HeartSRError, UsageError
 def cohort(
     inputs: str, out_dir: Path, model, through_plane, through_plane_model, in_plane, backend, precision, batch_size,
     workers, scheduler, quiet, echo: Echo, measure: bool = False, segmenter=None, warn: Echo | None = None,
-    dicom_out: bool = False,
+    dicom_out: bool = False, series_description: str | None = None,
 ) -> int:  # fmt: skip
     """Run the cohort; the exit status: 0 when every scan is done, 1 when some failed."""
     try:
         from distributed import Client  # noqa: F401
     except ImportError:
         raise HeartSRError("cohort runs on Dask: pip install -e '.[cohort]'") from None
-    from heart_sr_tf.cohort.jobs import find_jobs
+    from heart_sr_tf.cohort.jobs import SeriesFilter, find_jobs
     from heart_sr_tf.cohort.runner import run_cohort
     from heart_sr_tf.cohort.status import STATUS_NAME
     from heart_sr_tf.export.discovery import find_model
@@ -43,7 +43,8 @@ def cohort(
             raise HeartSRError(
                 f"{out_dir}: holds files and no {STATUS_NAME}: not a cohort's folder; give a new --out-dir"
             )
-    jobs = find_jobs(inputs, out_dir, quiet, dicom_out)
+    picked = SeriesFilter(series_description)
+    jobs = find_jobs(inputs, out_dir, quiet, dicom_out, picked)
     if segmenter is not None and not measure:
         raise UsageError("--segmenter goes with --measure")
     measured_by = _check_measure(jobs, segmenter) if measure else None
@@ -78,6 +79,8 @@ def cohort(
         raise HeartSRError(f"{out_dir}: cannot write there")
     where = scheduler or f"a local cluster of {workers} worker process(es)"
     echo(f"cohort: {len(jobs)} scans from {inputs} -> {out_dir}, on {where}")
+    if picked.aside:
+        echo(f"cohort: {picked.line()}")
     try:
         summary = run_cohort(jobs, options, out_dir, scheduler, workers, quiet)
     except KeyboardInterrupt:

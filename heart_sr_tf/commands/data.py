@@ -25,13 +25,18 @@ def prepare_dataset(
     warn,
     scans=None,
     heart_boxes: Path | None = None,
+    series_description: str | None = None,
 ):
     """Build the acdc_sr dataset from ``acdc_dir`` (default: the phantoms), or from a lab's own ``scans`` (their
     heart boxes drawn by the segmenter ``heart_boxes``, if given), and print what it holds."""
     if heart_boxes is not None and scans is None:
         raise HeartSRError("--heart-boxes: draws the heart boxes of --scans; ACDC's come from its labels")
+    if series_description is not None and scans is None:
+        raise HeartSRError("--series-description: picks series among --scans")
     if scans is not None:
-        report = _prepare_scans(scans, acdc_dir, data_dir, seed, strict, force, echo, heart_boxes)
+        report = _prepare_scans(
+            scans, acdc_dir, data_dir, seed, strict, force, echo, heart_boxes, series_description, warn
+        )
     else:
         report = prepare(acdc_dir or phantom_dir(), data_dir, seed=seed, strict=strict, force=force)
     echo(f"dataset: {report.data_dir}")
@@ -60,13 +65,18 @@ def prepare_dataset(
     return report
 
 
-def _prepare_scans(scans: str, acdc_dir, data_dir, seed: int, strict: bool, force: bool, echo, heart_boxes):
-    from heart_sr_tf.cohort.jobs import find_scan_patients
+def _prepare_scans(
+    scans: str, acdc_dir, data_dir, seed: int, strict: bool, force: bool, echo, heart_boxes, series_description, warn
+):  # fmt: skip
+    from heart_sr_tf.cohort.jobs import SeriesFilter, find_scan_patients
     from heart_sr_tf.data.prepare import prepare_scans
 
     if acdc_dir is not None:
         raise HeartSRError("--scans and --acdc-dir: give one source of the dataset")
-    listed = find_scan_patients(scans)
+    chosen = SeriesFilter(series_description)
+    listed = find_scan_patients(scans, series=chosen)
+    if chosen.aside:
+        warn(chosen.line())
     source = str(Path(scans).resolve()) if Path(scans).exists() else str(Path.cwd() / scans)
     patients = len({pid for pid, _ in listed})
     echo(f"scans: {len(listed)} of {patients} patient(s) under {source}")

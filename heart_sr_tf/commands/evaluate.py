@@ -23,7 +23,7 @@ def evaluate_model(
     model, acdc_dir, data_dir, split, roi, degradation, data_consistency, out, limit, n_figures,
     backend, precision, quiet, echo: Echo, warn: Echo, clinical: bool = False, segmenter=(), cine_dirs=(),
     patients=None, self_ensemble: bool = False, acquisition_ladder: bool = False, scans: str | None = None,
-    step: int | None = None,
+    step: int | None = None, series_description: str | None = None,
 ):  # fmt: skip
     from heart_sr_tf.data.pipeline import num_slices
     from heart_sr_tf.evaluation.acquisition_ladder import ladder_factors
@@ -39,6 +39,8 @@ def evaluate_model(
         "--cine-dir": cine_dirs,
         "--acquisition-ladder": acquisition_ladder,
     }
+    if series_description is not None and scans is None:
+        raise HeartSRError("--series-description: picks series among --scans")
     if scans is not None and any(given.values()):
         raise HeartSRError(f"--scans: scores the scans given; drop {', '.join(k for k, v in given.items() if v)}")
     if scans is not None and len(segmenter) > 1:
@@ -63,7 +65,8 @@ def evaluate_model(
     ladder = ladder_factors(chosen) if acquisition_ladder else ()  # a non-k-space model refused before any work
     if scans is not None:
         out = out or default_out(model, "scans", predictor.run is not None, step)
-        _on_scans(predictor, scans, chosen, limit, out, quiet, echo, warn, segmenters[0] if segmenters else None)
+        segmenter = segmenters[0] if segmenters else None
+        _on_scans(predictor, scans, chosen, limit, out, quiet, echo, warn, segmenter, series_description)
         return
     run = predictor.run
     if run is not None and acdc_dir is None and data_dir is None:
@@ -127,17 +130,23 @@ def _echo_tables(result, degradation, echo: Echo) -> None:
             echo(gain_text(methods["model"], methods[baseline], NAMES[baseline]))
 
 
-def _on_scans(predictor, scans: str, degradation, limit, out, quiet, echo: Echo, warn: Echo, segmenter=None) -> None:
+def _on_scans(
+    predictor, scans: str, degradation, limit, out, quiet, echo: Echo, warn: Echo, segmenter=None, pattern=None
+) -> None:
     """``--scans``: the model on a lab's own scans, next to the degradation's baselines (no ACDC, no labels); with
     a ``segmenter`` (``--clinical``), also their segmentations and measurements against full resolution's."""
-    from heart_sr_tf.cohort.jobs import find_scans
+    from heart_sr_tf.cohort.jobs import SeriesFilter, find_scans
     from heart_sr_tf.evaluation.evaluate import Evaluation, write_outputs
     from heart_sr_tf.evaluation.scans import NDIMS, check_scans, evaluate_scans
     from heart_sr_tf.evaluation.scans_clinical import scans_clinical, scans_clinical_markdown, write_scans_clinical
 
     if segmenter is not None and degradation.kind == "through_plane":
         raise HeartSRError("--clinical: measures in-plane models (a through-plane model changes the slice count)")
-    checked = check_scans(find_scans(scans, quiet), NDIMS if segmenter is None else (3, 4), segmenter is not None)
+    chosen = SeriesFilter(pattern)
+    found = find_scans(scans, quiet, chosen)
+    if chosen.aside:
+        warn(chosen.line())
+    checked = check_scans(found, NDIMS if segmenter is None else (3, 4), segmenter is not None)
     for line in checked.left_out:
         warn(f"left out: {line}")
     measured = checked.first(limit if segmenter is not None else None)  # --clinical: --limit counts scans
