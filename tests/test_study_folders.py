@@ -178,3 +178,28 @@ def test_series_description_picks_the_series_to_take(study, tmp_path):
     ]
     with pytest.raises(HeartSRError, match="no scan left: 3 series not matching --series-description 'lge\\*'"):
         find_scans(str(lab / "study1"), series=SeriesFilter("lge*"))
+
+
+def test_series_folders_of_one_patient_are_one_patient(tmp_path):
+    """Series folders not grouped by patient (``lab/S1/``, ``lab/S2/``...): those whose headers share a PatientID
+    are one patient, so that no one's scans straddle two splits; one PatientID for all (an anonymiser's) is no
+    information and is not used."""
+    lab = tmp_path / "lab"
+    for n, pid in enumerate(("A", "B", "A", "C")):
+        write_cine(lab / f"S{n + 1}", Cine(_values(50 + n)), edit=lambda z, t, ds, p=pid: setattr(ds, "PatientID", p))
+    notes = []
+    listed = find_scan_patients(str(lab), notes=notes)
+    assert [(pid, source.path.name) for pid, source in listed] == [
+        ("S1+S3", "S1"),
+        ("S2", "S2"),
+        ("S1+S3", "S3"),
+        ("S4", "S4"),
+    ]
+    assert notes == [
+        "S1, S3: their DICOM series share PatientID A; taken as one patient, S1+S3 (name patients in a manifest's "
+        "patient column to decide otherwise)"
+    ]
+    anonymised = tmp_path / "anon"
+    for n in range(3):
+        write_cine(anonymised / f"S{n + 1}", Cine(_values(60 + n)), edit=lambda z, t, ds: setattr(ds, "PatientID", "X"))
+    assert [pid for pid, _ in find_scan_patients(str(anonymised))] == ["S1", "S2", "S3"]

@@ -54,6 +54,7 @@ class Job:
     label: str | None = None  # that series' name in tables and outputs (``series-7_cine_sax``)
     dicom: bool = False  # the output is a derived DICOM series' folder (DICOM input), not a NIfTI file
     description: str | None = None  # a listed DICOM series' SeriesDescription
+    patient_id: str | None = None  # a listed DICOM series' PatientID
 
     @property
     def target(self) -> str:
@@ -98,13 +99,15 @@ def find_scans(inputs: str, quiet: bool = False, series: SeriesFilter | None = N
 
 
 def find_scan_patients(
-    inputs: str, quiet: bool = False, series: SeriesFilter | None = None
+    inputs: str, quiet: bool = False, series: SeriesFilter | None = None, notes: list[str] | None = None
 ) -> list[tuple[str, ScanSource]]:
     """The scans INPUTS names, each with the patient it belongs to (``prepare --scans``: a patient's scans all go
     to one split): a manifest's ``patient`` column, or the PatientID of a series in a folder holding several
     patients' series; else the first folder below the scans' common folder (``lab/P01/cine.nii.gz`` and
     ``lab/P01/sax/`` belong to P01); else, for a scan lying in that folder itself, its own name without the
-    extension (``lab/P02.nii.gz`` is P02)."""
+    extension (``lab/P02.nii.gz`` is P02). Where DICOM headers name several patients, folder patients whose series
+    share a PatientID are one patient (``P01+P07``, a line in ``notes``): one person's scans never straddle two
+    splits. (One PatientID for every series, as some anonymisers leave, tells nothing and is not used.)"""
     jobs = _listed(inputs, None, quiet, series=series)
     where = {job.input: Path(os.path.abspath(job.input)) for job in jobs}  # links kept: a folder of links is a layout
     root = Path(os.path.commonpath([str(path.parent) for path in where.values()]))
@@ -114,7 +117,38 @@ def find_scan_patients(
         suffix = nifti_suffix(relative)
         own = relative.name[: -len(suffix)] if suffix else relative.name
         listed.append((job.patient or (relative.parts[0] if len(relative.parts) > 1 else own), job.source))
-    return listed
+    return _joined_by_patient_id(listed, [job.patient_id for job in jobs], notes)
+
+
+def _joined_by_patient_id(listed: list, ids: list[str | None], notes: list[str] | None) -> list:
+    """``listed``'s patients joined where their DICOM series share a PatientID (when the IDs tell patients apart)."""
+    if len({i for i in ids if i}) < 2:
+        return listed
+    parent = {pid: pid for pid, _ in listed}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    first: dict[str, str] = {}
+    for (pid, _), patient_id in zip(listed, ids, strict=True):
+        if patient_id:
+            a, b = root(first.setdefault(patient_id, pid)), root(pid)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    groups: dict[str, list[str]] = {}
+    for pid in parent:
+        groups.setdefault(root(pid), []).append(pid)
+    names = {pid: "+".join(sorted(members)) for members in groups.values() for pid in members}
+    for members in groups.values():
+        if len(members) > 1 and notes is not None:
+            shared = sorted({i for (p, _), i in zip(listed, ids, strict=True) if p in members and i})
+            notes.append(
+                f"{', '.join(sorted(members))}: their DICOM series share PatientID {', '.join(shared)}; taken as one "
+                f"patient, {names[members[0]]} (name patients in a manifest's patient column to decide otherwise)"
+            )
+    return [(names[pid], source) for pid, source in listed]
 
 
 def _listed(
@@ -174,7 +208,7 @@ def _jobs_of(scan: Path, output: Path, entries: list[SeriesEntry] | None) -> lis
     if entries is None:
         return [Job(scan, output)]
     if len(entries) <= 1:
-        return [Job(scan, output, description=entries[0].description)] if entries else []
+        return [Job(scan, output, description=entries[0].description, patient_id=entries[0].patient)] if entries else []
     folder = output.with_name(output.name[: -len(nifti_suffix(output))])
     patients = {entry.patient for entry in entries}
     several = len(patients) > 1  # a folder of several patients' studies: their series numbers repeat
@@ -186,7 +220,8 @@ def _jobs_of(scan: Path, output: Path, entries: list[SeriesEntry] | None) -> lis
             entry.uid,
             label,
             description=entry.description,
-        )  # fmt: skip
+            patient_id=entry.patient,
+        )
         for entry, label in zip(entries, series_labels(entries, several), strict=True)
     ]
 

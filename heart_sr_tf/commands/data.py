@@ -74,9 +74,12 @@ def _prepare_scans(
     if acdc_dir is not None:
         raise HeartSRError("--scans and --acdc-dir: give one source of the dataset")
     chosen = SeriesFilter(series_description)
-    listed = find_scan_patients(scans, series=chosen)
+    notes: list[str] = []
+    listed = find_scan_patients(scans, series=chosen, notes=notes)
     if chosen.aside:
         warn(chosen.line())
+    for line in notes:
+        echo(line)
     source = str(Path(scans).resolve()) if Path(scans).exists() else str(Path.cwd() / scans)
     patients = len({pid for pid, _ in listed})
     echo(f"scans: {len(listed)} of {patients} patient(s) under {source}")
