@@ -13,7 +13,7 @@ import pytest
 from dicom_series import Cine, write_cine
 from in_process import run_cli
 
-from heart_sr_tf.cohort.jobs import find_scan_patients
+from heart_sr_tf.cohort.patients import find_scan_patients
 from heart_sr_tf.errors import DataError
 
 

@@ -10,7 +10,8 @@ from dicom_series import Cine, write_cine, write_localiser
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
 
-from heart_sr_tf.cohort.jobs import find_jobs, find_scan_patients, find_scans
+from heart_sr_tf.cohort.jobs import find_jobs, find_scans
+from heart_sr_tf.cohort.patients import find_scan_patients
 from heart_sr_tf.data.dicom import folder_series
 from heart_sr_tf.data.scan import ScanSource, read_scan
 from heart_sr_tf.errors import DataError, HeartSRError
@@ -159,7 +160,7 @@ def test_dicom_out_names_folders_for_dicom_scans_only(study, tmp_path):
 def test_series_description_picks_the_series_to_take(study, tmp_path):
     """``--series-description '*sax*'``: a study export's short-axis cine, not its localiser or long-axis view; a
     series in a folder of its own is judged the same way; NIfTI files are kept; nothing left is an error."""
-    from heart_sr_tf.cohort.jobs import SeriesFilter
+    from heart_sr_tf.cohort.series_filter import SeriesFilter
 
     lab, _ = study
     (lab / "scan.nii.gz").write_bytes(b"")

@@ -19,8 +19,9 @@ def cohort(
         from distributed import Client  # noqa: F401
     except ImportError:
         raise HeartSRError("cohort runs on Dask: pip install -e '.[cohort]'") from None
-    from heart_sr_tf.cohort.jobs import SeriesFilter, find_jobs
+    from heart_sr_tf.cohort.jobs import find_jobs
     from heart_sr_tf.cohort.runner import run_cohort
+    from heart_sr_tf.cohort.series_filter import SeriesFilter
     from heart_sr_tf.cohort.status import STATUS_NAME
     from heart_sr_tf.export.discovery import find_model
     from heart_sr_tf.export.layout import resolve_model_dir

@@ -68,7 +68,8 @@ def prepare_dataset(
 def _prepare_scans(
     scans: str, acdc_dir, data_dir, seed: int, strict: bool, force: bool, echo, heart_boxes, series_description, warn
 ):  # fmt: skip
-    from heart_sr_tf.cohort.jobs import SeriesFilter, find_scan_patients
+    from heart_sr_tf.cohort.patients import find_scan_patients
+    from heart_sr_tf.cohort.series_filter import SeriesFilter
     from heart_sr_tf.data.prepare import prepare_scans
 
     if acdc_dir is not None:

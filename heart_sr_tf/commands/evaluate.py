@@ -135,7 +135,8 @@ def _on_scans(
 ) -> None:
     """``--scans``: the model on a lab's own scans, next to the degradation's baselines (no ACDC, no labels); with
     a ``segmenter`` (``--clinical``), also their segmentations and measurements against full resolution's."""
-    from heart_sr_tf.cohort.jobs import SeriesFilter, find_scans
+    from heart_sr_tf.cohort.jobs import find_scans
+    from heart_sr_tf.cohort.series_filter import SeriesFilter
     from heart_sr_tf.evaluation.evaluate import Evaluation, write_outputs
     from heart_sr_tf.evaluation.scans import NDIMS, check_scans, evaluate_scans
     from heart_sr_tf.evaluation.scans_clinical import scans_clinical, scans_clinical_markdown, write_scans_clinical

@@ -1,0 +1,64 @@
+"""Which patient each of a lab's scans belongs to (``prepare --scans`` splits by patient, never by scan)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from heart_sr_tf.cohort.jobs import listed_jobs
+from heart_sr_tf.cohort.series_filter import SeriesFilter
+from heart_sr_tf.data.nifti import nifti_suffix
+from heart_sr_tf.data.scan import ScanSource
+
+
+def find_scan_patients(
+    inputs: str, quiet: bool = False, series: SeriesFilter | None = None, notes: list[str] | None = None
+) -> list[tuple[str, ScanSource]]:
+    """The scans INPUTS names, each with the patient it belongs to (``prepare --scans``: a patient's scans all go
+    to one split): a manifest's ``patient`` column, or the PatientID of a series in a folder holding several
+    patients' series; else the first folder below the scans' common folder (``lab/P01/cine.nii.gz`` and
+    ``lab/P01/sax/`` belong to P01); else, for a scan lying in that folder itself, its own name without the
+    extension (``lab/P02.nii.gz`` is P02). Where DICOM headers name several patients, folder patients whose series
+    share a PatientID are one patient (``P01+P07``, a line in ``notes``): one person's scans never straddle two
+    splits. (One PatientID for every series, as some anonymisers leave, tells nothing and is not used.)"""
+    jobs = listed_jobs(inputs, None, quiet, series=series)
+    where = {job.input: Path(os.path.abspath(job.input)) for job in jobs}  # links kept: a folder of links is a layout
+    root = Path(os.path.commonpath([str(path.parent) for path in where.values()]))
+    listed = []
+    for job in jobs:
+        relative = where[job.input].relative_to(root)
+        suffix = nifti_suffix(relative)
+        own = relative.name[: -len(suffix)] if suffix else relative.name
+        listed.append((job.patient or (relative.parts[0] if len(relative.parts) > 1 else own), job.source))
+    return _joined_by_patient_id(listed, [job.patient_id for job in jobs], notes)
+
+
+def _joined_by_patient_id(listed: list, ids: list[str | None], notes: list[str] | None) -> list:
+    """``listed``'s patients joined where their DICOM series share a PatientID (when the IDs tell patients apart)."""
+    if len({i for i in ids if i}) < 2:
+        return listed
+    parent = {pid: pid for pid, _ in listed}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    first: dict[str, str] = {}
+    for (pid, _), patient_id in zip(listed, ids, strict=True):
+        if patient_id:
+            a, b = root(first.setdefault(patient_id, pid)), root(pid)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    groups: dict[str, list[str]] = {}
+    for pid in parent:
+        groups.setdefault(root(pid), []).append(pid)
+    names = {pid: "+".join(sorted(members)) for members in groups.values() for pid in members}
+    for members in groups.values():
+        if len(members) > 1 and notes is not None:
+            shared = sorted({i for (p, _), i in zip(listed, ids, strict=True) if p in members and i})
+            notes.append(
+                f"{', '.join(sorted(members))}: their DICOM series share PatientID {', '.join(shared)}; taken as one "
+                f"patient, {names[members[0]]} (name patients in a manifest's patient column to decide otherwise)"
+            )
+    return [(names[pid], source) for pid, source in listed]

@@ -1,0 +1,29 @@
+"""``--series-description``: which of the DICOM series found in folders a command takes."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SeriesFilter:
+    """``--series-description PATTERN``: of the DICOM series found in folders, keep those whose SeriesDescription
+    matches the shell pattern (any case; ``*sax*``); NIfTI files and a manifest's rows are kept. ``aside`` receives
+    the descriptions of the series left aside."""
+
+    pattern: str | None = None
+    aside: list[str] = field(default_factory=list)
+
+    def keeps(self, job) -> bool:
+        if self.pattern is None or job.description is None:
+            return True
+        if fnmatch.fnmatch(job.description.lower(), self.pattern.lower()):
+            return True
+        self.aside.append(job.description)
+        return False
+
+    def line(self) -> str:
+        """What was left aside, for the user: how many series, and their descriptions."""
+        seen = ", ".join(repr(d) for d in dict.fromkeys(self.aside))
+        return f"{len(self.aside)} series not matching --series-description {self.pattern!r} left aside ({seen[:300]})"
