@@ -138,17 +138,29 @@ def test_mixed_sizes_a_gap_a_duplicate_and_a_missing_phase_are_refused(tmp_path)
     assert "different numbers of phases" in _bad(tmp_path / "d", missing, shape=(12, 10, 3, 2))
 
 
-def test_compressed_pixels_without_a_decoder_are_refused(tmp_path):
+def test_compressed_pixels_that_cannot_be_decoded_are_refused(tmp_path):
+    """Damaged compressed data, a syntax whose decoder is not installed, and one no decoder reads: each its own
+    line (a damaged stream was once called a missing decoder: its error said "SOI marker missing")."""
     from pydicom.encaps import encapsulate
-    from pydicom.uid import HTJ2KLossless
+    from pydicom.uid import MPEG2MPML, JPEG2000Lossless, JPEGLSLossless
 
-    def compress(z, t, ds):
-        ds.file_meta.TransferSyntaxUID = HTJ2KLossless
-        ds.PixelData = encapsulate([b"\xff\x4f\xff\x51 not a real codestream"])
-        ds["PixelData"].VR = "OB"
+    def compressed(uid):
+        def edit(z, t, ds):
+            ds.file_meta.TransferSyntaxUID = uid
+            ds.PixelData = encapsulate([b"\xff\x4f\xff\x51 not a real codestream"])
+            ds["PixelData"].VR = "OB"
 
-    message = _bad(tmp_path, compress)  # no installed plugin decodes HTJ2K; a JPEG 2000 plugin may be installed
-    assert "compressed pixel data (High-Throughput JPEG 2000" in message and "no decoder installed" in message
+        return edit
+
+    damaged = _bad(tmp_path / "a", compressed(JPEG2000Lossless))  # its decoder (pylibjpeg-openjpeg) is installed
+    assert "compressed pixel data (JPEG 2000 Image Compression (Lossless Only)) that cannot be decoded" in damaged
+    video = _bad(tmp_path / "b", compressed(MPEG2MPML))
+    assert "pixel data in MPEG2 Main Profile / Main Level, which no DICOM decoder here reads" in video
+    from pydicom.pixels import get_decoder
+
+    if not get_decoder(JPEGLSLossless).is_available:  # (pyjpegls or python-gdcm decodes it where installed)
+        missing = _bad(tmp_path / "c", compressed(JPEGLSLossless))
+        assert "and no decoder installed for it (pydicom's plugins: " in missing and "pyjpegls" in missing
 
 
 def test_non_image_objects_and_non_dicom_files_are_refused(tmp_path):

@@ -160,3 +160,28 @@ def test_the_cli_refuses_several_series_and_an_output_it_did_not_write(study, mo
     assert "read series 7 'cine_retro_sax': 60 x 64 x 10 x 2" in result.output
     assert len(list((tmp_path / "ok").glob("*.dcm"))) == 20
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".heart-sr")]  # no temporary folder left
+
+
+def test_a_compressed_series_reads_and_derives_as_its_uncompressed_twin(models, tmp_path):
+    """PACS exports often hold compressed pixel data: a series of RLE Lossless and JPEG 2000 Lossless images
+    (pylibjpeg's decoders are dependencies) reads value for value as the same series uncompressed, and its derived
+    series, written uncompressed, equals the twin's."""
+    import pydicom
+    from pydicom.uid import JPEG2000Lossless, RLELossless
+
+    values = np.random.default_rng(3).integers(0, 2000, (64, 48, 3, 2)).astype(np.float32) * 2.0 - 10.0
+    plain = tmp_path / "plain"
+    files = write_cine(plain, Cine(values))
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    for n, file in enumerate(files):
+        ds = pydicom.dcmread(file)
+        ds.compress(RLELossless if n % 2 else JPEG2000Lossless)
+        ds.save_as(packed / file.name, enforce_file_format=True)
+    assert str(pydicom.dcmread(packed / files[0].name).file_meta.TransferSyntaxUID) == JPEG2000Lossless
+    np.testing.assert_array_equal(read_series(packed).data, values)
+    predictor = load_predictor(models / "inplane")
+    twin = read_series(upscale_file(plain, tmp_path / "sr_plain", predictor, quiet=True))
+    derived = read_series(upscale_file(packed, tmp_path / "sr_packed", predictor, quiet=True))
+    np.testing.assert_array_equal(derived.data, twin.data)
+    assert str(derived.headers[0][0].file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.1"  # written uncompressed

@@ -322,11 +322,13 @@ def _decoded(file: Path, count: int = 1) -> np.ndarray:
             pixels = ds.pixel_array
     except (NotImplementedError, RuntimeError) as exc:
         syntax = getattr(ds.file_meta.get("TransferSyntaxUID"), "name", "its transfer syntax")
-        if "missing" in str(exc):
+        if isinstance(exc, NotImplementedError):  # no decoder exists for it (a video transfer syntax)
+            raise DataError(file, f"pixel data in {syntax}, which no DICOM decoder here reads") from None
+        if "plugins are missing dependencies" in str(exc):  # its decoders need a package not installed
+            needs = "; ".join(line.strip() for line in str(exc).splitlines()[1:] if line.strip())
             raise DataError(
-                file, f"compressed pixel data ({syntax}) and no decoder installed for it: pip install pylibjpeg "
-                "pylibjpeg-libjpeg pylibjpeg-openjpeg (or python-gdcm)"
-            ) from None  # fmt: skip
+                file, f"compressed pixel data ({syntax}) and no decoder installed for it (pydicom's plugins: {needs})"
+            ) from None
         raise DataError(file, f"compressed pixel data ({syntax}) that cannot be decoded (damaged?)") from None
     except (ValueError, AttributeError, OSError, EOFError, KeyError) as exc:
         raise DataError(file, f"unreadable pixel data ({type(exc).__name__}: {str(exc)[:120]})") from None
