@@ -363,3 +363,21 @@ def test_a_cohort_leaves_out_its_own_results_among_the_scans(cohort_inputs, tmp_
     assert "1 done, 0 skipped (already done), 0 failed, 1 left out (heart-sr's own results)" in result.output
     assert f"left out: {scans / 'p002_x3.nii.gz'}: was written by heart-sr" in result.stderr
     assert not (tmp_path / "out" / "p002_x3.nii.gz").exists()
+
+
+def test_cohort_measure_starts_quietly_whatever_the_backend(short_cine, cohort_inputs, tmp_path):
+    """With the default backend the model runs in OpenVINO, but --measure's segmenter runs in TensorFlow on the
+    workers: its start-up lines reached the user's terminal once the model's OpenVINO form was cached (converting
+    it had imported TensorFlow quietly first; the TensorFlow backend alone was imported quietly)."""
+    _, model = cohort_inputs
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    nib.save(nib.load(str(short_cine)), str(inputs / "cine.nii.gz"))
+    for run in ("first", "cached"):  # the second finds the model's OpenVINO form cached by the first
+        args = [sys.executable, "cli.py", "cohort", str(inputs), "--out-dir", str(tmp_path / run), "--model",
+                str(model), "--workers", "1", "--measure", "--quiet"]  # fmt: skip
+        done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and "1 done" in done.stdout, done.stderr[-2000:]
+        noise = [line for line in done.stderr.splitlines() if "absl" in line or "I0000" in line or "oneDNN" in line]
+        assert not noise, (run, noise)
+        assert (tmp_path / run / "cine_volumes.csv").is_file()

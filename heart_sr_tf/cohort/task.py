@@ -25,8 +25,8 @@ def upscale_task(scan, output: str, options: dict) -> dict:
         from heart_sr_tf.startup import import_tensorflow_quietly
         from heart_sr_tf.volumes.upscale import upscale_file
 
-        if options["backend"] == "tensorflow":  # the worker's stderr is the user's terminal: no start-up noise
-            import_tensorflow_quietly()
+        if options["backend"] == "tensorflow" or options.get("measure"):  # (the segmenter runs in TensorFlow)
+            import_tensorflow_quietly()  # the worker's stderr is the user's terminal: no start-up noise
 
         with _ONE_AT_A_TIME:
             data = read_scan(scan, ndims=(3, 4) if options["through_plane"] else (2, 3, 4))
