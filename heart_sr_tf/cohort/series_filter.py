@@ -25,5 +25,5 @@ class SeriesFilter:
 
     def line(self) -> str:
         """What was left aside, for the user: how many series, and their descriptions."""
-        seen = ", ".join(repr(d) for d in dict.fromkeys(self.aside))
+        seen = ", ".join(repr(d) if d else "no description" for d in dict.fromkeys(self.aside))
         return f"{len(self.aside)} series not matching --series-description {self.pattern!r} left aside ({seen[:300]})"
