@@ -180,7 +180,7 @@ def test_non_image_objects_and_non_dicom_files_are_refused(tmp_path):
         read_scan(folder)
     with pytest.raises(DataError, match="is not a DICOM image"):
         read_scan(folder / "report.dcm")
-    with pytest.raises(DataError, match="series 2 was asked for, but this is not a DICOM series"):
+    with pytest.raises(DataError, match="series 2 was asked for, but a NIfTI file holds one scan"):
         read_scan(Path(folder / "notes.nii.gz"), series=2)
 
 

@@ -119,7 +119,7 @@ def read_scan(
         check_volume(source, data, ndims=ndims, min_inplane=min_inplane)
         return Scan(path, data, nifti_image(dicom, data), dicom)
     if series is not None:
-        raise DataError(path, f"series {series} was asked for, but this is not a DICOM series (a NIfTI file is one)")
+        raise DataError(path, f"series {series} was asked for, but a NIfTI file holds one scan, not DICOM series")
     data, zooms = load_nifti(path, ndims=ndims, min_inplane=1)
     axis = slice_axis(zooms, data.shape) if axis is None or data.ndim < 3 else axis
     if axis != 2:
