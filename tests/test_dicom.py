@@ -180,8 +180,11 @@ def test_non_image_objects_and_non_dicom_files_are_refused(tmp_path):
         read_scan(folder)
     with pytest.raises(DataError, match="is not a DICOM image"):
         read_scan(folder / "report.dcm")
-    with pytest.raises(DataError, match="series 2 was asked for, but a NIfTI file holds one scan"):
+    with pytest.raises(DataError, match="notes.nii.gz: file not found"):
         read_scan(Path(folder / "notes.nii.gz"), series=2)
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 2), np.float32), np.eye(4)), str(folder / "scan.nii.gz"))
+    with pytest.raises(DataError, match="series 2 was asked for, but a NIfTI file holds one scan"):
+        read_scan(Path(folder / "scan.nii.gz"), series=2)
 
 
 @pytest.mark.parametrize("shared", [True, False])

@@ -118,7 +118,7 @@ def read_scan(
         data = dicom.data[..., 0] if dicom.data.shape[3] == 1 else dicom.data
         check_volume(source, data, ndims=ndims, min_inplane=min_inplane)
         return Scan(path, data, nifti_image(dicom, data), dicom)
-    if series is not None:
+    if series is not None and path.exists():  # (a missing path: load_nifti says so)
         raise DataError(path, f"series {series} was asked for, but a NIfTI file holds one scan, not DICOM series")
     data, zooms = load_nifti(path, ndims=ndims, min_inplane=1)
     axis = slice_axis(zooms, data.shape) if axis is None or data.ndim < 3 else axis
