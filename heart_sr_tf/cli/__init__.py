@@ -59,8 +59,9 @@ def phantoms(out: Path, patients: int, seed: int):
 @click.option(
     "--scans",
     metavar="PATH",
-    help="A lab's own scans instead of ACDC: a folder of NIfTI files and DICOM series, a glob, or a CSV manifest "
-    "(input, optional patient). Full slices only, unless --heart-boxes (no labels).",
+    help="A lab's own scans instead of ACDC: a folder of NIfTI files and DICOM series (each series of a flat study "
+    "a scan), a glob, or a CSV manifest (input; optional patient, series). Full slices only, unless --heart-boxes "
+    "(no labels).",
 )
 @click.option(
     "--heart-boxes",
@@ -427,8 +428,9 @@ def upscale(**options):
 @backend_options(default_backend="auto", default_precision="auto")
 @click.option("--quiet", is_flag=True)
 def cohort(**options):
-    """Upscale every scan of INPUTS (a folder of NIfTI files and DICOM series, a glob, or a CSV manifest with an
-    input and an optional output column) into --out-dir, on a Dask cluster; re-running resumes."""
+    """Upscale every scan of INPUTS (a folder of NIfTI files and DICOM series, each series of a study exported flat
+    a scan of its own; a glob; or a CSV manifest with an input column and optional output, patient and series
+    columns) into --out-dir, on a Dask cluster; re-running resumes."""
     from heart_sr_tf.commands.cohort import cohort as run
 
     sys.exit(run(**options, echo=click.echo, warn=warn))
