@@ -176,10 +176,12 @@ def test_cli_prepare_scans_refusals_and_clinical_refused_before_scoring(lab_scan
     _nifti(few / "b.nii.gz", _image((12, 12, 3), 1))
     two = run_cli("prepare", "--scans", str(few), "--data-dir", str(tmp_path / "d"))
     assert two.returncode == 2 and "2 patient(s)" in two.stderr
+    assert f"note: every scan lies in {few} itself, so each is a patient of its own" in two.stdout
     assert not (tmp_path / "d").exists()
     data_dir, _ = lab_data
     again = run_cli("prepare", "--scans", str(lab_scans), "--data-dir", str(data_dir))  # reused, as prepared
     assert again.returncode == 0, again.stderr[-2000:]
+    assert "note: every scan lies in" not in again.stdout  # patients in folders of their own
     from heart_sr_tf.data.prepare import split_assignment
 
     for split in ("validation", "test"):
