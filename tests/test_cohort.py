@@ -296,6 +296,7 @@ def test_a_flat_study_folder_is_upscaled_series_by_series_and_resumes(cohort_inp
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "2 done, 0 skipped (already done), 1 failed" in result.output, result.output
     assert f"failed: {study} (series series-1_localizer): " in result.output
+    assert "--series-description '*sax*' (say) takes only the series to upscale" in result.output
     single = tmp_path / "single.nii.gz"
     assert CliRunner().invoke(main, ["upscale", str(study), str(single), "--series", "7", "--model", str(model),
                                      "--backend", "tensorflow", "--precision", "float32"]).exit_code == 0  # fmt: skip

@@ -103,6 +103,9 @@ def cohort(
         (warn or echo)(f"left out: {line}")
     for error in summary.failed:
         echo(f"failed: {error}")
+    if any("not one stack of parallel slices" in error for error in summary.failed) and series_description is None:
+        echo("cohort: a series that is no stack (a localiser) fails; --series-description '*sax*' (say) takes only the "
+             "series to upscale")  # fmt: skip
     return 1 if summary.failed else 0
 
 
