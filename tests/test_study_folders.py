@@ -89,7 +89,7 @@ def test_a_folder_of_several_patients_studies_and_a_manifests_series_column(tmp_
     assert [j.output.name for j in jobs] == [f"{p}_series-7_cine_retro_sax.nii.gz" for p in "ABC"]
     assert [pid for pid, _ in find_scan_patients(str(flat))] == ["A", "B", "C"]  # prepare --scans' patients
     np.testing.assert_array_equal(read_scan(jobs[1].source).data, _values(11))
-    with pytest.raises(DataError, match="--series 7: |3 image series here"):
+    with pytest.raises(DataError, match="3 image series here"):
         read_scan(flat, series=7)  # the number names three series: refused, never one of them at random
     np.testing.assert_array_equal(read_scan(flat, series=jobs[2].series).data, _values(12))  # the UID is unique
 

@@ -23,6 +23,7 @@ def cohort(
     from heart_sr_tf.cohort.runner import run_cohort
     from heart_sr_tf.cohort.series_filter import SeriesFilter
     from heart_sr_tf.cohort.status import STATUS_NAME
+    from heart_sr_tf.data.dicom import NOT_A_STACK
     from heart_sr_tf.export.discovery import find_model
     from heart_sr_tf.export.layout import resolve_model_dir
     from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
@@ -103,7 +104,7 @@ def cohort(
         (warn or echo)(f"left out: {line}")
     for error in summary.failed:
         echo(f"failed: {error}")
-    if any("not one stack of parallel slices" in error for error in summary.failed) and series_description is None:
+    if any(NOT_A_STACK in error for error in summary.failed) and series_description is None:
         echo("cohort: a series that is no stack (a localiser) fails; --series-description '*sax*' (say) takes only the "
              "series to upscale")  # fmt: skip
     return 1 if summary.failed else 0

@@ -131,10 +131,17 @@ class Degradation:
         if self.kind == "kspace":
             rng = rng or np.random.default_rng(0)
             lr = kspace.kspace_lr_np(hr, self.factor, self.window, self.tukey_alpha, self._sigma(rng), rng)
-            return lr, kspace.crop_to_multiple(np.asarray(hr), self.factor)
+            return lr, self.hr_np(hr)
         if self.kind == "through_plane":
-            return thick_slices_np(hr, self.factor, self.thickness), np.asarray(hr)
-        return lr_grid_np(hr, self.factor), np.asarray(hr)
+            return thick_slices_np(hr, self.factor, self.thickness), self.hr_np(hr)
+        return lr_grid_np(hr, self.factor), self.hr_np(hr)
+
+    def hr_np(self, hr: np.ndarray) -> np.ndarray:
+        """The full-resolution slice as :meth:`pair_np` pairs it, without degrading it: cropped to a multiple of s
+        for ``kspace``."""
+        if self.kind == "kspace":
+            return kspace.crop_to_multiple(np.asarray(hr), self.factor)
+        return np.asarray(hr)
 
     def _sigma(self, rng: np.random.Generator) -> float:
         lo, hi = self.noise_sigma

@@ -32,6 +32,7 @@ from heart_sr_tf.errors import DataError
 POSITION_TOLERANCE = 0.01  # mm: two images closer than this along the normal are at the same slice position
 SPACING_TOLERANCE = 0.05  # relative: every gap between neighbouring slices within 5% of their median spacing
 ORIENTATION_TOLERANCE = 1e-3
+NOT_A_STACK = "not one stack of parallel slices"  # a series whose images lie in several planes (a localiser)
 
 
 @dataclass
@@ -112,7 +113,7 @@ def folder_series(folder: Path) -> list[SeriesEntry]:
             str(members[0].get("SeriesDescription", "") or "").strip(),
             str(members[0].get("PatientID", "") or "").strip(),
             len(members),
-        )  # fmt: skip
+        )
         for uid, members in series.items()
     ]
     return sorted(entries, key=lambda e: (e.number is None, e.number or 0, e.patient, e.description, e.uid))
@@ -224,7 +225,7 @@ def _assemble(path: Path, members: list) -> DicomSeries:
                 "mixed image sizes in one series"
             )  # fmt: skip
         if np.abs(_vector(file, ds, "ImageOrientationPatient", 6) - orientation).max() > ORIENTATION_TOLERANCE:
-            raise DataError(file, f"its orientation differs from {file0.name}'s: not one stack of parallel slices")
+            raise DataError(file, f"its orientation differs from {file0.name}'s: {NOT_A_STACK}")
         if np.abs(_vector(file, ds, "PixelSpacing", 2) - spacing).max() > 1e-4:
             raise DataError(file, f"its PixelSpacing differs from {file0.name}'s")
         position = _vector(file, ds, "ImagePositionPatient", 3)

@@ -192,7 +192,7 @@ def frame_passes(segmenter, path, name: str, degradation: Degradation, rng, ed_e
     zooms, pixel_mm = scan.zooms, protocol_pixel_mm(scan)
     full = {}
     for frame, images in scan_frames(scan.data):
-        hr = np.stack([degradation.pair_np(image)[1] for image in images])  # cropped as the degradation does
+        hr = np.stack([degradation.hr_np(image) for image in images])  # cropped as the degradation crops it
         full[frame] = segmenter.volume(segmenter_grid(hr, pixel_mm)[0])
     box = scan_heart_box(list(full.values()), hr.shape[1:], pixel_mm)
     kept = set(full)
