@@ -1,5 +1,7 @@
 """DICOM cine series in: assembly, geometry against dicom2nifti, and every bad series refused in one line."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -156,11 +158,25 @@ def test_compressed_pixels_that_cannot_be_decoded_are_refused(tmp_path):
     assert "compressed pixel data (JPEG 2000 Image Compression (Lossless Only)) that cannot be decoded" in damaged
     video = _bad(tmp_path / "b", compressed(MPEG2MPML))
     assert "pixel data in MPEG2 Main Profile / Main Level, which no DICOM decoder here reads" in video
-    from pydicom.pixels import get_decoder
-
-    if not get_decoder(JPEGLSLossless).is_available:  # (pyjpegls or python-gdcm decodes it where installed)
-        missing = _bad(tmp_path / "c", compressed(JPEGLSLossless))
-        assert "and no decoder installed for it (pydicom's plugins: " in missing and "pyjpegls" in missing
+    # A syntax whose decoder is not installed: every syntax pydicom knows decodes in our install, so JPEG-LS in a
+    # new process where pyjpegls and python-gdcm cannot import and pylibjpeg's plugin is taken out (pydicom's own
+    # remove_plugin), as in an install without pylibjpeg-libjpeg.
+    write_cine(tmp_path / "c" / "bad", Cine(_values((12, 10, 4, 2))), edit=compressed(JPEGLSLossless))
+    code = (
+        "import sys; sys.modules.update(jpeg_ls=None, gdcm=None)\n"
+        "from pydicom.pixels import get_decoder\n"
+        "from pydicom.uid import JPEGLSLossless\n"
+        "get_decoder(JPEGLSLossless).remove_plugin('pylibjpeg')\n"
+        "from heart_sr_tf.data.scan import read_scan\n"
+        "from heart_sr_tf.errors import DataError\n"
+        "try:\n    read_scan(sys.argv[1])\nexcept DataError as error:\n    print(error)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "c" / "bad")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    missing = run.stdout.strip()
+    assert "\n" not in missing and str(tmp_path / "c" / "bad") in missing
+    assert "(JPEG-LS Lossless Image Compression) and no decoder installed for it (pydicom's plugins: " in missing
+    assert "pyjpegls" in missing
 
 
 def test_non_image_objects_and_non_dicom_files_are_refused(tmp_path):
