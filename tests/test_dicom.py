@@ -140,6 +140,28 @@ def test_mixed_sizes_a_gap_a_duplicate_and_a_missing_phase_are_refused(tmp_path)
     assert "different numbers of phases" in _bad(tmp_path / "d", missing, shape=(12, 10, 3, 2))
 
 
+@pytest.mark.parametrize("syntax", ["JPEGLSLossless", "JPEGLSNearLossless"])
+def test_a_jpeg_ls_series_reads_as_it_was_written(tmp_path, syntax):
+    """JPEG-LS, which some PACS archives store in, reads through pylibjpeg-libjpeg (a dependency): lossless value for
+    value, near-lossless within the error bound it was written with."""
+    pytest.importorskip("jpeg_ls", reason="pyjpegls (a dev extra) writes the JPEG-LS series")
+    import pydicom.uid
+
+    cine = Cine(_values((24, 20, 3, 2)))
+    files = write_cine(tmp_path / "plain", cine)
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    for file in files:
+        ds = pydicom.dcmread(file)
+        ds.compress(getattr(pydicom.uid, syntax), jls_error=2 if "Near" in syntax else 0)
+        ds.save_as(packed / file.name, enforce_file_format=True)
+    data = read_series(packed).data
+    if "Near" in syntax:  # each stored value within 2 of what was written; slope 2 in real units
+        assert 0 < np.abs(data - cine.values).max() <= 4.0
+    else:
+        np.testing.assert_array_equal(data, cine.values)
+
+
 def test_compressed_pixels_that_cannot_be_decoded_are_refused(tmp_path):
     """Damaged compressed data, a syntax whose decoder is not installed, and one no decoder reads: each its own
     line (a damaged stream was once called a missing decoder: its error said "SOI marker missing")."""

@@ -163,11 +163,11 @@ def test_the_cli_refuses_several_series_and_an_output_it_did_not_write(study, mo
 
 
 def test_a_compressed_series_reads_and_derives_as_its_uncompressed_twin(models, tmp_path):
-    """PACS exports often hold compressed pixel data: a series of RLE Lossless, JPEG 2000 Lossless and JPEG-LS
-    Lossless images (pylibjpeg's decoders are dependencies; libjpeg reads JPEG-LS) reads value for value as the
-    same series uncompressed, and its derived series, written uncompressed, equals the twin's."""
+    """PACS exports often hold compressed pixel data: a series of RLE Lossless and JPEG 2000 Lossless images
+    (pylibjpeg's decoders are dependencies) reads value for value as the same series uncompressed, and its derived
+    series, written uncompressed, equals the twin's."""
     import pydicom
-    from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+    from pydicom.uid import JPEG2000Lossless, RLELossless
 
     values = np.random.default_rng(3).integers(0, 2000, (64, 48, 3, 2)).astype(np.float32) * 2.0 - 10.0
     plain = tmp_path / "plain"
@@ -176,10 +176,9 @@ def test_a_compressed_series_reads_and_derives_as_its_uncompressed_twin(models, 
     packed.mkdir()
     for n, file in enumerate(files):
         ds = pydicom.dcmread(file)
-        ds.compress((JPEG2000Lossless, RLELossless, JPEGLSLossless)[n % 3])
+        ds.compress(RLELossless if n % 2 else JPEG2000Lossless)
         ds.save_as(packed / file.name, enforce_file_format=True)
-    syntaxes = {str(pydicom.dcmread(file).file_meta.TransferSyntaxUID) for file in packed.iterdir()}
-    assert syntaxes == {JPEG2000Lossless, RLELossless, JPEGLSLossless}
+    assert str(pydicom.dcmread(packed / files[0].name).file_meta.TransferSyntaxUID) == JPEG2000Lossless
     np.testing.assert_array_equal(read_series(packed).data, values)
     predictor = load_predictor(models / "inplane")
     twin = read_series(upscale_file(plain, tmp_path / "sr_plain", predictor, quiet=True))
