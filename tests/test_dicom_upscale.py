@@ -185,3 +185,31 @@ def test_a_compressed_series_reads_and_derives_as_its_uncompressed_twin(models, 
     derived = read_series(upscale_file(packed, tmp_path / "sr_packed", predictor, quiet=True))
     np.testing.assert_array_equal(derived.data, twin.data)
     assert str(derived.headers[0][0].file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.1"  # written uncompressed
+
+
+def test_a_series_without_the_preamble_reads_and_derives_as_its_twin(models, tmp_path):
+    """Some older scanners and archives write DICOM without the Part 10 preamble and file meta (a raw dataset,
+    implicit VR): such a series reads value for value as the same series written normally, upscales, and its
+    derived series is written as proper Part 10 files. A non-DICOM file beside it is still left aside."""
+    values = np.random.default_rng(4).integers(0, 2000, (40, 36, 3, 2)).astype(np.float32) * 2.0 - 10.0
+    normal = tmp_path / "normal"
+    files = write_cine(normal, Cine(values))
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for file in files:
+        ds = pydicom.dcmread(file)
+        del ds.file_meta
+        ds.preamble = None
+        ds.save_as(raw / file.stem, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    (raw / "notes.txt").write_text("not DICOM")
+    first = (raw / files[0].stem).read_bytes()
+    assert first[128:132] != b"DICM" and first[:2] == b"\x08\x00"  # no preamble: the first tag is (0008,xxxx)
+    np.testing.assert_array_equal(read_series(raw).data, values)
+    predictor = load_predictor(models / "inplane")
+    twin = read_series(upscale_file(normal, tmp_path / "sr_normal", predictor, quiet=True))
+    derived_dir = upscale_file(raw, tmp_path / "sr_raw", predictor, quiet=True)
+    derived = read_series(derived_dir)
+    np.testing.assert_array_equal(derived.data, twin.data)
+    np.testing.assert_allclose(derived.affine, twin.affine)
+    for file in Path(derived_dir).glob("*.dcm"):
+        assert file.read_bytes()[128:132] == b"DICM"  # written as Part 10 files

@@ -7,7 +7,7 @@ NIfTI gives: ``[x, y, slice, phase]`` float32 with RescaleSlope/Intercept applie
 - Files are grouped by SeriesInstanceUID; a folder holding several image series is refused (each is listed)
   unless ``series`` picks one by its SeriesNumber or SeriesInstanceUID (:func:`folder_series` lists a folder's
   series, so that a cohort takes each as a scan). Files that are not DICOM, and DICOM objects without pixels
-  (DICOMDIR, reports), are left aside.
+  (DICOMDIR, reports), are left aside; files written without the Part 10 preamble (raw datasets) are read.
 - Slices are ordered by ImagePositionPatient projected on the slice normal (the cross product of
   ImageOrientationPatient's row and column directions); the phases of each slice by TriggerTime, else by
   InstanceNumber.
@@ -53,16 +53,50 @@ class DicomSeries:
 
 
 def is_dicom(path: Path) -> bool:
-    """A folder (a series is read from folders) or a file with DICOM's ``DICM`` preamble marker."""
+    """A folder (a series is read from folders), a file with DICOM's ``DICM`` preamble marker, or a file that
+    starts like a dataset written without the preamble (:func:`_raw_dataset`)."""
     path = Path(path)
     if path.is_dir():
         return True
     try:
         with open(path, "rb") as handle:
-            handle.seek(128)
-            return handle.read(4) == b"DICM"
+            start = handle.read(132)
     except OSError:
         return False
+    return start[128:132] == b"DICM" or _raw_dataset(start)
+
+
+# A DICOM file without the Part 10 preamble and file meta (a "raw" dataset, as some older scanners, archives and
+# tools write) begins with its first element's tag: group 0x0002 (file meta without the preamble) or 0x0008
+# (identification, the first group of any image), little endian, with an even element number.
+RAW_GROUPS = (b"\x02\x00", b"\x08\x00")
+
+
+def _raw_dataset(start: bytes) -> bool:
+    """Whether a file's first bytes ``start`` are those of a DICOM dataset written without the preamble."""
+    return len(start) >= 8 and start[:2] in RAW_GROUPS and start[2] % 2 == 0 and start[128:132] != b"DICM"
+
+
+def _dcmread(file: Path, stop_before_pixels: bool = False):
+    """``pydicom.dcmread``, also of a raw dataset (no preamble, no file meta): pydicom reads it when forced, and its
+    transfer syntax is then the encoding pydicom found (implicit or explicit VR), so its pixel data decodes."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    try:
+        return pydicom.dcmread(file, stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError:
+        with open(file, "rb") as handle:
+            if not _raw_dataset(handle.read(132)):
+                raise
+    ds = pydicom.dcmread(file, stop_before_pixels=stop_before_pixels, force=True)
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        )
+    return ds
 
 
 @dataclass(frozen=True)
@@ -129,7 +163,6 @@ def _picked(series: int | str, uid: str, ds) -> bool:
 def _headers(files: list[Path]) -> tuple[list, list]:
     """``(file, header)`` of each DICOM image among ``files`` (pixel data not read), and what the other DICOM
     objects are; files that are not DICOM are left out."""
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
     images, others = [], []
@@ -137,7 +170,7 @@ def _headers(files: list[Path]) -> tuple[list, list]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ds = pydicom.dcmread(file, stop_before_pixels=True)
+                ds = _dcmread(file, stop_before_pixels=True)
         except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
             continue
         if _is_image(ds):
@@ -314,12 +347,10 @@ def _pixels(file: Path, header, frames: dict) -> np.ndarray:
 def _decoded(file: Path, count: int = 1) -> np.ndarray:
     """The decoded pixel data of ``file``: ``[rows, columns]``, or ``[count, rows, columns]`` for ``count`` frames;
     compressed data needs its decoder."""
-    import pydicom
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(file)
+            ds = _dcmread(file)
             pixels = ds.pixel_array
     except (NotImplementedError, RuntimeError) as exc:
         syntax = getattr(ds.file_meta.get("TransferSyntaxUID"), "name", "its transfer syntax")
