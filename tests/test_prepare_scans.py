@@ -52,6 +52,31 @@ def test_patients_of_a_folder_glob_and_manifest(tmp_path):
     assert [pid for pid, _ in find_scan_patients(str(manifest))] == ["X", "X", "P01"]
 
 
+def test_a_flat_bids_named_export_groups_scans_by_subject(tmp_path):
+    """dcm2niix's BIDS naming puts one person's scans side by side in one folder (sub-01_cine, sub-01_ses-2_cine):
+    the subject in the name is the patient, so one person never straddles two splits, and no flat-folder note is
+    needed; plain names there are each a patient of their own, with the note."""
+    flat = tmp_path / "flat"
+    for n, name in enumerate(["sub-01_cine", "sub-01_ses-2_cine", "sub-02_cine", "sub-03", "sub-3b_run-1_cine"]):
+        _nifti(flat / f"{name}.nii.gz", _image((12, 12, 3), n))
+    notes: list[str] = []
+    found = sorted((pid, scan.path.name) for pid, scan in find_scan_patients(str(flat), notes=notes))
+    assert found == [
+        ("sub-01", "sub-01_cine.nii.gz"),
+        ("sub-01", "sub-01_ses-2_cine.nii.gz"),
+        ("sub-02", "sub-02_cine.nii.gz"),
+        ("sub-03", "sub-03.nii.gz"),
+        ("sub-3b", "sub-3b_run-1_cine.nii.gz"),
+    ]
+    assert notes == []
+    plain = tmp_path / "plain"
+    for n, name in enumerate(["P01_cine", "P01_lge", "sub_02"]):  # no BIDS subject: each file is a patient
+        _nifti(plain / f"{name}.nii.gz", _image((12, 12, 3), n))
+    notes = []
+    assert sorted(pid for pid, _ in find_scan_patients(str(plain), notes=notes)) == ["P01_cine", "P01_lge", "sub_02"]
+    assert len(notes) == 1 and notes[0].startswith(f"note: every scan lies in {plain} itself")
+
+
 @pytest.fixture(scope="module")
 def lab_scans(phantom_root, tmp_path_factory) -> Path:
     """Phantom cines laid out as a lab's export: A has a cine, a second 3D scan and that scan's label map beside it,

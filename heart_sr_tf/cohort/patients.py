@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from heart_sr_tf.cohort.jobs import listed_jobs
 from heart_sr_tf.cohort.series_filter import SeriesFilter
 from heart_sr_tf.data.nifti import nifti_suffix
 from heart_sr_tf.data.scan import ScanSource
+
+# A BIDS file name starts with its subject entity: sub-<label>_..., the label alphanumeric.
+BIDS_SUBJECT = re.compile(r"^(sub-[A-Za-z0-9]+)(?:_|$)")
 
 
 def find_scan_patients(
@@ -17,20 +21,36 @@ def find_scan_patients(
     """The scans INPUTS names, each with the patient it belongs to (``prepare --scans``: a patient's scans all go
     to one split): a manifest's ``patient`` column, or the PatientID of a series in a folder holding several
     patients' series; else the first folder below the scans' common folder (``lab/P01/cine.nii.gz`` and
-    ``lab/P01/sax/`` belong to P01); else, for a scan lying in that folder itself, its own name without the
-    extension (``lab/P02.nii.gz`` is P02). Where DICOM headers name several patients, folder patients whose series
-    share a PatientID are one patient (``P01+P07``, a line in ``notes``): one person's scans never straddle two
-    splits. (One PatientID for every series, as some anonymisers leave, tells nothing and is not used.)"""
+    ``lab/P01/sax/`` belong to P01); else, for a scan lying in that folder itself, the BIDS subject its name starts
+    with (``lab/sub-01_ses-2_cine.nii.gz`` is sub-01: a flat BIDS-named export, as dcm2niix writes one), else its
+    own name without the extension (``lab/P02.nii.gz`` is P02). Where DICOM headers name several patients, folder
+    patients whose series share a PatientID are one patient (``P01+P07``, a line in ``notes``): one person's scans
+    never straddle two splits. (One PatientID for every series, as some anonymisers leave, tells nothing and is not
+    used.) When every scan lies flat in one folder, each its own patient by its file name, ``notes`` says so."""
     jobs = listed_jobs(inputs, None, quiet, series=series)
     where = {job.input: Path(os.path.abspath(job.input)) for job in jobs}  # links kept: a folder of links is a layout
     root = Path(os.path.commonpath([str(path.parent) for path in where.values()]))
-    listed = []
+    listed, by_file_name = [], 0
     for job in jobs:
         relative = where[job.input].relative_to(root)
         suffix = nifti_suffix(relative)
         own = relative.name[: -len(suffix)] if suffix else relative.name
-        listed.append((job.patient or (relative.parts[0] if len(relative.parts) > 1 else own), job.source))
-    return _joined_by_patient_id(listed, [job.patient_id for job in jobs], notes)
+        subject = BIDS_SUBJECT.match(own)
+        if job.patient is None and len(relative.parts) == 1:
+            patient = subject.group(1) if subject else own
+            by_file_name += not subject and not where[job.input].is_dir()
+        else:
+            patient = job.patient or relative.parts[0]
+        listed.append((patient, job.source))
+    joined = _joined_by_patient_id(listed, [job.patient_id for job in jobs], notes)
+    if notes is not None and by_file_name == len(joined) > 1 and len({pid for pid, _ in joined}) == len(joined):
+        notes.append(
+            f"note: every scan lies in {root} itself, so each is a patient of its own; if some are one person's (a "
+            "cine and another scan of one visit), give each person a folder, name the files by BIDS subject "
+            "(sub-01_...), or name the patients in a manifest's patient column: one person in two splits is scored "
+            "on what trained the model"
+        )
+    return joined
 
 
 def _joined_by_patient_id(listed: list, ids: list[str | None], notes: list[str] | None) -> list:

@@ -84,13 +84,6 @@ def _prepare_scans(
     source = str(Path(scans).resolve()) if Path(scans).exists() else str(Path.cwd() / scans)
     patients = len({pid for pid, _ in listed})
     echo(f"scans: {len(listed)} of {patients} patient(s) under {source}")
-    paths = [scan.path for _, scan in listed]
-    if patients == len(listed) > 1 and not any(p.is_dir() for p in paths) and len({p.parent for p in paths}) == 1:
-        echo(
-            f"note: every scan lies in {paths[0].parent} itself, so each is a patient of its own; if some are one "
-            "person's (a cine and another scan of one visit), give each person a folder or name the patients in a "
-            "manifest's patient column: one person in two splits is scored on what trained the model"
-        )
     if patients < 3:
         raise HeartSRError(
             f"--scans {scans}: {patients} patient(s); training needs at least one each for train, validation and "
