@@ -88,7 +88,7 @@ def test_several_series_are_listed_and_one_is_picked(tmp_path):
     assert "series 1 'localizer' (3 images)" in str(error.value)
     assert "series 7 'cine_retro_sax' (6 images)" in str(error.value)
     np.testing.assert_array_equal(read_series(tmp_path / "study", series=7).data, cine.values)
-    with pytest.raises(DataError, match="--series 3: no such series"):
+    with pytest.raises(DataError, match="--series 3: no series 3 here"):
         read_series(tmp_path / "study", series=3)
 
 

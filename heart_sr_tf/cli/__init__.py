@@ -334,7 +334,8 @@ def export(**options):
 @click.option(
     "--series",
     help="DICOM input holding several series: the one to read, by SeriesNumber or SeriesInstanceUID (the UID where "
-    "numbers repeat, as in a folder of several patients' studies).",
+    "numbers repeat, as in a folder of several patients' studies); several, comma-separated or a range (5-16), are "
+    "read as one stack (a cine exported one series per slice, which is joined on its own when it is alone).",
 )
 @click.option(
     "--model",

@@ -152,7 +152,8 @@ def _jobs_of(scan: Path, output: Path, entries: list[SeriesEntry] | None) -> lis
 
 def series_labels(entries: list[SeriesEntry], with_patient: bool = False) -> list[str]:
     """A file-safe name for each series, distinct within its folder: ``series-7_cine_sax`` (its SeriesNumber and
-    SeriesDescription), after its PatientID when asked, and with the end of its UID where those repeat."""
+    SeriesDescription; ``series-5-16_cine_sax`` for a stack joined from series 5 to 16), after its PatientID when
+    asked, and with the end of its UID where those repeat."""
 
     def safe(text: str) -> str:
         return re.sub(r"[^A-Za-z0-9-]+", "_", text).strip("_")[:48]  # no dots: never taken for an extension
@@ -160,7 +161,7 @@ def series_labels(entries: list[SeriesEntry], with_patient: bool = False) -> lis
     labels = []
     for entry in entries:
         parts = [safe(entry.patient)] if with_patient and safe(entry.patient) else []
-        parts.append(f"series-{entry.number}" if entry.number is not None else "series")
+        parts.append(f"series-{safe(entry.numbers_text)}" if entry.number is not None else "series")
         parts += [safe(entry.description)] if safe(entry.description) else []
         labels.append("_".join(parts))
     return [

@@ -27,11 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
+from heart_sr_tf.data.dicom_geometry import ORIENTATION_TOLERANCE, POSITION_TOLERANCE, SPACING_TOLERANCE
+from heart_sr_tf.data.dicom_stacks import (
+    parse_pick,
+    picks_series,
+    series_numbers_text,
+    stack_description,
+    stack_units,
+)
 from heart_sr_tf.errors import DataError
 
-POSITION_TOLERANCE = 0.01  # mm: two images closer than this along the normal are at the same slice position
-SPACING_TOLERANCE = 0.05  # relative: every gap between neighbouring slices within 5% of their median spacing
-ORIENTATION_TOLERANCE = 1e-3
 NOT_A_STACK = "not one stack of parallel slices"  # a series whose images lie in several planes (a localiser)
 
 
@@ -47,9 +52,20 @@ class DicomSeries:
     headers: list[list]
 
     @property
+    def series_numbers(self) -> str:
+        """Its SeriesNumber (``7``), or those of the series a stack joins (``5-16``)."""
+        return series_numbers_text([_series_number(ds) for ds in self._series_firsts()])
+
+    @property
     def description(self) -> str:
-        first = self.headers[0][0]
-        return f"series {first.get('SeriesNumber', '?')} {str(first.get('SeriesDescription', '')).strip()!r}"
+        firsts = self._series_firsts()
+        joined = f" (a stack of {len(firsts)} series, one per slice)" if len(firsts) > 1 else ""
+        text = stack_description([ds.get("SeriesDescription", "") for ds in firsts])
+        return f"series {self.series_numbers} {text!r}{joined}"
+
+    def _series_firsts(self) -> list:
+        """The first header of each series it was read from (several: a stack joined from per-slice series)."""
+        return list({str(ds.get("SeriesInstanceUID", "")): ds for ds in (s[0] for s in self.headers)}.values())
 
 
 def is_dicom(path: Path) -> bool:
@@ -101,63 +117,81 @@ def _dcmread(file: Path, stop_before_pixels: bool = False):
 
 @dataclass(frozen=True)
 class SeriesEntry:
-    """One image series among a folder's files, as :func:`folder_series` lists it (headers only)."""
+    """One image series among a folder's files, as :func:`folder_series` lists it (headers only); or several
+    series joined into one stack, one per slice (:mod:`~heart_sr_tf.data.dicom_stacks`)."""
 
-    uid: str  # SeriesInstanceUID
-    number: int | None  # SeriesNumber
-    description: str  # SeriesDescription
+    uids: tuple[str, ...]  # SeriesInstanceUID (several: a stack, in slice order)
+    numbers: tuple[int | None, ...]  # SeriesNumber of each
+    description: str  # SeriesDescription (the first series')
     patient: str  # PatientID
     files: int
+
+    @property
+    def uid(self) -> str:
+        """What ``--series`` (and a manifest's series column) takes to read this entry: its UID, or its UIDs."""
+        return ",".join(self.uids)
+
+    @property
+    def number(self) -> int | None:
+        return self.numbers[0]
+
+    @property
+    def numbers_text(self) -> str:
+        return series_numbers_text(list(self.numbers))
 
 
 def read_series(path: Path, series: int | str | None = None) -> DicomSeries:
     """The cine series in folder (or single file) ``path``; ``series`` picks one: a SeriesNumber (an int, or a
     string of digits) or a SeriesInstanceUID (which stays unique where numbers repeat: a folder of several
-    patients' studies)."""
+    patients' studies); several, separated by commas, or a range of numbers (``5-16``), are read as one stack. A
+    folder whose series are all one stack, one series per slice, is read as that stack."""
     path = Path(path)
     images = _image_headers(path)
     groups: dict[str, list] = {}
     for file, ds in images:
         groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append((file, ds))
     if series is not None:
-        groups = {uid: g for uid, g in groups.items() if _picked(series, uid, g[0][1])}
-        if not groups:
-            raise DataError(path, f"--series {series}: no such series here; {_listing(images)}")
-    if len(groups) > 1:
-        raise DataError(
-            path,
-            f"{len(groups)} image series here; pick one with --series N (or a manifest's series column; given this "
-            f"folder, cohort, prepare --scans and evaluate --scans take each as a scan): {_listing(images)}",
-        )
-    ((_, members),) = groups.items()
-    return _assemble(path, members)
+        picks = parse_pick(series)
+        for pick in picks:
+            found = sum(picks_series(pick, uid, g[0][1]) for uid, g in groups.items())
+            what = pick[1] if len(pick) == 2 else f"{pick[1]}-{pick[2]}"
+            if not found:
+                raise DataError(path, f"--series {series}: no series {what} here; {_listing(groups)}")
+            if found > 1 and pick[0] == "number":
+                raise DataError(
+                    path, f"--series {series}: {found} series numbered {what} here (several studies' series); pick "
+                    f"by SeriesInstanceUID: {', '.join(u for u, g in groups.items() if picks_series(pick, u, g[0][1]))}"
+                )  # fmt: skip
+        groups = {uid: g for uid, g in groups.items() if any(picks_series(p, uid, g[0][1]) for p in picks)}
+    elif len(groups) > 1:
+        units = stack_units({uid: [ds for _, ds in g] for uid, g in groups.items()})
+        if len(units) > 1:
+            raise DataError(
+                path,
+                f"{len(units)} image series here; pick one with --series N (or a manifest's series column; given "
+                f"this folder, cohort, prepare --scans and evaluate --scans take each as a scan): {_listing(groups)}",
+            )
+    return _assemble(path, [image for g in groups.values() for image in g])
 
 
 def folder_series(folder: Path) -> list[SeriesEntry]:
     """The image series among the files directly in ``folder`` (not below it), in SeriesNumber order (then
-    PatientID), from their headers alone (no pixel data is read). Non-image objects (a DICOMDIR, reports) are no
-    series."""
+    PatientID), from their headers alone (no pixel data is read); series that are one stack, one per slice, are
+    one entry. Non-image objects (a DICOMDIR, reports) are no series."""
     series: dict[str, list] = {}
     for _, ds in _headers(sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")))[0]:
         series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(ds)
     entries = [
         SeriesEntry(
-            uid,
-            _series_number(members[0]),
-            str(members[0].get("SeriesDescription", "") or "").strip(),
-            str(members[0].get("PatientID", "") or "").strip(),
-            len(members),
+            tuple(unit),
+            tuple(_series_number(series[uid][0]) for uid in unit),
+            stack_description([series[uid][0].get("SeriesDescription", "") for uid in unit]),
+            str(series[unit[0]][0].get("PatientID", "") or "").strip(),
+            sum(len(series[uid]) for uid in unit),
         )
-        for uid, members in series.items()
+        for unit in stack_units(series)
     ]
     return sorted(entries, key=lambda e: (e.number is None, e.number or 0, e.patient, e.description, e.uid))
-
-
-def _picked(series: int | str, uid: str, ds) -> bool:
-    """Whether the series ``uid`` (its first header ``ds``) is the one ``series`` names."""
-    if isinstance(series, int) or str(series).strip().isdigit():
-        return _series_number(ds) == int(series)
-    return uid == str(series).strip()
 
 
 def _headers(files: list[Path]) -> tuple[list, list]:
@@ -216,15 +250,18 @@ def _series_number(ds) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
-def _listing(images) -> str:
-    counts: dict[str, list] = {}
-    for _, ds in images:
-        counts.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(ds)
+def _listing(groups: dict[str, list]) -> str:
+    """The image series of ``groups`` (SeriesInstanceUID -> its ``(file, header)``s) for an error line; series
+    that are one stack, one per slice, as one item with the ``--series`` that reads it."""
+    headers = {uid: [ds for _, ds in g] for uid, g in groups.items()}
     parts = []
-    for members in counts.values():
-        ds = members[0]
-        description = str(ds.get("SeriesDescription", "")).strip() or "no description"
-        parts.append(f"series {_series_number(ds)} {description!r} ({len(members)} images)")
+    for unit in stack_units(headers):
+        description = stack_description([headers[uid][0].get("SeriesDescription", "") for uid in unit])
+        description = description or "no description"
+        count = sum(len(headers[uid]) for uid in unit)
+        numbers = series_numbers_text([_series_number(headers[uid][0]) for uid in unit])
+        stack = f"a stack of {len(unit)} series, one per slice, --series {numbers}; " if len(unit) > 1 else ""
+        parts.append(f"series {numbers} {description!r} ({stack}{count} images)")
     return "; ".join(parts)
 
 

@@ -71,6 +71,7 @@ def write_dicom_series(
     series_uid = generate_uid()
     step = (np.diag([-1.0, -1.0, 1.0]) @ series.affine[:3, 2]) / fz  # LPS, from one output slice to the next
     first = np.array([float(v) for v in series.headers[0][0].ImagePositionPatient])
+    number = int(series.headers[0][0].get("SeriesNumber") or 0) + SERIES_OFFSET  # (a stack's: its first series')
     locations = _slice_locations(series, depth, fz)
     for k in range(depth):
         for t in range(phases):
@@ -91,9 +92,9 @@ def write_dicom_series(
                 ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
             ds.SeriesInstanceUID = series_uid
-            ds.SeriesNumber = int(template.get("SeriesNumber") or 0) + SERIES_OFFSET
+            ds.SeriesNumber = number
             ds.SeriesDescription = f"heart-sr {what}"[:64]
-            ds.DerivationDescription = f"heart-sr-tf: {what}, from series {template.get('SeriesNumber', '?')}"
+            ds.DerivationDescription = f"heart-sr-tf: {what}, from series {series.series_numbers}"
             ds.ImageType = ["DERIVED", "SECONDARY", *list(template.get("ImageType", []))[2:]]
             ds.InstanceNumber = 1 + k * phases + t
             ds.PixelSpacing = [_ds(float(template.PixelSpacing[0]) / fy), _ds(float(template.PixelSpacing[1]) / fx)]

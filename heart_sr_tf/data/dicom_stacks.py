@@ -1,0 +1,138 @@
+"""A short-axis stack acquired one series per slice (one breath-hold each, as many scanners export a cine stack):
+which image series of a folder join into one stack, and how ``--series`` names several series.
+
+Series join when together they are one stack of parallel slices and nothing else: the same study, frame of
+reference and patient; the same orientation, pixel grid and spacing; the same number of images at each of their
+positions (the phases); classic single-frame images; positions that no two series share and that, together, are
+evenly spaced. A slice acquired twice (two series at one position) or a missing one (uneven spacing) leaves the
+series apart, each a scan of its own, since which to keep is the lab's call (``--series`` can still join them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from heart_sr_tf.data.dicom_geometry import ORIENTATION_TOLERANCE, POSITION_TOLERANCE, evenly_spaced, plane_of
+
+
+def stack_units(groups: dict[str, list]) -> list[list[str]]:
+    """The folder's image series (``groups``: SeriesInstanceUID -> its headers) as units: each a list of UIDs,
+    several for series joined into one stack (in slice order), one for a series on its own; in the order of
+    their first SeriesNumber."""
+    shapes = {uid: _shape(headers) for uid, headers in groups.items()}
+    clusters: list[list[str]] = []
+    for uid, shape in shapes.items():
+        if shape is None:
+            continue
+        for cluster in clusters:
+            other = shapes[cluster[0]]
+            if other[0] == shape[0] and np.abs(other[1] - shape[1]).max() <= ORIENTATION_TOLERANCE:
+                cluster.append(uid)
+                break
+        else:
+            clusters.append([uid])
+    joined = {}
+    for cluster in clusters:
+        if len(cluster) < 2:
+            continue
+        normal = shapes[cluster[0]][2]
+        positions = sorted((p @ normal, uid) for uid in cluster for p in shapes[uid][3])
+        along = [p for p, _ in positions]
+        if np.min(np.diff(along)) > POSITION_TOLERANCE and evenly_spaced(along):
+            order = list(dict.fromkeys(uid for _, uid in positions))
+            joined.update({uid: order for uid in cluster})
+    units, seen = [], set()
+    for uid in sorted(groups, key=lambda u: (_number(groups[u][0]) is None, _number(groups[u][0]) or 0, u)):
+        if uid not in seen:
+            unit = joined.get(uid, [uid])
+            seen.update(unit)
+            units.append(unit)
+    return units
+
+
+def _shape(headers: list) -> tuple | None:
+    """What a series must share with another to join it in a stack (a key, its orientation and normal), and its
+    positions; None for a series that cannot join one (no usable geometry, several planes, multi-frame files,
+    uneven phase counts)."""
+    planes = [plane_of(ds) for ds in headers]
+    if any(p is None for p in planes) or any(int(ds.get("NumberOfFrames") or 1) > 1 for ds in headers):
+        return None
+    first = planes[0]
+    if any(np.abs(p.orientation - first.orientation).max() > ORIENTATION_TOLERANCE for p in planes):
+        return None
+    if any(np.abs(p.spacing - first.spacing).max() > 1e-4 for p in planes):
+        return None
+    normal = first.normal
+    positions: list[list] = []
+    for p in planes:
+        at = next((group for group in positions if abs((group[0] - p.position) @ normal) < POSITION_TOLERANCE), None)
+        if at is None:
+            positions.append([p.position])
+        else:
+            at.append(p.position)
+    if len({len(group) for group in positions}) != 1:
+        return None
+    ds = headers[0]
+    key = (
+        *(str(ds.get(k, "") or "") for k in ("StudyInstanceUID", "FrameOfReferenceUID", "PatientID")),
+        int(ds.get("Rows", 0)),
+        int(ds.get("Columns", 0)),
+        tuple(np.round(first.spacing, 4)),
+        len(positions[0]),  # images per position: the phases
+    )
+    return key, first.orientation, normal, [group[0] for group in positions]
+
+
+def _number(ds) -> int | None:
+    value = ds.get("SeriesNumber")
+    return int(value) if value not in (None, "") else None
+
+
+def parse_pick(series: int | str) -> list[tuple]:
+    """``--series``'s value as what it names: ``("number", 7)``, ``("range", 5, 16)`` (every series numbered 5 to
+    16) or ``("uid", "1.2.3")``, several separated by commas (series to join into one stack)."""
+    if isinstance(series, int):
+        return [("number", series)]
+    picks = []
+    for token in (t.strip() for t in str(series).split(",")):
+        if token.isdigit():
+            picks.append(("number", int(token)))
+        elif re.fullmatch(r"\d+-\d+", token):
+            low, high = (int(v) for v in token.split("-"))
+            picks.append(("range", min(low, high), max(low, high)))
+        elif token:
+            picks.append(("uid", token))
+    return picks
+
+
+def picks_series(pick: tuple, uid: str, ds) -> bool:
+    """Whether ``pick`` (from :func:`parse_pick`) names the series ``uid``, whose first header is ``ds``."""
+    number = _number(ds)
+    if pick[0] == "uid":
+        return uid == pick[1]
+    if pick[0] == "number":
+        return number == pick[1]
+    return number is not None and pick[1] <= number <= pick[2]
+
+
+def series_numbers_text(numbers: list[int | None]) -> str:
+    """Series numbers for a line or a name: ``7``, ``5-16`` (a run), ``5,7,9``; ``?`` for a series without one."""
+    known = sorted(n for n in numbers if n is not None)
+    if len(known) != len(numbers) or not known:
+        return ",".join("?" if n is None else str(n) for n in numbers) or "?"
+    if len(known) > 2 and known == list(range(known[0], known[-1] + 1)):
+        return f"{known[0]}-{known[-1]}"
+    return ",".join(str(n) for n in known)
+
+
+def stack_description(descriptions: list[str]) -> str:
+    """One SeriesDescription for series joined into a stack: theirs when they share it, else the part they share
+    (``cine_sax_slice1`` ... ``cine_sax_slice12``: ``cine_sax_slice``), else the first series'."""
+    texts = [str(d or "").strip() for d in descriptions]
+    if len(set(texts)) <= 1:
+        return texts[0] if texts else ""
+    shared = os.path.commonprefix(texts).rstrip("0123456789 _-.")
+    return shared or texts[0]

@@ -1,0 +1,130 @@
+"""A short-axis cine stack exported one series per slice (one breath-hold each, as many scanners write it): joined
+into one stack when the series are one, left apart when they are not, picked with ``--series 5-16``, and written
+back as one derived series."""
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from dicom_series import Cine, write_cine, write_localiser
+from pydicom.uid import generate_uid
+
+from heart_sr_tf.cohort.jobs import listed_jobs
+from heart_sr_tf.data.degradation import Degradation
+from heart_sr_tf.data.dicom import folder_series, read_series
+from heart_sr_tf.errors import DataError
+from heart_sr_tf.export.writer import export_generator
+from heart_sr_tf.inference.predictor import load_predictor
+from heart_sr_tf.models.rrdb import rrdb_generator
+from heart_sr_tf.volumes.upscale import upscale_file
+
+
+def _values(shape=(20, 16, 5, 3), seed=0) -> np.ndarray:
+    return (np.random.default_rng(seed).integers(0, 4096, shape) * 2.0 - 10.0).astype(np.float32)
+
+
+def _per_slice(folder: Path, cine: Cine, first_number: int = 5, slices=None, prefix: str = "") -> list[str]:
+    """``cine`` written as one series per slice (numbered from ``first_number``, as a scanner numbers breath-holds;
+    each slice's phases timed a little differently), keeping only ``slices`` if given; their UIDs by slice."""
+    uids = [generate_uid() for _ in range(cine.values.shape[2])]
+
+    def per_slice(z, t, ds):
+        ds.SeriesInstanceUID = uids[z]
+        ds.SeriesNumber = first_number + z
+        ds.SeriesDescription = f"{cine.description}_{z + 1}"  # as some scanners name each breath-hold
+        ds.TriggerTime = f"{t * (cine.trigger_ms + 0.7 * z):.2f}"  # each breath-hold's own heart rate
+
+    files = write_cine(folder, cine, prefix=prefix, edit=per_slice)
+    if slices is not None:
+        phases = cine.values.shape[3]
+        for index, file in enumerate(files):
+            if index // phases not in slices:
+                file.unlink()
+    return uids
+
+
+def test_a_stack_of_per_slice_series_reads_as_the_one_series_cine(tmp_path):
+    cine = Cine(_values())
+    write_cine(tmp_path / "one", cine)
+    uids = _per_slice(tmp_path / "split", cine)
+    whole, split = read_series(tmp_path / "one"), read_series(tmp_path / "split")
+    np.testing.assert_array_equal(split.data, cine.values)  # slices in order, phases in order within each
+    np.testing.assert_allclose(split.affine, whole.affine, atol=1e-6)
+    assert split.zooms[:3] == pytest.approx(whole.zooms[:3])
+    assert split.description == "series 5-9 'cine_retro_sax' (a stack of 5 series, one per slice)"
+    entries = folder_series(tmp_path / "split")
+    assert [(e.numbers_text, e.files, e.uids) for e in entries] == [("5-9", 15, tuple(uids))]
+    np.testing.assert_array_equal(read_series(tmp_path / "split", entries[0].uid).data, cine.values)  # its pick
+
+
+def test_beside_other_series_the_stack_is_one_scan_and_picked_by_its_numbers(tmp_path):
+    study = tmp_path / "study"
+    cine = Cine(_values())
+    _per_slice(study, cine)
+    write_localiser(study, cine.study_uid)
+    other = Cine(_values((20, 16, 2, 3), 1), orientation=((1, 0, 0), (0, 0, -1)), study_uid=cine.study_uid)
+    write_cine(study, other, prefix="lax", edit=lambda z, t, ds: setattr(ds, "SeriesNumber", 30))
+    with pytest.raises(DataError) as error:
+        read_series(study)
+    message = str(error.value)
+    assert "3 image series here" in message
+    assert "series 5-9 'cine_retro_sax' (a stack of 5 series, one per slice, --series 5-9; 15 images)" in message
+    np.testing.assert_array_equal(read_series(study, "5-9").data, cine.values)
+    np.testing.assert_array_equal(read_series(study, "5,6,7,8,9").data, cine.values)
+    np.testing.assert_array_equal(read_series(study, 7).data, cine.values[:, :, 2:3])  # one slice's series alone
+    with pytest.raises(DataError, match=r"--series 5-9,99: no series 99 here"):
+        read_series(study, "5-9,99")
+    assert [(e.numbers_text, e.description) for e in folder_series(study)] == [
+        ("1", "localizer"),
+        ("5-9", "cine_retro_sax"),
+        ("30", "cine_retro_sax"),
+    ]
+    jobs = listed_jobs(str(study), tmp_path / "out", quiet=True)
+    assert sorted(job.output.name for job in jobs) == [
+        "series-1_localizer.nii.gz",
+        "series-30_cine_retro_sax.nii.gz",
+        "series-5-9_cine_retro_sax.nii.gz",
+    ]
+
+
+def test_series_that_are_not_one_clean_stack_stay_apart(tmp_path):
+    """A slice acquired twice (two series at one position) or a missing slice (uneven spacing): the series stay
+    scans of their own (which to keep is the lab's call); series with another phase count never join the rest."""
+    cine = Cine(_values((20, 16, 5, 3)))
+    twice = tmp_path / "twice"
+    _per_slice(twice, cine)
+    _per_slice(twice, Cine(_values((20, 16, 5, 3), 2), study_uid=cine.study_uid, frame_uid=cine.frame_uid),
+               first_number=20, slices=[2], prefix="again")  # fmt: skip
+    assert len(folder_series(twice)) == 6
+    with pytest.raises(DataError, match="6 image series here"):
+        read_series(twice)
+    gap = tmp_path / "gap"
+    _per_slice(gap, cine, slices=[0, 1, 3, 4])
+    assert len(folder_series(gap)) == 4
+    with pytest.raises(DataError, match="uneven slice spacing"):
+        read_series(gap, "5-9")  # asked for: joined, and refused as a stack with a missing slice
+    phases = tmp_path / "phases"
+    _per_slice(phases, cine, slices=[0, 1])
+    _per_slice(phases, Cine(_values((20, 16, 5, 2)), study_uid=cine.study_uid, frame_uid=cine.frame_uid),
+               slices=[2, 3, 4], prefix="other")  # fmt: skip
+    # slices 0-1 with 3 phases, 2-4 with 2: two stacks, never one
+    assert [(e.numbers_text, e.files) for e in folder_series(phases)] == [("5,6", 6), ("7-9", 6)]
+
+
+def test_a_stack_upscales_into_one_derived_series(tmp_path):
+    out = tmp_path / "models"
+    export_generator(rrdb_generator(3, blocks=1, features=8, growth=4), out, "inplane", degradation=Degradation())
+    predictor = load_predictor(out / "inplane")
+    cine = Cine(_values((24, 18, 4, 2)))
+    write_cine(tmp_path / "one", cine)
+    _per_slice(tmp_path / "split", cine)
+    twin = read_series(upscale_file(tmp_path / "one", tmp_path / "sr_one", predictor, quiet=True))
+    derived_dir = upscale_file(tmp_path / "split", tmp_path / "sr_split", predictor, quiet=True)
+    derived = read_series(derived_dir)
+    np.testing.assert_array_equal(derived.data, twin.data)
+    np.testing.assert_allclose(derived.affine, twin.affine, atol=1e-6)
+    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in Path(derived_dir).glob("*.dcm")]
+    assert len(headers) == 8 and len({ds.SeriesInstanceUID for ds in headers}) == 1
+    assert {int(ds.SeriesNumber) for ds in headers} == {1005}
+    assert {ds.DerivationDescription.split(", ")[-1] for ds in headers} == {"from series 5-8"}
