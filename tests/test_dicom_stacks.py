@@ -13,6 +13,7 @@ from pydicom.uid import generate_uid
 from heart_sr_tf.cohort.jobs import listed_jobs
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.dicom import folder_series, read_series
+from heart_sr_tf.data.scan import read_scan
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.export.writer import export_generator
 from heart_sr_tf.inference.predictor import load_predictor
@@ -128,3 +129,46 @@ def test_a_stack_upscales_into_one_derived_series(tmp_path):
     assert len(headers) == 8 and len({ds.SeriesInstanceUID for ds in headers}) == 1
     assert {int(ds.SeriesNumber) for ds in headers} == {1005}
     assert {ds.DerivationDescription.split(", ")[-1] for ds in headers} == {"from series 5-8"}
+
+
+def test_per_slice_series_in_folders_of_their_own_are_one_scan_of_their_study(tmp_path):
+    """Exports often keep each series in a folder (``study/sax_5/``, ``study/sax_6/``, ...): sibling folders of one
+    slice's series each, that together are one stack, are one scan of their study folder, read value for value
+    as the cine; a long-axis series and a localiser beside them stay scans of their own, as does a stack with a
+    slice missing."""
+    export = tmp_path / "export"
+    cine = Cine(_values((20, 16, 4, 3)))
+    flat = tmp_path / "flat"
+    _per_slice(flat, cine)
+    for file in sorted(flat.iterdir()):  # each series into a folder of its own
+        ds = pydicom.dcmread(file, stop_before_pixels=True)
+        folder = export / "P01" / "study" / f"sax_{ds.SeriesNumber}"
+        folder.mkdir(parents=True, exist_ok=True)
+        file.rename(folder / file.name)
+    (export / "P01" / "study" / "loc").mkdir()
+    write_localiser(export / "P01" / "study" / "loc", cine.study_uid)
+    lax = Cine(_values((20, 16, 1, 3), 1), orientation=((1, 0, 0), (0, 0, -1)), study_uid=cine.study_uid,
+               series_number=30, description="cine_4ch")  # fmt: skip
+    write_cine(export / "P01" / "study" / "4ch_30", lax)
+    gap = Cine(_values((20, 16, 4, 3), 2))
+    _per_slice(tmp_path / "flat2", gap, slices=[0, 1, 3])
+    for file in sorted((tmp_path / "flat2").iterdir()):
+        ds = pydicom.dcmread(file, stop_before_pixels=True)
+        folder = export / "P02" / "study" / f"sax_{ds.SeriesNumber}"
+        folder.mkdir(parents=True, exist_ok=True)
+        file.rename(folder / file.name)
+    jobs = listed_jobs(str(export), tmp_path / "out", quiet=True)
+    names = [job.output.relative_to(tmp_path / "out").as_posix() for job in jobs]
+    assert names == [
+        "P01/study/4ch_30.nii.gz",
+        "P01/study/loc.nii.gz",
+        "P01/study/series-5-8_cine_retro_sax.nii.gz",
+        "P02/study/sax_5.nii.gz",
+        "P02/study/sax_6.nii.gz",
+        "P02/study/sax_8.nii.gz",
+    ]
+    stack = jobs[2]
+    assert stack.input == export / "P01" / "study" and stack.description == "cine_retro_sax"
+    read = read_scan(stack.source)
+    np.testing.assert_array_equal(read.data, cine.values)
+    assert read.dicom.description == "series 5-8 'cine_retro_sax' (a stack of 4 series, one per slice)"

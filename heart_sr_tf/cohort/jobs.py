@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from heart_sr_tf.cohort.series_filter import SeriesFilter
-from heart_sr_tf.data.dicom import SeriesEntry, folder_series, is_dicom
+from heart_sr_tf.data.dicom import SeriesEntry, folder_series, is_dicom, joined_entries
 from heart_sr_tf.data.nifti import nifti_suffix
 from heart_sr_tf.data.scan import ScanSource
 from heart_sr_tf.data.threads import ordered_map
@@ -87,15 +87,14 @@ def listed_jobs(
         scans = [(scan, root / _output_name(scan.relative_to(path))) for scan in _scans_under(path, out_dir)]
         if _holds_dicom_files(path):  # the folder given is itself a series (scanner exports often name files IM0001)
             scans.insert(0, (path, root / f"{path.resolve().name}.nii.gz"))
-        listed = _series_listed([scan for scan, _ in scans], quiet)
-        jobs = [job for scan, output in scans for job in _jobs_of(scan, output, listed.get(scan))]
     else:
         matches = sorted(Path(p) for p in glob.glob(inputs, recursive=True))
         if not matches:
             raise HeartSRError(f"{inputs}: no such folder or CSV manifest, and a glob matching nothing")
-        scans = [p for p in matches if _is_scan(p) and not _inside(p, out_dir)]
-        listed = _series_listed(scans, quiet)
-        jobs = [job for scan in scans for job in _jobs_of(scan, root / _output_name(Path(scan.name)), listed.get(scan))]
+        scans = [(p, root / _output_name(Path(p.name))) for p in matches if _is_scan(p) and not _inside(p, out_dir)]
+    listed = _series_listed([scan for scan, _ in scans], quiet)
+    stacks = _stacks_across_folders(scans, listed)
+    jobs = [job for scan, output in scans for job in stacks.get(scan, _jobs_of(scan, output, listed.get(scan)))]
     if not jobs:
         raise HeartSRError(f"{inputs}: holds no NIfTI scan (.nii, .nii.gz) and no DICOM series")
     if series is not None:
@@ -123,6 +122,32 @@ def _series_listed(scans: list[Path], quiet: bool) -> dict[Path, list[SeriesEntr
             listed[folder] = entries
             bar.update(1)
     return listed
+
+
+def _stacks_across_folders(scans: list, listed: dict[Path, list[SeriesEntry]]) -> dict[Path, list[Job]]:
+    """Sibling folders each holding one series, one slice's (a cine stack exported one series per slice, each
+    series in a folder of its own: ``study/sax_5/``, ``study/sax_6/``, ...), joined into one scan of their parent
+    folder: for each folder so joined, its jobs instead of its own (the stack's job for the first, none for the
+    others); the stack is written beside what its folders' results would have been."""
+    siblings: dict[Path, list[SeriesEntry]] = {}
+    for scan, _ in scans:
+        entries = listed.get(scan)
+        if entries is not None and len(entries) == 1:
+            siblings.setdefault(scan.parent, []).append(entries[0])
+    folder_of = {entries[0].uid: scan for scan, entries in listed.items() if len(entries) == 1}
+    output_of = dict(scans)
+    instead: dict[Path, list[Job]] = {}
+    for parent, entries in siblings.items():
+        found = joined_entries(entries) if len(entries) > 1 else []
+        several = len({entry.patient for entry in found}) > 1  # several patients' series folders side by side
+        for entry, label in zip(found, series_labels(found, several), strict=True):
+            folders = sorted(folder_of[uid] for uid in entry.uids)
+            instead.update({folder: [] for folder in folders})
+            where = output_of[folders[0]].parent / f"{label}.nii.gz"
+            patient = entry.patient if several and entry.patient else None
+            instead[folders[0]] = [Job(parent, where, patient, entry.uid, label, description=entry.description,
+                                       patient_id=entry.patient)]  # fmt: skip
+    return instead
 
 
 def _jobs_of(scan: Path, output: Path, entries: list[SeriesEntry] | None) -> list[Job]:

@@ -22,16 +22,18 @@ naming the file (or folder) and the problem.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from heart_sr_tf.data.dicom_geometry import ORIENTATION_TOLERANCE, POSITION_TOLERANCE, SPACING_TOLERANCE
 from heart_sr_tf.data.dicom_stacks import (
+    joined_units,
     parse_pick,
     picks_series,
     series_numbers_text,
+    series_shape,
     stack_description,
     stack_units,
 )
@@ -125,6 +127,7 @@ class SeriesEntry:
     description: str  # SeriesDescription (the first series')
     patient: str  # PatientID
     files: int
+    shape: tuple | None = field(default=None, compare=False, repr=False)  # a lone series' (``series_shape``)
 
     @property
     def uid(self) -> str:
@@ -181,6 +184,7 @@ def folder_series(folder: Path) -> list[SeriesEntry]:
     series: dict[str, list] = {}
     for _, ds in _headers(sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")))[0]:
         series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(ds)
+    shapes = {uid: series_shape(headers) for uid, headers in series.items()}
     entries = [
         SeriesEntry(
             tuple(unit),
@@ -188,8 +192,9 @@ def folder_series(folder: Path) -> list[SeriesEntry]:
             stack_description([series[uid][0].get("SeriesDescription", "") for uid in unit]),
             str(series[unit[0]][0].get("PatientID", "") or "").strip(),
             sum(len(series[uid]) for uid in unit),
+            shapes[unit[0]] if len(unit) == 1 else None,
         )
-        for unit in stack_units(series)
+        for unit in joined_units(shapes, {uid: _series_number(headers[0]) for uid, headers in series.items()})
     ]
     return sorted(entries, key=lambda e: (e.number is None, e.number or 0, e.patient, e.description, e.uid))
 
@@ -459,3 +464,21 @@ def _frames_of(file: Path, ds) -> list:
         frame.heart_sr_frame, frame.heart_sr_frames = index, count
         out.append((file, frame))
     return out
+
+
+def joined_entries(entries: list[SeriesEntry]) -> list[SeriesEntry]:
+    """Lone series listed apart (each in a folder of its own, as many exports keep a series) joined where they are
+    one stack, one series per slice: the stack's entry, in slice order; series that join nothing are left out."""
+    lone = {e.uid: e for e in entries if len(e.uids) == 1 and e.shape is not None}
+    units = joined_units({uid: e.shape for uid, e in lone.items()}, {uid: e.number for uid, e in lone.items()})
+    return [
+        SeriesEntry(
+            tuple(unit),
+            tuple(lone[uid].number for uid in unit),
+            stack_description([lone[uid].description for uid in unit]),
+            lone[unit[0]].patient,
+            sum(lone[uid].files for uid in unit),
+        )
+        for unit in units
+        if len(unit) > 1
+    ]

@@ -22,7 +22,13 @@ def stack_units(groups: dict[str, list]) -> list[list[str]]:
     """The folder's image series (``groups``: SeriesInstanceUID -> its headers) as units: each a list of UIDs,
     several for series joined into one stack (in slice order), one for a series on its own; in the order of
     their first SeriesNumber."""
-    shapes = {uid: _shape(headers) for uid, headers in groups.items()}
+    shapes = {uid: series_shape(headers) for uid, headers in groups.items()}
+    return joined_units(shapes, {uid: _number(headers[0]) for uid, headers in groups.items()})
+
+
+def joined_units(shapes: dict[str, tuple | None], numbers: dict[str, int | None]) -> list[list[str]]:
+    """Series (UID -> :func:`series_shape`, and their SeriesNumbers) as units, as :func:`stack_units` gives them:
+    series found apart (in sibling folders) join as those of one folder do."""
     clusters: list[list[str]] = []
     for uid, shape in shapes.items():
         if shape is None:
@@ -45,7 +51,7 @@ def stack_units(groups: dict[str, list]) -> list[list[str]]:
             order = list(dict.fromkeys(uid for _, uid in positions))
             joined.update({uid: order for uid in cluster})
     units, seen = [], set()
-    for uid in sorted(groups, key=lambda u: (_number(groups[u][0]) is None, _number(groups[u][0]) or 0, u)):
+    for uid in sorted(shapes, key=lambda u: (numbers[u] is None, numbers[u] or 0, u)):
         if uid not in seen:
             unit = joined.get(uid, [uid])
             seen.update(unit)
@@ -53,7 +59,7 @@ def stack_units(groups: dict[str, list]) -> list[list[str]]:
     return units
 
 
-def _shape(headers: list) -> tuple | None:
+def series_shape(headers: list) -> tuple | None:
     """What a series must share with another to join it in a stack (a key, its orientation and normal), and its
     positions; None for a series that cannot join one (no usable geometry, several planes, multi-frame files,
     uneven phase counts)."""
