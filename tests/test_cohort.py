@@ -278,8 +278,9 @@ def test_a_cohort_warns_as_upscale_does_of_a_label_map_given_as_a_scan(tmp_path)
 
 def test_a_flat_study_folder_is_upscaled_series_by_series_and_resumes(cohort_inputs, tmp_path):
     """A study exported flat: each cine series is upscaled into its own file, exactly as ``upscale --series``
-    makes it; the localiser among them is one failed row naming its series; a re-run skips the done series."""
-    from dicom_series import write_localiser
+    makes it; the localiser among them is left out, named; a stack with one slice tilted is one failed row naming
+    its series; a re-run skips the done series."""
+    from dicom_series import oblique, write_localiser
 
     from heart_sr_tf.cli import main
 
@@ -290,12 +291,22 @@ def test_a_flat_study_folder_is_upscaled_series_by_series_and_resumes(cohort_inp
     write_cine(study, sax, prefix="a")
     write_cine(study, Cine(values[:, :, :1] + 4.0, series_number=9, description="cine_2ch"), prefix="b")
     write_localiser(study, sax.study_uid)
+
+    def tilted(z, t, ds):  # slice 1 planned 10 degrees off the others: a broken stack, not a localiser
+        if z == 1:
+            row, col = oblique(35.0)
+            ds.ImageOrientationPatient = [f"{v:.6f}" for v in (*row, *col)]
+
+    write_cine(study, Cine(values, series_number=11, description="cine_sax_tilted"), prefix="c", edit=tilted)
     out = tmp_path / "out"
     args = ["cohort", str(study), "--out-dir", str(out), "--model", str(model), "--workers", "1", "--quiet",
             "--backend", "tensorflow", "--precision", "float32"]  # fmt: skip
     result = CliRunner().invoke(main, args)
-    assert result.exit_code == 1 and "2 done, 0 skipped (already done), 1 failed" in result.output, result.output
-    assert f"failed: {study} (series series-1_localizer): " in result.output
+    assert result.exit_code == 1, result.output
+    assert "2 done, 0 skipped (already done), 1 failed, 1 left out (no scan to upscale" in result.output
+    left = [line for line in result.stderr.splitlines() if line.startswith(f"left out: {study} (series series-1_")]
+    assert len(left) == 1 and "its plane lies 90 degrees from loc0's" in left[0] and left[0].endswith("not upscaled")
+    assert f"failed: {study} (series series-11_cine_sax_tilted): " in result.output
     assert "--series-description '*sax*' (say) takes only the series to upscale" in result.output
     single = tmp_path / "single.nii.gz"
     assert CliRunner().invoke(main, ["upscale", str(study), str(single), "--series", "7", "--model", str(model),
@@ -304,7 +315,7 @@ def test_a_flat_study_folder_is_upscaled_series_by_series_and_resumes(cohort_inp
     np.testing.assert_array_equal(nib.load(str(done)).get_fdata(), nib.load(str(single)).get_fdata())
     assert nib.load(str(out / "study" / "series-9_cine_2ch.nii.gz")).shape[:2] == (60, 72)
     again = CliRunner().invoke(main, args)
-    assert "0 done, 2 skipped (already done), 1 failed" in again.output, again.output
+    assert "0 done, 2 skipped (already done), 1 failed, 1 left out" in again.output, again.output
 
 
 def test_cohort_dicom_out_writes_derived_series_and_resumes(cohort_inputs, tmp_path):
@@ -361,7 +372,7 @@ def test_a_cohort_leaves_out_its_own_results_among_the_scans(cohort_inputs, tmp_
             "--quiet", "--backend", "tensorflow", "--precision", "float32"]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "1 done, 0 skipped (already done), 0 failed, 1 left out (heart-sr's own results)" in result.output
+    assert "1 done, 0 skipped (already done), 0 failed, 1 left out (no scan to upscale" in result.output
     assert f"left out: {scans / 'p002_x3.nii.gz'}: was written by heart-sr" in result.stderr
     assert not (tmp_path / "out" / "p002_x3.nii.gz").exists()
 

@@ -20,13 +20,13 @@ class Summary:
     done: int = 0
     skipped: int = 0
     failed: list[str] = field(default_factory=list)  # each failed scan's one-line error
-    left_out: list[str] = field(default_factory=list)  # this tool's own results among the scans, one line each
+    left_out: list[str] = field(default_factory=list)  # no scans to upscale (this tool's own results, localisers)
     warnings: list[str] = field(default_factory=list)  # the done scans' warning lines
     seconds: float = 0.0
 
     def line(self) -> str:
         rate = 60.0 * self.done / self.seconds if self.seconds > 0 and self.done else 0.0
-        left = f"{len(self.left_out)} left out (heart-sr's own results), " if self.left_out else ""
+        left = f"{len(self.left_out)} left out (no scan to upscale: each named below), " if self.left_out else ""
         return (
             f"{self.done} done, {self.skipped} skipped (already done), {len(self.failed)} failed, {left}"
             f"{rate:.1f} scans/min over {self.seconds:.0f} s"

@@ -105,8 +105,8 @@ def cohort(
     for error in summary.failed:
         echo(f"failed: {error}")
     if any(NOT_A_STACK in error for error in summary.failed) and series_description is None:
-        echo("cohort: a series that is no stack (a localiser) fails; --series-description '*sax*' (say) takes only the "
-             "series to upscale")  # fmt: skip
+        echo("cohort: a series that is no stack of parallel slices fails; --series-description '*sax*' (say) takes "
+             "only the series to upscale")  # fmt: skip
     return 1 if summary.failed else 0
 
 

@@ -40,6 +40,8 @@ from heart_sr_tf.data.dicom_stacks import (
 from heart_sr_tf.errors import DataError
 
 NOT_A_STACK = "not one stack of parallel slices"  # a series whose images lie in several planes (a localiser)
+SEVERAL_PLANES = "a localiser's planes"  # ... planes this far apart or more: no cine stack at all
+LOCALISER_ANGLE = 30.0  # degrees between two images' planes from which a series is a localiser, not a tilted stack
 
 
 @dataclass
@@ -299,7 +301,13 @@ def _assemble(path: Path, members: list) -> DicomSeries:
                 file, f"{ds.get('Rows')}x{ds.get('Columns')} pixels, but {file0.name} has {size[0]}x{size[1]}: "
                 "mixed image sizes in one series"
             )  # fmt: skip
-        if np.abs(_vector(file, ds, "ImageOrientationPatient", 6) - orientation).max() > ORIENTATION_TOLERANCE:
+        other = _vector(file, ds, "ImageOrientationPatient", 6)
+        if np.abs(other - orientation).max() > ORIENTATION_TOLERANCE:
+            cosine = abs(float(np.cross(other[:3], other[3:]) @ normal)) / max(np.linalg.norm(normal), 1e-9)
+            angle = float(np.degrees(np.arccos(np.clip(cosine, 0.0, 1.0))))
+            if angle >= LOCALISER_ANGLE:
+                raise DataError(file, f"its plane lies {angle:.0f} degrees from {file0.name}'s: {NOT_A_STACK}, "
+                                f"{SEVERAL_PLANES}")  # fmt: skip
             raise DataError(file, f"its orientation differs from {file0.name}'s: {NOT_A_STACK}")
         if np.abs(_vector(file, ds, "PixelSpacing", 2) - spacing).max() > 1e-4:
             raise DataError(file, f"its PixelSpacing differs from {file0.name}'s")
