@@ -172,3 +172,27 @@ def test_per_slice_series_in_folders_of_their_own_are_one_scan_of_their_study(tm
     read = read_scan(stack.source)
     np.testing.assert_array_equal(read.data, cine.values)
     assert read.dicom.description == "series 5-8 'cine_retro_sax' (a stack of 4 series, one per slice)"
+
+
+def test_a_stack_beside_series_of_another_kind_at_the_same_positions_is_still_joined(tmp_path):
+    """Some exports hold, beside each slice's cine, an analysis series at the same position (a scanner's inline
+    results). Derived images never join original ones, and where both kinds are original, each description family
+    (``cine_sax_1``... against ``cine_sax_InlineVF_1``...) is tried as a stack of its own."""
+    cine = Cine(_values((20, 16, 4, 3)))
+    for kind, prefix in ((["DERIVED", "SECONDARY"], "d"), (["ORIGINAL", "PRIMARY"], "o")):
+        study = tmp_path / prefix
+        _per_slice(study, cine)
+        twin = Cine(_values((20, 16, 4, 3), 5), study_uid=cine.study_uid, frame_uid=cine.frame_uid)
+        uids = [generate_uid() for _ in range(4)]
+
+        def inline(z, t, ds, kind=kind, uids=uids):
+            ds.SeriesInstanceUID, ds.SeriesNumber = uids[z], 40 + z
+            ds.SeriesDescription, ds.ImageType = f"cine_retro_sax_InlineVF_{z + 1}", kind
+
+        write_cine(study, twin, prefix="inline", edit=inline)
+        entries = folder_series(study)
+        assert [(e.numbers_text, e.description) for e in entries] == [
+            ("5-8", "cine_retro_sax"),
+            ("40-43", "cine_retro_sax_InlineVF"),
+        ], prefix
+        np.testing.assert_array_equal(read_series(study, entries[0].uid).data, cine.values)

@@ -42,13 +42,14 @@ def joined_units(shapes: dict[str, tuple | None], numbers: dict[str, int | None]
             clusters.append([uid])
     joined = {}
     for cluster in clusters:
-        if len(cluster) < 2:
-            continue
-        normal = shapes[cluster[0]][2]
-        positions = sorted((p @ normal, uid) for uid in cluster for p in shapes[uid][3])
-        along = [p for p, _ in positions]
-        if np.min(np.diff(along)) > POSITION_TOLERANCE and evenly_spaced(along):
-            order = list(dict.fromkeys(uid for _, uid in positions))
+        order = _stack_order(cluster, shapes)
+        if order is None:  # series of two kinds at the same positions (a cine beside its inline analysis's
+            families: dict[str, list[str]] = {}  # images): each kind by its description may be a stack
+            for uid in cluster:
+                families.setdefault(shapes[uid][4], []).append(uid)
+            found = [(members, _stack_order(members, shapes)) for members in families.values()]
+            joined.update({uid: order for members, order in found if order is not None for uid in members})
+        else:
             joined.update({uid: order for uid in cluster})
     units, seen = [], set()
     for uid in sorted(shapes, key=lambda u: (numbers[u] is None, numbers[u] or 0, u)):
@@ -59,10 +60,24 @@ def joined_units(shapes: dict[str, tuple | None], numbers: dict[str, int | None]
     return units
 
 
+def _stack_order(cluster: list[str], shapes: dict) -> list[str] | None:
+    """The series of ``cluster`` in slice order if they are one stack (at least two of them, no position shared,
+    evenly spaced together), else None."""
+    if len(cluster) < 2:
+        return None
+    normal = shapes[cluster[0]][2]
+    positions = sorted((p @ normal, uid) for uid in cluster for p in shapes[uid][3])
+    along = [p for p, _ in positions]
+    if np.min(np.diff(along)) <= POSITION_TOLERANCE or not evenly_spaced(along):
+        return None
+    return list(dict.fromkeys(uid for _, uid in positions))
+
+
 def series_shape(headers: list) -> tuple | None:
-    """What a series must share with another to join it in a stack (a key, its orientation and normal), and its
-    positions; None for a series that cannot join one (no usable geometry, several planes, multi-frame files,
-    uneven phase counts)."""
+    """What a series must share with another to join it in a stack (a key, its orientation and normal), its
+    positions, and its description's family (without a trailing slice number: ``cine_sax_3`` -> ``cine_sax``);
+    None for a series that cannot join one (no usable geometry, several planes, multi-frame files, uneven phase
+    counts). Original and derived images never join (ImageType's first value is in the key)."""
     planes = [plane_of(ds) for ds in headers]
     if any(p is None for p in planes) or any(int(ds.get("NumberOfFrames") or 1) > 1 for ds in headers):
         return None
@@ -88,8 +103,17 @@ def series_shape(headers: list) -> tuple | None:
         int(ds.get("Columns", 0)),
         tuple(np.round(first.spacing, 4)),
         len(positions[0]),  # images per position: the phases
+        _image_kind(ds),
     )
-    return key, first.orientation, normal, [group[0] for group in positions]
+    family = str(ds.get("SeriesDescription", "") or "").strip().rstrip("0123456789 _-.").lower()
+    return key, first.orientation, normal, [group[0] for group in positions], family
+
+
+def _image_kind(ds) -> str:
+    """ImageType's first value: ORIGINAL or DERIVED (a single value reads as a string, several as a list)."""
+    value = ds.get("ImageType") or ""
+    first = value if isinstance(value, str) else (list(value) or [""])[0]
+    return str(first).split("\\")[0].strip().upper()
 
 
 def _number(ds) -> int | None:
