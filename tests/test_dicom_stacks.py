@@ -196,3 +196,14 @@ def test_a_stack_beside_series_of_another_kind_at_the_same_positions_is_still_jo
             ("40-43", "cine_retro_sax_InlineVF"),
         ], prefix
         np.testing.assert_array_equal(read_series(study, entries[0].uid).data, cine.values)
+
+
+def test_a_manifest_row_names_a_stack_by_a_range_or_a_list(tmp_path):
+    cine = Cine(_values((20, 16, 4, 2)))
+    _per_slice(tmp_path / "study", cine)
+    write_localiser(tmp_path / "study", cine.study_uid)
+    (tmp_path / "m.csv").write_text('input,series\nstudy,5-8\nstudy,"5,6,7,8"\n')
+    jobs = listed_jobs(str(tmp_path / "m.csv"), tmp_path / "out")
+    assert [job.output.name for job in jobs] == ["study_series-5-8.nii.gz", "study_series-5_6_7_8.nii.gz"]
+    for job in jobs:
+        np.testing.assert_array_equal(read_scan(job.source).data, cine.values)

@@ -251,7 +251,8 @@ def _manifest(path: Path, out_dir: Path, dicom_out: bool = False) -> list[Job]:
         series = (row.get("series") or "").strip() or None  # a SeriesNumber or SeriesInstanceUID
         named = _output_name(Path(scan.name))
         if series is not None:  # its own file beside the folder's other series
-            named = named.with_name(f"{named.name[: -len(nifti_suffix(named))]}_series-{series}.nii.gz")
+            picked = re.sub(r"[^A-Za-z0-9.-]+", "_", series)  # (several: "5,6,7" names a stack)
+            named = named.with_name(f"{named.name[: -len(nifti_suffix(named))]}_series-{picked}.nii.gz")
         given = (row.get("output") or "").strip()
         output = Path(given or named)
         patient = (row.get("patient") or "").strip() or None
