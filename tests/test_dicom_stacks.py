@@ -97,12 +97,19 @@ def test_series_that_are_not_one_clean_stack_stay_apart(tmp_path):
     _per_slice(twice, cine)
     _per_slice(twice, Cine(_values((20, 16, 5, 3), 2), study_uid=cine.study_uid, frame_uid=cine.frame_uid),
                first_number=20, slices=[2], prefix="again")  # fmt: skip
-    assert len(folder_series(twice)) == 6
-    with pytest.raises(DataError, match="6 image series here"):
+    notes: list[str] = []
+    assert len(folder_series(twice, notes)) == 6
+    assert notes == [
+        f"{twice}: series 5-9,22 lie parallel, one slice each, but are no one stack: series 7 and 22 lie at "
+        "one position (a slice acquired twice?); each stays a scan of its own (--series joins chosen ones)"
+    ]
+    with pytest.raises(DataError, match=r"6 image series here.*series 7 and 22 lie at one position"):
         read_series(twice)
     gap = tmp_path / "gap"
     _per_slice(gap, cine, slices=[0, 1, 3, 4])
-    assert len(folder_series(gap)) == 4
+    notes = []
+    assert len(folder_series(gap, notes)) == 4
+    assert len(notes) == 1 and "16.00 mm between series 6 and 8, where the others are 8.00 mm apart" in notes[0]
     with pytest.raises(DataError, match="uneven slice spacing"):
         read_series(gap, "5-9")  # asked for: joined, and refused as a stack with a missing slice
     phases = tmp_path / "phases"
@@ -157,8 +164,11 @@ def test_per_slice_series_in_folders_of_their_own_are_one_scan_of_their_study(tm
         folder = export / "P02" / "study" / f"sax_{ds.SeriesNumber}"
         folder.mkdir(parents=True, exist_ok=True)
         file.rename(folder / file.name)
-    jobs = listed_jobs(str(export), tmp_path / "out", quiet=True)
+    notes: list[str] = []
+    jobs = listed_jobs(str(export), tmp_path / "out", quiet=True, notes=notes)
     names = [job.output.relative_to(tmp_path / "out").as_posix() for job in jobs]
+    assert len(notes) == 1 and notes[0].startswith(f"{export / 'P02' / 'study'}: series 5,6,8 lie parallel")
+    assert notes[0].endswith("(each in a folder of its own)")
     assert names == [
         "P01/study/4ch_30.nii.gz",
         "P01/study/loc.nii.gz",

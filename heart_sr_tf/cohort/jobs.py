@@ -49,7 +49,12 @@ class Job:
 
 
 def find_jobs(
-    inputs: str, out_dir: Path, quiet: bool = False, dicom_out: bool = False, series: SeriesFilter | None = None
+    inputs: str,
+    out_dir: Path,
+    quiet: bool = False,
+    dicom_out: bool = False,
+    series: SeriesFilter | None = None,
+    notes: list[str] | None = None,
 ) -> list[Job]:
     """INPUTS as a CSV manifest (``input`` column, optional ``output``, ``patient`` and ``series``), a folder (its
     NIfTI files and DICOM series folders, recursively) or a glob; each output under ``out_dir`` keeps the input's
@@ -57,8 +62,9 @@ def find_jobs(
     written into a folder of the folder's name (``study/series-7_cine_sax.nii.gz``). The cohort's own results are
     never among its scans, even with ``out_dir`` inside the inputs' folder. With ``dicom_out``, a DICOM scan's
     result is a derived DICOM series in a folder of the same name without ``.nii.gz``; a manifest's own output
-    is a DICOM folder when it ends in ``/`` or has no extension (as for ``upscale``)."""
-    jobs = listed_jobs(inputs, Path(out_dir), quiet, dicom_out, series)
+    is a DICOM folder when it ends in ``/`` or has no extension (as for ``upscale``). ``notes`` gets a line for
+    each set of one-slice series that look like one stack but are not (see :func:`listed_jobs`)."""
+    jobs = listed_jobs(inputs, Path(out_dir), quiet, dicom_out, series, notes)
     seen: dict[Path, Path] = {}
     for job in jobs:
         if job.output in seen:
@@ -69,16 +75,25 @@ def find_jobs(
     return jobs
 
 
-def find_scans(inputs: str, quiet: bool = False, series: SeriesFilter | None = None) -> list[ScanSource]:
+def find_scans(
+    inputs: str, quiet: bool = False, series: SeriesFilter | None = None, notes: list[str] | None = None
+) -> list[ScanSource]:
     """The scans INPUTS names, found as a cohort finds them, where nothing is written (``evaluate --scans``):
     two scans of one name in different folders are no clash here."""
-    return [job.source for job in listed_jobs(inputs, None, quiet, series=series)]
+    return [job.source for job in listed_jobs(inputs, None, quiet, series=series, notes=notes)]
 
 
 def listed_jobs(
-    inputs: str, out_dir: Path | None, quiet: bool = False, dicom_out: bool = False, series: SeriesFilter | None = None
+    inputs: str,
+    out_dir: Path | None,
+    quiet: bool = False,
+    dicom_out: bool = False,
+    series: SeriesFilter | None = None,
+    notes: list[str] | None = None,
 ) -> list[Job]:
-    """Every scan of INPUTS with its output under ``out_dir`` (``.`` and nothing left out when None)."""
+    """Every scan of INPUTS with its output under ``out_dir`` (``.`` and nothing left out when None). A cine stack
+    exported one series per slice is one scan (in one folder, or in sibling folders); where three or more parallel
+    one-slice series do not make one stack, ``notes`` says why."""
     root = Path(".") if out_dir is None else out_dir
     path = Path(inputs)
     if path.suffix == ".csv" and path.is_file():
@@ -92,8 +107,8 @@ def listed_jobs(
         if not matches:
             raise HeartSRError(f"{inputs}: no such folder or CSV manifest, and a glob matching nothing")
         scans = [(p, root / _output_name(Path(p.name))) for p in matches if _is_scan(p) and not _inside(p, out_dir)]
-    listed = _series_listed([scan for scan, _ in scans], quiet)
-    stacks = _stacks_across_folders(scans, listed)
+    listed = _series_listed([scan for scan, _ in scans], quiet, notes)
+    stacks = _stacks_across_folders(scans, listed, notes)
     jobs = [job for scan, output in scans for job in stacks.get(scan, _jobs_of(scan, output, listed.get(scan)))]
     if not jobs:
         raise HeartSRError(f"{inputs}: holds no NIfTI scan (.nii, .nii.gz) and no DICOM series")
@@ -112,19 +127,28 @@ def _as_dicom(job: Job) -> Job:
     return replace(job, output=job.output.with_name(name), dicom=True)
 
 
-def _series_listed(scans: list[Path], quiet: bool) -> dict[Path, list[SeriesEntry]]:
+def _series_listed(scans: list[Path], quiet: bool, notes: list[str] | None) -> dict[Path, list[SeriesEntry]]:
     """The image series of each DICOM folder among ``scans``, from their headers (a few folders at a time on
     threads: a network drive's latency overlaps); a bar when there are many."""
     folders = [scan for scan in scans if scan.is_dir()]
     listed = {}
     with progress_bar(len(folders), "list series", "folder", disable=quiet or len(folders) < LIST_BAR) as bar:
-        for folder, entries in zip(folders, ordered_map(folder_series, folders), strict=True):
+        for folder, (entries, lines) in zip(folders, ordered_map(_folder_series, folders), strict=True):
             listed[folder] = entries
+            if notes is not None:
+                notes += lines
             bar.update(1)
     return listed
 
 
-def _stacks_across_folders(scans: list, listed: dict[Path, list[SeriesEntry]]) -> dict[Path, list[Job]]:
+def _folder_series(folder: Path) -> tuple[list[SeriesEntry], list[str]]:
+    lines: list[str] = []
+    return folder_series(folder, lines), lines
+
+
+def _stacks_across_folders(
+    scans: list, listed: dict[Path, list[SeriesEntry]], notes: list[str] | None
+) -> dict[Path, list[Job]]:
     """Sibling folders each holding one series, one slice's (a cine stack exported one series per slice, each
     series in a folder of its own: ``study/sax_5/``, ``study/sax_6/``, ...), joined into one scan of their parent
     folder: for each folder so joined, its jobs instead of its own (the stack's job for the first, none for the
@@ -138,7 +162,10 @@ def _stacks_across_folders(scans: list, listed: dict[Path, list[SeriesEntry]]) -
     output_of = dict(scans)
     instead: dict[Path, list[Job]] = {}
     for parent, entries in siblings.items():
-        found = joined_entries(entries) if len(entries) > 1 else []
+        apart: list[str] = []
+        found = joined_entries(entries, apart) if len(entries) > 1 else []
+        if notes is not None:
+            notes += [f"{parent}: {line} (each in a folder of its own)" for line in apart]
         several = len({entry.patient for entry in found}) > 1  # several patients' series folders side by side
         for entry, label in zip(found, series_labels(found, several), strict=True):
             folders = sorted(folder_of[uid] for uid in entry.uids)

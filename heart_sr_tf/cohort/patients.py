@@ -27,7 +27,10 @@ def find_scan_patients(
     patients whose series share a PatientID are one patient (``P01+P07``, a line in ``notes``): one person's scans
     never straddle two splits. (One PatientID for every series, as some anonymisers leave, tells nothing and is not
     used.) When every scan lies flat in one folder, each its own patient by its file name, ``notes`` says so."""
-    jobs = listed_jobs(inputs, None, quiet, series=series)
+    apart: list[str] = []
+    jobs = listed_jobs(inputs, None, quiet, series=series, notes=apart)
+    if notes is not None:
+        notes += [f"note: {line}" for line in apart]
     where = {job.input: Path(os.path.abspath(job.input)) for job in jobs}  # links kept: a folder of links is a layout
     root = Path(os.path.commonpath([str(path.parent) for path in where.values()]))
     listed, by_file_name = [], 0

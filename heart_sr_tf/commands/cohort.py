@@ -46,7 +46,8 @@ def cohort(
                 f"{out_dir}: holds files and no {STATUS_NAME}: not a cohort's folder; give a new --out-dir"
             )
     picked = SeriesFilter(series_description)
-    jobs = find_jobs(inputs, out_dir, quiet, dicom_out, picked)
+    notes: list[str] = []
+    jobs = find_jobs(inputs, out_dir, quiet, dicom_out, picked, notes)
     if segmenter is not None and not measure:
         raise UsageError("--segmenter goes with --measure")
     measured_by = _check_measure(jobs, segmenter) if measure else None
@@ -83,6 +84,8 @@ def cohort(
     echo(f"cohort: {len(jobs)} scans from {inputs} -> {out_dir}, on {where}")
     if picked.aside:
         echo(f"cohort: {picked.line()}")
+    for line in notes:
+        echo(f"cohort: note: {line}")
     try:
         summary = run_cohort(jobs, options, out_dir, scheduler, workers, quiet)
     except KeyboardInterrupt:

@@ -144,9 +144,12 @@ def _on_scans(
     if segmenter is not None and degradation.kind == "through_plane":
         raise HeartSRError("--clinical: measures in-plane models (a through-plane model changes the slice count)")
     chosen = SeriesFilter(pattern)
-    found = find_scans(scans, quiet, chosen)
+    notes: list[str] = []
+    found = find_scans(scans, quiet, chosen, notes)
     if chosen.aside:
         warn(chosen.line())
+    for line in notes:
+        warn(f"note: {line}")
     checked = check_scans(found, NDIMS if segmenter is None else (3, 4), segmenter is not None)
     for line in checked.left_out:
         warn(f"left out: {line}")

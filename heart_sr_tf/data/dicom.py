@@ -179,14 +179,16 @@ def read_series(path: Path, series: int | str | None = None) -> DicomSeries:
     return _assemble(path, [image for g in groups.values() for image in g])
 
 
-def folder_series(folder: Path) -> list[SeriesEntry]:
+def folder_series(folder: Path, notes: list[str] | None = None) -> list[SeriesEntry]:
     """The image series among the files directly in ``folder`` (not below it), in SeriesNumber order (then
     PatientID), from their headers alone (no pixel data is read); series that are one stack, one per slice, are
-    one entry. Non-image objects (a DICOMDIR, reports) are no series."""
+    one entry (``notes`` says why parallel one-slice series there are not). Non-image objects (a DICOMDIR,
+    reports) are no series."""
     series: dict[str, list] = {}
     for _, ds in _headers(sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")))[0]:
         series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(ds)
     shapes = {uid: series_shape(headers) for uid, headers in series.items()}
+    apart: list[str] = []
     entries = [
         SeriesEntry(
             tuple(unit),
@@ -196,8 +198,10 @@ def folder_series(folder: Path) -> list[SeriesEntry]:
             sum(len(series[uid]) for uid in unit),
             shapes[unit[0]] if len(unit) == 1 else None,
         )
-        for unit in joined_units(shapes, {uid: _series_number(headers[0]) for uid, headers in series.items()})
+        for unit in joined_units(shapes, {uid: _series_number(headers[0]) for uid, headers in series.items()}, apart)
     ]
+    if notes is not None:
+        notes += [f"{folder}: {line}" for line in apart]
     return sorted(entries, key=lambda e: (e.number is None, e.number or 0, e.patient, e.description, e.uid))
 
 
@@ -261,15 +265,15 @@ def _listing(groups: dict[str, list]) -> str:
     """The image series of ``groups`` (SeriesInstanceUID -> its ``(file, header)``s) for an error line; series
     that are one stack, one per slice, as one item with the ``--series`` that reads it."""
     headers = {uid: [ds for _, ds in g] for uid, g in groups.items()}
-    parts = []
-    for unit in stack_units(headers):
+    parts, notes = [], []
+    for unit in stack_units(headers, notes):
         description = stack_description([headers[uid][0].get("SeriesDescription", "") for uid in unit])
         description = description or "no description"
         count = sum(len(headers[uid]) for uid in unit)
         numbers = series_numbers_text([_series_number(headers[uid][0]) for uid in unit])
         stack = f"a stack of {len(unit)} series, one per slice, --series {numbers}; " if len(unit) > 1 else ""
         parts.append(f"series {numbers} {description!r} ({stack}{count} images)")
-    return "; ".join(parts)
+    return "; ".join(parts + notes)
 
 
 def _vector(file: Path, ds, keyword: str, length: int) -> np.ndarray:
@@ -474,11 +478,12 @@ def _frames_of(file: Path, ds) -> list:
     return out
 
 
-def joined_entries(entries: list[SeriesEntry]) -> list[SeriesEntry]:
+def joined_entries(entries: list[SeriesEntry], notes: list[str] | None = None) -> list[SeriesEntry]:
     """Lone series listed apart (each in a folder of its own, as many exports keep a series) joined where they are
-    one stack, one series per slice: the stack's entry, in slice order; series that join nothing are left out."""
+    one stack, one series per slice: the stack's entry, in slice order; series that join nothing are left out
+    (``notes``: as :func:`~heart_sr_tf.data.dicom_stacks.joined_units`)."""
     lone = {e.uid: e for e in entries if len(e.uids) == 1 and e.shape is not None}
-    units = joined_units({uid: e.shape for uid, e in lone.items()}, {uid: e.number for uid, e in lone.items()})
+    units = joined_units({uid: e.shape for uid, e in lone.items()}, {uid: e.number for uid, e in lone.items()}, notes)
     return [
         SeriesEntry(
             tuple(unit),

@@ -18,17 +18,20 @@ import numpy as np
 from heart_sr_tf.data.dicom_geometry import ORIENTATION_TOLERANCE, POSITION_TOLERANCE, evenly_spaced, plane_of
 
 
-def stack_units(groups: dict[str, list]) -> list[list[str]]:
+def stack_units(groups: dict[str, list], notes: list[str] | None = None) -> list[list[str]]:
     """The folder's image series (``groups``: SeriesInstanceUID -> its headers) as units: each a list of UIDs,
     several for series joined into one stack (in slice order), one for a series on its own; in the order of
-    their first SeriesNumber."""
+    their first SeriesNumber (``notes``: as :func:`joined_units`)."""
     shapes = {uid: series_shape(headers) for uid, headers in groups.items()}
-    return joined_units(shapes, {uid: _number(headers[0]) for uid, headers in groups.items()})
+    return joined_units(shapes, {uid: _number(headers[0]) for uid, headers in groups.items()}, notes)
 
 
-def joined_units(shapes: dict[str, tuple | None], numbers: dict[str, int | None]) -> list[list[str]]:
+def joined_units(
+    shapes: dict[str, tuple | None], numbers: dict[str, int | None], notes: list[str] | None = None
+) -> list[list[str]]:
     """Series (UID -> :func:`series_shape`, and their SeriesNumbers) as units, as :func:`stack_units` gives them:
-    series found apart (in sibling folders) join as those of one folder do."""
+    series found apart (in sibling folders) join as those of one folder do. Three or more parallel series of one
+    slice each that join nothing get a line in ``notes`` saying why (a slice acquired twice, or one missing)."""
     clusters: list[list[str]] = []
     for uid, shape in shapes.items():
         if shape is None:
@@ -49,6 +52,8 @@ def joined_units(shapes: dict[str, tuple | None], numbers: dict[str, int | None]
                 families.setdefault(shapes[uid][4], []).append(uid)
             found = [(members, _stack_order(members, shapes)) for members in families.values()]
             joined.update({uid: order for members, order in found if order is not None for uid in members})
+            if notes is not None and all(order is None for _, order in found):
+                notes += [line for line in (_why_apart(cluster, shapes, numbers),) if line]
         else:
             joined.update({uid: order for uid in cluster})
     units, seen = [], set()
@@ -58,6 +63,27 @@ def joined_units(shapes: dict[str, tuple | None], numbers: dict[str, int | None]
             seen.update(unit)
             units.append(unit)
     return units
+
+
+def _why_apart(cluster: list[str], shapes: dict, numbers: dict) -> str | None:
+    """Why three or more parallel series of one slice each are no stack; None for other series."""
+    if len(cluster) < 3 or any(len(shapes[uid][3]) != 1 for uid in cluster):
+        return None
+    normal = shapes[cluster[0]][2]
+    at = sorted((float(shapes[uid][3][0] @ normal), uid) for uid in cluster)
+    name = {uid: "?" if numbers[uid] is None else str(numbers[uid]) for uid in cluster}
+    which = f"series {series_numbers_text([numbers[uid] for uid in cluster])} lie parallel, one slice each"
+    for (p, a), (q, b) in zip(at, at[1:], strict=False):
+        if q - p <= POSITION_TOLERANCE:
+            first, second = sorted((a, b), key=lambda uid: (numbers[uid] is None, numbers[uid] or 0))
+            reason = f"series {name[first]} and {name[second]} lie at one position (a slice acquired twice?)"
+            break
+    else:
+        gaps = np.diff([p for p, _ in at])
+        i = int(np.argmax(np.abs(gaps - np.median(gaps))))
+        reason = (f"{gaps[i]:.2f} mm between series {name[at[i][1]]} and {name[at[i + 1][1]]}, where the others "
+                  f"are {np.median(gaps):.2f} mm apart (a slice missing?)")  # fmt: skip
+    return f"{which}, but are no one stack: {reason}; each stays a scan of its own (--series joins chosen ones)"
 
 
 def _stack_order(cluster: list[str], shapes: dict) -> list[str] | None:
@@ -149,13 +175,18 @@ def picks_series(pick: tuple, uid: str, ds) -> bool:
 
 
 def series_numbers_text(numbers: list[int | None]) -> str:
-    """Series numbers for a line or a name: ``7``, ``5-16`` (a run), ``5,7,9``; ``?`` for a series without one."""
+    """Series numbers for a line or a name, runs of three or more as ranges: ``7``, ``5-16``, ``5-9,22``, ``5,7``
+    (which ``--series`` reads back); ``?`` for a series without one."""
     known = sorted(n for n in numbers if n is not None)
     if len(known) != len(numbers) or not known:
         return ",".join("?" if n is None else str(n) for n in numbers) or "?"
-    if len(known) > 2 and known == list(range(known[0], known[-1] + 1)):
-        return f"{known[0]}-{known[-1]}"
-    return ",".join(str(n) for n in known)
+    runs: list[list[int]] = []
+    for n in known:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ",".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ",".join(map(str, r)) for r in runs)
 
 
 def stack_description(descriptions: list[str]) -> str:
