@@ -3,9 +3,11 @@ which image series of a folder join into one stack, and how ``--series`` names s
 
 Series join when together they are one stack of parallel slices and nothing else: the same study, frame of
 reference and patient; the same orientation, pixel grid and spacing; the same number of images at each of their
-positions (the phases); classic single-frame images; positions that no two series share and that, together, are
-evenly spaced. A slice acquired twice (two series at one position) or a missing one (uneven spacing) leaves the
-series apart, each a scan of its own, since which to keep is the lab's call (``--series`` can still join them).
+positions (the phases); the same kind (ImageType ORIGINAL or DERIVED); classic single-frame images; positions
+that no two series share and that, together, are evenly spaced. Where two kinds of series share the positions
+(a cine beside a scanner's inline analysis of it), each SeriesDescription family is tried on its own. A slice
+acquired twice (two series at one position) or a missing one (uneven spacing) leaves the series apart, each a
+scan of its own, with a note saying why, since which to keep is the lab's call (``--series`` can join them).
 """
 
 from __future__ import annotations
