@@ -90,8 +90,9 @@ def test_beside_other_series_the_stack_is_one_scan_and_picked_by_its_numbers(tmp
 
 
 def test_series_that_are_not_one_clean_stack_stay_apart(tmp_path):
-    """A slice acquired twice (two series at one position) or a missing slice (uneven spacing): the series stay
-    scans of their own (which to keep is the lab's call); series with another phase count never join the rest."""
+    """A slice acquired twice (two series at one position), a missing slice (uneven spacing) or phase counts that
+    differ from slice to slice: the series stay scans of their own, with a note saying why (which to keep is the
+    lab's call); two parallel one-slice series join only when asked."""
     cine = Cine(_values((20, 16, 5, 3)))
     twice = tmp_path / "twice"
     _per_slice(twice, cine)
@@ -116,8 +117,18 @@ def test_series_that_are_not_one_clean_stack_stay_apart(tmp_path):
     _per_slice(phases, cine, slices=[0, 1])
     _per_slice(phases, Cine(_values((20, 16, 5, 2)), study_uid=cine.study_uid, frame_uid=cine.frame_uid),
                slices=[2, 3, 4], prefix="other")  # fmt: skip
-    # slices 0-1 with 3 phases, 2-4 with 2: two stacks, never one
-    assert [(e.numbers_text, e.files) for e in folder_series(phases)] == [("5,6", 6), ("7-9", 6)]
+    # slices 0-1 with 3 phases, 2-4 with 2 (phase counts set per breath-hold): no stack, and a note says why
+    notes = []
+    assert [(e.numbers_text, e.files) for e in folder_series(phases, notes)] == [(str(n), 3 if n < 7 else 2)
+                                                                                for n in range(5, 10)]  # fmt: skip
+    assert notes == [
+        f"{phases}: series 5-9 lie parallel, one slice each, but hold different numbers of phases (2, 3): each "
+        "stays a scan of its own (joining them would resample time)"
+    ]
+    two = tmp_path / "two"  # two parallel one-slice series are as likely two views as a stack: apart unless asked
+    _per_slice(two, cine, slices=[0, 1])
+    assert len(folder_series(two)) == 2
+    np.testing.assert_array_equal(read_series(two, "5,6").data, cine.values[:, :, :2])
 
 
 def test_a_stack_upscales_into_one_derived_series(tmp_path):

@@ -28,25 +28,17 @@ def stack_units(groups: dict[str, list], notes: list[str] | None = None) -> list
     return joined_units(shapes, {uid: _number(headers[0]) for uid, headers in groups.items()}, notes)
 
 
+PHASES = 6  # where a series' phase count sits in its shape's key
+
+
 def joined_units(
     shapes: dict[str, tuple | None], numbers: dict[str, int | None], notes: list[str] | None = None
 ) -> list[list[str]]:
     """Series (UID -> :func:`series_shape`, and their SeriesNumbers) as units, as :func:`stack_units` gives them:
     series found apart (in sibling folders) join as those of one folder do. Three or more parallel series of one
     slice each that join nothing get a line in ``notes`` saying why (a slice acquired twice, or one missing)."""
-    clusters: list[list[str]] = []
-    for uid, shape in shapes.items():
-        if shape is None:
-            continue
-        for cluster in clusters:
-            other = shapes[cluster[0]]
-            if other[0] == shape[0] and np.abs(other[1] - shape[1]).max() <= ORIENTATION_TOLERANCE:
-                cluster.append(uid)
-                break
-        else:
-            clusters.append([uid])
     joined = {}
-    for cluster in clusters:
+    for cluster in _parallel([uid for uid, shape in shapes.items() if shape is not None], shapes, lambda k: k):
         order = _stack_order(cluster, shapes)
         if order is None:  # series of two kinds at the same positions (a cine beside its inline analysis's
             families: dict[str, list[str]] = {}  # images): each kind by its description may be a stack
@@ -58,6 +50,20 @@ def joined_units(
                 notes += [line for line in (_why_apart(cluster, shapes, numbers),) if line]
         else:
             joined.update({uid: order for uid in cluster})
+    for order in {tuple(order) for order in joined.values()}:  # a parallel series of another phase count in or
+        if _interleaved(order, shapes):  # next to a stack's span: the stack is only some of a cine's slices
+            for uid in order:
+                joined.pop(uid)
+    if notes is not None:  # one-slice series that would be one stack but for their phase counts
+        lone = [uid for uid, shape in shapes.items() if shape is not None and uid not in joined and len(shape[3]) == 1]
+        for cluster in _parallel(lone, shapes, _without_phases):
+            counts = sorted({shapes[uid][0][PHASES] for uid in cluster})
+            if len(cluster) >= 3 and len(counts) > 1:
+                notes.append(
+                    f"series {series_numbers_text([numbers[uid] for uid in cluster])} lie parallel, one slice each, "
+                    f"but hold different numbers of phases ({', '.join(map(str, counts))}): each stays a scan of its "
+                    "own (joining them would resample time)"
+                )
     units, seen = [], set()
     for uid in sorted(shapes, key=lambda u: (numbers[u] is None, numbers[u] or 0, u)):
         if uid not in seen:
@@ -65,6 +71,43 @@ def joined_units(
             seen.update(unit)
             units.append(unit)
     return units
+
+
+def _without_phases(key: tuple) -> tuple:
+    return key[:PHASES] + key[PHASES + 1 :]
+
+
+def _interleaved(order: tuple, shapes: dict) -> bool:
+    """Whether a series parallel to the stack ``order`` (same study, grid and kind) but of another phase count
+    lies within the stack's span or next to it (within one and a half spacings): the stack's slices are then only
+    some of the cine's (one acquired with per-breath-hold phase counts)."""
+    first = shapes[order[0]]
+    normal = first[2]
+    along = sorted(float(p @ normal) for uid in order for p in shapes[uid][3])
+    reach = 1.5 * float(np.median(np.diff(along)))
+    low, high = along[0] - reach, along[-1] + reach
+    for uid, shape in shapes.items():
+        if shape is None or uid in order or _without_phases(shape[0]) != _without_phases(first[0]):
+            continue
+        if np.abs(shape[1] - first[1]).max() <= ORIENTATION_TOLERANCE and shape[0][PHASES] != first[0][PHASES]:
+            if any(low < float(p @ normal) < high for p in shape[3]):
+                return True
+    return False
+
+
+def _parallel(uids: list[str], shapes: dict, key_of) -> list[list[str]]:
+    """``uids`` grouped by ``key_of(their key)`` and orientation (within the tolerance)."""
+    clusters: list[list[str]] = []
+    for uid in uids:
+        for cluster in clusters:
+            other = shapes[cluster[0]]
+            if key_of(other[0]) == key_of(shapes[uid][0]):
+                if np.abs(other[1] - shapes[uid][1]).max() <= ORIENTATION_TOLERANCE:
+                    cluster.append(uid)
+                    break
+        else:
+            clusters.append([uid])
+    return clusters
 
 
 def _why_apart(cluster: list[str], shapes: dict, numbers: dict) -> str | None:
@@ -89,9 +132,9 @@ def _why_apart(cluster: list[str], shapes: dict, numbers: dict) -> str | None:
 
 
 def _stack_order(cluster: list[str], shapes: dict) -> list[str] | None:
-    """The series of ``cluster`` in slice order if they are one stack (at least two of them, no position shared,
+    """The series of ``cluster`` in slice order if they are one stack (at least three of them, no position shared,
     evenly spaced together), else None."""
-    if len(cluster) < 2:
+    if len(cluster) < 3:  # (two parallel slices are as likely two separate views: --series joins them if asked)
         return None
     normal = shapes[cluster[0]][2]
     positions = sorted((p @ normal, uid) for uid in cluster for p in shapes[uid][3])
@@ -130,7 +173,7 @@ def series_shape(headers: list) -> tuple | None:
         int(ds.get("Rows", 0)),
         int(ds.get("Columns", 0)),
         tuple(np.round(first.spacing, 4)),
-        len(positions[0]),  # images per position: the phases
+        len(positions[0]),  # images per position: the phases (at index PHASES)
         _image_kind(ds),
     )
     family = str(ds.get("SeriesDescription", "") or "").strip().rstrip("0123456789 _-.").lower()
