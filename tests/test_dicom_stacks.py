@@ -228,3 +228,45 @@ def test_a_manifest_row_names_a_stack_by_a_range_or_a_list(tmp_path):
     assert [job.output.name for job in jobs] == ["study_series-5-8.nii.gz", "study_series-5_6_7_8.nii.gz"]
     for job in jobs:
         np.testing.assert_array_equal(read_scan(job.source).data, cine.values)
+
+
+def test_zip_archives_of_dicom_files_are_scans(tmp_path):
+    """UK Biobank ships each participant's cines as a zip of DICOM files (one series per slice): the archive is a
+    scan, read as the folder it unpacks into (its stack joined), named without .zip in a cohort; an archive with
+    a member that would land outside its folder, or none of DICOM, is refused naming the archive."""
+    import zipfile
+
+    cine = Cine(_values((20, 16, 4, 2)))
+    _per_slice(tmp_path / "flat", cine)
+    write_localiser(tmp_path / "flat", cine.study_uid)
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    with zipfile.ZipFile(lab / "1000001_20209_2_0.zip", "w") as archive:
+        for file in sorted((tmp_path / "flat").iterdir()):
+            archive.write(file, f"dicom/{file.name}")
+        archive.writestr("manifest.csv", "filename,series\n")
+    with zipfile.ZipFile(lab / "1000002_20209_2_0.zip", "w") as archive:
+        for file in sorted((tmp_path / "flat").iterdir()):
+            if pydicom.dcmread(file, stop_before_pixels=True).SeriesNumber != 1:
+                archive.write(file, file.name)  # the stack alone, flat in the archive
+    jobs = listed_jobs(str(lab), tmp_path / "out", quiet=True)
+    assert [job.output.relative_to(tmp_path / "out").as_posix() for job in jobs] == [
+        "1000001_20209_2_0/series-1_localizer.nii.gz",
+        "1000001_20209_2_0/series-5-8_cine_retro_sax.nii.gz",
+        "1000002_20209_2_0.nii.gz",
+    ]
+    np.testing.assert_array_equal(read_scan(jobs[1].source).data, cine.values)
+    alone = read_scan(jobs[2].source)
+    np.testing.assert_array_equal(alone.data, cine.values)
+    assert alone.dicom.path == lab / "1000002_20209_2_0.zip"
+    with pytest.raises(DataError, match=r"1000001_20209_2_0.zip: 2 image series here"):
+        read_scan(lab / "1000001_20209_2_0.zip")
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as archive:
+        archive.writestr("../outside.dcm", b"x")
+    with pytest.raises(DataError, match=r"evil.zip: member '../outside.dcm' would land outside"):
+        read_scan(tmp_path / "evil.zip")
+    assert not (tmp_path / "outside.dcm").exists()
+    with zipfile.ZipFile(tmp_path / "notes.zip", "w") as archive:
+        archive.writestr("notes.txt", "no images")
+    with pytest.raises(DataError, match=r"notes.zip: holds no DICOM image"):
+        read_scan(tmp_path / "notes.zip")

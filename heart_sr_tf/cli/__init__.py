@@ -59,8 +59,9 @@ def phantoms(out: Path, patients: int, seed: int):
 @click.option(
     "--scans",
     metavar="PATH",
-    help="A lab's own scans instead of ACDC: a folder of NIfTI files and DICOM series (each series of a flat study "
-    "a scan), a glob, or a CSV manifest (input; optional patient, series). Full slices only, unless --heart-boxes "
+    help="A lab's own scans instead of ACDC: a folder of NIfTI files, DICOM series and zip archives of them (each "
+    "series of a flat study a scan; a stack exported one series per slice, one), a glob, or a CSV manifest (input; "
+    "optional patient, series). Full slices only, unless --heart-boxes "
     "(no labels).",
 )
 @click.option(
@@ -391,9 +392,9 @@ def export(**options):
 def upscale(**options):
     """Super-resolve every slice and frame of the scan IN into OUT, keeping its geometry.
 
-    IN is a NIfTI file or a DICOM series (its folder). OUT is a .nii/.nii.gz file, or a folder for a derived
-    DICOM series in the same study (DICOM input). In-plane by default; across the slices with --through-plane;
-    both with --through-plane --in-plane.
+    IN is a NIfTI file, a DICOM series (its folder), or a zip archive of one. OUT is a .nii/.nii.gz file, or a
+    folder for a derived DICOM series in the same study (DICOM input). In-plane by default; across the slices with
+    --through-plane; both with --through-plane --in-plane.
     """
     from heart_sr_tf.commands.upscale import upscale_scan
 
@@ -429,9 +430,10 @@ def upscale(**options):
 @backend_options(default_backend="auto", default_precision="auto")
 @click.option("--quiet", is_flag=True)
 def cohort(**options):
-    """Upscale every scan of INPUTS (a folder of NIfTI files and DICOM series, each series of a study exported flat
-    a scan of its own; a glob; or a CSV manifest with an input column and optional output, patient and series
-    columns) into --out-dir, on a Dask cluster; re-running resumes."""
+    """Upscale every scan of INPUTS (a folder of NIfTI files, DICOM series and zip archives of them, each series of a
+    study exported flat a scan of its own, a stack exported one series per slice one scan; a glob; or a CSV manifest
+    with an input column and optional output, patient and series columns) into --out-dir, on a Dask cluster;
+    re-running resumes."""
     from heart_sr_tf.commands.cohort import cohort as run
 
     sys.exit(run(**options, echo=click.echo, warn=warn))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from heart_sr_tf.cohort.series_filter import SeriesFilter
 from heart_sr_tf.data.dicom import SeriesEntry, folder_series, is_dicom, joined_entries
+from heart_sr_tf.data.dicom_zip import is_zip_export
 from heart_sr_tf.data.nifti import nifti_suffix
 from heart_sr_tf.data.scan import ScanSource
 from heart_sr_tf.data.threads import ordered_map
@@ -130,7 +131,7 @@ def _as_dicom(job: Job) -> Job:
 def _series_listed(scans: list[Path], quiet: bool, notes: list[str] | None) -> dict[Path, list[SeriesEntry]]:
     """The image series of each DICOM folder among ``scans``, from their headers (a few folders at a time on
     threads: a network drive's latency overlaps); a bar when there are many."""
-    folders = [scan for scan in scans if scan.is_dir()]
+    folders = [scan for scan in scans if scan.is_dir() or is_zip_export(scan)]
     listed = {}
     with progress_bar(len(folders), "list series", "folder", disable=quiet or len(folders) < LIST_BAR) as bar:
         for folder, (entries, lines) in zip(folders, ordered_map(_folder_series, folders), strict=True):
@@ -156,9 +157,9 @@ def _stacks_across_folders(
     siblings: dict[Path, list[SeriesEntry]] = {}
     for scan, _ in scans:
         entries = listed.get(scan)
-        if entries is not None and len(entries) == 1:
+        if entries is not None and len(entries) == 1 and scan.is_dir():  # (not archives: read as the folder is)
             siblings.setdefault(scan.parent, []).append(entries[0])
-    folder_of = {entries[0].uid: scan for scan, entries in listed.items() if len(entries) == 1}
+    folder_of = {entries[0].uid: scan for scan, entries in listed.items() if len(entries) == 1 and scan.is_dir()}
     output_of = dict(scans)
     instead: dict[Path, list[Job]] = {}
     for parent, entries in siblings.items():
@@ -231,7 +232,11 @@ def _inside(path: Path, folder: Path | None) -> bool:
 
 
 def _is_scan(path: Path) -> bool:
-    return (path.is_file() and nifti_suffix(path) is not None) or (path.is_dir() and _holds_dicom_files(path))
+    return (
+        (path.is_file() and nifti_suffix(path) is not None)
+        or (path.is_dir() and _holds_dicom_files(path))
+        or is_zip_export(path)
+    )
 
 
 def _holds_dicom_files(folder: Path) -> bool:
@@ -252,13 +257,22 @@ def _scans_under(root: Path, out_dir: Path | None) -> list[Path]:
     for folder in sorted([root, *(p for p in root.rglob("*") if p.is_dir() and kept(p))]):
         if folder != root and _holds_dicom_files(folder):
             scans.append(folder)
-        scans += sorted(p for p in folder.iterdir() if p.is_file() and nifti_suffix(p) is not None and kept(p))
+        scans += sorted(p for p in folder.iterdir() if kept(p) and (_is_file_scan(p)))
     return scans
 
 
+def _is_file_scan(path: Path) -> bool:
+    """A NIfTI file, or a zip archive of DICOM files (as UK Biobank ships cines)."""
+    return (path.is_file() and nifti_suffix(path) is not None) or is_zip_export(path)
+
+
 def _output_name(relative: Path) -> Path:
-    """A NIfTI result for every input: ``a/b.nii.gz`` -> ``a/b.nii.gz``, a DICOM folder ``a/s1`` -> ``a/s1.nii.gz``."""
-    return relative if nifti_suffix(relative) is not None else relative.with_name(relative.name + ".nii.gz")
+    """A NIfTI result for every input: ``a/b.nii.gz`` -> ``a/b.nii.gz``, a DICOM folder ``a/s1`` -> ``a/s1.nii.gz``,
+    a zip archive ``a/s2.zip`` -> ``a/s2.nii.gz``."""
+    if nifti_suffix(relative) is not None:
+        return relative
+    name = relative.stem if relative.suffix.lower() == ".zip" else relative.name
+    return relative.with_name(name + ".nii.gz")
 
 
 def _manifest(path: Path, out_dir: Path, dicom_out: bool = False) -> list[Job]:

@@ -22,7 +22,7 @@ naming the file (or folder) and the problem.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ from heart_sr_tf.data.dicom_stacks import (
     stack_description,
     stack_units,
 )
+from heart_sr_tf.data.dicom_zip import in_archive, is_zip_export, unpacked
 from heart_sr_tf.errors import DataError
 
 NOT_A_STACK = "not one stack of parallel slices"  # a series whose images lie in several planes (a localiser)
@@ -149,8 +150,12 @@ def read_series(path: Path, series: int | str | None = None) -> DicomSeries:
     """The cine series in folder (or single file) ``path``; ``series`` picks one: a SeriesNumber (an int, or a
     string of digits) or a SeriesInstanceUID (which stays unique where numbers repeat: a folder of several
     patients' studies); several, separated by commas, or a range of numbers (``5-16``), are read as one stack. A
-    folder whose series are all one stack, one series per slice, is read as that stack."""
+    folder whose series are all one stack, one series per slice, is read as that stack. A zip archive of DICOM
+    files is read as the folder it unpacks into."""
     path = Path(path)
+    if is_zip_export(path):
+        with unpacked(path) as folder:
+            return replace(read_series(folder, series), path=path)
     images = _image_headers(path)
     groups: dict[str, list] = {}
     for file, ds in images:
@@ -183,12 +188,30 @@ def folder_series(folder: Path, notes: list[str] | None = None) -> list[SeriesEn
     """The image series among the files directly in ``folder`` (not below it), in SeriesNumber order (then
     PatientID), from their headers alone (no pixel data is read); series that are one stack, one per slice, are
     one entry (``notes`` says why parallel one-slice series there are not). Non-image objects (a DICOMDIR,
-    reports) are no series."""
+    reports) are no series. A zip archive's series are those of all its files."""
+    if is_zip_export(folder):
+        with unpacked(folder) as inside:
+            lines: list[str] = []
+            found = _listed_series(sorted(p for p in inside.rglob("*") if p.is_file()), lines)
+        if notes is not None:
+            notes += [f"{folder}: {in_archive(line, inside)}" for line in lines]
+        return found
+    apart: list[str] = []
+    found = _listed_series(
+        sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")), apart
+    )
+    if notes is not None:
+        notes += [f"{folder}: {line}" for line in apart]
+    return found
+
+
+def _listed_series(files: list[Path], apart: list[str]) -> list[SeriesEntry]:
+    """The image series among ``files`` as :func:`folder_series` lists them; why parallel one-slice series do not
+    join, in ``apart``."""
     series: dict[str, list] = {}
-    for _, ds in _headers(sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")))[0]:
+    for _, ds in _headers(files)[0]:
         series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(ds)
     shapes = {uid: series_shape(headers) for uid, headers in series.items()}
-    apart: list[str] = []
     entries = [
         SeriesEntry(
             tuple(unit),
@@ -200,8 +223,6 @@ def folder_series(folder: Path, notes: list[str] | None = None) -> list[SeriesEn
         )
         for unit in joined_units(shapes, {uid: _series_number(headers[0]) for uid, headers in series.items()}, apart)
     ]
-    if notes is not None:
-        notes += [f"{folder}: {line}" for line in apart]
     return sorted(entries, key=lambda e: (e.number is None, e.number or 0, e.patient, e.description, e.uid))
 
 

@@ -21,6 +21,7 @@ import nibabel as nib
 import numpy as np
 
 from heart_sr_tf.data.dicom import DicomSeries, is_dicom, read_series
+from heart_sr_tf.data.dicom_zip import is_zip_export
 from heart_sr_tf.data.nifti import check_volume, load_nifti
 from heart_sr_tf.errors import DataError
 
@@ -107,7 +108,7 @@ def read_scan(
     its input's: across slices, its voxels may be near-isotropic). Errors name the series too."""
     source = as_source(path)
     path, series = source.path, source.series if series is None else series
-    if path.exists() and is_dicom(path):
+    if path.exists() and (is_dicom(path) or is_zip_export(path)):
         try:
             dicom = read_series(path, series)
         except DataError as exc:
