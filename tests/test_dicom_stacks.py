@@ -125,6 +125,13 @@ def test_series_that_are_not_one_clean_stack_stay_apart(tmp_path):
         f"{phases}: series 5-9 lie parallel, one slice each, but hold different numbers of phases (2, 3): each "
         "stays a scan of its own (joining them would resample time)"
     ]
+    # a one-slice series of another phase count at one of the stack's own positions (a real-time cine of that
+    # slice) is another acquisition: the stack still joins
+    real_time = tmp_path / "real_time"
+    _per_slice(real_time, cine)
+    _per_slice(real_time, Cine(_values((20, 16, 5, 6)), study_uid=cine.study_uid, frame_uid=cine.frame_uid),
+               first_number=30, slices=[2], prefix="rt")  # fmt: skip
+    assert [e.numbers_text for e in folder_series(real_time)] == ["5-9", "32"]
     two = tmp_path / "two"  # two parallel one-slice series are as likely two views as a stack: apart unless asked
     _per_slice(two, cine, slices=[0, 1])
     assert len(folder_series(two)) == 2

@@ -79,8 +79,9 @@ def _without_phases(key: tuple) -> tuple:
 
 def _interleaved(order: tuple, shapes: dict) -> bool:
     """Whether a series parallel to the stack ``order`` (same study, grid and kind) but of another phase count
-    lies within the stack's span or next to it (within one and a half spacings): the stack's slices are then only
-    some of the cine's (one acquired with per-breath-hold phase counts)."""
+    lies within the stack's span or next to it (within one and a half spacings), at a position none of the stack's
+    slices holds: the stack's slices are then only some of the cine's (one acquired with per-breath-hold phase
+    counts). One at a slice's own position is another acquisition there (a real-time cine of one slice)."""
     first = shapes[order[0]]
     normal = first[2]
     along = sorted(float(p @ normal) for uid in order for p in shapes[uid][3])
@@ -90,8 +91,10 @@ def _interleaved(order: tuple, shapes: dict) -> bool:
         if shape is None or uid in order or _without_phases(shape[0]) != _without_phases(first[0]):
             continue
         if np.abs(shape[1] - first[1]).max() <= ORIENTATION_TOLERANCE and shape[0][PHASES] != first[0][PHASES]:
-            if any(low < float(p @ normal) < high for p in shape[3]):
-                return True
+            for p in shape[3]:
+                at = float(p @ normal)
+                if low < at < high and min(abs(at - q) for q in along) > POSITION_TOLERANCE:
+                    return True
     return False
 
 
