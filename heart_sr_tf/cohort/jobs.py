@@ -232,11 +232,7 @@ def _inside(path: Path, folder: Path | None) -> bool:
 
 
 def _is_scan(path: Path) -> bool:
-    return (
-        (path.is_file() and nifti_suffix(path) is not None)
-        or (path.is_dir() and _holds_dicom_files(path))
-        or is_zip_export(path)
-    )
+    return _is_file_scan(path) or (path.is_dir() and _holds_dicom_files(path))
 
 
 def _holds_dicom_files(folder: Path) -> bool:
@@ -257,7 +253,7 @@ def _scans_under(root: Path, out_dir: Path | None) -> list[Path]:
     for folder in sorted([root, *(p for p in root.rglob("*") if p.is_dir() and kept(p))]):
         if folder != root and _holds_dicom_files(folder):
             scans.append(folder)
-        scans += sorted(p for p in folder.iterdir() if kept(p) and (_is_file_scan(p)))
+        scans += sorted(p for p in folder.iterdir() if kept(p) and _is_file_scan(p))
     return scans
 
 

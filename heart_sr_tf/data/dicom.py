@@ -32,6 +32,7 @@ from heart_sr_tf.data.dicom_stacks import (
     joined_units,
     parse_pick,
     picks_series,
+    series_number,
     series_numbers_text,
     series_shape,
     stack_description,
@@ -59,7 +60,7 @@ class DicomSeries:
     @property
     def series_numbers(self) -> str:
         """Its SeriesNumber (``7``), or those of the series a stack joins (``5-16``)."""
-        return series_numbers_text([_series_number(ds) for ds in self._series_firsts()])
+        return series_numbers_text([series_number(ds) for ds in self._series_firsts()])
 
     @property
     def description(self) -> str:
@@ -215,13 +216,13 @@ def _listed_series(files: list[Path], apart: list[str]) -> list[SeriesEntry]:
     entries = [
         SeriesEntry(
             tuple(unit),
-            tuple(_series_number(series[uid][0]) for uid in unit),
+            tuple(series_number(series[uid][0]) for uid in unit),
             stack_description([series[uid][0].get("SeriesDescription", "") for uid in unit]),
             str(series[unit[0]][0].get("PatientID", "") or "").strip(),
             sum(len(series[uid]) for uid in unit),
             shapes[unit[0]] if len(unit) == 1 else None,
         )
-        for unit in joined_units(shapes, {uid: _series_number(headers[0]) for uid, headers in series.items()}, apart)
+        for unit in joined_units(shapes, {uid: series_number(headers[0]) for uid, headers in series.items()}, apart)
     ]
     return sorted(entries, key=lambda e: (e.number is None, e.number or 0, e.patient, e.description, e.uid))
 
@@ -277,11 +278,6 @@ def _kind(ds) -> str:
     return f"a {getattr(sop, 'name', None) or 'non-image object'}"
 
 
-def _series_number(ds) -> int | None:
-    value = ds.get("SeriesNumber")
-    return int(value) if value not in (None, "") else None
-
-
 def _listing(groups: dict[str, list]) -> str:
     """The image series of ``groups`` (SeriesInstanceUID -> its ``(file, header)``s) for an error line; series
     that are one stack, one per slice, as one item with the ``--series`` that reads it."""
@@ -291,7 +287,7 @@ def _listing(groups: dict[str, list]) -> str:
         description = stack_description([headers[uid][0].get("SeriesDescription", "") for uid in unit])
         description = description or "no description"
         count = sum(len(headers[uid]) for uid in unit)
-        numbers = series_numbers_text([_series_number(headers[uid][0]) for uid in unit])
+        numbers = series_numbers_text([series_number(headers[uid][0]) for uid in unit])
         stack = f"a stack of {len(unit)} series, one per slice, --series {numbers}; " if len(unit) > 1 else ""
         parts.append(f"series {numbers} {description!r} ({stack}{count} images)")
     return "; ".join(parts + notes)

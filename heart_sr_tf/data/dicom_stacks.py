@@ -25,10 +25,11 @@ def stack_units(groups: dict[str, list], notes: list[str] | None = None) -> list
     several for series joined into one stack (in slice order), one for a series on its own; in the order of
     their first SeriesNumber (``notes``: as :func:`joined_units`)."""
     shapes = {uid: series_shape(headers) for uid, headers in groups.items()}
-    return joined_units(shapes, {uid: _number(headers[0]) for uid, headers in groups.items()}, notes)
+    return joined_units(shapes, {uid: series_number(headers[0]) for uid, headers in groups.items()}, notes)
 
 
 PHASES = 6  # where a series' phase count sits in its shape's key
+SLICE_SUFFIX = "0123456789 _-."  # what ends a per-slice SeriesDescription (cine_sax_3): its family is the rest
 
 
 def joined_units(
@@ -179,7 +180,7 @@ def series_shape(headers: list) -> tuple | None:
         len(positions[0]),  # images per position: the phases (at index PHASES)
         _image_kind(ds),
     )
-    family = str(ds.get("SeriesDescription", "") or "").strip().rstrip("0123456789 _-.").lower()
+    family = str(ds.get("SeriesDescription", "") or "").strip().rstrip(SLICE_SUFFIX).lower()
     return key, first.orientation, normal, [group[0] for group in positions], family
 
 
@@ -190,7 +191,8 @@ def _image_kind(ds) -> str:
     return str(first).split("\\")[0].strip().upper()
 
 
-def _number(ds) -> int | None:
+def series_number(ds) -> int | None:
+    """A header's SeriesNumber, None where it has none."""
     value = ds.get("SeriesNumber")
     return int(value) if value not in (None, "") else None
 
@@ -214,7 +216,7 @@ def parse_pick(series: int | str) -> list[tuple]:
 
 def picks_series(pick: tuple, uid: str, ds) -> bool:
     """Whether ``pick`` (from :func:`parse_pick`) names the series ``uid``, whose first header is ``ds``."""
-    number = _number(ds)
+    number = series_number(ds)
     if pick[0] == "uid":
         return uid == pick[1]
     if pick[0] == "number":
@@ -243,5 +245,5 @@ def stack_description(descriptions: list[str]) -> str:
     texts = [str(d or "").strip() for d in descriptions]
     if len(set(texts)) <= 1:
         return texts[0] if texts else ""
-    shared = os.path.commonprefix(texts).rstrip("0123456789 _-.")
+    shared = os.path.commonprefix(texts).rstrip(SLICE_SUFFIX)
     return shared or texts[0]

@@ -32,6 +32,8 @@ def unpacked(path: Path) -> Iterator[Path]:
             with zipfile.ZipFile(path) as archive:
                 for member in archive.infolist():
                     target = (folder / member.filename).resolve()
+                    if target == folder:  # ("./", an archive's own folder)
+                        continue
                     if folder not in target.parents:
                         raise DataError(path, f"member {member.filename!r} would land outside the archive's folder")
                     if member.is_dir():
