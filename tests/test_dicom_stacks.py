@@ -11,6 +11,7 @@ from dicom_series import Cine, write_cine, write_localiser
 from pydicom.uid import generate_uid
 
 from heart_sr_tf.cohort.jobs import listed_jobs
+from heart_sr_tf.cohort.series_filter import SeriesFilter
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.dicom import folder_series, read_series
 from heart_sr_tf.data.scan import read_scan
@@ -102,7 +103,8 @@ def test_series_that_are_not_one_clean_stack_stay_apart(tmp_path):
     assert len(folder_series(twice, notes)) == 6
     assert notes == [
         f"{twice}: series 5-9,22 lie parallel, one slice each, but are no one stack: series 7 and 22 lie at "
-        "one position (a slice acquired twice?); each stays a scan of its own (--series joins chosen ones)"
+        "one position (a slice acquired twice?); each stays a scan of its own (--series 5,6,8,9,22 joins them, "
+        "each slice from its latest series, as --repeated-slices latest does wherever a slice was acquired again)"
     ]
     with pytest.raises(DataError, match=r"6 image series here.*series 7 and 22 lie at one position"):
         read_series(twice)
@@ -136,6 +138,85 @@ def test_series_that_are_not_one_clean_stack_stay_apart(tmp_path):
     _per_slice(two, cine, slices=[0, 1])
     assert len(folder_series(two)) == 2
     np.testing.assert_array_equal(read_series(two, "5,6").data, cine.values[:, :, :2])
+
+
+def _reacquired(folder: Path, cine: Cine, slice_: int, number: int) -> np.ndarray:
+    """``cine`` written one series per slice into ``folder`` with slice ``slice_`` acquired again as series
+    ``number`` (other values); the cine as the later acquisition gives it."""
+    _per_slice(folder, cine)
+    again = Cine(_values(cine.values.shape, 2), study_uid=cine.study_uid, frame_uid=cine.frame_uid)
+    _per_slice(folder, again, first_number=number - slice_, slices=[slice_], prefix="again")
+    later = cine.values.copy()
+    later[:, :, slice_] = again.values[:, :, slice_]
+    return later
+
+
+def _set_times(folder: Path, times: dict[int, str]) -> None:
+    """AcquisitionDate/Time of every image of the series numbered as ``times``' keys."""
+    for file in folder.iterdir():
+        ds = pydicom.dcmread(file)
+        if int(ds.SeriesNumber) in times:
+            ds.AcquisitionDate, ds.AcquisitionTime = "20260105", times[int(ds.SeriesNumber)]
+            ds.save_as(file)
+
+
+def test_repeated_slices_latest_takes_a_slice_acquired_again_from_its_later_series(tmp_path):
+    """A slice acquired again (a breath-hold repeated): by default the series stay apart and the note gives the
+    ``--series`` that joins the later acquisition; ``--repeated-slices latest`` joins them so, leaving the earlier
+    series out of every scan, named. Acquisition times decide before series numbers; a stack in folders of its own
+    is joined the same way, and the earlier series' folder gives no scan."""
+    cine = Cine(_values((20, 16, 5, 3)))
+    twice = tmp_path / "twice"
+    later = _reacquired(twice, cine, 2, 22)
+    notes: list[str] = []
+    (entry,) = folder_series(twice, notes, latest=True)
+    assert entry.numbers == (5, 6, 22, 8, 9) and entry.files == 15
+    assert notes == [
+        f"{twice}: series 7 left out: its slice was acquired again later, in series 22, which the stack of series "
+        "5,6,8,9,22 takes (--repeated-slices latest)"
+    ]
+    np.testing.assert_array_equal(read_series(twice, entry.uid).data, later)
+    np.testing.assert_array_equal(read_series(twice, "5,6,8,9,22").data, later)  # the note's pick, by hand
+    notes = []
+    jobs = listed_jobs(str(twice), tmp_path / "out", notes=notes, series=SeriesFilter(latest=True))
+    assert [job.output.name for job in jobs] == ["twice.nii.gz"] and len(notes) == 1
+    np.testing.assert_array_equal(read_scan(jobs[0].source).data, later)
+    assert len(listed_jobs(str(twice), tmp_path / "out")) == 6  # by default: apart
+
+    timed = tmp_path / "timed"  # series 22 acquired before series 7 (renumbered later, say): 7 is the latest
+    _reacquired(timed, cine, 2, 22)
+    _set_times(timed, {5: "101000", 6: "101100", 7: "101500.5", 8: "101600", 9: "101700", 22: "100000"})
+    notes = []
+    (entry,) = folder_series(timed, notes, latest=True)
+    assert entry.numbers == (5, 6, 7, 8, 9)
+    assert notes[0].startswith(f"{timed}: series 22 left out: its slice was acquired again later, in series 7")
+    np.testing.assert_array_equal(read_series(timed, entry.uid).data, cine.values)
+
+    export = tmp_path / "export"  # each series in a folder of its own
+    for file in sorted(twice.iterdir()):
+        ds = pydicom.dcmread(file, stop_before_pixels=True)
+        folder = export / "study" / f"sax_{ds.SeriesNumber}"
+        folder.mkdir(parents=True, exist_ok=True)
+        file.rename(folder / file.name)
+    notes = []
+    jobs = listed_jobs(str(export), tmp_path / "out", notes=notes, series=SeriesFilter(latest=True))
+    assert [job.output.relative_to(tmp_path / "out").as_posix() for job in jobs] == [
+        "study/series-5_6_8_9_22_cine_retro_sax.nii.gz"
+    ]
+    assert notes == [
+        f"{export / 'study'}: series 7 left out: its slice was acquired again later, in series 22, which the stack "
+        "of series 5,6,8,9,22 takes (--repeated-slices latest) (each in a folder of its own)"
+    ]
+    np.testing.assert_array_equal(read_scan(jobs[0].source).data, later)
+    assert len(listed_jobs(str(export), tmp_path / "out")) == 6
+    missing = tmp_path / "missing"  # a slice acquired twice and another missing: no stack either way
+    _reacquired(missing, cine, 2, 22)
+    for file in list(missing.iterdir()):
+        if int(pydicom.dcmread(file, stop_before_pixels=True).SeriesNumber) == 8:
+            file.unlink()
+    notes = []
+    assert len(folder_series(missing, notes, latest=True)) == 5
+    assert "series 7 and 22 lie at one position" in notes[0] and "--series 5" not in notes[0]
 
 
 def test_a_stack_upscales_into_one_derived_series(tmp_path):

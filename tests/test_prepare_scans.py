@@ -190,6 +190,8 @@ def test_cli_prepare_scans_refusals_and_clinical_refused_before_scoring(lab_scan
     both = run_cli("prepare", "--scans", str(lab_scans), "--acdc-dir", str(lab_scans))
     assert both.returncode == 2 and "--scans and --acdc-dir" in both.stderr and "Traceback" not in both.stderr
     acdc_boxes = run_cli("prepare", "--acdc-dir", str(lab_scans), "--heart-boxes")
+    repeats = run_cli("prepare", "--acdc-dir", str(lab_scans), "--repeated-slices", "latest")
+    assert repeats.returncode == 2 and "error: --repeated-slices latest: picks series among --scans" in repeats.stderr
     assert acdc_boxes.returncode == 2 and "--heart-boxes: draws the heart boxes of --scans" in acdc_boxes.stderr
     no_segmenter = run_cli(
         "prepare", "--scans", str(lab_scans), "--heart-boxes", str(tmp_path / "none"), "--data-dir", str(tmp_path / "n")

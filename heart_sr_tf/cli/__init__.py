@@ -19,7 +19,7 @@ from heart_sr_tf.cli.options import (  # noqa: E402
     RESUME,
     backend_options,
     data_options,
-    series_description_option,
+    series_options,
     train_options,
 )
 from heart_sr_tf.inference.hardware import QUANTIZE_PRESETS  # noqa: E402
@@ -74,10 +74,9 @@ def phantoms(out: Path, patients: int, seed: int):
     help="With --scans: draw each scan's heart box from a segmenter's segmentation of every frame (the shipped "
     "one when no SEGMENTER is given), so heart-box stages and metrics work.",
 )
-@series_description_option
+@series_options
 def prepare(
-    acdc_dir, data_dir, seed: int, strict: bool, force: bool, scans: str | None, heart_boxes: str | None,
-    series_description: str | None,
+    acdc_dir, data_dir, seed: int, strict: bool, force: bool, scans: str | None, heart_boxes: str | None, series,
 ):  # fmt: skip
     """Build the acdc_sr TFDS dataset (full slices and heart boxes) from ACDC_DIR, or from a lab's own scans."""
     from heart_sr_tf.commands.data import prepare_dataset
@@ -85,7 +84,7 @@ def prepare(
     heart = Path(heart_boxes) if heart_boxes is not None else None
     prepare_dataset(
         acdc_dir, data_dir, seed, strict, force, click.echo, warn, scans=scans, heart_boxes=heart,
-        series_description=series_description,
+        series=series,
     )  # fmt: skip
 
 
@@ -226,7 +225,7 @@ def sweep_srgan_command(strategy, vgg_weights, quiet, lrs, name, **options):
     help="Score on your own scans instead of ACDC: a NIfTI file, a DICOM series, a folder of them, a glob or a CSV "
     "manifest (as cohort reads them). Every slice of every frame on the protocol grid is the HR image.",
 )
-@series_description_option
+@series_options
 @click.option(
     "--step",
     type=click.IntRange(min=1),
@@ -420,7 +419,7 @@ def upscale(**options):
     "--out-dir/measurements.csv: ED, ES, volumes, ejection fractions, myocardial mass, wall thickness.",
 )
 @click.option("--segmenter", type=click.Path(path_type=Path), help="The exported segmenter for --measure.")
-@series_description_option
+@series_options
 @click.option(
     "--dicom-out",
     is_flag=True,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
 import click
 
+from heart_sr_tf.cohort.series_filter import SeriesFilter
 from heart_sr_tf.inference.hardware import BACKENDS, PRECISIONS
 
 BACKEND_OPTIONS = {  # option -> (choices, help)
@@ -39,13 +41,33 @@ def backend_options(default_backend: str, default_precision: str):
 
 FOLDER = click.Path(file_okay=False, path_type=Path)
 
-series_description_option = click.option(
-    "--series-description",
-    metavar="PATTERN",
-    help="Of the DICOM series found in folders, only those whose SeriesDescription matches this shell pattern, in "
-    "any case (e.g. '*sax*': the short-axis cines of a study's export, not its localisers or long-axis views); "
-    "NIfTI files and a manifest's rows are kept.",
-)
+
+def series_options(command):
+    """``--series-description`` and ``--repeated-slices``: which of the DICOM series found in folders a command
+    takes, passed on as one ``series`` (a :class:`SeriesFilter`; None when neither option is given)."""
+
+    @functools.wraps(command)
+    def call(*args, series_description=None, repeated_slices="apart", **options):
+        asked = series_description is not None or repeated_slices != "apart"
+        series = SeriesFilter(series_description, latest=repeated_slices == "latest") if asked else None
+        return command(*args, series=series, **options)
+
+    call = click.option(
+        "--repeated-slices",
+        type=click.Choice(["apart", "latest"]),
+        default="apart",
+        show_default=True,
+        help="A cine stack exported one series per slice in which a slice was acquired again: apart leaves its "
+        "series apart, each a scan of its own, with a note naming them; latest takes each such slice from the "
+        "series acquired last (by acquisition time, else series number) and leaves the earlier out, named.",
+    )(call)
+    return click.option(
+        "--series-description",
+        metavar="PATTERN",
+        help="Of the DICOM series found in folders, only those whose SeriesDescription matches this shell pattern, "
+        "in any case (e.g. '*sax*': the short-axis cines of a study's export, not its localisers or long-axis "
+        "views); NIfTI files and a manifest's rows are kept.",
+    )(call)
 
 
 class _Positive(click.ParamType):

@@ -7,6 +7,7 @@ import glob
 import os
 import re
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from heart_sr_tf.cohort.series_filter import SeriesFilter
@@ -108,9 +109,10 @@ def listed_jobs(
         if not matches:
             raise HeartSRError(f"{inputs}: no such folder or CSV manifest, and a glob matching nothing")
         scans = [(p, root / _output_name(Path(p.name))) for p in matches if _is_scan(p) and not _inside(p, out_dir)]
-    listed = _series_listed([scan for scan, _ in scans], quiet, notes)
-    stacks = _stacks_across_folders(scans, listed, notes)
-    jobs = [job for scan, output in scans for job in stacks.get(scan, _jobs_of(scan, output, listed.get(scan)))]
+    latest = series is not None and series.latest
+    listed = _series_listed([scan for scan, _ in scans], quiet, notes, latest)
+    stacks = _stacks_across_folders(scans, listed, notes, latest)
+    jobs = [job for scan, output in scans for job in stacks.get(scan, _jobs_of(scan, output, listed.get(scan), latest))]
     if not jobs:
         raise HeartSRError(f"{inputs}: holds no NIfTI scan (.nii, .nii.gz) and no DICOM series")
     if series is not None:
@@ -128,13 +130,17 @@ def _as_dicom(job: Job) -> Job:
     return replace(job, output=job.output.with_name(name), dicom=True)
 
 
-def _series_listed(scans: list[Path], quiet: bool, notes: list[str] | None) -> dict[Path, list[SeriesEntry]]:
+def _series_listed(
+    scans: list[Path], quiet: bool, notes: list[str] | None, latest: bool = False
+) -> dict[Path, list[SeriesEntry]]:
     """The image series of each DICOM folder among ``scans``, from their headers (a few folders at a time on
-    threads: a network drive's latency overlaps); a bar when there are many."""
+    threads: a network drive's latency overlaps); a bar when there are many (``latest``: as
+    :func:`~heart_sr_tf.data.dicom.folder_series`)."""
     folders = [scan for scan in scans if scan.is_dir() or is_zip_export(scan)]
     listed = {}
     with progress_bar(len(folders), "list series", "folder", disable=quiet or len(folders) < LIST_BAR) as bar:
-        for folder, (entries, lines) in zip(folders, ordered_map(_folder_series, folders), strict=True):
+        found = ordered_map(partial(_folder_series, latest=latest), folders)
+        for folder, (entries, lines) in zip(folders, found, strict=True):
             listed[folder] = entries
             if notes is not None:
                 notes += lines
@@ -142,18 +148,19 @@ def _series_listed(scans: list[Path], quiet: bool, notes: list[str] | None) -> d
     return listed
 
 
-def _folder_series(folder: Path) -> tuple[list[SeriesEntry], list[str]]:
+def _folder_series(folder: Path, latest: bool = False) -> tuple[list[SeriesEntry], list[str]]:
     lines: list[str] = []
-    return folder_series(folder, lines), lines
+    return folder_series(folder, lines, latest), lines
 
 
 def _stacks_across_folders(
-    scans: list, listed: dict[Path, list[SeriesEntry]], notes: list[str] | None
+    scans: list, listed: dict[Path, list[SeriesEntry]], notes: list[str] | None, latest: bool = False
 ) -> dict[Path, list[Job]]:
     """Sibling folders each holding one series, one slice's (a cine stack exported one series per slice, each
-    series in a folder of its own: ``study/sax_5/``, ``study/sax_6/``, ...), joined into one scan of their parent
-    folder: for each folder so joined, its jobs instead of its own (the stack's job for the first, none for the
-    others); the stack is written beside what its folders' results would have been."""
+        series in a folder of its own: ``study/sax_5/``, ``study/sax_6/``, ...), joined into one scan of their parent
+        folder: for each folder so joined, its jobs instead of its own (the stack's job for the first, none for the
+        others); the stack is written beside what its folders' results would have been. With ``latest``, the folder of
+    a slice acquired again later, in a series the stack takes, has no job either."""
     siblings: dict[Path, list[SeriesEntry]] = {}
     for scan, _ in scans:
         entries = listed.get(scan)
@@ -164,7 +171,8 @@ def _stacks_across_folders(
     instead: dict[Path, list[Job]] = {}
     for parent, entries in siblings.items():
         apart: list[str] = []
-        found = joined_entries(entries, apart) if len(entries) > 1 else []
+        found, left_out = joined_entries(entries, apart, latest) if len(entries) > 1 else ([], set())
+        instead.update({folder_of[uid]: [] for uid in left_out})
         if notes is not None:
             notes += [f"{parent}: {line} (each in a folder of its own)" for line in apart]
         several = len({entry.patient for entry in found}) > 1  # several patients' series folders side by side
@@ -178,12 +186,17 @@ def _stacks_across_folders(
     return instead
 
 
-def _jobs_of(scan: Path, output: Path, entries: list[SeriesEntry] | None) -> list[Job]:
+def _jobs_of(scan: Path, output: Path, entries: list[SeriesEntry] | None, latest: bool = False) -> list[Job]:
     """A NIfTI file's job; a DICOM folder's (its ``entries``): one, or one per image series when it holds several
     (each written into a folder named as ``output`` without its extension); none when it holds no image (a
-    DICOMDIR)."""
+    DICOMDIR). With ``latest``, a folder's one stack names its series: the folder may hold one left out of it (a
+    slice acquired again)."""
     if entries is None:
         return [Job(scan, output)]
+    if len(entries) == 1 and latest and len(entries[0].uids) > 1:
+        (label,) = series_labels(entries)
+        entry = entries[0]
+        return [Job(scan, output, None, entry.uid, label, description=entry.description, patient_id=entry.patient)]
     if len(entries) <= 1:
         return [Job(scan, output, description=entries[0].description, patient_id=entries[0].patient)] if entries else []
     folder = output.with_name(output.name[: -len(nifti_suffix(output))])

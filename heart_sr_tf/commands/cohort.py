@@ -12,7 +12,7 @@ from heart_sr_tf.errors import HeartSRError, UsageError
 def cohort(
     inputs: str, out_dir: Path, model, through_plane, through_plane_model, in_plane, backend, precision, batch_size,
     workers, scheduler, quiet, echo: Echo, measure: bool = False, segmenter=None, warn: Echo | None = None,
-    dicom_out: bool = False, series_description: str | None = None,
+    dicom_out: bool = False, series=None,
 ) -> int:  # fmt: skip
     """Run the cohort; the exit status: 0 when every scan is done, 1 when some failed."""
     try:
@@ -45,7 +45,7 @@ def cohort(
             raise HeartSRError(
                 f"{out_dir}: holds files and no {STATUS_NAME}: not a cohort's folder; give a new --out-dir"
             )
-    picked = SeriesFilter(series_description)
+    picked = series or SeriesFilter()
     notes: list[str] = []
     jobs = find_jobs(inputs, out_dir, quiet, dicom_out, picked, notes)
     if segmenter is not None and not measure:
@@ -107,7 +107,7 @@ def cohort(
         (warn or echo)(f"left out: {line}")
     for error in summary.failed:
         echo(f"failed: {error}")
-    if any(NOT_A_STACK in error for error in summary.failed) and series_description is None:
+    if any(NOT_A_STACK in error for error in summary.failed) and picked.pattern is None:
         echo("cohort: a series that is no stack of parallel slices fails; --series-description '*sax*' (say) takes "
              "only the series to upscale")  # fmt: skip
     return 1 if summary.failed else 0

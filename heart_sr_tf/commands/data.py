@@ -25,18 +25,16 @@ def prepare_dataset(
     warn,
     scans=None,
     heart_boxes: Path | None = None,
-    series_description: str | None = None,
+    series=None,
 ):
     """Build the acdc_sr dataset from ``acdc_dir`` (default: the phantoms), or from a lab's own ``scans`` (their
     heart boxes drawn by the segmenter ``heart_boxes``, if given), and print what it holds."""
     if heart_boxes is not None and scans is None:
         raise HeartSRError("--heart-boxes: draws the heart boxes of --scans; ACDC's come from its labels")
-    if series_description is not None and scans is None:
-        raise HeartSRError("--series-description: picks series among --scans")
+    if series is not None and scans is None:
+        raise HeartSRError(f"{series.options()}: picks series among --scans")
     if scans is not None:
-        report = _prepare_scans(
-            scans, acdc_dir, data_dir, seed, strict, force, echo, heart_boxes, series_description, warn
-        )
+        report = _prepare_scans(scans, acdc_dir, data_dir, seed, strict, force, echo, heart_boxes, series, warn)
     else:
         report = prepare(acdc_dir or phantom_dir(), data_dir, seed=seed, strict=strict, force=force)
     echo(f"dataset: {report.data_dir}")
@@ -66,7 +64,7 @@ def prepare_dataset(
 
 
 def _prepare_scans(
-    scans: str, acdc_dir, data_dir, seed: int, strict: bool, force: bool, echo, heart_boxes, series_description, warn
+    scans: str, acdc_dir, data_dir, seed: int, strict: bool, force: bool, echo, heart_boxes, series, warn
 ):  # fmt: skip
     from heart_sr_tf.cohort.patients import find_scan_patients
     from heart_sr_tf.cohort.series_filter import SeriesFilter
@@ -74,7 +72,7 @@ def _prepare_scans(
 
     if acdc_dir is not None:
         raise HeartSRError("--scans and --acdc-dir: give one source of the dataset")
-    chosen = SeriesFilter(series_description)
+    chosen = series or SeriesFilter()
     notes: list[str] = []
     listed = find_scan_patients(scans, series=chosen, notes=notes)
     if chosen.aside:

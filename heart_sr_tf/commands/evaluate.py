@@ -23,7 +23,7 @@ def evaluate_model(
     model, acdc_dir, data_dir, split, roi, degradation, data_consistency, out, limit, n_figures,
     backend, precision, quiet, echo: Echo, warn: Echo, clinical: bool = False, segmenter=(), cine_dirs=(),
     patients=None, self_ensemble: bool = False, acquisition_ladder: bool = False, scans: str | None = None,
-    step: int | None = None, series_description: str | None = None,
+    step: int | None = None, series=None,
 ):  # fmt: skip
     from heart_sr_tf.data.pipeline import num_slices
     from heart_sr_tf.evaluation.acquisition_ladder import ladder_factors
@@ -39,8 +39,8 @@ def evaluate_model(
         "--cine-dir": cine_dirs,
         "--acquisition-ladder": acquisition_ladder,
     }
-    if series_description is not None and scans is None:
-        raise HeartSRError("--series-description: picks series among --scans")
+    if series is not None and scans is None:
+        raise HeartSRError(f"{series.options()}: picks series among --scans")
     if scans is not None and any(given.values()):
         raise HeartSRError(f"--scans: scores the scans given; drop {', '.join(k for k, v in given.items() if v)}")
     if scans is not None and len(segmenter) > 1:
@@ -66,7 +66,7 @@ def evaluate_model(
     if scans is not None:
         out = out or default_out(model, "scans", predictor.run is not None, step)
         segmenter = segmenters[0] if segmenters else None
-        _on_scans(predictor, scans, chosen, limit, out, quiet, echo, warn, segmenter, series_description)
+        _on_scans(predictor, scans, chosen, limit, out, quiet, echo, warn, segmenter, series)
         return
     run = predictor.run
     if run is not None and acdc_dir is None and data_dir is None:
@@ -131,7 +131,7 @@ def _echo_tables(result, degradation, echo: Echo) -> None:
 
 
 def _on_scans(
-    predictor, scans: str, degradation, limit, out, quiet, echo: Echo, warn: Echo, segmenter=None, pattern=None
+    predictor, scans: str, degradation, limit, out, quiet, echo: Echo, warn: Echo, segmenter=None, series=None
 ) -> None:
     """``--scans``: the model on a lab's own scans, next to the degradation's baselines (no ACDC, no labels); with
     a ``segmenter`` (``--clinical``), also their segmentations and measurements against full resolution's."""
@@ -143,7 +143,7 @@ def _on_scans(
 
     if segmenter is not None and degradation.kind == "through_plane":
         raise HeartSRError("--clinical: measures in-plane models (a through-plane model changes the slice count)")
-    chosen = SeriesFilter(pattern)
+    chosen = series or SeriesFilter()
     notes: list[str] = []
     found = find_scans(scans, quiet, chosen, notes)
     if chosen.aside:

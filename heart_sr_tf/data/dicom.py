@@ -185,28 +185,29 @@ def read_series(path: Path, series: int | str | None = None) -> DicomSeries:
     return _assemble(path, [image for g in groups.values() for image in g])
 
 
-def folder_series(folder: Path, notes: list[str] | None = None) -> list[SeriesEntry]:
+def folder_series(folder: Path, notes: list[str] | None = None, latest: bool = False) -> list[SeriesEntry]:
     """The image series among the files directly in ``folder`` (not below it), in SeriesNumber order (then
     PatientID), from their headers alone (no pixel data is read); series that are one stack, one per slice, are
-    one entry (``notes`` says why parallel one-slice series there are not). Non-image objects (a DICOMDIR,
-    reports) are no series. A zip archive's series are those of all its files."""
+    one entry (``notes`` says why parallel one-slice series there are not; with ``latest``, a slice acquired
+    twice is taken from its later series and the earlier is no entry: ``notes`` names it). Non-image objects (a
+    DICOMDIR, reports) are no series. A zip archive's series are those of all its files."""
     if is_zip_export(folder):
         with unpacked(folder) as inside:
             lines: list[str] = []
-            found = _listed_series(sorted(p for p in inside.rglob("*") if p.is_file()), lines)
+            found = _listed_series(sorted(p for p in inside.rglob("*") if p.is_file()), lines, latest)
         if notes is not None:
             notes += [f"{folder}: {in_archive(line, inside)}" for line in lines]
         return found
     apart: list[str] = []
     found = _listed_series(
-        sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")), apart
+        sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")), apart, latest
     )
     if notes is not None:
         notes += [f"{folder}: {line}" for line in apart]
     return found
 
 
-def _listed_series(files: list[Path], apart: list[str]) -> list[SeriesEntry]:
+def _listed_series(files: list[Path], apart: list[str], latest: bool = False) -> list[SeriesEntry]:
     """The image series among ``files`` as :func:`folder_series` lists them; why parallel one-slice series do not
     join, in ``apart``."""
     series: dict[str, list] = {}
@@ -222,7 +223,9 @@ def _listed_series(files: list[Path], apart: list[str]) -> list[SeriesEntry]:
             sum(len(series[uid]) for uid in unit),
             shapes[unit[0]] if len(unit) == 1 else None,
         )
-        for unit in joined_units(shapes, {uid: series_number(headers[0]) for uid, headers in series.items()}, apart)
+        for unit in joined_units(
+            shapes, {uid: series_number(headers[0]) for uid, headers in series.items()}, apart, latest
+        )
     ]
     return sorted(entries, key=lambda e: (e.number is None, e.number or 0, e.patient, e.description, e.uid))
 
@@ -495,13 +498,19 @@ def _frames_of(file: Path, ds) -> list:
     return out
 
 
-def joined_entries(entries: list[SeriesEntry], notes: list[str] | None = None) -> list[SeriesEntry]:
+def joined_entries(
+    entries: list[SeriesEntry], notes: list[str] | None = None, latest: bool = False
+) -> tuple[list[SeriesEntry], set[str]]:
     """Lone series listed apart (each in a folder of its own, as many exports keep a series) joined where they are
-    one stack, one series per slice: the stack's entry, in slice order; series that join nothing are left out
-    (``notes``: as :func:`~heart_sr_tf.data.dicom_stacks.joined_units`)."""
+    one stack, one series per slice: the stack's entry, in slice order (series that join nothing are not
+    returned); and the UIDs of the series left out of every scan, each a slice acquired again later in a series
+    that a stack takes (``notes`` and ``latest``: as :func:`~heart_sr_tf.data.dicom_stacks.joined_units`)."""
     lone = {e.uid: e for e in entries if len(e.uids) == 1 and e.shape is not None}
-    units = joined_units({uid: e.shape for uid, e in lone.items()}, {uid: e.number for uid, e in lone.items()}, notes)
-    return [
+    units = joined_units(
+        {uid: e.shape for uid, e in lone.items()}, {uid: e.number for uid, e in lone.items()}, notes, latest
+    )
+    left_out = set(lone) - {uid for unit in units for uid in unit}
+    stacks = [
         SeriesEntry(
             tuple(unit),
             tuple(lone[uid].number for uid in unit),
@@ -512,3 +521,4 @@ def joined_entries(entries: list[SeriesEntry], notes: list[str] | None = None) -
         for unit in units
         if len(unit) > 1
     ]
+    return stacks, left_out

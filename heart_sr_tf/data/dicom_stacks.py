@@ -7,7 +7,9 @@ positions (the phases); the same kind (ImageType ORIGINAL or DERIVED); classic s
 that no two series share and that, together, are evenly spaced. Where two kinds of series share the positions
 (a cine beside a scanner's inline analysis of it), each SeriesDescription family is tried on its own. A slice
 acquired twice (two series at one position) or a missing one (uneven spacing) leaves the series apart, each a
-scan of its own, with a note saying why, since which to keep is the lab's call (``--series`` can join them).
+scan of its own, with a note saying why, since which to keep is the lab's call: ``--series`` joins chosen ones,
+and ``latest`` (``--repeated-slices latest``) keeps, at each position acquired more than once, the series acquired
+last (by its acquisition, else series, date and time; else the higher SeriesNumber), leaving the earlier out.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ import numpy as np
 from heart_sr_tf.data.dicom_geometry import ORIENTATION_TOLERANCE, POSITION_TOLERANCE, evenly_spaced, plane_of
 
 
-def stack_units(groups: dict[str, list], notes: list[str] | None = None) -> list[list[str]]:
+def stack_units(groups: dict[str, list], notes: list[str] | None = None, latest: bool = False) -> list[list[str]]:
     """The folder's image series (``groups``: SeriesInstanceUID -> its headers) as units: each a list of UIDs,
     several for series joined into one stack (in slice order), one for a series on its own; in the order of
-    their first SeriesNumber (``notes``: as :func:`joined_units`)."""
+    their first SeriesNumber (``notes`` and ``latest``: as :func:`joined_units`)."""
     shapes = {uid: series_shape(headers) for uid, headers in groups.items()}
-    return joined_units(shapes, {uid: series_number(headers[0]) for uid, headers in groups.items()}, notes)
+    return joined_units(shapes, {uid: series_number(headers[0]) for uid, headers in groups.items()}, notes, latest)
 
 
 PHASES = 6  # where a series' phase count sits in its shape's key
@@ -33,28 +35,46 @@ SLICE_SUFFIX = "0123456789 _-."  # what ends a per-slice SeriesDescription (cine
 
 
 def joined_units(
-    shapes: dict[str, tuple | None], numbers: dict[str, int | None], notes: list[str] | None = None
+    shapes: dict[str, tuple | None],
+    numbers: dict[str, int | None],
+    notes: list[str] | None = None,
+    latest: bool = False,
 ) -> list[list[str]]:
     """Series (UID -> :func:`series_shape`, and their SeriesNumbers) as units, as :func:`stack_units` gives them:
     series found apart (in sibling folders) join as those of one folder do. Three or more parallel series of one
-    slice each that join nothing get a line in ``notes`` saying why (a slice acquired twice, or one missing)."""
-    joined = {}
+    slice each that join nothing get a line in ``notes`` saying why (a slice acquired twice, or one missing).
+    With ``latest``, a slice acquired twice is taken from its later series where the rest is then one stack: the
+    earlier series is no unit at all, and ``notes`` names it."""
+    joined, dropped = {}, {}
     for cluster in _parallel([uid for uid, shape in shapes.items() if shape is not None], shapes, lambda k: k):
-        order = _stack_order(cluster, shapes)
+        order, aside = _stack_of(cluster, shapes, numbers, latest)
         if order is None:  # series of two kinds at the same positions (a cine beside its inline analysis's
             families: dict[str, list[str]] = {}  # images): each kind by its description may be a stack
             for uid in cluster:
                 families.setdefault(shapes[uid][4], []).append(uid)
-            found = [(members, _stack_order(members, shapes)) for members in families.values()]
-            joined.update({uid: order for members, order in found if order is not None for uid in members})
-            if notes is not None and all(order is None for _, order in found):
+            found = [_stack_of(members, shapes, numbers, latest) for members in families.values()]
+            for order, aside in found:
+                if order is not None:
+                    joined.update({uid: order for uid in order})
+                    dropped[tuple(order)] = aside
+            if notes is not None and all(order is None for order, _ in found):
                 notes += [line for line in (_why_apart(cluster, shapes, numbers),) if line]
         else:
-            joined.update({uid: order for uid in cluster})
+            joined.update({uid: order for uid in order})
+            dropped[tuple(order)] = aside
     for order in {tuple(order) for order in joined.values()}:  # a parallel series of another phase count in or
         if _interleaved(order, shapes):  # next to a stack's span: the stack is only some of a cine's slices
             for uid in order:
                 joined.pop(uid)
+            dropped.pop(order)
+    left_out = {uid: (order, again) for order, aside in dropped.items() for uid, again in aside}
+    if notes is not None:
+        for uid, (order, again) in sorted(left_out.items(), key=lambda item: (numbers[item[0]] or 0, item[0])):
+            notes.append(
+                f"series {_number_text(numbers, uid)} left out: its slice was acquired again later, in series "
+                f"{_number_text(numbers, again)}, which the stack of series "
+                f"{series_numbers_text([numbers[u] for u in order])} takes (--repeated-slices latest)"
+            )
     if notes is not None:  # one-slice series that would be one stack but for their phase counts
         lone = [uid for uid, shape in shapes.items() if shape is not None and uid not in joined and len(shape[3]) == 1]
         for cluster in _parallel(lone, shapes, _without_phases):
@@ -65,13 +85,83 @@ def joined_units(
                     f"but hold different numbers of phases ({', '.join(map(str, counts))}): each stays a scan of its "
                     "own (joining them would resample time)"
                 )
-    units, seen = [], set()
+    units, seen = [], set(left_out)
     for uid in sorted(shapes, key=lambda u: (numbers[u] is None, numbers[u] or 0, u)):
         if uid not in seen:
             unit = joined.get(uid, [uid])
             seen.update(unit)
             units.append(unit)
     return units
+
+
+def _number_text(numbers: dict, uid: str) -> str:
+    return "?" if numbers[uid] is None else str(numbers[uid])
+
+
+def _stack_of(members: list[str], shapes: dict, numbers: dict, latest: bool) -> tuple[list[str] | None, list]:
+    """``members`` in slice order if they are one stack (:func:`_stack_order`), with nothing left out; with
+    ``latest``, else the stack they make once each slice acquired more than once is taken from its later series
+    alone, and ``(series left out, the series that took its slice)`` for each series set aside; else None."""
+    order = _stack_order(members, shapes)
+    if order is not None or not latest:
+        return order, []
+    kept, aside = _latest_only(members, shapes, numbers)
+    order = _stack_order(kept, shapes) if aside else None
+    return (order, aside) if order is not None else (None, [])
+
+
+def _latest_only(members: list[str], shapes: dict, numbers: dict) -> tuple[list[str], list[tuple[str, str]]]:
+    """``members`` with, at each position that several one-slice series hold, only the one acquired last (by
+    :func:`acquired` where all of them have it and it differs, else by SeriesNumber where those differ), and each
+    series set aside with the one kept; nothing set aside where any of the series holds several slices or the
+    latest cannot be told."""
+    if any(len(shapes[uid][3]) != 1 for uid in members):
+        return members, []
+    normal = shapes[members[0]][2]
+    at = sorted(members, key=lambda uid: float(shapes[uid][3][0] @ normal))
+    groups: list[list[str]] = []
+    for uid in at:
+        here = float(shapes[uid][3][0] @ normal)
+        if groups and here - float(shapes[groups[-1][0]][3][0] @ normal) <= POSITION_TOLERANCE:
+            groups[-1].append(uid)
+        else:
+            groups.append([uid])
+    kept, aside = [], []
+    for group in groups:
+        if len(group) > 1:
+            last = _last_acquired(group, shapes, numbers)
+            if last is None:
+                return members, []
+            aside += [(uid, last) for uid in group if uid != last]
+            group = [last]
+        kept += group
+    return kept, aside
+
+
+def _last_acquired(group: list[str], shapes: dict, numbers: dict) -> str | None:
+    """The series of ``group`` acquired last, or None when that cannot be told (times and numbers missing or
+    tied)."""
+    for key in (lambda uid: shapes[uid][5], lambda uid: numbers[uid]):
+        values = [key(uid) for uid in group]
+        if all(v not in (None, "") for v in values):
+            ranked = sorted(zip(values, group, strict=True))
+            if ranked[-1][0] != ranked[-2][0]:
+                return ranked[-1][1]
+    return None
+
+
+def acquired(ds) -> str:
+    """When an image was acquired, as a string that sorts in time: AcquisitionDateTime, else AcquisitionDate and
+    AcquisitionTime, else SeriesDate and SeriesTime (``YYYYMMDDHHMMSS.FFFFFF``, the time alone where no date is
+    given); "" where none is given."""
+    value = str(ds.get("AcquisitionDateTime", "") or "").strip()
+    if value:
+        return value.split("+")[0].split("-")[0]  # (a UTC offset dropped: one scanner's series share it)
+    for date, time in (("AcquisitionDate", "AcquisitionTime"), ("SeriesDate", "SeriesTime")):
+        clock = str(ds.get(time, "") or "").strip().replace(":", "")
+        if clock:
+            return str(ds.get(date, "") or "").strip().replace(".", "") + clock
+    return ""
 
 
 def _without_phases(key: tuple) -> tuple:
@@ -126,6 +216,13 @@ def _why_apart(cluster: list[str], shapes: dict, numbers: dict) -> str | None:
         if q - p <= POSITION_TOLERANCE:
             first, second = sorted((a, b), key=lambda uid: (numbers[uid] is None, numbers[uid] or 0))
             reason = f"series {name[first]} and {name[second]} lie at one position (a slice acquired twice?)"
+            order, _ = _stack_of(cluster, shapes, numbers, latest=True)
+            if order is not None and all(numbers[uid] is not None for uid in order):
+                return (
+                    f"{which}, but are no one stack: {reason}; each stays a scan of its own (--series "
+                    f"{series_numbers_text([numbers[uid] for uid in order])} joins them, each slice from its latest "
+                    "series, as --repeated-slices latest does wherever a slice was acquired again)"
+                )
             break
     else:
         gaps = np.diff([p for p, _ in at])
@@ -181,7 +278,7 @@ def series_shape(headers: list) -> tuple | None:
         _image_kind(ds),
     )
     family = str(ds.get("SeriesDescription", "") or "").strip().rstrip(SLICE_SUFFIX).lower()
-    return key, first.orientation, normal, [group[0] for group in positions], family
+    return key, first.orientation, normal, [group[0] for group in positions], family, acquired(ds)
 
 
 def _image_kind(ds) -> str:
