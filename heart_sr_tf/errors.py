@@ -15,6 +15,11 @@ class DataError(HeartSRError):
         super().__init__(f"{path}: {problem}")
 
 
+class NoCine(DataError):
+    """An image, but no cine to super-resolve: a localiser's several planes, or the phase (or real or imaginary)
+    part of the signal. A cohort leaves such a scan out instead of failing it."""
+
+
 class ConfigError(HeartSRError):
     """A configuration file or option is invalid."""
 

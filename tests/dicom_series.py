@@ -108,9 +108,10 @@ def _header(cine: Cine, series_uid: str) -> Dataset:
     return ds
 
 
-def write_enhanced(path: Path, cine: Cine, shared_geometry: bool = True) -> Path:
+def write_enhanced(path: Path, cine: Cine, shared_geometry: bool = True, component=None) -> Path:
     """The same cine as ONE enhanced MR multi-frame file (frames in shuffled order): each frame's position and
-    trigger delay in its per-frame functional groups; orientation, spacing and rescale shared (or per frame)."""
+    trigger delay in its per-frame functional groups; orientation, spacing and rescale shared (or per frame);
+    ``component(z, t)``, if given, each frame's ComplexImageComponent (MR Image Frame Type)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     x, y, depth, phases = cine.values.shape
     ds = _header(cine, generate_uid())
@@ -139,6 +140,9 @@ def write_enhanced(path: Path, cine: Cine, shared_geometry: bool = True) -> Path
         groups.FrameContentSequence = [Dataset()]
         groups.FrameContentSequence[0].InStackPositionNumber = z + 1
         groups.FrameContentSequence[0].TemporalPositionIndex = t + 1
+        if component is not None:
+            groups.MRImageFrameTypeSequence = [Dataset()]
+            groups.MRImageFrameTypeSequence[0].ComplexImageComponent = component(z, t)
         frames.append(groups)
         values = np.round((cine.values[:, :, z, t] - cine.intercept) / cine.slope).astype(np.uint16)
         stored.append(np.ascontiguousarray(values.T))

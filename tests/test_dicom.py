@@ -265,3 +265,59 @@ def test_an_enhanced_input_is_written_back_as_a_classic_derived_series(tmp_path)
     first = pydicom.dcmread(files[0])
     assert str(first.SOPClassUID) == "1.2.840.10008.5.1.4.1.1.4" and "NumberOfFrames" not in first
     np.testing.assert_allclose(back.affine[:3, :2], series.affine[:3, :2] / 2, atol=1e-6)
+
+
+def _ge_image_type(kind: int):
+    def edit(z, t, ds):
+        ds.Manufacturer = "GE MEDICAL SYSTEMS"
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "OTHER"]
+        ds.private_block(0x0043, "GEMS_PARM_01", create=True).add_new(0x2F, "SS", kind)
+
+    return edit
+
+
+def test_phase_real_and_imaginary_images_are_no_cine_to_upscale(tmp_path):
+    """A flow study's phase (velocity) images, or the real or imaginary part of the signal, are refused as no cine
+    (:class:`NoCine`, which a cohort leaves out), as each vendor marks them: ImageType's P / R / I (Siemens,
+    Philips), ComplexImageComponent (an enhanced file's frames), GE's private image type; a series mixing
+    magnitude and phase images (Philips writes both into one) too. Magnitude images, however marked, are read."""
+    from heart_sr_tf.cohort.task import LEFT_OUT, upscale_task
+    from heart_sr_tf.errors import NoCine
+
+    values = np.random.default_rng(0).integers(0, 400, (12, 10, 3, 2)).astype(np.float32) * 2.0 - 10.0
+    cine = Cine(values)
+
+    def image_type(kind, only=None):
+        def edit(z, t, ds):
+            if only is None or (z, t) == only:
+                ds.ImageType = ["ORIGINAL", "PRIMARY", kind, "ND"]
+
+        return edit
+
+    cases = {
+        "siemens_p": (write_cine, {"edit": image_type("P")}, "a phase image (ImageType ORIGINAL\\PRIMARY\\P\\ND)"),
+        "real": (write_cine, {"edit": image_type("R")}, "a real image (ImageType ORIGINAL\\PRIMARY\\R\\ND)"),
+        "imaginary": (write_cine, {"edit": image_type("IMAGINARY")}, "an imaginary image"),
+        "mixed": (write_cine, {"edit": image_type("P", only=(1, 1))}, "(1 of its 6 images)"),
+        "ge": (write_cine, {"edit": _ge_image_type(1)}, "a phase image (GE's private image type 1)"),
+        "enhanced": (write_enhanced, {"component": lambda z, t: "PHASE"}, "(ComplexImageComponent PHASE)"),
+    }
+    for name, (write, options, expected) in cases.items():
+        where = tmp_path / name if write is write_cine else tmp_path / name / "cine.dcm"
+        write(where, cine, **options)
+        with pytest.raises(NoCine) as error:
+            read_series(tmp_path / name)
+        assert expected in str(error.value), name
+        assert "give the magnitude series" in str(error.value)
+        result = upscale_task(
+            tmp_path / name, str(tmp_path / f"{name}.nii.gz"), {"backend": "openvino", "through_plane": False}
+        )
+        assert result["status"] == LEFT_OUT and expected in result["error"], name
+        assert not (tmp_path / f"{name}.nii.gz").exists()
+    for name, write, options in (
+        ("ge_magnitude", write_cine, {"edit": _ge_image_type(0)}),
+        ("enhanced_magnitude", write_enhanced, {"component": lambda z, t: "MAGNITUDE"}),
+        ("magnitude", write_cine, {"edit": image_type("M")}),
+    ):
+        write(tmp_path / name if write is write_cine else tmp_path / name / "cine.dcm", cine, **options)
+        np.testing.assert_allclose(read_series(tmp_path / name).data, values)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 _ONE_AT_A_TIME = threading.Lock()  # a worker with several threads shares its predictors, which are not thread-safe
 # (an OpenVINO infer request serves one call at a time): its scans run one after another, each using every core
-LEFT_OUT = "left out"  # a scan's status when it is none to upscale: this tool's own result, a localiser
+LEFT_OUT = "left out"  # a scan's status when it is none to upscale: this tool's own result, a localiser, phase
+# images
 _PREDICTORS: dict = {}  # per worker process: (kind, model, backend, precision) -> predictor or through-plane step
 
 
@@ -51,10 +52,9 @@ def upscale_task(scan, output: str, options: dict) -> dict:
                     warnings += [f"{output}: {line}" for line in found]
         return {"status": "done", "seconds": time.perf_counter() - start, "warnings": warnings}
     except Exception as exc:  # one bad scan is a row in the status file, never the end of the cohort
-        from heart_sr_tf.data.dicom import SEVERAL_PLANES
-        from heart_sr_tf.errors import HeartSRError
+        from heart_sr_tf.errors import HeartSRError, NoCine
 
-        if isinstance(exc, HeartSRError) and str(exc).endswith(SEVERAL_PLANES):  # a localiser: no cine to upscale
+        if isinstance(exc, NoCine):  # a localiser, phase images: no cine to upscale
             line = f"{str(exc).splitlines()[0][:300]}: not upscaled"
             return {"status": LEFT_OUT, "seconds": time.perf_counter() - start, "error": line}
 

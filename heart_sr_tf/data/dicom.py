@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from heart_sr_tf.data.dicom_component import image_component
 from heart_sr_tf.data.dicom_geometry import ORIENTATION_TOLERANCE, POSITION_TOLERANCE, SPACING_TOLERANCE
 from heart_sr_tf.data.dicom_stacks import (
     joined_units,
@@ -39,10 +40,9 @@ from heart_sr_tf.data.dicom_stacks import (
     stack_units,
 )
 from heart_sr_tf.data.dicom_zip import in_archive, is_zip_export, unpacked
-from heart_sr_tf.errors import DataError
+from heart_sr_tf.errors import DataError, NoCine
 
 NOT_A_STACK = "not one stack of parallel slices"  # a series whose images lie in several planes (a localiser)
-SEVERAL_PLANES = "a localiser's planes"  # ... planes this far apart or more: no cine stack at all
 LOCALISER_ANGLE = 30.0  # degrees between two images' planes from which a series is a localiser, not a tilted stack
 
 
@@ -296,6 +296,20 @@ def _listing(groups: dict[str, list]) -> str:
     return "; ".join(parts + notes)
 
 
+def _check_magnitude(members: list) -> None:
+    """Refuses (:class:`NoCine`) a series any of whose images holds the phase, real or imaginary part of the signal
+    (:mod:`~heart_sr_tf.data.dicom_component`): a flow study's velocities are no cine to super-resolve."""
+    found = [(file, ds, kind) for file, ds in members if (kind := image_component(ds)) is not None]
+    if found:
+        file, _, (component, where) = found[0]
+        share = "" if len(found) == len(members) else f" ({len(found)} of its {len(members)} images)"
+        article = "an" if component == "IMAGINARY" else "a"
+        raise NoCine(
+            file, f"{article} {component.lower()} image ({where}){share}: the models super-resolve magnitude cine, "
+            "and its values would come out changed; give the magnitude series"
+        )  # fmt: skip
+
+
 def _vector(file: Path, ds, keyword: str, length: int) -> np.ndarray:
     value = ds.get(keyword)
     try:
@@ -308,6 +322,7 @@ def _vector(file: Path, ds, keyword: str, length: int) -> np.ndarray:
 
 
 def _assemble(path: Path, members: list) -> DicomSeries:
+    _check_magnitude(members)
     file0, ds0 = members[0]
     orientation = _vector(file0, ds0, "ImageOrientationPatient", 6)
     spacing = _vector(file0, ds0, "PixelSpacing", 2)
@@ -330,8 +345,8 @@ def _assemble(path: Path, members: list) -> DicomSeries:
             cosine = abs(float(np.cross(other[:3], other[3:]) @ normal)) / max(np.linalg.norm(normal), 1e-9)
             angle = float(np.degrees(np.arccos(np.clip(cosine, 0.0, 1.0))))
             if angle >= LOCALISER_ANGLE:
-                raise DataError(file, f"its plane lies {angle:.0f} degrees from {file0.name}'s: {NOT_A_STACK}, "
-                                f"{SEVERAL_PLANES}")  # fmt: skip
+                raise NoCine(file, f"its plane lies {angle:.0f} degrees from {file0.name}'s: {NOT_A_STACK}, "
+                             "a localiser's planes")  # fmt: skip
             raise DataError(file, f"its orientation differs from {file0.name}'s: {NOT_A_STACK}")
         if np.abs(_vector(file, ds, "PixelSpacing", 2) - spacing).max() > 1e-4:
             raise DataError(file, f"its PixelSpacing differs from {file0.name}'s")
@@ -493,6 +508,9 @@ def _frames_of(file: Path, ds) -> list:
                     setattr(frame, keyword, items[0][attribute].value)
                     break
         frame.InstanceNumber = index + 1
+        kinds = [place.get("MRImageFrameTypeSequence") for place in (groups, shared) if place is not None]
+        kind = next((items[0].get("ComplexImageComponent") for items in kinds if items), None)
+        frame.heart_sr_component = kind  # (the frame's part of the signal: magnitude, phase...)
         frame.heart_sr_frame, frame.heart_sr_frames = index, count
         out.append((file, frame))
     return out

@@ -115,7 +115,7 @@ def read_scan(
             if source.series is None:
                 raise
             problem = str(exc).removeprefix(f"{path}: ")  # named once: the folder, and which series of it
-            raise DataError(source, problem) from None
+            raise type(exc)(source, problem) from None  # (a subclass kept: NoCine)
         data = dicom.data[..., 0] if dicom.data.shape[3] == 1 else dicom.data
         check_volume(source, data, ndims=ndims, min_inplane=min_inplane)
         return Scan(path, data, nifti_image(dicom, data), dicom)
