@@ -57,6 +57,19 @@ def test_phases_fall_back_to_instance_number_without_trigger_time(tmp_path):
     write_cine(tmp_path / "cine", cine, edit=drop_trigger)
     np.testing.assert_array_equal(read_series(tmp_path / "cine").data, cine.values)
 
+    def zero_trigger(z, t, ds):  # an ungated real-time cine: no trigger, TriggerTime 0 on every image
+        ds.TriggerTime = "0"
+
+    write_cine(tmp_path / "real_time", cine, edit=zero_trigger)
+    read = read_series(tmp_path / "real_time")
+    np.testing.assert_array_equal(read.data, cine.values)
+    assert read.zooms[3] == 1.0  # no interval known (not 0)
+    copy = tmp_path / "real_time" / "copy"  # a file copied twice is still a duplicate
+    first = next(p for p in (tmp_path / "real_time").iterdir() if p.is_file())
+    copy.write_bytes(first.read_bytes())
+    with pytest.raises(DataError, match="a duplicate image"):
+        read_series(tmp_path / "real_time")
+
 
 def test_geometry_and_values_equal_dicom2nifti(tmp_path):
     dicom2nifti = pytest.importorskip("dicom2nifti")

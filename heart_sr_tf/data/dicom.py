@@ -374,11 +374,15 @@ def _assemble(path: Path, members: list) -> DicomSeries:
 
 
 def _phases(images: list) -> list:
-    """The images at one position in phase order (TriggerTime, else InstanceNumber); duplicates refused."""
+    """The images at one position in phase order (TriggerTime, else InstanceNumber); duplicates refused. Where
+    every image there has the same TriggerTime (an ungated real-time cine's 0), it orders nothing, and the
+    InstanceNumber does."""
+    triggers = {str(ds.get("TriggerTime", "") or "").strip() for _, ds, _ in images}
+    timed = len(images) == 1 or len(triggers) > 1
 
     def key(item):
         _, ds, _ = item
-        trigger = ds.get("TriggerTime")
+        trigger = ds.get("TriggerTime") if timed else None
         number = ds.get("InstanceNumber")
         return (float(trigger) if trigger not in (None, "") else np.inf, int(number) if number not in (None, "") else 0)
 
@@ -412,7 +416,8 @@ def _slice_step(path: Path, keys: list, slices: list, ds0) -> tuple[np.ndarray, 
 
 def _phase_interval(phases: list) -> float:
     times = [float(ds.get("TriggerTime")) for _, ds, _ in phases if ds.get("TriggerTime") not in (None, "")]
-    return float(np.median(np.diff(times))) / 1000.0 if len(times) == len(phases) > 1 else 1.0
+    step = float(np.median(np.diff(times))) / 1000.0 if len(times) == len(phases) > 1 else 0.0
+    return step if step > 0 else 1.0  # (trigger times all alike tell no interval)
 
 
 def _pixels(file: Path, header, frames: dict) -> np.ndarray:
