@@ -127,6 +127,26 @@ def test_missing_geometry_is_refused(tmp_path):
     assert "no usable ImageOrientationPatient" in _bad(tmp_path / "b", no_orientation)
 
 
+def test_images_shifted_in_their_plane_are_refused_not_misplaced(tmp_path):
+    """One affine holds a stack only if every image lies where the first slice and the slice step put it: a slice
+    shifted in its plane (a breath-hold planned apart), or a phase at another place, would be written a millimetre
+    off without a word. A shift of a few hundredths of a millimetre (rounding in the header) is no shift."""
+    row, _ = Cine(None).orientation
+
+    def shifted(by: float, slice_: int, phase: int | None = None):
+        def edit(z, t, ds):
+            if z == slice_ and (phase is None or t == phase):
+                ds.ImagePositionPatient = [f"{float(v) + by * r:.4f}" for v, r in zip(ds.ImagePositionPatient, row)]
+
+        return edit
+
+    assert "lies 1.00 mm from where the stack's slices put it (slice 3" in _bad(tmp_path / "a", shifted(1.0, 2))
+    assert "lies 0.60 mm from where" in _bad(tmp_path / "b", shifted(0.6, 1, phase=1))
+    cine = Cine(_values((12, 10, 4, 2)))
+    write_cine(tmp_path / "c", cine, edit=shifted(0.03, 2))
+    np.testing.assert_array_equal(read_series(tmp_path / "c").data, cine.values)
+
+
 def test_mixed_sizes_a_gap_a_duplicate_and_a_missing_phase_are_refused(tmp_path):
     def mixed(z, t, ds):
         if z == 2 and t == 1:

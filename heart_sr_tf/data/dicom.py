@@ -354,12 +354,14 @@ def _assemble(path: Path, members: list) -> DicomSeries:
         key = next((k for k in positions if abs(k - position @ normal) < POSITION_TOLERANCE), position @ normal)
         positions.setdefault(key, []).append((file, ds, position))
     keys = sorted(positions)
-    slices = [_phases(positions[k]) for k in keys]
+    timed = len({str(ds.get("TriggerTime", "") or "").strip() for _, ds in members}) > 1 or len(members) == len(keys)
+    slices = [_phases(positions[k], timed) for k in keys]
     counts = {len(s) for s in slices}
     if len(counts) > 1:
         detail = ", ".join(f"{len(s)} at {k:.2f} mm" for k, s in zip(keys, slices, strict=True))
         raise DataError(path, f"the slices hold different numbers of phases ({detail}): an incomplete series")
     step, slice_spacing = _slice_step(path, keys, slices, ds0)
+    _check_in_line(slices, step, float(spacing.min()))
     frames: dict = {}  # an enhanced file's decoded frames, read once
     data = np.stack([np.stack([_pixels(file, ds, frames) for file, ds, _ in s], axis=-1) for s in slices], axis=2)
     affine = np.eye(4)
@@ -373,12 +375,29 @@ def _assemble(path: Path, members: list) -> DicomSeries:
     return DicomSeries(path, data, affine, zooms, headers)
 
 
-def _phases(images: list) -> list:
-    """The images at one position in phase order (TriggerTime, else InstanceNumber); duplicates refused. Where
-    every image there has the same TriggerTime (an ungated real-time cine's 0), it orders nothing, and the
-    InstanceNumber does."""
-    triggers = {str(ds.get("TriggerTime", "") or "").strip() for _, ds, _ in images}
-    timed = len(images) == 1 or len(triggers) > 1
+SHIFT_TOLERANCE = 0.25  # pixels: how far an image may lie from where the stack's one affine puts it
+
+
+def _check_in_line(slices: list, step: np.ndarray, pixel: float) -> None:
+    """Refuses a stack one affine cannot hold: an image lying, in its plane, more than a quarter pixel from where
+    the first slice and the step between slices put it (slices shifted against each other, or a slice's phases
+    at different places)."""
+    origin = slices[0][0][2]
+    for index, images in enumerate(slices):
+        for file, _, position in images:
+            off = float(np.linalg.norm(position - (origin + index * step)))
+            if off > SHIFT_TOLERANCE * pixel:
+                raise DataError(
+                    file, f"it lies {off:.2f} mm from where the stack's slices put it (slice {index + 1}, whose "
+                    "position runs on from the first slice's by the slice step): images shifted against each other "
+                    "in their plane, which one volume's geometry cannot hold"
+                )  # fmt: skip
+
+
+def _phases(images: list, timed: bool = True) -> list:
+    """The images at one position in phase order (TriggerTime, else InstanceNumber); duplicates refused. Not
+    ``timed`` (every image of the series has the same TriggerTime, as an ungated real-time cine's 0), the
+    InstanceNumber alone orders them."""
 
     def key(item):
         _, ds, _ = item
