@@ -121,7 +121,7 @@ def test_a_cohort_equals_upscale_lists_the_bad_scan_and_resumes(cohort_inputs, t
         np.testing.assert_array_equal(nib.load(str(out / name)).get_fdata(), nib.load(str(single)).get_fdata())
     assert nib.load(str(out / "series" / "sax.nii.gz")).shape == (180, 180, 3)
     rows = (out / "cohort.csv").read_text().splitlines()
-    assert rows[0] == "input,output,status,seconds,model,options,error" and len(rows) == 10
+    assert rows[0] == "input,output,status,seconds,model,options,error,input_state" and len(rows) == 10
     again = CliRunner().invoke(main, args)
     assert "0 done, 8 skipped (already done), 1 failed" in again.output
     assert not [p for p in out.rglob(".heart-sr-*")]
@@ -353,6 +353,33 @@ def test_cohort_dicom_out_writes_derived_series_and_resumes(cohort_inputs, tmp_p
     assert (out / "study" / "series-9_cine_2ch").is_dir()
     again = CliRunner().invoke(main, args)
     assert "0 done, 3 skipped (already done), 0 failed" in again.output, again.output
+    # a scan changed since its result was written (re-exported, corrected) is done again, never kept stale
+    scan = tmp_path / "in" / "p001.nii.gz"
+    image = nib.load(str(scan))
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[::-1].copy(), image.affine, image.header), str(scan))
+    changed = CliRunner().invoke(main, args)
+    assert "1 done (1 again: changed since done), 2 skipped (already done)" in changed.output, changed.output
+    redone = nib.load(str(out / "p001.nii.gz")).get_fdata()
+    single = tmp_path / "p001_single.nii.gz"
+    assert CliRunner().invoke(main, ["upscale", str(scan), str(single), "--model", str(model), "--backend",
+                                     "tensorflow", "--precision", "float32"]).exit_code == 0  # fmt: skip
+    np.testing.assert_array_equal(redone, nib.load(str(single)).get_fdata())
+    file = next(study.iterdir())  # a file of the flat study folder: each of its series is done again
+    os.utime(file, ns=(file.stat().st_atime_ns, file.stat().st_mtime_ns + 10**9))
+    assert "2 done (2 again: changed since done), 1 skipped" in CliRunner().invoke(main, args).output
+    # a status file from before the input_state column: taken as it was, its columns brought up to date
+    status = out / "cohort.csv"
+    with status.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with status.open("w", newline="") as handle:
+        old = csv.DictWriter(handle, fieldnames=[f for f in rows[0] if f != "input_state"], extrasaction="ignore")
+        old.writeheader()
+        old.writerows(rows)
+    file = tmp_path / "in" / "p001.nii.gz"
+    os.utime(file, ns=(file.stat().st_atime_ns, file.stat().st_mtime_ns + 10**9))
+    older = CliRunner().invoke(main, args)
+    assert "0 done, 3 skipped (already done)" in older.output, older.output
+    assert status.read_text().splitlines()[0].endswith(",error,input_state")
 
 
 def test_a_cohort_leaves_out_its_own_results_among_the_scans(cohort_inputs, tmp_path):

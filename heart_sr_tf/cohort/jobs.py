@@ -6,13 +6,14 @@ import csv
 import glob
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 from heart_sr_tf.cohort.series_filter import SeriesFilter
 from heart_sr_tf.data.dicom import SeriesEntry, folder_series, is_dicom, joined_entries
 from heart_sr_tf.data.dicom_zip import is_zip_export
+from heart_sr_tf.data.file_state import tree_state
 from heart_sr_tf.data.nifti import nifti_suffix
 from heart_sr_tf.data.scan import ScanSource
 from heart_sr_tf.data.threads import ordered_map
@@ -34,6 +35,8 @@ class Job:
     dicom: bool = False  # the output is a derived DICOM series' folder (DICOM input), not a NIfTI file
     description: str | None = None  # a listed DICOM series' SeriesDescription
     patient_id: str | None = None  # a listed DICOM series' PatientID
+    state: str = field(default="", compare=False)  # its input's files as they are (``data.file_state``): a result
+    # is reused only while they are unchanged
 
     @property
     def target(self) -> str:
@@ -62,11 +65,15 @@ def find_jobs(
     NIfTI files and DICOM series folders, recursively) or a glob; each output under ``out_dir`` keeps the input's
     relative path. A folder holding several image series (a study exported flat) gives one scan per series, each
     written into a folder of the folder's name (``study/series-7_cine_sax.nii.gz``). The cohort's own results are
-    never among its scans, even with ``out_dir`` inside the inputs' folder. With ``dicom_out``, a DICOM scan's
+    never among its scans, even with ``out_dir`` inside the inputs' folder. Each job carries its input's state
+    (:func:`~heart_sr_tf.data.file_state.tree_state`: a folder's every file), so that a scan changed since its
+    result was written is done again. With ``dicom_out``, a DICOM scan's
     result is a derived DICOM series in a folder of the same name without ``.nii.gz``; a manifest's own output
     is a DICOM folder when it ends in ``/`` or has no extension (as for ``upscale``). ``notes`` gets a line for
     each set of one-slice series that look like one stack but are not (see :func:`listed_jobs`)."""
     jobs = listed_jobs(inputs, Path(out_dir), quiet, dicom_out, series, notes)
+    states = ordered_map(partial(tree_state, leave_out=Path(out_dir)), [job.input for job in jobs])
+    jobs = [replace(job, state=state) for job, state in zip(jobs, states, strict=True)]
     seen: dict[Path, Path] = {}
     for job in jobs:
         if job.output in seen:

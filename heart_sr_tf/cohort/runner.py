@@ -19,6 +19,7 @@ from heart_sr_tf.progress import progress_bar
 class Summary:
     done: int = 0
     skipped: int = 0
+    changed: int = 0  # of the scans to do, those done before whose input has changed since
     failed: list[str] = field(default_factory=list)  # each failed scan's one-line error
     left_out: list[str] = field(default_factory=list)  # no scans to upscale (this tool's own results, localisers)
     warnings: list[str] = field(default_factory=list)  # the done scans' warning lines
@@ -27,8 +28,9 @@ class Summary:
     def line(self) -> str:
         rate = 60.0 * self.done / self.seconds if self.seconds > 0 and self.done else 0.0
         left = f"{len(self.left_out)} left out (no scan to upscale: each named below), " if self.left_out else ""
+        again = f" ({self.changed} again: changed since done)" if self.changed else ""
         return (
-            f"{self.done} done, {self.skipped} skipped (already done), {len(self.failed)} failed, {left}"
+            f"{self.done} done{again}, {self.skipped} skipped (already done), {len(self.failed)} failed, {left}"
             f"{rate:.1f} scans/min over {self.seconds:.0f} s"
         )
 
@@ -54,7 +56,7 @@ def run_cohort(
     key = options_key(options)
     status = StatusFile(out_dir)
     todo = [job for job in jobs if not status.is_done(job, key)]
-    summary = Summary(skipped=len(jobs) - len(todo))
+    summary = Summary(skipped=len(jobs) - len(todo), changed=sum(status.changed(job, key) for job in todo))
     if not todo:
         return summary
     start = time.perf_counter()

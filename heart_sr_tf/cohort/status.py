@@ -1,6 +1,8 @@
 """``DIR/cohort.csv``: one row per finished scan, appended as scans finish, so that an interrupted cohort
-resumes: a scan is skipped when its last row says ``done`` with the same options and its output exists. A row's
-``input`` is the scan's path, and which series of its folder when the folder holds several."""
+resumes: a scan is skipped when its last row says ``done`` with the same options, its output exists and its input
+is as it was then (``input_state``: its files' names, sizes and times; a row written before that column existed
+does not say, and is taken as it was). A row's ``input`` is the scan's path, and which series of its folder when
+the folder holds several."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from heart_sr_tf.cohort.jobs import Job
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.volumes.dicom_writer import MARKER
 
-FIELDS = ("input", "output", "status", "seconds", "model", "options", "error")
+FIELDS = ("input", "output", "status", "seconds", "model", "options", "error", "input_state")
 STATUS_NAME = "cohort.csv"
 
 
@@ -22,20 +24,48 @@ class StatusFile:
         if self.path.is_file():
             try:
                 with self.path.open(newline="") as handle:
-                    for row in csv.DictReader(handle):
+                    reader = csv.DictReader(handle)
+                    rows = list(reader)
+                    for row in rows:
                         self._last[row["input"]] = row
             except (OSError, UnicodeDecodeError, csv.Error, KeyError) as exc:
                 raise HeartSRError(f"{self.path}: unreadable status file ({exc}); move it away to start over") from None
+            if tuple(reader.fieldnames or ()) != FIELDS:  # an older version's columns: rewritten with today's
+                self._rewrite(rows)
+
+    def _rewrite(self, rows: list[dict]) -> None:
+        """The status file again, with :data:`FIELDS` as its columns (a column it lacked left empty), written
+        beside it and moved into place."""
+        temporary = self.path.with_name(f".heart-sr-{self.path.name}")
+        with temporary.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows({name: row.get(name) or "" for name in FIELDS} for row in rows)
+        temporary.replace(self.path)
 
     def is_done(self, job: Job, options: str) -> bool:
+        row = self._last.get(job.key)
+        return (
+            self.was_done(job, options)
+            and row.get("input_state", "") in ("", job.state)
+            and ((job.output / MARKER).is_file() if job.dicom else job.output.is_file())
+        )
+
+    def was_done(self, job: Job, options: str) -> bool:
+        """Whether the scan's last row says done, with these options, into this output (its input may have
+        changed since: :meth:`is_done`)."""
         row = self._last.get(job.key)
         return (
             row is not None
             and row.get("status") == "done"
             and row.get("options") == options
             and row.get("output") == str(job.output)
-            and ((job.output / MARKER).is_file() if job.dicom else job.output.is_file())
         )
+
+    def changed(self, job: Job, options: str) -> bool:
+        """Whether the scan was done with these options, and its input has changed since."""
+        state = (self._last.get(job.key) or {}).get("input_state", "")
+        return self.was_done(job, options) and state not in ("", job.state)
 
     def append(self, job: Job, status: str, seconds: float, model: str, options: str, error: str = "") -> None:
         new = not self.path.exists()
@@ -47,6 +77,7 @@ class StatusFile:
             "model": model,
             "options": options,
             "error": error,
+            "input_state": job.state,
         }
         with self.path.open("a", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=FIELDS)

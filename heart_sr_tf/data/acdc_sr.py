@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from heart_sr_tf.data.acdc import Patient, load_frames, load_labels, scan_patients
+from heart_sr_tf.data.file_state import digest_files
 from heart_sr_tf.data.scan_patients import ScanPatient, scan_patient_slices
 from heart_sr_tf.data.slices import HEART_MARGIN, HR_SIZE, patient_slices
 from heart_sr_tf.data.splits import split_patients
@@ -159,7 +160,8 @@ def source_fingerprint(folder: Path) -> str:
     """A digest of every file's relative path, size and modification time under ``folder``: it changes when a
     patient is added, removed, fixed or replaced, so a dataset built from an older state is never reused."""
     folder = Path(folder)
-    return _digest((path.relative_to(folder), path) for path in sorted(p for p in folder.rglob("*") if p.is_file()))
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return digest_files((path.relative_to(folder), path) for path in files)
 
 
 def scans_fingerprint(patients: list[ScanPatient], boxes_by: str = "") -> str:
@@ -171,19 +173,7 @@ def scans_fingerprint(patients: list[ScanPatient], boxes_by: str = "") -> str:
             where = scan.path
             files = sorted(p for p in where.iterdir() if p.is_file()) if where.is_dir() else [where]  # none: missing
             named += [(f"{patient.id}\0{scan.series or ''}\0{path.resolve()}", path) for path in files]
-    return _digest(named) + (f"-boxes-{hashlib.sha1(boxes_by.encode()).hexdigest()[:8]}" if boxes_by else "")
-
-
-def _digest(named) -> str:
-    digest = hashlib.sha1()
-    for name, path in named:
-        try:
-            stat = path.stat()
-            size, time = stat.st_size, stat.st_mtime_ns
-        except OSError:  # a manifest's missing scan: its patient is reported bad by the check, not here
-            size, time = -1, 0
-        digest.update(f"{name}\0{size}\0{time}\n".encode())
-    return digest.hexdigest()
+    return digest_files(named) + (f"-boxes-{hashlib.sha1(boxes_by.encode()).hexdigest()[:8]}" if boxes_by else "")
 
 
 def valid_patients(root, strict: bool = False, on_patient=None) -> tuple[list[Patient], list[DataError]]:
