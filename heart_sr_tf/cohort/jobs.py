@@ -72,8 +72,9 @@ def find_jobs(
     is a DICOM folder when it ends in ``/`` or has no extension (as for ``upscale``). ``notes`` gets a line for
     each set of one-slice series that look like one stack but are not (see :func:`listed_jobs`)."""
     jobs = listed_jobs(inputs, Path(out_dir), quiet, dicom_out, series, notes)
-    states = ordered_map(partial(tree_state, leave_out=Path(out_dir)), [job.input for job in jobs])
-    jobs = [replace(job, state=state) for job, state in zip(jobs, states, strict=True)]
+    inputs_read = list(dict.fromkeys(job.input for job in jobs))  # (a flat study's series share one folder)
+    states = dict(zip(inputs_read, ordered_map(partial(tree_state, leave_out=Path(out_dir)), inputs_read), strict=True))
+    jobs = [replace(job, state=states[job.input]) for job in jobs]
     seen: dict[Path, Path] = {}
     for job in jobs:
         if job.output in seen:
