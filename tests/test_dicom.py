@@ -256,6 +256,9 @@ def test_non_image_objects_and_non_dicom_files_are_refused(tmp_path):
     nib.save(nib.Nifti1Image(np.ones((4, 4, 2), np.float32), np.eye(4)), str(folder / "scan.nii.gz"))
     with pytest.raises(DataError, match="series 2 was asked for, but a NIfTI file holds one scan"):
         read_scan(Path(folder / "scan.nii.gz"), series=2)
+    (folder / "report.dcm").unlink()  # a folder of NIfTI scans given where one scan belongs: said so
+    with pytest.raises(DataError, match=r"holds no DICOM image but 1 NIfTI file\(s\) \(scan.nii.gz\): a NIfTI scan is"):
+        read_scan(folder)
 
 
 @pytest.mark.parametrize("shared", [True, False])

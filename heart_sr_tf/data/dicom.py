@@ -40,6 +40,7 @@ from heart_sr_tf.data.dicom_stacks import (
     stack_units,
 )
 from heart_sr_tf.data.dicom_zip import in_archive, is_zip_export, unpacked
+from heart_sr_tf.data.nifti import nifti_suffix
 from heart_sr_tf.errors import DataError, NoCine
 
 NOT_A_STACK = "not one stack of parallel slices"  # a series whose images lie in several planes (a localiser)
@@ -265,6 +266,10 @@ def _image_headers(path: Path) -> list:
     if not images:
         found = f" (only: {', '.join(sorted(set(others)))})" if others else ""
         what = "is not a DICOM image" if path.is_file() else "holds no DICOM image"
+        scans = [p.name for p in files if nifti_suffix(p) is not None] if path.is_dir() else []
+        if scans:  # a folder of NIfTI scans given where one scan belongs
+            found = f" but {len(scans)} NIfTI file(s) ({', '.join(scans[:3])}{', ...' if len(scans) > 3 else ''})"
+            raise DataError(path, f"{what}{found}: a NIfTI scan is given as its file (a folder of them is cohort's)")
         raise DataError(path, f"{what}{found}; give the folder of a cine series")
     return images
 
