@@ -19,7 +19,7 @@ from heart_sr_tf.progress import progress_bar
 class Summary:
     done: int = 0
     skipped: int = 0
-    changed: int = 0  # of the scans to do, those done before whose input has changed since
+    changed: int = 0  # of those done, how many were done before and their input has changed since
     failed: list[str] = field(default_factory=list)  # each failed scan's one-line error
     left_out: list[str] = field(default_factory=list)  # no scans to upscale (this tool's own results, localisers)
     warnings: list[str] = field(default_factory=list)  # the done scans' warning lines
@@ -56,7 +56,8 @@ def run_cohort(
     key = options_key(options)
     status = StatusFile(out_dir)
     todo = [job for job in jobs if not status.is_done(job, key)]
-    summary = Summary(skipped=len(jobs) - len(todo), changed=sum(status.changed(job, key) for job in todo))
+    changed = {job.key for job in todo if status.changed(job, key)}
+    summary = Summary(skipped=len(jobs) - len(todo))
     if not todo:
         return summary
     start = time.perf_counter()
@@ -79,6 +80,7 @@ def run_cohort(
                               result.get("error", ""))  # fmt: skip
                 if result["status"] == "done":
                     summary.done += 1
+                    summary.changed += job.key in changed
                     summary.warnings += result.get("warnings", [])
                 elif result["status"] == LEFT_OUT:
                     summary.left_out.append(result["error"])
