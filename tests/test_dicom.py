@@ -301,6 +301,11 @@ def test_an_enhanced_input_is_written_back_as_a_classic_derived_series(tmp_path)
     first = pydicom.dcmread(files[0])
     assert str(first.SOPClassUID) == "1.2.840.10008.5.1.4.1.1.4" and "NumberOfFrames" not in first
     np.testing.assert_allclose(back.affine[:3, :2], series.affine[:3, :2] / 2, atol=1e-6)
+    source = pydicom.dcmread(tmp_path / "in" / "cine.dcm", stop_before_pixels=True)
+    (item,) = back.headers[2][1].SourceImageSequence  # the enhanced file, its class and the frame's number
+    assert item.ReferencedSOPInstanceUID == source.SOPInstanceUID
+    assert str(item.ReferencedSOPClassUID) == str(source.SOPClassUID) == "1.2.840.10008.5.1.4.1.1.4.1"
+    assert item.ReferencedFrameNumber == series.headers[2][1].heart_sr_frame + 1
 
 
 def _ge_image_type(kind: int):

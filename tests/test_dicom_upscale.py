@@ -86,6 +86,10 @@ def test_dicom_out_is_a_derived_series_with_the_right_geometry_and_values(study,
     assert (first_out.Rows, first_out.Columns) == (3 * first_in.Rows, 3 * first_in.Columns)
     uids = {pydicom.dcmread(f).SOPInstanceUID for f in out.iterdir() if f.suffix == ".dcm"}
     assert len(uids) == 20 and not uids & {h.SOPInstanceUID for s in source.headers for h in s}
+    for k, t in [(0, 0), (4, 1), (9, 1)]:  # each image names the input image it was made from
+        (item,) = back.headers[k][t].SourceImageSequence
+        assert item.ReferencedSOPInstanceUID == source.headers[k][t].SOPInstanceUID
+        assert item.ReferencedSOPClassUID == source.headers[k][t].SOPClassUID
 
 
 def test_through_plane_dicom_out_has_g_times_the_slices(study, models, tmp_path):
@@ -99,6 +103,9 @@ def test_through_plane_dicom_out_has_g_times_the_slices(study, models, tmp_path)
     np.testing.assert_allclose(back.data[:, :, ::6], source.data, atol=2.0 + 1e-6)
     locations = [float(s[0].SliceLocation) for s in back.headers]
     np.testing.assert_allclose(np.diff(locations), 10.0 / 6, atol=1e-3)
+    named = [[item.ReferencedSOPInstanceUID for item in s[1].SourceImageSequence] for s in back.headers]
+    assert named[6] == [source.headers[1][1].SOPInstanceUID]  # an input slice's own image
+    assert named[8] == [source.headers[1][1].SOPInstanceUID, source.headers[2][1].SOPInstanceUID]  # between two
     assert float(back.headers[3][0].SpacingBetweenSlices) == pytest.approx(10.0 / 6)
 
 

@@ -541,6 +541,7 @@ def _frames_of(file: Path, ds) -> list:
         kind = next((items[0].get("ComplexImageComponent") for items in kinds if items), None)
         frame.heart_sr_component = kind  # (the frame's part of the signal: magnitude, phase...)
         frame.heart_sr_frame, frame.heart_sr_frames = index, count
+        frame.heart_sr_sop_class = sop  # (the file's own class, which a derived image references)
         out.append((file, frame))
     return out
 

@@ -1,12 +1,14 @@
 """Writing an upscaled scan as a derived DICOM series beside the original, for a viewer or PACS.
 
 The new series is in the original study (StudyInstanceUID and every patient tag kept), with its own
-SeriesInstanceUID and SOPInstanceUIDs (pydicom's ``generate_uid``), ImageType ``DERIVED\\SECONDARY``, and a
-SeriesDescription saying what was done. The geometry follows the NIfTI output's: output voxel ``(f*i, f*j)``
-sits where input voxel ``(i, j)`` sat, so ImagePositionPatient and ImageOrientationPatient of each slice stay,
-PixelSpacing is divided by the factor and Rows and Columns multiplied by it. Across slices, slice k of the input
-is slice ``g*k`` of the output, and the slices in between are placed ``spacing / g`` apart along the same line
-(ImagePositionPatient, SliceLocation and SpacingBetweenSlices to match). Every phase keeps its TriggerTime.
+SeriesInstanceUID and SOPInstanceUIDs (pydicom's ``generate_uid``), ImageType ``DERIVED\\SECONDARY``, a
+SeriesDescription saying what was done, and a Source Image Sequence naming the input image (or, between input
+slices, the two) each image was made from (its SOP class and instance, and its frame in an enhanced file).
+The geometry follows the NIfTI output's: output voxel ``(f*i, f*j)`` sits where input voxel ``(i, j)`` sat, so
+ImagePositionPatient and ImageOrientationPatient of each slice stay, PixelSpacing is divided by the factor and
+Rows and Columns multiplied by it. Across slices, slice k of the input is slice ``g*k`` of the output, and the
+slices in between are placed ``spacing / g`` apart along the same line (ImagePositionPatient, SliceLocation and
+SpacingBetweenSlices to match). Every phase keeps its TriggerTime.
 
 Pixels are stored in the input's type, with each image's RescaleSlope and RescaleIntercept, so the values
 read back are the upscaled values in the input's units (to the input's own quantisation). Where an image's values
@@ -90,7 +92,10 @@ def write_dicom_series(
                 float(template.get("RescaleIntercept", 0) or 0),
             ):
                 ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
-            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            below = k // fz
+            sources = series.headers[below : below + (2 if k % fz else 1)]
+            ds.SourceImageSequence = [_source(slice_[t]) for slice_ in sources]
             ds.SeriesInstanceUID = series_uid
             ds.SeriesNumber = number
             ds.SeriesDescription = f"heart-sr {what}"[:64]
@@ -109,6 +114,19 @@ def write_dicom_series(
                 raise DataError(out_dir, f"cannot write ({exc.strerror or exc})") from None
     (tmp_dir / MARKER).write_text(f"{series_uid}\n")
     return _replace(tmp_dir, out_dir)
+
+
+def _source(header):
+    """A Source Image Sequence item naming the input image ``header`` (its frame, in an enhanced file)."""
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.ReferencedSOPClassUID = getattr(header, "heart_sr_sop_class", None) or header.SOPClassUID
+    item.ReferencedSOPInstanceUID = header.SOPInstanceUID
+    frame = getattr(header, "heart_sr_frame", None)
+    if frame is not None:
+        item.ReferencedFrameNumber = frame + 1
+    return item
 
 
 def _photometric(template) -> str:
