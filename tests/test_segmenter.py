@@ -291,6 +291,54 @@ def test_upscale_measure_writes_labels_and_volumes(tiny_export, short_cine, tmp_
     assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr
 
 
+def test_upscale_measure_of_a_dicom_series_writes_a_dicom_seg_series_beside_it(tiny_export, short_cine, tmp_path):
+    """A derived DICOM series measured: the labels also as a DICOM SEG series (``OUT_seg/``), one instance per
+    frame, in the study, each frame referencing the derived image it segments, and the same labels as the NIfTI
+    label map; its folder, like the series', is replaced only with --overwrite and only when the tool wrote it."""
+    import highdicom as hd
+    from dicom_series import Cine, write_cine
+
+    from heart_sr_tf.data.dicom import read_series
+    from heart_sr_tf.errors import DataError
+
+    values = np.asarray(nib.load(str(short_cine)).dataobj, np.float32)
+    values = np.round(values / values.max() * 2000) * 2.0 - 10.0  # what a 12-bit series with slope 2 holds
+    write_cine(tmp_path / "study", Cine(values, spacing=(1.5, 1.5), gap=8.0))
+    out = tmp_path / "sr"
+    args = ["upscale", tmp_path / "study", str(out) + "/", "--model", tiny_export, "--measure", "--quiet"]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    seg_dir = tmp_path / "sr_seg"
+    assert f"wrote {seg_dir} (the labels as a DICOM SEG series" in result.stdout
+    derived = read_series(out)
+    labels = np.asarray(nib.load(str(tmp_path / "sr_labels.nii.gz")).dataobj)
+    files = sorted(seg_dir.glob("SEG*.dcm"))
+    assert len(files) == values.shape[3] == labels.shape[3]
+    for t, file in enumerate(files):
+        seg = hd.seg.segread(file)
+        assert seg.StudyInstanceUID == derived.headers[0][0].StudyInstanceUID and seg.SeriesNumber == 2007
+        assert [s.SegmentLabel for s in seg.SegmentSequence] == ["RV", "myocardium", "LV"]
+        assert [s.SegmentedPropertyTypeCodeSequence[0].CodeValue for s in seg.SegmentSequence] == [
+            "53085002", "49848007", "87878005"
+        ]  # fmt: skip
+        sources = [derived.headers[z][t].SOPInstanceUID for z in range(labels.shape[2])]
+        pixels = seg.get_pixels_by_source_instance(sources, combine_segments=True)  # [slice, row, column]
+        np.testing.assert_array_equal(pixels, np.transpose(labels[:, :, :, t], (2, 1, 0)))
+    assert len({hd.seg.segread(f).SeriesInstanceUID for f in files}) == 1
+    with pytest.raises(DataError, match="holds no DICOM image \\(only: a Segmentation Storage\\)"):
+        read_series(seg_dir)  # labels, not an image series: never upscaled as one
+    again = run_cli(*args)
+    assert again.returncode == 2 and "pass --overwrite" in again.stderr
+    assert run_cli(*args, "--overwrite").returncode == 0 and len(list(seg_dir.glob("SEG*.dcm"))) == len(files)
+    for file in seg_dir.iterdir():  # a folder of that name holding what the tool did not write: refused first
+        file.unlink()
+    (seg_dir / "notes.txt").write_text("a lab's file")
+    before = sorted(p.stat().st_mtime_ns for p in out.iterdir())
+    foreign = run_cli(*args, "--overwrite")
+    assert foreign.returncode == 2 and f"{seg_dir}: a folder that holds files the tool did not write" in foreign.stderr
+    assert (seg_dir / "notes.txt").exists() and sorted(p.stat().st_mtime_ns for p in out.iterdir()) == before
+
+
 def test_a_segmenter_and_a_super_resolution_model_given_for_each_other_are_named(tiny_export, short_cine, tmp_path):
     out = tmp_path / "up.nii.gz"
     swapped = run_cli("upscale", short_cine, out, "--model", "segmenter", "--quiet")

@@ -91,6 +91,7 @@ def upscale_scan(
     done += [f"x{predictor.scale} in-plane with {predictor.source}"] if predictor else []
     echo(f"wrote {written} ({', then '.join(done)})")
     if seg is not None:
+        from heart_sr_tf.volumes.dicom_seg import seg_output
         from heart_sr_tf.volumes.measure import NOTE, measure_scan
 
         labels, table, summary, warnings = measure_scan(Path(written), seg, quiet=quiet, acquired=scan)
@@ -100,6 +101,8 @@ def upscale_scan(
         for line in warnings:
             warn(line)
         echo(f"wrote {labels} and {table} ({NOTE})")
+        if (seg_dir := seg_output(Path(written))) is not None:
+            echo(f"wrote {seg_dir} (the labels as a DICOM SEG series, one instance per frame, for the PACS)")
     return written
 
 

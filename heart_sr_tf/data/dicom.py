@@ -274,9 +274,14 @@ def _image_headers(path: Path) -> list:
     return images
 
 
+SEGMENTATION_SOP = "1.2.840.10008.5.1.4.1.1.66.4"  # a DICOM SEG (``--measure``'s, say): rows and columns of labels
+
+
 def _is_image(ds) -> bool:
-    """``stop_before_pixels`` leaves PixelData unread: an image is a dataset with Rows and Columns."""
-    return "Rows" in ds and "Columns" in ds and "DirectoryRecordSequence" not in ds
+    """``stop_before_pixels`` leaves PixelData unread: an image is a dataset with Rows and Columns (and not a
+    segmentation's labels)."""
+    image = "Rows" in ds and "Columns" in ds and "DirectoryRecordSequence" not in ds
+    return image and str(ds.get("SOPClassUID", "")) != SEGMENTATION_SOP
 
 
 def _kind(ds) -> str:

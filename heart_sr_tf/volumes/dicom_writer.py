@@ -113,7 +113,7 @@ def write_dicom_series(
             except OSError as exc:
                 raise DataError(out_dir, f"cannot write ({exc.strerror or exc})") from None
     (tmp_dir / MARKER).write_text(f"{series_uid}\n")
-    return _replace(tmp_dir, out_dir)
+    return replace_folder(tmp_dir, out_dir)
 
 
 def _source(header):
@@ -178,8 +178,9 @@ def _stored(template, values: np.ndarray) -> tuple[np.ndarray, float, float]:
     return np.ascontiguousarray(stored.T.astype(dtype)), slope, intercept
 
 
-def _replace(tmp_dir: Path, out_dir: Path) -> Path:
-    """Move the whole series into place; an earlier output of the tool is removed only after that."""
+def replace_folder(tmp_dir: Path, out_dir: Path) -> Path:
+    """Move the whole series (written in ``tmp_dir``) into place as ``out_dir``; an earlier output of the tool is
+    removed only after that."""
     old = None
     if out_dir.exists():
         old = out_dir.with_name(f"{tmp_dir.name}.old")

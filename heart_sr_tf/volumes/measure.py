@@ -39,6 +39,8 @@ from heart_sr_tf.data.scan import Scan, read_scan
 from heart_sr_tf.data.slices import HR_SIZE, grid_axis
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.progress import progress_bar
+from heart_sr_tf.volumes.dicom_seg import seg_output, write_dicom_seg
+from heart_sr_tf.volumes.dicom_writer import refuse_output_folder
 
 NOTE = (
     "volumes from an automatic segmenter trained on ACDC (heart-sr-tf), on the 256x256 protocol grid; "
@@ -62,6 +64,8 @@ def check_measure_outputs(out_path: Path, overwrite: bool) -> None:
     for path in measure_outputs(out_path):
         if path.exists() and not overwrite:
             raise HeartSRError(f"{path}: exists; pass --overwrite to replace it")
+    if (seg := seg_output(out_path)) is not None:
+        refuse_output_folder(seg, overwrite)
 
 
 ACQUIRED = "acquired_"  # the prefix of the scan-as-acquired columns
@@ -74,10 +78,11 @@ ACQUIRED_NOTE = (
 def measure_scan(
     scan: Path, segmenter, quiet: bool = False, acquired: Scan | None = None
 ) -> tuple[Path, Path, list[dict], list[str]]:
-    """Segment every frame of ``scan`` (an upscaled NIfTI or DICOM series) and write its label map (NIfTI) and
-    volume table; returns their paths, the cine's summary and the warnings on the frames to check. With
-    ``acquired`` (the scan it was upscaled from, with as many frames), that scan is measured too, and its values
-    stand beside the upscaled scan's in the table and the summary."""
+    """Segment every frame of ``scan`` (an upscaled NIfTI or DICOM series) and write its label map (NIfTI; and
+    for a DICOM series, a DICOM SEG series beside it: :mod:`~heart_sr_tf.volumes.dicom_seg`) and volume table;
+    returns their paths, the cine's summary and the warnings on the frames to check. With ``acquired`` (the scan
+    it was upscaled from, with as many frames), that scan is measured too, and its values stand beside the
+    upscaled scan's in the table and the summary."""
     read = read_scan(scan, ndims=(3, 4), axis=None if acquired is None else acquired.slice_axis)
     count = read.data.shape[3] if read.data.ndim == 4 else 1
     if acquired is not None and (acquired.data.shape[3] if acquired.data.ndim == 4 else 1) != count:
@@ -95,6 +100,9 @@ def measure_scan(
     header.set_data_dtype(np.uint8)
     header.set_slope_inter(1.0, 0.0)
     header["descrip"] = b"heart-sr labels: 0 background, 1 RV, 2 myocardium, 3 LV (automatic)"
+    if read.dicom is not None:  # a derived DICOM series: the labels as a SEG series beside it, for the PACS
+        folder = Path(segmenter.folder)
+        write_dicom_seg(read.dicom, labels, seg_output(Path(scan)), f"heart-sr-tf {folder.parent.name}", folder.name)
     labels, _ = read.file_layout(labels if read.data.ndim == 4 else labels[..., 0])
     _atomic_save(same_kind(image, labels, image.affine, header), labels_path)
     summary = _cine_summary(rows) if count > 1 else []

@@ -1,0 +1,103 @@
+"""``--measure``'s label map as a DICOM Segmentation (SEG) series, when the upscaled scan is a derived DICOM
+series: the scanner's format for segmentations, which a PACS stores and a viewer (OHIF, 3D Slicer) shows over the
+series it segments. highdicom writes it.
+
+One SEG instance per cine frame (a SEG's frames may not share a plane position, and every frame of a cine shares
+its slices'), all in one new series of the study: binary segments 1 RV, 2 myocardium and 3 LV, coded in SNOMED CT
+(right ventricle, left ventricle myocardium, left ventricle) as anatomical structures, made by an automatic
+algorithm named with the segmenter's version; each frame references the image of the derived series it
+segments. The series is written beside the images (``OUT_seg/``), never inside their folder, which would then no
+longer read as one image series; it goes to a temporary folder first and is renamed when whole, and only a folder
+this tool wrote is ever replaced.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from heart_sr_tf import __version__
+from heart_sr_tf.data.dicom import DicomSeries
+from heart_sr_tf.data.nifti import nifti_suffix
+from heart_sr_tf.errors import DataError
+from heart_sr_tf.volumes.dicom_writer import MARKER, SERIES_OFFSET, refuse_output_folder, replace_folder
+
+# Type 2 attributes of the patient and study that a SEG copies from its source images: present, if empty, in every
+# scanner's images, but an anonymiser or a converter may have dropped them.
+PATIENT_AND_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                     "ReferringPhysicianName", "AccessionNumber", "StudyID")  # fmt: skip
+SEGMENTS = ((1, "RV", "RightVentricle"), (2, "myocardium", "LeftVentricleMyocardium"), (3, "LV", "LeftVentricle"))
+DESCRIPTION = "heart-sr labels (automatic segmenter trained on ACDC)"
+
+
+def seg_output(out_path: Path) -> Path | None:
+    """Where ``--measure`` writes the SEG series of a DICOM OUT (``OUT_seg/``); None for a NIfTI OUT."""
+    out_path = Path(out_path)
+    return None if nifti_suffix(out_path) is not None else out_path.with_name(f"{out_path.name}_seg")
+
+
+def write_dicom_seg(series: DicomSeries, labels: np.ndarray, out_dir: Path, algorithm: str, version: str) -> Path:
+    """``labels[x, y, z(, T)]`` (0 background, 1 RV, 2 myocardium, 3 LV, on ``series``' grid) as a SEG series of
+    one instance per frame in folder ``out_dir``, referencing ``series``' images."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+
+    labels = labels if labels.ndim == 4 else labels[..., None]
+    depth, frames = len(series.headers), len(series.headers[0])
+    if labels.shape[2:] != (depth, frames):
+        raise DataError(out_dir, f"labels of shape {labels.shape} for a series of {depth} slices x {frames} frames")
+    out_dir = Path(out_dir)
+    refuse_output_folder(out_dir, overwrite=True)  # only a SEG folder this tool wrote is replaced
+    tmp_dir = out_dir.with_name(f".heart-sr-{out_dir.name}.part")
+    shutil.rmtree(tmp_dir, ignore_errors=True)  # an interrupted run's (only this tool writes that name)
+    tmp_dir.mkdir(parents=True)
+    made_by = hd.AlgorithmIdentificationSequence(
+        name=algorithm[:64], family=codes.cid7162.ArtificialIntelligence, version=version[:64]
+    )
+    segments = [
+        hd.seg.SegmentDescription(
+            number,
+            label,
+            codes.SCT.AnatomicalStructure,
+            getattr(codes.SCT, code),
+            "AUTOMATIC",
+            algorithm_identification=made_by,
+        )  # fmt: skip
+        for number, label, code in SEGMENTS
+    ]
+    series_uid = generate_uid()
+    number = int(series.headers[0][0].get("SeriesNumber") or 0) + SERIES_OFFSET
+    for t in range(frames):
+        sources = [_complete(series.headers[z][t]) for z in range(depth)]
+        pixels = np.ascontiguousarray(np.transpose(labels[:, :, :, t], (2, 1, 0)).astype(np.uint8))  # [z, rows, cols]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            seg = hd.seg.Segmentation(
+                source_images=sources, pixel_array=pixels, segmentation_type="BINARY", segment_descriptions=segments,
+                series_instance_uid=series_uid, series_number=number, sop_instance_uid=generate_uid(),
+                instance_number=t + 1, manufacturer="heart-sr-tf", manufacturer_model_name=algorithm[:64],
+                software_versions=__version__, device_serial_number="none", content_label="HEART_SR_LABELS",
+                content_description=DESCRIPTION[:64], omit_empty_frames=False,
+            )  # fmt: skip
+        seg.SeriesDescription = DESCRIPTION[:64]
+        try:
+            seg.save_as(tmp_dir / f"SEG{t:04d}.dcm")
+        except OSError as exc:
+            raise DataError(out_dir, f"cannot write ({exc.strerror or exc})") from None
+    (tmp_dir / MARKER).write_text(f"{series_uid}\n")
+    return replace_folder(tmp_dir, out_dir)
+
+
+def _complete(header):
+    """A copy of a source image's header with the patient and study attributes a SEG copies present (empty where
+    the image lacks them)."""
+    header = copy.deepcopy(header)
+    for keyword in PATIENT_AND_STUDY:
+        if keyword not in header:
+            setattr(header, keyword, "")
+    return header
