@@ -13,7 +13,7 @@ from pydicom.uid import generate_uid
 from heart_sr_tf.cohort.jobs import listed_jobs
 from heart_sr_tf.cohort.series_filter import SeriesFilter
 from heart_sr_tf.data.degradation import Degradation
-from heart_sr_tf.data.dicom import folder_series, read_series
+from heart_sr_tf.data.dicom import folder_series, latest_stack, read_series
 from heart_sr_tf.data.scan import read_scan
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.export.writer import export_generator
@@ -177,6 +177,7 @@ def test_repeated_slices_latest_takes_a_slice_acquired_again_from_its_later_seri
     ]
     np.testing.assert_array_equal(read_series(twice, entry.uid).data, later)
     np.testing.assert_array_equal(read_series(twice, "5,6,8,9,22").data, later)  # the note's pick, by hand
+    assert latest_stack(twice) == (entry.uid, [notes[0].removeprefix(f"{twice}: ")])  # upscale's pick
     notes = []
     jobs = listed_jobs(str(twice), tmp_path / "out", notes=notes, series=SeriesFilter(latest=True))
     assert [job.output.name for job in jobs] == ["twice.nii.gz"] and len(notes) == 1
@@ -209,6 +210,9 @@ def test_repeated_slices_latest_takes_a_slice_acquired_again_from_its_later_seri
     ]
     np.testing.assert_array_equal(read_scan(jobs[0].source).data, later)
     assert len(listed_jobs(str(export), tmp_path / "out")) == 6
+    picked, lines = latest_stack(export / "study")  # upscale of the study folder reads every folder under it
+    assert picked == jobs[0].series and len(lines) == 1
+    np.testing.assert_array_equal(read_series(export / "study", picked).data, later)
     missing = tmp_path / "missing"  # a slice acquired twice and another missing: no stack either way
     _reacquired(missing, cine, 2, 22)
     for file in list(missing.iterdir()):
@@ -217,6 +221,7 @@ def test_repeated_slices_latest_takes_a_slice_acquired_again_from_its_later_seri
     notes = []
     assert len(folder_series(missing, notes, latest=True)) == 5
     assert "series 7 and 22 lie at one position" in notes[0] and "--series 5" not in notes[0]
+    assert latest_stack(missing) == (None, [])
 
 
 def test_a_stack_upscales_into_one_derived_series(tmp_path):

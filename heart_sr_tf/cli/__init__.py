@@ -19,6 +19,7 @@ from heart_sr_tf.cli.options import (  # noqa: E402
     RESUME,
     backend_options,
     data_options,
+    repeated_slices_option,
     series_options,
     train_options,
 )
@@ -386,6 +387,7 @@ def export(**options):
 )
 @click.option("--segmenter", type=click.Path(path_type=Path), help="The exported segmenter for --measure.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT (and --measure's files) if they exist (never the input).")
+@repeated_slices_option
 @backend_options(default_backend="auto", default_precision="auto")
 @click.option("--quiet", is_flag=True)
 def upscale(**options):

@@ -42,6 +42,17 @@ def backend_options(default_backend: str, default_precision: str):
 FOLDER = click.Path(file_okay=False, path_type=Path)
 
 
+repeated_slices_option = click.option(
+    "--repeated-slices",
+    type=click.Choice(["apart", "latest"]),
+    default="apart",
+    show_default=True,
+    help="A cine stack exported one series per slice in which a slice was acquired again: apart leaves its series "
+    "apart, each a scan of its own, with a note naming them; latest takes each such slice from the series acquired "
+    "last (by acquisition time, else series number) and leaves the earlier out, named.",
+)
+
+
 def series_options(command):
     """``--series-description`` and ``--repeated-slices``: which of the DICOM series found in folders a command
     takes, passed on as one ``series`` (a :class:`SeriesFilter`; None when neither option is given)."""
@@ -52,15 +63,7 @@ def series_options(command):
         series = SeriesFilter(series_description, latest=repeated_slices == "latest") if asked else None
         return command(*args, series=series, **options)
 
-    call = click.option(
-        "--repeated-slices",
-        type=click.Choice(["apart", "latest"]),
-        default="apart",
-        show_default=True,
-        help="A cine stack exported one series per slice in which a slice was acquired again: apart leaves its "
-        "series apart, each a scan of its own, with a note naming them; latest takes each such slice from the "
-        "series acquired last (by acquisition time, else series number) and leaves the earlier out, named.",
-    )(call)
+    call = repeated_slices_option(call)
     return click.option(
         "--series-description",
         metavar="PATTERN",

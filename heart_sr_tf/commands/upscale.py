@@ -15,14 +15,25 @@ from heart_sr_tf.volumes.upscale import IN_PLANE_BATCH
 def upscale_scan(
     in_path: Path, out_path: str, model, server, scale, batch_size, through_plane, through_plane_model,
     through_plane_server, in_plane, backend, precision, quiet, echo: Echo, warn: Echo, overwrite: bool = False,
-    measure: bool = False, segmenter=None, series: int | str | None = None,
+    measure: bool = False, segmenter=None, series: int | str | None = None, repeated_slices: str = "apart",
 ):  # fmt: skip
+    from heart_sr_tf.data.dicom import is_dicom, latest_stack
+    from heart_sr_tf.data.dicom_zip import is_zip_export
     from heart_sr_tf.data.scan import read_scan
     from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
     from heart_sr_tf.startup import import_tensorflow_quietly
     from heart_sr_tf.volumes.upscale import refuse_any_output, upscale_file
 
     across_slices = through_plane or through_plane_model or through_plane_server
+    if (
+        repeated_slices == "latest"
+        and series is None
+        and in_path.exists()
+        and (is_dicom(in_path) or is_zip_export(in_path))
+    ):
+        series, lines = latest_stack(in_path)  # a stack with a slice acquired again: its latest series picked
+        for line in lines:
+            echo(f"note: {line}")
     scan = read_scan(in_path, ndims=(3, 4) if across_slices else (2, 3, 4), series=series)  # before any model loads
     refuse_any_output(in_path, out_path, overwrite, scan.dicom is not None)
     if scan.dicom is not None:

@@ -186,6 +186,25 @@ def read_series(path: Path, series: int | str | None = None) -> DicomSeries:
     return _assemble(path, [image for g in groups.values() for image in g])
 
 
+def latest_stack(path: Path) -> tuple[str | None, list[str]]:
+    """``--repeated-slices latest`` for one scan: when the series under ``path`` (a folder or a zip archive) are one
+    stack once each slice acquired more than once is taken from its latest series, the ``--series`` that reads that
+    stack and the lines naming the series left out; else ``(None, [])`` (read as the folder is)."""
+    path = Path(path)
+    if is_zip_export(path):
+        with unpacked(path) as folder:
+            found, lines = latest_stack(folder)
+            return found, [in_archive(line, folder) for line in lines]
+    groups: dict[str, list] = {}
+    for _, ds in _image_headers(path):
+        groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(ds)
+    lines: list[str] = []
+    units = stack_units(groups, lines, latest=True)
+    if len(units) == 1 and len(units[0]) < len(groups):  # one stack, and series left out of it
+        return ",".join(units[0]), lines
+    return None, []
+
+
 def folder_series(folder: Path, notes: list[str] | None = None, latest: bool = False) -> list[SeriesEntry]:
     """The image series among the files directly in ``folder`` (not below it), in SeriesNumber order (then
     PatientID), from their headers alone (no pixel data is read); series that are one stack, one per slice, are
