@@ -256,6 +256,13 @@ def test_non_image_objects_and_non_dicom_files_are_refused(tmp_path):
     nib.save(nib.Nifti1Image(np.ones((4, 4, 2), np.float32), np.eye(4)), str(folder / "scan.nii.gz"))
     with pytest.raises(DataError, match="series 2 was asked for, but a NIfTI file holds one scan"):
         read_scan(Path(folder / "scan.nii.gz"), series=2)
+    maps = tmp_path / "maps"  # a parametric map (T1 values, floating point) has rows and columns, but is no image
+    maps.mkdir()
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.30"
+    ds.Rows, ds.Columns = 4, 4
+    ds.save_as(maps / "t1map.dcm", enforce_file_format=True)
+    with pytest.raises(DataError, match="holds no DICOM image \\(only: a Parametric Map Storage\\)"):
+        read_scan(maps)
     (folder / "report.dcm").unlink()  # a folder of NIfTI scans given where one scan belongs: said so
     with pytest.raises(DataError, match=r"holds no DICOM image but 1 NIfTI file\(s\) \(scan.nii.gz\): a NIfTI scan is"):
         read_scan(folder)

@@ -293,14 +293,17 @@ def _image_headers(path: Path) -> list:
     return images
 
 
-SEGMENTATION_SOP = "1.2.840.10008.5.1.4.1.1.66.4"  # a DICOM SEG (``--measure``'s, say): rows and columns of labels
+NOT_IMAGES = {  # objects with rows and columns that are no image to upscale
+    "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation Storage (a DICOM SEG, ``--measure``'s say): labels
+    "1.2.840.10008.5.1.4.1.1.30",  # Parametric Map Storage: quantitative values (T1, ECV...), floating point
+}
 
 
 def _is_image(ds) -> bool:
     """``stop_before_pixels`` leaves PixelData unread: an image is a dataset with Rows and Columns (and not a
-    segmentation's labels)."""
+    segmentation's labels or a parametric map's values)."""
     image = "Rows" in ds and "Columns" in ds and "DirectoryRecordSequence" not in ds
-    return image and str(ds.get("SOPClassUID", "")) != SEGMENTATION_SOP
+    return image and str(ds.get("SOPClassUID", "")) not in NOT_IMAGES
 
 
 def _kind(ds) -> str:
