@@ -14,6 +14,7 @@ from heart_sr_tf.cohort.jobs import listed_jobs
 from heart_sr_tf.cohort.series_filter import SeriesFilter
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.dicom import folder_series, latest_stack, read_series
+from heart_sr_tf.data.dicom_stacks import _seconds, acquired
 from heart_sr_tf.data.scan import read_scan
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.export.writer import export_generator
@@ -193,6 +194,19 @@ def test_repeated_slices_latest_takes_a_slice_acquired_again_from_its_later_seri
     assert notes[0].startswith(f"{timed}: series 22 left out: its slice was acquired again later, in series 7")
     np.testing.assert_array_equal(read_series(timed, entry.uid).data, cine.values)
 
+    mixed = tmp_path / "mixed"  # 22 dated (AcquisitionDateTime), the rest time of day only: times compare alone
+    _reacquired(mixed, cine, 2, 22)
+    _set_times(mixed, {5: "1010", 6: "1011", 7: "101500.5", 8: "1016", 9: "10"})
+    for file in mixed.iterdir():
+        ds = pydicom.dcmread(file)
+        if int(ds.SeriesNumber) in (5, 6, 7, 8, 9):
+            del ds.AcquisitionDate
+        else:
+            ds.AcquisitionDateTime = "20260105100000.000000+0100"
+        ds.save_as(file)
+    (entry,) = folder_series(mixed, [], latest=True)
+    assert entry.numbers == (5, 6, 7, 8, 9)
+
     export = tmp_path / "export"  # each series in a folder of its own
     for file in sorted(twice.iterdir()):
         ds = pydicom.dcmread(file, stop_before_pixels=True)
@@ -222,6 +236,25 @@ def test_repeated_slices_latest_takes_a_slice_acquired_again_from_its_later_seri
     assert len(folder_series(missing, notes, latest=True)) == 5
     assert "series 7 and 22 lie at one position" in notes[0] and "--series 5" not in notes[0]
     assert latest_stack(missing) == (None, [])
+
+
+def test_acquisition_times_read_in_every_form_dicom_allows():
+    """To the hour, minute, second or fraction, in the colon-separated form of old exports, as a date and time
+    with a UTC offset; what is none of these gives no time (the series number decides then)."""
+    stamp = pydicom.Dataset()
+    stamp.AcquisitionDateTime = "20260105101500.25-0500"
+    assert acquired(stamp) == ("20260105", 36900.25)
+    assert [_seconds(t) for t in ("10", "1015", "101530", "101530.123456", "10:15:30.5")] == [
+        36000,
+        36900,
+        36930,
+        36930.123456,
+        36930.5,
+    ]
+    assert _seconds("") is None and _seconds("10h15") is None and _seconds("1015301") is None
+    series = pydicom.Dataset()
+    series.SeriesDate, series.SeriesTime = "20260105", "0930"
+    assert acquired(series) == ("20260105", 34200) and acquired(pydicom.Dataset()) == ("", None)
 
 
 def test_a_stack_upscales_into_one_derived_series(tmp_path):

@@ -140,28 +140,45 @@ def _latest_only(members: list[str], shapes: dict, numbers: dict) -> tuple[list[
 
 def _last_acquired(group: list[str], shapes: dict, numbers: dict) -> str | None:
     """The series of ``group`` acquired last, or None when that cannot be told (times and numbers missing or
-    tied)."""
-    for key in (lambda uid: shapes[uid][5], lambda uid: numbers[uid]):
+    tied). Times compare with their dates where every series gives one, else as times of day."""
+    times = [shapes[uid][5] for uid in group]
+    keys = [lambda uid: numbers[uid]]
+    if all(clock is not None for _, clock in times):
+        dated = all(date for date, _ in times)
+        keys.insert(0, lambda uid: shapes[uid][5] if dated else shapes[uid][5][1])
+    for key in keys:
         values = [key(uid) for uid in group]
-        if all(v not in (None, "") for v in values):
+        if all(v is not None for v in values):
             ranked = sorted(zip(values, group, strict=True))
             if ranked[-1][0] != ranked[-2][0]:
                 return ranked[-1][1]
     return None
 
 
-def acquired(ds) -> str:
-    """When an image was acquired, as a string that sorts in time: AcquisitionDateTime, else AcquisitionDate and
-    AcquisitionTime, else SeriesDate and SeriesTime (``YYYYMMDDHHMMSS.FFFFFF``, the time alone where no date is
-    given); "" where none is given."""
-    value = str(ds.get("AcquisitionDateTime", "") or "").strip()
-    if value:
-        return value.split("+")[0].split("-")[0]  # (a UTC offset dropped: one scanner's series share it)
+def acquired(ds) -> tuple[str, float | None]:
+    """When an image was acquired: its date (``YYYYMMDD``, "" where none is given) and the seconds since that
+    day's midnight (None where no time is given), from AcquisitionDateTime, else AcquisitionDate and
+    AcquisitionTime, else SeriesDate and SeriesTime. Times may be given to the hour, minute, second or fraction,
+    and in the colon-separated form of old exports; a UTC offset is dropped (one scanner's series share it)."""
+    value = re.split(r"[+-]", str(ds.get("AcquisitionDateTime", "") or "").strip())[0]
+    if len(value) > 8 and value[:8].isdigit():
+        return value[:8], _seconds(value[8:])
     for date, time in (("AcquisitionDate", "AcquisitionTime"), ("SeriesDate", "SeriesTime")):
-        clock = str(ds.get(time, "") or "").strip().replace(":", "")
-        if clock:
-            return str(ds.get(date, "") or "").strip().replace(".", "") + clock
-    return ""
+        seconds = _seconds(str(ds.get(time, "") or ""))
+        if seconds is not None:
+            day = str(ds.get(date, "") or "").strip().replace(".", "")
+            return (day if len(day) == 8 and day.isdigit() else ""), seconds
+    return "", None
+
+
+def _seconds(clock: str) -> float | None:
+    """A DICOM time (``HH``, ``HHMM``, ``HHMMSS``, ``HHMMSS.FFFFFF``, or ``HH:MM:SS.FFFFFF``) in seconds since
+    midnight; None if it is none of these."""
+    match = re.fullmatch(r"(\d\d)(?::?(\d\d)(?::?(\d\d)(\.\d{1,6})?)?)?", clock.strip())
+    if match is None:
+        return None
+    hours, minutes, seconds, fraction = match.groups()
+    return int(hours) * 3600 + int(minutes or 0) * 60 + int(seconds or 0) + float(fraction or 0)
 
 
 def _without_phases(key: tuple) -> tuple:
