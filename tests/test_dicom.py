@@ -369,3 +369,41 @@ def test_phase_real_and_imaginary_images_are_no_cine_to_upscale(tmp_path):
     ):
         write(tmp_path / name if write is write_cine else tmp_path / name / "cine.dcm", cine, **options)
         np.testing.assert_allclose(read_series(tmp_path / name).data, values)
+
+
+def test_quantitative_maps_stored_as_mr_images_are_no_cine_to_upscale(tmp_path):
+    """A T1, T2* or ECV map stored as an ordinary MR image (not a Parametric Map object) is refused as no cine,
+    named as its vendor's ImageType names it, and a cohort leaves it out; a series holding one such image among
+    cine images too. A cine whose ImageType names no map is read."""
+    from heart_sr_tf.cohort.task import LEFT_OUT, upscale_task
+    from heart_sr_tf.errors import NoCine
+
+    values = np.random.default_rng(1).integers(0, 400, (12, 10, 3, 1)).astype(np.float32) * 2.0 - 10.0
+    cine = Cine(values)
+
+    def image_type(*kinds, only=None):
+        def edit(z, t, ds):
+            if only is None or (z, t) == only:
+                ds.ImageType = ["DERIVED", "PRIMARY", *kinds]
+
+        return edit
+
+    cases = {
+        "siemens_t1": (image_type("T1 MAP", "MOCO"), "a T1 map (ImageType DERIVED\\PRIMARY\\T1 MAP\\MOCO): its"),
+        "t2star": (image_type("T2_STAR_MAP"), "a T2* map"),
+        "ecv": (image_type("ECV"), "an ECV map"),
+        "one_image": (image_type("T2MAP", only=(2, 0)), "a T2 map (ImageType DERIVED\\PRIMARY\\T2MAP) (1 of its 3"),
+    }
+    for name, (edit, expected) in cases.items():
+        write_cine(tmp_path / name, cine, edit=edit)
+        with pytest.raises(NoCine) as error:
+            read_series(tmp_path / name)
+        assert expected in str(error.value) and "give the cine series" in str(error.value), name
+        result = upscale_task(
+            tmp_path / name, str(tmp_path / f"{name}.nii.gz"), {"backend": "openvino", "through_plane": False}
+        )
+        assert result["status"] == LEFT_OUT and expected in result["error"], name
+        assert not (tmp_path / f"{name}.nii.gz").exists()
+    for kinds in (("M", "ND", "RETRO"), ("OTHER", "BITMAP"), ("T1",)):  # a T1-weighted image is signal
+        write_cine(tmp_path / kinds[0], cine, edit=image_type(*kinds))
+        np.testing.assert_allclose(read_series(tmp_path / kinds[0]).data, values)

@@ -29,6 +29,7 @@ import numpy as np
 
 from heart_sr_tf.data.dicom_component import image_component
 from heart_sr_tf.data.dicom_geometry import ORIENTATION_TOLERANCE, POSITION_TOLERANCE, SPACING_TOLERANCE
+from heart_sr_tf.data.dicom_map import quantitative_map
 from heart_sr_tf.data.dicom_stacks import (
     joined_units,
     parse_pick,
@@ -342,6 +343,20 @@ def _check_magnitude(members: list) -> None:
         )  # fmt: skip
 
 
+def _check_signal(members: list) -> None:
+    """Refuses (:class:`NoCine`) a series any of whose images is a quantitative map stored as an MR image
+    (:mod:`~heart_sr_tf.data.dicom_map`): a T1 or ECV map's values are measurements, not signal."""
+    found = [(file, kind) for file, ds in members if (kind := quantitative_map(ds)) is not None]
+    if found:
+        file, (quantity, where) = found[0]
+        share = "" if len(found) == len(members) else f" ({len(found)} of its {len(members)} images)"
+        article = "an" if quantity[0] in "AEFHILMNORSX" else "a"
+        raise NoCine(
+            file, f"{article} {quantity} map ({where}){share}: its values are measured quantities, not signal, and "
+            "super-resolution trained on cine would change them; give the cine series"
+        )  # fmt: skip
+
+
 def _vector(file: Path, ds, keyword: str, length: int) -> np.ndarray:
     value = ds.get(keyword)
     try:
@@ -355,6 +370,7 @@ def _vector(file: Path, ds, keyword: str, length: int) -> np.ndarray:
 
 def _assemble(path: Path, members: list) -> DicomSeries:
     _check_magnitude(members)
+    _check_signal(members)
     file0, ds0 = members[0]
     orientation = _vector(file0, ds0, "ImageOrientationPatient", 6)
     spacing = _vector(file0, ds0, "PixelSpacing", 2)
