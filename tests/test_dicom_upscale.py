@@ -167,6 +167,20 @@ def test_the_cli_refuses_several_series_and_an_output_it_did_not_write(study, mo
     assert "read series 7 'cine_retro_sax': 60 x 64 x 10 x 2" in result.output
     assert len(list((tmp_path / "ok").glob("*.dcm"))) == 20
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".heart-sr")]  # no temporary folder left
+    (tmp_path / "ok" / "report.pdf").write_bytes(b"a user's report, put in the tool's output since")
+    result = runner.invoke(main, [*args, "--series", "7", "--overwrite"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert (
+        f"{tmp_path / 'ok'}: an earlier output that now also holds 1 file(s) the tool did not write (report.pdf)"
+        in (result.output)
+    )
+    assert (tmp_path / "ok" / "report.pdf").is_file() and len(list((tmp_path / "ok").glob("*.dcm"))) == 20
+    (tmp_path / "ok" / "report.pdf").unlink()
+    marker = tmp_path / "ok" / ".heart-sr-series"
+    marker.write_text(marker.read_text().splitlines()[0] + "\n")  # as earlier versions marked it: the UID alone
+    result = runner.invoke(main, [*args, "--series", "7", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert len(marker.read_text().splitlines()) == 21  # the UID, then the 20 files
 
 
 def test_a_compressed_series_reads_and_derives_as_its_uncompressed_twin(models, tmp_path):

@@ -24,7 +24,7 @@ from heart_sr_tf import __version__
 from heart_sr_tf.data.dicom import DicomSeries
 from heart_sr_tf.data.nifti import nifti_suffix
 from heart_sr_tf.errors import DataError
-from heart_sr_tf.volumes.dicom_writer import MARKER, SERIES_OFFSET, refuse_output_folder, replace_folder
+from heart_sr_tf.volumes.dicom_writer import SERIES_OFFSET, refuse_output_folder, replace_folder, write_marker
 
 # Type 2 attributes of the patient and study that a SEG copies from its source images: present, if empty, in every
 # scanner's images, but an anonymiser or a converter may have dropped them.
@@ -89,7 +89,7 @@ def write_dicom_seg(series: DicomSeries, labels: np.ndarray, out_dir: Path, algo
             seg.save_as(tmp_dir / f"SEG{t:04d}.dcm")
         except OSError as exc:
             raise DataError(out_dir, f"cannot write ({exc.strerror or exc})") from None
-    (tmp_dir / MARKER).write_text(f"{series_uid}\n")
+    write_marker(tmp_dir, series_uid)
     return replace_folder(tmp_dir, out_dir)
 
 

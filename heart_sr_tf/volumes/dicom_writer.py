@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -33,6 +34,9 @@ from heart_sr_tf.data.dicom import DicomSeries
 from heart_sr_tf.errors import DataError, HeartSRError
 
 MARKER = ".heart-sr-series"  # in every output folder the tool writes; nothing else is ever replaced
+OWN_NAMES = re.compile(
+    r"(IM\d{4}_\d{4}|SEG\d{4})\.dcm"
+)  # the files of a folder whose marker lists none (as earlier versions wrote it)
 SERIES_OFFSET = 1000  # the derived series' number: the original's plus this, as scanners number derived series
 
 
@@ -50,6 +54,12 @@ def refuse_output_folder(out_dir: Path, overwrite: bool) -> None:
     if out_dir.is_dir() and any(out_dir.iterdir()):
         if not (out_dir / MARKER).is_file():
             raise HeartSRError(f"{out_dir}: a folder that holds files the tool did not write; give a new folder")
+        if foreign := foreign_files(out_dir):
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise HeartSRError(
+                f"{out_dir}: an earlier output that now also holds {len(foreign)} file(s) the tool did not write "
+                f"({shown}); move them out (--overwrite would delete them) or give a new folder"
+            )
         if not overwrite:
             raise HeartSRError(f"{out_dir}: holds an earlier output; pass --overwrite to replace it")
     for ancestor in out_dir.parents:
@@ -59,6 +69,24 @@ def refuse_output_folder(out_dir: Path, overwrite: bool) -> None:
             if not os.access(ancestor, os.W_OK):
                 raise HeartSRError(f"{out_dir}: cannot write in {ancestor}")
             break
+
+
+def write_marker(folder: Path, series_uid: str) -> None:
+    """Mark ``folder`` (a whole series just written) as the tool's: the series UID, then every file it holds."""
+    names = sorted(entry.name for entry in folder.iterdir() if entry.name != MARKER)
+    (folder / MARKER).write_text("".join(f"{line}\n" for line in [series_uid, *names]))
+
+
+def foreign_files(out_dir: Path) -> list[str]:
+    """The entries of an output folder of the tool that it did not write (a file a user put there since): those
+    its marker does not list (or, for a marker that lists none, not named as the tool names its files)."""
+    listed = set((out_dir / MARKER).read_text(errors="replace").splitlines()[1:])
+    return sorted(
+        entry.name
+        for entry in out_dir.iterdir()
+        if entry.name != MARKER
+        and (entry.name not in listed if listed else not (entry.is_file() and OWN_NAMES.fullmatch(entry.name)))
+    )
 
 
 def write_dicom_series(
@@ -112,7 +140,7 @@ def write_dicom_series(
                 ds.save_as(tmp_dir / f"IM{k:04d}_{t:04d}.dcm", enforce_file_format=True)
             except OSError as exc:
                 raise DataError(out_dir, f"cannot write ({exc.strerror or exc})") from None
-    (tmp_dir / MARKER).write_text(f"{series_uid}\n")
+    write_marker(tmp_dir, series_uid)
     return replace_folder(tmp_dir, out_dir)
 
 
