@@ -407,3 +407,24 @@ def test_quantitative_maps_stored_as_mr_images_are_no_cine_to_upscale(tmp_path):
     for kinds in (("M", "ND", "RETRO"), ("OTHER", "BITMAP"), ("T1",)):  # a T1-weighted image is signal
         write_cine(tmp_path / kinds[0], cine, edit=image_type(*kinds))
         np.testing.assert_allclose(read_series(tmp_path / kinds[0]).data, values)
+
+
+def test_a_dicomdir_given_as_the_input_reads_the_media_it_indexes(tmp_path):
+    """A CD or an export written as DICOM media (a DICOMDIR beside PT*/ST*/SE* folders of files without
+    extension, here written by pydicom's FileSet): the DICOMDIR itself, as a user picks it, reads as its folder."""
+    from pydicom.fileset import FileSet
+
+    values = np.random.default_rng(2).integers(0, 400, (12, 10, 3, 2)).astype(np.float32) * 2.0 - 10.0
+    write_cine(tmp_path / "plain", Cine(values))
+    media = FileSet()
+    for file in sorted((tmp_path / "plain").iterdir()):
+        ds = pydicom.dcmread(file)
+        ds.PatientID, ds.PatientName, ds.StudyDate, ds.StudyTime, ds.StudyID = "P1", "X", "20260105", "1200", "1"
+        media.add(ds)
+    media.write(tmp_path / "cd")
+    assert not list((tmp_path / "cd").glob("*.dcm")) and (tmp_path / "cd" / "DICOMDIR").is_file()
+    series = read_series(tmp_path / "cd" / "DICOMDIR")
+    np.testing.assert_allclose(series.data, values)
+    np.testing.assert_allclose(series.affine, read_series(tmp_path / "plain").affine)
+    with pytest.raises(DataError, match="no such file or folder"):
+        read_series(tmp_path / "cd" / "DICOMDIR2")

@@ -276,8 +276,9 @@ def _image_headers(path: Path) -> list:
     image of its own), pixel data not read yet."""
     if not path.exists():
         raise DataError(path, "no such file or folder")
+    under = path.parent if path.is_file() and _is_dicomdir(path) else path  # a DICOMDIR: the media it indexes
     files = (
-        sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")) if path.is_dir() else [path]
+        sorted(p for p in under.rglob("*") if p.is_file() and not p.name.startswith(".")) if under.is_dir() else [path]
     )
     found, others = _headers(files)
     images = []
@@ -292,6 +293,18 @@ def _image_headers(path: Path) -> list:
             raise DataError(path, f"{what}{found}: a NIfTI scan is given as its file (a folder of them is cohort's)")
         raise DataError(path, f"{what}{found}; give the folder of a cine series")
     return images
+
+
+def _is_dicomdir(path: Path) -> bool:
+    """``path`` is a DICOMDIR, the index of a CD's or an export's files (which lie in the folders beside it)."""
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return "DirectoryRecordSequence" in _dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
+        return False
 
 
 NOT_IMAGES = {  # objects with rows and columns that are no image to upscale
