@@ -6,6 +6,7 @@ import json
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 import tensorflow as tf
 from in_process import run_cli
@@ -327,6 +328,30 @@ def test_upscale_measure_of_a_dicom_series_writes_a_dicom_seg_series_beside_it(t
     assert len({hd.seg.segread(f).SeriesInstanceUID for f in files}) == 1
     with pytest.raises(DataError, match="holds no DICOM image \\(only: a Segmentation Storage\\)"):
         read_series(seg_dir)  # labels, not an image series: never upscaled as one
+    # the cine's measurements as a DICOM SR measurement report, each volume referencing its frame's SEG segment
+    from heart_sr_tf.cardiac_metrics import cine_measurements
+    from heart_sr_tf.volumes.measure import read_volumes
+
+    report_dir = tmp_path / "sr_sr"
+    assert f"wrote {report_dir} (the measurements as a DICOM SR measurement report" in result.stdout
+    (report_file,) = report_dir.glob("*.dcm")
+    report = pydicom.dcmread(report_file)
+    assert report.StudyInstanceUID == derived.headers[0][0].StudyInstanceUID and report.SeriesNumber == 3007
+    assert report.CompletionFlag == "PARTIAL" and report.VerificationFlag == "UNVERIFIED"
+    found = _sr_measurements(report.ContentSequence)
+    expected = cine_measurements(read_volumes(tmp_path / "sr_volumes.csv"))
+    codes = {"8821-1": "LVEDV_ml", "8823-7": "LVESV_ml", "8822-9": "RVEDV_ml", "8824-5": "RVESV_ml",
+             "18087-7": "myo_mass_g", "122445": "ED_wall_mm", "8811-2": "LVEF_pct", "8818-7": "RVEF_pct"}  # fmt: skip
+    defined = {code: key for code, key in codes.items() if np.isfinite(expected[key])}
+    assert {code for code, _, _ in found} == set(defined) and "8821-1" in defined
+    for code, value, segment in found:
+        assert value == pytest.approx(expected[defined[code]], abs=0.006), code
+        if code not in ("8811-2", "8818-7"):  # a volume: its structure's segment in its phase's SEG instance
+            frame = expected["ES_frame"] if code in ("8823-7", "8824-5") else expected["ED_frame"]
+            number = {"8821-1": 3, "8823-7": 3, "8822-9": 1, "8824-5": 1}.get(code, 2)  # LV 3, RV 1, myocardium 2
+            assert segment == (hd.seg.segread(files[int(frame) - 1]).SOPInstanceUID, number), code
+        else:
+            assert segment is None
     again = run_cli(*args)
     assert again.returncode == 2 and "pass --overwrite" in again.stderr
     assert run_cli(*args, "--overwrite").returncode == 0 and len(list(seg_dir.glob("SEG*.dcm"))) == len(files)
@@ -337,6 +362,23 @@ def test_upscale_measure_of_a_dicom_series_writes_a_dicom_seg_series_beside_it(t
     foreign = run_cli(*args, "--overwrite")
     assert foreign.returncode == 2 and f"{seg_dir}: a folder that holds files the tool did not write" in foreign.stderr
     assert (seg_dir / "notes.txt").exists() and sorted(p.stat().st_mtime_ns for p in out.iterdir()) == before
+
+
+def _sr_measurements(items, segment=None) -> list[tuple[str, float, tuple | None]]:
+    """Every numeric measurement in an SR's content tree: its concept's code, its value, and the SEG segment
+    (instance UID, segment number) its group references."""
+    found = []
+    for item in items:
+        if item.ValueType == "IMAGE" and "ReferencedSegmentNumber" in item.ReferencedSOPSequence[0]:
+            reference = item.ReferencedSOPSequence[0]
+            segment = (reference.ReferencedSOPInstanceUID, int(reference.ReferencedSegmentNumber))
+    for item in items:
+        if item.ValueType == "NUM":
+            found.append((item.ConceptNameCodeSequence[0].CodeValue, float(item.MeasuredValueSequence[0].NumericValue),
+                          segment))  # fmt: skip
+        elif "ContentSequence" in item:
+            found += _sr_measurements(item.ContentSequence, segment)
+    return found
 
 
 def test_a_segmenter_and_a_super_resolution_model_given_for_each_other_are_named(tiny_export, short_cine, tmp_path):

@@ -118,8 +118,7 @@ def _check_measure(jobs, segmenter) -> str:
     scan's label map or volume table. Returns the segmenter's folder."""
     from heart_sr_tf.export.discovery import find_model
     from heart_sr_tf.export.layout import read_metadata, require_segmenter, resolve_model_dir
-    from heart_sr_tf.volumes.dicom_seg import seg_output
-    from heart_sr_tf.volumes.measure import measure_outputs
+    from heart_sr_tf.volumes.measure import measure_outputs, pacs_outputs
 
     folder = resolve_model_dir(find_model(Path(segmenter or "segmenter")))
     try:
@@ -128,7 +127,7 @@ def _check_measure(jobs, segmenter) -> str:
         raise HeartSRError(f"--segmenter: {exc}") from None
     outputs = {job.output: job.key for job in jobs}
     for job in jobs:
-        for path in (*measure_outputs(job.output), *([seg_output(job.output)] if job.dicom else [])):
+        for path in (*measure_outputs(job.output), *(pacs_outputs(job.output) if job.dicom else [])):
             if path in outputs:
                 raise HeartSRError(
                     f"{outputs[path]}: its result {path} would be overwritten by --measure's files for {job.key}; "

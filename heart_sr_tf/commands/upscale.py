@@ -103,6 +103,7 @@ def upscale_scan(
     echo(f"wrote {written} ({', then '.join(done)})")
     if seg is not None:
         from heart_sr_tf.volumes.dicom_seg import seg_output
+        from heart_sr_tf.volumes.dicom_sr import sr_output
         from heart_sr_tf.volumes.measure import NOTE, measure_scan
 
         labels, table, summary, warnings = measure_scan(Path(written), seg, quiet=quiet, acquired=scan)
@@ -114,6 +115,8 @@ def upscale_scan(
         echo(f"wrote {labels} and {table} ({NOTE})")
         if (seg_dir := seg_output(Path(written))) is not None:
             echo(f"wrote {seg_dir} (the labels as a DICOM SEG series, one instance per frame, for the PACS)")
+        if (sr_dir := sr_output(Path(written))) is not None and sr_dir.is_dir():
+            echo(f"wrote {sr_dir} (the measurements as a DICOM SR measurement report, for the PACS)")
     return written
 
 

@@ -40,9 +40,10 @@ def seg_output(out_path: Path) -> Path | None:
     return None if nifti_suffix(out_path) is not None else out_path.with_name(f"{out_path.name}_seg")
 
 
-def write_dicom_seg(series: DicomSeries, labels: np.ndarray, out_dir: Path, algorithm: str, version: str) -> Path:
+def write_dicom_seg(series: DicomSeries, labels: np.ndarray, out_dir: Path, algorithm: str, version: str) -> list:
     """``labels[x, y, z(, T)]`` (0 background, 1 RV, 2 myocardium, 3 LV, on ``series``' grid) as a SEG series of
-    one instance per frame in folder ``out_dir``, referencing ``series``' images."""
+    one instance per frame in folder ``out_dir``, referencing ``series``' images; returns the instances, frame by
+    frame (for a report that refers to them)."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
     from pydicom.uid import generate_uid
@@ -72,8 +73,9 @@ def write_dicom_seg(series: DicomSeries, labels: np.ndarray, out_dir: Path, algo
     ]
     series_uid = generate_uid()
     number = int(series.headers[0][0].get("SeriesNumber") or 0) + SERIES_OFFSET
+    written = []
     for t in range(frames):
-        sources = [_complete(series.headers[z][t]) for z in range(depth)]
+        sources = [complete_header(series.headers[z][t]) for z in range(depth)]
         pixels = np.ascontiguousarray(np.transpose(labels[:, :, :, t], (2, 1, 0)).astype(np.uint8))  # [z, rows, cols]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -89,13 +91,15 @@ def write_dicom_seg(series: DicomSeries, labels: np.ndarray, out_dir: Path, algo
             seg.save_as(tmp_dir / f"SEG{t:04d}.dcm")
         except OSError as exc:
             raise DataError(out_dir, f"cannot write ({exc.strerror or exc})") from None
+        written.append(seg)
     write_marker(tmp_dir, series_uid)
-    return replace_folder(tmp_dir, out_dir)
+    replace_folder(tmp_dir, out_dir)
+    return written
 
 
-def _complete(header):
-    """A copy of a source image's header with the patient and study attributes a SEG copies present (empty where
-    the image lacks them)."""
+def complete_header(header):
+    """A copy of a source image's header with the patient and study attributes a SEG or an SR copies present (empty
+    where the image lacks them)."""
     header = copy.deepcopy(header)
     for keyword in PATIENT_AND_STUDY:
         if keyword not in header:

@@ -40,6 +40,7 @@ from heart_sr_tf.data.slices import HR_SIZE, grid_axis
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.volumes.dicom_seg import seg_output, write_dicom_seg
+from heart_sr_tf.volumes.dicom_sr import remove_report, sr_output, write_dicom_sr
 from heart_sr_tf.volumes.dicom_writer import refuse_output_folder
 
 NOTE = (
@@ -64,8 +65,14 @@ def check_measure_outputs(out_path: Path, overwrite: bool) -> None:
     for path in measure_outputs(out_path):
         if path.exists() and not overwrite:
             raise HeartSRError(f"{path}: exists; pass --overwrite to replace it")
-    if (seg := seg_output(out_path)) is not None:
-        refuse_output_folder(seg, overwrite)
+    for folder in pacs_outputs(out_path):
+        refuse_output_folder(folder, overwrite)
+
+
+def pacs_outputs(out_path: Path) -> list[Path]:
+    """The folders ``--measure`` writes beside a DICOM OUT for the PACS: the SEG series (``OUT_seg/``) and the
+    measurement report (``OUT_sr/``); none for a NIfTI OUT."""
+    return [folder for folder in (seg_output(out_path), sr_output(out_path)) if folder is not None]
 
 
 ACQUIRED = "acquired_"  # the prefix of the scan-as-acquired columns
@@ -79,7 +86,8 @@ def measure_scan(
     scan: Path, segmenter, quiet: bool = False, acquired: Scan | None = None
 ) -> tuple[Path, Path, list[dict], list[str]]:
     """Segment every frame of ``scan`` (an upscaled NIfTI or DICOM series) and write its label map (NIfTI; and
-    for a DICOM series, a DICOM SEG series beside it: :mod:`~heart_sr_tf.volumes.dicom_seg`) and volume table;
+    for a DICOM series, a DICOM SEG series and a DICOM SR report of the cine's measurements beside it:
+    :mod:`~heart_sr_tf.volumes.dicom_seg`, :mod:`~heart_sr_tf.volumes.dicom_sr`) and volume table;
     returns their paths, the cine's summary and the warnings on the frames to check. With ``acquired`` (the scan
     it was upscaled from, with as many frames), that scan is measured too, and its values stand beside the
     upscaled scan's in the table and the summary."""
@@ -100,9 +108,15 @@ def measure_scan(
     header.set_data_dtype(np.uint8)
     header.set_slope_inter(1.0, 0.0)
     header["descrip"] = b"heart-sr labels: 0 background, 1 RV, 2 myocardium, 3 LV (automatic)"
-    if read.dicom is not None:  # a derived DICOM series: the labels as a SEG series beside it, for the PACS
-        folder = Path(segmenter.folder)
-        write_dicom_seg(read.dicom, labels, seg_output(Path(scan)), f"heart-sr-tf {folder.parent.name}", folder.name)
+    if read.dicom is not None:  # a derived DICOM series: the labels as a SEG series and the cine's measurements
+        folder = Path(segmenter.folder)  # as a report beside it, for the PACS
+        algorithm = f"heart-sr-tf {folder.parent.name}"
+        segs = write_dicom_seg(read.dicom, labels, seg_output(Path(scan)), algorithm, folder.name)
+        measured = cine_measurements(rows)
+        if np.isfinite(measured["LVEDV_ml"]):
+            write_dicom_sr(read.dicom, segs, measured, sr_output(Path(scan)), algorithm, folder.name)
+        else:  # nothing to report: an earlier run's report of this OUT would be stale
+            remove_report(sr_output(Path(scan)))
     labels, _ = read.file_layout(labels if read.data.ndim == 4 else labels[..., 0])
     _atomic_save(same_kind(image, labels, image.affine, header), labels_path)
     summary = _cine_summary(rows) if count > 1 else []
