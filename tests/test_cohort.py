@@ -127,6 +127,42 @@ def test_a_cohort_equals_upscale_lists_the_bad_scan_and_resumes(cohort_inputs, t
     assert not [p for p in out.rglob(".heart-sr-*")]
 
 
+def test_an_existing_cluster_is_checked_before_any_scan_is_given_out(cohort_inputs, tmp_path, monkeypatch):
+    """``--scheduler``: an unreachable address, a cluster without a worker (which would wait for ever) and a
+    worker that does not see a path the tasks use are each one line and exit 2, before any scan; on a cluster
+    with a worker the cohort runs as on a local one."""
+    from distributed import Client, LocalCluster
+
+    from heart_sr_tf.cli import main
+    from heart_sr_tf.cohort import runner
+
+    inputs, model = cohort_inputs
+    monkeypatch.setattr(runner, "CONNECT_TIMEOUT", 2.0)
+    monkeypatch.setattr(runner, "WORKER_WAIT", 2.0)
+    out = tmp_path / "out"
+    args = ["cohort", str(inputs / "p001.nii.gz"), "--out-dir", str(out), "--model", str(model), "--quiet"]
+    args += ["--backend", "tensorflow", "--precision", "float32"]
+    unreachable = CliRunner().invoke(main, [*args, "--scheduler", "tcp://127.0.0.1:9"])
+    assert unreachable.exit_code == 2 and "--scheduler tcp://127.0.0.1:9: cannot connect (" in unreachable.output
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        empty = CliRunner().invoke(main, [*args, "--scheduler", cluster.scheduler_address])
+        assert empty.exit_code == 2 and "no worker joined the cluster within 2 s" in empty.output, empty.output
+        assert "Traceback" not in empty.output and not (out / "p001.nii.gz").exists()
+        cluster.scale(1)
+        with Client(cluster) as client:
+            client.wait_for_workers(1, timeout=30)
+            (worker,) = client.scheduler_info()["workers"]
+            with pytest.raises(HeartSRError) as error:
+                runner.check_workers(client, "S", [str(inputs), "/nowhere/scans", "/nowhere/model"], str(out))
+            assert str(error.value) == (
+                f"--scheduler S: worker {worker} cannot see /nowhere/scans and 1 more; every worker needs the scans, "
+                "the models and --out-dir at the same paths as this machine (a shared file system)"
+            )
+        result = CliRunner().invoke(main, [*args, "--scheduler", cluster.scheduler_address])
+        assert result.exit_code == 0 and "1 done, 0 skipped" in result.output, result.output
+    assert nib.load(str(out / "p001.nii.gz")).shape == (180, 180, 3)
+
+
 def test_a_worker_killed_mid_run_costs_only_a_retry(cohort_inputs, tmp_path):
     import psutil
 

@@ -12,7 +12,11 @@ from pathlib import Path
 from heart_sr_tf.cohort.jobs import Job
 from heart_sr_tf.cohort.status import StatusFile
 from heart_sr_tf.cohort.task import LEFT_OUT, upscale_task
+from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.progress import progress_bar
+
+CONNECT_TIMEOUT = 30.0  # seconds to reach an existing cluster's scheduler
+WORKER_WAIT = 60.0  # seconds for an existing cluster to have a worker, before any scan is given to it
 
 
 @dataclass
@@ -62,8 +66,12 @@ def run_cohort(
         return summary
     start = time.perf_counter()
     cluster = None if scheduler else local_cluster(workers)
-    client = Client(scheduler or cluster)
+    client = Client(cluster) if cluster is not None else connect(scheduler)
     try:
+        if scheduler:
+            paths = [*(str(job.input) for job in todo), str(out_dir)]
+            paths += [str(options[k]) for k in ("model", "through_plane_model", "segmenter") if options.get(k)]
+            check_workers(client, scheduler, paths, str(out_dir))
         env = {k: v for k, v in os.environ.items() if k.startswith(("HEART_SR_", "TF_CPP"))}
         client.run(os.environ.update, env)  # the workers find the same models and stay as quiet
         futures = {
@@ -93,6 +101,46 @@ def run_cohort(
             cluster.close()
         summary.seconds = time.perf_counter() - start
     return summary
+
+
+def connect(scheduler: str):
+    """A client of the existing cluster at ``scheduler``; one line saying why where it cannot be reached."""
+    from distributed import Client
+
+    try:
+        return Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise HeartSRError(f"--scheduler {scheduler}: cannot connect ({str(exc).splitlines()[0][:200]})") from None
+
+
+def check_workers(client, scheduler: str, paths: list[str], out_dir: str) -> None:
+    """Before any scan is given out: the cluster has a worker (within ``WORKER_WAIT`` seconds), and every worker
+    sees each of ``paths`` (the scans, the models, the output folder, which it can write) where this machine does:
+    the tasks name them by path, so the workers need the same file system. One line naming the first worker and
+    path that fail."""
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT)
+    except (TimeoutError, OSError):
+        raise HeartSRError(
+            f"--scheduler {scheduler}: no worker joined the cluster within {WORKER_WAIT:.0f} s; start one on each node "
+            f"with `dask worker {scheduler}`"
+        ) from None
+    for worker, missing in sorted(client.run(unseen_paths, paths, out_dir).items()):
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise HeartSRError(
+                f"--scheduler {scheduler}: worker {worker} cannot {missing[0]}{more}; every worker needs the scans, "
+                "the models and --out-dir at the same paths as this machine (a shared file system)"
+            )
+
+
+def unseen_paths(paths: list[str], out_dir: str) -> list[str]:
+    """What a worker cannot do among reading ``paths`` and writing in ``out_dir``, as phrases (``see /data/P01``);
+    runs on the worker."""
+    missing = [f"see {path}" for path in paths if not os.path.exists(path)]
+    if os.path.isdir(out_dir) and not os.access(out_dir, os.W_OK):
+        missing.append(f"write in {out_dir}")
+    return missing
 
 
 def options_key(options: dict) -> str:
