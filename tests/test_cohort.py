@@ -158,6 +158,19 @@ def test_an_existing_cluster_is_checked_before_any_scan_is_given_out(cohort_inpu
                 f"--scheduler S: worker {worker} cannot see /nowhere/scans and 1 more; every worker needs the scans, "
                 "the models and --out-dir at the same paths as this machine (a shared file system)"
             )
+            with monkeypatch.context() as patch:  # a worker's environment with another version, or without ours
+                patch.setattr(runner, "tool_version", lambda: "0.1-other")
+                with pytest.raises(HeartSRError, match=f"worker {worker} runs heart-sr-tf 0.1-other, this machine"):
+                    runner.check_workers(client, "S", [str(inputs)], str(out))
+
+                def absent():
+                    raise ModuleNotFoundError("No module named 'heart_sr_tf'")
+
+                patch.setattr(runner, "tool_version", absent)
+                with pytest.raises(
+                    HeartSRError, match="a worker cannot run this tool's code \\(ModuleNotFoundError: No"
+                ):
+                    runner.check_workers(client, "S", [str(inputs)], str(out))
         result = CliRunner().invoke(main, [*args, "--scheduler", cluster.scheduler_address])
         assert result.exit_code == 0 and "1 done, 0 skipped" in result.output, result.output
     assert nib.load(str(out / "p001.nii.gz")).shape == (180, 180, 3)

@@ -125,13 +125,36 @@ def check_workers(client, scheduler: str, paths: list[str], out_dir: str) -> Non
             f"--scheduler {scheduler}: no worker joined the cluster within {WORKER_WAIT:.0f} s; start one on each node "
             f"with `dask worker {scheduler}`"
         ) from None
-    for worker, missing in sorted(client.run(unseen_paths, paths, out_dir).items()):
+    from heart_sr_tf import __version__
+
+    try:
+        versions = client.run(tool_version)
+        unseen = client.run(unseen_paths, paths, out_dir)
+    except Exception as exc:  # (raised on a worker: its environment lacks this package, or another's)
+        raise HeartSRError(
+            f"--scheduler {scheduler}: a worker cannot run this tool's code ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); install heart-sr-tf {__version__} on every worker"
+        ) from None
+    for worker, version in sorted(versions.items()):
+        if version != __version__:
+            raise HeartSRError(
+                f"--scheduler {scheduler}: worker {worker} runs heart-sr-tf {version}, this machine {__version__}; "
+                "install the same version on every worker"
+            )
+    for worker, missing in sorted(unseen.items()):
         if missing:
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
             raise HeartSRError(
                 f"--scheduler {scheduler}: worker {worker} cannot {missing[0]}{more}; every worker needs the scans, "
                 "the models and --out-dir at the same paths as this machine (a shared file system)"
             )
+
+
+def tool_version() -> str:
+    """This package's version where it runs (on a worker)."""
+    from heart_sr_tf import __version__
+
+    return __version__
 
 
 def unseen_paths(paths: list[str], out_dir: str) -> list[str]:
