@@ -120,3 +120,37 @@ def test_a_structure_in_pieces_is_a_warning_naming_the_frame():
     from heart_sr_tf.cardiac_metrics import kept_percent
 
     assert (kept_percent(0.5996), kept_percent(0.57), kept_percent(1.0)) == ("59%", "57%", "100%")  # never "60%"
+
+
+def test_volumes_and_mass_are_indexed_to_the_body_surface_area_the_header_gives():
+    """Mosteller's BSA from a DICOM series' PatientSize and PatientWeight; a cine's summary gives the LV and RV
+    volumes at ED and ES, and with a BSA those and the mass indexed to it; no header, or an implausible one (a
+    height in centimetres), gives no index."""
+    from types import SimpleNamespace
+
+    import pydicom
+
+    from heart_sr_tf.cardiac_metrics import body_surface_area
+    from heart_sr_tf.volumes.measure import _cine_summary, patient_body
+
+    assert body_surface_area(1.80, 81.0) == pytest.approx(2.01246, abs=1e-5)  # sqrt(180 * 81 / 3600)
+    header = pydicom.Dataset()
+    header.PatientSize, header.PatientWeight = "1.80", "81"
+    scan = SimpleNamespace(dicom=SimpleNamespace(headers=[[header]]))
+    assert patient_body(scan) == (1.80, 81.0)
+    assert patient_body(SimpleNamespace(dicom=None)) is None
+    header.PatientSize = "180"  # centimetres where metres belong
+    assert patient_body(scan) is None
+    rows = [
+        {"frame": 1, "LV_ml": 120.0, "RV_ml": 150.0, "myocardium_ml": 100.0, "LV_wall_mm": 8.0},
+        {"frame": 2, "LV_ml": 50.0, "RV_ml": 75.0, "myocardium_ml": 98.0, "LV_wall_mm": 11.0},
+    ]
+    lines = {line["measure"]: line["value"] for line in _cine_summary(rows, (1.80, 81.0)) if "measure" in line}
+    assert lines["LV end-diastolic / end-systolic volume"] == "120.0 / 50.0 ml (59.6 / 24.8 ml/m2)"
+    assert lines["RV volumes at the LV's ED / ES"] == "150.0 / 75.0 ml (74.5 / 37.3 ml/m2)"
+    assert lines["myocardial mass at ED"] == "105.0 g (52.2 g/m2)" and lines["LVEF"] == "58.3 %"
+    assert lines["body surface area (Mosteller)"].startswith("2.01 m2, from the header's height 1.80 m")
+    plain = {line["measure"]: line["value"] for line in _cine_summary(rows) if "measure" in line}
+    assert plain["LV end-diastolic / end-systolic volume"] == "120.0 / 50.0 ml" and not any(
+        "m2" in v for v in map(str, plain.values())
+    )

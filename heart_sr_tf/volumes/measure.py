@@ -27,6 +27,7 @@ import numpy as np
 from heart_sr_tf.cardiac_metrics import (
     KEPT_WARNING,
     STRUCTURES,
+    body_surface_area,
     cine_measurements,
     kept_percent,
     too_few_slices,
@@ -119,9 +120,10 @@ def measure_scan(
             remove_report(sr_output(Path(scan)))
     labels, _ = read.file_layout(labels if read.data.ndim == 4 else labels[..., 0])
     _atomic_save(same_kind(image, labels, image.affine, header), labels_path)
-    summary = _cine_summary(rows) if count > 1 else []
+    body = patient_body(read)
+    summary = _cine_summary(rows, body) if count > 1 else []
     if acquired is not None and count > 1:
-        summary = _side_by_side(summary, _cine_summary(before))
+        summary = _side_by_side(summary, _cine_summary(before, body))
     tmp = csv_path.with_name(f".{csv_path.name}.part")
     with tmp.open("w", newline="") as f:
         f.write(f"# {NOTE}\n")
@@ -187,7 +189,7 @@ def _side_by_side(summary: list[dict], acquired: list[dict]) -> list[dict]:
     values = {line["measure"]: line["value"] for line in acquired if "measure" in line}
     return [
         {**line, "value": f"{line['value']} (the scan as acquired: {values.get(line['measure'], 'n/a')})"}
-        if "measure" in line
+        if "measure" in line and line["measure"] != BSA
         else line
         for line in summary
     ]
@@ -209,25 +211,62 @@ def read_volumes(csv_path: Path) -> list[dict]:
         return list(csv.DictReader(line for line in f if not line.startswith("#")))
 
 
-def _cine_summary(rows: list[dict]) -> list[dict]:
-    """ED (largest LV) and ES (smallest LV), LVEF and RVEF, and the myocardial mass at ED."""
+HEIGHT_M, WEIGHT_KG = (0.3, 2.5), (2.0, 400.0)  # what a patient's header may plausibly say
+BSA = "body surface area (Mosteller)"  # the summary's line, one patient's for both scans
+
+
+def patient_body(scan: Scan) -> tuple[float, float] | None:
+    """The patient's height (m) and weight (kg) as a DICOM series' header gives them (PatientSize,
+    PatientWeight), when both are there and plausible; None otherwise (and for NIfTI, which holds neither)."""
+    if scan.dicom is None:
+        return None
+    header = scan.dicom.headers[0][0]
+    try:
+        height, weight = float(header.get("PatientSize") or 0), float(header.get("PatientWeight") or 0)
+    except (TypeError, ValueError):
+        return None
+    plausible = HEIGHT_M[0] <= height <= HEIGHT_M[1] and WEIGHT_KG[0] <= weight <= WEIGHT_KG[1]
+    return (height, weight) if plausible else None
+
+
+def _cine_summary(rows: list[dict], body: tuple[float, float] | None = None) -> list[dict]:
+    """ED (largest LV) and ES (smallest LV), the ventricles' volumes there and their ejection fractions, the
+    myocardial mass and wall thickness at ED; volumes and mass also indexed to the body surface area where the
+    patient's height and weight (``body``) are known."""
     m = cine_measurements(rows)
     if not np.isfinite(m["LVEDV_ml"]):
         return [{"measure": "LVEF", "value": "n/a: the segmenter found no LV in any frame"}]
+    bsa = body_surface_area(*body) if body is not None else None
 
     def text(value: float, unit: str) -> str:
         return f"{value:.1f} {unit}" if np.isfinite(value) else "n/a"
 
-    return [
+    def volumes(ed: float, es: float) -> str:
+        if not (np.isfinite(ed) and np.isfinite(es)):
+            return "n/a"
+        return f"{ed:.1f} / {es:.1f} ml" + (f" ({ed / bsa:.1f} / {es / bsa:.1f} ml/m2)" if bsa else "")
+
+    mass = text(m["myo_mass_g"], "g")
+    if bsa and np.isfinite(m["myo_mass_g"]):
+        mass += f" ({m['myo_mass_g'] / bsa:.1f} g/m2)"
+    lines = [
         {"frame": m["ED_frame"], "phase": "ED"},
         {"frame": m["ES_frame"], "phase": "ES"},
         {"measure": "ED frame", "value": m["ED_frame"]},
         {"measure": "ES frame", "value": m["ES_frame"]},
+        {"measure": "LV end-diastolic / end-systolic volume", "value": volumes(m["LVEDV_ml"], m["LVESV_ml"])},
         {"measure": "LVEF", "value": text(m["LVEF_pct"], "%")},
+        {"measure": "RV volumes at the LV's ED / ES", "value": volumes(m["RVEDV_ml"], m["RVESV_ml"])},
         {"measure": "RVEF (RV volumes at the LV's ED and ES)", "value": text(m["RVEF_pct"], "%")},
-        {"measure": "myocardial mass at ED", "value": text(m["myo_mass_g"], "g")},
+        {"measure": "myocardial mass at ED", "value": mass},
         {"measure": "mean LV wall thickness at ED", "value": text(m["ED_wall_mm"], "mm")},
     ]
+    if bsa:
+        lines.append(
+            {"measure": BSA, "value": f"{bsa:.2f} m2, from the header's height "
+             f"{body[0]:.2f} m and weight {body[1]:.1f} kg"}
+        )  # fmt: skip
+    return lines
 
 
 def _atomic_save(image, path: Path) -> None:
