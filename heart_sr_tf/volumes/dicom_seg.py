@@ -14,7 +14,6 @@ this tool wrote is ever replaced.
 from __future__ import annotations
 
 import copy
-import shutil
 import warnings
 from pathlib import Path
 
@@ -24,7 +23,12 @@ from heart_sr_tf import __version__
 from heart_sr_tf.data.dicom import DicomSeries
 from heart_sr_tf.data.nifti import nifti_suffix
 from heart_sr_tf.errors import DataError
-from heart_sr_tf.volumes.dicom_writer import SERIES_OFFSET, refuse_output_folder, replace_folder, write_marker
+from heart_sr_tf.volumes.dicom_writer import (
+    SERIES_OFFSET,
+    replace_folder,
+    staging_folder,
+    write_marker,
+)
 
 # Type 2 attributes of the patient and study that a SEG copies from its source images: present, if empty, in every
 # scanner's images, but an anonymiser or a converter may have dropped them.
@@ -53,10 +57,7 @@ def write_dicom_seg(series: DicomSeries, labels: np.ndarray, out_dir: Path, algo
     if labels.shape[2:] != (depth, frames):
         raise DataError(out_dir, f"labels of shape {labels.shape} for a series of {depth} slices x {frames} frames")
     out_dir = Path(out_dir)
-    refuse_output_folder(out_dir, overwrite=True)  # only a SEG folder this tool wrote is replaced
-    tmp_dir = out_dir.with_name(f".heart-sr-{out_dir.name}.part")
-    shutil.rmtree(tmp_dir, ignore_errors=True)  # an interrupted run's (only this tool writes that name)
-    tmp_dir.mkdir(parents=True)
+    tmp_dir = staging_folder(out_dir)  # only a folder this tool wrote is ever replaced
     made_by = hd.AlgorithmIdentificationSequence(
         name=algorithm[:64], family=codes.cid7162.ArtificialIntelligence, version=version[:64]
     )

@@ -30,7 +30,13 @@ from heart_sr_tf.data.dicom import DicomSeries
 from heart_sr_tf.data.nifti import nifti_suffix
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.volumes.dicom_seg import SEGMENTS, complete_header
-from heart_sr_tf.volumes.dicom_writer import SERIES_OFFSET, refuse_output_folder, replace_folder, write_marker
+from heart_sr_tf.volumes.dicom_writer import (
+    SERIES_OFFSET,
+    refuse_output_folder,
+    replace_folder,
+    staging_folder,
+    write_marker,
+)
 
 DESCRIPTION = "heart-sr measurements (automatic segmenter trained on ACDC)"
 SEGMENT_OF = {name: number for number, name, _ in SEGMENTS}  # "RV" -> 1, "myocardium" -> 2, "LV" -> 3
@@ -69,10 +75,7 @@ def write_dicom_sr(
     if not math.isfinite(measurements.get("LVEDV_ml", math.nan)):
         raise DataError(out_dir, "no cine measurements to report (a single frame, or no LV found)")
     out_dir = Path(out_dir)
-    refuse_output_folder(out_dir, overwrite=True)  # only a report folder this tool wrote is replaced
-    tmp_dir = out_dir.with_name(f".heart-sr-{out_dir.name}.part")
-    shutil.rmtree(tmp_dir, ignore_errors=True)  # an interrupted run's (only this tool writes that name)
-    tmp_dir.mkdir(parents=True)
+    tmp_dir = staging_folder(out_dir)  # only a folder this tool wrote is ever replaced
     made_by = hd.sr.AlgorithmIdentification(name=algorithm[:64], version=version[:64])
     frames = {"ED": int(measurements["ED_frame"]), "ES": int(measurements["ES_frame"])}
     groups = []

@@ -206,6 +206,16 @@ def _stored(template, values: np.ndarray) -> tuple[np.ndarray, float, float]:
     return np.ascontiguousarray(stored.T.astype(dtype)), slope, intercept
 
 
+def staging_folder(out_dir: Path) -> Path:
+    """A new, empty temporary folder beside ``out_dir`` for a series this tool writes there (an interrupted run's is
+    removed: only this tool writes that name), after checking that ``out_dir`` is new or the tool's own."""
+    refuse_output_folder(out_dir, overwrite=True)
+    tmp_dir = out_dir.with_name(f".heart-sr-{out_dir.name}.part")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir.mkdir(parents=True)
+    return tmp_dir
+
+
 def replace_folder(tmp_dir: Path, out_dir: Path) -> Path:
     """Move the whole series (written in ``tmp_dir``) into place as ``out_dir``; an earlier output of the tool is
     removed only after that."""
