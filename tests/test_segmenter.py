@@ -304,7 +304,11 @@ def test_upscale_measure_of_a_dicom_series_writes_a_dicom_seg_series_beside_it(t
 
     values = np.asarray(nib.load(str(short_cine)).dataobj, np.float32)
     values = np.round(values / values.max() * 2000) * 2.0 - 10.0  # what a 12-bit series with slope 2 holds
-    write_cine(tmp_path / "study", Cine(values, spacing=(1.5, 1.5), gap=8.0))
+
+    def body(z, t, ds):  # the patient's height (m) and weight (kg), as scanners record them
+        ds.PatientSize, ds.PatientWeight = "1.72", "68"
+
+    write_cine(tmp_path / "study", Cine(values, spacing=(1.5, 1.5), gap=8.0), edit=body)
     out = tmp_path / "sr"
     args = ["upscale", tmp_path / "study", str(out) + "/", "--model", tiny_export, "--measure", "--quiet"]
     result = run_cli(*args)
@@ -352,6 +356,21 @@ def test_upscale_measure_of_a_dicom_series_writes_a_dicom_seg_series_beside_it(t
             assert segment == (hd.seg.segread(files[int(frame) - 1]).SOPInstanceUID, number), code
         else:
             assert segment is None
+    # indexed to the body surface area from the header, in the summary, the volume table and a cohort's table
+    from heart_sr_tf.cohort.jobs import Job
+    from heart_sr_tf.cohort.measurements import write_measurements
+    from heart_sr_tf.volumes.measure import read_body_surface
+
+    bsa = (172 * 68 / 3600) ** 0.5
+    assert read_body_surface(tmp_path / "sr_volumes.csv") == pytest.approx(bsa, abs=1e-4)
+    assert f"body surface area (Mosteller): {bsa:.2f} m2, from the header's height 1.72 m" in result.stdout
+    edv = f"{expected['LVEDV_ml']:.1f} / {expected['LVESV_ml']:.1f} ml ({expected['LVEDV_ml'] / bsa:.1f} / "
+    assert f"LV end-diastolic / end-systolic volume: {edv}" in result.stdout
+    table, count = write_measurements([Job(tmp_path / "study", out, dicom=True)], tmp_path)
+    (row,) = csv.DictReader(table.read_text().splitlines()[1:])
+    assert count == 1 and float(row["BSA_m2"]) == pytest.approx(bsa, abs=0.01)
+    assert float(row["LVEDVi_ml_m2"]) == pytest.approx(expected["LVEDV_ml"] / bsa, abs=0.01)
+    assert float(row["acquired_myo_mass_i_g_m2"]) == pytest.approx(float(row["acquired_myo_mass_g"]) / bsa, abs=0.01)
     again = run_cli(*args)
     assert again.returncode == 2 and "pass --overwrite" in again.stderr
     assert run_cli(*args, "--overwrite").returncode == 0 and len(list(seg_dir.glob("SEG*.dcm"))) == len(files)

@@ -1,7 +1,8 @@
 """``DIR/measurements.csv``: with ``cohort --measure``, one row per measured scan, rebuilt from each scan's own
 ``OUT_volumes.csv`` after every run (so a resumed cohort's table holds the scans of earlier runs too): ED and ES,
-volumes, ejection fractions, myocardial mass and wall thickness of the upscaled scan, and the same of the scan as
-acquired beside them."""
+volumes, ejection fractions, myocardial mass and wall thickness of the upscaled scan, the volumes and mass indexed to
+the body surface area where the scan's DICOM header gave the patient's height and weight, and the same of the scan
+as acquired beside them."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from pathlib import Path
 
 from heart_sr_tf.cardiac_metrics import CINE_MEASURES, cine_measurements
 from heart_sr_tf.cohort.jobs import Job
-from heart_sr_tf.volumes.measure import ACQUIRED, NOTE, measure_outputs, read_volumes
+from heart_sr_tf.volumes.measure import ACQUIRED, NOTE, measure_outputs, read_body_surface, read_volumes
 
 MEASUREMENTS_NAME = "measurements.csv"
+INDEXED = {"LVEDV_ml": "LVEDVi_ml_m2", "LVESV_ml": "LVESVi_ml_m2", "RVEDV_ml": "RVEDVi_ml_m2",
+           "RVESV_ml": "RVESVi_ml_m2", "myo_mass_g": "myo_mass_i_g_m2"}  # fmt: skip
+MEASURES = (*CINE_MEASURES, "BSA_m2", *INDEXED.values())  # blank where the scan's header gave no height and weight
 
 
 def write_measurements(jobs: list[Job], out_dir: Path) -> tuple[Path, int]:
@@ -27,13 +31,16 @@ def write_measurements(jobs: list[Job], out_dir: Path) -> tuple[Path, int]:
         frames = read_volumes(volumes)
         acquired = any(f"{ACQUIRED}LV_ml" in row for row in frames)
         row = {"input": job.key, "output": str(job.output), "frames": len(frames)}
+        bsa = read_body_surface(volumes)
         for prefix in ("", *((ACQUIRED,) if acquired else ())):
             values = cine_measurements(frames, prefix)
-            row.update({f"{prefix}{name}": _cell(values[name]) for name in CINE_MEASURES})
+            values["BSA_m2"] = bsa if bsa is not None else math.nan
+            values.update({index: values[name] / values["BSA_m2"] for name, index in INDEXED.items()})
+            row.update({f"{prefix}{name}": _cell(values[name]) for name in MEASURES})
         rows.append(row)
     path = Path(out_dir) / MEASUREMENTS_NAME
     tmp = path.with_name(f".heart-sr-{path.name}.part")
-    fields = ["input", "output", "frames", *CINE_MEASURES, *(f"{ACQUIRED}{name}" for name in CINE_MEASURES)]
+    fields = ["input", "output", "frames", *MEASURES, *(f"{ACQUIRED}{name}" for name in MEASURES)]
     with tmp.open("w", newline="") as f:
         f.write(f"# {NOTE}; per scan, from its _volumes.csv; {ACQUIRED}*: the scan as acquired; blank: undefined\n")
         writer = csv.DictWriter(f, fieldnames=fields)

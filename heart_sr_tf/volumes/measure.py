@@ -127,6 +127,9 @@ def measure_scan(
     tmp = csv_path.with_name(f".{csv_path.name}.part")
     with tmp.open("w", newline="") as f:
         f.write(f"# {NOTE}\n")
+        if body is not None:
+            f.write(f"# {BSA_KEY}: {body_surface_area(*body):.4f} (Mosteller, from the DICOM header's height "
+                    f"{body[0]:.2f} m and weight {body[1]:.1f} kg)\n")  # fmt: skip
         if acquired is not None:
             f.write(f"# {ACQUIRED_NOTE}\n")
         kept_columns = [f"{k}_kept" for k in STRUCTURES]
@@ -203,6 +206,18 @@ def kept_warnings(frame: int, kept: dict[str, float]) -> list[str]:
         for name, share in kept.items()
         if share < KEPT_WARNING
     ]
+
+
+BSA_KEY = "BSA_m2"  # the volume table's comment line giving the patient's body surface area, where known
+
+
+def read_body_surface(csv_path: Path) -> float | None:
+    """The body surface area (m2) an ``OUT_volumes.csv`` was written with, or None (not known)."""
+    with Path(csv_path).open(newline="") as f:
+        for line in f:
+            if line.startswith(f"# {BSA_KEY}: "):
+                return float(line.split()[2])
+    return None
 
 
 def read_volumes(csv_path: Path) -> list[dict]:
