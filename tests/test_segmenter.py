@@ -368,7 +368,9 @@ def test_upscale_measure_of_a_dicom_series_writes_a_dicom_seg_series_beside_it(t
     assert f"LV end-diastolic / end-systolic volume: {edv}" in result.stdout
     table, count = write_measurements([Job(tmp_path / "study", out, dicom=True)], tmp_path)
     (row,) = csv.DictReader(table.read_text().splitlines()[1:])
-    assert count == 1 and float(row["BSA_m2"]) == pytest.approx(bsa, abs=0.01)
+    assert count == 1 and float(row["BSA_m2"]) == pytest.approx(bsa, abs=0.01) and row["patient"] == ""
+    table, _ = write_measurements([Job(tmp_path / "study", out, dicom=True, patient_id="P-0042")], tmp_path)
+    assert next(csv.DictReader(table.read_text().splitlines()[1:]))["patient"] == "P-0042"
     assert float(row["LVEDVi_ml_m2"]) == pytest.approx(expected["LVEDV_ml"] / bsa, abs=0.01)
     assert float(row["acquired_myo_mass_i_g_m2"]) == pytest.approx(float(row["acquired_myo_mass_g"]) / bsa, abs=0.01)
     again = run_cli(*args)

@@ -1,5 +1,6 @@
 """``DIR/measurements.csv``: with ``cohort --measure``, one row per measured scan, rebuilt from each scan's own
-``OUT_volumes.csv`` after every run (so a resumed cohort's table holds the scans of earlier runs too): ED and ES,
+``OUT_volumes.csv`` after every run (so a resumed cohort's table holds the scans of earlier runs too): the patient
+(the manifest's column, else the DICOM PatientID, to join with clinical records), ED and ES,
 volumes, ejection fractions, myocardial mass and wall thickness of the upscaled scan, the volumes and mass indexed to
 the body surface area where the scan's DICOM header gave the patient's height and weight, and the same of the scan
 as acquired beside them."""
@@ -30,7 +31,8 @@ def write_measurements(jobs: list[Job], out_dir: Path) -> tuple[Path, int]:
             continue
         frames = read_volumes(volumes)
         acquired = any(f"{ACQUIRED}LV_ml" in row for row in frames)
-        row = {"input": job.key, "output": str(job.output), "frames": len(frames)}
+        patient = job.patient or job.patient_id or ""  # (the manifest's patient column, else the DICOM PatientID)
+        row = {"input": job.key, "patient": patient, "output": str(job.output), "frames": len(frames)}
         bsa = read_body_surface(volumes)
         for prefix in ("", *((ACQUIRED,) if acquired else ())):
             values = cine_measurements(frames, prefix)
@@ -40,7 +42,7 @@ def write_measurements(jobs: list[Job], out_dir: Path) -> tuple[Path, int]:
         rows.append(row)
     path = Path(out_dir) / MEASUREMENTS_NAME
     tmp = path.with_name(f".heart-sr-{path.name}.part")
-    fields = ["input", "output", "frames", *MEASURES, *(f"{ACQUIRED}{name}" for name in MEASURES)]
+    fields = ["input", "patient", "output", "frames", *MEASURES, *(f"{ACQUIRED}{name}" for name in MEASURES)]
     with tmp.open("w", newline="") as f:
         f.write(f"# {NOTE}; per scan, from its _volumes.csv; {ACQUIRED}*: the scan as acquired; blank: undefined\n")
         writer = csv.DictWriter(f, fieldnames=fields)
