@@ -176,6 +176,38 @@ def test_an_existing_cluster_is_checked_before_any_scan_is_given_out(cohort_inpu
     assert nib.load(str(out / "p001.nii.gz")).shape == (180, 180, 3)
 
 
+def test_one_cohort_at_a_time_writes_an_output_folder(cohort_inputs, tmp_path):
+    """A second run on the same --out-dir is refused while the first holds its lock (named by host and process);
+    a lock whose process is gone (a run killed with SIGKILL) is taken over; one from another host names the file
+    to remove. The lock is gone when a run ends."""
+    import socket
+
+    from heart_sr_tf.cli import main
+    from heart_sr_tf.cohort.run_lock import LOCK_NAME
+
+    inputs, model = cohort_inputs
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["cohort", str(inputs / "p001.nii.gz"), "--out-dir", str(out), "--model", str(model), "--quiet"]
+    args += ["--workers", "1", "--backend", "tensorflow", "--precision", "float32"]
+    lock, host = out / LOCK_NAME, socket.gethostname()
+    lock.write_text(f"{host}\n{os.getpid()}\n2026-12-04 10:00:00\n")  # a live run: this very process
+    held = CliRunner().invoke(main, args)
+    assert held.exit_code == 2 and "Traceback" not in held.output
+    assert f"{out}: another cohort is writing here (process {os.getpid()} on {host}, since 2026-12-04 10:00:00); " in (
+        held.output
+    )
+    assert "wait for it to finish or stop it" in held.output and not (out / "p001.nii.gz").exists()
+    lock.write_text("node-7.cluster\n4242\n2026-12-04 09:00:00\n")  # another host's: cannot be checked here
+    elsewhere = CliRunner().invoke(main, args)
+    assert elsewhere.exit_code == 2 and f"remove {lock}" in elsewhere.output, elsewhere.output
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(f"{host}\n{gone.stdout.strip()}\n2026-12-04 08:00:00\n")  # a run killed: its process is gone
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and "1 done" in result.output, result.output
+    assert (out / "p001.nii.gz").is_file() and not lock.exists()
+
+
 def test_a_worker_killed_mid_run_costs_only_a_retry(cohort_inputs, tmp_path):
     import psutil
 

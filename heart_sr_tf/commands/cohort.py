@@ -20,10 +20,9 @@ def cohort(
     except ImportError:
         raise HeartSRError("cohort runs on Dask: pip install -e '.[cohort]'") from None
     from heart_sr_tf.cohort.jobs import find_jobs
-    from heart_sr_tf.cohort.runner import run_cohort
+    from heart_sr_tf.cohort.run_lock import cohort_lock
     from heart_sr_tf.cohort.series_filter import SeriesFilter
     from heart_sr_tf.cohort.status import STATUS_NAME
-    from heart_sr_tf.data.dicom import NOT_A_STACK
     from heart_sr_tf.export.discovery import find_model
     from heart_sr_tf.export.layout import resolve_model_dir
     from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
@@ -80,6 +79,16 @@ def cohort(
         raise HeartSRError(f"{out_dir}: cannot create it ({exc.strerror})") from None
     if not os.access(out_dir, os.W_OK):
         raise HeartSRError(f"{out_dir}: cannot write there")
+    with cohort_lock(out_dir):
+        return _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, measure, picked, notes)
+
+
+def _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, measure, picked, notes) -> int:
+    """The checked cohort, run while this process holds its output folder's lock."""
+    from heart_sr_tf.cohort.runner import run_cohort
+    from heart_sr_tf.cohort.status import STATUS_NAME
+    from heart_sr_tf.data.dicom import NOT_A_STACK
+
     where = scheduler or f"a local cluster of {workers} worker process(es)"
     echo(f"cohort: {len(jobs)} scans from {inputs} -> {out_dir}, on {where}")
     if picked.aside:
