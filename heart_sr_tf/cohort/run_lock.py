@@ -53,7 +53,7 @@ def _refuse_or_clear(path: Path, host: str) -> None:
         return
     where = f"process {held_pid or '?'} on {held_host or 'an unknown host'}, since {since or 'an unknown time'}"
     advice = (
-        "wait for it to finish or stop it"
+        f"wait for it to finish or stop it (if no cohort runs there, remove {path})"
         if held_host == host
         else f"if that run is over (its host cannot be checked from here), remove {path}"
     )
