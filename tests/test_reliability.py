@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from in_process import run_cli
 
-from heart_sr_tf.errors import DataError
+from heart_sr_tf.errors import DataError, HeartSRError
 from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.volumes.upscale import _part_prefix, upscale_file
 
@@ -174,6 +174,28 @@ def test_an_unwritable_output_fails_before_inference(phantom_root, tiny_export, 
         _one_error_line(_cli("upscale", src, locked / "o.nii.gz", "--model", tiny_export), "cannot write")
     finally:
         locked.chmod(0o700)
+
+
+def test_a_result_larger_than_the_free_space_is_refused_before_inference(phantom_root, tiny_export, tmp_path):
+    """The result's size is known before any inference: an uncompressed NIfTI's exactly (its voxels at the input's
+    data type), a gzipped one's as a lower bound; where the file system holds less, one line and nothing written."""
+    import shutil
+
+    from heart_sr_tf.data.scan import read_scan
+    from heart_sr_tf.volumes.upscale import InPlane, check_space, expected_bytes
+
+    src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
+    predictor = load_predictor(tiny_export)
+    written = upscale_file(src, tmp_path / "o.nii", predictor, quiet=True)
+    scan, steps = read_scan(src), [InPlane(predictor, 16)]
+    assert expected_bytes(scan, steps, False, False) == written.stat().st_size - 352  # (the NIfTI-1 header)
+    upscale_file(src, tmp_path / "o.nii.gz", predictor, quiet=True)
+    assert expected_bytes(scan, steps, False, True) <= (tmp_path / "o.nii.gz").stat().st_size
+    free = shutil.disk_usage(tmp_path).free
+    check_space(tmp_path / "new" / "x.nii", free // 2)  # (the nearest existing folder's file system)
+    with pytest.raises(HeartSRError, match=r"x.nii: the result needs at least .* MB and .* MB are free there"):
+        check_space(tmp_path / "new" / "x.nii", free + 10**12)
+    assert not (tmp_path / "new").exists()
 
 
 def test_a_hard_link_to_the_input_is_refused_like_the_input(phantom_root, tiny_export, tmp_path):

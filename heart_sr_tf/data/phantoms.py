@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 
 from heart_sr_tf.data.acdc import GROUPS
-from heart_sr_tf.errors import DataError
+from heart_sr_tf.errors import DataError, os_reason
 
 SHAPE = (176, 208)  # in-plane (x, y), deliberately not square
 SLICES = 6
@@ -91,7 +91,7 @@ def write_phantoms(out: Path, patients: int = 10, seed: int = 0) -> list[Path]:
         (out / MARKER).write_text("synthetic phantoms written by heart-sr-tf\n")
         return _write(out, patients, seed)
     except OSError as exc:
-        raise DataError(out, f"cannot write phantoms there ({exc.strerror or exc})") from None
+        raise DataError(out, f"cannot write phantoms there ({os_reason(exc)})") from None
 
 
 MARKER = ".heart-sr-phantoms"

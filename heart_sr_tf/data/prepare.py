@@ -19,7 +19,7 @@ from heart_sr_tf.data.acdc_sr import ROIS, AcdcSr, scans_fingerprint, source_fin
 from heart_sr_tf.data.phantoms import write_phantoms
 from heart_sr_tf.data.scan import ScanSource
 from heart_sr_tf.data.scan_patients import group_scans, valid_scan_patients
-from heart_sr_tf.errors import DataError
+from heart_sr_tf.errors import DataError, os_reason
 from heart_sr_tf.progress import progress_bar
 
 
@@ -200,7 +200,7 @@ def _check_writable(data_dir: Path) -> None:
         probe.touch()
         probe.unlink()
     except OSError as exc:
-        raise DataError(data_dir, f"cannot write the prepared dataset there ({exc.strerror or exc})") from None
+        raise DataError(data_dir, f"cannot write the prepared dataset there ({os_reason(exc)})") from None
 
 
 def _tick(bar, note: str) -> None:

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from heart_sr_tf.data.degradation import Degradation
-from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.errors import HeartSRError, os_reason
 from heart_sr_tf.export.layout import METADATA_FILE, versions
 from heart_sr_tf.processes import process_alive
 
@@ -70,7 +70,7 @@ def write_version(out: Path, name: str, version: int | None, metadata: dict, wri
         base.mkdir(parents=True, exist_ok=True)
         _remove_stale_tmp(base)
     except OSError as exc:
-        raise HeartSRError(f"{base}: cannot write the export there ({exc.strerror or exc})") from None
+        raise HeartSRError(f"{base}: cannot write the export there ({os_reason(exc)})") from None
     tmp = base / f".tmp-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         write(tmp)
@@ -79,7 +79,7 @@ def write_version(out: Path, name: str, version: int | None, metadata: dict, wri
         (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
         tmp.rename(target)
     except OSError as exc:
-        raise HeartSRError(f"{target}: cannot write the export ({exc.strerror or exc})") from None
+        raise HeartSRError(f"{target}: cannot write the export ({os_reason(exc)})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -22,7 +22,7 @@ import numpy as np
 from heart_sr_tf import __version__
 from heart_sr_tf.data.dicom import DicomSeries
 from heart_sr_tf.data.nifti import nifti_suffix
-from heart_sr_tf.errors import DataError
+from heart_sr_tf.errors import DataError, os_reason
 from heart_sr_tf.volumes.dicom_writer import (
     SERIES_OFFSET,
     replace_folder,
@@ -91,7 +91,7 @@ def write_dicom_seg(series: DicomSeries, labels: np.ndarray, out_dir: Path, algo
         try:
             seg.save_as(tmp_dir / f"SEG{t:04d}.dcm")
         except OSError as exc:
-            raise DataError(out_dir, f"cannot write ({exc.strerror or exc})") from None
+            raise DataError(out_dir, f"cannot write ({os_reason(exc)})") from None
         written.append(seg)
     write_marker(tmp_dir, series_uid)
     replace_folder(tmp_dir, out_dir)

@@ -28,7 +28,7 @@ from pathlib import Path
 from heart_sr_tf import __version__
 from heart_sr_tf.data.dicom import DicomSeries
 from heart_sr_tf.data.nifti import nifti_suffix
-from heart_sr_tf.errors import DataError
+from heart_sr_tf.errors import DataError, os_reason
 from heart_sr_tf.volumes.dicom_seg import SEGMENTS, complete_header
 from heart_sr_tf.volumes.dicom_writer import (
     SERIES_OFFSET,
@@ -136,7 +136,7 @@ def write_dicom_sr(
     try:
         sr.save_as(tmp_dir / "SR0000.dcm")
     except OSError as exc:
-        raise DataError(out_dir, f"cannot write ({exc.strerror or exc})") from None
+        raise DataError(out_dir, f"cannot write ({os_reason(exc)})") from None
     write_marker(tmp_dir, sr.SeriesInstanceUID)
     return replace_folder(tmp_dir, out_dir)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from heart_sr_tf.data.dicom import DicomSeries
-from heart_sr_tf.errors import DataError, HeartSRError
+from heart_sr_tf.errors import DataError, HeartSRError, os_reason
 
 MARKER = ".heart-sr-series"  # in every output folder the tool writes; nothing else is ever replaced
 OWN_NAMES = re.compile(
@@ -139,7 +139,7 @@ def write_dicom_series(
             try:
                 ds.save_as(tmp_dir / f"IM{k:04d}_{t:04d}.dcm", enforce_file_format=True)
             except OSError as exc:
-                raise DataError(out_dir, f"cannot write ({exc.strerror or exc})") from None
+                raise DataError(out_dir, f"cannot write ({os_reason(exc)})") from None
     write_marker(tmp_dir, series_uid)
     return replace_folder(tmp_dir, out_dir)
 
