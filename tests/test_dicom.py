@@ -428,3 +428,43 @@ def test_a_dicomdir_given_as_the_input_reads_the_media_it_indexes(tmp_path):
     np.testing.assert_allclose(series.affine, read_series(tmp_path / "plain").affine)
     with pytest.raises(DataError, match="no such file or folder"):
         read_series(tmp_path / "cd" / "DICOMDIR2")
+
+
+def test_the_seg_and_the_report_accept_the_header_defects_exports_leave(tmp_path):
+    """A PatientSex of U or f, a birth date 19700000, a study date 2026-01-05, a study time 12:30 and no
+    SliceThickness (as anonymisers and exports leave them) are valid enough for the images but refused by
+    highdicom: the SEG and the report are written with those values made valid or left empty (the images keep
+    theirs); a defect nothing can mend (no frame of reference) is one line naming the output, and nothing of it
+    is left behind."""
+    import highdicom as hd
+
+    from heart_sr_tf.errors import DataError
+    from heart_sr_tf.volumes.dicom_seg import write_dicom_seg
+    from heart_sr_tf.volumes.dicom_sr import write_dicom_sr
+
+    values = np.random.default_rng(3).integers(0, 400, (12, 10, 3, 2)).astype(np.float32) * 2.0 - 10.0
+
+    def defects(z, t, ds):
+        ds.PatientSex, ds.PatientBirthDate, ds.StudyDate, ds.StudyTime = "U", "19700000", "2026-01-05", "12:30"
+        if "SliceThickness" in ds:
+            del ds.SliceThickness
+
+    write_cine(tmp_path / "study", Cine(values), edit=defects)
+    series = read_series(tmp_path / "study")
+    assert series.headers[0][0].PatientSex == "U"
+    labels = np.zeros(values.shape, np.uint8)
+    labels[3:8, 2:7] = 3
+    segs = write_dicom_seg(series, labels, tmp_path / "seg", "heart-sr-tf test", "1")
+    measured = {"ED_frame": 1, "ES_frame": 2, "LVEDV_ml": 10.0, "LVESV_ml": 5.0, "LVEF_pct": 50.0, "myo_mass_g": 3.0}
+    write_dicom_sr(series, segs, measured, tmp_path / "report", "heart-sr-tf test", "1")
+    seg = hd.seg.segread(tmp_path / "seg" / "SEG0000.dcm")
+    assert (seg.PatientSex, seg.PatientBirthDate, seg.StudyDate) == ("", "", "20260105")
+    report = pydicom.dcmread(next((tmp_path / "report").glob("*.dcm")))
+    assert report.StudyInstanceUID == series.headers[0][0].StudyInstanceUID and report.StudyDate == "20260105"
+    for column in series.headers:
+        for header in column:
+            del header.FrameOfReferenceUID
+    with pytest.raises(DataError) as error:
+        write_dicom_seg(series, labels, tmp_path / "seg2", "heart-sr-tf test", "1")
+    assert str(error.value).startswith(f"{tmp_path / 'seg2'}: cannot write the SEG series from these headers (")
+    assert not [p.name for p in tmp_path.iterdir() if "seg2" in p.name]

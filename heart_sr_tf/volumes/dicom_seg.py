@@ -14,7 +14,11 @@ this tool wrote is ever replaced.
 from __future__ import annotations
 
 import copy
+import re
+import shutil
 import warnings
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +82,7 @@ def write_dicom_seg(series: DicomSeries, labels: np.ndarray, out_dir: Path, algo
     for t in range(frames):
         sources = [complete_header(series.headers[z][t]) for z in range(depth)]
         pixels = np.ascontiguousarray(np.transpose(labels[:, :, :, t], (2, 1, 0)).astype(np.uint8))  # [z, rows, cols]
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), refused_by_highdicom(out_dir, "SEG series", tmp_dir):
             warnings.simplefilter("ignore")
             seg = hd.seg.Segmentation(
                 source_images=sources, pixel_array=pixels, segmentation_type="BINARY", segment_descriptions=segments,
@@ -98,11 +102,41 @@ def write_dicom_seg(series: DicomSeries, labels: np.ndarray, out_dir: Path, algo
     return written
 
 
+@contextmanager
+def refused_by_highdicom(out_dir: Path, what: str, tmp_dir: Path):
+    """What highdicom refuses in a scanner's headers (a value its checks reject) as one line naming the output, the
+    partial output removed."""
+    try:
+        yield
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise DataError(out_dir, f"cannot write the {what} from these headers ({reason})") from None
+
+
 def complete_header(header):
     """A copy of a source image's header with the patient and study attributes a SEG or an SR copies present (empty
-    where the image lacks them)."""
+    where the image lacks them), and SliceThickness (Type 2); values that are no valid DICOM (a PatientSex of ``U``,
+    a date such as ``19700000`` or ``2026-01-05``, as exports and anonymisers leave them) made valid or, where they
+    say nothing certain, empty: highdicom refuses them, and the copy goes only into the SEG and the report."""
     header = copy.deepcopy(header)
-    for keyword in PATIENT_AND_STUDY:
+    for keyword in (*PATIENT_AND_STUDY, "SliceThickness"):
         if keyword not in header:
             setattr(header, keyword, "")
+    sex = str(header.PatientSex or "").strip().upper()
+    header.PatientSex = sex if sex in ("M", "F", "O") else ""
+    for keyword in ("PatientBirthDate", "StudyDate"):
+        header[keyword].value = _valid_date(str(header[keyword].value or ""))
+    if not re.fullmatch(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?", str(header.StudyTime or "").strip()):
+        header.StudyTime = ""
     return header
+
+
+def _valid_date(value: str) -> str:
+    """A DICOM date (``YYYYMMDD``) from ``value`` (its separators dropped), or "" where it is no real date."""
+    digits = re.sub(r"[-./ ]", "", value.strip())
+    try:
+        datetime.strptime(digits, "%Y%m%d")
+    except ValueError:
+        return ""
+    return digits

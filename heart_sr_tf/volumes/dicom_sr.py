@@ -29,7 +29,7 @@ from heart_sr_tf import __version__
 from heart_sr_tf.data.dicom import DicomSeries
 from heart_sr_tf.data.nifti import nifti_suffix
 from heart_sr_tf.errors import DataError, os_reason
-from heart_sr_tf.volumes.dicom_seg import SEGMENTS, complete_header
+from heart_sr_tf.volumes.dicom_seg import SEGMENTS, complete_header, refused_by_highdicom
 from heart_sr_tf.volumes.dicom_writer import (
     SERIES_OFFSET,
     refuse_output_folder,
@@ -125,7 +125,7 @@ def write_dicom_sr(
     )
     images = [complete_header(header) for column in series.headers for header in column]
     number = int(series.headers[0][0].get("SeriesNumber") or 0) + 2 * SERIES_OFFSET
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), refused_by_highdicom(out_dir, "measurement report", tmp_dir):
         warnings.simplefilter("ignore")
         sr = hd.sr.Comprehensive3DSR(
             evidence=[*segs, *images], content=report, series_instance_uid=generate_uid(), series_number=number,
