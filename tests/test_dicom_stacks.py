@@ -396,3 +396,32 @@ def test_zip_archives_of_dicom_files_are_scans(tmp_path):
         archive.writestr("notes.txt", "no images")
     with pytest.raises(DataError, match=r"notes.zip: holds no DICOM image"):
         read_scan(tmp_path / "notes.zip")
+
+
+def test_a_zip_archive_larger_than_the_temporary_folder_is_one_line(tmp_path, monkeypatch):
+    """An archive unpacks into the temporary folder: one that would not fit (here a 64 MB member, compressed to a
+    few kB, with TMPDIR on a 4 MB tmpfs) is one line naming the archive and the folder, before any file is
+    written; a truncated archive is called unreadable."""
+    import subprocess
+    import tempfile
+    import zipfile
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root: no small file system to fill here")
+    try:
+        archive = tmp_path / "export.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+            out.writestr("dicom/IM0001.dcm", b"\0" * (64 * 2**20))
+        monkeypatch.setattr(tempfile, "tempdir", str(small))
+        with pytest.raises(DataError) as error:
+            read_series(archive)
+        assert str(error.value).startswith(f"{archive}: unpacks to 67.1 MB and ")
+        assert f"MB are free in {small} (the temporary folder); point TMPDIR at a folder with room" in str(error.value)
+        assert not list(small.iterdir())
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
+    (tmp_path / "cut.zip").write_bytes(archive.read_bytes()[:200])
+    with pytest.raises(DataError, match="unreadable zip archive"):
+        read_series(tmp_path / "cut.zip")

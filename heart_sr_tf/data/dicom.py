@@ -276,6 +276,8 @@ def _image_headers(path: Path) -> list:
     image of its own), pixel data not read yet."""
     if not path.exists():
         raise DataError(path, "no such file or folder")
+    if path.is_file() and path.suffix.lower() == ".zip":  # (one that is a zip archive is read unpacked)
+        raise DataError(path, "unreadable zip archive (no archive directory: cut short or damaged?)")
     under = path.parent if path.is_file() and _is_dicomdir(path) else path  # a DICOMDIR: the media it indexes
     files = (
         sorted(p for p in under.rglob("*") if p.is_file() and not p.name.startswith(".")) if under.is_dir() else [path]
