@@ -148,6 +148,15 @@ def test_a_bad_server_on_the_command_line_is_one_line(phantom_root, tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and "Traceback" not in result.stderr and len(errors) == 1, result.stderr
     assert "NaN or infinite" in errors[0] and sorted(p.name for p in tmp_path.iterdir()) == []
+    for bad in (
+        "http://models",
+        "http://host:port/v1/models/m",
+        "ftp://host/v1/models/m",
+        "localhost:8501/v1/models/m",
+    ):
+        result = run_cli("upscale", src, tmp_path / "o.nii.gz", "--server", bad, "--quiet")  # (a URL without a path
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr  # once raised in http.client)
+        assert f"error: {bad}: not a served model's URL (e.g. http://localhost:8501/v1/models/" in result.stderr
 
 
 def test_an_existing_output_is_kept_unless_overwrite(phantom_root, tmp_path):

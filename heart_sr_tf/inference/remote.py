@@ -8,8 +8,10 @@ response: ``{"outputs": [...]}`` (TF Serving drops the key of a single named out
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import numpy as np
@@ -25,6 +27,16 @@ def predict_request(lr: np.ndarray) -> bytes:
     return json.dumps({"signature_name": "serving_default", "inputs": {"lr_image": lr.tolist()}}).encode()
 
 
+def _model_url(server: str) -> bool:
+    """``server`` is an http(s) URL with a host, a numeric port if any, and a path (``/v1/models/NAME``)."""
+    parts = urllib.parse.urlsplit(server)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # (a port that is no number)
+        return False
+    return port_ok and parts.scheme in ("http", "https") and bool(parts.hostname) and bool(parts.path.strip("/"))
+
+
 def rest_predictor(
     server: str, scale: int | None = None, timeout: float = 120.0, through_plane: bool = False
 ) -> Predictor:
@@ -35,6 +47,8 @@ def rest_predictor(
     when one is given), or as ``[1, 4g, 4, 1]`` for a ``through_plane`` model (its slice profile is taken to
     be the default, t = g). Every answer is checked for its shape and for finite values.
     """
+    if not _model_url(server):
+        raise HeartSRError(f"{server}: not a served model's URL (e.g. http://localhost:8501/v1/models/rrdb_kspace)")
     url = server.rstrip("/") + ":predict"
 
     def fn(lr: np.ndarray) -> np.ndarray:
@@ -47,7 +61,7 @@ def rest_predictor(
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:300]
             raise HeartSRError(f"{url}: server answered {exc.code}: {detail}") from None
-        except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
+        except (urllib.error.URLError, TimeoutError, json.JSONDecodeError, http.client.HTTPException, OSError) as exc:
             raise HeartSRError(f"{url}: no usable answer ({exc})") from None
         outputs = body.get("outputs") if isinstance(body, dict) else None
         if isinstance(outputs, dict):
