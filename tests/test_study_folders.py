@@ -204,3 +204,30 @@ def test_series_folders_of_one_patient_are_one_patient(tmp_path):
     for n in range(3):
         write_cine(anonymised / f"S{n + 1}", Cine(_values(60 + n)), edit=lambda z, t, ds: setattr(ds, "PatientID", "X"))
     assert [pid for pid, _ in find_scan_patients(str(anonymised))] == ["S1", "S2", "S3"]
+
+
+def test_a_manifest_saved_by_a_spreadsheet_reads_as_written_by_hand(tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark, a European locale separates columns with semicolons, a
+    column may be named Input, and trailing rows are empty: each reads as the plain CSV; a file without an input
+    column names the columns it found."""
+    for name in ("x.nii.gz", "y.nii.gz"):
+        (tmp_path / name).write_text("")
+    out = tmp_path / "out"
+    plain = find_jobs(str(_manifest(tmp_path / "plain.csv", "input,patient\nx.nii.gz,P1\ny.nii.gz,P2\n")), out)
+    written = {
+        "bom.csv": "\ufeffinput,patient\r\nx.nii.gz,P1\r\ny.nii.gz,P2\r\n,\r\n,\r\n",
+        "semicolons.csv": "Input;Patient\nx.nii.gz;P1\ny.nii.gz; P2\n\n",
+        "tabs.csv": "INPUT\tpatient\nx.nii.gz\tP1\ny.nii.gz\tP2\n",
+    }
+    for name, text in written.items():
+        jobs = find_jobs(str(_manifest(tmp_path / name, text)), out)
+        assert [(j.input, j.output, j.patient) for j in jobs] == [(j.input, j.output, j.patient) for j in plain], name
+    with pytest.raises(HeartSRError, match=r"a manifest needs an 'input' column .*; found 'path', 'patient'"):
+        find_jobs(str(_manifest(tmp_path / "other.csv", "path,patient\nx.nii.gz,P1\n")), out)
+    with pytest.raises(HeartSRError, match=r"holes.csv:3: empty input"):
+        find_jobs(str(_manifest(tmp_path / "holes.csv", "input,patient\nx.nii.gz,P1\n,P2\n")), out)
+
+
+def _manifest(path: Path, text: str) -> Path:
+    path.write_bytes(text.encode("utf-8"))
+    return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -292,18 +293,41 @@ def _output_name(relative: Path) -> Path:
     return relative.with_name(name + ".nii.gz")
 
 
-def _manifest(path: Path, out_dir: Path, dicom_out: bool = False) -> list[Job]:
+def read_manifest(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """A CSV manifest's rows with their line numbers, as spreadsheets save them: a UTF-8 byte-order mark (Excel's
+    "CSV UTF-8"), columns separated by commas, semicolons (where the decimal mark is a comma) or tabs, column
+    names in any case; rows with every cell empty (a spreadsheet's trailing lines) left out."""
     try:
-        with path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
         raise HeartSRError(f"{path}: unreadable CSV manifest ({exc})") from None
-    if not rows or "input" not in rows[0]:
-        raise HeartSRError(f"{path}: a manifest needs an 'input' column (and optionally 'output')")
+    header = text.splitlines()[0] if text.strip() else ""
+    delimiter = next(
+        (d for d in (",", ";", "\t") if "input" in (c.strip().strip('"').lower() for c in header.split(d))), ","
+    )
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        table = [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        raise HeartSRError(f"{path}: unreadable CSV manifest ({exc})") from None
+    if not table or "input" not in (names := [c.strip().lower() for c in table[0][1]]):
+        found = ", ".join(repr(c) for c in (table[0][1] if table else []))
+        raise HeartSRError(
+            f"{path}: a manifest needs an 'input' column (and optionally 'output', 'patient', 'series'); "
+            f"found {found or 'no column'}"
+        )
+    return [
+        (number, {name: cell.strip() for name, cell in zip(names, row)})
+        for number, row in table[1:]
+        if any(cell.strip() for cell in row)
+    ]
+
+
+def _manifest(path: Path, out_dir: Path, dicom_out: bool = False) -> list[Job]:
     jobs = []
-    for number, row in enumerate(rows, start=2):
-        scan = Path(row["input"] or "")
-        if not row["input"]:
+    for number, row in read_manifest(path):
+        scan = Path(row.get("input") or "")
+        if not row.get("input"):
             raise HeartSRError(f"{path}:{number}: empty input")
         scan = scan if scan.is_absolute() else path.parent / scan
         series = (row.get("series") or "").strip() or None  # a SeriesNumber or SeriesInstanceUID
