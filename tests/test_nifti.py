@@ -51,3 +51,39 @@ def test_a_cine_with_a_trailing_axis_of_one_voxel_is_the_cine(tiny_export, tmp_p
     nib.save(nib.Nifti1Image(np.stack([values, values], -1), np.eye(4)), str(tmp_path / "two.nii.gz"))
     with pytest.raises(DataError, match="got a 5D array"):
         read_scan(tmp_path / "two.nii.gz")
+
+
+def test_voxel_sizes_are_millimetres_whatever_unit_the_header_states(tmp_path):
+    """Some tools write NIfTI voxel sizes in metres or microns (``xyzt_units``), or frame times in ms: the scan's
+    zooms, which volumes and the through-plane factor come from, are in mm (and s) all the same; a header that
+    states no unit (ACDC's) is read as mm, as every NIfTI reader does."""
+    from heart_sr_tf.data.scan import read_scan
+
+    data = np.random.default_rng(0).random((12, 10, 4, 3)).astype(np.float32) + 1.0
+    expected = (1.5, 1.25, 8.0, 0.04)
+    for name, spatial, temporal, scale, time_scale in (
+        ("mm", "mm", "sec", 1.0, 1.0),
+        ("metres", "meter", "msec", 0.001, 1000.0),
+        ("microns", "micron", "usec", 1000.0, 1e6),
+        ("unstated", "unknown", "unknown", 1.0, 1.0),
+    ):
+        image = nib.Nifti1Image(data, np.diag([*(z * scale for z in expected[:3]), 1.0]))
+        image.header.set_zooms((*(z * scale for z in expected[:3]), expected[3] * time_scale))
+        image.header.set_xyzt_units(spatial, temporal)
+        nib.save(image, str(tmp_path / f"{name}.nii.gz"))
+        assert read_scan(tmp_path / f"{name}.nii.gz").zooms == pytest.approx(expected, rel=1e-5), name
+        assert load_nifti(tmp_path / f"{name}.nii.gz", ndims=(4,))[1] == pytest.approx(expected, rel=1e-5), name
+
+
+def test_voxels_of_exactly_one_millimetre_are_a_warning_for_measurements(tmp_path):
+    """A converter that knows no voxel size writes 1 x 1 x 1 mm, which no short-axis cine has: --measure's
+    volumes would count voxels, so it says so; real voxel sizes and DICOM series say nothing."""
+    from heart_sr_tf.data.scan import read_scan
+    from heart_sr_tf.volumes.measure import placeholder_voxels
+
+    data = np.random.default_rng(0).random((12, 10, 4)).astype(np.float32) + 1.0
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "unit.nii.gz"))
+    nib.save(nib.Nifti1Image(data, np.diag([1.4, 1.4, 8.0, 1.0])), str(tmp_path / "real.nii.gz"))
+    line = placeholder_voxels(read_scan(tmp_path / "unit.nii.gz"))
+    assert line.startswith(f"{tmp_path / 'unit.nii.gz'}: its header gives voxels of exactly 1 x 1 x 1 mm")
+    assert placeholder_voxels(read_scan(tmp_path / "real.nii.gz")) is None

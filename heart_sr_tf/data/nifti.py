@@ -46,6 +46,18 @@ def _check_image(path: Path, image) -> None:
         )  # fmt: skip
 
 
+SPATIAL_TO_MM = {"meter": 1000.0, "mm": 1.0, "micron": 0.001}  # (unknown: mm, as NIfTI readers take it)
+TIME_TO_S = {"sec": 1.0, "msec": 0.001, "usec": 1e-6}
+
+
+def zooms_mm(header) -> tuple[float, ...]:
+    """A NIfTI header's voxel sizes in mm (and s between frames), whatever units it states them in (its
+    ``xyzt_units``: metres or microns as some tools write, millimetres, or none said, read as millimetres)."""
+    spatial, temporal = header.get_xyzt_units()
+    scales = [SPATIAL_TO_MM.get(spatial, 1.0)] * 3 + [TIME_TO_S.get(temporal, 1.0)]
+    return tuple(float(z) * (scales[k] if k < 4 else 1.0) for k, z in enumerate(header.get_zooms()))
+
+
 def load_nifti(
     path: Path, ndims: tuple[int, ...] = (3, 4), min_inplane: int = 3, allow_zero: bool = False
 ) -> tuple[np.ndarray, tuple]:
@@ -61,7 +73,7 @@ def load_nifti(
         _check_image(path, image)
         with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: refused below
             data = np.asarray(image.dataobj, dtype=np.float32)
-        zooms = tuple(float(z) for z in image.header.get_zooms())
+        zooms = zooms_mm(image.header)
         if data.ndim > 4 and all(n == 1 for n in data.shape[4:]):  # (x, y, z, t, 1): no voxel in the extra axes
             data, zooms = data.reshape(data.shape[:4]), zooms[:4]
     except FileNotFoundError:

@@ -22,7 +22,7 @@ import numpy as np
 
 from heart_sr_tf.data.dicom import DicomSeries, is_dicom, read_series
 from heart_sr_tf.data.dicom_zip import is_zip_export
-from heart_sr_tf.data.nifti import check_volume, load_nifti
+from heart_sr_tf.data.nifti import check_volume, load_nifti, zooms_mm
 from heart_sr_tf.errors import DataError
 
 
@@ -60,8 +60,8 @@ class Scan:
 
     @property
     def zooms(self) -> tuple[float, ...]:
-        """The voxel sizes in ``data``'s order (slice spacing third)."""
-        return tuple(float(z) for z in _to_third(list(self.image.header.get_zooms()), self.slice_axis))
+        """The voxel sizes in mm (and s between frames) in ``data``'s order (slice spacing third)."""
+        return tuple(float(z) for z in _to_third(list(zooms_mm(self.image.header)), self.slice_axis))
 
     def file_layout(self, array: np.ndarray, factors=None):
         """``array`` (``data``'s layout, or an upscaled one: per-axis ``factors`` in that layout) in the file's

@@ -103,6 +103,8 @@ def measure_scan(
             warnings += [f"the scan as acquired, {line}" for line in acquired_warnings]
             for row, old in zip(rows, before, strict=True):
                 row.update({f"{ACQUIRED}{k}": old[k] for k in (*(f"{n}_ml" for n in STRUCTURES), "LV_wall_mm")})
+    if (line := placeholder_voxels(acquired if acquired is not None else read)) is not None:
+        warnings.insert(0, line)
     labels_path, csv_path = measure_outputs(Path(scan))
     image = read.image
     header = image.header.copy()
@@ -185,6 +187,18 @@ def _segmented(read: Scan, segmenter, bar) -> tuple[np.ndarray, list[dict], list
         )
         bar.update(1)
     return labels, rows, warnings
+
+
+def placeholder_voxels(scan: Scan) -> str | None:
+    """The warning for a NIfTI scan whose voxels are exactly 1 x 1 x 1 mm: what converters write when they know
+    no voxel size, and no short-axis cine's (its slices lie 5 to 10 mm apart). The volumes would then count voxels,
+    not millilitres."""
+    if scan.dicom is not None or not np.allclose(scan.zooms[:3], 1.0, rtol=0, atol=1e-6):
+        return None
+    return (
+        f"{scan.path}: its header gives voxels of exactly 1 x 1 x 1 mm, which no short-axis cine has (its slices lie "
+        "5 to 10 mm apart): a converter's placeholder? the volumes assume those voxels; check the voxel size"
+    )
 
 
 def _side_by_side(summary: list[dict], acquired: list[dict]) -> list[dict]:
