@@ -250,6 +250,15 @@ def test_bad_training_options_fail_before_any_work(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]  # no half-made run folder
 
 
+def test_a_run_name_that_is_a_path_is_refused_before_any_work(tmp_path):
+    """--name names a folder under --runs-dir: '../x' wrote a run outside it, 'a/b' nested one, '.' wrote into the
+    runs folder itself."""
+    for name in ("../outside", "a/b", ".", ".."):
+        result = _cli("train", "srgan", "--runs-dir", tmp_path / "runs", "--name", name, "--steps", "1", "--quiet")
+        _one_error_line(result, f"--name {name!r}: a run's name, one folder under the runs folder")
+    assert not list(tmp_path.iterdir())
+
+
 def test_export_takes_the_run_name_and_never_adds_to_another_model(tiny_run, tmp_path):
     result = _cli("export", tiny_run, "--out", tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -190,6 +190,8 @@ def train_srgan(options: dict, strategy, vgg_weights, quiet, echo: Echo, warn: E
     with this_workers_options(options, strategy, echo) as options:
         run = open_or_create_run("srgan", default_config="srgan_cpu", warn=warn, **options)
         echo(f"run: {run.folder}  data: {run.data_dir}")
+        if vgg_weights and not run.config.loss.feature_weight:
+            warn(f"--vgg-weights {vgg_weights}: not used: this run's config has no VGG feature loss (feature_weight 0)")
         with discarded_on_failure(run, options.get("resume") is None):
             clinical = clinical_validation(run, quiet, echo)
             result = train(run, strategy, vgg_weights=vgg_weights, quiet=quiet, report=echo, extra_validation=clinical)

@@ -8,6 +8,7 @@ dataset it trains on), optionally ``init_from`` (the run or export its generator
 from __future__ import annotations
 
 import csv
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,10 @@ class Run:
         init_from: Path | None = None,
     ) -> Run:
         name = name or time.strftime(f"{kind}-%Y%m%d-%H%M%S")
+        if name in (".", "..") or any(sep in name for sep in ("/", "\\", os.sep)) or name != name.strip():
+            raise HeartSRError(
+                f"--name {name!r}: a run's name, one folder under the runs folder (no / and not . or ..)"
+            )
         folder = Path(root) / name
         if (folder / RUN_CONFIG).exists():
             raise HeartSRError(f"{folder}: run already exists; resume it with --resume {folder} or pick another name")
