@@ -198,6 +198,20 @@ def test_a_result_larger_than_the_free_space_is_refused_before_inference(phantom
     assert not (tmp_path / "new").exists()
 
 
+def test_a_result_larger_than_the_available_memory_is_refused_before_inference(tmp_path):
+    """The upscaled scan is held in memory (float32) before it is written: a result that cannot fit would have the
+    run killed part-way by the system, with no line of ours; it is refused first, from the memory the system
+    reports available (Linux's MemAvailable)."""
+    from heart_sr_tf.volumes.upscale import available_memory, check_memory
+
+    free = available_memory()
+    if free is None:
+        pytest.skip("this system reports no available memory (/proc/meminfo)")
+    check_memory(tmp_path / "scan.nii.gz", free // 4)
+    with pytest.raises(HeartSRError, match=r"scan.nii.gz: its upscaled result needs at least .* GB of memory and "):
+        check_memory(tmp_path / "scan.nii.gz", free + 10**12)
+
+
 def test_a_hard_link_to_the_input_is_refused_like_the_input(phantom_root, tiny_export, tmp_path):
     src = tmp_path / "scan.nii.gz"
     src.write_bytes((phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz").read_bytes())

@@ -188,6 +188,7 @@ def upscale_file(
     steps = [through_plane] if through_plane is not None else []
     steps += [InPlane(predictor, batch_size)] if predictor is not None else []
     check_space(out_path, expected_bytes(scan, steps, dicom_out, is_gzip_name(out_path)))
+    check_memory(scan.path, result_voxels(scan, steps) * 4)  # (the result is held as float32 before it is written)
     tmp = _check_any_output(scan, out_path, overwrite, dicom_out)
     timings["read"] = time.perf_counter() - clock
     try:
@@ -253,12 +254,18 @@ def _check_any_output(scan: Scan, out_path: Path, overwrite: bool, dicom_out: bo
 GZIP_RATIO = 4  # what gzip may at best make of an upscaled scan (measured 1.5 to 3 on ACDC): a lower bound
 
 
-def expected_bytes(scan: Scan, steps, dicom_out: bool, gzip: bool) -> int:
-    """A lower bound of what the result takes on disk: its voxels at the input's stored size (a DICOM series' bits
-    allocated, a NIfTI's data type), a gzipped NIfTI at best ``GZIP_RATIO`` times smaller."""
+def result_voxels(scan: Scan, steps) -> int:
+    """How many voxels the upscaled scan has."""
     voxels = int(np.prod(scan.data.shape, dtype=np.int64))
     for step in steps:
         voxels *= int(np.prod(step.factors))
+    return voxels
+
+
+def expected_bytes(scan: Scan, steps, dicom_out: bool, gzip: bool) -> int:
+    """A lower bound of what the result takes on disk: its voxels at the input's stored size (a DICOM series' bits
+    allocated, a NIfTI's data type), a gzipped NIfTI at best ``GZIP_RATIO`` times smaller."""
+    voxels = result_voxels(scan, steps)
     if dicom_out:
         itemsize = max(1, int(scan.dicom.headers[0][0].get("BitsAllocated") or 16) // 8)
     else:
@@ -275,6 +282,29 @@ def check_space(out_path: Path, needed: int) -> None:
     if free < needed:
         raise HeartSRError(
             f"{out_path}: the result needs at least {needed / 1e6:.1f} MB and {free / 1e6:.1f} MB are free there"
+        )
+
+
+def available_memory() -> int | None:
+    """The memory the system can give this process now (Linux's MemAvailable, in bytes); None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(scan_path, needed: int) -> None:
+    """Refuse, before any inference, a result larger than the memory available: the run would be killed by the
+    system part-way, with no line of ours."""
+    free = available_memory()
+    if free is not None and needed > free:
+        raise HeartSRError(
+            f"{scan_path}: its upscaled result needs at least {needed / 1e9:.1f} GB of memory and {free / 1e9:.1f} GB "
+            "are available here; upscale it on a machine with more memory, or its frames split into several files"
         )
 
 
