@@ -415,6 +415,9 @@ def test_a_segmenter_and_a_super_resolution_model_given_for_each_other_are_named
     refused = run_cli("upscale", lax, out, "--model", tiny_export, "--measure")
     assert refused.returncode == 2 and "--measure: " in refused.stderr and "1 slice(s)" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and not out.exists()
+    across = run_cli("upscale", short_cine, out, "--through-plane-model", "segmenter", "--measure")  # (refused next)
+    assert "warning: --measure after --through-plane: the segmenter was trained on acquired slices" in across.stderr
+    assert across.returncode == 2 and not out.exists()
 
 
 def test_clinical_validation_figures_span_the_baseline_and_full_resolution(tiny_segmenter, phantom_root):

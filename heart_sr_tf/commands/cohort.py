@@ -50,6 +50,10 @@ def cohort(
     if segmenter is not None and not measure:
         raise UsageError("--segmenter goes with --measure")
     measured_by = _check_measure(jobs, segmenter) if measure else None
+    if measure and through_plane:
+        from heart_sr_tf.volumes.measure import THROUGH_PLANE_CAUTION
+
+        (warn or echo)(f"warning: {THROUGH_PLANE_CAUTION}")
 
     def resolved(path) -> str:
         found = find_model(Path(path)).resolve()

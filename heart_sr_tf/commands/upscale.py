@@ -57,6 +57,10 @@ def upscale_scan(
         from heart_sr_tf.inference.segmenter import Segmenter
 
         seg = Segmenter(segmenter or "segmenter")
+        if across_slices:
+            from heart_sr_tf.volumes.measure import THROUGH_PLANE_CAUTION
+
+            warn(f"warning: {THROUGH_PLANE_CAUTION}")
     if through_plane_model is not None and through_plane_server:
         raise UsageError("give --through-plane-model or --through-plane-server, not both")
     through_plane = through_plane or through_plane_model is not None or bool(through_plane_server)
