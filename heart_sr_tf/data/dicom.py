@@ -344,32 +344,28 @@ def _listing(groups: dict[str, list]) -> str:
     return "; ".join(parts + notes)
 
 
-def _check_magnitude(members: list) -> None:
-    """Refuses (:class:`NoCine`) a series any of whose images holds the phase, real or imaginary part of the signal
-    (:mod:`~heart_sr_tf.data.dicom_component`): a flow study's velocities are no cine to super-resolve."""
-    found = [(file, ds, kind) for file, ds in members if (kind := image_component(ds)) is not None]
-    if found:
-        file, _, (component, where) = found[0]
-        share = "" if len(found) == len(members) else f" ({len(found)} of its {len(members)} images)"
-        article = "an" if component == "IMAGINARY" else "a"
-        raise NoCine(
-            file, f"{article} {component.lower()} image ({where}){share}: the models super-resolve magnitude cine, "
-            "and its values would come out changed; give the magnitude series"
-        )  # fmt: skip
-
-
 def _check_signal(members: list) -> None:
-    """Refuses (:class:`NoCine`) a series any of whose images is a quantitative map stored as an MR image
-    (:mod:`~heart_sr_tf.data.dicom_map`): a T1 or ECV map's values are measurements, not signal."""
-    found = [(file, kind) for file, ds in members if (kind := quantitative_map(ds)) is not None]
-    if found:
-        file, (quantity, where) = found[0]
-        share = "" if len(found) == len(members) else f" ({len(found)} of its {len(members)} images)"
-        article = "an" if quantity[0] in "AEFHILMNORSX" else "a"
-        raise NoCine(
-            file, f"{article} {quantity} map ({where}){share}: its values are measured quantities, not signal, and "
-            "super-resolution trained on cine would change them; give the cine series"
-        )  # fmt: skip
+    """Refuses (:class:`NoCine`) a series any of whose images holds no magnitude signal: the phase, real or
+    imaginary part of it (:mod:`~heart_sr_tf.data.dicom_component`: a flow study's velocities), or a quantitative
+    map stored as an MR image (:mod:`~heart_sr_tf.data.dicom_map`: a T1 or ECV map's values are measurements)."""
+    for kind_of, what, remedy in (
+        (
+            image_component,
+            lambda part: f"{'an' if part == 'IMAGINARY' else 'a'} {part.lower()} image",
+            "the models super-resolve magnitude cine, and its values would come out changed; give the magnitude series",
+        ),
+        (
+            quantitative_map,
+            lambda quantity: f"{'an' if quantity[0] in 'AEFHILMNORSX' else 'a'} {quantity} map",
+            "its values are measured quantities, not signal, and super-resolution trained on cine would change them; "
+            "give the cine series",
+        ),
+    ):  # fmt: skip  (a map's quantity is read letter by letter: "an ECV map", "an R2 map", "a T1 map")
+        found = [(file, kind) for file, ds in members if (kind := kind_of(ds)) is not None]
+        if found:
+            file, (name, where) = found[0]
+            share = "" if len(found) == len(members) else f" ({len(found)} of its {len(members)} images)"
+            raise NoCine(file, f"{what(name)} ({where}){share}: {remedy}")
 
 
 def _vector(file: Path, ds, keyword: str, length: int) -> np.ndarray:
@@ -384,7 +380,6 @@ def _vector(file: Path, ds, keyword: str, length: int) -> np.ndarray:
 
 
 def _assemble(path: Path, members: list) -> DicomSeries:
-    _check_magnitude(members)
     _check_signal(members)
     file0, ds0 = members[0]
     orientation = _vector(file0, ds0, "ImageOrientationPatient", 6)

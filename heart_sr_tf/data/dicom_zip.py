@@ -24,8 +24,8 @@ def is_zip_export(path: Path) -> bool:
 def unpacked(path: Path) -> Iterator[Path]:
     """The archive's files in a temporary folder, removed afterwards; a member that would land outside it (an
     absolute path or ``..``), an encrypted or damaged archive, more than the temporary folder has room for: one line
-    naming the archive. DataErrors raised
-    inside name the archive, then its member (``export.zip: dicom/IM0001.dcm: ...``), never the temporary folder."""
+    naming the archive. DataErrors raised inside name the archive, then its member (``export.zip: dicom/IM0001.dcm:
+    ...``), never the temporary folder."""
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="heart-sr-zip-") as tmp:
         folder = Path(tmp).resolve()

@@ -61,7 +61,7 @@ def rest_predictor(
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:300]
             raise HeartSRError(f"{url}: server answered {exc.code}: {detail}") from None
-        except (urllib.error.URLError, TimeoutError, json.JSONDecodeError, http.client.HTTPException, OSError) as exc:
+        except (OSError, json.JSONDecodeError, http.client.HTTPException) as exc:  # (URLError, timeouts: OSErrors)
             raise HeartSRError(f"{url}: no usable answer ({exc})") from None
         outputs = body.get("outputs") if isinstance(body, dict) else None
         if isinstance(outputs, dict):

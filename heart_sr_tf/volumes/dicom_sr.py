@@ -156,9 +156,9 @@ def _finding(structure: str, codes):
 
 
 def _measurement(hd, code: tuple, value: float, unit: tuple, made_by):
-    scheme, meaning = code[0], code[2]
+    scheme, concept, meaning = code
     return hd.sr.Measurement(
-        name=hd.sr.CodedConcept(code[1], scheme, meaning),
+        name=hd.sr.CodedConcept(concept, scheme, meaning),
         value=round(float(value), 2),
         unit=hd.sr.CodedConcept(unit[0], "UCUM", unit[1]),
         algorithm_id=made_by,

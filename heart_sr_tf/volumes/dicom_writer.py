@@ -34,9 +34,8 @@ from heart_sr_tf.data.dicom import DicomSeries
 from heart_sr_tf.errors import DataError, HeartSRError, os_reason
 
 MARKER = ".heart-sr-series"  # in every output folder the tool writes; nothing else is ever replaced
-OWN_NAMES = re.compile(
-    r"(IM\d{4}_\d{4}|SEG\d{4})\.dcm"
-)  # the files of a folder whose marker lists none (as earlier versions wrote it)
+# The tool's own file names, for a folder whose marker lists none (as versions before the listing wrote it).
+OWN_NAMES = re.compile(r"(IM\d{4}_\d{4}|SEG\d{4})\.dcm")
 SERIES_OFFSET = 1000  # the derived series' number: the original's plus this, as scanners number derived series
 
 

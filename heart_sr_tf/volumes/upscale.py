@@ -266,7 +266,7 @@ def expected_bytes(scan: Scan, steps, dicom_out: bool, gzip: bool) -> int:
     """A lower bound of what the result takes on disk: its voxels at the input's stored size (a DICOM series' bits
     allocated, a NIfTI's data type), a gzipped NIfTI at best ``GZIP_RATIO`` times smaller."""
     voxels = result_voxels(scan, steps)
-    if dicom_out:
+    if dicom_out and scan.dicom is not None:  # (a NIfTI scan's DICOM OUT is refused by the output check)
         itemsize = max(1, int(scan.dicom.headers[0][0].get("BitsAllocated") or 16) // 8)
     else:
         itemsize = scan.image.header.get_data_dtype().itemsize
