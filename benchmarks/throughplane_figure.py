@@ -59,9 +59,9 @@ def main() -> None:
             pass
 
     model = across.model(volume[..., None], Bar())[..., 0]  # [x, y, g*z]
-    rows = axis_matrix(volume.shape[2], g * volume.shape[2], g, "cubic")
+    rows = axis_matrix(volume.shape[2], g * volume.shape[2], g, "cubic", start=across.start)  # at its slices
     cubic = np.clip(np.einsum("kz,xyz->xyk", rows, volume), 0, 1)
-    stack = np.repeat(volume, g, axis=2)  # each acquired slice over its g output rows
+    stack = np.repeat(volume, g, axis=2)  # each acquired slice over its slab: the g output rows that tile it
     xs, ys = np.nonzero((labels == 3).any(axis=2))  # a line through the left ventricle's centre
     y = int(np.round(ys.mean()))
     x0, x1 = max(0, xs.min() - 40), min(volume.shape[0], xs.max() + 40)

@@ -13,6 +13,7 @@ from dicom_series import Cine, write_cine, write_enhanced, write_localiser
 from heart_sr_tf.data.dicom import read_series
 from heart_sr_tf.data.scan import read_scan
 from heart_sr_tf.errors import DataError
+from heart_sr_tf.volumes.grid import OutputGrid
 
 
 def _values(shape=(20, 16, 4, 3), seed=0) -> np.ndarray:
@@ -300,7 +301,7 @@ def test_an_enhanced_input_is_written_back_as_a_classic_derived_series(tmp_path)
     series = read_series(write_enhanced(tmp_path / "in" / "cine.dcm", cine))
     upscaled = np.repeat(np.repeat(series.data, 2, axis=0), 2, axis=1)
     (tmp_path / "tmp").mkdir()
-    out = write_dicom_series(series, upscaled, (2, 2, 1), tmp_path / "tmp", tmp_path / "out", "x2 test")
+    out = write_dicom_series(series, upscaled, OutputGrid((2, 2, 1)), tmp_path / "tmp", tmp_path / "out", "x2 test")
     back = read_series(out)
     np.testing.assert_array_equal(back.data, upscaled)
     files = [p for p in out.iterdir() if not p.name.startswith(".")]

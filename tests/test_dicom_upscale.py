@@ -12,6 +12,7 @@ from dicom_series import Cine, write_cine, write_localiser
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.dicom import read_series
+from heart_sr_tf.data.intensity import intensity_window
 from heart_sr_tf.data.scan import read_scan
 from heart_sr_tf.export.writer import export_generator
 from heart_sr_tf.inference.predictor import load_predictor
@@ -98,14 +99,20 @@ def test_through_plane_dicom_out_has_g_times_the_slices(study, models, tmp_path)
     out = upscale_file(folder, tmp_path / "tp", through_plane=across, quiet=True, series=7)
     source, back = read_series(folder, 7), read_series(out)
     assert back.data.shape == (60, 64, 60, 2)
-    np.testing.assert_allclose(back.affine, upscaled_affine(source.affine, (1, 1, 6)), atol=1e-4)
-    # the untrained model is cubic along the slices: input slice k comes back at output slice 6k
-    np.testing.assert_allclose(back.data[:, :, ::6], source.data, atol=2.0 + 1e-6)
+    # the output slices tile the acquired slabs: the first lies 2.5 of them before the first acquired slice
+    np.testing.assert_allclose(back.affine, upscaled_affine(source.affine, (1, 1, 6), (0, 0, -2.5 / 6)), atol=1e-4)
+    # the untrained model is cubic along the slices, through input slice k at its row 6k (output slice 6k + 2);
+    # the part above the clip is interpolated at the output slices' places, half a row off the acquired ones
+    below = _below_clip(source.data)
+    np.testing.assert_allclose(back.data[:, :, 2::6][below], source.data[below], atol=2.0 + 1e-6)
     locations = [float(s[0].SliceLocation) for s in back.headers]
     np.testing.assert_allclose(np.diff(locations), 10.0 / 6, atol=1e-3)
+    first = float(source.headers[0][0].SliceLocation)
+    assert locations[0] == pytest.approx(first - 2.5 * 10.0 / 6, abs=1e-3)
     named = [[item.ReferencedSOPInstanceUID for item in s[1].SourceImageSequence] for s in back.headers]
-    assert named[6] == [source.headers[1][1].SOPInstanceUID]  # an input slice's own image
-    assert named[8] == [source.headers[1][1].SOPInstanceUID, source.headers[2][1].SOPInstanceUID]  # between two
+    ids = [h[1].SOPInstanceUID for h in source.headers]
+    assert named[0] == [ids[0]] and named[-1] == [ids[-1]]  # in the first and last slabs, outside the others
+    assert named[14] == [ids[1], ids[2]]  # between two acquired slices (at 1.92)
     assert float(back.headers[3][0].SpacingBetweenSlices) == pytest.approx(10.0 / 6)
 
 
@@ -126,7 +133,15 @@ def test_a_series_scaled_image_by_image_keeps_every_value_across_slices(acdc_dir
     expected = nib.load(str(nifti)).get_fdata()
     assert expected[:, :, 1:6].max() > 1100  # beyond what slice 0's slope can hold (4095 x 0.25)
     np.testing.assert_allclose(back.data[..., 0], expected, atol=0.5 + 1e-3)  # to the coarser slope's half step
-    np.testing.assert_allclose(back.data[:, :, ::6], values, atol=0.5 + 1e-3)
+    below = _below_clip(values)
+    np.testing.assert_allclose(back.data[:, :, 2::6][below], values[below], atol=0.5 + 1e-3)
+
+
+def _below_clip(data: np.ndarray) -> np.ndarray:
+    """The voxels of ``data[x, y, z, T]`` whose column across the slices lies within its frame's intensity window:
+    where the model's part alone makes the output."""
+    inside = np.stack([data[..., t] <= intensity_window(data[..., t])[1] for t in range(data.shape[3])], 3)
+    return np.broadcast_to(inside.all(axis=2, keepdims=True), data.shape)
 
 
 def test_a_monochrome1_series_stays_monochrome1(study, models, tmp_path):

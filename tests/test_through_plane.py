@@ -60,10 +60,36 @@ def test_through_plane_keeps_geometry_and_every_voxel(models, tmp_path):
     assert b.shape == (20, 18, 24, 3) and b.get_data_dtype() == np.int16
     np.testing.assert_allclose(b.header.get_zooms(), (1.25, 1.25, 8.0 / 6, 30.0), rtol=1e-6)
     np.testing.assert_allclose(b.affine[:3, 2] * 6, a.affine[:3, 2])  # the slice column divided by g
-    np.testing.assert_allclose(b.affine[:3, [0, 1, 3]], a.affine[:3, [0, 1, 3]])  # in-plane and origin kept
+    np.testing.assert_allclose(b.affine[:3, :2], a.affine[:3, :2])  # in-plane kept
+    # the output tiles the acquired slabs: its first slice lies 2.5 of its slices before the first acquired one
+    # (whose slab starts 3 before), its last 2.5 after the last acquired one
+    edges = [(b.affine @ [0, 0, k, 1])[:3] for k in (-0.5, 24 - 0.5)]
+    np.testing.assert_allclose(edges, [(a.affine @ [0, 0, k, 1])[:3] for k in (-0.5, 4 - 0.5)], atol=1e-9)
     x, y = np.asarray(a.dataobj), np.asarray(b.dataobj)
-    np.testing.assert_array_equal(y[:, :, ::6], x)  # slice k at slice 6k: the untrained model is cubic there
-    assert y.min() >= x.min() and y.max() == x.max() == 4000  # the outlier kept, nothing brighter invented
+    # the untrained model is cubic, through slice k at its own row 6k (output 6k + 2, half a row before the
+    # slab's centre); the part above the clip is interpolated at the output slices' places
+    outlier = np.zeros(x.shape, bool)
+    outlier[5, 6, :, 1] = True  # (the outlier's column: what its slices take of it)
+    np.testing.assert_array_equal(y[:, :, 2::6][~outlier], x[~outlier])
+    assert y.min() >= x.min() and 3900 < y.max() <= x.max() == 4000  # nothing brighter invented
+    assert y[5, 6, 14, 1] == y.max()  # the brightest output voxel is one of the two nearest the outlier
+
+
+def test_the_output_counts_what_the_acquired_slices_count(tmp_path):
+    """A structure in the first three of four slices (the base of a ventricle lies in the first), through the
+    shipped model: the output's slices tile the acquired slabs, so the structure's volume over them is the
+    stack's own. (With output slice 0 on acquired slice 0, the first slab lost 2.5 of its 6 rows: 16 rows held
+    the structure instead of 18.)"""
+    data = np.zeros((16, 14, 4), np.float32)
+    data[3:13, 3:11, :3] = 100.0
+    data[0, 0, 3] = 1.0  # (a background that is not all zero)
+    image = nib.Nifti1Image(data, np.diag([1.5, 1.5, 9.0, 1.0]))
+    image.header.set_zooms((1.5, 1.5, 9.0))
+    nib.save(image, str(tmp_path / "stack.nii"))
+    across = ThroughPlane(load_predictor(ROOT / "saved_models" / "throughplane_x6"))
+    out = nib.load(str(upscale_file(tmp_path / "stack.nii", tmp_path / "out.nii", through_plane=across, quiet=True)))
+    acquired = (data > 50).sum() * 1.5 * 1.5 * 9.0
+    assert (out.get_fdata() > 50).sum() * 1.5 * 1.5 * 1.5 == pytest.approx(acquired, rel=0.01)
 
 
 def test_a_non_integer_ratio_uses_the_nearest_g_without_resampling(models, tmp_path):
@@ -85,8 +111,14 @@ def test_through_plane_then_in_plane(models, tmp_path):
     b = nib.load(str(dst))
     assert b.shape == (36, 30, 18)
     np.testing.assert_allclose(b.header.get_zooms(), (0.5, 0.5, 1.5), rtol=1e-6)
+    shifted = np.diag([1 / 3, 1 / 3, 1 / 6, 1.0])
+    shifted[2, 3] = -2.5 / 6  # pixel 3i on pixel i in-plane; across the slices, the first slab's first row
+    np.testing.assert_allclose(b.affine, nib.load(str(src)).affine @ shifted, atol=1e-9)
     x, y = np.asarray(nib.load(str(src)).dataobj), np.asarray(b.dataobj)
-    np.testing.assert_array_equal(y[::3, ::3, ::6], x)  # both untrained models interpolate through the samples
+    outlier = np.zeros(x.shape, bool)
+    outlier[5, 6, :] = True  # (its column: the part above the clip is interpolated at the output slices' places)
+    # both untrained models interpolate through the samples: in-plane at 3i, across the slices at 6k + 2
+    np.testing.assert_array_equal(y[::3, ::3, 2::6][~outlier], x[~outlier])
 
 
 def _cli(*args):

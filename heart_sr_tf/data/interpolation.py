@@ -71,16 +71,18 @@ AXIS_KERNELS = {  # name -> (kernel, taps on each side): interpolation along one
 
 
 @functools.lru_cache(maxsize=64)
-def axis_matrix(lr_len: int, hr_len: int, scale: int, method: str = "cubic") -> np.ndarray:
+def axis_matrix(lr_len: int, hr_len: int, scale: int, method: str = "cubic", start: float = 0.0) -> np.ndarray:
     """``(hr_len, lr_len)`` matrix interpolating LR samples placed at HR rows ``scale*r`` with one of
     :data:`AXIS_KERNELS`; edge replication beyond the samples, weights normalised to sum 1 (the windowed sinc's
-    do not on their own)."""
+    do not on their own). Row ``x`` of the result lies at HR row ``x + start`` (``start`` may be negative or a
+    half row)."""
     kernel, radius = AXIS_KERNELS[method]
     matrix = np.zeros((hr_len, lr_len), dtype=np.float64)
     for x in range(hr_len):
-        base = x // scale
+        position = (x + start) / scale
+        base = int(np.floor(position))
         taps = np.arange(base - radius + 1, base + radius + 1)
-        weights = kernel(x / scale - taps)
+        weights = kernel(position - taps)
         for tap, w in zip(np.clip(taps, 0, lr_len - 1), weights / weights.sum(), strict=True):
             matrix[x, tap] += w
     matrix.flags.writeable = False  # cached: computed once per shape

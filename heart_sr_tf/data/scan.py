@@ -68,9 +68,13 @@ class Scan:
         axis order, with the factors in that order too."""
         if self.slice_axis == 2 or array.ndim < 3:
             return array, factors
-        order = _to_third([0, 1, 2], self.slice_axis)
         back = np.moveaxis(array, 2, self.slice_axis)
-        return back, None if factors is None else tuple(factors[order.index(axis)] for axis in range(3))
+        return back, None if factors is None else tuple(factors[axis] for axis in self.file_axes())
+
+    def file_axes(self) -> list[int]:
+        """For each of the file's first three axes, the axis of ``data`` that holds it."""
+        order = _to_third([0, 1, 2], self.slice_axis)
+        return [order.index(axis) for axis in range(3)]
 
     def made_by_heart_sr(self) -> str | None:
         """What this tool wrote into the scan when it is one of its own outputs (a super-resolved scan or a label

@@ -32,6 +32,7 @@ import numpy as np
 
 from heart_sr_tf.data.dicom import DicomSeries
 from heart_sr_tf.errors import DataError, HeartSRError, os_reason
+from heart_sr_tf.volumes.grid import OutputGrid
 
 MARKER = ".heart-sr-series"  # in every output folder the tool writes; nothing else is ever replaced
 # The tool's own file names, for a folder whose marker lists none (as versions before the listing wrote it).
@@ -89,22 +90,28 @@ def foreign_files(out_dir: Path) -> list[str]:
 
 
 def write_dicom_series(
-    series: DicomSeries, data: np.ndarray, factors: tuple[int, int, int], tmp_dir: Path, out_dir: Path, what: str
+    series: DicomSeries, data: np.ndarray, grid: OutputGrid, tmp_dir: Path, out_dir: Path, what: str
 ) -> Path:
-    """``data[x, y, z, T]`` (the upscaled scan in the input's units) as the derived series ``out_dir``, written
-    in ``tmp_dir`` first (which must exist, empty)."""
+    """``data[x, y, z, T]`` (the upscaled scan in the input's units, on ``grid``) as the derived series
+    ``out_dir``, written in ``tmp_dir`` first (which must exist, empty)."""
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    fx, fy, fz = factors
+    fx, fy, fz = grid.factors
     depth, phases = data.shape[2], data.shape[3]
     series_uid = generate_uid()
-    step = (np.diag([-1.0, -1.0, 1.0]) @ series.affine[:3, 2]) / fz  # LPS, from one output slice to the next
-    first = np.array([float(v) for v in series.headers[0][0].ImagePositionPatient])
+    columns = np.diag([-1.0, -1.0, 1.0]) @ series.affine[:3, :3]  # LPS, from one input voxel to the next
+    step = columns[:, 2] / fz  # ... and from one output slice to the next
+    origin = np.array([float(v) for v in series.headers[0][0].ImagePositionPatient])
+    first = origin + columns[:, :2] @ np.asarray(grid.offsets[:2])  # where output pixel (0, 0) lies, in slice 0
     number = int(series.headers[0][0].get("SeriesNumber") or 0) + SERIES_OFFSET  # (a stack's: its first series')
-    locations = _slice_locations(series, depth, fz)
+    positions = grid.positions(2, depth)  # each output slice's place among the input slices
+    locations = _slice_locations(series, positions)
+    count = len(series.headers)
     for k in range(depth):
+        below = int(np.clip(np.floor(positions[k]), 0, count - 1))
+        inside = 0 < positions[k] < count - 1 and positions[k] != below
         for t in range(phases):
-            template = series.headers[min(k // fz, len(series.headers) - 1)][t]
+            template = series.headers[below][t]
             ds = copy.deepcopy(template)
             ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
             for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue", "IconImageSequence"):
@@ -120,8 +127,7 @@ def write_dicom_series(
             ):
                 ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
             ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-            below = k // fz
-            sources = series.headers[below : below + (2 if k % fz else 1)]
+            sources = series.headers[below : below + (2 if inside else 1)]  # the input slices it lies between
             ds.SourceImageSequence = [_source(slice_[t]) for slice_ in sources]
             ds.SeriesInstanceUID = series_uid
             ds.SeriesNumber = number
@@ -130,7 +136,7 @@ def write_dicom_series(
             ds.ImageType = ["DERIVED", "SECONDARY", *list(template.get("ImageType", []))[2:]]
             ds.InstanceNumber = 1 + k * phases + t
             ds.PixelSpacing = [_ds(float(template.PixelSpacing[0]) / fy), _ds(float(template.PixelSpacing[1]) / fx)]
-            ds.ImagePositionPatient = [_ds(v) for v in first + k * step]
+            ds.ImagePositionPatient = [_ds(v) for v in first + positions[k] * columns[:, 2]]
             if locations is not None:
                 ds.SliceLocation = _ds(locations[k])
             if fz > 1 or "SpacingBetweenSlices" in ds:
@@ -170,16 +176,16 @@ def _ds(value: float) -> str:
     return text if len(text) <= 16 else f"{value:.6e}"
 
 
-def _slice_locations(series: DicomSeries, depth: int, fz: int):
-    """SliceLocation of each output slice: the input's, continued linearly between and past its slices."""
+def _slice_locations(series: DicomSeries, positions: np.ndarray):
+    """SliceLocation of each output slice (at ``positions`` among the input slices): the input's, continued
+    linearly between and past its slices."""
     values = [h[0].get("SliceLocation") for h in series.headers]
     if any(v in (None, "") for v in values):
         return None
     values = np.array([float(v) for v in values])
     gap = float(np.mean(np.diff(values))) if len(values) > 1 else 0.0
-    k = np.arange(depth) / fz
-    base = np.minimum(np.floor(k).astype(int), len(values) - 1)
-    return values[base] + (k - base) * gap
+    base = np.clip(np.floor(positions).astype(int), 0, len(values) - 1)
+    return values[base] + (positions - base) * gap
 
 
 def _stored(template, values: np.ndarray) -> tuple[np.ndarray, float, float]:

@@ -3,9 +3,16 @@
 A through-plane model (trained on the ``through_plane`` degradation, data/thick_slices.py) maps an image whose
 first axis is sampled every g rows to one sampled every row: ``[h, w] -> [g*h, w]``. For a frame
 ``[x, y, z]`` the planes that contain the slice axis are fed to it in both in-plane orientations (the ``[z, y]``
-planes at every x and the ``[z, x]`` planes at every y) and the two results are averaged. Input slice k sits at
-output slice ``g*k``; the last g - 1 output slices continue past the last input slice, as the model does along
-its axis (and the in-plane models along theirs).
+planes at every x and the ``[z, x]`` planes at every y) and the two results are averaged.
+
+Where the output slices lie: the model learnt that LR row r is the mean of the t HR rows
+``g*r - floor((t-1)/2) .. g*r + floor(t/2)``, so an acquired slice (the centre of its slab) lies (t-1)/2 output
+slices after the first of its t rows. The output holds the g*z slices that tile the acquired slabs, from the
+first slab's first row to the last slab's last (for contiguous slices, t = g): output slice j lies at input
+slice ``(j - (t-1)/2) / g``, so it covers exactly the extent the acquired stack covers, and ventricular volumes
+summed over it count what the stack's own slices count. (The rows before the first slice's own come from the
+model with the first slice repeated in front.) For an even t no output slice lies on an acquired one: they lie
+half a row either side.
 
 g comes from the header: the slice spacing over the in-plane pixel. The shipped model with the nearest g is
 used; the output grid is not resampled: its slices are ``spacing / g`` apart, so a non-integer ratio leaves the
@@ -41,6 +48,10 @@ class ThroughPlane:
         self.predictor, self.batch_size = predictor, batch_size
         self.g = predictor.scale
         self.factors = (1, 1, self.g)
+        thickness = predictor.degradation.thickness or self.g
+        self.lead = (thickness - 1) // 2  # the model's rows of the first slab before the first slice's own row
+        self.start = -(thickness - 1) / 2  # where output slice 0 lies, in output slices from input slice 0
+        self.offsets = (0.0, 0.0, self.start / self.g)  # ... and per axis in input voxels
 
     def units(self, shape) -> int:  # progress units: planes, both orientations, every frame
         return (shape[0] + shape[1]) * shape[3]
@@ -50,8 +61,8 @@ class ThroughPlane:
         return (
             f"{self.predictor.source} (g = {self.g}; {self.predictor.backend}, {self.predictor.precision}); "
             f"slice spacing {zooms[2]:g} mm over in-plane pixel {pixel:g} mm = {float(zooms[2]) / pixel:.2f}; "
-            f"the output slices are {zooms[2] / self.g:.3g} mm apart (not resampled), "
-            f"slice k of IN at slice {self.g}*k of OUT"
+            f"the output slices are {zooms[2] / self.g:.3g} mm apart (not resampled) and tile the acquired "
+            f"slabs: the first lies {-self.start * zooms[2] / self.g:.3g} mm before IN's first slice"
         )
 
     def model(self, scaled: np.ndarray, bar) -> np.ndarray:
@@ -64,17 +75,23 @@ class ThroughPlane:
         return 0.5 * (along_y + along_x)
 
     def _planes(self, planes: np.ndarray, bar) -> np.ndarray:
-        """``[n, z, w]`` planes, slice axis first -> ``[n, g*z, w]``."""
+        """``[n, z, w]`` planes, slice axis first -> ``[n, g*z, w]``: the rows that tile the acquired slabs (the
+        first slice repeated in front gives the model's rows before the first slice's own)."""
+        padded, first = planes, 0
+        if self.lead:
+            padded, first = np.concatenate([planes[:, :1], planes], axis=1), self.g - self.lead
         out = []
-        for start in range(0, len(planes), self.batch_size):
-            batch = np.ascontiguousarray(planes[start : start + self.batch_size, ..., None], dtype=np.float32)
-            out.append(self.predictor(batch)[:, : self.g * planes.shape[1], :, 0])
+        for start in range(0, len(padded), self.batch_size):
+            batch = np.ascontiguousarray(padded[start : start + self.batch_size, ..., None], dtype=np.float32)
+            out.append(self.predictor(batch)[:, first : first + self.g * planes.shape[1], :, 0])
             bar.update(len(batch))
         return np.concatenate(out)
 
     def interpolate(self, excess: np.ndarray) -> np.ndarray:
-        """Cubic along the slice axis, for the part of the intensities above the protocol's clip."""
-        rows = axis_matrix(excess.shape[2], self.g * excess.shape[2], self.g, "cubic").astype(np.float32)
+        """Cubic along the slice axis at the output slices' positions, for the part of the intensities above the
+        protocol's clip."""
+        n = excess.shape[2]
+        rows = axis_matrix(n, self.g * n, self.g, "cubic", start=self.start).astype(np.float32)
         return np.einsum("kz,xyz->xyk", rows, excess)
 
 

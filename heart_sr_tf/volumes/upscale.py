@@ -36,16 +36,16 @@ from heart_sr_tf.errors import DataError, HeartSRError, os_reason
 from heart_sr_tf.processes import process_alive
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.volumes.dicom_writer import is_dicom_output, refuse_output_folder, write_dicom_series
+from heart_sr_tf.volumes.grid import OutputGrid
 
 IN_PLANE_BATCH = 16  # slices per model call by default
 
 
-def upscaled_affine(affine: np.ndarray, factors) -> np.ndarray:
-    """Same origin and orientation; voxel steps divided by ``factors`` (x, y, slices), or by ``s`` in-plane."""
+def upscaled_affine(affine: np.ndarray, factors, offsets=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """Same orientation; voxel steps divided by ``factors`` (x, y, slices), or by ``s`` in-plane; the origin
+    where output voxel 0 lies (``offsets``, in input voxels: :class:`~heart_sr_tf.volumes.grid.OutputGrid`)."""
     factors = (factors, factors, 1) if np.isscalar(factors) else factors
-    out = np.array(affine, dtype=np.float64)
-    out[:3, :3] /= np.asarray(factors, dtype=np.float64)[None, :]
-    return out
+    return OutputGrid(tuple(int(f) for f in factors), tuple(float(o) for o in offsets)).affine(affine)
 
 
 def check_output(in_path: Path, out_path: Path, overwrite: bool = False) -> Path:
@@ -125,6 +125,7 @@ class InPlane:
             raise HeartSRError(f"{predictor.source}: a through-plane model; use it with --through-plane")
         self.predictor, self.batch_size = predictor, batch_size
         self.factors = (predictor.scale, predictor.scale, 1)
+        self.offsets = (0.0, 0.0, 0.0)  # input pixel i at output pixel s*i
 
     def units(self, shape) -> int:  # progress units: slices
         return shape[2] * shape[3]
@@ -193,18 +194,17 @@ def upscale_file(
     timings["read"] = time.perf_counter() - clock
     try:
         clock = time.perf_counter()
-        factors = np.ones(3, dtype=int)
+        grid = OutputGrid()
         for step in steps:
             data = _super_resolve(data, step, quiet)
-            factors *= step.factors
+            grid = grid.then(step)
         timings["model"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        factors = tuple(int(f) for f in factors)
         if dicom_out:
             volume = data.reshape(data.shape[:3] + (-1,)) if data.ndim > 2 else data[:, :, None, None]
-            write_dicom_series(scan.dicom, volume, factors, tmp, out_path, _what(steps))
+            write_dicom_series(scan.dicom, volume, grid, tmp, out_path, _what(steps))
         else:
-            _write(scan.image, *scan.file_layout(data, factors), tmp, _what(steps))
+            _write(scan.image, scan.file_layout(data)[0], grid.reordered(scan.file_axes()), tmp, _what(steps))
             tmp.replace(out_path)
         timings["write"] = time.perf_counter() - clock
     except OSError as exc:
@@ -343,7 +343,8 @@ def _super_resolve(data: np.ndarray, step, quiet: bool) -> np.ndarray:
         image = frame[~padding[t]] if padding[t].any() else frame
         result = np.clip(result, image.min(), image.max())
         if padding[t].any():
-            nearest = np.ix_(*(_nearest(n, f) for n, f in zip(frame.shape, step.factors, strict=True)))
+            grid = OutputGrid().then(step)
+            nearest = np.ix_(*(grid.nearest(axis, n) for axis, n in enumerate(frame.shape)))
             result = np.where(padding[t][nearest], frame[nearest], result)
         out[..., t] = result
     return out.reshape(out.shape[:3] + data.shape[3:]) if data.ndim > 2 else out[:, :, 0, 0]
@@ -361,13 +362,7 @@ def stored_scaling(image) -> tuple[float, float]:
     return slope, inter
 
 
-def _nearest(length: int, factor: int) -> np.ndarray:
-    """For each of the ``factor * length`` output positions along an axis, the nearest input position (output
-    ``factor * i`` sits on input ``i``)."""
-    return np.clip(np.round(np.arange(factor * length) / factor), 0, length - 1).astype(int)
-
-
-def _write(image, out: np.ndarray, factors: tuple[int, int, int], path: Path, what: str) -> None:
+def _write(image, out: np.ndarray, grid: OutputGrid, path: Path, what: str) -> None:
     header = image.header.copy()
     header["descrip"] = f"heart-sr {what}".encode()[:79]  # a super-resolved file says so, wherever it goes
     dtype = image.get_data_dtype()
@@ -377,16 +372,16 @@ def _write(image, out: np.ndarray, factors: tuple[int, int, int], path: Path, wh
         info = np.iinfo(dtype)
         out = np.clip(np.round((out - inter) / slope), info.min, info.max).astype(dtype)
     zooms = list(header.get_zooms())[: out.ndim]  # a trailing axis of one voxel, dropped on reading, is not written
-    for axis, factor in enumerate(factors[: len(zooms)]):
+    for axis, factor in enumerate(grid.factors[: len(zooms)]):
         zooms[axis] = zooms[axis] / factor
-    result = same_kind(image, out, upscaled_affine(image.affine, factors), header)
+    result = same_kind(image, out, grid.affine(image.affine), header)
     result.header.set_zooms(zooms)
     result.header.set_data_dtype(dtype)
     result.header.set_slope_inter(*((slope, inter) if integer else (1.0, 0.0)))  # floats hold real values
     for method in ("qform", "sform"):
         matrix, code = getattr(image, f"get_{method}")(coded=True)
         if code:
-            getattr(result, f"set_{method}")(upscaled_affine(matrix, factors), int(code))
+            getattr(result, f"set_{method}")(grid.affine(matrix), int(code))
     save_nifti(result, path)
 
 
