@@ -105,6 +105,21 @@ def test_largest_components_drop_islands_per_structure():
     assert shares == {"LV": pytest.approx(192 / 196), "myocardium": 1.0, "RV": 1.0}
 
 
+def test_a_gap_thinner_than_the_bridge_keeps_both_parts():
+    """Slices made between acquired ones (6 per slab): the segmenter missed the LV in two rows; the apex beyond
+    them is no island. A part further away, or beside rather than below, still is."""
+    labels = np.zeros((30, 20, 20), np.uint8)
+    labels[:12, 2:10, 2:10] = 3  # the base, 768 voxels
+    labels[14:20, 3:8, 3:8] = 3  # the apex beyond a 2-row gap, 150 voxels
+    labels[28:30, 3:5, 3:5] = 3  # an island 8 rows further, under the LV
+    labels[:12, 14:18, 14:18] = 3  # an island beside the LV, on the same rows
+    assert (largest_components(labels)[14:20] == 0).all()  # alone, the apex is dropped
+    out = largest_components(labels, bridge=5)
+    np.testing.assert_array_equal(out[:20, :10, :10], labels[:20, :10, :10])  # base and apex, no voxel added
+    assert not out[28:].any() and not out[:, 14:, 14:].any()
+    assert not largest_components(labels, bridge=1)[14:20].any()  # a 2-row gap is more than one row
+
+
 def test_a_structure_in_pieces_is_a_warning_naming_the_frame():
     from heart_sr_tf.volumes.measure import kept_warnings
 

@@ -48,12 +48,15 @@ class Segmenter:
         """The slices of one 3D frame, segmented and post-processed together."""
         return largest_components(self.labels(images))
 
-    def volume_and_kept(self, images: np.ndarray) -> tuple[np.ndarray, dict[str, float], dict[str, np.ndarray]]:
+    def volume_and_kept(
+        self, images: np.ndarray, bridge: int = 0
+    ) -> tuple[np.ndarray, dict[str, float], dict[str, np.ndarray]]:
         """:meth:`volume`, with each structure's share of its labelled voxels that the post-processing kept, and
         per structure the voxels ``[n, h, w]`` where its probability lies within ``UNSURE``: the segmenter's own
-        border of it, where the smallest change of the image can flip its decision."""
+        border of it, where the smallest change of the image can flip its decision. ``bridge``: see
+        :func:`largest_components`."""
         raw, probabilities = self._outputs(images)
-        labels = largest_components(raw)
+        labels = largest_components(raw, bridge)
         low, high = UNSURE
         unsure = {
             name: (probabilities[..., c] > low) & (probabilities[..., c] < high) for name, c in STRUCTURES.items()
@@ -61,16 +64,25 @@ class Segmenter:
         return labels, kept_shares(raw, labels), unsure
 
 
-def largest_components(labels: np.ndarray) -> np.ndarray:
-    """Each non-zero label keeps only its largest 3D connected component (26-connected)."""
+def largest_components(labels: np.ndarray, bridge: int = 0) -> np.ndarray:
+    """Each non-zero label keeps only its largest 3D connected component (26-connected).
+
+    ``bridge``: parts of a structure apart by at most that many slices (the first axis), one above the other,
+    count as one component; no voxel is added, only the choice of what to keep changes. For slices made between
+    acquired ones (``upscale --through-plane``), where the segmenter can miss a structure in a row or two thinner
+    than the acquisition resolved, and the largest component would otherwise drop the apex beyond them."""
     out = np.zeros_like(labels)
     structure = np.ones((3,) * labels.ndim, dtype=bool)
     for label in np.unique(labels):
         if label == 0:
             continue
-        components, count = ndimage.label(labels == label, structure=structure)
+        mask = labels == label
+        joined = mask.copy()
+        for rows in range(1, bridge + 1):  # each part carried down over the gap below it: parts apart by up to
+            joined[rows:] |= mask[:-rows]  # ``bridge`` rows touch
+        components, count = ndimage.label(joined, structure=structure)
         if count == 0:
             continue
-        sizes = np.bincount(components.ravel())[1:]
-        out[components == 1 + int(np.argmax(sizes))] = label
+        sizes = np.bincount(components[mask], minlength=count + 1)[1:]  # the structure's own voxels in each
+        out[mask & (components == 1 + int(np.argmax(sizes)))] = label
     return out

@@ -4,7 +4,8 @@ Each frame goes through the intensity protocol and its slices are resized to the
 bicubic), where the segmenter was trained. A field of view smaller than ACDC's (a crop around the heart) would
 be magnified there beyond anything the segmenter saw, so such a slice is resized to ACDC's typical grid pixel
 (``data/slices.GRID_PIXEL_MM``) instead and placed in the middle of the 256x256 grid on background. The labels
-(largest 3D component per structure) go back to the scan's grid with nearest neighbour and are written beside OUT;
+(largest 3D component per structure; in slices made between acquired ones, parts apart by less than an acquired
+slab count as one) go back to the scan's grid with nearest neighbour and are written beside OUT;
 each frame's row says which share of every structure's labelled voxels that component kept, and a share under
 ``KEPT_WARNING`` is a warning naming the frame (the structure came in pieces, and the piece kept may not be the
 heart's). The scan as acquired (the upscaling's input) is segmented the same way on the same grid, and its
@@ -102,7 +103,7 @@ def measure_scan(
     if acquired is not None and (acquired.data.shape[3] if acquired.data.ndim == 4 else 1) != count:
         acquired = None  # not one frame for one frame: nothing to set side by side
     with progress_bar(count * (1 if acquired is None else 2), "measure", "frame", disable=quiet) as bar:
-        labels, rows, warnings = _segmented(read, segmenter, bar)
+        labels, rows, warnings = _segmented(read, segmenter, bar, made_between(read, acquired))
         if acquired is not None:
             _, before, acquired_warnings = _segmented(acquired, segmenter, bar)
             warnings += [f"the scan as acquired, {line}" for line in acquired_warnings]
@@ -158,9 +159,19 @@ def measure_scan(
     return labels_path, csv_path, summary, warnings
 
 
-def _segmented(read: Scan, segmenter, bar) -> tuple[np.ndarray, list[dict], list[str]]:
+def made_between(read: Scan, acquired: Scan | None) -> int:
+    """How many slices of ``read`` lie between two of ``acquired``'s (its slices thinner: across-slice
+    upscaling), 0 when the spacing is the acquisition's or unknown."""
+    if acquired is None or read.zooms[2] <= 0:
+        return 0
+    return max(0, int(round(float(acquired.zooms[2]) / float(read.zooms[2]))) - 1)
+
+
+def _segmented(read: Scan, segmenter, bar, bridge: int = 0) -> tuple[np.ndarray, list[dict], list[str]]:
     """Every frame of one scan on the protocol grid, segmented: the labels on the scan's own grid, one row of
-    measurements per frame, and the warnings on the frames to check."""
+    measurements per frame, and the warnings on the frames to check. Parts of a structure apart by at most
+    ``bridge`` slices count as one (``inference.segmenter.largest_components``): a gap thinner than the
+    acquisition resolved, in slices made between acquired ones, never drops the part beyond it."""
     data, zooms = read.data, read.zooms
     frames = data[..., None] if data.ndim == 3 else data
     nx, ny, nz, count = frames.shape
@@ -176,7 +187,7 @@ def _segmented(read: Scan, segmenter, bar) -> tuple[np.ndarray, list[dict], list
         for z in range(nz):
             resized = cv2.resize(scaled[:, :, z], (gy, gx), interpolation=cv2.INTER_CUBIC)
             grid[z, ox : ox + gx, oy : oy + gy] = np.clip(resized, 0.0, 1.0)
-        segmented, kept, _ = segmenter.volume_and_kept(grid)
+        segmented, kept, _ = segmenter.volume_and_kept(grid, bridge)
         warnings += kept_warnings(t + 1, kept)
         back = [cv2.resize(s[ox : ox + gx, oy : oy + gy], (ny, nx), interpolation=cv2.INTER_NEAREST) for s in segmented]
         labels[..., t] = np.stack(back, 2)
