@@ -416,7 +416,7 @@ def test_a_segmenter_and_a_super_resolution_model_given_for_each_other_are_named
     assert refused.returncode == 2 and "--measure: " in refused.stderr and "1 slice(s)" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and not out.exists()
     across = run_cli("upscale", short_cine, out, "--through-plane-model", "segmenter", "--measure")  # (refused next)
-    assert "warning: --measure after --through-plane: the segmenter was trained on acquired slices" in across.stderr
+    assert "warning: --measure after --through-plane: volumes over the slices made between" in across.stderr
     assert across.returncode == 2 and not out.exists()
 
 

@@ -78,9 +78,9 @@ def pacs_outputs(out_path: Path) -> list[Path]:
 
 
 THROUGH_PLANE_CAUTION = (
-    "--measure after --through-plane: the segmenter was trained on acquired slices and the volumes of slices made "
-    "between them are not validated against full resolution (on patient090, RVEF 26.9 % against 35.5 % as "
-    "acquired); compare with the scan as acquired's columns"
+    "--measure after --through-plane: volumes over the slices made between the acquired ones measure a little "
+    "worse than the acquired slices (on ACDC's test patients, against their labels: LVEDV error +1.9 ml, RVEF "
+    "error +1.6 points; on patient090 the RVEF is 31.3 % against 35.9 %); report the scan as acquired's columns"
 )
 ACQUIRED = "acquired_"  # the prefix of the scan-as-acquired columns
 ACQUIRED_NOTE = (
