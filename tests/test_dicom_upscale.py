@@ -114,6 +114,8 @@ def test_through_plane_dicom_out_has_g_times_the_slices(study, models, tmp_path)
     assert named[0] == [ids[0]] and named[-1] == [ids[-1]]  # in the first and last slabs, outside the others
     assert named[14] == [ids[1], ids[2]]  # between two acquired slices (at 1.92)
     assert float(back.headers[3][0].SpacingBetweenSlices) == pytest.approx(10.0 / 6)
+    assert float(back.headers[3][0].SliceThickness) == pytest.approx(10.0 / 6)  # not the acquired slab's
+    assert float(source.headers[3][0].SliceThickness) == pytest.approx(10.0)
 
 
 def test_a_series_scaled_image_by_image_keeps_every_value_across_slices(acdc_dir, models, tmp_path):

@@ -141,6 +141,8 @@ def write_dicom_series(
                 ds.SliceLocation = _ds(locations[k])
             if fz > 1 or "SpacingBetweenSlices" in ds:
                 ds.SpacingBetweenSlices = _ds(float(np.linalg.norm(step)))
+            if fz > 1:  # the made slices tile the acquired slabs: each is as thick as the spacing, and a reader that
+                ds.SliceThickness = _ds(float(np.linalg.norm(step)))  # sums slice areas times it counts each voxel once
             try:
                 ds.save_as(tmp_dir / f"IM{k:04d}_{t:04d}.dcm", enforce_file_format=True)
             except OSError as exc:
