@@ -32,6 +32,15 @@ def body_surface_area(height_m: float, weight_kg: float) -> float:
     return float(np.sqrt(height_m * 100.0 * weight_kg / 3600.0))
 
 
+HEIGHT_M, WEIGHT_KG = (0.3, 2.5), (2.0, 400.0)  # what a patient's height and weight may plausibly be
+
+
+def plausible_body(height_m: float, weight_kg: float) -> bool:
+    """Whether a height (m) and weight (kg) can be a patient's (a header's 0, or centimetres given as metres,
+    cannot)."""
+    return HEIGHT_M[0] <= height_m <= HEIGHT_M[1] and WEIGHT_KG[0] <= weight_kg <= WEIGHT_KG[1]
+
+
 KEPT_WARNING = 0.6  # a structure's largest component holding less of its labelled voxels is a frame to check: on 60
 # ACDC validation and test frames full resolution's lowest share was 0.64; of the five zero-filled structures under
 # 0.6, three had a Dice of 0 (the others 0.53 and 0.84), and the default model's one an RV Dice of 0.54

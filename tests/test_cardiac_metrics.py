@@ -164,7 +164,7 @@ def test_volumes_and_mass_are_indexed_to_the_body_surface_area_the_header_gives(
     assert lines["LV end-diastolic / end-systolic volume"] == "120.0 / 50.0 ml (59.6 / 24.8 ml/m2)"
     assert lines["RV volumes at the LV's ED / ES"] == "150.0 / 75.0 ml (74.5 / 37.3 ml/m2)"
     assert lines["myocardial mass at ED"] == "105.0 g (52.2 g/m2)" and lines["LVEF"] == "58.3 %"
-    assert lines["body surface area (Mosteller)"].startswith("2.01 m2, from the header's height 1.80 m")
+    assert lines["body surface area (Mosteller)"].startswith("2.01 m2, from the DICOM header's height 1.80 m")
     plain = {line["measure"]: line["value"] for line in _cine_summary(rows) if "measure" in line}
     assert plain["LV end-diastolic / end-systolic volume"] == "120.0 / 50.0 ml" and not any(
         "m2" in v for v in map(str, plain.values())

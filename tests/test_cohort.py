@@ -3,6 +3,7 @@ outputs as ``upscale``, a re-run that skips everything, and a worker killed mid-
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -335,6 +336,38 @@ def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(short_
     assert refused.exit_code == 2 and "a super-resolution model, not a segmenter" in refused.output
     stray = CliRunner().invoke(main, [a for a in args if a != "--measure"] + ["--segmenter", str(models / "tiny")])
     assert stray.exit_code == 2 and "--segmenter goes with --measure" in stray.output
+    manifest = tmp_path / "m.csv"  # the cine's height and weight from a manifest: indexed volumes
+    manifest.write_text(f"input,height_cm,weight_kg\n{inputs / 'cine.nii.gz'},180,81\n")
+    indexed = CliRunner().invoke(main, ["cohort", str(manifest), *args[2:]])
+    assert indexed.exit_code == 0 and "1 done" in indexed.output, indexed.output  # (its height and weight are new)
+    (row,) = csv.DictReader((out / "measurements.csv").read_text().splitlines()[1:])
+    assert float(row["BSA_m2"]) == pytest.approx(2.01, abs=0.005)  # Mosteller: sqrt(180 x 81 / 3600)
+    indexed_lvedv = float(row["LVEDV_ml"]) / float(row["BSA_m2"])
+    assert float(row["LVEDVi_ml_m2"]) == pytest.approx(indexed_lvedv, rel=0.005)  # (both rounded)
+    assert "from the manifest's height 1.80 m" in (out / "cine_volumes.csv").read_text()
+
+
+def test_a_manifest_gives_height_and_weight_for_nifti_scans(tmp_path):
+    """NIfTI holds no patient's height and weight: a manifest's ``height_cm`` and ``weight_kg`` give them (a comma
+    as the decimal mark too), both or neither; a change of them makes the scan's result out of date; values no
+    patient has are one line naming the row."""
+    (tmp_path / "a.nii.gz").write_text("")
+    (tmp_path / "b.nii.gz").write_text("")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("input;height_cm;weight_kg\na.nii.gz;172,5;81\nb.nii.gz;;\n")
+    first, second = find_jobs(str(manifest), tmp_path / "out")
+    assert first.body == pytest.approx((1.725, 81.0)) and second.body is None
+    manifest.write_text("input;height_cm;weight_kg\na.nii.gz;172,5;82\nb.nii.gz;;\n")
+    again = find_jobs(str(manifest), tmp_path / "out")
+    assert again[0].state != first.state and again[1].state == second.state  # measured with another weight
+    for cells, message in [
+        ("172;", "weight_kg is empty; give height_cm and weight_kg both, or neither"),
+        ("1.72;81", "height_cm 1.72, weight_kg 81: not a patient's (30 to 250 cm, 2 to 400 kg)"),  # metres
+        ("tall;81", "height_cm 'tall', weight_kg '81': not numbers"),
+    ]:
+        manifest.write_text(f"input;height_cm;weight_kg\na.nii.gz;{cells}\n")
+        with pytest.raises(HeartSRError, match=re.escape(f"m.csv:2: {message}")):
+            find_jobs(str(manifest), tmp_path / "out")
 
 
 def test_a_cohort_warns_as_upscale_does_of_a_label_map_given_as_a_scan(tmp_path):

@@ -363,7 +363,7 @@ def test_upscale_measure_of_a_dicom_series_writes_a_dicom_seg_series_beside_it(t
 
     bsa = (172 * 68 / 3600) ** 0.5
     assert read_body_surface(tmp_path / "sr_volumes.csv") == pytest.approx(bsa, abs=1e-4)
-    assert f"body surface area (Mosteller): {bsa:.2f} m2, from the header's height 1.72 m" in result.stdout
+    assert f"body surface area (Mosteller): {bsa:.2f} m2, from the DICOM header's height 1.72 m" in result.stdout
     edv = f"{expected['LVEDV_ml']:.1f} / {expected['LVESV_ml']:.1f} ml ({expected['LVEDV_ml'] / bsa:.1f} / "
     assert f"LV end-diastolic / end-systolic volume: {edv}" in result.stdout
     table, count = write_measurements([Job(tmp_path / "study", out, dicom=True)], tmp_path)

@@ -15,9 +15,10 @@ LEFT_OUT = "left out"  # a scan's status when it is none to upscale: this tool's
 _PREDICTORS: dict = {}  # per worker process: (kind, model, backend, precision) -> predictor or through-plane step
 
 
-def upscale_task(scan, output: str, options: dict) -> dict:
+def upscale_task(scan, output: str, options: dict, body: tuple[float, float] | None = None) -> dict:
     """Upscale one scan (a path, or a :class:`ScanSource` naming one series of a folder); never raises for a bad
-    scan: ``{"status": "failed", "error": one line}``. A done scan's
+    scan: ``{"status": "failed", "error": one line}``. ``body``: the patient's height (m) and weight (kg) from the
+    manifest, for ``--measure``. A done scan's
     result carries the lines ``upscale`` would have warned with (``warnings``): a label map given as the scan, a
     segmentation in pieces."""
     start = time.perf_counter()
@@ -48,7 +49,8 @@ def upscale_task(scan, output: str, options: dict) -> dict:
                 if (why := unmeasurable(data)) is not None:
                     warnings.append(f"{scan}: not measured: {why}")
                 else:
-                    found = measure_scan(Path(output), _segmenter(options["segmenter"]), quiet=True, acquired=data)[3]
+                    seg = _segmenter(options["segmenter"])
+                    found = measure_scan(Path(output), seg, quiet=True, acquired=data, body=body)[3]
                     warnings += [f"{output}: {line}" for line in found]
         return {"status": "done", "seconds": time.perf_counter() - start, "warnings": warnings}
     except Exception as exc:  # one bad scan is a row in the status file, never the end of the cohort

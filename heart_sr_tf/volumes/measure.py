@@ -31,6 +31,7 @@ from heart_sr_tf.cardiac_metrics import (
     body_surface_area,
     cine_measurements,
     kept_percent,
+    plausible_body,
     too_few_slices,
     volumes_ml,
     wall_thickness_mm,
@@ -90,14 +91,15 @@ ACQUIRED_NOTE = (
 
 
 def measure_scan(
-    scan: Path, segmenter, quiet: bool = False, acquired: Scan | None = None
+    scan: Path, segmenter, quiet: bool = False, acquired: Scan | None = None, body: tuple[float, float] | None = None
 ) -> tuple[Path, Path, list[dict], list[str]]:
     """Segment every frame of ``scan`` (an upscaled NIfTI or DICOM series) and write its label map (NIfTI; and
     for a DICOM series, a DICOM SEG series and a DICOM SR report of the cine's measurements beside it:
     :mod:`~heart_sr_tf.volumes.dicom_seg`, :mod:`~heart_sr_tf.volumes.dicom_sr`) and volume table;
     returns their paths, the cine's summary and the warnings on the frames to check. With ``acquired`` (the scan
     it was upscaled from, with as many frames), that scan is measured too, and its values stand beside the
-    upscaled scan's in the table and the summary."""
+    upscaled scan's in the table and the summary. ``body``: the patient's height (m) and weight (kg) from a cohort's
+    manifest, which index the volumes to the body surface area (else a DICOM header's, where it gives both)."""
     read = read_scan(scan, ndims=(3, 4), axis=None if acquired is None else acquired.slice_axis)
     count = read.data.shape[3] if read.data.ndim == 4 else 1
     if acquired is not None and (acquired.data.shape[3] if acquired.data.ndim == 4 else 1) != count:
@@ -128,15 +130,17 @@ def measure_scan(
             remove_report(sr_output(Path(scan)))
     labels, _ = read.file_layout(labels if read.data.ndim == 4 else labels[..., 0])
     _atomic_save(same_kind(image, labels, image.affine, header), labels_path)
-    body = patient_body(read)
-    summary = _cine_summary(rows, body) if count > 1 else []
+    given = body is not None
+    body = body if given else patient_body(read)
+    source = "the manifest's" if given else "the DICOM header's"
+    summary = _cine_summary(rows, body, source) if count > 1 else []
     if acquired is not None and count > 1:
-        summary = _side_by_side(summary, _cine_summary(before, body))
+        summary = _side_by_side(summary, _cine_summary(before, body, source))
     tmp = csv_path.with_name(f".{csv_path.name}.part")
     with tmp.open("w", newline="") as f:
         f.write(f"# {NOTE}\n")
         if body is not None:
-            f.write(f"# {BSA_KEY}: {body_surface_area(*body):.4f} (Mosteller, from the DICOM header's height "
+            f.write(f"# {BSA_KEY}: {body_surface_area(*body):.4f} (Mosteller, from {source} height "
                     f"{body[0]:.2f} m and weight {body[1]:.1f} kg)\n")  # fmt: skip
         if acquired is not None:
             f.write(f"# {ACQUIRED_NOTE}\n")
@@ -256,7 +260,6 @@ def read_volumes(csv_path: Path) -> list[dict]:
         return list(csv.DictReader(line for line in f if not line.startswith("#")))
 
 
-HEIGHT_M, WEIGHT_KG = (0.3, 2.5), (2.0, 400.0)  # what a patient's header may plausibly say
 BSA = "body surface area (Mosteller)"  # the summary's line, one patient's for both scans
 
 
@@ -270,11 +273,12 @@ def patient_body(scan: Scan) -> tuple[float, float] | None:
         height, weight = float(header.get("PatientSize") or 0), float(header.get("PatientWeight") or 0)
     except (TypeError, ValueError):
         return None
-    plausible = HEIGHT_M[0] <= height <= HEIGHT_M[1] and WEIGHT_KG[0] <= weight <= WEIGHT_KG[1]
-    return (height, weight) if plausible else None
+    return (height, weight) if plausible_body(height, weight) else None
 
 
-def _cine_summary(rows: list[dict], body: tuple[float, float] | None = None) -> list[dict]:
+def _cine_summary(
+    rows: list[dict], body: tuple[float, float] | None = None, source: str = "the DICOM header's"
+) -> list[dict]:
     """ED (largest LV) and ES (smallest LV), the ventricles' volumes there and their ejection fractions, the
     myocardial mass and wall thickness at ED; volumes and mass also indexed to the body surface area where the
     patient's height and weight (``body``) are known."""
@@ -308,7 +312,7 @@ def _cine_summary(rows: list[dict], body: tuple[float, float] | None = None) -> 
     ]
     if bsa:
         lines.append(
-            {"measure": BSA, "value": f"{bsa:.2f} m2, from the header's height "
+            {"measure": BSA, "value": f"{bsa:.2f} m2, from {source} height "
              f"{body[0]:.2f} m and weight {body[1]:.1f} kg"}
         )  # fmt: skip
     return lines
