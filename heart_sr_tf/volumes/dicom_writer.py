@@ -110,8 +110,9 @@ def write_dicom_series(
     for k in range(depth):
         below = int(np.clip(np.floor(positions[k]), 0, count - 1))
         inside = 0 < positions[k] < count - 1 and positions[k] != below
+        nearest = int(np.clip(np.round(positions[k]), 0, count - 1))  # whose header the image starts from
         for t in range(phases):
-            template = series.headers[below][t]
+            template = series.headers[nearest][t]
             ds = copy.deepcopy(template)
             ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
             for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue", "IconImageSequence"):
