@@ -9,6 +9,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from heart_sr_tf.errors import HeartSRError
+
 STRUCTURES = {"LV": 3, "myocardium": 2, "RV": 1}
 MIN_SLICES = 3  # a ventricular volume needs a short-axis stack: one or two slices (a long-axis cine) give none
 
@@ -39,6 +41,28 @@ def plausible_body(height_m: float, weight_kg: float) -> bool:
     """Whether a height (m) and weight (kg) can be a patient's (a header's 0, or centimetres given as metres,
     cannot)."""
     return HEIGHT_M[0] <= height_m <= HEIGHT_M[1] and WEIGHT_KG[0] <= weight_kg <= WEIGHT_KG[1]
+
+
+def given_body(height_cm, weight_kg, where: str) -> tuple[float, float] | None:
+    """A patient's height (cm) and weight (kg) given by hand (a manifest's cells, options), as (m, kg): both or
+    neither (empty or None), a comma allowed as the decimal mark; a HeartSRError naming ``where`` when they are
+    one without the other, no numbers, or no patient's."""
+    cells = {name: str(value if value is not None else "").strip() for name, value in
+             (("height_cm", height_cm), ("weight_kg", weight_kg))}  # fmt: skip
+    if not any(cells.values()):
+        return None
+    if not all(cells.values()):
+        missing = next(name for name, cell in cells.items() if not cell)
+        raise HeartSRError(f"{where}: {missing} is empty; give height_cm and weight_kg both, or neither")
+    try:
+        height, weight = (float(cell.replace(",", ".")) for cell in cells.values())
+    except ValueError:
+        found = f"height_cm {cells['height_cm']!r}, weight_kg {cells['weight_kg']!r}"
+        raise HeartSRError(f"{where}: {found}: not numbers") from None
+    if not plausible_body(height / 100.0, weight):
+        ranges = f"{HEIGHT_M[0] * 100:g} to {HEIGHT_M[1] * 100:g} cm, {WEIGHT_KG[0]:g} to {WEIGHT_KG[1]:g} kg"
+        raise HeartSRError(f"{where}: height_cm {height:g}, weight_kg {weight:g}: not a patient's ({ranges})")
+    return height / 100.0, weight
 
 
 KEPT_WARNING = 0.6  # a structure's largest component holding less of its labelled voxels is a frame to check: on 60

@@ -402,6 +402,32 @@ def _sr_measurements(items, segment=None) -> list[tuple[str, float, tuple | None
     return found
 
 
+def test_upscale_measure_takes_the_height_and_weight_a_nifti_scan_lacks(tiny_export, short_cine, tmp_path):
+    """--height-cm and --weight-kg index a NIfTI scan's volumes to body surface area; both or neither, a patient's,
+    and only with --measure: otherwise one line before any work."""
+    from heart_sr_tf.volumes.measure import read_body_surface
+
+    out = tmp_path / "out.nii.gz"
+    args = ("--model", tiny_export, "--backend", "tensorflow", "--precision", "float32", "--quiet")
+    result = run_cli("upscale", short_cine, out, *args, "--measure", "--height-cm", "180", "--weight-kg", "81")
+    assert result.returncode == 0, result.stderr
+    bsa = (180 * 81 / 3600) ** 0.5
+    assert read_body_surface(tmp_path / "out_volumes.csv") == pytest.approx(bsa, abs=1e-4)
+    assert (
+        f"body surface area (Mosteller): {bsa:.2f} m2, from --height-cm/--weight-kg: height 1.80 m and weight 81.0 kg"
+        in result.stdout
+    )
+    bad = tmp_path / "bad.nii.gz"
+    for extra, message in [
+        (("--measure", "--height-cm", "1.8", "--weight-kg", "81"), "height_cm 1.8, weight_kg 81: not a patient's"),
+        (("--measure", "--height-cm", "180"), "weight_kg is empty"),
+        (("--height-cm", "180", "--weight-kg", "81"), "--height-cm and --weight-kg go with --measure"),
+    ]:
+        refused = run_cli("upscale", short_cine, bad, *args, *extra)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and not bad.exists()
+
+
 def test_a_segmenter_and_a_super_resolution_model_given_for_each_other_are_named(tiny_export, short_cine, tmp_path):
     out = tmp_path / "up.nii.gz"
     swapped = run_cli("upscale", short_cine, out, "--model", "segmenter", "--quiet")

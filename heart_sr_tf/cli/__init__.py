@@ -386,6 +386,9 @@ def export(**options):
     "same measurement of IN as acquired.",
 )
 @click.option("--segmenter", type=click.Path(path_type=Path), help="The exported segmenter for --measure.")
+@click.option("--height-cm", help="With --measure: the patient's height, to index the volumes to body surface area "
+              "(a NIfTI holds none; it replaces a DICOM header's). Give --weight-kg too.")  # fmt: skip
+@click.option("--weight-kg", help="With --measure: the patient's weight (see --height-cm).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT (and --measure's files) if they exist (never the input).")
 @repeated_slices_option
 @backend_options(default_backend="auto", default_precision="auto")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
-from heart_sr_tf.cardiac_metrics import HEIGHT_M, WEIGHT_KG, plausible_body
+from heart_sr_tf.cardiac_metrics import given_body
 from heart_sr_tf.cohort.series_filter import SeriesFilter
 from heart_sr_tf.data.dicom import SeriesEntry, folder_series, is_dicom, joined_entries
 from heart_sr_tf.data.dicom_zip import is_zip_export
@@ -326,26 +326,6 @@ def read_manifest(path: Path) -> list[tuple[int, dict[str, str]]]:
     ]
 
 
-def _manifest_body(row: dict[str, str], where: str) -> tuple[float, float] | None:
-    """A manifest row's ``height_cm`` and ``weight_kg`` as (m, kg), both or neither (a comma may be the decimal
-    mark); one line naming the row and the cell where they cannot be a patient's."""
-    cells = {name: (row.get(name) or "").strip() for name in ("height_cm", "weight_kg")}
-    if not any(cells.values()):
-        return None
-    if not all(cells.values()):
-        missing = next(name for name, cell in cells.items() if not cell)
-        raise HeartSRError(f"{where}: {missing} is empty; give height_cm and weight_kg both, or neither")
-    try:
-        height, weight = (float(cell.replace(",", ".")) for cell in cells.values())
-    except ValueError:
-        found = f"height_cm {cells['height_cm']!r}, weight_kg {cells['weight_kg']!r}"
-        raise HeartSRError(f"{where}: {found}: not numbers") from None
-    if not plausible_body(height / 100.0, weight):
-        ranges = f"{HEIGHT_M[0] * 100:g} to {HEIGHT_M[1] * 100:g} cm, {WEIGHT_KG[0]:g} to {WEIGHT_KG[1]:g} kg"
-        raise HeartSRError(f"{where}: height_cm {height:g}, weight_kg {weight:g}: not a patient's ({ranges})")
-    return height / 100.0, weight
-
-
 def _body_state(body: tuple[float, float] | None) -> str:
     """What a job's state adds for its manifest height and weight: a result measured with others is done again."""
     return "" if body is None else f"|body {body[0]:g} m {body[1]:g} kg"
@@ -367,7 +347,7 @@ def _manifest(path: Path, out_dir: Path, dicom_out: bool = False) -> list[Job]:
         output = Path(given or named)
         patient = (row.get("patient") or "").strip() or None
         job = Job(scan, output if output.is_absolute() else out_dir / output, patient, series)
-        job = replace(job, body=_manifest_body(row, f"{path}:{number}"))
+        job = replace(job, body=given_body(row.get("height_cm"), row.get("weight_kg"), f"{path}:{number}"))
         if given:  # the manifest's own output: a folder (ends in /, or no extension) is a DICOM series
             job = replace(job, dicom=given.endswith(("/", os.sep)) or not Path(given).suffix)
         jobs.append(_as_dicom(job) if dicom_out and not given else job)

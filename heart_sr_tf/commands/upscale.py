@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from heart_sr_tf.cardiac_metrics import given_body
 from heart_sr_tf.commands.echo import Echo
 from heart_sr_tf.errors import HeartSRError, UsageError
 from heart_sr_tf.inference.predictor import load_local_model as load_model
@@ -16,6 +17,7 @@ def upscale_scan(
     in_path: Path, out_path: str, model, server, scale, batch_size, through_plane, through_plane_model,
     through_plane_server, in_plane, backend, precision, quiet, echo: Echo, warn: Echo, overwrite: bool = False,
     measure: bool = False, segmenter=None, series: int | str | None = None, repeated_slices: str = "apart",
+    height_cm: str | None = None, weight_kg: str | None = None,
 ):  # fmt: skip
     from heart_sr_tf.data.dicom import is_dicom, latest_stack
     from heart_sr_tf.data.dicom_zip import is_zip_export
@@ -25,6 +27,9 @@ def upscale_scan(
     from heart_sr_tf.volumes.upscale import refuse_any_output, upscale_file
 
     across_slices = through_plane or through_plane_model or through_plane_server
+    body = given_body(height_cm, weight_kg, "--height-cm/--weight-kg")  # checked before any work
+    if body is not None and not measure:
+        raise UsageError("--height-cm and --weight-kg go with --measure")
     if (
         repeated_slices == "latest"
         and series is None
@@ -110,7 +115,9 @@ def upscale_scan(
         from heart_sr_tf.volumes.dicom_sr import sr_output
         from heart_sr_tf.volumes.measure import NOTE, measure_scan
 
-        labels, table, summary, warnings = measure_scan(Path(written), seg, quiet=quiet, acquired=scan)
+        labels, table, summary, warnings = measure_scan(
+            Path(written), seg, quiet=quiet, acquired=scan, body=body, body_source="--height-cm/--weight-kg:"
+        )
         for line in summary:
             if "measure" in line:
                 echo(f"{line['measure']}: {line['value']}")

@@ -91,15 +91,21 @@ ACQUIRED_NOTE = (
 
 
 def measure_scan(
-    scan: Path, segmenter, quiet: bool = False, acquired: Scan | None = None, body: tuple[float, float] | None = None
+    scan: Path,
+    segmenter,
+    quiet: bool = False,
+    acquired: Scan | None = None,
+    body: tuple[float, float] | None = None,
+    body_source: str = "the manifest's",
 ) -> tuple[Path, Path, list[dict], list[str]]:
     """Segment every frame of ``scan`` (an upscaled NIfTI or DICOM series) and write its label map (NIfTI; and
     for a DICOM series, a DICOM SEG series and a DICOM SR report of the cine's measurements beside it:
     :mod:`~heart_sr_tf.volumes.dicom_seg`, :mod:`~heart_sr_tf.volumes.dicom_sr`) and volume table;
     returns their paths, the cine's summary and the warnings on the frames to check. With ``acquired`` (the scan
     it was upscaled from, with as many frames), that scan is measured too, and its values stand beside the
-    upscaled scan's in the table and the summary. ``body``: the patient's height (m) and weight (kg) from a cohort's
-    manifest, which index the volumes to the body surface area (else a DICOM header's, where it gives both)."""
+    upscaled scan's in the table and the summary. ``body``: the patient's height (m) and weight (kg) given by hand
+    (a cohort's manifest, ``upscale``'s options: ``body_source`` says which), which index the volumes to the body
+    surface area (else a DICOM header's, where it gives both)."""
     read = read_scan(scan, ndims=(3, 4), axis=None if acquired is None else acquired.slice_axis)
     count = read.data.shape[3] if read.data.ndim == 4 else 1
     if acquired is not None and (acquired.data.shape[3] if acquired.data.ndim == 4 else 1) != count:
@@ -132,7 +138,7 @@ def measure_scan(
     _atomic_save(same_kind(image, labels, image.affine, header), labels_path)
     given = body is not None
     body = body if given else patient_body(read)
-    source = "the manifest's" if given else "the DICOM header's"
+    source = body_source if given else "the DICOM header's"
     summary = _cine_summary(rows, body, source) if count > 1 else []
     if acquired is not None and count > 1:
         summary = _side_by_side(summary, _cine_summary(before, body, source))
