@@ -31,7 +31,7 @@ class CubicAcross:
     """A through-plane "model" that is cubic interpolation (cv2's kernel) along the slice axis, with its samples
     where the model's degradation puts a slab's centre, so that `ThroughPlane` places its rows as the model's."""
 
-    backend, precision, axis, volumetric = "NumPy", "float64", "slices", False
+    backend, precision = "NumPy", "float64"  # (what ThroughPlane.describe names)
 
     def __init__(self, degradation):
         self.degradation, self.scale, self.source = degradation, degradation.factor, "cubic"

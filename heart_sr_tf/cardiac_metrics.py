@@ -43,25 +43,26 @@ def plausible_body(height_m: float, weight_kg: float) -> bool:
     return HEIGHT_M[0] <= height_m <= HEIGHT_M[1] and WEIGHT_KG[0] <= weight_kg <= WEIGHT_KG[1]
 
 
-def given_body(height_cm, weight_kg, where: str) -> tuple[float, float] | None:
-    """A patient's height (cm) and weight (kg) given by hand (a manifest's cells, options), as (m, kg): both or
-    neither (empty or None), a comma allowed as the decimal mark; a HeartSRError naming ``where`` when they are
-    one without the other, no numbers, or no patient's."""
-    cells = {name: str(value if value is not None else "").strip() for name, value in
-             (("height_cm", height_cm), ("weight_kg", weight_kg))}  # fmt: skip
+def given_body(
+    height_cm, weight_kg, where: str, names: tuple[str, str] = ("height_cm", "weight_kg")
+) -> tuple[float, float] | None:
+    """A patient's height (cm) and weight (kg) given by hand (a manifest's cells, options: ``names``), as (m, kg):
+    both or neither (empty or None), a comma allowed as the decimal mark; a HeartSRError naming ``where`` when they
+    are one without the other, no numbers, or no patient's."""
+    cells = dict(zip(names, (str(v if v is not None else "").strip() for v in (height_cm, weight_kg)), strict=True))
     if not any(cells.values()):
         return None
     if not all(cells.values()):
         missing = next(name for name, cell in cells.items() if not cell)
-        raise HeartSRError(f"{where}: {missing} is empty; give height_cm and weight_kg both, or neither")
+        raise HeartSRError(f"{where}: {missing} is empty; give {names[0]} and {names[1]} both, or neither")
     try:
         height, weight = (float(cell.replace(",", ".")) for cell in cells.values())
     except ValueError:
-        found = f"height_cm {cells['height_cm']!r}, weight_kg {cells['weight_kg']!r}"
+        found = ", ".join(f"{name} {cell!r}" for name, cell in cells.items())
         raise HeartSRError(f"{where}: {found}: not numbers") from None
     if not plausible_body(height / 100.0, weight):
         ranges = f"{HEIGHT_M[0] * 100:g} to {HEIGHT_M[1] * 100:g} cm, {WEIGHT_KG[0]:g} to {WEIGHT_KG[1]:g} kg"
-        raise HeartSRError(f"{where}: height_cm {height:g}, weight_kg {weight:g}: not a patient's ({ranges})")
+        raise HeartSRError(f"{where}: {names[0]} {height:g}, {names[1]} {weight:g}: not a patient's ({ranges})")
     return height / 100.0, weight
 
 

@@ -17,8 +17,9 @@ from heart_sr_tf.data.scan import read_scan
 from heart_sr_tf.export.writer import export_generator
 from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.models.rrdb import rrdb_generator
+from heart_sr_tf.volumes.grid import OutputGrid
 from heart_sr_tf.volumes.through_plane import ThroughPlane
-from heart_sr_tf.volumes.upscale import upscale_file, upscaled_affine
+from heart_sr_tf.volumes.upscale import upscale_file
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_dicom_to_nifti_equals_the_nifti_path(study, models, tmp_path):
     a, b = nib.load(str(from_dicom)), nib.load(str(from_nifti))
     np.testing.assert_array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj))
     np.testing.assert_allclose(a.affine, b.affine)
-    np.testing.assert_allclose(a.affine, upscaled_affine(read_series(folder, 7).affine, 3))
+    np.testing.assert_allclose(a.affine, OutputGrid((3, 3, 1)).affine(read_series(folder, 7).affine))
     assert a.shape == (180, 192, 10, 2) and a.get_data_dtype() == np.int16
 
 
@@ -74,7 +75,7 @@ def test_dicom_out_is_a_derived_series_with_the_right_geometry_and_values(study,
     np.testing.assert_allclose(back.data, np.asarray(nifti.dataobj, np.float32), atol=1.0 + 1e-6)
     # geometry: output voxel (3i, 3j) sits where input voxel (i, j) sat; phases keep their trigger times
     source = read_series(folder, 7)
-    np.testing.assert_allclose(back.affine, upscaled_affine(source.affine, 3), atol=1e-4)
+    np.testing.assert_allclose(back.affine, OutputGrid((3, 3, 1)).affine(source.affine), atol=1e-4)
     for i, j, k in [(0, 0, 0), (20, 33, 4), (59, 63, 9)]:
         np.testing.assert_allclose(back.affine @ [3 * i, 3 * j, k, 1], source.affine @ [i, j, k, 1], atol=1e-3)
     assert back.zooms == pytest.approx((source.zooms[0] / 3, source.zooms[1] / 3, *source.zooms[2:]), rel=1e-6)
@@ -100,7 +101,7 @@ def test_through_plane_dicom_out_has_g_times_the_slices(study, models, tmp_path)
     source, back = read_series(folder, 7), read_series(out)
     assert back.data.shape == (60, 64, 60, 2)
     # the output slices tile the acquired slabs: the first lies 2.5 of them before the first acquired slice
-    np.testing.assert_allclose(back.affine, upscaled_affine(source.affine, (1, 1, 6), (0, 0, -2.5 / 6)), atol=1e-4)
+    np.testing.assert_allclose(back.affine, OutputGrid((1, 1, 6), (0, 0, -2.5 / 6)).affine(source.affine), atol=1e-4)
     # the untrained model is cubic along the slices, through input slice k at its row 6k (output slice 6k + 2);
     # the part above the clip is interpolated at the output slices' places, half a row off the acquired ones
     below = _below_clip(source.data)

@@ -419,8 +419,11 @@ def test_upscale_measure_takes_the_height_and_weight_a_nifti_scan_lacks(tiny_exp
     )
     bad = tmp_path / "bad.nii.gz"
     for extra, message in [
-        (("--measure", "--height-cm", "1.8", "--weight-kg", "81"), "height_cm 1.8, weight_kg 81: not a patient's"),
-        (("--measure", "--height-cm", "180"), "weight_kg is empty"),
+        (
+            ("--measure", "--height-cm", "1.8", "--weight-kg", "81"),
+            "upscale: --height-cm 1.8, --weight-kg 81: not a patient's",
+        ),
+        (("--measure", "--height-cm", "180"), "upscale: --weight-kg is empty; give --height-cm and"),
         (("--height-cm", "180", "--weight-kg", "81"), "--height-cm and --weight-kg go with --measure"),
     ]:
         refused = run_cli("upscale", short_cine, bad, *args, *extra)

@@ -2,8 +2,8 @@
 ``OUT_volumes.csv`` after every run (so a resumed cohort's table holds the scans of earlier runs too): the patient
 (the manifest's column, else the DICOM PatientID, to join with clinical records), ED and ES,
 volumes, ejection fractions, myocardial mass and wall thickness of the upscaled scan, the volumes and mass indexed to
-the body surface area where the scan's DICOM header gave the patient's height and weight, and the same of the scan
-as acquired beside them."""
+the body surface area where the manifest or the scan's DICOM header gave the patient's height and weight, and the
+same of the scan as acquired beside them."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from heart_sr_tf.volumes.measure import ACQUIRED, NOTE, measure_outputs, read_bo
 MEASUREMENTS_NAME = "measurements.csv"
 INDEXED = {"LVEDV_ml": "LVEDVi_ml_m2", "LVESV_ml": "LVESVi_ml_m2", "RVEDV_ml": "RVEDVi_ml_m2",
            "RVESV_ml": "RVESVi_ml_m2", "myo_mass_g": "myo_mass_i_g_m2"}  # fmt: skip
-MEASURES = (*CINE_MEASURES, "BSA_m2", *INDEXED.values())  # blank where the scan's header gave no height and weight
+MEASURES = (*CINE_MEASURES, "BSA_m2", *INDEXED.values())  # blank where no height and weight were given
 
 
 def write_measurements(jobs: list[Job], out_dir: Path) -> tuple[Path, int]:

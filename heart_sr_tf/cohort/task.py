@@ -50,7 +50,9 @@ def upscale_task(scan, output: str, options: dict, body: tuple[float, float] | N
                     warnings.append(f"{scan}: not measured: {why}")
                 else:
                     seg = _segmenter(options["segmenter"])
-                    found = measure_scan(Path(output), seg, quiet=True, acquired=data, body=body)[3]
+                    found = measure_scan(
+                        Path(output), seg, quiet=True, acquired=data, body=body, body_source="the manifest's"
+                    )[3]
                     warnings += [f"{output}: {line}" for line in found]
         return {"status": "done", "seconds": time.perf_counter() - start, "warnings": warnings}
     except Exception as exc:  # one bad scan is a row in the status file, never the end of the cohort

@@ -27,7 +27,7 @@ def upscale_scan(
     from heart_sr_tf.volumes.upscale import refuse_any_output, upscale_file
 
     across_slices = through_plane or through_plane_model or through_plane_server
-    body = given_body(height_cm, weight_kg, "--height-cm/--weight-kg")  # checked before any work
+    body = given_body(height_cm, weight_kg, "upscale", ("--height-cm", "--weight-kg"))  # before any work
     if body is not None and not measure:
         raise UsageError("--height-cm and --weight-kg go with --measure")
     if (

@@ -96,7 +96,7 @@ def measure_scan(
     quiet: bool = False,
     acquired: Scan | None = None,
     body: tuple[float, float] | None = None,
-    body_source: str = "the manifest's",
+    body_source: str = "the given",
 ) -> tuple[Path, Path, list[dict], list[str]]:
     """Segment every frame of ``scan`` (an upscaled NIfTI or DICOM series) and write its label map (NIfTI; and
     for a DICOM series, a DICOM SEG series and a DICOM SR report of the cine's measurements beside it:

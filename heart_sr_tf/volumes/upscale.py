@@ -41,13 +41,6 @@ from heart_sr_tf.volumes.grid import OutputGrid
 IN_PLANE_BATCH = 16  # slices per model call by default
 
 
-def upscaled_affine(affine: np.ndarray, factors, offsets=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """Same orientation; voxel steps divided by ``factors`` (x, y, slices), or by ``s`` in-plane; the origin
-    where output voxel 0 lies (``offsets``, in input voxels: :class:`~heart_sr_tf.volumes.grid.OutputGrid`)."""
-    factors = (factors, factors, 1) if np.isscalar(factors) else factors
-    return OutputGrid(tuple(int(f) for f in factors), tuple(float(o) for o in offsets)).affine(affine)
-
-
 def check_output(in_path: Path, out_path: Path, overwrite: bool = False) -> Path:
     """Refuse an output that exists (unless ``overwrite``), would overwrite the input (or a hard link to it), is
     not NIfTI, has a name the file system cannot hold, or cannot be written; return the temporary file the result
@@ -333,6 +326,7 @@ def _super_resolve(data: np.ndarray, step, quiet: bool) -> np.ndarray:
     scaled = np.stack([normalise(volume[..., t], w) for t, w in enumerate(windows)], axis=3)
     with progress_bar(step.units(volume.shape), step.desc, step.unit, disable=quiet) as bar:
         out = step.model(scaled, bar)
+    grid = OutputGrid().then(step)  # where the step's output voxels lie, for the padding passed through
     for t, window in enumerate(windows):
         frame = volume[..., t]
         result = denormalise(out[..., t], window)
@@ -343,7 +337,6 @@ def _super_resolve(data: np.ndarray, step, quiet: bool) -> np.ndarray:
         image = frame[~padding[t]] if padding[t].any() else frame
         result = np.clip(result, image.min(), image.max())
         if padding[t].any():
-            grid = OutputGrid().then(step)
             nearest = np.ix_(*(grid.nearest(axis, n) for axis, n in enumerate(frame.shape)))
             result = np.where(padding[t][nearest], frame[nearest], result)
         out[..., t] = result
