@@ -374,6 +374,14 @@ def export(**options):
     "request); implies --through-plane.",
 )
 @click.option(
+    "--slice-thickness",
+    type=POSITIVE,
+    metavar="MM",
+    help="With --through-plane: the slices' thickness in mm (a NIfTI states none; it replaces a DICOM header's). "
+    "Slices thinner than their spacing (a gap) pick the model trained for that slab, throughplane_x<g>_t<t>. "
+    "Default: the header's, else contiguous slices.",
+)
+@click.option(
     "--in-plane",
     is_flag=True,
     help="With --through-plane: also upscale in-plane with --model or --server (near-isotropic).",

@@ -37,7 +37,13 @@ def upscale_task(scan, output: str, options: dict, body: tuple[float, float] | N
                 line = f"{scan}: was written by heart-sr ({made!r}); not upscaled again"
                 return {"status": LEFT_OUT, "seconds": time.perf_counter() - start, "error": line}
             warnings = [line for line in (data.label_warning(),) if line is not None]
-            across = _through_plane(options, data.zooms) if options["through_plane"] else None
+            across = None
+            if options["through_plane"]:
+                from heart_sr_tf.volumes.through_plane import header_thickness
+
+                thickness = header_thickness(data)
+                across = _through_plane(options, data.zooms, thickness)
+                warnings += [f"{scan}: {line}" for line in (across.mismatch(data.zooms, thickness),) if line]
             predictor = _in_plane(options) if options["in_plane"] or not options["through_plane"] else None
             upscale_file(
                 data, output, predictor, batch_size=options["batch_size"], quiet=True, through_plane=across,
@@ -77,14 +83,15 @@ def _in_plane(options: dict):
     return _PREDICTORS[key]
 
 
-def _through_plane(options: dict, zooms):
-    """The given through-plane model, else the shipped one whose g is nearest this scan's slice ratio."""
+def _through_plane(options: dict, zooms, thickness):
+    """The given through-plane model, else the shipped one whose g is nearest this scan's slice ratio and whose
+    slab is nearest its slice ``thickness`` (a DICOM header's; contiguous slices when not stated)."""
     model = options["through_plane_model"]
     if model is None:
         from heart_sr_tf.export.discovery import shipped_model_dirs
         from heart_sr_tf.volumes.through_plane import choose_model
 
-        model = str(choose_model(zooms, shipped_model_dirs()).path)
+        model = str(choose_model(zooms, shipped_model_dirs(), thickness).path)
     key = ("through-plane", model, options["backend"], options["precision"])
     if key not in _PREDICTORS:
         from heart_sr_tf.inference.predictor import load_local_model

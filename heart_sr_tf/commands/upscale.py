@@ -17,7 +17,7 @@ def upscale_scan(
     in_path: Path, out_path: str, model, server, scale, batch_size, through_plane, through_plane_model,
     through_plane_server, in_plane, backend, precision, quiet, echo: Echo, warn: Echo, overwrite: bool = False,
     measure: bool = False, segmenter=None, series: int | str | None = None, repeated_slices: str = "apart",
-    height_cm: str | None = None, weight_kg: str | None = None,
+    height_cm: str | None = None, weight_kg: str | None = None, slice_thickness: float | None = None,
 ):  # fmt: skip
     from heart_sr_tf.data.dicom import is_dicom, latest_stack
     from heart_sr_tf.data.dicom_zip import is_zip_export
@@ -30,6 +30,8 @@ def upscale_scan(
     body = given_body(height_cm, weight_kg, "upscale", ("--height-cm", "--weight-kg"))  # before any work
     if body is not None and not measure:
         raise UsageError("--height-cm and --weight-kg go with --measure")
+    if slice_thickness is not None and not across_slices:
+        raise UsageError("--slice-thickness goes with --through-plane (it chooses the model across the slices)")
     if (
         repeated_slices == "latest"
         and series is None
@@ -83,8 +85,9 @@ def upscale_scan(
     across = None
     if through_plane:
         across = _through_plane(
-            scan, through_plane_model, through_plane_server, batch_size, backend, precision, echo, warn
-        )
+            scan, through_plane_model, through_plane_server, batch_size, backend, precision, echo, warn,
+            slice_thickness,
+        )  # fmt: skip
     predictor = None
     if in_plane or not through_plane:
         if server:
@@ -131,14 +134,17 @@ def upscale_scan(
     return written
 
 
-def _through_plane(scan, model, server, batch_size, backend, precision, echo, warn):
-    """The through-plane step, its model chosen from the scan's slice spacing unless given; the scan is checked
-    first (at least 2 slices), before any model loads."""
+def _through_plane(scan, model, server, batch_size, backend, precision, echo, warn, slice_thickness=None):
+    """The through-plane step, its model chosen from the scan's slice spacing and thickness (``slice_thickness``
+    in mm, else the header's) unless given; the scan is checked first (at least 2 slices), before any model
+    loads."""
     from heart_sr_tf.errors import DataError
     from heart_sr_tf.export.discovery import shipped_model_dirs
-    from heart_sr_tf.volumes.through_plane import ThroughPlane, choose_model
+    from heart_sr_tf.volumes.through_plane import Thickness, ThroughPlane, choose_model, header_thickness
 
     in_path, zooms = scan.path, scan.zooms
+    given = slice_thickness is not None
+    thickness = Thickness(slice_thickness, "--slice-thickness") if given else header_thickness(scan)
     if scan.data.shape[2] < 2:
         raise DataError(in_path, f"through-plane upscaling needs at least 2 slices, got {scan.data.shape[2]}")
     if server:
@@ -149,11 +155,13 @@ def _through_plane(scan, model, server, batch_size, backend, precision, echo, wa
         across = ThroughPlane(served, batch_size=batch_size or IN_PLANE_BATCH)
     else:
         if model is None:
-            choice = choose_model(zooms, shipped_model_dirs())
+            choice = choose_model(zooms, shipped_model_dirs(), thickness)
             model = choice.path
             _warn_far_ratio(in_path, zooms, choice.g, warn)
         across = ThroughPlane(load_model(model, backend, precision), batch_size=batch_size or THROUGH_PLANE_BATCH)
-    echo(f"across slices: {across.describe(zooms)}")
+    echo(f"across slices: {across.describe(zooms, thickness)}")
+    if (line := across.mismatch(zooms, thickness)) is not None:
+        warn(f"warning: {in_path}: {line}")
     if precision == "auto" and not server and across.predictor.precision == "int8":
         _say_int8(across.predictor.source, backend, echo)
     return across

@@ -63,6 +63,22 @@ class Scan:
         """The voxel sizes in mm (and s between frames) in ``data``'s order (slice spacing third)."""
         return tuple(float(z) for z in _to_third(list(zooms_mm(self.image.header)), self.slice_axis))
 
+    @property
+    def slice_thickness(self) -> float | None:
+        """The slices' thickness in mm as a DICOM header states it (the median of the slices' SliceThickness, when
+        every slice states a positive one), else None: a NIfTI holds none."""
+        if self.dicom is None:
+            return None
+        values = []
+        for images in self.dicom.headers:
+            try:
+                values.append(float(images[0].get("SliceThickness")))
+            except (TypeError, ValueError):
+                return None
+        if not values or not all(np.isfinite(v) and v > 0 for v in values):
+            return None
+        return float(np.median(values))
+
     def file_layout(self, array: np.ndarray, factors=None):
         """``array`` (``data``'s layout, or an upscaled one: per-axis ``factors`` in that layout) in the file's
         axis order, with the factors in that order too."""
