@@ -11,6 +11,7 @@ from in_process import run_cli
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.scan import read_scan
+from heart_sr_tf.errors import DataError
 from heart_sr_tf.export.writer import export_generator
 from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.models.rrdb import rrdb_generator
@@ -82,7 +83,24 @@ def test_the_thickness_a_header_states(tmp_path):
     assert read_scan(_cine(tmp_path / "c", "0")).slice_thickness is None  # not a thickness
     image = nib.Nifti1Image(np.ones((8, 8, 3), np.float32), np.diag([1.6, 1.6, 10.0, 1.0]))
     nib.save(image, str(tmp_path / "stack.nii"))
-    assert read_scan(tmp_path / "stack.nii").slice_thickness is None  # a NIfTI states none
+    assert read_scan(tmp_path / "stack.nii").slice_thickness is None  # a NIfTI header states none
+
+
+def test_the_thickness_a_nifti_sidecar_states(tmp_path):
+    """dcm2niix writes the DICOM fields beside the NIfTI (BIDS sidecar): its SliceThickness is read; a sidecar that
+    states none leaves it unstated; one that is not JSON is an error naming it."""
+    image = nib.Nifti1Image(np.ones((8, 8, 3), np.float32), np.diag([1.6, 1.6, 10.0, 1.0]))
+    nib.save(image, str(tmp_path / "stack.nii.gz"))
+    side = tmp_path / "stack.json"
+    side.write_text('{"SliceThickness": 8, "SpacingBetweenSlices": 10, "Manufacturer": "Siemens"}')
+    scan = read_scan(tmp_path / "stack.nii.gz")
+    assert header_thickness(scan) == Thickness(8.0, "SliceThickness of the sidecar stack.json")
+    for text in ('{"Manufacturer": "GE"}', '{"SliceThickness": 0}', '{"SliceThickness": "8"}', "[8]"):
+        side.write_text(text)
+        assert read_scan(tmp_path / "stack.nii.gz").slice_thickness is None, text
+    side.write_text('{"SliceThickness": 8,')
+    with pytest.raises(DataError, match=r"stack\.json: not a readable JSON sidecar"):
+        read_scan(tmp_path / "stack.nii.gz").stated_thickness()
 
 
 def test_a_thin_slab_model_places_its_slices_on_the_acquired_ones(models, tmp_path):

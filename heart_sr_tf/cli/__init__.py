@@ -377,9 +377,9 @@ def export(**options):
     "--slice-thickness",
     type=POSITIVE,
     metavar="MM",
-    help="With --through-plane: the slices' thickness in mm (a NIfTI states none; it replaces a DICOM header's). "
-    "Slices thinner than their spacing (a gap) pick the model trained for that slab, throughplane_x<g>_t<t>. "
-    "Default: the header's, else contiguous slices.",
+    help="With --through-plane: the slices' thickness in mm. Slices thinner than their spacing (a gap) pick "
+    "the model trained for that slab, throughplane_x<g>_t<t>. Default: a DICOM header's SliceThickness, or a "
+    "NIfTI's BIDS sidecar's (NAME.json beside it, as dcm2niix writes), else contiguous slices.",
 )
 @click.option(
     "--in-plane",

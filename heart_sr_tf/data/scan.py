@@ -14,6 +14,7 @@ array of the same layout back in the file's order for writing.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,19 +66,25 @@ class Scan:
 
     @property
     def slice_thickness(self) -> float | None:
-        """The slices' thickness in mm as a DICOM header states it (the median of the slices' SliceThickness, when
-        every slice states a positive one), else None: a NIfTI holds none."""
+        """The slices' thickness in mm as the scan states it (:meth:`stated_thickness`), else None."""
+        return self.stated_thickness()[0]
+
+    def stated_thickness(self) -> tuple[float | None, str]:
+        """The slices' thickness in mm and where it was read: a DICOM series' SliceThickness (the median of its
+        slices', when every slice states a positive one), or a NIfTI's BIDS sidecar (``NAME.json`` beside
+        ``NAME.nii[.gz]``, as dcm2niix writes it); ``(None, "")`` when neither states one (a NIfTI header holds
+        none)."""
         if self.dicom is None:
-            return None
+            return _sidecar_thickness(self.path)
         values = []
         for images in self.dicom.headers:
             try:
                 values.append(float(images[0].get("SliceThickness")))
             except (TypeError, ValueError):
-                return None
+                return None, ""
         if not values or not all(np.isfinite(v) and v > 0 for v in values):
-            return None
-        return float(np.median(values))
+            return None, ""
+        return float(np.median(values)), "the header's SliceThickness"
 
     def file_layout(self, array: np.ndarray, factors=None):
         """``array`` (``data``'s layout, or an upscaled one: per-axis ``factors`` in that layout) in the file's
@@ -148,6 +155,27 @@ def read_scan(
     if min_inplane > 1:  # the in-plane size, once the slices are third
         check_volume(path, data, ndims=ndims, min_inplane=min_inplane)
     return Scan(path, data, nib.load(str(path)), slice_axis=axis)
+
+
+def sidecar(path: Path) -> Path:
+    """A NIfTI file's BIDS JSON sidecar: ``NAME.json`` beside ``NAME.nii`` or ``NAME.nii.gz``."""
+    name = path.name.removesuffix(".gz").removesuffix(".nii")
+    return path.with_name(f"{name}.json")
+
+
+def _sidecar_thickness(path: Path) -> tuple[float | None, str]:
+    """SliceThickness from the BIDS sidecar beside a NIfTI file, when there is one and it states a positive one."""
+    side = sidecar(Path(path))
+    if not side.is_file():
+        return None, ""
+    try:
+        fields = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(side, f"not a readable JSON sidecar (read for SliceThickness): {exc}") from None
+    value = fields.get("SliceThickness") if isinstance(fields, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+        return None, ""
+    return float(value), f"SliceThickness of the sidecar {side.name}"
 
 
 def slice_axis(zooms, shape) -> int:

@@ -18,13 +18,13 @@ g comes from the header: the slice spacing over the in-plane pixel. The shipped 
 used; the output grid is not resampled: its slices are ``spacing / g`` apart, so a non-integer ratio leaves the
 voxels slightly anisotropic (the spacing is written in the header, and said).
 
-t comes from the slice thickness (a DICOM header's SliceThickness, or ``--slice-thickness``; a NIfTI states
-none, and contiguous slices are assumed). Many cine protocols leave a gap: 8 mm slices 10 mm apart fill 0.8 of
-the spacing, a slab of 4.8 of g = 6 rows. A model trained for contiguous slices reads such a stack as blurrier
-than it is (on ACDC's validation slices the x6 model's gain over cubic falls from +2.9 to +1.3 dB when the
-slices are 5 of 6 rows thick), so among the models of that g (``throughplane_x<g>`` for t = g,
-``throughplane_x<g>_t<t>`` otherwise) the one whose t/g is nearest the stack's thickness over its spacing is
-used.
+t comes from the slice thickness (``--slice-thickness``, else a DICOM header's SliceThickness or a NIfTI's BIDS
+sidecar's, as dcm2niix writes it; when none is stated, contiguous slices are assumed). Many cine protocols leave a
+gap: 8 mm slices 10 mm apart fill 0.8 of the spacing, a slab of 4.8 of g = 6 rows. A model trained for contiguous
+slices reads such a stack as blurrier than it is (on ACDC's validation slices the x6 model's gain over cubic falls
+from +3.0 to +1.3 dB when the slices are 5 of 6 rows thick), so among the models of that g (``throughplane_x<g>``
+for t = g, ``throughplane_x<g>_t<t>`` otherwise) the one whose t/g is nearest the stack's thickness over its
+spacing is used.
 """
 
 from __future__ import annotations
@@ -123,7 +123,10 @@ class Thickness:
 
     def describe(self, zooms, g: int) -> str:
         if self.mm is None:
-            return "slice thickness not stated (a NIfTI holds none; --slice-thickness gives it): contiguous assumed"
+            return (
+                "slice thickness not stated (no DICOM header or BIDS sidecar; --slice-thickness gives it): "
+                "contiguous slices assumed"
+            )
         return (
             f"slices {self.mm:g} mm thick ({self.source}), {self.fill(zooms):.2f} of the spacing: "
             f"{self.fill(zooms) * g:.2f} of g = {g} rows"
@@ -145,9 +148,8 @@ class Thickness:
 
 
 def header_thickness(scan) -> Thickness:
-    """The slice thickness the scan's header states (a DICOM series'), else not stated (a NIfTI holds none)."""
-    mm = scan.slice_thickness
-    return Thickness(mm, "the header's SliceThickness" if mm is not None else "")
+    """The slice thickness the scan states (a DICOM header's, a NIfTI's BIDS sidecar's), else not stated."""
+    return Thickness(*scan.stated_thickness())
 
 
 @dataclass(frozen=True)
