@@ -29,6 +29,8 @@ SHIPPED = [
     "throughplane_x4",
     "throughplane_x6",
     "throughplane_x8",
+    "throughplane_x6_t5",
+    "throughplane_x8_t6",
 ]
 
 

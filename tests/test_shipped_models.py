@@ -41,6 +41,8 @@ SHIPPED = [  # name, degradation, its scale, the baseline to beat, the least PSN
     ("throughplane_x4", "through_plane", 4, "cubic", 2.0),
     ("throughplane_x6", "through_plane", 6, "cubic", 2.0),
     ("throughplane_x8", "through_plane", 8, "cubic", 1.5),
+    ("throughplane_x6_t5", "through_plane", 6, "cubic", 1.5),  # slices 5 of 6 rows thick (a gap between them)
+    ("throughplane_x8_t6", "through_plane", 8, "cubic", 1.5),  # slices 6 of 8 rows thick
 ]
 
 
@@ -52,6 +54,11 @@ def test_shipped_model_beats_its_baseline(name, kind, scale, baseline, min_psnr_
     predictor = load_predictor(base)
     meta = read_metadata(Path(predictor.source))
     assert meta["scale"] == scale and predictor.degradation.kind == kind
+    if kind == "through_plane":  # upscale --through-plane chooses by the name: it must say the model's g and t
+        from heart_sr_tf.volumes.through_plane import MODEL_PATTERN
+
+        g, t = MODEL_PATTERN.match(name).groups()
+        assert (int(g), int(t or g)) == (scale, predictor.degradation.thickness), meta
     slices = test_slices[:8] if kind == "through_plane" else test_slices  # their margins are wide; they are slow
     for roi in ("full", "heart"):
         gains = []
