@@ -370,6 +370,32 @@ def test_a_manifest_gives_height_and_weight_for_nifti_scans(tmp_path):
             find_jobs(str(manifest), tmp_path / "out")
 
 
+def test_a_manifest_gives_the_slice_thickness_and_a_sidecar_counts_in_the_state(tmp_path):
+    """A manifest's ``slice_thickness_mm`` (for --through-plane, before the header's) is read as a positive number
+    in mm (a comma as the decimal mark too), and a change of it makes the result out of date; so does a NIfTI's
+    BIDS sidecar added or edited, whose SliceThickness also chooses the model; a bad cell is one line naming the
+    row."""
+    (tmp_path / "a.nii.gz").write_text("")
+    (tmp_path / "b.nii.gz").write_text("")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("input;slice_thickness_mm\na.nii.gz;7,5\nb.nii.gz;\n")
+    first, second = find_jobs(str(manifest), tmp_path / "out")
+    assert first.thickness == 7.5 and second.thickness is None
+    manifest.write_text("input;slice_thickness_mm\na.nii.gz;8\nb.nii.gz;\n")
+    again = find_jobs(str(manifest), tmp_path / "out")
+    assert again[0].state != first.state and again[1].state == second.state
+    (tmp_path / "b.json").write_text('{"SliceThickness": 8}')  # dcm2niix's sidecar beside b.nii.gz
+    with_sidecar = find_jobs(str(manifest), tmp_path / "out")[1]
+    assert with_sidecar.state != second.state
+    (tmp_path / "b.json").write_text('{"SliceThickness": 6, "RepetitionTime": 3.1}')
+    assert find_jobs(str(manifest), tmp_path / "out")[1].state != with_sidecar.state
+    for cell in ("thick", "0", "-8", "nan", "inf"):
+        manifest.write_text(f"input,slice_thickness_mm\na.nii.gz,{cell}\n")
+        message = f"m.csv:2: slice_thickness_mm '{cell}': not a slice thickness in mm (a positive number)"
+        with pytest.raises(HeartSRError, match=re.escape(message)):
+            find_jobs(str(manifest), tmp_path / "out")
+
+
 def test_a_cohort_warns_as_upscale_does_of_a_label_map_given_as_a_scan(tmp_path):
     """A label map passed as a scan is upscaled with a warning line in a cohort too (it came back silently)."""
     from heart_sr_tf.cli import main

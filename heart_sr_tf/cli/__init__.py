@@ -444,8 +444,8 @@ def upscale(**options):
 def cohort(**options):
     """Upscale every scan of INPUTS (a folder of NIfTI files, DICOM series and zip archives of them, each series of a
     study exported flat a scan of its own, a stack exported one series per slice one scan; a glob; or a CSV manifest
-    with an input column and optional output, patient and series columns) into --out-dir, on a Dask cluster;
-    re-running resumes."""
+    with an input column and optional output, patient, series, height_cm, weight_kg and slice_thickness_mm
+    columns) into --out-dir, on a Dask cluster; re-running resumes."""
     from heart_sr_tf.commands.cohort import cohort as run
 
     sys.exit(run(**options, echo=click.echo, warn=warn))

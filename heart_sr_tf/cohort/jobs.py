@@ -15,9 +15,9 @@ from heart_sr_tf.cardiac_metrics import given_body
 from heart_sr_tf.cohort.series_filter import SeriesFilter
 from heart_sr_tf.data.dicom import SeriesEntry, folder_series, is_dicom, joined_entries
 from heart_sr_tf.data.dicom_zip import is_zip_export
-from heart_sr_tf.data.file_state import tree_state
+from heart_sr_tf.data.file_state import digest_files, tree_state
 from heart_sr_tf.data.nifti import nifti_suffix
-from heart_sr_tf.data.scan import ScanSource
+from heart_sr_tf.data.scan import ScanSource, sidecar
 from heart_sr_tf.data.threads import ordered_map
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.progress import progress_bar
@@ -40,6 +40,7 @@ class Job:
     state: str = field(default="", compare=False)  # its input's files as they are (``data.file_state``): a result
     # is reused only while they are unchanged
     body: tuple[float, float] | None = None  # a manifest's patient height (m) and weight (kg), for ``--measure``
+    thickness: float | None = None  # a manifest's slice thickness (mm), for ``--through-plane``: before the header's
 
     @property
     def target(self) -> str:
@@ -64,20 +65,22 @@ def find_jobs(
     series: SeriesFilter | None = None,
     notes: list[str] | None = None,
 ) -> list[Job]:
-    """INPUTS as a CSV manifest (``input`` column, optional ``output``, ``patient`` and ``series``), a folder (its
-    NIfTI files and DICOM series folders, recursively) or a glob; each output under ``out_dir`` keeps the input's
-    relative path. A folder holding several image series (a study exported flat) gives one scan per series, each
-    written into a folder of the folder's name (``study/series-7_cine_sax.nii.gz``). The cohort's own results are
-    never among its scans, even with ``out_dir`` inside the inputs' folder. Each job carries its input's state
-    (:func:`~heart_sr_tf.data.file_state.tree_state`: a folder's every file), so that a scan changed since its
-    result was written is done again. With ``dicom_out``, a DICOM scan's
-    result is a derived DICOM series in a folder of the same name without ``.nii.gz``; a manifest's own output
-    is a DICOM folder when it ends in ``/`` or has no extension (as for ``upscale``). ``notes`` gets a line for
-    each set of one-slice series that look like one stack but are not (see :func:`listed_jobs`)."""
+    """INPUTS as a CSV manifest (``input`` column, optional ``output``, ``patient``, ``series``, ``height_cm``,
+    ``weight_kg``, ``slice_thickness_mm``), a folder (its NIfTI files and DICOM series folders, recursively) or a
+    glob; each output under ``out_dir`` keeps the input's relative path. A folder holding several image series (a
+    study exported flat) gives one scan per series, each written into a folder of the folder's name
+    (``study/series-7_cine_sax.nii.gz``). The cohort's own results are never among its scans, even with ``out_dir``
+    inside the inputs' folder. Each job carries its input's state (:func:`input_state`: a folder's every file, a
+    NIfTI's sidecar), so that a scan changed since its result was written is done again. With ``dicom_out``, a DICOM
+    scan's result is a derived DICOM series in a folder of the same name without ``.nii.gz``; a manifest's own
+    output is a DICOM folder when it ends in ``/`` or has no extension (as for ``upscale``). ``notes`` gets a line
+    for each set of one-slice series that look like one stack but are not (see :func:`listed_jobs`)."""
     jobs = listed_jobs(inputs, Path(out_dir), quiet, dicom_out, series, notes)
     inputs_read = list(dict.fromkeys(job.input for job in jobs))  # (a flat study's series share one folder)
-    states = dict(zip(inputs_read, ordered_map(partial(tree_state, leave_out=Path(out_dir)), inputs_read), strict=True))
-    jobs = [replace(job, state=states[job.input] + _body_state(job.body)) for job in jobs]
+    states = dict(
+        zip(inputs_read, ordered_map(partial(input_state, leave_out=Path(out_dir)), inputs_read), strict=True)
+    )
+    jobs = [replace(job, state=states[job.input] + _given_state(job)) for job in jobs]
     seen: dict[Path, Path] = {}
     for job in jobs:
         if job.output in seen:
@@ -316,7 +319,7 @@ def read_manifest(path: Path) -> list[tuple[int, dict[str, str]]]:
         found = ", ".join(repr(c) for c in (table[0][1] if table else []))
         raise HeartSRError(
             f"{path}: a manifest needs an 'input' column (and optionally 'output', 'patient', 'series', "
-            "'height_cm', 'weight_kg'); "
+            "'height_cm', 'weight_kg', 'slice_thickness_mm'); "
             f"found {found or 'no column'}"
         )
     return [
@@ -326,9 +329,34 @@ def read_manifest(path: Path) -> list[tuple[int, dict[str, str]]]:
     ]
 
 
-def _body_state(body: tuple[float, float] | None) -> str:
-    """What a job's state adds for its manifest height and weight: a result measured with others is done again."""
-    return "" if body is None else f"|body {body[0]:g} m {body[1]:g} kg"
+def input_state(path: Path, leave_out: Path | None = None) -> str:
+    """A scan's files as they are (:func:`tree_state`), and for a NIfTI file its BIDS sidecar when it has one: the
+    sidecar's SliceThickness chooses the through-plane model, so a sidecar added or edited redoes the scan."""
+    state = tree_state(path, leave_out)
+    side = sidecar(path) if nifti_suffix(path) is not None else None
+    return state if side is None or not side.is_file() else f"{state}|sidecar {digest_files([(side.name, side)])}"
+
+
+def _given_state(job: Job) -> str:
+    """What a job's state adds for its manifest height and weight and slice thickness: a result made with others is
+    done again."""
+    body = "" if job.body is None else f"|body {job.body[0]:g} m {job.body[1]:g} kg"
+    return body + ("" if job.thickness is None else f"|thickness {job.thickness:g} mm")
+
+
+def given_thickness(cell: str | None, where: str) -> float | None:
+    """A manifest's slice thickness in mm (empty: not given), a comma allowed as the decimal mark; a HeartSRError
+    naming ``where`` when it is no positive number."""
+    text = (cell or "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text.replace(",", "."))
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < float("inf")):
+        raise HeartSRError(f"{where}: slice_thickness_mm {text!r}: not a slice thickness in mm (a positive number)")
+    return value
 
 
 def _manifest(path: Path, out_dir: Path, dicom_out: bool = False) -> list[Job]:
@@ -348,6 +376,7 @@ def _manifest(path: Path, out_dir: Path, dicom_out: bool = False) -> list[Job]:
         patient = (row.get("patient") or "").strip() or None
         job = Job(scan, output if output.is_absolute() else out_dir / output, patient, series)
         job = replace(job, body=given_body(row.get("height_cm"), row.get("weight_kg"), f"{path}:{number}"))
+        job = replace(job, thickness=given_thickness(row.get("slice_thickness_mm"), f"{path}:{number}"))
         if given:  # the manifest's own output: a folder (ends in /, or no extension) is a DICOM series
             job = replace(job, dicom=given.endswith(("/", os.sep)) or not Path(given).suffix)
         jobs.append(_as_dicom(job) if dicom_out and not given else job)

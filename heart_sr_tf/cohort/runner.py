@@ -75,7 +75,9 @@ def run_cohort(
         env = {k: v for k, v in os.environ.items() if k.startswith(("HEART_SR_", "TF_CPP"))}
         client.run(os.environ.update, env)  # the workers find the same models and stay as quiet
         futures = {
-            client.submit(upscale_task, job.source, job.target, options, job.body, pure=False, retries=1): job
+            client.submit(
+                upscale_task, job.source, job.target, options, job.body, job.thickness, pure=False, retries=1
+            ): job
             for job in todo
         }
         with progress_bar(len(todo), "cohort", "scan", disable=quiet) as bar:

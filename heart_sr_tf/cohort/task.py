@@ -15,10 +15,13 @@ LEFT_OUT = "left out"  # a scan's status when it is none to upscale: this tool's
 _PREDICTORS: dict = {}  # per worker process: (kind, model, backend, precision) -> predictor or through-plane step
 
 
-def upscale_task(scan, output: str, options: dict, body: tuple[float, float] | None = None) -> dict:
+def upscale_task(
+    scan, output: str, options: dict, body: tuple[float, float] | None = None, thickness_mm: float | None = None
+) -> dict:
     """Upscale one scan (a path, or a :class:`ScanSource` naming one series of a folder); never raises for a bad
     scan: ``{"status": "failed", "error": one line}``. ``body``: the patient's height (m) and weight (kg) from the
-    manifest, for ``--measure``. A done scan's
+    manifest, for ``--measure``; ``thickness_mm``: its slice thickness from the manifest, for ``--through-plane``
+    (else the scan's header or sidecar says it). A done scan's
     result carries the lines ``upscale`` would have warned with (``warnings``): a label map given as the scan, a
     segmentation in pieces."""
     start = time.perf_counter()
@@ -39,9 +42,10 @@ def upscale_task(scan, output: str, options: dict, body: tuple[float, float] | N
             warnings = [line for line in (data.label_warning(),) if line is not None]
             across = None
             if options["through_plane"]:
-                from heart_sr_tf.volumes.through_plane import header_thickness
+                from heart_sr_tf.volumes.through_plane import Thickness, header_thickness
 
-                thickness = header_thickness(data)
+                given = thickness_mm is not None
+                thickness = Thickness(thickness_mm, "the manifest's") if given else header_thickness(data)
                 across = _through_plane(options, data.zooms, thickness)
                 warnings += [f"{scan}: {line}" for line in (across.mismatch(data.zooms, thickness),) if line]
             predictor = _in_plane(options) if options["in_plane"] or not options["through_plane"] else None
