@@ -106,7 +106,7 @@ def test_a_dicom_series_folder_given_itself_is_one_scan(tmp_path):
 def test_a_cohort_equals_upscale_lists_the_bad_scan_and_resumes(cohort_inputs, tmp_path):
     from heart_sr_tf.cli import main
     from heart_sr_tf.inference.predictor import load_local_model
-    from heart_sr_tf.volumes.upscale import upscale_file
+    from heart_sr_tf.volumes.upscale import model_label, upscale_file
 
     inputs, model = cohort_inputs
     out = tmp_path / "out"
@@ -123,6 +123,8 @@ def test_a_cohort_equals_upscale_lists_the_bad_scan_and_resumes(cohort_inputs, t
     assert nib.load(str(out / "series" / "sax.nii.gz")).shape == (180, 180, 3)
     rows = (out / "cohort.csv").read_text().splitlines()
     assert rows[0] == "input,output,status,seconds,model,options,error,input_state" and len(rows) == 10
+    done = [row for row in csv.DictReader(rows) if row["status"] == "done"]
+    assert len(done) == 8 and {row["model"] for row in done} == {model_label(predictor.source)}, done
     again = CliRunner().invoke(main, args)
     assert "0 done, 8 skipped (already done), 1 failed" in again.output
     assert not [p for p in out.rglob(".heart-sr-*")]

@@ -137,6 +137,7 @@ def test_a_cohort_task_reads_the_thickness_from_the_header(models, tmp_path, mon
         acquired, out = read_scan(folder), nib.load(str(tmp_path / f"out{thickness}.nii.gz"))
         np.testing.assert_allclose(out.affine @ [0, 0, 0, 1], acquired.image.affine @ [0, 0, start / 6, 1], atol=1e-6)
         assert any("trained for slices 5 rows thick" in w for w in result["warnings"]) == warned, result
+        assert result["model"] == ("throughplane_x6/1" if thickness == "10" else "throughplane_x6_t5/1"), result
     given = upscale_task(str(tmp_path / "cine10"), str(tmp_path / "given.nii.gz"), options, thickness_mm=8.0)
     assert given["status"] == "done" and not given["warnings"], given  # a manifest's thickness before the header's
     out = nib.load(str(tmp_path / "given.nii.gz"))

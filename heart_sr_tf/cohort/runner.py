@@ -87,7 +87,8 @@ def run_cohort(
                     result = future.result()
                 except Exception as exc:  # the task's worker died more often than the scheduler allows
                     result = {"status": "failed", "seconds": 0.0, "error": f"worker lost: {str(exc)[:200]}"}
-                status.append(job, result["status"], result["seconds"], options["model_name"], key,
+                used = result.get("model") or options["model_name"]  # (the through-plane model is the scan's own)
+                status.append(job, result["status"], result["seconds"], used, key,
                               result.get("error", ""))  # fmt: skip
                 if result["status"] == "done":
                     summary.done += 1

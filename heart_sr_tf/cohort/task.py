@@ -23,12 +23,13 @@ def upscale_task(
     manifest, for ``--measure``; ``thickness_mm``: its slice thickness from the manifest, for ``--through-plane``
     (else the scan's header or sidecar says it). A done scan's
     result carries the lines ``upscale`` would have warned with (``warnings``): a label map given as the scan, a
-    segmentation in pieces."""
+    segmentation in pieces; and the models it went through (``model``: the through-plane one is chosen per scan,
+    by its spacing and slice thickness)."""
     start = time.perf_counter()
     try:
         from heart_sr_tf.data.scan import read_scan
         from heart_sr_tf.startup import import_tensorflow_quietly
-        from heart_sr_tf.volumes.upscale import upscale_file
+        from heart_sr_tf.volumes.upscale import model_label, upscale_file
 
         if options["backend"] == "tensorflow" or options.get("measure"):  # (the segmenter runs in TensorFlow)
             import_tensorflow_quietly()  # the worker's stderr is the user's terminal: no start-up noise
@@ -64,7 +65,14 @@ def upscale_task(
                         Path(output), seg, quiet=True, acquired=data, body=body, body_source="the manifest's"
                     )[3]
                     warnings += [f"{output}: {line}" for line in found]
-        return {"status": "done", "seconds": time.perf_counter() - start, "warnings": warnings}
+        used = [model_label(across.predictor.source)] if across is not None else []  # (across the slices first)
+        used += [model_label(predictor.source)] if predictor is not None else []
+        return {
+            "status": "done",
+            "seconds": time.perf_counter() - start,
+            "warnings": warnings,
+            "model": " + ".join(used),
+        }
     except Exception as exc:  # one bad scan is a row in the status file, never the end of the cohort
         from heart_sr_tf.errors import HeartSRError, NoCine
 

@@ -301,12 +301,17 @@ def check_memory(scan_path, needed: int) -> None:
         )
 
 
+def model_label(source) -> str:
+    """A model as results name it: ``rrdb_kspace/3`` for a version folder, else the folder's name."""
+    source = Path(str(source))
+    return f"{source.parent.name}/{source.name}" if source.name.isdigit() else source.name
+
+
 def _what(steps) -> str:
     """What was done, for the derived series' description and the NIfTI header's ``descrip``."""
     parts = []
     for step in steps:
-        source = Path(str(step.predictor.source))
-        name = f"{source.parent.name}/{source.name}" if source.name.isdigit() else source.name
+        name = model_label(step.predictor.source)
         direction = "across slices" if step.factors[2] > 1 else "in-plane"
         parts.append(f"x{max(step.factors)} {direction} {name}")
     return ", ".join(parts)
