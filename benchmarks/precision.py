@@ -31,6 +31,7 @@ SHIPPED = [
     "throughplane_x8",
     "throughplane_x6_t5",
     "throughplane_x8_t6",
+    "throughplane_x6_t4",
 ]
 
 

@@ -24,9 +24,10 @@ SCMR = (1.6, 1.6, 10.0)  # the usual cine stack: 10 mm between slices of 1.6 mm 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
-    """Untrained exports (cubic along the slices) for contiguous slices and for slabs 5 of 6 rows thick."""
+    """Untrained exports (cubic along the slices) for contiguous slices and for slabs 5 and 4 of 6 rows thick: every
+    slab of g = 6 the shipped models have, so that none of theirs is chosen over these."""
     out = tmp_path_factory.mktemp("gap_models")
-    for name, t in (("throughplane_x6", 6), ("throughplane_x6_t5", 5)):
+    for name, t in (("throughplane_x6", 6), ("throughplane_x6_t5", 5), ("throughplane_x6_t4", 4)):
         generator = rrdb_generator((6, 1), blocks=1, features=8, growth=4)
         export_generator(generator, out, name, degradation=Degradation("through_plane", 6, thickness=t))
     return out
@@ -122,7 +123,7 @@ def test_a_thin_slab_model_places_its_slices_on_the_acquired_ones(models, tmp_pa
 
 def test_a_cohort_task_reads_the_thickness_from_the_header(models, tmp_path, monkeypatch):
     """The worker's model follows the header: 8 mm slices 10 mm apart take the t = 5 model (the output's first slice
-    2 of its slices before the first acquired one); 5 mm slices are 2 rows thinner than any model's, said."""
+    2 of its slices before the first acquired one); 3 mm slices are 2.2 rows thinner than any model's, said."""
     from heart_sr_tf.cohort.task import upscale_task
 
     monkeypatch.setenv("HEART_SR_MODELS", str(models))
@@ -130,14 +131,17 @@ def test_a_cohort_task_reads_the_thickness_from_the_header(models, tmp_path, mon
         "model": None, "in_plane": False, "through_plane": True, "through_plane_model": None,
         "backend": "tensorflow", "precision": "float32", "batch_size": 16,
     }  # fmt: skip
-    for thickness, start, warned in (("8", -2.0, False), ("10", -2.5, False), ("5", -2.0, True)):
+    for thickness, start, warned in (("8", -2.0, False), ("10", -2.5, False), ("3", -1.5, True)):
         folder = _cine(tmp_path / f"cine{thickness}", thickness)
         result = upscale_task(str(folder), str(tmp_path / f"out{thickness}.nii.gz"), options)
         assert result["status"] == "done", result
         acquired, out = read_scan(folder), nib.load(str(tmp_path / f"out{thickness}.nii.gz"))
         np.testing.assert_allclose(out.affine @ [0, 0, 0, 1], acquired.image.affine @ [0, 0, start / 6, 1], atol=1e-6)
-        assert any("trained for slices 5 rows thick" in w for w in result["warnings"]) == warned, result
-        assert result["model"] == ("throughplane_x6/1" if thickness == "10" else "throughplane_x6_t5/1"), result
+        assert any("trained for slices 4 rows thick" in w for w in result["warnings"]) == warned, result
+        assert (
+            result["model"]
+            == {"8": "throughplane_x6_t5/1", "10": "throughplane_x6/1", "3": "throughplane_x6_t4/1"}[thickness]
+        ), result
     given = upscale_task(str(tmp_path / "cine10"), str(tmp_path / "given.nii.gz"), options, thickness_mm=8.0)
     assert given["status"] == "done" and not given["warnings"], given  # a manifest's thickness before the header's
     out = nib.load(str(tmp_path / "given.nii.gz"))
@@ -161,8 +165,8 @@ def test_cli_slice_thickness(models, tmp_path, monkeypatch):
     given = _cli(folder, tmp_path / "given.nii.gz", "--through-plane", "--slice-thickness", "10")  # replaces it
     assert given.returncode == 0, given.stderr
     assert "trained for contiguous slices" in given.stdout and "(--slice-thickness)" in given.stdout
-    thin = _cli(folder, tmp_path / "thin.nii.gz", "--through-plane", "--slice-thickness", "4")
-    assert thin.returncode == 0 and "warning" in thin.stderr and "trained for slices 5 rows thick" in thin.stderr
+    thin = _cli(folder, tmp_path / "thin.nii.gz", "--through-plane", "--slice-thickness", "3")
+    assert thin.returncode == 0 and "warning" in thin.stderr and "trained for slices 4 rows thick" in thin.stderr
     for args, what in (
         (("--through-plane", "--slice-thickness", "0"), "--slice-thickness"),
         (("--through-plane", "--slice-thickness", "nan"), "--slice-thickness"),
