@@ -34,7 +34,8 @@ def models(tmp_path_factory) -> Path:
 
 
 def test_the_slab_nearest_the_stacks_thickness_is_chosen(tmp_path):
-    for name in ("throughplane_x4", "throughplane_x6", "throughplane_x6_t5", "throughplane_x6_t4", "throughplane_x6_"):
+    names = ("throughplane_x4", "throughplane_x4_t3", "throughplane_x6", "throughplane_x6_t5", "throughplane_x6_t4")
+    for name in (*names, "throughplane_x6_"):
         (tmp_path / name).mkdir()
     cases = [
         (SCMR, None, "throughplane_x6"),  # not stated (a NIfTI): contiguous slices assumed
@@ -43,7 +44,10 @@ def test_the_slab_nearest_the_stacks_thickness_is_chosen(tmp_path):
         (SCMR, 8.0, "throughplane_x6_t5"),  # 0.8 of the spacing: 4.8 of 6 rows
         (SCMR, 6.0, "throughplane_x6_t4"),  # 3.6 rows
         (SCMR, 6.6, "throughplane_x6_t4"),  # 3.96 rows
-        ((2.0, 2.0, 8.0), 6.0, "throughplane_x4"),  # g = 4 has one slab only
+        ((2.0, 2.0, 8.0), 6.0, "throughplane_x4_t3"),  # 3 of g = 4 rows
+        ((2.0, 2.0, 8.0), 6.8, "throughplane_x4_t3"),  # 3.4 rows
+        ((2.0, 2.0, 8.0), 7.2, "throughplane_x4"),  # 3.6 rows
+        ((2.0, 2.0, 8.0), None, "throughplane_x4"),  # not stated: contiguous
     ]
     for zooms, mm, name in cases:
         choice = choose_model(zooms, [tmp_path], Thickness(mm, "test"))
