@@ -32,6 +32,7 @@ SHIPPED = [
     "throughplane_x6_t5",
     "throughplane_x8_t6",
     "throughplane_x6_t4",
+    "throughplane_x4_t3",
 ]
 
 
