@@ -43,6 +43,7 @@ SHIPPED = [  # name, degradation, its scale, the baseline to beat, the least PSN
     ("throughplane_x8", "through_plane", 8, "cubic", 1.5),
     ("throughplane_x6_t5", "through_plane", 6, "cubic", 1.5),  # slices 5 of 6 rows thick (a gap between them)
     ("throughplane_x8_t6", "through_plane", 8, "cubic", 1.5),  # slices 6 of 8 rows thick
+    ("throughplane_x8_t5", "through_plane", 8, "cubic", 1.5),  # slices 5 of 8 rows thick
     ("throughplane_x6_t4", "through_plane", 6, "cubic", 1.5),  # slices 4 of 6 rows thick
     ("throughplane_x4_t3", "through_plane", 4, "cubic", 1.5),  # slices 3 of 4 rows thick
 ]

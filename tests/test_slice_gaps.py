@@ -34,7 +34,16 @@ def models(tmp_path_factory) -> Path:
 
 
 def test_the_slab_nearest_the_stacks_thickness_is_chosen(tmp_path):
-    names = ("throughplane_x4", "throughplane_x4_t3", "throughplane_x6", "throughplane_x6_t5", "throughplane_x6_t4")
+    names = (
+        "throughplane_x4",
+        "throughplane_x4_t3",
+        "throughplane_x6",
+        "throughplane_x6_t5",
+        "throughplane_x6_t4",
+        "throughplane_x8",
+        "throughplane_x8_t6",
+        "throughplane_x8_t5",
+    )
     for name in (*names, "throughplane_x6_"):
         (tmp_path / name).mkdir()
     cases = [
@@ -48,6 +57,12 @@ def test_the_slab_nearest_the_stacks_thickness_is_chosen(tmp_path):
         ((2.0, 2.0, 8.0), 6.8, "throughplane_x4_t3"),  # 3.4 rows
         ((2.0, 2.0, 8.0), 7.2, "throughplane_x4"),  # 3.6 rows
         ((2.0, 2.0, 8.0), None, "throughplane_x4"),  # not stated: contiguous
+        ((1.25, 1.25, 10.0), 8.0, "throughplane_x8_t6"),  # 6.4 of g = 8 rows
+        ((1.25, 1.25, 10.0), 7.0, "throughplane_x8_t6"),  # 5.6 rows
+        ((1.25, 1.25, 10.0), 6.8, "throughplane_x8_t5"),  # 5.44 rows
+        ((1.25, 1.25, 10.0), 6.0, "throughplane_x8_t5"),  # 4.8 rows
+        ((1.25, 1.25, 10.0), 5.0, "throughplane_x8_t5"),  # 4 rows: the thinnest slab there is
+        ((1.25, 1.25, 10.0), None, "throughplane_x8"),  # not stated: contiguous
     ]
     for zooms, mm, name in cases:
         choice = choose_model(zooms, [tmp_path], Thickness(mm, "test"))
