@@ -33,6 +33,7 @@ SHIPPED = [
     "throughplane_x8_t6",
     "throughplane_x6_t4",
     "throughplane_x4_t3",
+    "throughplane_x8_t5",
 ]
 
 
