@@ -100,7 +100,10 @@ def test_the_thickness_a_header_states(tmp_path):
     assert read_scan(_cine(tmp_path / "a", "8")).slice_thickness == 8.0
     assert header_thickness(read_scan(tmp_path / "a")) == Thickness(8.0, "the header's SliceThickness")
     assert read_scan(_cine(tmp_path / "b", None)).slice_thickness is None  # (Type 2: may be absent)
-    assert read_scan(_cine(tmp_path / "c", "0")).slice_thickness is None  # not a thickness
+    assert read_scan(_cine(tmp_path / "c", "0")).slice_thickness is None  # states none, as some writers put it
+    assert "a DICOM header without a SliceThickness" in header_thickness(read_scan(tmp_path / "c")).describe(SCMR, 6)
+    with pytest.raises(DataError, match=r"d: the DICOM header's SliceThickness is .*-6.*, not a slice thickness"):
+        read_scan(_cine(tmp_path / "d", "-6")).stated_thickness()  # not read as "contiguous" behind the user's back
     image = nib.Nifti1Image(np.ones((8, 8, 3), np.float32), np.diag([1.6, 1.6, 10.0, 1.0]))
     nib.save(image, str(tmp_path / "stack.nii"))
     assert read_scan(tmp_path / "stack.nii").slice_thickness is None  # a NIfTI header states none
@@ -108,16 +111,30 @@ def test_the_thickness_a_header_states(tmp_path):
 
 def test_the_thickness_a_nifti_sidecar_states(tmp_path):
     """dcm2niix writes the DICOM fields beside the NIfTI (BIDS sidecar): its SliceThickness is read; a sidecar that
-    states none leaves it unstated; one that is not JSON is an error naming it."""
+    states none (or 0) leaves it unstated, and the terminal says where it looked; one that is not JSON, not an
+    object, or whose SliceThickness is no thickness, is an error naming it and the value."""
     image = nib.Nifti1Image(np.ones((8, 8, 3), np.float32), np.diag([1.6, 1.6, 10.0, 1.0]))
     nib.save(image, str(tmp_path / "stack.nii.gz"))
     side = tmp_path / "stack.json"
     side.write_text('{"SliceThickness": 8, "SpacingBetweenSlices": 10, "Manufacturer": "Siemens"}')
     scan = read_scan(tmp_path / "stack.nii.gz")
     assert header_thickness(scan) == Thickness(8.0, "SliceThickness of the sidecar stack.json")
-    for text in ('{"Manufacturer": "GE"}', '{"SliceThickness": 0}', '{"SliceThickness": "8"}', "[8]"):
+    for text in ('{"Manufacturer": "GE"}', '{"SliceThickness": 0}', '{"SliceThickness": null}'):
         side.write_text(text)
-        assert read_scan(tmp_path / "stack.nii.gz").slice_thickness is None, text
+        stated = header_thickness(read_scan(tmp_path / "stack.nii.gz"))
+        assert stated.mm is None, text
+        assert "its sidecar stack.json states no SliceThickness" in stated.describe(SCMR, 6), text
+    for text, value in (('{"SliceThickness": -6}', "-6"), ('{"SliceThickness": "abc"}', "'abc'")):
+        side.write_text(text)
+        with pytest.raises(DataError, match=rf"stack\.json: SliceThickness is {value}, not a slice thickness in mm"):
+            read_scan(tmp_path / "stack.nii.gz").stated_thickness()
+    side.write_text("[8]")
+    with pytest.raises(DataError, match=r"stack\.json: not a BIDS sidecar: a JSON list"):
+        read_scan(tmp_path / "stack.nii.gz").stated_thickness()
+    side.unlink()
+    assert "no BIDS sidecar stack.json beside it" in header_thickness(read_scan(tmp_path / "stack.nii.gz")).describe(
+        SCMR, 6
+    )
     side.write_text('{"SliceThickness": 8,')
     with pytest.raises(DataError, match=r"stack\.json: not a readable JSON sidecar"):
         read_scan(tmp_path / "stack.nii.gz").stated_thickness()
@@ -194,3 +211,22 @@ def test_cli_slice_thickness(models, tmp_path, monkeypatch):
         bad = _cli(folder, tmp_path / "bad.nii.gz", *args)
         assert bad.returncode == 2 and what in bad.stderr, bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad.nii.gz").exists()
+
+
+def test_cli_a_sidecar_whose_thickness_is_no_thickness(models, tmp_path, monkeypatch):
+    """One line naming the sidecar and its value, exit 2, nothing written, before any model loads; the option that
+    gives the thickness instead is honoured without reading the sidecar."""
+    monkeypatch.setenv("HEART_SR_MODELS", str(models))
+    data = (np.random.default_rng(0).random((12, 10, 3)) * 300).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.diag([*SCMR, 1.0])), str(tmp_path / "stack.nii.gz"))
+    (tmp_path / "stack.json").write_text('{"SliceThickness": -8}')
+    bad = _cli(tmp_path / "stack.nii.gz", tmp_path / "out.nii.gz", "--through-plane")
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr.strip() == (
+        f"error: {tmp_path / 'stack.json'}: SliceThickness is -8, not a slice thickness in mm "
+        "(--slice-thickness MM gives it instead)"
+    )
+    assert not (tmp_path / "out.nii.gz").exists()
+    given = _cli(tmp_path / "stack.nii.gz", tmp_path / "out.nii.gz", "--through-plane", "--slice-thickness", "8")
+    assert given.returncode == 0, given.stderr
+    assert "throughplane_x6_t5" in given.stdout and nib.load(str(tmp_path / "out.nii.gz")).shape == (12, 10, 18)

@@ -72,18 +72,19 @@ class Scan:
     def stated_thickness(self) -> tuple[float | None, str]:
         """The slices' thickness in mm and where it was read: a DICOM series' SliceThickness (the median of its
         slices', when every slice states a positive one), or a NIfTI's BIDS sidecar (``NAME.json`` beside
-        ``NAME.nii[.gz]``, as dcm2niix writes it); ``(None, "")`` when neither states one (a NIfTI header holds
-        none)."""
+        ``NAME.nii[.gz]``, as dcm2niix writes it). ``(None, where it looked)`` when neither states one (a NIfTI
+        header holds none; an empty value, or 0, states none). A negative, infinite or non-numeric value is an
+        error naming the file: it is not read as "contiguous" behind the user's back."""
         if self.dicom is None:
             return _sidecar_thickness(self.path)
         values = []
         for images in self.dicom.headers:
-            try:
-                values.append(float(images[0].get("SliceThickness")))
-            except (TypeError, ValueError):
-                return None, ""
-        if not values or not all(np.isfinite(v) and v > 0 for v in values):
-            return None, ""
+            value = _thickness_value(images[0].get("SliceThickness"), self.path, "the DICOM header's SliceThickness")
+            if value is None:
+                return None, "a DICOM header without a SliceThickness, or with 0"
+            values.append(value)
+        if not values:
+            return None, "no DICOM header"
         return float(np.median(values)), "the header's SliceThickness"
 
     def file_layout(self, array: np.ndarray, factors=None):
@@ -164,18 +165,37 @@ def sidecar(path: Path) -> Path:
 
 
 def _sidecar_thickness(path: Path) -> tuple[float | None, str]:
-    """SliceThickness from the BIDS sidecar beside a NIfTI file, when there is one and it states a positive one."""
+    """SliceThickness from the BIDS sidecar beside a NIfTI file (:meth:`Scan.stated_thickness`)."""
     side = sidecar(Path(path))
     if not side.is_file():
-        return None, ""
+        return None, f"no BIDS sidecar {side.name} beside it, and a NIfTI header holds none"
     try:
         fields = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(side, f"not a readable JSON sidecar (read for SliceThickness): {exc}") from None
-    value = fields.get("SliceThickness") if isinstance(fields, dict) else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-        return None, ""
-    return float(value), f"SliceThickness of the sidecar {side.name}"
+    if not isinstance(fields, dict):
+        raise DataError(side, f"not a BIDS sidecar: a JSON {type(fields).__name__}, not an object of fields")
+    value = _thickness_value(fields.get("SliceThickness"), side, "SliceThickness")
+    if value is None:
+        return None, f"its sidecar {side.name} states no SliceThickness, or 0"
+    return value, f"SliceThickness of the sidecar {side.name}"
+
+
+def _thickness_value(value, where: Path, field: str) -> float | None:
+    """A stated slice thickness in mm; None when it states none (absent, empty, or 0, as some writers put it)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    bad = isinstance(value, (bool, str, list, dict))
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        bad = True
+    if bad or not np.isfinite(number) or number < 0:
+        raise DataError(
+            where,
+            f"{field} is {value!r}, not a slice thickness in mm (--slice-thickness MM gives it instead)",
+        )
+    return number or None
 
 
 def slice_axis(zooms, shape) -> int:

@@ -123,10 +123,8 @@ class Thickness:
 
     def describe(self, zooms, g: int) -> str:
         if self.mm is None:
-            return (
-                "slice thickness not stated (no DICOM header or BIDS sidecar; --slice-thickness gives it): "
-                "contiguous slices assumed"
-            )
+            where = self.source or "no DICOM header or BIDS sidecar"
+            return f"slice thickness not stated ({where}; --slice-thickness gives it): contiguous slices assumed"
         return (
             f"slices {self.mm:g} mm thick ({self.source}), {self.fill(zooms):.2f} of the spacing: "
             f"{self.fill(zooms) * g:.2f} of g = {g} rows"
