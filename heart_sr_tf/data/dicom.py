@@ -472,10 +472,20 @@ def _phases(images: list, timed: bool = True) -> list:
     return ordered
 
 
+def _positive_mm(value) -> float | None:
+    """``|value|`` in mm when it is a finite non-zero number, else None."""
+    try:
+        size = abs(float(value))
+    except (TypeError, ValueError):
+        return None
+    return size if np.isfinite(size) and size > 0 else None
+
+
 def _slice_step(path: Path, keys: list, slices: list, ds0) -> tuple[np.ndarray, float]:
     """The vector from one slice to the next, and the spacing; gaps and uneven spacing are refused."""
-    if len(keys) == 1:
-        thickness = float(ds0.get("SpacingBetweenSlices") or ds0.get("SliceThickness") or 1.0)
+    if len(keys) == 1:  # one slice: its slab's depth (a legacy negative spacing gives the direction, not the depth)
+        depths = (_positive_mm(ds0.get("SpacingBetweenSlices")), _positive_mm(ds0.get("SliceThickness")))
+        thickness = next((size for size in depths if size), 1.0)
         orientation = np.array([float(v) for v in ds0.ImageOrientationPatient])
         return np.cross(orientation[:3], orientation[3:]) * thickness, thickness
     gaps = np.diff(keys)
