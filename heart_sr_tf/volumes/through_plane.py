@@ -112,7 +112,8 @@ class ThroughPlane:
 
 @dataclass(frozen=True)
 class Thickness:
-    """A stack's slice thickness in mm and where it was read (``None``: not stated, contiguous slices assumed)."""
+    """A stack's slice thickness in mm and where it was read; ``None``: not stated, contiguous slices assumed, and
+    ``source`` then says where it was looked for (empty: nowhere said)."""
 
     mm: float | None
     source: str
