@@ -108,18 +108,25 @@ def test_several_series_are_listed_and_one_is_picked(tmp_path):
 
 def test_a_single_slice_series_takes_its_depth_from_its_slab(tmp_path):
     """One slice has no neighbour to measure the spacing from: SpacingBetweenSlices gives its depth (a legacy
-    negative one gives the direction, not the depth), else SliceThickness, else 1 mm; never a negative zoom."""
+    negative one gives the direction, not the depth), else SliceThickness, else 1 mm, which is then said (not
+    silently taken for the scanner's); never a negative zoom."""
 
     def spacing(value):
         return lambda z, t, ds: setattr(ds, "SpacingBetweenSlices", value)
 
-    for name, edit, depth in (("neg", spacing(-5), 5.0), ("zero", spacing(0), 8.0), ("pos", spacing(6), 6.0)):
+    def neither(z, t, ds):
+        del ds.SliceThickness
+
+    cases = (("neg", spacing(-5), 5.0), ("zero", spacing(0), 8.0), ("pos", spacing(6), 6.0), ("none", neither, 1.0))
+    for name, edit, depth in cases:
         write_cine(tmp_path / name, Cine(_values((12, 10, 1, 2))), edit=edit)
         series = read_series(tmp_path / name)
         assert series.zooms[2] == pytest.approx(depth), name
         assert np.linalg.norm(series.affine[:3, 2]) == pytest.approx(depth), name
-        image = read_scan(tmp_path / name).image  # the NIfTI view of it, which refused a negative zoom
-        assert image.header.get_zooms()[2] == pytest.approx(depth), name
+        scan = read_scan(tmp_path / name)
+        assert scan.image.header.get_zooms()[2] == pytest.approx(depth), name  # the NIfTI view refused a negative
+        assert scan.warnings() == ([] if name != "none" else [scan.depth_warning()]), name
+    assert "state neither SpacingBetweenSlices nor SliceThickness: its depth is taken as 1 mm" in scan.warnings()[0]
 
 
 def _bad(tmp_path, edit, shape=(12, 10, 4, 2), **cine):

@@ -40,7 +40,7 @@ def upscale_task(
             if made is not None:  # a result sent back beside the scans (a derived series in a PACS export)
                 line = f"{scan}: was written by heart-sr ({made!r}); not upscaled again"
                 return {"status": LEFT_OUT, "seconds": time.perf_counter() - start, "error": line}
-            warnings = [line for line in (data.label_warning(),) if line is not None]
+            warnings = data.warnings()
             across = None
             if options["through_plane"]:
                 from heart_sr_tf.volumes.through_plane import Thickness, header_thickness

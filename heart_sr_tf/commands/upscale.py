@@ -51,7 +51,7 @@ def upscale_scan(
             f"{in_path}: its slices run along axis {scan.slice_axis} ({z[2]:g} mm apart; in-plane {z[0]:g} x "
             f"{z[1]:g} mm): upscaled in the plane of the other two axes, written back in the file's axis order"
         )
-    if (line := scan.label_warning()) is not None:
+    for line in scan.warnings():
         warn(f"warning: {line}")
     seg = None
     if measure:

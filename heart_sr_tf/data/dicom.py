@@ -58,6 +58,7 @@ class DicomSeries:
     affine: np.ndarray
     zooms: tuple[float, ...]
     headers: list[list]
+    depth_stated: bool = True  # False: one slice stating neither SpacingBetweenSlices nor SliceThickness (1 mm taken)
 
     @property
     def series_numbers(self) -> str:
@@ -418,7 +419,7 @@ def _assemble(path: Path, members: list) -> DicomSeries:
     if len(counts) > 1:
         detail = ", ".join(f"{len(s)} at {k:.2f} mm" for k, s in zip(keys, slices, strict=True))
         raise DataError(path, f"the slices hold different numbers of phases ({detail}): an incomplete series")
-    step, slice_spacing = _slice_step(path, keys, slices, ds0)
+    step, slice_spacing, depth_stated = _slice_step(path, keys, slices, ds0)
     _check_in_line(slices, step, float(spacing.min()))
     frames: dict = {}  # an enhanced file's decoded frames, read once
     data = np.stack([np.stack([_pixels(file, ds, frames) for file, ds, _ in s], axis=-1) for s in slices], axis=2)
@@ -430,7 +431,7 @@ def _assemble(path: Path, members: list) -> DicomSeries:
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine  # LPS -> RAS
     zooms = (float(spacing[1]), float(spacing[0]), slice_spacing, _phase_interval(slices[0]))
     headers = [[ds for _, ds, _ in s] for s in slices]
-    return DicomSeries(path, data, affine, zooms, headers)
+    return DicomSeries(path, data, affine, zooms, headers, depth_stated)
 
 
 SHIFT_TOLERANCE = 0.25  # pixels: how far an image may lie from where the stack's one affine puts it
@@ -481,13 +482,15 @@ def _positive_mm(value) -> float | None:
     return size if np.isfinite(size) and size > 0 else None
 
 
-def _slice_step(path: Path, keys: list, slices: list, ds0) -> tuple[np.ndarray, float]:
-    """The vector from one slice to the next, and the spacing; gaps and uneven spacing are refused."""
+def _slice_step(path: Path, keys: list, slices: list, ds0) -> tuple[np.ndarray, float, bool]:
+    """The vector from one slice to the next, the spacing, and whether the series states it (one slice may not:
+    1 mm is then taken); gaps and uneven spacing are refused."""
     if len(keys) == 1:  # one slice: its slab's depth (a legacy negative spacing gives the direction, not the depth)
         depths = (_positive_mm(ds0.get("SpacingBetweenSlices")), _positive_mm(ds0.get("SliceThickness")))
-        thickness = next((size for size in depths if size), 1.0)
+        thickness = next((size for size in depths if size), None)
         orientation = np.array([float(v) for v in ds0.ImageOrientationPatient])
-        return np.cross(orientation[:3], orientation[3:]) * thickness, thickness
+        normal = np.cross(orientation[:3], orientation[3:])
+        return normal * (thickness or 1.0), thickness or 1.0, thickness is not None
     gaps = np.diff(keys)
     median = float(np.median(gaps))
     bad = np.flatnonzero(np.abs(gaps - median) > SPACING_TOLERANCE * median)
@@ -498,7 +501,7 @@ def _slice_step(path: Path, keys: list, slices: list, ds0) -> tuple[np.ndarray, 
             f"{keys[i + 1]:.2f} mm, where the others are {median:.3f} mm apart (a missing or extra slice)"
         )  # fmt: skip
     first, last = slices[0][0][2], slices[-1][0][2]
-    return (last - first) / (len(keys) - 1), float(np.linalg.norm(last - first) / (len(keys) - 1))
+    return (last - first) / (len(keys) - 1), float(np.linalg.norm(last - first) / (len(keys) - 1)), True
 
 
 def _phase_interval(phases: list) -> float:

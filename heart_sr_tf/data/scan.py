@@ -117,6 +117,21 @@ class Scan:
             return None
         return values
 
+    def warnings(self) -> list[str]:
+        """The lines to show before upscaling it: a label map given as the scan (:meth:`label_warning`), a single
+        DICOM slice whose depth no header states (:meth:`depth_warning`)."""
+        return [line for line in (self.label_warning(), self.depth_warning()) if line is not None]
+
+    def depth_warning(self) -> str | None:
+        """The line that says a single-slice DICOM series states neither SpacingBetweenSlices nor SliceThickness,
+        so the 1 mm its NIfTI view gives the slice's depth is this tool's choice, not the scanner's."""
+        if self.dicom is None or self.dicom.depth_stated:
+            return None
+        return (
+            f"{self.path}: a single slice whose headers state neither SpacingBetweenSlices nor SliceThickness: "
+            "its depth is taken as 1 mm in a NIfTI written from it (the in-plane values are not affected)"
+        )
+
     def label_warning(self) -> str | None:
         """The line that says a scan of few whole-number values may be a label map (:meth:`label_values`)."""
         values = self.label_values()
