@@ -28,6 +28,20 @@ def test_values_beyond_float32_are_one_error_and_no_warning(tmp_path):
             load_nifti(path)
 
 
+def test_nan_padding_is_refused_naming_how_many_where_and_what_to_do(tmp_path):
+    """A resampling tool pads with NaN outside the field of view: refused (no voxel is changed silently), saying
+    how many, the first one's index in the file and what to do."""
+    path = tmp_path / "padded.nii.gz"
+    data = np.ones((8, 8, 3, 2), dtype=np.float32)
+    data[5:, 2:4, 1, :] = np.nan
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(path))
+    with pytest.raises(DataError) as error:
+        load_nifti(path, ndims=(4,))
+    message = str(error.value)
+    assert "12 NaN or infinite voxels" in message and "the first at (5, 2, 1, 0)" in message, message
+    assert "replace them" in message and "\n" not in message
+
+
 def test_a_cine_with_a_trailing_axis_of_one_voxel_is_the_cine(tiny_export, tmp_path):
     """(x, y, z, t, 1), as some tools write a cine: read as the 4D cine (nothing lies in the fifth axis) and
     upscaled to the very voxels of its 4D twin; a fifth axis that holds voxels stays refused."""

@@ -94,8 +94,12 @@ def check_volume(path, data: np.ndarray, ndims=(3, 4), min_inplane: int = 3, all
             path, f"in-plane size {data.shape[0]}x{data.shape[1]} is smaller than one {min_inplane}x{min_inplane} block"
         )
     if not np.all(np.isfinite(data)):
+        bad = ~np.isfinite(data)
+        first = ", ".join(str(int(i)) for i in np.unravel_index(int(np.argmax(bad)), data.shape))
         raise DataError(
-            path, f"{int(np.sum(~np.isfinite(data)))} NaN or infinite voxels (or values beyond float32's range)"
-        )
+            path, f"{int(np.sum(bad))} NaN or infinite voxels (or values beyond float32's range), the first at "
+            f"({first}): replace them (a resampling tool's NaN padding with 0, say) and run again; no voxel's value "
+            "is changed behind your back"
+        )  # fmt: skip
     if not allow_zero and not np.any(data):
         raise DataError(path, "all voxels are zero")
