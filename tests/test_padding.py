@@ -52,3 +52,44 @@ def test_padding_passes_through_and_leaves_the_tissue_as_it_was(acdc_dir, tmp_pa
     far = slice(45, None)  # 15 input rows away from the padding
     difference = np.abs(out["padded"][far] - out["clean"][far])
     assert difference.mean() < 0.5 and np.percentile(difference, 99) <= 3, (difference.mean(), difference.max())
+
+
+@pytest.mark.slow
+def test_nan_padding_is_kept_nan_and_the_rest_is_upscaled_as_with_padding_values(acdc_dir, tmp_path):
+    """A resampling tool's NaN outside the field of view: upscale keeps every value (NaN stays NaN wherever the
+    nearest input voxel is NaN) and gives the other voxels exactly what the same scan padded with -32768 gets,
+    in-plane and across the slices then in-plane; the terminal says so. --measure, which segments, refuses it."""
+    from in_process import run_cli
+
+    from heart_sr_tf.data.scan import read_scan
+    from heart_sr_tf.errors import DataError
+
+    source = nib.load(str(acdc_dir / "training" / "patient001" / "patient001_frame01.nii.gz"))
+    crop = np.asarray(source.dataobj)[72:132, 72:132, :].astype(np.float32)
+    affine = np.diag([1.5, 1.5, 9.0, 1.0])  # (g = 6 across the slices)
+    paths = {}
+    for name, value in (("nan", np.nan), ("low", -32768.0)):
+        data = crop.copy()
+        data[:4] = value
+        data[:, -3:, 2] = value  # and a corner of one slice
+        paths[name] = tmp_path / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(data, affine), str(paths[name]))
+    with pytest.raises(DataError, match="NaN or infinite voxels"):  # not accepted unless asked
+        read_scan(paths["nan"])
+    scan = read_scan(paths["nan"], allow_nan=True)
+    assert scan.nan_note() is not None and f"{4 * 60 * 10 + 3 * 56:,} of its" in scan.nan_note()
+    for args in ((), ("--through-plane", "--in-plane")):
+        out = {}
+        for name, path in paths.items():
+            target = tmp_path / f"{name}{len(args)}-up.nii.gz"
+            result = run_cli("upscale", path, target, "--backend", "tensorflow", "--precision", "float32", *args)
+            assert result.returncode == 0, result.stderr
+            assert ("voxels are NaN" in result.stderr) == (name == "nan"), result.stderr
+            out[name] = np.asarray(nib.load(str(target)).dataobj, dtype=np.float32)
+        padding = out["low"] == -32768
+        assert padding.any() and not np.isnan(out["low"]).any()
+        np.testing.assert_array_equal(np.isnan(out["nan"]), padding)  # NaN exactly where the padding went
+        np.testing.assert_array_equal(out["nan"][~padding], out["low"][~padding])
+    refused = run_cli("upscale", paths["nan"], tmp_path / "m.nii.gz", "--measure")
+    assert refused.returncode == 2 and "NaN or infinite voxels" in refused.stderr
+    assert not (tmp_path / "m.nii.gz").exists()

@@ -35,7 +35,8 @@ def upscale_task(
             import_tensorflow_quietly()  # the worker's stderr is the user's terminal: no start-up noise
 
         with _ONE_AT_A_TIME:
-            data = read_scan(scan, ndims=(3, 4) if options["through_plane"] else (2, 3, 4))
+            ndims = (3, 4) if options["through_plane"] else (2, 3, 4)
+            data = read_scan(scan, ndims=ndims, allow_nan=not options.get("measure"))  # NaN stays NaN (as upscale)
             made = data.made_by_heart_sr()
             if made is not None:  # a result sent back beside the scans (a derived series in a PACS export)
                 line = f"{scan}: was written by heart-sr ({made!r}); not upscaled again"

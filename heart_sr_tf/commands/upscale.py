@@ -41,7 +41,9 @@ def upscale_scan(
         series, lines = latest_stack(in_path)  # a stack with a slice acquired again: its latest series picked
         for line in lines:
             echo(f"note: {line}")
-    scan = read_scan(in_path, ndims=(3, 4) if across_slices else (2, 3, 4), series=series)  # before any model loads
+    scan = read_scan(  # before any model loads; NaN voxels stay NaN, unless measured (the segmenter needs values)
+        in_path, ndims=(3, 4) if across_slices else (2, 3, 4), series=series, allow_nan=not measure
+    )
     refuse_any_output(in_path, out_path, overwrite, scan.dicom is not None)
     if scan.dicom is not None:
         echo(f"read {scan.dicom.description}: {' x '.join(map(str, scan.data.shape))} (x, y, slices, phases)")

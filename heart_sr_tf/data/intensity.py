@@ -19,9 +19,10 @@ MAX_PADDING_VALUES = 4
 
 
 def padding_mask(volume: np.ndarray) -> np.ndarray:
-    """Boolean mask of the padding voxels (all False when there is none)."""
+    """Boolean mask of the padding voxels (all False when there is none): NaN voxels (no value, as some resampling
+    tools pad), then the lowest values set apart from the rest."""
     volume = np.asarray(volume)
-    mask = np.zeros(volume.shape, dtype=bool)
+    mask = np.isnan(volume)
     for _ in range(MAX_PADDING_VALUES):
         rest = volume[~mask]
         if rest.size == 0:
@@ -44,6 +45,8 @@ def intensity_window(volume: np.ndarray, padding: np.ndarray | None = None) -> t
     volume = np.asarray(volume)
     padding = padding_mask(volume) if padding is None else padding
     values = volume[~padding] if padding.any() else volume
+    if values.size == 0:  # a frame of padding only (every voxel NaN): any window; the padding passes through
+        return 0.0, 1.0
     low = float(np.min(values))
     high = float(np.percentile(values, PERCENTILE))
     if high <= low:  # a mostly constant volume: fall back to its full range

@@ -59,13 +59,14 @@ def zooms_mm(header) -> tuple[float, ...]:
 
 
 def load_nifti(
-    path: Path, ndims: tuple[int, ...] = (3, 4), min_inplane: int = 3, allow_zero: bool = False
+    path: Path, ndims: tuple[int, ...] = (3, 4), min_inplane: int = 3, allow_zero: bool = False, allow_nan: bool = False
 ) -> tuple[np.ndarray, tuple]:
     """Load a NIfTI volume as float32 and check it is usable.
 
     Returns the array (x, y, slices[, frames]) and the header zooms (mm, mm, mm[, s]). Trailing axes of one voxel
     beyond the fourth (a cine some tools write as ``(x, y, z, t, 1)``) are dropped: they hold nothing.
-    ``min_inplane`` is the smallest in-plane size accepted: one degradation block.
+    ``min_inplane`` is the smallest in-plane size accepted: one degradation block. ``allow_nan``: NaN voxels (no
+    value, as a resampling tool pads outside the field of view) are accepted, for a use that keeps them NaN.
     """
     path = Path(path)
     try:
@@ -80,12 +81,15 @@ def load_nifti(
         raise DataError(path, "file not found") from None
     except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as exc:
         raise DataError(path, f"truncated or unreadable NIfTI ({type(exc).__name__}: {exc})") from None
-    check_volume(path, data, ndims=ndims, min_inplane=min_inplane, allow_zero=allow_zero)
+    check_volume(path, data, ndims=ndims, min_inplane=min_inplane, allow_zero=allow_zero, allow_nan=allow_nan)
     return data, zooms
 
 
-def check_volume(path, data: np.ndarray, ndims=(3, 4), min_inplane: int = 3, allow_zero: bool = False) -> None:
-    """Raise DataError when ``data`` cannot be used as an image volume."""
+def check_volume(
+    path, data: np.ndarray, ndims=(3, 4), min_inplane: int = 3, allow_zero: bool = False, allow_nan: bool = False
+) -> None:
+    """Raise DataError when ``data`` cannot be used as an image volume (``allow_nan``: NaN voxels are no error,
+    unless every voxel is NaN; infinite ones always are)."""
     if data.ndim not in ndims:
         want = " or ".join(f"{d}D" for d in ndims)
         raise DataError(path, f"expected a {want} volume, got a {data.ndim}D array of shape {data.shape}")
@@ -93,13 +97,18 @@ def check_volume(path, data: np.ndarray, ndims=(3, 4), min_inplane: int = 3, all
         raise DataError(
             path, f"in-plane size {data.shape[0]}x{data.shape[1]} is smaller than one {min_inplane}x{min_inplane} block"
         )
-    if not np.all(np.isfinite(data)):
-        bad = ~np.isfinite(data)
+    bad = np.isinf(data) if allow_nan else ~np.isfinite(data)
+    if bad.any():
         first = ", ".join(str(int(i)) for i in np.unravel_index(int(np.argmax(bad)), data.shape))
+        what = "infinite voxels (values beyond float32's range)"
+        what = what if allow_nan else "NaN or infinite voxels (or values beyond float32's range)"
+        hint = "" if allow_nan else " (a resampling tool's NaN padding with 0, say)"
         raise DataError(
-            path, f"{int(np.sum(bad))} NaN or infinite voxels (or values beyond float32's range), the first at "
-            f"({first}): replace them (a resampling tool's NaN padding with 0, say) and run again; no voxel's value "
-            "is changed behind your back"
+            path, f"{int(np.sum(bad))} {what}, the first at ({first}): replace them{hint} and run again; no voxel's "
+            "value is changed behind your back"
         )  # fmt: skip
-    if not allow_zero and not np.any(data):
+    values = data[~np.isnan(data)] if allow_nan else data
+    if values.size == 0:
+        raise DataError(path, "every voxel is NaN: no value to upscale")
+    if not allow_zero and not np.any(values):
         raise DataError(path, "all voxels are zero")

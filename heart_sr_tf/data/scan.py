@@ -119,8 +119,21 @@ class Scan:
 
     def warnings(self) -> list[str]:
         """The lines to show before upscaling it: a label map given as the scan (:meth:`label_warning`), a single
-        DICOM slice whose depth no header states (:meth:`depth_warning`)."""
-        return [line for line in (self.label_warning(), self.depth_warning()) if line is not None]
+        DICOM slice whose depth no header states (:meth:`depth_warning`), NaN voxels (:meth:`nan_note`)."""
+        lines = (self.label_warning(), self.depth_warning(), self.nan_note())
+        return [line for line in lines if line is not None]
+
+    def nan_note(self) -> str | None:
+        """The line that says how many voxels hold NaN (no value: read with ``allow_nan``) and what upscaling does
+        with them."""
+        count = int(np.count_nonzero(np.isnan(self.data)))
+        if not count:
+            return None
+        return (
+            f"{self.path}: {count:,} of its {self.data.size:,} voxels are NaN (no value: a resampling tool's "
+            "padding?): left out of each frame's intensity window, shown to the model as the window's minimum, and "
+            "NaN in the result wherever the nearest input voxel is"
+        )
 
     def depth_warning(self) -> str | None:
         """The line that says a single-slice DICOM series states neither SpacingBetweenSlices nor SliceThickness,
@@ -144,11 +157,18 @@ class Scan:
 
 
 def read_scan(
-    path, ndims=(2, 3, 4), series: int | str | None = None, min_inplane: int = 1, axis: int | None = None
+    path,
+    ndims=(2, 3, 4),
+    series: int | str | None = None,
+    min_inplane: int = 1,
+    axis: int | None = None,
+    allow_nan: bool = False,
 ) -> Scan:
     """The scan at ``path`` (a path, or a :class:`ScanSource` that may name its series), checked usable
     (``ndims``, in-plane size, finite, not all zero); its slices along ``axis`` when given (an upscaled scan keeps
-    its input's: across slices, its voxels may be near-isotropic). Errors name the series too."""
+    its input's: across slices, its voxels may be near-isotropic). Errors name the series too. ``allow_nan``: a
+    NIfTI's NaN voxels (no value: a resampling tool's padding) are accepted, for upscaling, which keeps them NaN;
+    a DICOM series holds none."""
     source = as_source(path)
     path, series = source.path, source.series if series is None else series
     if path.exists() and (is_dicom(path) or is_zip_export(path)):
@@ -164,12 +184,12 @@ def read_scan(
         return Scan(path, data, nifti_image(dicom, data), dicom)
     if series is not None and path.exists():  # (a missing path: load_nifti says so)
         raise DataError(path, f"series {series} was asked for, but a NIfTI file holds one scan, not DICOM series")
-    data, zooms = load_nifti(path, ndims=ndims, min_inplane=1)
+    data, zooms = load_nifti(path, ndims=ndims, min_inplane=1, allow_nan=allow_nan)
     axis = slice_axis(zooms, data.shape) if axis is None or data.ndim < 3 else axis
     if axis != 2:
         data = np.moveaxis(data, axis, 2)
     if min_inplane > 1:  # the in-plane size, once the slices are third
-        check_volume(path, data, ndims=ndims, min_inplane=min_inplane)
+        check_volume(path, data, ndims=ndims, min_inplane=min_inplane, allow_nan=allow_nan)
     return Scan(path, data, nib.load(str(path)), slice_axis=axis)
 
 

@@ -322,25 +322,29 @@ def _super_resolve(data: np.ndarray, step, quiet: bool) -> np.ndarray:
 
     Each frame is scaled by its own intensity window; the model sees all frames' images (in shared calls),
     and each frame's result goes back to its own range, with the part above the clip added back. Padding voxels
-    (see ``data/intensity.py``) are left out of the window, shown to the model as the window's minimum, and
-    passed through: every output voxel whose nearest input voxel is padding holds that voxel's value."""
+    (see ``data/intensity.py``; NaN voxels among them) are left out of the window, shown to the model as the
+    window's minimum, and passed through: every output voxel whose nearest input voxel is padding holds that
+    voxel's value."""
     volume = data.reshape(data.shape[:3] + (-1,)) if data.ndim > 2 else data[:, :, None, None]
     frames = volume.shape[3]
     padding = [padding_mask(volume[..., t]) for t in range(frames)]
     windows = [intensity_window(volume[..., t], padding[t]) for t in range(frames)]
     scaled = np.stack([normalise(volume[..., t], w) for t, w in enumerate(windows)], axis=3)
+    for t in range(frames):
+        scaled[..., t][padding[t]] = 0.0  # (NaN padding too: the model sees the window's minimum there)
     with progress_bar(step.units(volume.shape), step.desc, step.unit, disable=quiet) as bar:
         out = step.model(scaled, bar)
     grid = OutputGrid().then(step)  # where the step's output voxels lie, for the padding passed through
     for t, window in enumerate(windows):
         frame = volume[..., t]
         result = denormalise(out[..., t], window)
-        excess = np.maximum(frame - window[1], 0.0)  # what the clip took away, interpolated on its own
-        if excess.any():
+        excess = np.where(padding[t], 0.0, np.maximum(frame - window[1], 0.0))  # what the clip took away,
+        if excess.any():  # interpolated on its own
             result += np.maximum(step.interpolate(excess), 0.0)
         # the image's own range bounds the result: interpolation overshoot never invents a brighter voxel
         image = frame[~padding[t]] if padding[t].any() else frame
-        result = np.clip(result, image.min(), image.max())
+        if image.size:
+            result = np.clip(result, image.min(), image.max())
         if padding[t].any():
             nearest = np.ix_(*(grid.nearest(axis, n) for axis, n in enumerate(frame.shape)))
             result = np.where(padding[t][nearest], frame[nearest], result)
