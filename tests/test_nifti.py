@@ -42,6 +42,23 @@ def test_nan_padding_is_refused_naming_how_many_where_and_what_to_do(tmp_path):
     assert "replace them" in message and "\n" not in message
 
 
+def test_nan_allowed_for_upscaling_still_needs_values_and_refuses_infinity():
+    """``allow_nan`` (upscale keeps NaN as NaN) accepts NaN among values, but not a scan of NaN alone, of NaN and
+    zeros only, or with an infinite voxel."""
+    from heart_sr_tf.data.nifti import check_volume
+
+    data = np.ones((6, 6, 2), dtype=np.float32)
+    data[0] = np.nan
+    check_volume("ok.nii", data, allow_nan=True)
+    with pytest.raises(DataError, match="NaN or infinite"):
+        check_volume("strict.nii", data)
+    only_nan, nan_and_zeros, with_inf = np.full_like(data, np.nan), np.where(np.isnan(data), data, 0), data.copy()
+    with_inf[3, 3, 1] = np.inf
+    for bad, message in ((only_nan, "every voxel is NaN"), (nan_and_zeros, "all voxels are zero"), (with_inf, "1 inf")):
+        with pytest.raises(DataError, match=message):
+            check_volume("bad.nii", bad, allow_nan=True)
+
+
 def test_a_cine_with_a_trailing_axis_of_one_voxel_is_the_cine(tiny_export, tmp_path):
     """(x, y, z, t, 1), as some tools write a cine: read as the 4D cine (nothing lies in the fifth axis) and
     upscaled to the very voxels of its 4D twin; a fifth axis that holds voxels stays refused."""

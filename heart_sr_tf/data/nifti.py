@@ -107,8 +107,8 @@ def check_volume(
             path, f"{int(np.sum(bad))} {what}, the first at ({first}): replace them{hint} and run again; no voxel's "
             "value is changed behind your back"
         )  # fmt: skip
-    values = data[~np.isnan(data)] if allow_nan else data
-    if values.size == 0:
+    valued = ~np.isnan(data) if allow_nan else True  # (no copy of the data: masks only)
+    if allow_nan and not valued.any():
         raise DataError(path, "every voxel is NaN: no value to upscale")
-    if not allow_zero and not np.any(values):
+    if not allow_zero and not np.any((data != 0) & valued):
         raise DataError(path, "all voxels are zero")
