@@ -296,6 +296,9 @@ def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(short_
     nib.save(frame, str(inputs / "frame.nii.gz"))
     lax = nib.Nifti1Image(np.asarray(cine.dataobj)[:, :, :1], cine.affine, cine.header)  # one slice: no volumes
     nib.save(lax, str(inputs / "lax.nii.gz"))
+    padded = np.asarray(cine.dataobj, dtype=np.float32)[..., :1].copy()
+    padded[:2] = np.nan  # a resampling tool's NaN padding: upscaled (NaN kept), not segmented
+    nib.save(nib.Nifti1Image(padded, cine.affine), str(inputs / "padded.nii.gz"))
     models = tmp_path / "models"
     export_generator(rrdb_generator(3, blocks=1, features=8, growth=4), models, "tiny", degradation=Degradation())
     out = tmp_path / "out"
@@ -303,11 +306,16 @@ def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(short_
             "--quiet", "--backend", "tensorflow", "--precision", "float32", "--measure"]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "3 done" in result.output and "measurements of 2 scan(s)" in result.output
+    assert "4 done" in result.output and "measurements of 2 scan(s)" in result.output
     assert f"warning: {inputs / 'lax.nii.gz'}: not measured: 1 slice(s): volumes need a short-axis stack" in (
         result.stderr
     )
     assert (out / "lax.nii.gz").is_file() and not (out / "lax_volumes.csv").exists()
+    nan_count = 2 * padded.shape[1] * padded.shape[2]
+    assert f"warning: {inputs / 'padded.nii.gz'}: not measured: {nan_count:,} voxels are NaN" in result.stderr
+    upscaled = np.asarray(nib.load(str(out / "padded.nii.gz")).dataobj)
+    assert np.isnan(upscaled[:4]).all() and not np.isnan(upscaled[6:]).any()  # NaN where the padding went
+    assert not (out / "padded_volumes.csv").exists()
     lines = (out / "measurements.csv").read_text().splitlines()
     assert lines[0].startswith("# volumes from an automatic segmenter trained on ACDC")
     rows = {Path(r["input"]).name: r for r in csv.DictReader(lines[1:])}
@@ -324,7 +332,7 @@ def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(short_
     assert nib.load(str(out / "cine_labels.nii.gz")).shape == nib.load(str(out / "cine.nii.gz")).shape
     (out / "measurements.csv").unlink()
     again = CliRunner().invoke(main, args)
-    assert "0 done, 3 skipped (already done)" in again.output and "measurements of 2 scan(s)" in again.output
+    assert "0 done, 4 skipped (already done)" in again.output and "measurements of 2 scan(s)" in again.output
     assert (out / "measurements.csv").read_text().splitlines() == lines
     (out / "frame.nii.gz").unlink()  # redone, and now failing: its old volume table stays, but not in the table
     (inputs / "frame.nii.gz").write_bytes(b"\x1f\x8b not a scan")

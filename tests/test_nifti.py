@@ -118,3 +118,20 @@ def test_voxels_of_exactly_one_millimetre_are_a_warning_for_measurements(tmp_pat
     line = placeholder_voxels(read_scan(tmp_path / "unit.nii.gz"))
     assert line.startswith(f"{tmp_path / 'unit.nii.gz'}: its header gives voxels of exactly 1 x 1 x 1 mm")
     assert placeholder_voxels(read_scan(tmp_path / "real.nii.gz")) is None
+
+
+def test_nan_voxels_make_a_scan_unmeasurable_with_the_way_out(tmp_path):
+    """--measure (upscale and cohort) reads NaN padding like upscale does, then says why it cannot segment it and
+    that upscaling without --measure keeps the NaN; a scan without NaN is measurable."""
+    from heart_sr_tf.data.scan import read_scan
+    from heart_sr_tf.volumes.measure import unmeasurable
+
+    data = np.random.default_rng(0).random((12, 12, 4, 2)).astype(np.float32)
+    path = tmp_path / "ok.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.diag([1.5, 1.5, 8.0, 1.0])), str(path))
+    assert unmeasurable(read_scan(path, allow_nan=True)) is None
+    data[1, 2, 3, 1] = data[5, 5, 0, 0] = np.nan
+    nib.save(nib.Nifti1Image(data, np.diag([1.5, 1.5, 8.0, 1.0])), str(path))
+    why = unmeasurable(read_scan(path, allow_nan=True))
+    assert why.startswith("2 voxels are NaN (no value), the first at (1, 2, 3, 1)")
+    assert why.endswith("or upscale without --measure, which keeps them NaN")

@@ -91,5 +91,8 @@ def test_nan_padding_is_kept_nan_and_the_rest_is_upscaled_as_with_padding_values
         np.testing.assert_array_equal(np.isnan(out["nan"]), padding)  # NaN exactly where the padding went
         np.testing.assert_array_equal(out["nan"][~padding], out["low"][~padding])
     refused = run_cli("upscale", paths["nan"], tmp_path / "m.nii.gz", "--measure")
-    assert refused.returncode == 2 and "NaN or infinite voxels" in refused.stderr
+    assert refused.returncode == 2, refused.stderr
+    line = f"--measure: {paths['nan']}: {4 * 60 * 10 + 3 * 56:,} voxels are NaN (no value), the first at (0, 0, 0)"
+    assert line in refused.stderr and "upscale without --measure, which keeps them NaN" in refused.stderr
+    assert "warning" not in refused.stderr and "Traceback" not in refused.stderr  # one line, before any note
     assert not (tmp_path / "m.nii.gz").exists()

@@ -36,7 +36,7 @@ def upscale_task(
 
         with _ONE_AT_A_TIME:
             ndims = (3, 4) if options["through_plane"] else (2, 3, 4)
-            data = read_scan(scan, ndims=ndims, allow_nan=not options.get("measure"))  # NaN stays NaN (as upscale)
+            data = read_scan(scan, ndims=ndims, allow_nan=True)  # NaN stays NaN (as upscale), not measured
             made = data.made_by_heart_sr()
             if made is not None:  # a result sent back beside the scans (a derived series in a PACS export)
                 line = f"{scan}: was written by heart-sr ({made!r}); not upscaled again"

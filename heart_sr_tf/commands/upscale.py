@@ -41,9 +41,14 @@ def upscale_scan(
         series, lines = latest_stack(in_path)  # a stack with a slice acquired again: its latest series picked
         for line in lines:
             echo(f"note: {line}")
-    scan = read_scan(  # before any model loads; NaN voxels stay NaN, unless measured (the segmenter needs values)
-        in_path, ndims=(3, 4) if across_slices else (2, 3, 4), series=series, allow_nan=not measure
+    scan = read_scan(  # before any model loads; NaN voxels stay NaN (--measure refuses them below: unmeasurable)
+        in_path, ndims=(3, 4) if across_slices else (2, 3, 4), series=series, allow_nan=True
     )
+    if measure:
+        from heart_sr_tf.volumes.measure import unmeasurable
+
+        if (why := unmeasurable(scan)) is not None:
+            raise HeartSRError(f"--measure: {in_path}: {why}")
     refuse_any_output(in_path, out_path, overwrite, scan.dicom is not None)
     if scan.dicom is not None:
         echo(f"read {scan.dicom.description}: {' x '.join(map(str, scan.data.shape))} (x, y, slices, phases)")
@@ -57,10 +62,8 @@ def upscale_scan(
         warn(f"warning: {line}")
     seg = None
     if measure:
-        from heart_sr_tf.volumes.measure import check_measure_outputs, unmeasurable
+        from heart_sr_tf.volumes.measure import check_measure_outputs
 
-        if (why := unmeasurable(scan)) is not None:
-            raise HeartSRError(f"--measure: {in_path}: {why}")
         check_measure_outputs(Path(out_path), overwrite)
         import_tensorflow_quietly()
         from heart_sr_tf.inference.segmenter import Segmenter

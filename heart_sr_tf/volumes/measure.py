@@ -53,8 +53,20 @@ NOTE = (
 
 
 def unmeasurable(scan: Scan) -> str | None:
-    """Why ``scan`` gives no ventricular volumes (too few slices: a long-axis cine, a single slice), else None."""
-    return too_few_slices(scan.data.shape[2] if scan.data.ndim >= 3 else 1)
+    """Why ``scan`` gives no ventricular volumes (too few slices: a long-axis cine, a single slice; NaN voxels,
+    which the segmenter cannot read: read with ``allow_nan``), else None."""
+    few = too_few_slices(scan.data.shape[2] if scan.data.ndim >= 3 else 1)
+    if few is not None:
+        return few
+    nan = np.isnan(scan.data)
+    if not nan.any():
+        return None
+    first = ", ".join(str(int(i)) for i in np.unravel_index(int(np.argmax(nan)), nan.shape))
+    return (
+        f"{int(np.count_nonzero(nan)):,} voxels are NaN (no value), the first at ({first}): the segmenter needs a "
+        "value in every voxel; replace them (a resampling tool's NaN padding with 0, say), or upscale without "
+        "--measure, which keeps them NaN"
+    )
 
 
 def measure_outputs(out_path: Path) -> tuple[Path, Path]:
