@@ -132,7 +132,11 @@ def test_evaluate_scans_scores_a_labs_own_scans_next_to_the_baselines(tiny_expor
     assert "model - aligned bicubic:" in result.stdout
     left = [line for line in result.stderr.splitlines() if line.startswith("left out: ")]
     assert [line.split(": ")[1] for line in left] == [str(folder / "c.nii.gz"), f"{study} (series series-1_localizer)"]
+    coarse = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(coarse) == 1 and "in-plane 20x24 pixels, fewer than the 86x86" in coarse[0]  # the study's cine
     assert len(json.loads((out / "summary.json").read_text())["left_out"]) == 2
+    assert json.loads((out / "summary.json").read_text())["warnings"] == [coarse[0].removeprefix("warning: ")]
+    assert "- warning: " in (out / "summary.md").read_text()
     rows = [line.split(",") for line in (out / "per_slice.csv").read_text().splitlines()]
     header, rows = rows[0], rows[1:]
     methods = {row[header.index("method")] for row in rows}
@@ -186,3 +190,20 @@ def test_compare_images_takes_the_difference_patient_by_patient(tiny_export, pha
     other = run_cli("compare-images", tmp_path / "a", tmp_path / "c")
     assert other.returncode == 2 and "not the same slices" in other.stderr
     assert run_cli("compare-images", tmp_path / "a", tmp_path / "nothing").returncode == 2
+
+
+def test_scans_coarser_than_the_models_input_are_said_to_flatter():
+    """A scan whose slices are smaller across than the degradation's input on the protocol grid is enlarged
+    before it is degraded: it is scored, with a warning naming it; through-plane degradations do not count the
+    in-plane size. The cropped ACDC cines (100x95) are not coarse at x3."""
+    from heart_sr_tf.data.degradation import Degradation
+    from heart_sr_tf.evaluation.scans import CheckedScans, coarse_scans
+
+    checked = CheckedScans(["a", "b", "c"], [(3, 3, 8), (100, 95, 10, 30), (85, 200, 1)])
+    lines = coarse_scans(checked, Degradation("kspace", 3))
+    assert [line.split(":")[0] for line in lines] == ["a", "c"]
+    assert "in-plane 3x3 pixels, fewer than the 86x86 the x3 degradation" in lines[0]
+    assert [line.split(":")[0] for line in coarse_scans(checked, Degradation("decimation", 2))] == ["a", "b", "c"]
+    assert [line.split(":")[0] for line in coarse_scans(checked, Degradation("decimation", 4))] == ["a"]
+    assert "fewer than the 64x64 the x4 degradation" in coarse_scans(checked, Degradation("decimation", 4))[0]
+    assert coarse_scans(checked, Degradation("through_plane", 6, thickness=6)) == []

@@ -138,7 +138,7 @@ def _on_scans(
     from heart_sr_tf.cohort.jobs import find_scans
     from heart_sr_tf.cohort.series_filter import SeriesFilter
     from heart_sr_tf.evaluation.evaluate import Evaluation, write_outputs
-    from heart_sr_tf.evaluation.scans import NDIMS, check_scans, evaluate_scans
+    from heart_sr_tf.evaluation.scans import NDIMS, check_scans, coarse_scans, evaluate_scans
     from heart_sr_tf.evaluation.scans_clinical import scans_clinical, scans_clinical_markdown, write_scans_clinical
 
     if segmenter is not None and degradation.kind == "through_plane":
@@ -153,6 +153,9 @@ def _on_scans(
     checked = check_scans(found, NDIMS if segmenter is None else (3, 4), segmenter is not None)
     for line in checked.left_out:
         warn(f"left out: {line}")
+    coarse = coarse_scans(checked, degradation)
+    for line in coarse:
+        warn(f"warning: {line}")
     measured = checked.first(limit if segmenter is not None else None)  # --clinical: --limit counts scans
     if segmenter is None:
         result = evaluate_scans(predictor, checked, degradation, limit, quiet)
@@ -161,6 +164,7 @@ def _on_scans(
         clinical = scans_clinical(predictor, segmenter, measured, degradation, quiet)
         result = Evaluation(split="scans", source=predictor.source, degradation=degradation, rows=clinical.images)
     result.left_out = checked.left_out
+    result.warnings = coarse
     files = write_outputs(result, out)
     echo(
         f"{predictor.source} ({predictor.backend}, {predictor.precision}) on {len(measured.paths)} scan(s) from "

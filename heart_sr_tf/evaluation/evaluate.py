@@ -34,6 +34,7 @@ class Evaluation:
     rows: list[dict] = field(default_factory=list)  # one per (roi, method, slice)
     losses: dict[str, float] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)  # the scans not scored, each with its problem (--scans)
+    warnings: list[str] = field(default_factory=list)  # scans scored, with a caveat (--scans: too coarse)
 
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
         """roi -> method -> metric -> mean over slices."""
@@ -117,8 +118,9 @@ def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
     summary = evaluation.summary()
     files = [out / "summary.json", out / "summary.csv", out / "per_patient.csv", out / "per_slice.csv"]
     files.append(out / "summary.md")
-    left_out = "".join(f"\n- left out: {line}" for line in evaluation.left_out)
-    files[4].write_text(markdown_summary(summary, evaluation.degradation) + (f"\n{left_out}\n" if left_out else ""))
+    notes = "".join(f"\n- left out: {line}" for line in evaluation.left_out)
+    notes += "".join(f"\n- warning: {line}" for line in evaluation.warnings)
+    files[4].write_text(markdown_summary(summary, evaluation.degradation) + (f"\n{notes}\n" if notes else ""))
     payload = {
         "split": evaluation.split,
         "source": evaluation.source,
@@ -127,6 +129,7 @@ def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
         "summary": summary,
         "losses": evaluation.losses,
         **({"left_out": evaluation.left_out} if evaluation.left_out else {}),
+        **({"warnings": evaluation.warnings} if evaluation.warnings else {}),
     }
     files[0].write_text(json.dumps(payload, indent=2))
     write_csv(files[1], [{"roi": r, "method": m, **v} for r, ms in summary.items() for m, v in ms.items()])

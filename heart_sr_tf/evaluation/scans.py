@@ -11,7 +11,7 @@ import numpy as np
 from heart_sr_tf.cardiac_metrics import too_few_slices
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.scan import ScanSource, as_source, read_scan
-from heart_sr_tf.data.slices import scan_slices
+from heart_sr_tf.data.slices import HR_SIZE, scan_slices
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.evaluation.evaluate import Evaluation, predict_slice
 from heart_sr_tf.metrics import image_metrics
@@ -64,6 +64,23 @@ def check_scans(paths: list, ndims=NDIMS, stacks_only: bool = False) -> CheckedS
             paths[0] if len(paths) == 1 else "--scans", f"no scan can be scored: {'; '.join(checked.left_out)[:600]}"
         )
     return checked
+
+
+def coarse_scans(checked: CheckedScans, degradation: Degradation) -> list[str]:
+    """A line for each checked scan whose slices hold fewer pixels across than the degradation's input on the
+    protocol grid (86x86 for x3): such a slice is enlarged to 256x256 before it is degraded, so its "full
+    resolution" is an interpolation with less detail than the model's input, and its scores flatter every method.
+    Scored still (the choice is the user's), but said. Across slices the in-plane size does not count."""
+    if degradation.kind == "through_plane":
+        return []
+    side = -(-HR_SIZE // degradation.factor)
+    return [
+        f"{path}: in-plane {shape[0]}x{shape[1]} pixels, fewer than the {side}x{side} the x{degradation.factor} "
+        f"degradation leaves of a {HR_SIZE}x{HR_SIZE} protocol slice: the slice is enlarged before it is degraded, "
+        "so its scores measure the restoring of an interpolation, not of the scan"
+        for path, shape in zip(checked.paths, checked.shapes, strict=True)
+        if min(shape[:2]) < side
+    ]
 
 
 def evaluate_scans(
