@@ -150,6 +150,16 @@ def test_missing_geometry_is_refused(tmp_path):
 
     assert "no usable ImageOrientationPatient" in _bad(tmp_path / "b", no_orientation)
 
+    def flat(z, t, ds):
+        ds.ImageOrientationPatient = [1, 0, 0, 1, 0, 0]
+
+    assert "ImageOrientationPatient [1, 0, 0, 1, 0, 0] is not two orthogonal unit vectors" in _bad(tmp_path / "c", flat)
+
+    def zero(z, t, ds):
+        ds.PixelSpacing = [0, 1.5]
+
+    assert "PixelSpacing [0, 1.5] is not positive" in _bad(tmp_path / "d", zero)  # as the header holds them
+
 
 def test_images_shifted_in_their_plane_are_refused_not_misplaced(tmp_path):
     """One affine holds a stack only if every image lies where the first slice and the slice step put it: a slice

@@ -380,16 +380,21 @@ def _vector(file: Path, ds, keyword: str, length: int) -> np.ndarray:
     return vector
 
 
+def _shown(vector: np.ndarray) -> str:
+    """A header's numbers as the header holds them (``[1, 0, 0, 1, 0, 0]``), for an error line."""
+    return f"[{', '.join(f'{v:g}' for v in vector)}]"
+
+
 def _assemble(path: Path, members: list) -> DicomSeries:
     _check_signal(members)
     file0, ds0 = members[0]
     orientation = _vector(file0, ds0, "ImageOrientationPatient", 6)
     spacing = _vector(file0, ds0, "PixelSpacing", 2)
     if np.any(spacing <= 0):
-        raise DataError(file0, f"PixelSpacing {list(spacing)} is not positive")
+        raise DataError(file0, f"PixelSpacing {_shown(spacing)} is not positive")
     row, col = orientation[:3], orientation[3:]
     if abs(np.linalg.norm(row) - 1) > 1e-2 or abs(np.linalg.norm(col) - 1) > 1e-2 or abs(row @ col) > 1e-2:
-        raise DataError(file0, f"ImageOrientationPatient {list(orientation)} is not two orthogonal unit vectors")
+        raise DataError(file0, f"ImageOrientationPatient {_shown(orientation)} is not two orthogonal unit vectors")
     normal = np.cross(row, col)
     size = (int(ds0.Rows), int(ds0.Columns))
     positions: dict[float, list] = {}
