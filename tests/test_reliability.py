@@ -475,3 +475,36 @@ def test_a_run_edited_to_another_architecture_is_one_line_and_nothing_else(tiny_
         _one_error_line(result, "holds another architecture" if "train" in args else "as configured")
         assert "WARNING" not in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr[:500]
     assert not (tmp_path / "out").exists() and not (tmp_path / "up.nii.gz").exists()
+
+
+def test_a_second_process_waits_for_the_first_to_build_the_phantoms_then_uses_them(tmp_path):
+    """Two processes needing the same cached build (the phantoms here; a prepared dataset and an OpenVINO
+    conversion take the same lock) on a fresh machine: the second waits, saying so, and writes nothing while the
+    first holds the lock; then it finds the build done or does it whole. Without the lock the two wrote into one
+    temporary folder and one failed (seen under pytest-xdist)."""
+    from heart_sr_tf.cache import building
+
+    env = dict(os.environ, HEART_SR_CACHE=str(tmp_path))
+    code = "from heart_sr_tf.data.prepare import phantom_dir; print(phantom_dir(2))"
+    out = tmp_path / "phantoms-n2-s0"
+    os.environ["HEART_SR_CACHE"], before = str(tmp_path), os.environ.get("HEART_SR_CACHE")
+    try:
+        with building(out):
+            child = subprocess.Popen(
+                [sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            line = child.stderr.readline()  # blocks until the child is at the lock
+            assert line.strip() == f"waiting: another process is building {out}"
+            time.sleep(0.5)
+            assert child.poll() is None and not out.exists() and not out.with_name(out.name + ".tmp").exists()
+    finally:
+        if before is None:
+            del os.environ["HEART_SR_CACHE"]
+        else:
+            os.environ["HEART_SR_CACHE"] = before
+    stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 0, stderr[-2000:]
+    assert stdout.strip() == str(out)
+    assert sorted(p.name for p in (out / "training").iterdir()) == ["patient001", "patient002"]
+    assert (out / "training" / "patient002" / "Info.cfg").is_file()

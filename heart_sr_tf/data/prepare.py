@@ -13,7 +13,7 @@ from pathlib import Path
 
 from google.protobuf.json_format import ParseError
 
-from heart_sr_tf.cache import cache_root
+from heart_sr_tf.cache import building, cache_root
 from heart_sr_tf.data.acdc import scan_patients
 from heart_sr_tf.data.acdc_sr import ROIS, AcdcSr, scans_fingerprint, source_fingerprint, valid_patients
 from heart_sr_tf.data.phantoms import write_phantoms
@@ -33,12 +33,15 @@ def default_data_dir(acdc_dir: Path) -> Path:
 def phantom_dir(patients: int = 10, seed: int = 0) -> Path:
     """The built-in phantoms, written on first use."""
     out = cache_root() / f"phantoms-n{patients}-s{seed}"
-    if not (out / "training" / f"patient{patients:03d}" / "Info.cfg").exists():
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        write_phantoms(tmp, patients, seed)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
+    done = out / "training" / f"patient{patients:03d}" / "Info.cfg"
+    if not done.exists():
+        with building(out):  # another process writing them: wait, then use its
+            if not done.exists():
+                tmp = out.with_name(out.name + ".tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                write_phantoms(tmp, patients, seed)
+                shutil.rmtree(out, ignore_errors=True)
+                tmp.rename(out)
     return out
 
 
@@ -78,18 +81,19 @@ def prepare(
     """Build both configs (full slices and heart boxes). Existing builds are reused unless ``force``."""
     acdc_dir = Path(acdc_dir)
     data_dir = Path(data_dir) if data_dir else default_data_dir(acdc_dir)
-    source = str(acdc_dir.resolve())
-    force = _rebuild(data_dir, source, seed, lambda: source_fingerprint(acdc_dir), force, quiet)
-    patients, bad = None, []
-    if force or not is_prepared(data_dir):
-        _check_writable(data_dir)  # before the long work
-        total = len(scan_patients(acdc_dir)[0])
-        with progress_bar(total, "check", "patient", disable=quiet) as bar:
-            patients, errors = valid_patients(acdc_dir, strict=strict, on_patient=lambda pid: _tick(bar, pid))
-        bad = [str(e) for e in errors]
-        if not patients:
-            raise DataError(acdc_dir, "no usable patients")
-    return _build(data_dir, seed, patients, bad, acdc_dir, force, quiet)
+    with building(data_dir):  # one process at a time builds a data dir: another waits, then reuses it
+        source = str(acdc_dir.resolve())
+        force = _rebuild(data_dir, source, seed, lambda: source_fingerprint(acdc_dir), force, quiet)
+        patients, bad = None, []
+        if force or not is_prepared(data_dir):
+            _check_writable(data_dir)  # before the long work
+            total = len(scan_patients(acdc_dir)[0])
+            with progress_bar(total, "check", "patient", disable=quiet) as bar:
+                patients, errors = valid_patients(acdc_dir, strict=strict, on_patient=lambda pid: _tick(bar, pid))
+            bad = [str(e) for e in errors]
+            if not patients:
+                raise DataError(acdc_dir, "no usable patients")
+        return _build(data_dir, seed, patients, bad, acdc_dir, force, quiet)
 
 
 def prepare_scans(
@@ -110,24 +114,25 @@ def prepare_scans(
     segmenter, recorded with the dataset)."""
     patients = group_scans(listed)
     data_dir = Path(data_dir) if data_dir else default_data_dir(Path(source))
-    fingerprint = scans_fingerprint(patients, boxes_by)
-    force = _rebuild(data_dir, source, seed, lambda: fingerprint, force, quiet)
-    good, bad = None, []
-    report_boxes: list[str] = []
-    if force or not is_prepared(data_dir):
-        _check_writable(data_dir)
-        with progress_bar(len(patients), "check", "patient", disable=quiet) as bar:
-            good, errors = valid_scan_patients(patients, strict=strict, on_patient=lambda pid: _tick(bar, pid))
-        bad = [str(e) for e in errors]
-        if not good:
-            raise DataError(source, "no usable scans")
-        if heart_box is not None:
-            good, report_boxes = _boxed(good, heart_box, quiet)
-    folder = Path(os.path.commonpath([os.path.abspath(scan.path.parent) for p in patients for scan in p.scans]))
-    extra = {"source": source, "fingerprint": fingerprint, "boxes_by": boxes_by}
-    report = _build(data_dir, seed, good, bad, folder, force, quiet, **extra)
-    report.no_heart = report_boxes
-    return report
+    with building(data_dir):  # one process at a time builds a data dir: another waits, then reuses it
+        fingerprint = scans_fingerprint(patients, boxes_by)
+        force = _rebuild(data_dir, source, seed, lambda: fingerprint, force, quiet)
+        good, bad = None, []
+        report_boxes: list[str] = []
+        if force or not is_prepared(data_dir):
+            _check_writable(data_dir)
+            with progress_bar(len(patients), "check", "patient", disable=quiet) as bar:
+                good, errors = valid_scan_patients(patients, strict=strict, on_patient=lambda pid: _tick(bar, pid))
+            bad = [str(e) for e in errors]
+            if not good:
+                raise DataError(source, "no usable scans")
+            if heart_box is not None:
+                good, report_boxes = _boxed(good, heart_box, quiet)
+        folder = Path(os.path.commonpath([os.path.abspath(scan.path.parent) for p in patients for scan in p.scans]))
+        extra = {"source": source, "fingerprint": fingerprint, "boxes_by": boxes_by}
+        report = _build(data_dir, seed, good, bad, folder, force, quiet, **extra)
+        report.no_heart = report_boxes
+        return report
 
 
 def _boxed(patients, heart_box, quiet: bool):

@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from heart_sr_tf.cache import cache_root
+from heart_sr_tf.cache import building, cache_root
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.startup import import_tensorflow_quietly
 
@@ -109,18 +109,22 @@ def openvino_ir(folder: Path) -> Path:
     cached = cached_ir(folder)
     if cached is not None:
         return cached
-    ov = _openvino()
-    # Once per model: TensorFlow checks the SavedModel first (OpenVINO converts a truncated one without a word).
-    import_tensorflow_quietly()
-    from heart_sr_tf.export.reader import load_exported
+    with building(folder / "openvino"):  # another process converting it: wait, then use its conversion
+        cached = cached_ir(folder)
+        if cached is not None:
+            return cached
+        ov = _openvino()
+        # Once per model: TensorFlow checks the SavedModel first (OpenVINO converts a truncated one silently).
+        import_tensorflow_quietly()
+        from heart_sr_tf.export.reader import load_exported
 
-    load_exported(folder)
-    try:
-        model = ov.convert_model(str(folder))
-    except Exception as exc:  # whatever a damaged SavedModel makes the converter raise: one line
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise HeartSRError(f"{folder}: not a loadable heart-sr SavedModel (OpenVINO: {message[:200]})") from None
-    return save_ir(model, folder)
+        load_exported(folder)
+        try:
+            model = ov.convert_model(str(folder))
+        except Exception as exc:  # whatever a damaged SavedModel makes the converter raise: one line
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise HeartSRError(f"{folder}: not a loadable heart-sr SavedModel (OpenVINO: {message[:200]})") from None
+        return save_ir(model, folder)
 
 
 def openvino_fn(folder: Path, precision: str, static: bool = True):
