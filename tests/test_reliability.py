@@ -508,3 +508,24 @@ def test_a_second_process_waits_for_the_first_to_build_the_phantoms_then_uses_th
     assert stdout.strip() == str(out)
     assert sorted(p.name for p in (out / "training").iterdir()) == ["patient001", "patient002"]
     assert (out / "training" / "patient002" / "Info.cfg").is_file()
+
+
+def test_a_killed_process_not_yet_reaped_counts_as_gone():
+    """A part file is stale once its process is gone. A process killed but not yet reaped by its parent (a Dask
+    worker killed with SIGKILL while its nanny restarts it) is a zombie: gone, though the kernel still answers
+    for its PID. Counted alive, its part file outlived the cohort that retried its scan."""
+    from heart_sr_tf.processes import process_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert process_alive(child.pid)
+        child.kill()
+        deadline = time.time() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z":
+            assert time.time() < deadline
+            time.sleep(0.05)
+        assert not process_alive(child.pid)  # a zombie: not reaped (no wait() yet)
+    finally:
+        child.kill()
+        child.wait()
+    assert not process_alive(child.pid) and process_alive(os.getpid())

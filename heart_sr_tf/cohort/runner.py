@@ -103,6 +103,10 @@ def run_cohort(
         client.close()
         if cluster is not None:
             cluster.close()
+            from heart_sr_tf.volumes.upscale import remove_stale_parts
+
+            for job in todo:  # a worker killed while writing (SIGKILL, out of memory) left a part file; its retry
+                remove_stale_parts(Path(job.output))  # may have run before the dead one was reaped
         summary.seconds = time.perf_counter() - start
     return summary
 

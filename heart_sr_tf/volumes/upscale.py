@@ -51,7 +51,7 @@ def check_output(in_path: Path, out_path: Path, overwrite: bool = False) -> Path
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HeartSRError(f"{out_path}: cannot create its folder ({exc.strerror})") from None
-    _remove_stale_parts(out_path)
+    remove_stale_parts(out_path)
     suffix = ".nii.gz" if is_gzip_name(out_path) else ".nii"
     tmp = parent / f"{_part_prefix(out_path)}{os.getpid()}{suffix}"
     try:
@@ -95,8 +95,9 @@ def _part_prefix(out_path: Path) -> str:
     return f".heart-sr-{hashlib.sha1(out_path.name.encode()).hexdigest()[:12]}.part-"
 
 
-def _remove_stale_parts(out_path: Path) -> None:
-    """Temporary files of earlier runs for the same output whose process is gone (killed with SIGKILL)."""
+def remove_stale_parts(out_path: Path) -> None:
+    """Remove the temporary files of earlier runs for the same output whose process is gone (killed with
+    SIGKILL)."""
     prefix = _part_prefix(out_path)
     for part in out_path.parent.glob(f"{prefix}*"):
         pid = part.name[len(prefix) :].split(".", 1)[0]
@@ -236,7 +237,7 @@ def _check_any_output(scan: Scan, out_path: Path, overwrite: bool, dicom_out: bo
     refuse_any_output(scan.path, out_path, overwrite, scan.dicom is not None, dicom_out)
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_parts(out_path)
+        remove_stale_parts(out_path)
         tmp = out_path.parent / f"{_part_prefix(out_path)}{os.getpid()}"
         tmp.mkdir()
     except OSError as exc:
