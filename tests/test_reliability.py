@@ -1,6 +1,7 @@
 """Nothing lost, nothing silent: bad options, intensity outliers, odd data types, interruption, leftovers."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -202,7 +203,8 @@ def test_a_result_larger_than_the_available_memory_is_refused_before_inference(t
     """The upscaled scan is held in memory (float32) before it is written: a result that cannot fit would have the
     run killed part-way by the system, with no line of ours; it is refused first, from the memory the system
     reports available (Linux's MemAvailable)."""
-    from heart_sr_tf.volumes.upscale import available_memory, check_memory
+    from heart_sr_tf.memory import available_memory
+    from heart_sr_tf.volumes.upscale import check_memory
 
     free = available_memory()
     if free is None:
@@ -529,3 +531,83 @@ def test_a_killed_process_not_yet_reaped_counts_as_gone():
         child.kill()
         child.wait()
     assert not process_alive(child.pid) and process_alive(os.getpid())
+
+
+def _tree(root: Path, files: dict) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_a_control_groups_memory_limit_counts_as_what_is_available(tmp_path):
+    """A container's or SLURM job's memory limit is lower than what the host has available; the kernel kills a
+    process over it with no line of ours. The limit read the way the kernel lays out cgroup v1 and v2 (files in
+    a folder here; the real thing below): the tightest headroom of the group and its parents, reclaimable page
+    cache not counted as used, no limit where none is set."""
+    from heart_sr_tf.memory import available_memory, cgroup_headroom
+
+    gib = 1 << 30
+    proc = _tree(tmp_path / "proc", {"meminfo": "MemTotal: 25165824 kB\nMemAvailable: 20971520 kB\n"})
+    v1 = _tree(
+        tmp_path / "v1",
+        {
+            "memory/memory.limit_in_bytes": "9223372036854771712\n",  # the root: no limit
+            "memory/memory.usage_in_bytes": f"{5 * gib}\n",
+            "memory/job_7/memory.limit_in_bytes": f"{4 * gib}\n",  # the job's limit
+            "memory/job_7/memory.usage_in_bytes": f"{3 * gib}\n",
+            "memory/job_7/memory.stat": f"cache 1\ninactive_file 7\ntotal_inactive_file {gib // 2}\n",
+            "memory/job_7/step_0/memory.limit_in_bytes": f"{8 * gib}\n",  # looser than its parent's
+            "memory/job_7/step_0/memory.usage_in_bytes": f"{gib}\n",
+        },
+    )
+    (proc / "self").mkdir()
+    (proc / "self" / "cgroup").write_text("5:cpu,cpuacct:/job_7\n4:memory:/job_7/step_0\n0::/\n")
+    assert cgroup_headroom(proc / "self" / "cgroup", v1) == 4 * gib - 3 * gib + gib // 2
+    assert available_memory(proc, v1) == 4 * gib - 3 * gib + gib // 2  # below MemAvailable's 20 GiB
+    (proc / "self" / "cgroup").write_text("4:memory:/host/path/not/mounted\n")  # in a container: the mount's root
+    assert cgroup_headroom(proc / "self" / "cgroup", v1) is None and available_memory(proc, v1) == 20 * gib
+
+    v2 = _tree(
+        tmp_path / "v2",
+        {
+            "cgroup.controllers": "cpu memory\n",
+            "user.slice/memory.max": "max\n",
+            "user.slice/memory.current": f"{6 * gib}\n",
+            "user.slice/pod/memory.max": f"{2 * gib}\n",
+            "user.slice/pod/memory.current": f"{3 * gib}\n",  # over its limit, all of it in use: nothing left
+            "user.slice/pod/memory.stat": "anon 5\ninactive_file 0\n",
+        },
+    )
+    (proc / "self" / "cgroup").write_text("0::/user.slice/pod\n")
+    assert cgroup_headroom(proc / "self" / "cgroup", v2) == 0 and available_memory(proc, v2) == 0
+    (proc / "self" / "cgroup").write_text("0::/user.slice\n")
+    assert cgroup_headroom(proc / "self" / "cgroup", v2) is None  # "max": no limit
+
+
+def test_a_real_memory_limit_refuses_the_scan_before_inference(tmp_path):
+    """The same through the kernel: `upscale` in a cgroup v1 memory group limited to 600 MB refuses a scan whose
+    result needs more, in one line, before inference; the host has far more available. (Without the limit read,
+    such a run was killed part-way: exit 137, no line of ours.)"""
+    own = [line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines() if ":memory:" in line]
+    base = Path("/sys/fs/cgroup/memory")
+    parent = base / own[0].strip("/") if own and (base / own[0].strip("/")).is_dir() else base
+    group = parent / f"heart-sr-test-{os.getpid()}"
+    try:
+        group.mkdir()
+        (group / "memory.limit_in_bytes").write_text(str(600 * 2**20))
+    except OSError as exc:
+        pytest.skip(f"no cgroup v1 memory group can be made here ({exc.strerror}): needs root and cgroup v1")
+    try:
+        scan, out = tmp_path / "scan.nii.gz", tmp_path / "o.nii.gz"
+        data = np.zeros((256, 256, 16, 20), np.int16)  # x3: 0.75 GB as float32
+        data[64:192, 64:192] = np.random.default_rng(0).integers(0, 1000, (128, 128, 16, 20))
+        nib.save(nib.Nifti1Image(data, np.diag([1.4, 1.4, 8.0, 1.0])), str(scan))
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        line = f'echo $$ > {group / "cgroup.procs"} && exec "{sys.executable}" cli.py upscale {scan} {out}'
+        done = subprocess.run(["sh", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert re.search(r"needs at least 0\.8 GB of memory and 0\.[0-5] GB are available here", done.stderr)
+        assert "Traceback" not in done.stderr and not out.exists() and "upscale:" not in done.stderr  # no bar
+    finally:
+        group.rmdir()

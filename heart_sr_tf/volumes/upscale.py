@@ -33,6 +33,7 @@ from heart_sr_tf.data.interpolation import aligned_bicubic
 from heart_sr_tf.data.nifti import is_gzip_name, nifti_suffix, same_kind
 from heart_sr_tf.data.scan import Scan, read_scan
 from heart_sr_tf.errors import DataError, HeartSRError, os_reason
+from heart_sr_tf.memory import available_memory
 from heart_sr_tf.processes import process_alive
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.volumes.dicom_writer import is_dicom_output, refuse_output_folder, write_dicom_series
@@ -279,26 +280,15 @@ def check_space(out_path: Path, needed: int) -> None:
         )
 
 
-def available_memory() -> int | None:
-    """The memory the system can give this process now (Linux's MemAvailable, in bytes); None where unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def check_memory(scan_path, needed: int) -> None:
-    """Refuse, before any inference, a result larger than the memory available: the run would be killed by the
-    system part-way, with no line of ours."""
+    """Refuse, before any inference, a result larger than the memory available (a control group's limit
+    included): the run would be killed by the system part-way, with no line of ours."""
     free = available_memory()
     if free is not None and needed > free:
         raise HeartSRError(
             f"{scan_path}: its upscaled result needs at least {needed / 1e9:.1f} GB of memory and {free / 1e9:.1f} GB "
-            "are available here; upscale it on a machine with more memory, or its frames split into several files"
+            "are available here (the system's, or its container's or job's memory limit); upscale it with more "
+            "memory, or its frames split into several files"
         )
 
 
