@@ -154,6 +154,19 @@ def test_evaluate_scans_scores_a_labs_own_scans_next_to_the_baselines(tiny_expor
     assert refused.returncode == 2 and "--scans: scores the scans given; drop --cine-dir" in refused.stderr
     missing = run_cli("evaluate", tiny_export, "--scans", tmp_path / "nothing")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    again = run_cli("evaluate", tiny_export, "--scans", folder, "--out", out, "--limit", "2", "--quiet")
+    assert again.returncode == 0, again.stderr[-2000:]  # its own earlier output: written again
+    assert json.loads((out / "summary.json").read_text())["summary"]["scans"]["model"]["slices"] == 2
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "summary.json").write_text('{"mine": 1}')
+    refused = run_cli("evaluate", tiny_export, "--scans", folder, "--out", foreign, "--limit", "2", "--quiet")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert (
+        refused.stderr.strip()
+        == f"error: {foreign}: holds files that evaluate did not write; give a new or empty --out"
+    )
+    assert [p.name for p in foreign.iterdir()] == ["summary.json"] and "mine" in (foreign / "summary.json").read_text()
 
 
 def test_compare_images_takes_the_difference_patient_by_patient(tiny_export, phantom_root, tmp_path):
@@ -207,3 +220,31 @@ def test_scans_coarser_than_the_models_input_are_said_to_flatter():
     assert [line.split(":")[0] for line in coarse_scans(checked, Degradation("decimation", 4))] == ["a"]
     assert "fewer than the 64x64 the x4 degradation" in coarse_scans(checked, Degradation("decimation", 4))[0]
     assert coarse_scans(checked, Degradation("through_plane", 6, thickness=6)) == []
+
+
+def test_evaluate_writes_only_where_it_wrote_before(tmp_path):
+    """An --out folder of someone else's files is refused before any work; a new, empty, or earlier evaluate's
+    folder (its marker; an older one's summary.json) is written."""
+    from heart_sr_tf.errors import DataError
+    from heart_sr_tf.evaluation.evaluate import MARKER, Evaluation, check_out, write_outputs
+
+    check_out(tmp_path / "new")
+    (tmp_path / "empty").mkdir()
+    check_out(tmp_path / "empty")
+    write_outputs(Evaluation(split="test", source="m"), tmp_path / "mine")
+    assert (tmp_path / "mine" / MARKER).is_file()
+    (tmp_path / "mine" / "notes.txt").write_text("added by hand")
+    check_out(tmp_path / "mine")
+    older = tmp_path / "older"  # written before the marker: its summary.json says what it is
+    write_outputs(Evaluation(split="test", source="m"), older)
+    (older / MARKER).unlink()
+    check_out(older)
+    for name, text in (("summary.json", '{"mine": 1}'), ("data.csv", "a,b\n")):
+        other = tmp_path / f"other-{name}"
+        other.mkdir()
+        (other / name).write_text(text)
+        with pytest.raises(DataError, match="holds files that evaluate did not write"):
+            check_out(other)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(DataError, match="is a file; --out is a folder"):
+        check_out(tmp_path / "afile")

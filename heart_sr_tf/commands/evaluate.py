@@ -27,8 +27,8 @@ def evaluate_model(
 ):  # fmt: skip
     from heart_sr_tf.data.pipeline import num_slices
     from heart_sr_tf.evaluation.acquisition_ladder import ladder_factors
+    from heart_sr_tf.evaluation.evaluate import check_out, figures, write_outputs
     from heart_sr_tf.evaluation.evaluate import evaluate as run_evaluate
-    from heart_sr_tf.evaluation.evaluate import figures, write_outputs
     from heart_sr_tf.inference.predictor import load_predictor
 
     if acquisition_ladder and not clinical:
@@ -63,8 +63,9 @@ def evaluate_model(
         )
         chosen = dataclasses.replace(chosen, kind=degradation)
     ladder = ladder_factors(chosen) if acquisition_ladder else ()  # a non-k-space model refused before any work
+    out = out or default_out(model, split if scans is None else "scans", predictor.run is not None, step)
+    check_out(out)  # a folder of someone else's files: refused before any work, never written into
     if scans is not None:
-        out = out or default_out(model, "scans", predictor.run is not None, step)
         segmenter = segmenters[0] if segmenters else None
         _on_scans(predictor, scans, chosen, limit, out, quiet, echo, warn, segmenter, series)
         return
@@ -94,7 +95,6 @@ def evaluate_model(
         result = run_evaluate(predictor, data, split, rois, limit=limit, quiet=quiet, degradation=chosen)
     if run is not None:
         result.losses = run.last_losses()
-    out = out or default_out(model, split, run is not None, step)
     files = write_outputs(result, out)
     pictures = figures(predictor, data, split, out / "figures", n_figures, degradation=chosen) if n_figures else []
     echo(

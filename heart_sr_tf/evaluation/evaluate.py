@@ -17,6 +17,7 @@ import numpy as np
 
 from heart_sr_tf.data.degradation import BASELINE_NAMES, Degradation
 from heart_sr_tf.data.pipeline import slice_dataset, to_unit
+from heart_sr_tf.errors import DataError
 from heart_sr_tf.evaluation.report import write_csv
 from heart_sr_tf.metrics import gain, image_metrics
 from heart_sr_tf.progress import progress_bar
@@ -112,9 +113,36 @@ def evaluate(
     return result
 
 
+MARKER = ".heart-sr-evaluation"  # in every folder evaluate writes: it may write there again
+
+
+def check_out(out: Path) -> None:
+    """Refuse, before any work, an output folder that holds files evaluate did not write: its results
+    (summary.json, per_slice.csv, figures/, ...) would replace them. New, empty, or written by an earlier
+    evaluate (its marker; before markers, its summary.json) is fine."""
+    out = Path(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DataError(out, "is a file; --out is a folder")
+    if (out / MARKER).is_file() or not any(out.iterdir()) or _earlier_evaluation(out / "summary.json"):
+        return
+    raise DataError(out, "holds files that evaluate did not write; give a new or empty --out")
+
+
+def _earlier_evaluation(summary: Path) -> bool:
+    try:
+        payload = json.loads(summary.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(payload, dict) and {"split", "source", "protocol", "summary"} <= payload.keys()
+
+
 def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
-    """summary.json, summary.csv, per_patient.csv and per_slice.csv under ``out``."""
+    """summary.json, summary.csv, per_patient.csv and per_slice.csv under ``out`` (checked by :func:`check_out`),
+    with the marker that lets evaluate write there again."""
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by heart-sr-tf evaluate\n")
     summary = evaluation.summary()
     files = [out / "summary.json", out / "summary.csv", out / "per_patient.csv", out / "per_slice.csv"]
     files.append(out / "summary.md")
