@@ -211,3 +211,34 @@ def test_validation_chooses_a_checkpoint_and_export_takes_it(phantom_tfds, tiny_
     assert missing.returncode == 2 and "no checkpoint of step 3 (kept: 2, 4, 6, 8)" in missing.stderr
     assert run_cli("export", tiny_export, "--step", "3", "--out", out).returncode == 2
     assert run_cli("evaluate", tiny_export, "--step", "3").returncode == 2
+
+
+def test_a_new_run_never_goes_among_someone_elses_files(tmp_path):
+    """`train --name` into a folder of files that are not a run's is one error line before any data is prepared
+    or any file written; an empty or new folder is fine, an earlier run is resumed, not overwritten."""
+    import pytest
+
+    from heart_sr_tf.errors import HeartSRError
+    from heart_sr_tf.training.runs import check_new_run
+
+    check_new_run(tmp_path / "new")
+    (tmp_path / "empty").mkdir()
+    check_new_run(tmp_path / "empty")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "metrics.csv").write_text("my own table\n")
+    with pytest.raises(HeartSRError, match="exists and is not a run"):
+        check_new_run(mine)
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / "config.toml").write_text("")
+    with pytest.raises(HeartSRError, match="run already exists; resume it with --resume"):
+        check_new_run(tmp_path / "earlier")
+    cache = tmp_path / "cache"
+    env = {"HEART_SR_CACHE": str(cache)}
+    done = run_cli("train", "srgan", "--runs-dir", tmp_path, "--name", "mine", "--steps", "1", "--quiet", env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert (
+        done.stderr.strip()
+        == f"error: {mine}: exists and is not a run (no config.toml); pick another --name or --runs-dir"
+    )
+    assert [p.name for p in mine.iterdir()] == ["metrics.csv"] and not cache.exists()  # no phantoms prepared

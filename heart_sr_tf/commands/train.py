@@ -57,7 +57,7 @@ def open_or_create_run(
 ):
     """``--resume`` reopens a run exactly as saved (refusing options it would ignore); otherwise a new run."""
     from heart_sr_tf.training.overrides import apply_overrides
-    from heart_sr_tf.training.runs import Run
+    from heart_sr_tf.training.runs import Run, check_new_run
 
     if resume is not None:
         given = {"--config": config_path, "--steps": steps, "--epochs": epochs, "--lr": lr, "--seed": seed}
@@ -77,6 +77,8 @@ def open_or_create_run(
             raise HeartSRError(f"{resume}: its data folder {run.data_dir} is gone; give --data-dir or --acdc-dir")
         return run
     config = load_config(config_path or default_config, CONFIG_CLASSES[kind])
+    if new.get("name"):
+        check_new_run(Path(new["runs_dir"]) / new["name"])  # before the data is prepared
     dims = new.pop("dims", None)
     if dims is not None and config.data.dims != dims:
         raise HeartSRError(f"{config_path}: data.dims is {config.data.dims} but --dims {dims} was given")
@@ -240,6 +242,7 @@ def sweep_srgan(options: dict, lrs, name: str, strategy, vgg_weights, quiet, ech
 def _sweep(options: dict, lrs, name: str, strategy, vgg_weights, quiet, echo: Echo, warn: Echo):
     from heart_sr_tf.data.degradation import BASELINE_NAMES
     from heart_sr_tf.evaluation.report import format_table
+    from heart_sr_tf.training.runs import check_new_run
     from heart_sr_tf.training.srgan_trainer import train_srgan as train
 
     if any(value <= 0 for value in lrs):
@@ -248,9 +251,8 @@ def _sweep(options: dict, lrs, name: str, strategy, vgg_weights, quiet, echo: Ec
     if len(set(names)) != len(names):
         raise HeartSRError(f"--lr: the same learning rate is given twice ({', '.join(f'{v:g}' for v in lrs)})")
     runs_dir = Path(options["runs_dir"])
-    taken = [n for n in names if (runs_dir / n / "config.toml").exists()]
-    if taken:
-        raise HeartSRError(f"{runs_dir / taken[0]}: run already exists; pick another --name")
+    for run_name in names:  # every run's folder checked before the first trains
+        check_new_run(runs_dir / run_name)
     columns: dict[str, dict[str, float]] = {}
     baselines = {}
     for value, run_name in zip(lrs, names, strict=True):

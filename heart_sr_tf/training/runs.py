@@ -41,6 +41,16 @@ def is_run_folder(path: Path) -> bool:
     return (Path(path) / RUN_CONFIG).is_file()
 
 
+def check_new_run(folder: Path) -> None:
+    """A new run goes to a folder that does not exist yet or is empty: never into an earlier run (resume it) nor
+    among files that are not a run's (its config.toml, metrics.csv, checkpoints/ would replace theirs)."""
+    folder = Path(folder)
+    if (folder / RUN_CONFIG).exists():
+        raise HeartSRError(f"{folder}: run already exists; resume it with --resume {folder} or pick another name")
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise HeartSRError(f"{folder}: exists and is not a run (no {RUN_CONFIG}); pick another --name or --runs-dir")
+
+
 @dataclass
 class Run:
     folder: Path
@@ -93,8 +103,7 @@ class Run:
                 f"--name {name!r}: a run's name, one folder under the runs folder (no / and not . or ..)"
             )
         folder = Path(root) / name
-        if (folder / RUN_CONFIG).exists():
-            raise HeartSRError(f"{folder}: run already exists; resume it with --resume {folder} or pick another name")
+        check_new_run(folder)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.toml").write_text(dump_toml(config))
         (folder / "kind").write_text(kind + "\n")
