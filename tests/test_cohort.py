@@ -66,6 +66,19 @@ def test_jobs_from_a_folder_a_glob_and_a_manifest(tmp_path):
         find_jobs(str(tmp_path / "clash.csv"), tmp_path / "out")
     with pytest.raises(HeartSRError, match="no such folder or CSV manifest"):
         find_jobs(str(tmp_path / "nothing-*.nii.gz"), tmp_path / "out")
+    # a manifest's output outside --out-dir (``..``, an absolute path elsewhere, the folder itself) would be
+    # written where the cohort's status and lock do not reach: a user's file there was replaced without a word
+    out = tmp_path / "out"
+    for given in ("../precious.nii.gz", str(tmp_path / "precious.nii.gz"), "sub/../../x.nii.gz", "."):
+        (tmp_path / "far.csv").write_text(f"input,output\na/x.nii.gz,{given}\n")
+        with pytest.raises(HeartSRError, match=f"far.csv:2: output '{re.escape(given)}' lies outside --out-dir"):
+            find_jobs(str(tmp_path / "far.csv"), out)
+    (tmp_path / "near.csv").write_text(f"input,output\na/x.nii.gz,{out / 'deep' / 'x.nii.gz'}\na/b/y.nii,d/../y.nii\n")
+    assert [j.output for j in find_jobs(str(tmp_path / "near.csv"), out)] == [out / "deep/x.nii.gz", out / "d/../y.nii"]
+    (tmp_path / "precious.nii.gz").write_text("precious")  # what evaluate --scans reads (no out-dir): not checked
+    from heart_sr_tf.cohort.jobs import find_scans
+
+    assert [scan.path for scan in find_scans(str(tmp_path / "far.csv"))] == [tmp_path / "a/x.nii.gz"]
 
 
 def test_a_cohorts_results_and_hidden_files_are_never_taken_for_scans(tmp_path):

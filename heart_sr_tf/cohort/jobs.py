@@ -113,7 +113,7 @@ def listed_jobs(
     root = Path(".") if out_dir is None else out_dir
     path = Path(inputs)
     if path.suffix == ".csv" and path.is_file():
-        return _manifest(path, root, dicom_out)
+        return _manifest(path, root, dicom_out, confined=out_dir is not None)
     elif path.is_dir():
         scans = [(scan, root / _output_name(scan.relative_to(path))) for scan in _scans_under(path, out_dir)]
         if _holds_dicom_files(path):  # the folder given is itself a series (scanner exports often name files IM0001)
@@ -359,7 +359,8 @@ def given_thickness(cell: str | None, where: str) -> float | None:
     return value
 
 
-def _manifest(path: Path, out_dir: Path, dicom_out: bool = False) -> list[Job]:
+def _manifest(path: Path, out_dir: Path, dicom_out: bool = False, confined: bool = False) -> list[Job]:
+    """The manifest's jobs; ``confined`` (a cohort writing them): every output inside ``out_dir``."""
     jobs = []
     for number, row in read_manifest(path):
         scan = Path(row.get("input") or "")
@@ -374,7 +375,13 @@ def _manifest(path: Path, out_dir: Path, dicom_out: bool = False) -> list[Job]:
         given = (row.get("output") or "").strip()
         output = Path(given or named)
         patient = (row.get("patient") or "").strip() or None
-        job = Job(scan, output if output.is_absolute() else out_dir / output, patient, series)
+        output = output if output.is_absolute() else out_dir / output
+        if confined and (not _inside(output, out_dir) or _inside(out_dir, output)):  # ``..``, elsewhere, itself
+            raise HeartSRError(
+                f"{path}:{number}: output {given!r} lies outside --out-dir {out_dir}: a cohort writes only inside "
+                "its own folder, whose status file and lock cover what it writes"
+            )
+        job = Job(scan, output, patient, series)
         job = replace(job, body=given_body(row.get("height_cm"), row.get("weight_kg"), f"{path}:{number}"))
         job = replace(job, thickness=given_thickness(row.get("slice_thickness_mm"), f"{path}:{number}"))
         if given:  # the manifest's own output: a folder (ends in /, or no extension) is a DICOM series
