@@ -583,3 +583,35 @@ def test_cohort_measure_starts_quietly_whatever_the_backend(short_cine, cohort_i
         noise = [line for line in done.stderr.splitlines() if "absl" in line or "I0000" in line or "oneDNN" in line]
         assert not noise, (run, noise)
         assert (tmp_path / run / "cine_volumes.csv").is_file()
+
+
+def test_a_cohort_never_replaces_a_file_it_did_not_write(cohort_inputs, tmp_path):
+    """A file someone put where a new scan's result goes, in a cohort's folder, is not replaced: that scan fails
+    with one line naming it, the others go on; the cohort's own earlier results are replaced when their scan
+    changes. Before, such a file was overwritten without a word."""
+    import shutil
+
+    from heart_sr_tf.cli import main
+    from heart_sr_tf.volumes.measure import foreign_outputs
+
+    inputs, model = cohort_inputs
+    scans, out = tmp_path / "in", tmp_path / "out"
+    scans.mkdir()
+    shutil.copy(inputs / "p001.nii.gz", scans)
+    args = ["cohort", str(scans), "--out-dir", str(out), "--model", str(model), "--workers", "1", "--quiet"]
+    args += ["--backend", "tensorflow"]
+    assert "1 done" in CliRunner().invoke(main, args).output
+    assert foreign_outputs(out / "p001.nii.gz") == []  # its own result
+    shutil.copy(inputs / "p002.nii.gz", scans)
+    (out / "p002.nii.gz").write_text("a colleague's file")
+    shutil.copy(inputs / "p003.nii.gz", scans / "p001.nii.gz")  # p001's scan changed: its result is redone
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "1 done (1 again: changed since done), 0 skipped (already done), 1 failed" in (
+        result.output
+    ), result.output
+    line = f"failed: {out / 'p002.nii.gz'}: exists and was not written by heart-sr; move it away"
+    assert line in result.output and (out / "p002.nii.gz").read_text() == "a colleague's file"
+    redone = np.asarray(nib.load(str(out / "p001.nii.gz")).dataobj)
+    assert redone.shape[:2] == (180, 180) and foreign_outputs(out / "p001.nii.gz") == []
+    (out / "p002_volumes.csv").write_text("mine\n")
+    assert foreign_outputs(out / "p002.nii.gz", measure=True) == [out / "p002.nii.gz", out / "p002_volumes.csv"]

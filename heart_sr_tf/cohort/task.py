@@ -50,6 +50,12 @@ def upscale_task(
                 thickness = Thickness(thickness_mm, "the manifest's") if given else header_thickness(data)
                 across = _through_plane(options, data.zooms, thickness)
                 warnings += [f"{scan}: {line}" for line in (across.mismatch(data.zooms, thickness),) if line]
+            from heart_sr_tf.volumes.measure import foreign_outputs
+
+            if foreign := foreign_outputs(Path(output), bool(options.get("measure"))):  # replaced only if ours
+                line = f"{foreign[0]}: exists and was not written by heart-sr; move it away (a cohort replaces only "
+                line += "its own results)"
+                return {"status": "failed", "seconds": time.perf_counter() - start, "error": line}
             predictor = _in_plane(options) if options["in_plane"] or not options["through_plane"] else None
             upscale_file(
                 data, output, predictor, batch_size=options["batch_size"], quiet=True, through_plane=across,

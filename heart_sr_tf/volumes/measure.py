@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import nibabel as nib
 import numpy as np
+from nibabel.filebasedimages import ImageFileError
 
 from heart_sr_tf.cardiac_metrics import (
     KEPT_WARNING,
@@ -74,6 +75,25 @@ def measure_outputs(out_path: Path) -> tuple[Path, Path]:
     name, suffix = out_path.name, nifti_suffix(out_path)
     stem = name[: -len(suffix)] if suffix else name  # (a DICOM folder has none)
     return out_path.with_name(f"{stem}_labels.nii.gz"), out_path.with_name(f"{stem}_volumes.csv")
+
+
+def foreign_outputs(out_path: Path, measure: bool = False) -> list[Path]:
+    """The files where ``upscale`` (with ``measure``: and ``--measure``) would write OUT that this tool did not
+    write: a NIfTI whose ``descrip`` is not heart-sr's (or unreadable), a volumes table without its note. A cohort
+    replaces its own earlier results only. (A DICOM OUT folder checks itself: ``refuse_output_folder``.)"""
+    paths = [Path(out_path), *(measure_outputs(Path(out_path)) if measure else ())]
+    return [path for path in paths if path.is_file() and not _ours(path)]
+
+
+def _ours(path: Path) -> bool:
+    try:
+        if path.suffix == ".csv":
+            with path.open(encoding="utf-8") as handle:
+                return handle.readline().startswith(f"# {NOTE[:40]}")
+        descrip = nib.load(str(path)).header["descrip"].tobytes().split(b"\0")[0]
+        return descrip.startswith(b"heart-sr")
+    except (OSError, ValueError, UnicodeDecodeError, ImageFileError):
+        return False
 
 
 def check_measure_outputs(out_path: Path, overwrite: bool) -> None:
