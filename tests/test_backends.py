@@ -262,3 +262,31 @@ def test_a_3d_exports_layout_comes_from_its_metadata_config_or_is_refused():
         with pytest.raises(HeartSRError, match="no readable training config"):
             volume_layout(bad, "m")
     assert training_data({}) is None and training_data({"config": "x = ["}) is None
+
+
+def test_a_new_process_imports_the_compiled_model_and_gets_the_same_result(tmp_path):
+    """OpenVINO's compiled models are kept under $HEART_SR_CACHE/openvino-compiled: the first process compiles and
+    stores one per shape, the next imports it; the results are equal to the bit (a cache that changed a value
+    would be worse than none)."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (the [openvino] extra)")
+    code = (
+        "import sys, numpy as np\n"
+        "from heart_sr_tf.inference.predictor import load_predictor\n"
+        f"p = load_predictor({str(SHIPPED)!r}, 'openvino', 'bfloat16')\n"
+        "lr = np.random.default_rng(0).random((3, 40, 36, 1)).astype(np.float32)\n"
+        "np.save(sys.argv[1], p(lr))\n"
+    )
+    env = {**__import__("os").environ, "HEART_SR_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    results = []
+    for run in ("first", "second"):
+        out = tmp_path / f"{run}.npy"
+        done = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        results.append(np.load(out))
+        if run == "first":
+            blobs = sorted((tmp_path / "cache" / "openvino-compiled").glob("*.blob"))
+            assert len(blobs) == 1 and blobs[0].stat().st_size > 0  # one shape, compiled and stored
+            stored = blobs[0].stat().st_mtime_ns
+    assert results[0].shape == (3, 120, 108, 1) and np.array_equal(results[0], results[1])
+    assert sorted((tmp_path / "cache" / "openvino-compiled").glob("*.blob")) == blobs
+    assert blobs[0].stat().st_mtime_ns == stored  # imported by the second process, not compiled and written again

@@ -133,6 +133,7 @@ def openvino_fn(folder: Path, precision: str, static: bool = True):
     ``int8`` runs its quantised twin (``python cli.py quantize``), whose float parts stay float32."""
     ov = _openvino()
     core = ov.Core()
+    _cache_compiled(core)
     if precision == "int8":
         ir = cached_ir(Path(folder), INT8_KIND)
         if ir is None:
@@ -148,6 +149,20 @@ def openvino_fn(folder: Path, precision: str, static: bool = True):
         return StaticShapes(core, model, config), rank
     request = core.compile_model(model, "CPU", config).create_infer_request()
     return (lambda lr: request.infer({0: lr}, share_inputs=False)[0].copy()), rank
+
+
+def _cache_compiled(core) -> None:
+    """Keep OpenVINO's compiled models under ``$HEART_SR_CACHE/openvino-compiled``: a new process (each `upscale`,
+    each cohort worker) imports a shape's compiled model instead of compiling it again (here 0.08 s against
+    0.2 s a shape). OpenVINO keys each by the model, its settings and the CPU, so a changed model or another
+    machine compiles afresh. Where that folder cannot be made, every process compiles, as before."""
+    folder = cache_root() / "openvino-compiled"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    if os.access(folder, os.W_OK):
+        core.set_property({"CACHE_DIR": str(folder)})
 
 
 class StaticShapes:
