@@ -1,5 +1,6 @@
 """Backends and precisions against TensorFlow float32, tiled against whole-slice inference, the memory bound."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -276,7 +277,7 @@ def test_a_new_process_imports_the_compiled_model_and_gets_the_same_result(tmp_p
         "lr = np.random.default_rng(0).random((3, 40, 36, 1)).astype(np.float32)\n"
         "np.save(sys.argv[1], p(lr))\n"
     )
-    env = {**__import__("os").environ, "HEART_SR_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "HEART_SR_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
     results = []
     for run in ("first", "second"):
         out = tmp_path / f"{run}.npy"

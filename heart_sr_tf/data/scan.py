@@ -105,9 +105,8 @@ class Scan:
         map: the NIfTI ``descrip``, or a derived DICOM series' DerivationDescription), else None."""
         if self.dicom is not None:
             text = str(self.dicom.headers[0][0].get("DerivationDescription", ""))
-        else:
-            text = self.image.header["descrip"].tobytes().split(b"\0")[0].decode("latin-1")
-        return text if text.startswith("heart-sr") else None
+            return text if text.startswith("heart-sr") else None
+        return nifti_made_by_heart_sr(self.image.header)
 
     def label_values(self, most: int = 8) -> np.ndarray | None:
         """The distinct values when the scan holds at most ``most``, all whole numbers, as a label map does
@@ -191,6 +190,12 @@ def read_scan(
     if min_inplane > 1:  # the in-plane size, once the slices are third
         check_volume(path, data, ndims=ndims, min_inplane=min_inplane, allow_nan=allow_nan)
     return Scan(path, data, nib.load(str(path)), slice_axis=axis)
+
+
+def nifti_made_by_heart_sr(header) -> str | None:
+    """What this tool wrote into a NIfTI header's ``descrip`` when the file is one of its outputs, else None."""
+    text = header["descrip"].tobytes().split(b"\0")[0].decode("latin-1")
+    return text if text.startswith("heart-sr") else None
 
 
 def sidecar(path: Path) -> Path:

@@ -39,7 +39,7 @@ from heart_sr_tf.cardiac_metrics import (
 )
 from heart_sr_tf.data.intensity import intensity_window, normalise, padding_mask
 from heart_sr_tf.data.nifti import nifti_suffix, same_kind
-from heart_sr_tf.data.scan import Scan, read_scan
+from heart_sr_tf.data.scan import Scan, nifti_made_by_heart_sr, read_scan
 from heart_sr_tf.data.slices import HR_SIZE, grid_axis
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.progress import progress_bar
@@ -90,8 +90,7 @@ def _ours(path: Path) -> bool:
         if path.suffix == ".csv":
             with path.open(encoding="utf-8") as handle:
                 return handle.readline().startswith(f"# {NOTE[:40]}")
-        descrip = nib.load(str(path)).header["descrip"].tobytes().split(b"\0")[0]
-        return descrip.startswith(b"heart-sr")
+        return nifti_made_by_heart_sr(nib.load(str(path)).header) is not None  # the header only, not the voxels
     except (OSError, ValueError, UnicodeDecodeError, ImageFileError):
         return False
 
