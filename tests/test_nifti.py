@@ -135,3 +135,105 @@ def test_nan_voxels_make_a_scan_unmeasurable_with_the_way_out(tmp_path):
     why = unmeasurable(read_scan(path, allow_nan=True))
     assert why.startswith("2 voxels are NaN (no value), the first at (1, 2, 3, 1)")
     assert why.endswith("or upscale without --measure, which keeps them NaN")
+
+
+def _patched(tmp_path, name, patches=(), sform=(1.5, 1.5, 8.0), pixdim=None):
+    """A small .nii with an sform of spacing ``sform`` and the header's ``pixdim``, then each ``(offset, fmt,
+    *values)`` of ``patches`` packed into its bytes (a corrupt or odd field)."""
+    import struct
+
+    image = nib.Nifti1Image(np.arange(1, 16 * 16 * 4 + 1, dtype=np.float32).reshape(16, 16, 4), np.diag([*sform, 1]))
+    if pixdim is not None:
+        image.header.set_zooms(pixdim)
+    path = tmp_path / f"{name}.nii"
+    nib.save(image, str(path))
+    raw = bytearray(path.read_bytes())
+    for offset, fmt, *values in patches:
+        struct.pack_into(fmt, raw, offset, *values)
+    path.write_bytes(bytes(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, offset, fmt, value, says",
+    [
+        ("datatype", 70, "<h", 999, "data code 999 not recognized"),
+        ("negative_dim", 42, "<h", -5, "OverflowError"),
+        ("offset_in_header", 108, "<f", 10.0, "vox offset 10 too low"),
+    ],
+)
+def test_a_corrupt_header_is_one_line_naming_the_file(tmp_path, capfd, name, offset, fmt, value, says):
+    """A header nibabel cannot read (an unknown datatype code, a negative dimension, data said to start inside the
+    header) used to escape as nibabel's or mmap's traceback: now it is the reader's one line."""
+    from heart_sr_tf.data.scan import read_scan
+
+    path = _patched(tmp_path, name, [(offset, fmt, value)])
+    for read in (load_nifti, read_scan):
+        with pytest.raises(DataError) as info:
+            read(path)
+        message = str(info.value)
+        assert message.startswith(f"{path}: truncated or unreadable NIfTI") and says in message
+        assert "\n" not in message
+    assert capfd.readouterr().err == ""
+
+
+def test_what_nibabel_repairs_in_a_header_is_our_line_naming_the_file(tmp_path, capfd):
+    """nibabel prints its header repairs to stderr itself ("sform_code 9 not valid; setting to 0"), naming no file,
+    before any line of ours: the reader keeps them as the scan's warnings instead, and leaves nibabel's logger as
+    it found it."""
+    from nibabel.imageglobals import logger
+
+    from heart_sr_tf.data.nifti import load_image
+    from heart_sr_tf.data.scan import read_scan
+
+    handlers, propagate = list(logger.handlers), logger.propagate
+    path = _patched(tmp_path, "sform_code", [(254, "<h", 9)])
+    _, notes = load_image(path)
+    assert notes == [f"{path}: nibabel repaired its header on reading: sform_code 9 not valid; setting to 0"]
+    assert read_scan(path).warnings() == notes
+    load_nifti(path)
+    assert capfd.readouterr().err == ""
+    assert logger.handlers == handlers and logger.propagate == propagate
+
+
+def test_a_header_without_voxel_sizes_takes_the_sforms(tmp_path, capfd):
+    """pixdim 0 (nibabel reads it as 1 mm) or NaN beside a true sform: the sform's spacing is the voxel size, in
+    the zooms (volumes, the through-plane factor) and in what an output would state, and a warning says so.
+    Without an sform, pixdim 0 stays nibabel's 1 mm with a warning; NaN is an error."""
+    from heart_sr_tf.data.scan import read_scan
+
+    for name, value in (("zero", 0.0), ("nan", float("nan"))):
+        path = _patched(tmp_path, name, [(80, "<3f", value, value, value)])
+        scan = read_scan(path)
+        assert scan.zooms == pytest.approx((1.5, 1.5, 8.0)), name
+        assert scan.image.header.get_zooms() == pytest.approx((1.5, 1.5, 8.0)), name
+        assert scan.warnings() == [
+            f"{path}: its header's pixdim states no voxel size (0, which nibabel reads as 1, or not a number): the "
+            "sform's spacing is used, 1.5 x 1.5 x 8 mm"
+        ], name
+        _patched(tmp_path, f"{name}_no_sform", [(80, "<3f", value, value, value), (254, "<h", 0)])
+    scan = read_scan(tmp_path / "zero_no_sform.nii")
+    assert scan.zooms == (1.0, 1.0, 1.0)
+    assert scan.warnings() == [
+        f"{tmp_path / 'zero_no_sform.nii'}: its header states no voxel size (pixdim 0), nor does an sform: taken as "
+        "1 mm, as nibabel does; volumes and the slice spacing are then in voxels, not mm"
+    ]
+    with pytest.raises(DataError, match="pixdim is not a number, and no sform states a voxel size: the voxels' size"):
+        read_scan(tmp_path / "nan_no_sform.nii")
+    assert capfd.readouterr().err == ""
+
+
+def test_a_usable_pixdim_is_the_voxel_size_beside_any_sform(tmp_path):
+    """pixdim is the voxel size, as ITK reads it, whatever the sform's spacing: ACDC's files hold a unit sform (a
+    placeholder) beside their true pixdim, and this tool's outputs of them that sform scaled by the grid; neither
+    is a warning. So is a sform that disagrees outright (1.5 x 1.5 x 8 beside pixdim 1 x 2 x 8)."""
+    from heart_sr_tf.data.scan import read_scan
+
+    for name, sform, pixdim in (
+        ("acdc_like", (-1.0, -1.0, 1.0), (1.5625, 1.5625, 10.0)),
+        ("acdc_like_upscaled", (-1 / 3, -1 / 3, 1.0), (1.5625 / 3, 1.5625 / 3, 10.0)),
+        ("disagree", (1.5, 1.5, 8.0), (1.0, 2.0, 8.0)),
+    ):
+        scan = read_scan(_patched(tmp_path, name, sform=sform, pixdim=pixdim))
+        assert scan.zooms == pytest.approx(pixdim), name
+        assert scan.warnings() == [], name

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import zlib
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.imageglobals import logger as nibabel_logger
+from nibabel.spatialimages import HeaderDataError, HeaderTypeError, ImageDataError
 
 from heart_sr_tf.errors import DataError
 
@@ -58,6 +61,88 @@ def zooms_mm(header) -> tuple[float, ...]:
     return tuple(float(z) * (scales[k] if k < 4 else 1.0) for k, z in enumerate(header.get_zooms()))
 
 
+UNREADABLE = (
+    OSError, EOFError, ValueError, OverflowError, zlib.error, nib.filebasedimages.ImageFileError, HeaderDataError,
+    HeaderTypeError, ImageDataError,
+)  # fmt: skip  # what nibabel raises for a file it cannot read (a corrupt header: a datatype code it does not know,
+# a negative dimension, a data offset inside the header)
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING and (line := record.getMessage()) not in self.lines:
+            self.lines.append(line)
+
+
+def load_image(path: Path):
+    """``nib.load``, quietly: the image, and the repairs nibabel made to its header on reading (``sform_code 9 not
+    valid; setting to 0``), which it would print to stderr itself, with no file named, before any line of ours.
+    A file nibabel cannot read at all is a DataError naming it."""
+    path = Path(path)
+    collect, handlers = _Collect(), list(nibabel_logger.handlers)
+    for handler in handlers:
+        nibabel_logger.removeHandler(handler)
+    nibabel_logger.addHandler(collect)
+    propagate, nibabel_logger.propagate = nibabel_logger.propagate, False
+    try:
+        image = nib.load(str(path))
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except UNREADABLE as exc:
+        raise DataError(path, f"truncated or unreadable NIfTI ({type(exc).__name__}: {exc})") from None
+    finally:
+        nibabel_logger.removeHandler(collect)
+        for handler in handlers:
+            nibabel_logger.addHandler(handler)
+        nibabel_logger.propagate = propagate
+    _check_image(path, image)
+    return image, _voxel_sizes(path, image, collect.lines)
+
+
+def _voxel_sizes(path: Path, image, repairs: list[str]) -> list[str]:
+    """The repairs' lines, and the voxel sizes settled: the header's pixdim, unless it states none (0, which
+    nibabel sets to 1, or not a number), when the sform's spacing is taken instead (set in the header, so the
+    output states it too). A usable pixdim is the voxel size whatever the sform's spacing, as ITK reads it: ACDC's
+    files hold a unit sform, a placeholder, beside their true pixdim, and this tool's outputs of them that sform
+    scaled with the grid (a unit sform is no voxel size for the rule above either). Lines name the file."""
+    header = image.header
+    spatial = min(3, len(image.shape))
+    stated = [float(z) for z in header.get_zooms()[:spatial]]
+    placed = None
+    if int(header["sform_code"]) > 0:
+        norms = np.linalg.norm(header.get_sform()[:3, :spatial], axis=0)
+        usable = np.all(np.isfinite(norms)) and np.all(norms > 0) and not np.allclose(norms, 1.0, rtol=0, atol=1e-6)
+        placed = [float(n) for n in norms] if usable else None
+    zeros = [line for line in repairs if "pixdim" in line and "non-zero" in line]  # (nibabel has set them to 1)
+    zero = bool(zeros) and 1.0 in stated  # (a 2D image's third pixdim of 0 is no voxel size of its own)
+    lines = [
+        f"{path}: nibabel repaired its header on reading: {line}" for line in repairs if not (zero and line in zeros)
+    ]
+    to_mm = SPATIAL_TO_MM.get(header.get_xyzt_units()[0], 1.0)
+
+    def mm(sizes) -> str:
+        return " x ".join(f"{z * to_mm:.4g}" for z in sizes) + " mm"
+
+    if not np.all(np.isfinite(stated)) or zero:
+        if placed is not None:
+            header.set_zooms([*placed, *header.get_zooms()[spatial:]])
+            lines.append(
+                f"{path}: its header's pixdim states no voxel size (0, which nibabel reads as 1, or not a number): "
+                f"the sform's spacing is used, {mm(placed)}"
+            )
+        elif zero and np.all(np.isfinite(stated)):
+            lines.append(f"{path}: its header states no voxel size (pixdim 0), nor does an sform: taken as 1 mm, as "
+                         "nibabel does; volumes and the slice spacing are then in voxels, not mm")  # fmt: skip
+        else:
+            raise DataError(path, "its header's pixdim is not a number, and no sform states a voxel size: the "
+                            "voxels' size and place are unknown; fix the header")  # fmt: skip
+    return lines
+
+
 def load_nifti(
     path: Path, ndims: tuple[int, ...] = (3, 4), min_inplane: int = 3, allow_zero: bool = False, allow_nan: bool = False
 ) -> tuple[np.ndarray, tuple]:
@@ -68,10 +153,17 @@ def load_nifti(
     ``min_inplane`` is the smallest in-plane size accepted: one degradation block. ``allow_nan``: NaN voxels (no
     value, as a resampling tool pads outside the field of view) are accepted, for a use that keeps them NaN.
     """
+    image, _ = load_image(path)
+    return image_data(path, image, ndims, min_inplane, allow_zero, allow_nan)
+
+
+def image_data(
+    path: Path, image, ndims: tuple[int, ...] = (3, 4), min_inplane: int = 3, allow_zero: bool = False,
+    allow_nan: bool = False,
+) -> tuple[np.ndarray, tuple]:  # fmt: skip
+    """:func:`load_nifti` of an image loaded already (:func:`load_image`)."""
     path = Path(path)
     try:
-        image = nib.load(str(path))
-        _check_image(path, image)
         with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: refused below
             data = np.asarray(image.dataobj, dtype=np.float32)
         zooms = zooms_mm(image.header)
@@ -79,7 +171,7 @@ def load_nifti(
             data, zooms = data.reshape(data.shape[:4]), zooms[:4]
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as exc:
+    except UNREADABLE as exc:
         raise DataError(path, f"truncated or unreadable NIfTI ({type(exc).__name__}: {exc})") from None
     check_volume(path, data, ndims=ndims, min_inplane=min_inplane, allow_zero=allow_zero, allow_nan=allow_nan)
     return data, zooms

@@ -23,7 +23,7 @@ import numpy as np
 
 from heart_sr_tf.data.dicom import DicomSeries, is_dicom, read_series
 from heart_sr_tf.data.dicom_zip import is_zip_export
-from heart_sr_tf.data.nifti import check_volume, load_nifti, zooms_mm
+from heart_sr_tf.data.nifti import check_volume, image_data, load_image, zooms_mm
 from heart_sr_tf.errors import DataError
 
 
@@ -58,6 +58,7 @@ class Scan:
     image: nib.Nifti1Image
     dicom: DicomSeries | None = None
     slice_axis: int = 2  # where the file keeps the slices (``data`` has them third)
+    header_notes: tuple[str, ...] = ()  # what reading its NIfTI header found (nibabel's repairs, its voxel sizes)
 
     @property
     def zooms(self) -> tuple[float, ...]:
@@ -117,9 +118,11 @@ class Scan:
         return values
 
     def warnings(self) -> list[str]:
-        """The lines to show before upscaling it: a label map given as the scan (:meth:`label_warning`), a single
-        DICOM slice whose depth no header states (:meth:`depth_warning`), NaN voxels (:meth:`nan_note`)."""
-        lines = (self.label_warning(), self.depth_warning(), self.nan_note())
+        """The lines to show before upscaling it: what reading a NIfTI header found (``header_notes``: a header
+        nibabel repaired, voxel sizes it does not state or contradicts), a label map given as the scan
+        (:meth:`label_warning`), a single DICOM slice whose depth no header states (:meth:`depth_warning`), NaN
+        voxels (:meth:`nan_note`)."""
+        lines = (*self.header_notes, self.label_warning(), self.depth_warning(), self.nan_note())
         return [line for line in lines if line is not None]
 
     def nan_note(self) -> str | None:
@@ -181,15 +184,16 @@ def read_scan(
         data = dicom.data[..., 0] if dicom.data.shape[3] == 1 else dicom.data
         check_volume(source, data, ndims=ndims, min_inplane=min_inplane)
         return Scan(path, data, nifti_image(dicom, data), dicom)
-    if series is not None and path.exists():  # (a missing path: load_nifti says so)
+    if series is not None and path.exists():  # (a missing path: load_image says so)
         raise DataError(path, f"series {series} was asked for, but a NIfTI file holds one scan, not DICOM series")
-    data, zooms = load_nifti(path, ndims=ndims, min_inplane=1, allow_nan=allow_nan)
+    image, notes = load_image(path)
+    data, zooms = image_data(path, image, ndims=ndims, min_inplane=1, allow_nan=allow_nan)
     axis = slice_axis(zooms, data.shape) if axis is None or data.ndim < 3 else axis
     if axis != 2:
         data = np.moveaxis(data, axis, 2)
     if min_inplane > 1:  # the in-plane size, once the slices are third
         check_volume(path, data, ndims=ndims, min_inplane=min_inplane, allow_nan=allow_nan)
-    return Scan(path, data, nib.load(str(path)), slice_axis=axis)
+    return Scan(path, data, image, slice_axis=axis, header_notes=tuple(notes))
 
 
 def nifti_made_by_heart_sr(header) -> str | None:
