@@ -207,6 +207,46 @@ def test_mixed_sizes_a_gap_a_duplicate_and_a_missing_phase_are_refused(tmp_path)
     assert "different numbers of phases" in _bad(tmp_path / "d", missing, shape=(12, 10, 3, 2))
 
 
+def test_a_damaged_or_empty_image_file_is_refused_by_name_not_left_out(tmp_path):
+    """A file cut short in a copy (pydicom reads its header up to where it ends, without Rows and Columns) or left
+    empty was skipped as "not DICOM", so the series was read without that image: an "incomplete series" at best,
+    a missing end slice at worst. Now it is named; a text file beside the series still is no DICOM to mind."""
+    files = write_cine(tmp_path / "cut", Cine(_values((12, 10, 3, 2))))
+    (tmp_path / "cut" / "notes.txt").write_text("acquired on the 3T")
+    assert read_series(tmp_path / "cut").data.shape == (12, 10, 3, 2)
+    whole = files[-1].read_bytes()
+    for length, says in (
+        (400, "its file meta says MR Image Storage, but it holds no Rows and Columns (cut short?)"),
+        (0, "an empty file where DICOM images lie (a copy that never finished?)"),
+    ):
+        files[-1].write_bytes(whole[:length])
+        with pytest.raises(DataError) as error:
+            read_scan(tmp_path / "cut")
+        assert str(error.value) == (
+            f"{files[-1]}: a damaged DICOM file: {says}; replace it from the scanner's export, or remove it if it is "
+            "no image of the series"
+        )
+
+
+def test_a_rescale_slope_of_zero_is_refused_not_read_as_one(tmp_path):
+    """RescaleSlope 0 makes every pixel the intercept; it used to be read as 1, values nobody stated. An empty
+    slope is still 1."""
+
+    def zero(z, t, ds):
+        if z == 1:
+            ds.RescaleSlope = "0"
+
+    assert "its RescaleSlope is '0': the pixels' values cannot be known from it" in _bad(tmp_path / "zero", zero)
+    values = _values((12, 10, 2, 2))
+
+    def empty(z, t, ds):
+        ds.RescaleSlope, ds.RescaleIntercept = None, None
+
+    write_cine(tmp_path / "empty", Cine(values), edit=empty)
+    stored = (values + 10.0) / 2.0
+    assert np.array_equal(read_series(tmp_path / "empty").data, stored)
+
+
 @pytest.mark.parametrize("syntax", ["JPEGLSLossless", "JPEGLSNearLossless"])
 def test_a_jpeg_ls_series_reads_as_it_was_written(tmp_path, syntax):
     """JPEG-LS, which some PACS archives store in, reads through pylibjpeg-libjpeg (a dependency): lossless value for

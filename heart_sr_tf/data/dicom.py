@@ -91,6 +91,15 @@ def is_dicom(path: Path) -> bool:
     return start[128:132] == b"DICM" or _raw_dataset(start)
 
 
+def _has_marker(path: Path) -> bool:
+    """A file with DICOM's ``DICM`` marker after the 128-byte preamble."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
 # A DICOM file without the Part 10 preamble and file meta (a "raw" dataset, as some older scanners, archives and
 # tools write) begins with its first element's tag: group 0x0002 (file meta without the preamble) or 0x0008
 # (identification, the first group of any image), little endian, with an even element number.
@@ -252,24 +261,33 @@ def _listed_series(files: list[Path], apart: list[str], latest: bool = False) ->
     return sorted(entries, key=lambda e: (e.number is None, e.number or 0, e.patient, e.description, e.uid))
 
 
-def _headers(files: list[Path]) -> tuple[list, list]:
-    """``(file, header)`` of each DICOM image among ``files`` (pixel data not read), and what the other DICOM
-    objects are; files that are not DICOM are left out."""
+def _headers(files: list[Path]) -> tuple[list, list, list]:
+    """``(file, header)`` of each DICOM image among ``files`` (pixel data not read), what the other DICOM objects
+    are, and ``(file, why)`` of each damaged one: it carries DICOM's ``DICM`` marker but its header cannot be read,
+    or it is an image whose header ends before its size (cut short in a copy, say: pydicom reads what is there
+    and stops). Other files that are not DICOM are left out (a raw dataset's first bytes are too
+    weak a sign to call a file that fails to read a damaged DICOM one)."""
     from pydicom.errors import InvalidDicomError
 
-    images, others = [], []
+    images, others, damaged = [], [], []
     for file in files:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ds = _dcmread(file, stop_before_pixels=True)
-        except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
+        except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            if _has_marker(file):
+                damaged.append((file, f"its header cannot be read ({type(exc).__name__}: {exc})"))
+            elif _empty_image_file(file):
+                damaged.append((file, "an empty file where DICOM images lie (a copy that never finished?)"))
             continue
         if _is_image(ds):
             images.append((file, ds))
+        elif (storage := _stored_image_class(ds)) is not None:  # (pydicom reads up to where the file ends)
+            damaged.append((file, f"its file meta says {storage}, but it holds no Rows and Columns (cut short?)"))
         else:
             others.append(_kind(ds))
-    return images, others
+    return images, others, damaged
 
 
 def _image_headers(path: Path) -> list:
@@ -283,7 +301,13 @@ def _image_headers(path: Path) -> list:
     files = (
         sorted(p for p in under.rglob("*") if p.is_file() and not p.name.startswith(".")) if under.is_dir() else [path]
     )
-    found, others = _headers(files)
+    found, others, damaged = _headers(files)
+    if damaged:  # perhaps an image of the series: read without it, a slice or phase would be missing
+        (file, why), more = damaged[0], f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+        raise DataError(
+            file, f"a damaged DICOM file{more}: {why}; replace it from the scanner's "
+            "export, or remove it if it is no image of the series"
+        )  # fmt: skip
     images = []
     for file, ds in found:
         images += _frames_of(file, ds) if int(ds.get("NumberOfFrames") or 1) > 1 else [(file, ds)]
@@ -321,6 +345,22 @@ def _is_image(ds) -> bool:
     segmentation's labels or a parametric map's values)."""
     image = "Rows" in ds and "Columns" in ds and "DirectoryRecordSequence" not in ds
     return image and str(ds.get("SOPClassUID", "")) not in NOT_IMAGES
+
+
+def _empty_image_file(path: Path) -> bool:
+    """An empty file named as DICOM images are (no suffix, ``.dcm`` or ``.ima``, as scanners export them)."""
+    try:
+        return path.stat().st_size == 0 and path.suffix.lower() in ("", ".dcm", ".ima")
+    except OSError:
+        return False
+
+
+def _stored_image_class(ds) -> str | None:
+    """The name of the image storage class a dataset's file meta declares (MediaStorageSOPClassUID: "MR Image
+    Storage"), else None: an object that is no image (_is_image) yet says it stores one is damaged."""
+    uid = ds.file_meta.get("MediaStorageSOPClassUID") if hasattr(ds, "file_meta") else None
+    name = getattr(uid, "name", "") or ""
+    return name if "Image Storage" in name and str(uid) not in NOT_IMAGES else None
 
 
 def _kind(ds) -> str:
@@ -528,9 +568,24 @@ def _pixels(file: Path, header, frames: dict) -> np.ndarray:
         pixels = frames[file][frame]
     if pixels.ndim != 2:
         raise DataError(file, f"pixel data of shape {pixels.shape}: a cine image is one channel, one frame")
-    slope = float(header.get("RescaleSlope", 1) or 1)
-    intercept = float(header.get("RescaleIntercept", 0) or 0)
+    slope, intercept = rescale(file, header)
     return (pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)).T
+
+
+def rescale(file, header) -> tuple[float, float]:
+    """RescaleSlope and RescaleIntercept (1 and 0 when absent or empty). A slope of 0 would make every pixel the
+    intercept, and one that is not finite no value at all: an error naming the file, not a guess."""
+    values = []
+    for name, default in (("RescaleSlope", 1.0), ("RescaleIntercept", 0.0)):
+        value = header.get(name)
+        try:
+            number = default if value is None or str(value).strip() == "" else float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not np.isfinite(number) or (name == "RescaleSlope" and number == 0):
+            raise DataError(file, f"its {name} is {str(value)!r}: the pixels' values cannot be known from it")
+        values.append(number)
+    return values[0], values[1]
 
 
 def _decoded(file: Path, count: int = 1) -> np.ndarray:

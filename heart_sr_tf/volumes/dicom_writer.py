@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from heart_sr_tf.data.dicom import DicomSeries
+from heart_sr_tf.data.dicom import DicomSeries, rescale
 from heart_sr_tf.errors import DataError, HeartSRError, os_reason
 from heart_sr_tf.volumes.grid import OutputGrid
 
@@ -118,14 +118,11 @@ def write_dicom_series(
             for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue", "IconImageSequence"):
                 if keyword in ds:
                     delattr(ds, keyword)
-            pixels, slope, intercept = _stored(template, data[:, :, k, t])
+            pixels, slope, intercept = _stored(series.path, template, data[:, :, k, t])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ds.set_pixel_data(pixels, _photometric(template), int(template.BitsStored))
-            if (slope, intercept) != (
-                float(template.get("RescaleSlope", 1) or 1),
-                float(template.get("RescaleIntercept", 0) or 0),
-            ):
+            if (slope, intercept) != rescale(series.path, template):
                 ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
             ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
             sources = series.headers[below : below + (2 if inside else 1)]  # the input slices it lies between
@@ -191,13 +188,12 @@ def _slice_locations(series: DicomSeries, positions: np.ndarray):
     return values[base] + (positions - base) * gap
 
 
-def _stored(template, values: np.ndarray) -> tuple[np.ndarray, float, float]:
+def _stored(source: Path, template, values: np.ndarray) -> tuple[np.ndarray, float, float]:
     """``values[x, y]`` in real units -> the template's stored pixel type ``[rows, columns]``, with the slope and
     intercept that read them back: the template's own, unless the values do not fit its range (a series scaled
     image by image, e.g. a slice made between two differently scaled ones); then a coarser slope that holds them,
     never a clipped value."""
-    slope = float(template.get("RescaleSlope", 1) or 1)
-    intercept = float(template.get("RescaleIntercept", 0) or 0)
+    slope, intercept = rescale(source, template)
     bits, signed = int(template.BitsStored), int(template.get("PixelRepresentation", 0)) == 1
     dtype = {(8, False): np.uint8, (8, True): np.int8, (16, False): np.uint16, (16, True): np.int16}[
         (8 if int(template.BitsAllocated) == 8 else 16, signed)
