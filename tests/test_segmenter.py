@@ -431,6 +431,25 @@ def test_upscale_measure_takes_the_height_and_weight_a_nifti_scan_lacks(tiny_exp
         assert len(refused.stderr.strip().splitlines()) == 1 and not bad.exists()
 
 
+def test_options_that_would_be_ignored_are_refused_before_any_work(tiny_export, short_cine, tmp_path):
+    """--segmenter without --measure and --scale with a local model were silently ignored: a model of another
+    scale ran, a segmenter named for nothing. Now --scale is checked against the local model as against a
+    server's, and each misplaced option is one line, nothing written."""
+    out = tmp_path / "out.nii.gz"
+    args = ("--model", tiny_export, "--backend", "tensorflow", "--precision", "float32", "--quiet")
+    for command, extra, message in [
+        ("upscale", ("--segmenter", "segmenter"), "--segmenter goes with --measure (it segments the result)"),
+        ("upscale", ("--scale", "5"), f"{tiny_export}: the model upscales x3, not x5 as --scale says"),
+        ("upscale", ("--scale", "3", "--through-plane"), "--scale goes with the in-plane model"),
+        ("cohort", ("--segmenter", "segmenter"), "--segmenter goes with --measure (it segments each result)"),
+    ]:
+        where = ("--out-dir", tmp_path / "cohort") if command == "cohort" else (out,)
+        refused = run_cli(command, short_cine, *where, *args, *extra)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
+    assert run_cli("upscale", short_cine, out, *args, "--scale", "3").returncode == 0
+
+
 def test_a_segmenter_and_a_super_resolution_model_given_for_each_other_are_named(tiny_export, short_cine, tmp_path):
     out = tmp_path / "up.nii.gz"
     swapped = run_cli("upscale", short_cine, out, "--model", "segmenter", "--quiet")

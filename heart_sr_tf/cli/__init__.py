@@ -349,7 +349,8 @@ def export(**options):
 @click.option(
     "--scale",
     type=click.IntRange(min=2),
-    help="Scale the served model must have (--server); it is learnt from one small request and checked.",
+    help="Scale the in-plane model must have, checked before any work (a served one's is learnt from one small "
+    "request).",
 )
 @click.option(
     "--batch-size",

@@ -33,6 +33,8 @@ def cohort(
     through_plane = through_plane or through_plane_model is not None
     if in_plane and not through_plane:
         raise UsageError("--in-plane goes with --through-plane (in-plane alone is the default)")
+    if segmenter is not None and not measure:
+        raise UsageError("--segmenter goes with --measure (it segments each result)")
     if workers < 1:
         raise UsageError(f"--workers: must be at least 1, got {workers}")
     out_dir = Path(out_dir)

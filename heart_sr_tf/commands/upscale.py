@@ -30,6 +30,10 @@ def upscale_scan(
     body = given_body(height_cm, weight_kg, "upscale", ("--height-cm", "--weight-kg"))  # before any work
     if body is not None and not measure:
         raise UsageError("--height-cm and --weight-kg go with --measure")
+    if scale is not None and across_slices and not in_plane:
+        raise UsageError("--scale goes with the in-plane model (--model or --server), not across the slices alone")
+    if segmenter is not None and not measure:
+        raise UsageError("--segmenter goes with --measure (it segments the result)")
     if slice_thickness is not None and not across_slices:
         raise UsageError("--slice-thickness goes with --through-plane (it chooses the model across the slices)")
     if (
@@ -105,6 +109,10 @@ def upscale_scan(
             )
         else:
             predictor = load_model(model, backend, precision)
+            if scale is not None and predictor.scale != scale:  # before any work, as for a server
+                raise HeartSRError(
+                    f"{predictor.source}: the model upscales x{predictor.scale}, not x{scale} as --scale says"
+                )
             echo(
                 f"model: {predictor.source}, trained for {predictor.degradation.describe()}; "
                 f"{predictor.backend}, {predictor.precision}"
