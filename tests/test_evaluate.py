@@ -248,3 +248,16 @@ def test_evaluate_writes_only_where_it_wrote_before(tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(DataError, match="is a file; --out is a folder"):
         check_out(tmp_path / "afile")
+
+
+def test_options_evaluate_would_ignore_are_refused(tiny_export, phantom_tfds, tmp_path):
+    """--segmenter without --clinical and --patients without --cine-dir used to be ignored: the figures came out
+    without the segmentation or on other patients than asked, and nothing said so. Each is one line, nothing
+    written."""
+    for extra, message in [
+        (("--segmenter", "segmenter"), "--segmenter: goes with --clinical (it segments the frames --clinical"),
+        (("--patients", "patient101"), "--patients: goes with --cine-dir (it picks the whole cines to score)"),
+    ]:
+        result = run_cli("evaluate", tiny_export, "--data-dir", phantom_tfds, "--out", tmp_path / "out", *extra)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "out").exists()

@@ -49,8 +49,6 @@ def cohort(
     picked = series or SeriesFilter()
     notes: list[str] = []
     jobs = find_jobs(inputs, out_dir, quiet, dicom_out, picked, notes)
-    if segmenter is not None and not measure:
-        raise UsageError("--segmenter goes with --measure")
     measured_by = _check_measure(jobs, segmenter) if measure else None
     if measure and through_plane:
         from heart_sr_tf.volumes.measure import THROUGH_PLANE_CAUTION

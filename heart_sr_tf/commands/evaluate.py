@@ -33,6 +33,10 @@ def evaluate_model(
 
     if acquisition_ladder and not clinical:
         raise HeartSRError("--acquisition-ladder: goes with --clinical (it places the model's clinical figures)")
+    if segmenter and not clinical:
+        raise HeartSRError("--segmenter: goes with --clinical (it segments the frames --clinical measures)")
+    if patients is not None and not cine_dirs:
+        raise HeartSRError("--patients: goes with --cine-dir (it picks the whole cines to score)")
     given = {
         "--acdc-dir": acdc_dir,
         "--data-dir": data_dir,
