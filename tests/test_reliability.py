@@ -275,6 +275,15 @@ def test_a_run_name_that_is_a_path_is_refused_before_any_work(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_an_export_name_that_is_a_path_is_refused_before_any_work(tiny_run, tmp_path):
+    """export --name is TF Serving's model folder under --out: '../x' wrote the export beside --out, 'a/b' nested
+    it. Refused as a run's --name is, nothing written."""
+    for name in ("../outside", "a/b", ".", ".."):
+        result = _cli("export", tiny_run, "--out", tmp_path / "models", "--name", name)
+        _one_error_line(result, f"--name {name!r}: the model's name, one folder under --out")
+    assert not list(tmp_path.iterdir())
+
+
 def test_export_takes_the_run_name_and_never_adds_to_another_model(tiny_run, tmp_path):
     result = _cli("export", tiny_run, "--out", tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

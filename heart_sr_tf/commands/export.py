@@ -16,6 +16,10 @@ def export_model(run_dir, name, version, out, data_consistency, self_ensemble, p
     from heart_sr_tf.inference.predictor import load_run
     from heart_sr_tf.training.runs import is_run_folder
 
+    if name is not None:  # before any work: a name with a / would write the export outside --out
+        from heart_sr_tf.names import check_folder_name
+
+        check_folder_name(name, "--name", "the model's name, one folder under --out (TF Serving's model folder)")
     source = find_model(run_dir)
     if step is not None and not is_run_folder(source):
         from heart_sr_tf.errors import HeartSRError

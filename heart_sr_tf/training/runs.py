@@ -8,13 +8,13 @@ dataset it trains on), optionally ``init_from`` (the run or export its generator
 from __future__ import annotations
 
 import csv
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from heart_sr_tf.config import CONFIG_CLASSES, SRGANConfig, WGANConfig, dump_toml, load_config
 from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.names import check_folder_name
 
 CSV_FIELDS = (
     "step",
@@ -98,10 +98,7 @@ class Run:
         init_from: Path | None = None,
     ) -> Run:
         name = name or time.strftime(f"{kind}-%Y%m%d-%H%M%S")
-        if name in (".", "..") or any(sep in name for sep in ("/", "\\", os.sep)) or name != name.strip():
-            raise HeartSRError(
-                f"--name {name!r}: a run's name, one folder under the runs folder (no / and not . or ..)"
-            )
+        check_folder_name(name, "--name", "a run's name, one folder under the runs folder")
         folder = Path(root) / name
         check_new_run(folder)
         folder.mkdir(parents=True, exist_ok=True)
