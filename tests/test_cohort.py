@@ -393,6 +393,27 @@ def test_a_manifest_gives_height_and_weight_for_nifti_scans(tmp_path):
             find_jobs(str(manifest), tmp_path / "out")
 
 
+def test_a_manifest_that_would_be_misread_is_one_line_naming_it(tmp_path):
+    """A decimal comma in a comma-separated manifest ("172,5") shifted every cell after it: height 172, weight 5 kg
+    (a patient's, so no check caught it), the real weight dropped. A column "height" for "height_cm" was left out
+    unsaid, and a manifest without rows started a cluster for nothing. Each is now one line; a column of the
+    lab's own ("notes") and fewer cells than columns are still fine."""
+    (tmp_path / "a.nii.gz").write_text("")
+    manifest = tmp_path / "m.csv"
+    for text, message in [
+        ("input,height_cm,weight_kg\na.nii.gz,172,5,81\n", "m.csv:2: 4 cells, but the header names 3 columns: a value "
+         "holding the separator ',' (a decimal comma, a path with a comma)? quote it or use ';'"),
+        ("input,height,weight_kg\na.nii.gz,172,81\n", "m.csv: column 'height' is not read; did you mean 'height_cm'?"),
+        ("input,output\n,\n", "m.csv: a manifest without rows: no scan to upscale"),
+    ]:  # fmt: skip
+        manifest.write_text(text)
+        with pytest.raises(HeartSRError, match=re.escape(message)):
+            find_jobs(str(manifest), tmp_path / "out")
+    manifest.write_text('input,height_cm,weight_kg,notes,patient,patient_id\na.nii.gz,"172,5",81,site 2\n')
+    (job,) = find_jobs(str(manifest), tmp_path / "out")
+    assert job.body == pytest.approx((1.725, 81.0))
+
+
 def test_a_manifest_gives_the_slice_thickness_and_a_sidecar_counts_in_the_state(tmp_path):
     """A manifest's ``slice_thickness_mm`` (for --through-plane, before the header's) is read as a positive number
     in mm (a comma as the decimal mark too), and a change of it makes the result out of date; so does a NIfTI's

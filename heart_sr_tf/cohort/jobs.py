@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import glob
 import io
 import os
@@ -298,10 +299,16 @@ def _output_name(relative: Path) -> Path:
     return relative.with_name(name + ".nii.gz")
 
 
+MANIFEST_COLUMNS = ("input", "output", "patient", "series", "height_cm", "weight_kg", "slice_thickness_mm")
+
+
 def read_manifest(path: Path) -> list[tuple[int, dict[str, str]]]:
     """A CSV manifest's rows with their line numbers, as spreadsheets save them: a UTF-8 byte-order mark (Excel's
     "CSV UTF-8"), columns separated by commas, semicolons (where the decimal mark is a comma) or tabs, column
-    names in any case; rows with every cell empty (a spreadsheet's trailing lines) left out."""
+    names in any case; rows with every cell empty (a spreadsheet's trailing lines) left out. Refused in one line: a
+    column whose name is a near miss of one read (its values would be left out unsaid), a row with more cells than
+    the header has columns (a separator inside a value shifts every cell after it: "170,5" for a height), and no
+    row at all."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -318,15 +325,26 @@ def read_manifest(path: Path) -> list[tuple[int, dict[str, str]]]:
     if not table or "input" not in (names := [c.strip().lower() for c in table[0][1]]):
         found = ", ".join(repr(c) for c in (table[0][1] if table else []))
         raise HeartSRError(
-            f"{path}: a manifest needs an 'input' column (and optionally 'output', 'patient', 'series', "
-            "'height_cm', 'weight_kg', 'slice_thickness_mm'); "
-            f"found {found or 'no column'}"
+            f"{path}: a manifest needs an 'input' column (and optionally "
+            f"{', '.join(repr(c) for c in MANIFEST_COLUMNS[1:])}); found {found or 'no column'}"
         )
-    return [
-        (number, {name: cell.strip() for name, cell in zip(names, row)})
-        for number, row in table[1:]
-        if any(cell.strip() for cell in row)
-    ]
+    for name in names:  # a near miss of a column read ("height" for "height_cm") would be left out unsaid
+        close = difflib.get_close_matches(name, MANIFEST_COLUMNS, n=1, cutoff=0.6)
+        if name not in MANIFEST_COLUMNS and close and close[0] not in names:
+            raise HeartSRError(f"{path}: column {name!r} is not read; did you mean {close[0]!r}?")
+    rows = []
+    for number, row in table[1:]:
+        if not any(cell.strip() for cell in row):
+            continue
+        if any(cell.strip() for cell in row[len(names) :]):  # a comma inside a value: the cells after it shift
+            raise HeartSRError(
+                f"{path}:{number}: {len(row)} cells, but the header names {len(names)} columns: a value holding "
+                f"the separator {delimiter!r} (a decimal comma, a path with a comma)? quote it or use ';'"
+            )
+        rows.append((number, {name: cell.strip() for name, cell in zip(names, row)}))
+    if not rows:
+        raise HeartSRError(f"{path}: a manifest without rows: no scan to upscale")
+    return rows
 
 
 def input_state(path: Path, leave_out: Path | None = None) -> str:
