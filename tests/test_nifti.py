@@ -237,3 +237,24 @@ def test_a_usable_pixdim_is_the_voxel_size_beside_any_sform(tmp_path):
         scan = read_scan(_patched(tmp_path, name, sform=sform, pixdim=pixdim))
         assert scan.zooms == pytest.approx(pixdim), name
         assert scan.warnings() == [], name
+
+
+def test_header_repairs_are_kept_apart_when_threads_read_at_once(tmp_path):
+    """ACDC and a lab's scans are read by a pool of threads: each file gets its own repairs, none another's, and
+    nibabel's logger ends as it began."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nibabel.imageglobals import logger
+
+    from heart_sr_tf.data.nifti import load_image
+
+    handlers = list(logger.handlers)
+    repaired = _patched(tmp_path, "repaired", [(254, "<h", 9)])
+    clean = _patched(tmp_path, "clean")
+    paths = [repaired, clean] * 16
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        notes = list(pool.map(lambda path: load_image(path)[1], paths))
+    for path, lines in zip(paths, notes):
+        assert lines == ([f"{path}: nibabel repaired its header on reading: sform_code 9 not valid; setting to 0"]
+                         if path == repaired else [])  # fmt: skip
+    assert logger.handlers == handlers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import zlib
 from pathlib import Path
 
@@ -68,6 +69,9 @@ UNREADABLE = (
 # a negative dimension, a data offset inside the header)
 
 
+_NIBABEL_LOGGER = threading.Lock()
+
+
 class _Collect(logging.Handler):
     def __init__(self):
         super().__init__()
@@ -83,22 +87,24 @@ def load_image(path: Path):
     valid; setting to 0``), which it would print to stderr itself, with no file named, before any line of ours.
     A file nibabel cannot read at all is a DataError naming it."""
     path = Path(path)
-    collect, handlers = _Collect(), list(nibabel_logger.handlers)
-    for handler in handlers:
-        nibabel_logger.removeHandler(handler)
-    nibabel_logger.addHandler(collect)
-    propagate, nibabel_logger.propagate = nibabel_logger.propagate, False
-    try:
-        image = nib.load(str(path))
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    except UNREADABLE as exc:
-        raise DataError(path, f"truncated or unreadable NIfTI ({type(exc).__name__}: {exc})") from None
-    finally:
-        nibabel_logger.removeHandler(collect)
+    collect = _Collect()
+    with _NIBABEL_LOGGER:  # one reader at a time swaps the logger's handlers (ACDC and scans are read by threads)
+        handlers = list(nibabel_logger.handlers)
         for handler in handlers:
-            nibabel_logger.addHandler(handler)
-        nibabel_logger.propagate = propagate
+            nibabel_logger.removeHandler(handler)
+        nibabel_logger.addHandler(collect)
+        propagate, nibabel_logger.propagate = nibabel_logger.propagate, False
+        try:
+            image = nib.load(str(path))  # (the header only: the voxels are read later, outside the lock)
+        except FileNotFoundError:
+            raise DataError(path, "file not found") from None
+        except UNREADABLE as exc:
+            raise DataError(path, f"truncated or unreadable NIfTI ({type(exc).__name__}: {exc})") from None
+        finally:
+            nibabel_logger.removeHandler(collect)
+            for handler in handlers:
+                nibabel_logger.addHandler(handler)
+            nibabel_logger.propagate = propagate
     _check_image(path, image)
     return image, _voxel_sizes(path, image, collect.lines)
 
