@@ -2,6 +2,7 @@
 outputs as ``upscale``, a re-run that skips everything, and a worker killed mid-run."""
 
 import csv
+import gzip
 import os
 import re
 import signal
@@ -636,3 +637,8 @@ def test_a_cohort_never_replaces_a_file_it_did_not_write(cohort_inputs, tmp_path
     assert redone.shape[:2] == (180, 180) and foreign_outputs(out / "p001.nii.gz") == []
     (out / "p002_volumes.csv").write_text("mine\n")
     assert foreign_outputs(out / "p002.nii.gz", measure=True) == [out / "p002.nii.gz", out / "p002_volumes.csv"]
+    header = bytearray((out / "p001.nii.gz").read_bytes())  # a NIfTI whose header nibabel cannot read is foreign
+    (out / "bad.nii").write_bytes(
+        gzip.decompress(bytes(header))[:70] + b"\xe7\x03" + gzip.decompress(bytes(header))[72:]
+    )
+    assert foreign_outputs(out / "bad.nii") == [out / "bad.nii"]

@@ -24,7 +24,6 @@ from pathlib import Path
 import cv2
 import nibabel as nib
 import numpy as np
-from nibabel.filebasedimages import ImageFileError
 
 from heart_sr_tf.cardiac_metrics import (
     KEPT_WARNING,
@@ -38,10 +37,10 @@ from heart_sr_tf.cardiac_metrics import (
     wall_thickness_mm,
 )
 from heart_sr_tf.data.intensity import intensity_window, normalise, padding_mask
-from heart_sr_tf.data.nifti import nifti_suffix, same_kind
+from heart_sr_tf.data.nifti import load_image, nifti_suffix, same_kind
 from heart_sr_tf.data.scan import Scan, nifti_made_by_heart_sr, read_scan
 from heart_sr_tf.data.slices import HR_SIZE, grid_axis
-from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.errors import DataError, HeartSRError
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.volumes.dicom_seg import seg_output, write_dicom_seg
 from heart_sr_tf.volumes.dicom_sr import remove_report, sr_output, write_dicom_sr
@@ -90,8 +89,8 @@ def _ours(path: Path) -> bool:
         if path.suffix == ".csv":
             with path.open(encoding="utf-8") as handle:
                 return handle.readline().startswith(f"# {NOTE[:40]}")
-        return nifti_made_by_heart_sr(nib.load(str(path)).header) is not None  # the header only, not the voxels
-    except (OSError, ValueError, UnicodeDecodeError, ImageFileError):
+        return nifti_made_by_heart_sr(load_image(path)[0].header) is not None  # the header only, not the voxels
+    except (OSError, ValueError, UnicodeDecodeError, DataError):  # (unreadable: no output of ours)
         return False
 
 
