@@ -77,6 +77,23 @@ def test_each_series_of_a_flat_study_is_a_scan_with_its_own_output(study, tmp_pa
     ]
 
 
+def test_a_series_folder_with_a_series_folder_inside_is_two_scans_each_read_alone(tmp_path):
+    """``sax/`` holds a series and ``sax/sr/`` another (an earlier ``upscale sax sax/sr/``, or a lab's own layout):
+    both are scans, and ``sax`` used to be read with everything below it, two series, so its scan failed ("2 image
+    series here"). Its one series is now named, and each scan reads as written."""
+    outer, inner = Cine(_values(4)), Cine(_values(5, (10, 12, 2, 2)), series_number=1007, description="inner")
+    write_cine(tmp_path / "sax", outer)
+    write_cine(tmp_path / "sax" / "sr", inner, study_uid=outer.study_uid)
+    jobs = find_jobs(str(tmp_path / "sax"), tmp_path / "out")
+    assert [(job.input.name, job.output.relative_to(tmp_path / "out").as_posix()) for job in jobs] == [
+        ("sax", "sax.nii.gz"),
+        ("sr", "sr.nii.gz"),
+    ]
+    assert jobs[0].series is not None and jobs[1].series is None
+    for job, values in zip(jobs, (outer.values, inner.values), strict=True):
+        assert np.array_equal(read_scan(job.source).data, values)
+
+
 def test_a_folder_of_several_patients_studies_and_a_manifests_series_column(tmp_path):
     flat = tmp_path / "flat"
 

@@ -205,10 +205,12 @@ def _jobs_of(scan: Path, output: Path, entries: list[SeriesEntry] | None, latest
     """A NIfTI file's job; a DICOM folder's (its ``entries``): one, or one per image series when it holds several
     (each written into a folder named as ``output`` without its extension); none when it holds no image (a
     DICOMDIR). With ``latest``, a folder's one stack names its series: the folder may hold one left out of it (a
-    slice acquired again)."""
+    slice acquired again). So does a folder's one series when a folder inside it holds DICOM files too: that is a
+    scan of its own, and a folder is read with everything below it (an earlier ``upscale IN IN/sr/``'s derived
+    series would make two)."""
     if entries is None:
         return [Job(scan, output)]
-    if len(entries) == 1 and latest and len(entries[0].uids) > 1:
+    if len(entries) == 1 and (latest and len(entries[0].uids) > 1 or _holds_nested_series(scan)):
         (label,) = series_labels(entries)
         entry = entries[0]
         return [Job(scan, output, None, entry.uid, label, description=entry.description, patient_id=entry.patient)]
@@ -283,6 +285,15 @@ def _scans_under(root: Path, out_dir: Path | None) -> list[Path]:
             scans.append(folder)
         scans += sorted(p for p in folder.iterdir() if kept(p) and _is_file_scan(p))
     return scans
+
+
+def _holds_nested_series(folder: Path) -> bool:
+    """A folder with a folder below it (not hidden) that directly holds DICOM files."""
+    return folder.is_dir() and any(
+        _holds_dicom_files(sub)
+        for sub in folder.rglob("*")
+        if sub.is_dir() and not any(part.startswith(".") for part in sub.relative_to(folder).parts)
+    )
 
 
 def _is_file_scan(path: Path) -> bool:
