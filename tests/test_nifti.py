@@ -258,3 +258,19 @@ def test_header_repairs_are_kept_apart_when_threads_read_at_once(tmp_path):
         assert lines == ([f"{path}: nibabel repaired its header on reading: sform_code 9 not valid; setting to 0"]
                          if path == repaired else [])  # fmt: skip
     assert logger.handlers == handlers
+
+
+def test_a_file_named_against_its_compression_is_told_how_to_name_it(tmp_path):
+    """nibabel goes by the name: a .nii.gz that is not gzip-compressed, or a gzip stream named .nii, is
+    unreadable to it; the line says which name it needs."""
+    import gzip
+
+    plain = _patched(tmp_path, "scan")
+    (tmp_path / "plain.nii.gz").write_bytes(plain.read_bytes())
+    (tmp_path / "packed.nii").write_bytes(gzip.compress(plain.read_bytes()))
+    for name, hint in (("plain.nii.gz", "it is not gzip-compressed: name it plain.nii"),
+                       ("packed.nii", "it is gzip-compressed: name it packed.nii.gz")):  # fmt: skip
+        with pytest.raises(DataError) as info:
+            load_nifti(tmp_path / name)
+        message = str(info.value)
+        assert message.startswith(f"{tmp_path / name}: truncated or unreadable NIfTI") and message.endswith(hint)

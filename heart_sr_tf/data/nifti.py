@@ -99,7 +99,9 @@ def load_image(path: Path):
         except FileNotFoundError:
             raise DataError(path, "file not found") from None
         except UNREADABLE as exc:
-            raise DataError(path, f"truncated or unreadable NIfTI ({type(exc).__name__}: {exc})") from None
+            raise DataError(
+                path, f"truncated or unreadable NIfTI ({type(exc).__name__}: {exc}){_misnamed(path)}"
+            ) from None
         finally:
             nibabel_logger.removeHandler(collect)
             for handler in handlers:
@@ -107,6 +109,21 @@ def load_image(path: Path):
             nibabel_logger.propagate = propagate
     _check_image(path, image)
     return image, _voxel_sizes(path, image, collect.lines)
+
+
+def _misnamed(path: Path) -> str:
+    """The hint for a file whose name says the opposite of its compression (nibabel goes by the name): a ``.gz``
+    that is not gzip, or a gzip stream named ``.nii``."""
+    try:
+        with open(path, "rb") as handle:
+            gzipped = handle.read(2) == b"\x1f\x8b"
+    except OSError:
+        return ""
+    if is_gzip_name(path) and not gzipped:
+        return f"; it is not gzip-compressed: name it {path.name[:-3]}"
+    if not is_gzip_name(path) and gzipped and nifti_suffix(path) is not None:
+        return f"; it is gzip-compressed: name it {path.name}.gz"
+    return ""
 
 
 def _voxel_sizes(path: Path, image, repairs: list[str]) -> list[str]:
