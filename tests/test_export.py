@@ -85,8 +85,11 @@ def test_export_cli(tiny_run, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     meta = json.loads((tmp_path / "srgan" / "1" / "assets.extra" / METADATA_FILE).read_text())
     assert meta["run"] == str(tiny_run) and "ckpt-6" in meta["checkpoint"] and "[generator]" in meta["config"]
+    assert result.stdout.strip().endswith(f"to {tmp_path / 'srgan' / '1'} (float32)")
     result = run_cli(*args, "--version", "1")
     assert result.returncode == 2 and "already exists" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("export", tiny_run, "--name", "ensemble", "--out", tmp_path, "--self-ensemble")
+    assert result.stdout.strip().endswith(f"to {tmp_path / 'ensemble' / '1'} (float32, self-ensemble)"), result.stdout
 
 
 def test_training_can_start_from_an_export(tiny_run, tiny_export):

@@ -65,7 +65,8 @@ def export_model(run_dir, name, version, out, data_consistency, self_ensemble, p
     metadata.update({key: True for key, value in chosen.items() if value})
     metadata["precision"] = precision
     target = export_generator(generator, out, name or default_name, version, metadata, degradation)
-    return f"exported {what} to {target} ({precision})"
+    wrappers = [key.replace("_", "-") for key, value in chosen.items() if value]  # (carried from an export too)
+    return f"exported {what} to {target} ({', '.join([precision, *wrappers])})"
 
 
 def _export_int8(source: Path, name, version, out, wrapper: bool) -> str:
