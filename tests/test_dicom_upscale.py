@@ -252,3 +252,20 @@ def test_a_series_without_the_preamble_reads_and_derives_as_its_twin(models, tmp
     np.testing.assert_allclose(derived.affine, twin.affine)
     for file in Path(derived_dir).glob("*.dcm"):
         assert file.read_bytes()[128:132] == b"DICM"  # written as Part 10 files
+
+
+def test_a_derived_series_written_inside_the_input_is_left_out_when_it_is_read_again(models, tmp_path):
+    """`upscale IN IN/sr/` puts the derived series inside IN; reading IN again used to find two series and ask
+    for --series. This tool's own series is now left out, with a line naming it; --series still reads it."""
+    cine = Cine(np.random.default_rng(3).integers(0, 2000, (24, 20, 3, 2)).astype(np.float32) * 2.0 - 10.0)
+    write_cine(tmp_path / "in", cine)
+    upscale_file(tmp_path / "in", tmp_path / "in" / "sr", load_predictor(models / "inplane"), quiet=True)
+    again = read_scan(tmp_path / "in")
+    assert np.array_equal(again.data, cine.values)
+    (line,) = again.warnings()
+    assert line.startswith(f"{tmp_path / 'in'}: left out series 1007 'heart-sr x") and line.endswith(
+        "(6 images): written by heart-sr, not upscaled again (--series picks it if you mean to)"
+    )
+    derived = read_scan(tmp_path / "in", series=1007)
+    assert derived.data.shape[:2] == (72, 60) and derived.made_by_heart_sr() is not None
+    assert derived.warnings() == []

@@ -59,6 +59,7 @@ class DicomSeries:
     zooms: tuple[float, ...]
     headers: list[list]
     depth_stated: bool = True  # False: one slice stating neither SpacingBetweenSlices nor SliceThickness (1 mm taken)
+    left_out: str = ""  # this tool's derived series found beside it, not read (``series 1007 '...' (6 images)``)
 
     @property
     def series_numbers(self) -> str:
@@ -186,7 +187,13 @@ def read_series(path: Path, series: int | str | None = None) -> DicomSeries:
                     f"by SeriesInstanceUID: {', '.join(u for u, g in groups.items() if picks_series(pick, u, g[0][1]))}"
                 )  # fmt: skip
         groups = {uid: g for uid, g in groups.items() if any(picks_series(p, uid, g[0][1]) for p in picks)}
-    elif len(groups) > 1:
+    left_out = ""
+    if series is None and len(groups) > 1:  # this tool's own results beside the scan (``upscale IN IN/sr/``)
+        ours = {uid: g for uid, g in groups.items() if made_by_heart_sr(g[0][1]) is not None}
+        if ours and len(ours) < len(groups):
+            left_out = _listing(ours)
+            groups = {uid: g for uid, g in groups.items() if uid not in ours}
+    if series is None and len(groups) > 1:
         units = stack_units({uid: [ds for _, ds in g] for uid, g in groups.items()})
         if len(units) > 1:
             raise DataError(
@@ -194,7 +201,13 @@ def read_series(path: Path, series: int | str | None = None) -> DicomSeries:
                 f"{len(units)} image series here; pick one with --series N (or a manifest's series column; given "
                 f"this folder, cohort, prepare --scans and evaluate --scans take each as a scan): {_listing(groups)}",
             )
-    return _assemble(path, [image for g in groups.values() for image in g])
+    return replace(_assemble(path, [image for g in groups.values() for image in g]), left_out=left_out)
+
+
+def made_by_heart_sr(ds) -> str | None:
+    """What this tool wrote into the DerivationDescription of a derived series' header ``ds``, else None."""
+    text = str(ds.get("DerivationDescription", ""))
+    return text if text.startswith("heart-sr") else None
 
 
 def latest_stack(path: Path) -> tuple[str | None, list[str]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from heart_sr_tf.data.dicom import DicomSeries, is_dicom, read_series
+from heart_sr_tf.data.dicom import DicomSeries, is_dicom, made_by_heart_sr, read_series
 from heart_sr_tf.data.dicom_zip import is_zip_export
 from heart_sr_tf.data.nifti import check_volume, image_data, load_image, zooms_mm
 from heart_sr_tf.errors import DataError
@@ -105,8 +105,7 @@ class Scan:
         """What this tool wrote into the scan when it is one of its own outputs (a super-resolved scan or a label
         map: the NIfTI ``descrip``, or a derived DICOM series' DerivationDescription), else None."""
         if self.dicom is not None:
-            text = str(self.dicom.headers[0][0].get("DerivationDescription", ""))
-            return text if text.startswith("heart-sr") else None
+            return made_by_heart_sr(self.dicom.headers[0][0])
         return nifti_made_by_heart_sr(self.image.header)
 
     def label_values(self, most: int = 8) -> np.ndarray | None:
@@ -119,11 +118,21 @@ class Scan:
 
     def warnings(self) -> list[str]:
         """The lines to show before upscaling it: what reading a NIfTI header found (``header_notes``: a header
-        nibabel repaired, voxel sizes it does not state or contradicts), a label map given as the scan
+        nibabel repaired, voxel sizes it does not state), this tool's own derived series left out beside a DICOM
+        scan (:meth:`left_out_note`), a label map given as the scan
         (:meth:`label_warning`), a single DICOM slice whose depth no header states (:meth:`depth_warning`), NaN
         voxels (:meth:`nan_note`)."""
-        lines = (*self.header_notes, self.label_warning(), self.depth_warning(), self.nan_note())
+        lines = (*self.header_notes, self.left_out_note(), self.label_warning(), self.depth_warning(), self.nan_note())
         return [line for line in lines if line is not None]
+
+    def left_out_note(self) -> str | None:
+        """The line that names this tool's own derived series found beside a DICOM scan and not read with it."""
+        if self.dicom is None or not self.dicom.left_out:
+            return None
+        return (
+            f"{self.path}: left out {self.dicom.left_out}: written by heart-sr, not upscaled again (--series picks "
+            "it if you mean to)"
+        )
 
     def nan_note(self) -> str | None:
         """The line that says how many voxels hold NaN (no value: read with ``allow_nan``) and what upscaling does
