@@ -161,6 +161,7 @@ def test_an_existing_cluster_is_checked_before_any_scan_is_given_out(cohort_inpu
     args += ["--backend", "tensorflow", "--precision", "float32"]
     unreachable = CliRunner().invoke(main, [*args, "--scheduler", "tcp://127.0.0.1:9"])
     assert unreachable.exit_code == 2 and "--scheduler tcp://127.0.0.1:9: cannot connect (" in unreachable.output
+    assert not out.exists()  # the folder it made for nothing is gone again
     with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
         empty = CliRunner().invoke(main, [*args, "--scheduler", cluster.scheduler_address])
         assert empty.exit_code == 2 and "no worker joined the cluster within 2 s" in empty.output, empty.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -77,14 +78,20 @@ def cohort(
         if "int8" in chosen and options["through_plane"] and not options["through_plane_model"]:
             chosen.add("float32")  # the through-plane model is chosen per scan: no int8 twin is known for it
         options["precision"] = chosen.pop() if len(chosen) == 1 else "float32"
+    created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HeartSRError(f"{out_dir}: cannot create it ({exc.strerror})") from None
-    if not os.access(out_dir, os.W_OK):
-        raise HeartSRError(f"{out_dir}: cannot write there")
-    with cohort_lock(out_dir):
-        return _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, measure, picked, notes)
+    try:
+        if not os.access(out_dir, os.W_OK):
+            raise HeartSRError(f"{out_dir}: cannot write there")
+        with cohort_lock(out_dir):
+            return _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, measure, picked, notes)
+    finally:
+        if created:  # a run that failed before writing anything (a --scheduler it cannot reach) leaves no folder
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # (only when empty)
 
 
 def _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, measure, picked, notes) -> int:
