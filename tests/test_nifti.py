@@ -274,3 +274,18 @@ def test_a_file_named_against_its_compression_is_told_how_to_name_it(tmp_path):
             load_nifti(tmp_path / name)
         message = str(info.value)
         assert message.startswith(f"{tmp_path / name}: truncated or unreadable NIfTI") and message.endswith(hint)
+
+
+def test_a_constant_scan_is_said_to_be_one_not_a_label_map(tmp_path):
+    """A scan of one value everywhere used to be asked "holds only 1 distinct values: is it a label map?"; a cine
+    whose first frame alone is blank is no label map either."""
+    from heart_sr_tf.data.scan import read_scan
+
+    nib.save(nib.Nifti1Image(np.full((8, 8, 2), 7, np.float32), np.diag([1.5, 1.5, 8, 1])), str(tmp_path / "c.nii"))
+    assert read_scan(tmp_path / "c.nii").warnings() == [
+        f"{tmp_path / 'c.nii'}: every voxel holds 7: no image to super-resolve; the result holds it too"
+    ]
+    cine = np.random.default_rng(0).random((8, 8, 2, 3)).astype(np.float32) * 100
+    cine[..., 0] = 0
+    nib.save(nib.Nifti1Image(cine, np.diag([1.5, 1.5, 8, 1])), str(tmp_path / "blank_first.nii"))
+    assert read_scan(tmp_path / "blank_first.nii").warnings() == []

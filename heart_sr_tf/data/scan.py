@@ -161,6 +161,10 @@ class Scan:
         values = self.label_values()
         if values is None:
             return None
+        if len(values) == 1:  # (of the first frame: the others may differ, a blank first frame)
+            if np.any((self.data != values[0]) & ~np.isnan(self.data)):
+                return None
+            return f"{self.path}: every voxel holds {values[0]:g}: no image to super-resolve; the result holds it too"
         return (
             f"{self.path}: holds only {len(values)} distinct values ({', '.join(f'{v:g}' for v in values)}): is it a "
             "label map? upscale treats it as an image and interpolates between its values"
