@@ -638,8 +638,7 @@ def test_a_cohort_never_replaces_a_file_it_did_not_write(cohort_inputs, tmp_path
     assert redone.shape[:2] == (180, 180) and foreign_outputs(out / "p001.nii.gz") == []
     (out / "p002_volumes.csv").write_text("mine\n")
     assert foreign_outputs(out / "p002.nii.gz", measure=True) == [out / "p002.nii.gz", out / "p002_volumes.csv"]
-    header = bytearray((out / "p001.nii.gz").read_bytes())  # a NIfTI whose header nibabel cannot read is foreign
-    (out / "bad.nii").write_bytes(
-        gzip.decompress(bytes(header))[:70] + b"\xe7\x03" + gzip.decompress(bytes(header))[72:]
-    )
+    raw = bytearray(gzip.decompress((out / "p001.nii.gz").read_bytes()))  # a NIfTI whose header nibabel cannot
+    raw[70:72] = (999).to_bytes(2, "little")  # read (datatype code 999) is foreign, not a crash
+    (out / "bad.nii").write_bytes(bytes(raw))
     assert foreign_outputs(out / "bad.nii") == [out / "bad.nii"]

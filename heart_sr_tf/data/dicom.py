@@ -84,21 +84,22 @@ def is_dicom(path: Path) -> bool:
     path = Path(path)
     if path.is_dir():
         return True
-    try:
-        with open(path, "rb") as handle:
-            start = handle.read(132)
-    except OSError:
-        return False
-    return start[128:132] == b"DICM" or _raw_dataset(start)
+    start = _start(path)
+    return _has_marker(start) or _raw_dataset(start)
 
 
-def _has_marker(path: Path) -> bool:
-    """A file with DICOM's ``DICM`` marker after the 128-byte preamble."""
+def _start(path: Path) -> bytes:
+    """A file's first 132 bytes (the preamble and the ``DICM`` marker), or none when it cannot be read."""
     try:
         with open(path, "rb") as handle:
-            return handle.read(132)[128:132] == b"DICM"
+            return handle.read(132)
     except OSError:
-        return False
+        return b""
+
+
+def _has_marker(start: bytes) -> bool:
+    """A file starting with ``start`` carries DICOM's ``DICM`` marker after the 128-byte preamble."""
+    return start[128:132] == b"DICM"
 
 
 # A DICOM file without the Part 10 preamble and file meta (a "raw" dataset, as some older scanners, archives and
@@ -122,9 +123,8 @@ def _dcmread(file: Path, stop_before_pixels: bool = False):
     try:
         return pydicom.dcmread(file, stop_before_pixels=stop_before_pixels)
     except InvalidDicomError:
-        with open(file, "rb") as handle:
-            if not _raw_dataset(handle.read(132)):
-                raise
+        if not _raw_dataset(_start(file)):
+            raise
     ds = pydicom.dcmread(file, stop_before_pixels=stop_before_pixels, force=True)
     if "TransferSyntaxUID" not in ds.file_meta:
         implicit, little = ds.original_encoding
@@ -289,7 +289,7 @@ def _headers(files: list[Path]) -> tuple[list, list, list]:
                 warnings.simplefilter("ignore")
                 ds = _dcmread(file, stop_before_pixels=True)
         except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            if _has_marker(file):
+            if _has_marker(_start(file)):
                 damaged.append((file, f"its header cannot be read ({type(exc).__name__}: {exc})"))
             elif _empty_image_file(file):
                 damaged.append((file, "an empty file where DICOM images lie (a copy that never finished?)"))
