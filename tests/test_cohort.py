@@ -75,11 +75,43 @@ def test_jobs_from_a_folder_a_glob_and_a_manifest(tmp_path):
         with pytest.raises(HeartSRError, match=f"far.csv:2: output '{re.escape(given)}' lies outside --out-dir"):
             find_jobs(str(tmp_path / "far.csv"), out)
     (tmp_path / "near.csv").write_text(f"input,output\na/x.nii.gz,{out / 'deep' / 'x.nii.gz'}\na/b/y.nii,d/../y.nii\n")
-    assert [j.output for j in find_jobs(str(tmp_path / "near.csv"), out)] == [out / "deep/x.nii.gz", out / "d/../y.nii"]
+    assert [j.output for j in find_jobs(str(tmp_path / "near.csv"), out)] == [out / "deep/x.nii.gz", out / "y.nii"]
     (tmp_path / "precious.nii.gz").write_text("precious")  # what evaluate --scans reads (no out-dir): not checked
     from heart_sr_tf.cohort.jobs import find_scans
 
     assert [scan.path for scan in find_scans(str(tmp_path / "far.csv"))] == [tmp_path / "a/x.nii.gz"]
+
+
+def test_no_two_scans_write_one_file_however_its_path_is_spelt(tmp_path):
+    """Outputs are compared as the file system resolves them: a manifest's ``d/../x.nii.gz``, or an absolute path
+    into --out-dir, named the same file as ``x.nii.gz``, and the second scan's result replaced the first's without
+    a word (both rows "done"); so could one scan's --measure files and another's result. All refused before any
+    work, in one line naming both scans."""
+    from heart_sr_tf.cli import main
+
+    for name in ("a.nii.gz", "b.nii.gz"):
+        (tmp_path / name).write_text("")
+    out = tmp_path / "out"
+    (out / "d").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(out / "d")
+    spellings = ("d/../x.nii.gz", str(out / "x.nii.gz"), "./x.nii.gz", f"d/{os.path.relpath(out, out / 'd')}/x.nii.gz")
+    for spelt in spellings:
+        (tmp_path / "m.csv").write_text(f"input,output\na.nii.gz,x.nii.gz\nb.nii.gz,{spelt}\n")
+        with pytest.raises(HeartSRError, match=re.escape(f"b.nii.gz and {tmp_path / 'a.nii.gz'}: both would be")):
+            find_jobs(str(tmp_path / "m.csv"), out)
+    linked = tmp_path / "link" / "x.nii.gz"
+    (tmp_path / "m.csv").write_text(f"input,output\na.nii.gz,out/d/x.nii.gz\nb.nii.gz,{linked}\n")
+    with pytest.raises(HeartSRError, match=re.escape(f"both would be written to {out / 'd' / 'x.nii.gz'}")):
+        find_jobs(str(tmp_path / "m.csv"), tmp_path)  # (the symlink into --out-dir, resolved)
+    (tmp_path / "m.csv").write_text("input,output\na.nii.gz,x.nii.gz\nb.nii.gz,x_labels.nii.gz\n")
+    assert len(find_jobs(str(tmp_path / "m.csv"), out)) == 2  # apart, until --measure writes x_labels.nii.gz
+    fresh = tmp_path / "fresh"
+    args = ["cohort", str(tmp_path / "m.csv"), "--out-dir", str(fresh), "--measure", "--workers", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path / 'b.nii.gz'} and {tmp_path / 'a.nii.gz'}: both would be written to " in result.output
+    assert result.output.rstrip().endswith(str(fresh / "x_labels.nii.gz")) and "Traceback" not in result.output
+    assert not fresh.exists()  # nothing written
 
 
 def test_a_cohorts_results_and_hidden_files_are_never_taken_for_scans(tmp_path):

@@ -82,14 +82,24 @@ def find_jobs(
         zip(inputs_read, ordered_map(partial(input_state, leave_out=Path(out_dir)), inputs_read), strict=True)
     )
     jobs = [replace(job, state=states[job.input] + _given_state(job)) for job in jobs]
-    seen: dict[Path, Path] = {}
     for job in jobs:
-        if job.output in seen:
-            raise HeartSRError(f"{job.key} and {seen[job.output]}: both would be written to {job.output}")
-        seen[job.output] = job.key
         if job.output.resolve() == job.input.resolve():
             raise HeartSRError(f"{job.key}: its output would overwrite it; choose another --out-dir")
+    check_written(jobs)
     return jobs
+
+
+def check_written(jobs: list[Job], also=lambda job: ()) -> None:
+    """Before any work: no two scans write one path. Paths are compared as the file system resolves them (``..``,
+    symlinks, an absolute path against a relative one), so that no result silently replaces another's. ``also(job)``:
+    the job's other outputs beside its result (``--measure``'s files)."""
+    owner: dict[Path, tuple[Job, Path]] = {}
+    for job in jobs:
+        for path in (job.output, *also(job)):
+            if (key := path.resolve()) in owner:
+                first, written = owner[key]
+                raise HeartSRError(f"{job.key} and {first.key}: both would be written to {written}")
+            owner[key] = (job, path)
 
 
 def find_scans(
@@ -404,7 +414,7 @@ def _manifest(path: Path, out_dir: Path, dicom_out: bool = False, confined: bool
         given = (row.get("output") or "").strip()
         output = Path(given or named)
         patient = (row.get("patient") or "").strip() or None
-        output = output if output.is_absolute() else out_dir / output
+        output = Path(os.path.normpath(output if output.is_absolute() else out_dir / output))  # (``d/../x``: x)
         if confined and (not _inside(output, out_dir) or _inside(out_dir, output)):  # ``..``, elsewhere, itself
             raise HeartSRError(
                 f"{path}:{number}: output {given!r} lies outside --out-dir {out_dir}: a cohort writes only inside "

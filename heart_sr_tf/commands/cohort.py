@@ -136,6 +136,7 @@ def _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, 
 def _check_measure(jobs, segmenter) -> str:
     """Before any work: the segmenter is one (its metadata, without loading it), and no scan's result is another
     scan's label map or volume table. Returns the segmenter's folder."""
+    from heart_sr_tf.cohort.jobs import check_written
     from heart_sr_tf.export.discovery import find_model
     from heart_sr_tf.export.layout import read_metadata, require_segmenter, resolve_model_dir
     from heart_sr_tf.volumes.measure import measure_outputs, pacs_outputs
@@ -145,12 +146,5 @@ def _check_measure(jobs, segmenter) -> str:
         require_segmenter(folder, read_metadata(folder))
     except HeartSRError as exc:
         raise HeartSRError(f"--segmenter: {exc}") from None
-    outputs = {job.output: job.key for job in jobs}
-    for job in jobs:
-        for path in (*measure_outputs(job.output), *(pacs_outputs(job.output) if job.dicom else [])):
-            if path in outputs:
-                raise HeartSRError(
-                    f"{outputs[path]}: its result {path} would be overwritten by --measure's files for {job.key}; "
-                    "rename one of them"
-                )
+    check_written(jobs, lambda job: [*measure_outputs(job.output), *(pacs_outputs(job.output) if job.dicom else [])])
     return str(folder.resolve())
