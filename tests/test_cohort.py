@@ -674,3 +674,9 @@ def test_a_cohort_never_replaces_a_file_it_did_not_write(cohort_inputs, tmp_path
     raw[70:72] = (999).to_bytes(2, "little")  # read (datatype code 999) is foreign, not a crash
     (out / "bad.nii").write_bytes(bytes(raw))
     assert foreign_outputs(out / "bad.nii") == [out / "bad.nii"]
+    (out / "p003_labels.nii.gz").mkdir()  # a folder, or a link to nothing, where --measure writes: in the way
+    (out / "p003_volumes.csv").symlink_to(tmp_path / "gone.csv")
+    in_the_way = [out / "p003_labels.nii.gz", out / "p003_volumes.csv"]
+    assert foreign_outputs(out / "p003.nii.gz", measure=True) == in_the_way
+    (out / "series").mkdir()  # a DICOM result's folder checks itself (refuse_output_folder)
+    assert foreign_outputs(out / "series") == []

@@ -159,6 +159,40 @@ def test_a_bad_server_on_the_command_line_is_one_line(phantom_root, tmp_path):
         assert f"error: {bad}: not a served model's URL (e.g. http://localhost:8501/v1/models/" in result.stderr
 
 
+def test_a_folder_or_a_link_to_nothing_at_an_output_is_refused_before_any_work(phantom_root, tmp_path):
+    """OUT a link to nothing raised FileNotFoundError (a traceback); a DICOM OUT folder that is one failed after the
+    whole upscale ("cannot write (Not a directory)"); --measure replaced a link at OUT_labels.nii.gz without
+    --overwrite, and with it met a folder there only after the work (IsADirectoryError, OUT already written)."""
+    from heart_sr_tf.volumes.measure import check_measure_outputs
+    from heart_sr_tf.volumes.upscale import refuse_any_output
+
+    src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
+    out = tmp_path / "linked.nii.gz"
+    out.symlink_to(tmp_path / "gone" / "x.nii.gz")
+    result = run_cli("upscale", src, out, "--quiet")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip() == (
+        f"error: {out}: exists (a link to {tmp_path / 'gone' / 'x.nii.gz'}, which does not exist); pass --overwrite "
+        "to replace it"
+    )
+    refuse_any_output(src, out, overwrite=True, dicom_input=False)  # asked: the link is replaced, not followed
+    folder = tmp_path / "series"
+    folder.symlink_to(tmp_path / "gone")
+    with pytest.raises(HeartSRError, match=f"{folder}: a link to {tmp_path / 'gone'}, which does not exist"):
+        refuse_any_output(src, folder, overwrite=True, dicom_input=True, dicom_out=True)
+    result_path = tmp_path / "sr.nii.gz"
+    (tmp_path / "sr_labels.nii.gz").symlink_to(tmp_path / "gone.nii.gz")
+    with pytest.raises(HeartSRError, match="sr_labels.nii.gz: exists .a link to .*; pass --overwrite"):
+        check_measure_outputs(result_path, overwrite=False)
+    check_measure_outputs(result_path, overwrite=True)
+    (tmp_path / "sr_volumes.csv").mkdir()
+    with pytest.raises(HeartSRError, match="sr_volumes.csv: is a folder, not a file"):
+        check_measure_outputs(result_path, overwrite=True)
+    result = run_cli("upscale", src, result_path, "--measure", "--overwrite", "--quiet")
+    assert result.returncode == 2 and "sr_volumes.csv: is a folder, not a file" in result.stderr, result.stderr
+    assert not result_path.exists()
+
+
 def test_an_existing_output_is_kept_unless_overwrite(phantom_root, tmp_path):
     src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
     out = tmp_path / "mine.nii.gz"

@@ -49,6 +49,8 @@ def is_dicom_output(out_path: Path) -> bool:
 def refuse_output_folder(out_dir: Path, overwrite: bool) -> None:
     """A DICOM OUT must be new, empty, or (with ``overwrite``) a series folder this tool wrote."""
     out_dir = Path(out_dir)
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise HeartSRError(f"{out_dir}: a link to {os.readlink(out_dir)}, which does not exist; give a new folder")
     if out_dir.exists() and not out_dir.is_dir():
         raise HeartSRError(f"{out_dir}: is a file; a DICOM output is a folder (a NIfTI output ends in .nii.gz)")
     if out_dir.is_dir() and any(out_dir.iterdir()):

@@ -40,11 +40,12 @@ from heart_sr_tf.data.intensity import intensity_window, normalise, padding_mask
 from heart_sr_tf.data.nifti import load_image, nifti_suffix, same_kind
 from heart_sr_tf.data.scan import Scan, nifti_made_by_heart_sr, read_scan
 from heart_sr_tf.data.slices import HR_SIZE, grid_axis
-from heart_sr_tf.errors import DataError, HeartSRError
+from heart_sr_tf.errors import DataError
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.volumes.dicom_seg import seg_output, write_dicom_seg
 from heart_sr_tf.volumes.dicom_sr import remove_report, sr_output, write_dicom_sr
 from heart_sr_tf.volumes.dicom_writer import refuse_output_folder
+from heart_sr_tf.volumes.output_files import occupied, refuse_existing
 
 NOTE = (
     "volumes from an automatic segmenter trained on ACDC (heart-sr-tf), on the 256x256 protocol grid; "
@@ -80,8 +81,9 @@ def foreign_outputs(out_path: Path, measure: bool = False) -> list[Path]:
     """The files where ``upscale`` (with ``measure``: and ``--measure``) would write OUT that this tool did not
     write: a NIfTI whose ``descrip`` is not heart-sr's (or unreadable), a volumes table without its note. A cohort
     replaces its own earlier results only. (A DICOM OUT folder checks itself: ``refuse_output_folder``.)"""
-    paths = [Path(out_path), *(measure_outputs(Path(out_path)) if measure else ())]
-    return [path for path in paths if path.is_file() and not _ours(path)]
+    files = [Path(out_path)] if nifti_suffix(Path(out_path)) else []
+    paths = [*files, *(measure_outputs(Path(out_path)) if measure else ())]
+    return [path for path in paths if occupied(path) and not (path.is_file() and _ours(path))]
 
 
 def _ours(path: Path) -> bool:
@@ -96,8 +98,7 @@ def _ours(path: Path) -> bool:
 
 def check_measure_outputs(out_path: Path, overwrite: bool) -> None:
     for path in measure_outputs(out_path):
-        if path.exists() and not overwrite:
-            raise HeartSRError(f"{path}: exists; pass --overwrite to replace it")
+        refuse_existing(path, overwrite)
     for folder in pacs_outputs(out_path):
         refuse_output_folder(folder, overwrite)
 

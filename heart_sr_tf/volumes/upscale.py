@@ -38,6 +38,7 @@ from heart_sr_tf.processes import process_alive
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.volumes.dicom_writer import is_dicom_output, refuse_output_folder, write_dicom_series
 from heart_sr_tf.volumes.grid import OutputGrid
+from heart_sr_tf.volumes.output_files import occupied, refuse_existing
 
 IN_PLANE_BATCH = 16  # slices per model call by default
 
@@ -71,13 +72,10 @@ def refuse_output(in_path: Path, out_path: Path, overwrite: bool = False) -> Non
         )
     if len(out_path.name.encode()) > NAME_MAX:
         raise HeartSRError(f"{out_path.name[:40]}...: the output's name is longer than {NAME_MAX} bytes")
-    if out_path.exists() or out_path.is_symlink():
-        if out_path.is_dir():
-            raise HeartSRError(f"{out_path}: is a folder, not a file")
-        if in_path.exists() and os.path.samefile(in_path, out_path):
+    if occupied(out_path):
+        if in_path.exists() and out_path.exists() and os.path.samefile(in_path, out_path):  # (a dangling link: no)
             raise HeartSRError(f"{out_path}: refusing to overwrite the input scan (it is the same file)")
-        if not overwrite:
-            raise HeartSRError(f"{out_path}: exists; pass --overwrite to replace it")
+        refuse_existing(out_path, overwrite)
     elif out_path.resolve() == in_path.resolve():
         raise HeartSRError(f"{out_path}: refusing to overwrite the input scan")
     parent = out_path.parent
