@@ -9,6 +9,7 @@ import pydicom
 import pytest
 from click.testing import CliRunner
 from dicom_series import Cine, write_cine, write_localiser
+from pydicom.dataset import Dataset
 
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.dicom import read_series
@@ -128,7 +129,20 @@ def test_a_series_scaled_image_by_image_keeps_every_value_across_slices(acdc_dir
     for z, slope in enumerate(slopes):  # each slice spans 0 .. 4000 stored values
         values[:, :, z] = np.round(values[:, :, z] / values[:, :, z].max() * 4000) * slope
     cine = Cine(values, spacing=(1.5625, 1.5625), gap=10.0, intercept=0.0, slice_slopes=slopes)
-    write_cine(tmp_path / "study", cine)
+
+    def other_maps(z, t, ds):  # Philips' private scale slope and a Real World Value Mapping, as Philips writes them
+        ds.private_block(0x2005, "Philips MR Imaging DD 001", create=True).add_new(0x0E, "FL", 0.005 / slopes[z])
+        copies = ds.private_block(0x2005, "Philips MR Imaging DD 005", create=True)
+        copies.add_new(0x0A, "DS", f"{slopes[z]:g}")
+        copies.add_new(0x09, "DS", "0")
+        item = Dataset()  # real-world value = 2 x the displayed one
+        item.RealWorldValueSlope, item.RealWorldValueIntercept = 2.0 * slopes[z], 0.0
+        item.RealWorldValueFirstValueMapped, item.RealWorldValueLastValueMapped = 0, 4095
+        lut = Dataset()
+        lut.RealWorldValueLUTData, lut.RealWorldValueFirstValueMapped, lut.RealWorldValueLastValueMapped = [0.0], 0, 0
+        ds.RealWorldValueMappingSequence = [item, lut]
+
+    write_cine(tmp_path / "study", cine, edit=other_maps)
     across = ThroughPlane(load_predictor(models / "throughplane_x6"))
     out = upscale_file(tmp_path / "study", tmp_path / "tp", through_plane=across, quiet=True)
     nifti = upscale_file(tmp_path / "study", tmp_path / "tp.nii.gz", through_plane=across, quiet=True)
@@ -138,6 +152,25 @@ def test_a_series_scaled_image_by_image_keeps_every_value_across_slices(acdc_dir
     np.testing.assert_allclose(back.data[..., 0], expected, atol=0.5 + 1e-3)  # to the coarser slope's half step
     below = _below_clip(values)
     np.testing.assert_allclose(back.data[:, :, 2::6][below], values[below], atol=0.5 + 1e-3)
+    # the other maps from stored values follow a coarser slope: Philips' "precise" value (displayed / (RescaleSlope
+    # x its scale slope)) stays 200 x the displayed one, the real-world value 2 x; before, off by the slopes' ratio
+    restated = 0
+    for file in sorted(out.glob("*.dcm")):
+        ds = pydicom.dcmread(file)
+        slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+        scale = ds.private_block(0x2005, "Philips MR Imaging DD 001")[0x0E].value
+        assert slope * scale == pytest.approx(0.005, rel=1e-6)
+        copies = ds.private_block(0x2005, "Philips MR Imaging DD 005")
+        assert (float(copies[0x0A].value), float(copies[0x09].value)) == (slope, intercept)
+        (item,) = ds.RealWorldValueMappingSequence if slope not in slopes else ds.RealWorldValueMappingSequence[:1]
+        assert (float(item.RealWorldValueSlope), float(item.RealWorldValueIntercept)) == pytest.approx(
+            (2 * slope, 2 * intercept)
+        )
+        coarser = slope not in slopes
+        assert item.RealWorldValueFirstValueMapped == 0  # (the stored range it covers, in the new stored values)
+        assert 0 < item.RealWorldValueLastValueMapped < 4095 if coarser else item.RealWorldValueLastValueMapped == 4095
+        restated += coarser
+    assert restated > 0
 
 
 def _below_clip(data: np.ndarray) -> np.ndarray:

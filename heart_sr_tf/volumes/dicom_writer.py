@@ -13,7 +13,8 @@ SpacingBetweenSlices to match). Every phase keeps its TriggerTime.
 Pixels are stored in the input's type, with each image's RescaleSlope and RescaleIntercept, so the values
 read back are the upscaled values in the input's units (to the input's own quantisation). Where an image's values
 do not fit its template's range (a series scaled image by image, across slices), that image gets a coarser slope
-that holds them: no value is clipped.
+that holds them: no value is clipped, and the other maps from stored values its header holds (a Real World Value
+Mapping, Philips' private scale slope) are restated to match.
 
 The series goes to a temporary folder beside OUT and is renamed to OUT when whole. A marker file says that the
 folder is the tool's output: only such a folder is replaced (with ``--overwrite``).
@@ -44,6 +45,12 @@ def is_dicom_output(out_path: Path) -> bool:
     """OUT names a DICOM series folder: it ends in ``/``, is an existing folder, or has no suffix."""
     text = str(out_path)
     return text.endswith(os.sep) or Path(out_path).is_dir() or not Path(text).suffix
+
+
+PHILIPS_GROUP, PHILIPS_CREATOR = 0x2005, "Philips MR Imaging DD 001"
+PHILIPS_SCALE_SLOPE = 0x0E  # (2005,100E) in that block: Philips' scale slope, for its "precise" floating values
+PHILIPS_RESCALE_CREATOR = "Philips MR Imaging DD 005"  # (2005,140A) and (2005,1409): copies of RescaleSlope and
+PHILIPS_RESCALE_SLOPE, PHILIPS_RESCALE_INTERCEPT = 0x0A, 0x09  # RescaleIntercept, which some readers prefer
 
 
 def refuse_output_folder(out_dir: Path, overwrite: bool) -> None:
@@ -126,6 +133,7 @@ def write_dicom_series(
                 ds.set_pixel_data(pixels, _photometric(template), int(template.BitsStored))
             if (slope, intercept) != rescale(series.path, template):
                 ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
+                _restate_mappings(ds, rescale(series.path, template), (slope, intercept))
             ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
             sources = series.headers[below : below + (2 if inside else 1)]  # the input slices it lies between
             ds.SourceImageSequence = [_source(slice_[t]) for slice_ in sources]
@@ -149,6 +157,49 @@ def write_dicom_series(
                 raise DataError(out_dir, f"cannot write ({os_reason(exc)})") from None
     write_marker(tmp_dir, series_uid)
     return replace_folder(tmp_dir, out_dir)
+
+
+def _restate_mappings(ds, before: tuple[float, float], after: tuple[float, float]) -> None:
+    """An image stored with another slope and intercept than its template's (``before`` -> ``after``): the other
+    maps from stored values its header copied make the values they made from the input, not values off by the ratio
+    of the slopes. A Real World Value Mapping's slope, intercept and stored range are restated (a LUT one, which
+    cannot be, is removed); so are Philips' private scale slope (2005,100E), whose "precise" value, the displayed
+    one over RescaleSlope x it, dcm2niix reads by default (after the mapping), and its private copies of
+    RescaleSlope and RescaleIntercept (2005,140A and 2005,1409)."""
+    (slope0, inter0), (slope, inter) = before, after
+    if (block := _private_block(ds, PHILIPS_CREATOR)) is not None and PHILIPS_SCALE_SLOPE in block:
+        element = block[PHILIPS_SCALE_SLOPE]
+        element.value = float(element.value) * slope0 / slope
+    if (block := _private_block(ds, PHILIPS_RESCALE_CREATOR)) is not None:  # its copies of RescaleSlope, -Intercept
+        for offset, value in ((PHILIPS_RESCALE_SLOPE, slope), (PHILIPS_RESCALE_INTERCEPT, inter)):
+            if offset in block:
+                block[offset].value = _ds(value)
+    if "RealWorldValueMappingSequence" not in ds:
+        return
+    kept = []
+    for item in ds.RealWorldValueMappingSequence:
+        if "RealWorldValueSlope" not in item:
+            continue  # a LUT of the stored values
+        m, b = float(item.RealWorldValueSlope), float(item.get("RealWorldValueIntercept") or 0.0)
+        item.RealWorldValueSlope = m * slope / slope0
+        item.RealWorldValueIntercept = b + (inter - inter0) * m / slope0
+        for keyword, rounded in (
+            ("RealWorldValueFirstValueMapped", np.floor),
+            ("RealWorldValueLastValueMapped", np.ceil),
+        ):
+            if keyword in item:
+                stored = rounded((float(item.get(keyword)) * slope0 + inter0 - inter) / slope)
+                limits = (-(2**15), 2**15 - 1) if int(ds.get("PixelRepresentation", 0)) == 1 else (0, 2**16 - 1)
+                setattr(item, keyword, int(np.clip(stored, *limits)))
+        kept.append(item)
+    ds.RealWorldValueMappingSequence = kept
+
+
+def _private_block(ds, creator: str):
+    try:
+        return ds.private_block(PHILIPS_GROUP, creator)
+    except KeyError:
+        return None
 
 
 def _source(header):
