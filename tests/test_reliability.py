@@ -214,6 +214,29 @@ def test_a_result_larger_than_the_available_memory_is_refused_before_inference(t
         check_memory(tmp_path / "scan.nii.gz", free + 10**12)
 
 
+def test_an_output_place_that_cannot_be_made_is_one_line_before_any_work(phantom_root, tiny_export, tmp_path):
+    """A link to nothing, or a file, where an output folder (or a folder on the way to it) must be: `train
+    --runs-dir` raised FileExistsError or NotADirectoryError (a traceback), `evaluate --out` the same after the
+    whole evaluation, `upscale` said "cannot create its folder (File exists)". Now one line naming the place, exit
+    2, before any work, and nothing created."""
+    gone, link, afile = tmp_path / "gone", tmp_path / "link", tmp_path / "afile"
+    link.symlink_to(gone)
+    afile.write_text("not a folder")
+    src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
+    dangling = f"is a link to {gone}, which does not exist"
+    cases = [
+        (("train", "srgan", "--runs-dir", link, "--name", "r", "--steps", "1"), f"{link / 'r'}: {link} {dangling}"),
+        (("train", "srgan", "--runs-dir", afile / "runs", "--steps", "1"), f"{afile} is a file, not a folder"),
+        (("evaluate", tiny_export, "--scans", src, "--out", link, "--figures", "0"), f"{link}: {dangling}"),
+        (("evaluate", tiny_export, "--scans", src, "--out", afile / "e"), f"{afile / 'e'}: {afile} is a file"),
+        (("upscale", src, link / "up.nii.gz", "--model", tiny_export), f"{link / 'up.nii.gz'}: {link} {dangling}"),
+        (("upscale", src, link / "deeper" / "up.nii.gz", "--model", tiny_export), f"{link} {dangling}"),
+    ]
+    for args, fragment in cases:
+        _one_error_line(_cli(*args), fragment)
+    assert not gone.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["afile", "link"]
+
+
 def test_a_hard_link_to_the_input_is_refused_like_the_input(phantom_root, tiny_export, tmp_path):
     src = tmp_path / "scan.nii.gz"
     src.write_bytes((phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz").read_bytes())
@@ -461,7 +484,7 @@ def test_prepare_where_nothing_can_be_written_is_one_line_before_any_work(tmp_pa
 
     (tmp_path / "a-file").write_text("")
     for where in (Path("/proc/heart-sr-test/data"), tmp_path / "a-file" / "data"):
-        with pytest.raises(DataError, match="cannot write the prepared dataset there") as error:
+        with pytest.raises(DataError, match="cannot write the prepared dataset there|a-file is a file, not a") as error:
             prepare(tmp_path / "no-patients-needed", where, quiet=True)
         assert str(where) in str(error.value)
 

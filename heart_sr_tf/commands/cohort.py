@@ -8,6 +8,7 @@ from pathlib import Path
 
 from heart_sr_tf.commands.echo import Echo
 from heart_sr_tf.errors import HeartSRError, UsageError
+from heart_sr_tf.folders import make_folder
 
 
 def cohort(
@@ -79,10 +80,7 @@ def cohort(
             chosen.add("float32")  # the through-plane model is chosen per scan: no int8 twin is known for it
         options["precision"] = chosen.pop() if len(chosen) == 1 else "float32"
     created = not out_dir.exists()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HeartSRError(f"{out_dir}: cannot create it ({exc.strerror})") from None
+    make_folder(out_dir)
     try:
         if not os.access(out_dir, os.W_OK):
             raise HeartSRError(f"{out_dir}: cannot write there")

@@ -15,6 +15,7 @@ import numpy as np
 
 from heart_sr_tf.data.acdc import GROUPS
 from heart_sr_tf.errors import DataError, os_reason
+from heart_sr_tf.folders import check_place
 
 SHAPE = (176, 208)  # in-plane (x, y), deliberately not square
 SLICES = 6
@@ -82,6 +83,7 @@ def write_phantoms(out: Path, patients: int = 10, seed: int = 0) -> list[Path]:
     ``out`` must be new, empty, or phantoms written before (it then holds ``MARKER``): a folder of real scans is
     never written into. Every problem with the place is one DataError naming it."""
     out = Path(out)
+    check_place(out)
     try:
         if out.exists() and not out.is_dir():
             raise DataError(out, "is a file, not a folder")

@@ -20,6 +20,7 @@ from heart_sr_tf.data.phantoms import write_phantoms
 from heart_sr_tf.data.scan import ScanSource
 from heart_sr_tf.data.scan_patients import group_scans, valid_scan_patients
 from heart_sr_tf.errors import DataError, os_reason
+from heart_sr_tf.folders import check_place
 from heart_sr_tf.progress import progress_bar
 
 
@@ -199,6 +200,7 @@ def _build(data_dir: Path, seed: int, patients, bad: list[str], manual_dir: Path
 
 def _check_writable(data_dir: Path) -> None:
     """One DataError line when the dataset cannot be written under ``data_dir`` (read-only, not a folder)."""
+    check_place(data_dir)
     probe = data_dir / f".heart-sr-probe-{os.getpid()}"
     try:
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from heart_sr_tf.data.degradation import BASELINE_NAMES, Degradation
 from heart_sr_tf.data.pipeline import slice_dataset, to_unit
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.evaluation.report import write_csv
+from heart_sr_tf.folders import check_place
 from heart_sr_tf.metrics import gain, image_metrics
 from heart_sr_tf.progress import progress_bar
 
@@ -122,6 +123,7 @@ def check_out(out: Path) -> None:
     evaluate (its marker; before markers, its summary.json) is fine."""
     out = Path(out)
     if not out.exists():
+        check_place(out)  # (a link to nothing, a file on the way, no write permission: before the work, not after)
         return
     if not out.is_dir():
         raise DataError(out, "is a file; --out is a folder")

@@ -23,6 +23,7 @@ import tensorflow as tf
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError, os_reason
 from heart_sr_tf.export.layout import METADATA_FILE, versions
+from heart_sr_tf.folders import check_place
 from heart_sr_tf.processes import process_alive
 
 PROTOCOL = {
@@ -66,6 +67,7 @@ def write_version(out: Path, name: str, version: int | None, metadata: dict, wri
     target = base / str(version)
     if target.exists():
         raise HeartSRError(f"{target}: version {version} already exists; exports are never overwritten")
+    check_place(base)
     try:
         base.mkdir(parents=True, exist_ok=True)
         _remove_stale_tmp(base)

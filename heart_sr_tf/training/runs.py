@@ -14,6 +14,7 @@ from pathlib import Path
 
 from heart_sr_tf.config import CONFIG_CLASSES, SRGANConfig, WGANConfig, dump_toml, load_config
 from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.folders import check_place, make_folder
 from heart_sr_tf.names import check_folder_name
 
 CSV_FIELDS = (
@@ -45,6 +46,7 @@ def check_new_run(folder: Path) -> None:
     """A new run goes to a folder that does not exist yet or is empty: never into an earlier run (resume it) nor
     among files that are not a run's (its config.toml, metrics.csv, checkpoints/ would replace theirs)."""
     folder = Path(folder)
+    check_place(folder)  # (the runs folder a link to nothing, or a file: one line, not a traceback after the data)
     if (folder / RUN_CONFIG).exists():
         raise HeartSRError(f"{folder}: run already exists; resume it with --resume {folder} or pick another name")
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
@@ -101,7 +103,7 @@ class Run:
         check_folder_name(name, "--name", "a run's name, one folder under the runs folder")
         folder = Path(root) / name
         check_new_run(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
         (folder / "config.toml").write_text(dump_toml(config))
         (folder / "kind").write_text(kind + "\n")
         if data_dir is not None:

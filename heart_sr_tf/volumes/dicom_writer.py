@@ -33,6 +33,7 @@ import numpy as np
 
 from heart_sr_tf.data.dicom import DicomSeries, rescale
 from heart_sr_tf.errors import DataError, HeartSRError, os_reason
+from heart_sr_tf.folders import check_place
 from heart_sr_tf.volumes.grid import OutputGrid
 
 MARKER = ".heart-sr-series"  # in every output folder the tool writes; nothing else is ever replaced
@@ -71,13 +72,7 @@ def refuse_output_folder(out_dir: Path, overwrite: bool) -> None:
             )
         if not overwrite:
             raise HeartSRError(f"{out_dir}: holds an earlier output; pass --overwrite to replace it")
-    for ancestor in out_dir.parents:
-        if ancestor.exists():
-            if not ancestor.is_dir():
-                raise HeartSRError(f"{out_dir}: {ancestor} is a file, not a folder")
-            if not os.access(ancestor, os.W_OK):
-                raise HeartSRError(f"{out_dir}: cannot write in {ancestor}")
-            break
+    check_place(out_dir.parent, named=out_dir)
 
 
 def write_marker(folder: Path, series_uid: str) -> None:

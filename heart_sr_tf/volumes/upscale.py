@@ -33,6 +33,7 @@ from heart_sr_tf.data.interpolation import aligned_bicubic
 from heart_sr_tf.data.nifti import is_gzip_name, nifti_suffix, same_kind
 from heart_sr_tf.data.scan import Scan, read_scan
 from heart_sr_tf.errors import DataError, HeartSRError, os_reason
+from heart_sr_tf.folders import check_place
 from heart_sr_tf.memory import available_memory
 from heart_sr_tf.processes import process_alive
 from heart_sr_tf.progress import progress_bar
@@ -78,12 +79,7 @@ def refuse_output(in_path: Path, out_path: Path, overwrite: bool = False) -> Non
         refuse_existing(out_path, overwrite)
     elif out_path.resolve() == in_path.resolve():
         raise HeartSRError(f"{out_path}: refusing to overwrite the input scan")
-    parent = out_path.parent
-    for ancestor in [parent, *parent.parents]:
-        if ancestor.exists():
-            if not ancestor.is_dir():
-                raise HeartSRError(f"{out_path}: {ancestor} is a file, not a folder")
-            break
+    check_place(out_path.parent, named=out_path)
 
 
 NAME_MAX = 255  # bytes in one file name on Linux and macOS file systems
