@@ -250,6 +250,35 @@ def test_evaluate_writes_only_where_it_wrote_before(tmp_path):
         check_out(tmp_path / "afile")
 
 
+def test_an_earlier_evaluations_outputs_never_stay_beside_a_new_ones(tmp_path):
+    """evaluate --clinical --figures 4 into OUT, then evaluate without them into OUT: the first run's clinical
+    tables and figures stayed beside the second's summary, read as its own (compare-clinical took them). Now an
+    earlier evaluation's outputs are removed when the new results are written; files put there by hand stay."""
+    from heart_sr_tf.evaluation.evaluate import MARKER, Evaluation, write_outputs
+
+    out = tmp_path / "out"
+    write_outputs(Evaluation(split="test", source="first"), out)
+    earlier = ["clinical.json", "clinical_frames.csv", "clinical_patients.csv", "clinical_bland_altman.png"]
+    earlier += ["figures/full_patient101_f01_s03.png", "figures/heart_patient150_f12_s00.png"]
+    earlier += [f"clinical_segmenter_check/{name}" for name in ("clinical.json", "clinical_frames.csv", "summary.md")]
+    kept = ["notes.md", "figures/my_sketch.png", "clinical_by_hand/clinical.txt"]
+    for name in earlier + kept:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("earlier")
+    write_outputs(Evaluation(split="validation", source="second"), out)
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert left == sorted(
+        [MARKER, *kept, "per_patient.csv", "per_slice.csv", "summary.csv", "summary.json"] + ["summary.md"]
+    )
+    assert '"source": "second"' in (out / "summary.json").read_text()
+    assert not (out / "clinical_segmenter_check").exists()  # emptied, so removed; a folder with other files stays
+    foreign = tmp_path / "foreign"  # no marker, no summary of ours: nothing is removed (check_out refuses it)
+    foreign.mkdir()
+    (foreign / "clinical.json").write_text("theirs")
+    write_outputs(Evaluation(split="test", source="m"), foreign)
+    assert (foreign / "clinical.json").read_text() == "theirs"
+
+
 def test_options_evaluate_would_ignore_are_refused(tiny_export, phantom_tfds, tmp_path):
     """--segmenter without --clinical and --patients without --cine-dir used to be ignored: the figures came out
     without the segmentation or on other patients than asked, and nothing said so. Each is one line, nothing

@@ -10,6 +10,7 @@ for the model and the degradation's baselines on the same slices:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,9 +141,42 @@ def _earlier_evaluation(summary: Path) -> bool:
     return isinstance(payload, dict) and {"split", "source", "protocol", "summary"} <= payload.keys()
 
 
+OUTPUT_NAMES = (  # every file evaluate writes in its folder (and in a clinical_NAME folder for another segmenter)
+    *("summary.json", "summary.csv", "summary.md", "per_patient.csv", "per_slice.csv", "clinical.json"),
+    *("clinical_frames.csv", "clinical_patients.csv", "clinical_cines.csv", "clinical_bland_altman.png"),
+)
+FIGURE_NAME = re.compile(r"(full|heart)_.+_f\d+_s\d+\.png")  # figures/: see :func:`figures`
+
+
+def clear_earlier(out: Path) -> None:
+    """Remove what an earlier evaluate wrote in ``out`` (which :func:`check_out` let this one write again), once
+    this one's work is done and its results are about to be written: a table or figure of the earlier run (its
+    clinical tables, when this run has none; more figures) is never left beside this run's as if it were this
+    run's. Files that anyone else put there stay."""
+    if not (out / MARKER).is_file() and not _earlier_evaluation(out / "summary.json"):
+        return
+    emptied = set()
+    for folder in (out, *(p for p in sorted(out.glob("clinical_*")) if p.is_dir() and not p.is_symlink())):
+        for path in (folder / name for name in OUTPUT_NAMES):
+            if path.is_file():
+                path.unlink()
+                emptied.add(folder)
+    figures = out / "figures"
+    if figures.is_dir() and not figures.is_symlink():
+        for picture in figures.iterdir():
+            if FIGURE_NAME.fullmatch(picture.name) and picture.is_file():
+                picture.unlink()
+                emptied.add(figures)
+    for folder in emptied - {out}:
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
     """summary.json, summary.csv, per_patient.csv and per_slice.csv under ``out`` (checked by :func:`check_out`),
-    with the marker that lets evaluate write there again."""
+    with the marker that lets evaluate write there again; an earlier evaluation's outputs there are removed first
+    (:func:`clear_earlier`)."""
+    clear_earlier(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("written by heart-sr-tf evaluate\n")
     summary = evaluation.summary()
