@@ -193,6 +193,37 @@ def test_a_folder_or_a_link_to_nothing_at_an_output_is_refused_before_any_work(p
     assert not result_path.exists()
 
 
+def test_a_replaced_results_measurements_never_stay_beside_the_new_one(phantom_root, tiny_export, tmp_path):
+    """`upscale IN OUT --measure`, then `upscale IN OUT --overwrite` with another model: OUT_labels.nii.gz and
+    OUT_volumes.csv of the first result stayed beside the second, read as its measurements. Now this tool's own
+    measurements of a replaced result are removed, with a line; a file of the same name that it did not write
+    stays, and so does a SEG folder holding a file someone added."""
+    from heart_sr_tf.volumes.dicom_writer import write_marker
+    from heart_sr_tf.volumes.measure import remove_measurements
+
+    src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
+    out = tmp_path / "sr.nii.gz"
+    measured = run_cli("upscale", src, out, "--model", tiny_export, "--measure", "--quiet")
+    assert measured.returncode == 0, measured.stderr
+    labels, volumes = tmp_path / "sr_labels.nii.gz", tmp_path / "sr_volumes.csv"
+    assert labels.is_file() and volumes.is_file()
+    again = run_cli("upscale", src, out, "--model", "rrdb", "--overwrite", "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert f"removed {labels}, {volumes}: the measurements of the result {out} replaced" in again.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sr.nii.gz"]
+    volumes.write_text("frame,LV_ml\n1,120\n")  # a table of the lab's own, by chance of that name
+    assert run_cli("upscale", src, out, "--model", "rrdb", "--overwrite", "--quiet").returncode == 0
+    assert volumes.read_text() == "frame,LV_ml\n1,120\n"
+    dicom_out = tmp_path / "series"  # a DICOM OUT's SEG and report folders: removed when wholly the tool's
+    for folder in (tmp_path / "series_seg", tmp_path / "series_sr"):
+        folder.mkdir()
+        (folder / "SEG0000.dcm").write_text("")
+        write_marker(folder, "1.2.3")
+    (tmp_path / "series_sr" / "reading.txt").write_text("a radiologist's note")
+    assert remove_measurements(dicom_out) == [tmp_path / "series_seg"]
+    assert (tmp_path / "series_sr" / "reading.txt").is_file()
+
+
 def test_an_existing_output_is_kept_unless_overwrite(phantom_root, tmp_path):
     src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
     out = tmp_path / "mine.nii.gz"

@@ -61,6 +61,9 @@ def upscale_task(
                 data, output, predictor, batch_size=options["batch_size"], quiet=True, through_plane=across,
                 overwrite=True,
             )  # fmt: skip
+            from heart_sr_tf.volumes.measure import remove_measurements
+
+            remove_measurements(Path(output))  # (an earlier result's, measured on another model or options)
             if options.get("measure"):
                 from heart_sr_tf.volumes.measure import measure_scan, unmeasurable
 

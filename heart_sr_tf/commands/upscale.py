@@ -126,6 +126,10 @@ def upscale_scan(
     done = [f"x{across.g} across slices"] if across else []
     done += [f"x{predictor.scale} in-plane with {predictor.source}"] if predictor else []
     echo(f"wrote {written} ({', then '.join(done)})")
+    from heart_sr_tf.volumes.measure import remove_measurements
+
+    if (removed := remove_measurements(Path(written))) and seg is None:
+        echo(f"removed {', '.join(map(str, removed))}: the measurements of the result {written} replaced")
     if seg is not None:
         from heart_sr_tf.volumes.dicom_seg import seg_output
         from heart_sr_tf.volumes.dicom_sr import sr_output

@@ -40,7 +40,7 @@ from heart_sr_tf.data.intensity import intensity_window, normalise, padding_mask
 from heart_sr_tf.data.nifti import load_image, nifti_suffix, same_kind
 from heart_sr_tf.data.scan import Scan, nifti_made_by_heart_sr, read_scan
 from heart_sr_tf.data.slices import HR_SIZE, grid_axis
-from heart_sr_tf.errors import DataError
+from heart_sr_tf.errors import DataError, HeartSRError
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.volumes.dicom_seg import seg_output, write_dicom_seg
 from heart_sr_tf.volumes.dicom_sr import remove_report, sr_output, write_dicom_sr
@@ -84,6 +84,26 @@ def foreign_outputs(out_path: Path, measure: bool = False) -> list[Path]:
     files = [Path(out_path)] if nifti_suffix(Path(out_path)) else []
     paths = [*files, *(measure_outputs(Path(out_path)) if measure else ())]
     return [path for path in paths if occupied(path) and not (path.is_file() and _ours(path))]
+
+
+def remove_measurements(out_path: Path) -> list[Path]:
+    """``--measure``'s files of an earlier result at OUT, removed once a new result has replaced it: a label map
+    and volumes measured on another result (another model, other options) must never sit beside this one as its
+    own. Only this tool's files go (a label map whose header says so, a volume table with its note, a SEG or report
+    folder holding nothing but what the tool wrote); anything else stays. Returns what was removed."""
+    removed = []
+    for path in measure_outputs(Path(out_path)):
+        if path.is_file() and not path.is_symlink() and _ours(path):
+            path.unlink()
+            removed.append(path)
+    for folder in pacs_outputs(Path(out_path)):
+        if folder.is_dir() and not folder.is_symlink():
+            try:
+                remove_report(folder)  # (refuses a folder that is not the tool's own, or holds others' files)
+            except HeartSRError:
+                continue
+            removed.append(folder)
+    return removed
 
 
 def _ours(path: Path) -> bool:
