@@ -402,6 +402,13 @@ def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(short_
     indexed_lvedv = float(row["LVEDV_ml"]) / float(row["BSA_m2"])
     assert float(row["LVEDVi_ml_m2"]) == pytest.approx(indexed_lvedv, rel=0.005)  # (both rounded)
     assert "from the manifest's height 1.80 m" in (out / "cine_volumes.csv").read_text()
+    # the same cohort again without --measure: each result replaced takes its measurements along, and the table
+    # keeps no row of a result that is gone (both stayed, read as the new results' measurements)
+    plain = CliRunner().invoke(main, ["cohort", str(manifest), *[a for a in args[2:] if a != "--measure"]])
+    assert plain.exit_code == 0 and "1 done" in plain.output, plain.output
+    assert not (out / "cine_volumes.csv").exists() and not (out / "cine_labels.nii.gz").exists()
+    assert "measurements.csv rebuilt: 0 scan(s) still measured" in plain.output
+    assert list(csv.DictReader((out / "measurements.csv").read_text().splitlines()[1:])) == []
 
 
 def test_a_manifest_gives_height_and_weight_for_nifti_scans(tmp_path):

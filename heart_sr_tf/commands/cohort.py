@@ -119,6 +119,12 @@ def _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, 
         status, key = StatusFile(out_dir), options_key(options)  # this cohort's scans done with these options only
         table, count = write_measurements([job for job in jobs if status.is_done(job, key)], out_dir)
         echo(f"cohort: measurements of {count} scan(s) in {table} ({NOTE})")
+    else:
+        from heart_sr_tf.cohort.measurements import MEASUREMENTS_NAME, write_measurements
+
+        if (out_dir / MEASUREMENTS_NAME).is_file():  # an earlier --measure run's: results replaced since lost theirs
+            table, count = write_measurements(jobs, out_dir)
+            echo(f"cohort: {table} rebuilt: {count} scan(s) still measured (a result replaced takes its own along)")
     for line in summary.warnings:
         (warn or echo)(f"warning: {line}")
     for line in summary.left_out:
