@@ -288,6 +288,31 @@ def test_a_manifests_missing_scan_is_a_bad_patient_not_a_crash(lab_scans, tmp_pa
     assert report.patients == {"train": 1, "validation": 1, "test": 1}
 
 
+def test_a_scan_copied_under_another_name_is_left_out_not_split_apart(tmp_path):
+    """The same cine exported twice (a NIfTI and its copy under another patient's name, or twice for one patient):
+    both were kept, and the copy could land in validation or test while the original trained the model. Now the
+    copy is left out with one line naming the scan it repeats; the voxels decide, not the names or the header."""
+    from heart_sr_tf.data.scan_patients import group_scans, valid_scan_patients
+
+    a = _nifti(tmp_path / "A.nii.gz", np.round(_image((24, 24, 3, 2), 0)))
+    b = _nifti(tmp_path / "B.nii.gz", _image((24, 24, 3, 2), 1))
+    copy = tmp_path / "C_export2.nii.gz"  # the same values stored as int16, with another header
+    nib.save(nib.Nifti1Image(nib.load(str(a)).get_fdata().astype(np.int16), np.diag([1.4, 1.4, 10, 1])), str(copy))
+    again = _nifti(tmp_path / "B_again.nii.gz", _image((24, 24, 3, 2), 1))
+    near = _nifti(tmp_path / "D.nii.gz", _image((24, 24, 3, 2), 0) + 1e-3)  # one value off everywhere: its own scan
+    listed = [("a", a), ("b", b), ("c", copy), ("b", again), ("d", near)]
+    good, errors = valid_scan_patients(group_scans(listed))
+    assert [(p.id, [s.path for s in p.scans]) for p in good] == [("a", [a]), ("b", [b]), ("d", [near])]
+    assert [str(e) for e in errors] == [
+        f"{again}: holds the voxels of the same patient's {b}, a copy; left out (a scan in two splits scores the "
+        "model on what it trained on)",
+        f"{copy}: holds the voxels of patient a's {a}, a copy; left out (a scan in two splits scores the model on "
+        "what it trained on)",
+    ]
+    with pytest.raises(DataError, match="B_again.nii.gz: holds the voxels of the same patient's"):
+        valid_scan_patients(group_scans(listed), strict=True)
+
+
 def test_clinical_validation_on_a_labs_scans_against_full_resolution(lab_data, tiny_export, tmp_path):
     """train.clinical_segmenter on a dataset of a lab's scans: the validation patients' scans, their ED and ES
     frames (full resolution's largest and smallest LV), measured against full resolution's segmentation; doing

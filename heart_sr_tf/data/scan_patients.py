@@ -9,9 +9,12 @@ otherwise such a dataset has full slices only.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from heart_sr_tf.data.scan import Scan, ScanSource, as_source, read_scan
 from heart_sr_tf.data.slices import HR_SIZE, Slice, scan_frames
@@ -65,26 +68,40 @@ def valid_scan_patients(
     written beside a lab's cine costs nothing but itself; a patient left without a scan is left out. Each scan
     is read once, a few patients at a time on worker threads."""
     good, errors = [], []
-    for patient, kept, problems in ordered_map(_check_patient, patients):
+    seen: dict[str, tuple[str, ScanSource]] = {}  # the voxels' digest -> the first (patient, scan) holding them
+    for patient, checked, problems in ordered_map(_check_patient, patients):
+        kept = []
+        for path, digest in checked:
+            if digest in seen:  # the same scan exported twice, or copied under another name
+                first, where = seen[digest]
+                whose = "the same patient's" if first == patient.id else f"patient {first}'s"
+                problems.append(DataError(path, f"holds the voxels of {whose} {where}, a copy; left out (a scan in "
+                                                "two splits scores the model on what it trained on)"))  # fmt: skip
+                continue
+            seen[digest] = (patient.id, path)
+            kept.append(path)
         if problems and strict:
             raise problems[0]
         errors += problems
         if kept:
-            good.append(replace(patient, scans=kept))
+            good.append(replace(patient, scans=tuple(kept)))
         if on_patient is not None:
             on_patient(patient.id)
     return good, errors
 
 
-def _check_patient(patient: ScanPatient) -> tuple[ScanPatient, tuple[ScanSource, ...], list[DataError]]:
+def _check_patient(patient: ScanPatient) -> tuple[ScanPatient, list[tuple[ScanSource, str]], list[DataError]]:
+    """The patient's scans fit to train on, each with a digest of its voxels, and the problem of each other."""
     kept, problems = [], []
     for path in patient.scans:
         try:
-            read_training_scan(path)
-            kept.append(path)
+            scan = read_training_scan(path)
+            digest = hashlib.sha1(str(scan.data.shape).encode())
+            digest.update(np.ascontiguousarray(scan.data).view(np.uint8))
+            kept.append((path, digest.hexdigest()))
         except DataError as exc:
             problems.append(exc)
-    return patient, tuple(kept), problems
+    return patient, kept, problems
 
 
 def scan_patient_slices(patient: ScanPatient, size: int = HR_SIZE) -> Iterator[Slice]:
