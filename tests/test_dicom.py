@@ -71,6 +71,20 @@ def test_phases_fall_back_to_instance_number_without_trigger_time(tmp_path):
     with pytest.raises(DataError, match="a duplicate image"):
         read_series(tmp_path / "real_time")
 
+    def drop_one_trigger(z, t, ds):  # one image without its TriggerTime: it was sorted after its slice's others,
+        if (z, t) == (1, 1):  # so phases 1 to 3 of that slice came out 2, 3, 1, silently
+            del ds.TriggerTime
+
+    write_cine(tmp_path / "one_untimed", cine, edit=drop_one_trigger)
+    np.testing.assert_array_equal(read_series(tmp_path / "one_untimed").data, cine.values)
+
+    def unordered(z, t, ds):  # neither orders the phases: said so, not taken for duplicates of one number
+        del ds.TriggerTime, ds.InstanceNumber
+
+    write_cine(tmp_path / "unordered", cine, edit=unordered)
+    with pytest.raises(DataError, match="nothing orders the phases at its slice position: no InstanceNumber"):
+        read_series(tmp_path / "unordered")
+
 
 def test_geometry_and_values_equal_dicom2nifti(tmp_path):
     dicom2nifti = pytest.importorskip("dicom2nifti")

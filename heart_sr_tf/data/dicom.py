@@ -471,7 +471,9 @@ def _assemble(path: Path, members: list) -> DicomSeries:
         key = next((k for k in positions if abs(k - position @ normal) < POSITION_TOLERANCE), position @ normal)
         positions.setdefault(key, []).append((file, ds, position))
     keys = sorted(positions)
-    timed = len({str(ds.get("TriggerTime", "") or "").strip() for _, ds in members}) > 1 or len(members) == len(keys)
+    triggers = [_text(ds.get("TriggerTime")) for _, ds in members]
+    timed = all(triggers) and (len(set(triggers)) > 1 or len(members) == len(keys))  # (some images without one:
+    # the times cannot order the phases, whose place the missing ones would lose; the InstanceNumber does)
     slices = [_phases(positions[k], timed) for k in keys]
     counts = {len(s) for s in slices}
     if len(counts) > 1:
@@ -513,8 +515,15 @@ def _check_in_line(slices: list, step: np.ndarray, pixel: float) -> None:
 
 def _phases(images: list, timed: bool = True) -> list:
     """The images at one position in phase order (TriggerTime, else InstanceNumber); duplicates refused. Not
-    ``timed`` (every image of the series has the same TriggerTime, as an ungated real-time cine's 0), the
-    InstanceNumber alone orders them."""
+    ``timed`` (every image of the series has the same TriggerTime, as an ungated real-time cine's 0, or some have
+    none), the InstanceNumber alone orders them, and images without one cannot be ordered: refused."""
+    if not timed and len(images) > 1:
+        unnumbered = [file for file, ds, _ in images if _text(ds.get("InstanceNumber")) == ""]
+        if unnumbered:
+            raise DataError(
+                unnumbered[0], "nothing orders the phases at its slice position: no InstanceNumber, and no TriggerTime "
+                "on every image of the series"
+            )  # fmt: skip
 
     def key(item):
         _, ds, _ = item
@@ -529,6 +538,11 @@ def _phases(images: list, timed: bool = True) -> list:
             what = "trigger time" if np.isfinite(current[0]) else "instance number"
             raise DataError(file, f"a duplicate image: same slice position and {what} as another file")
     return ordered
+
+
+def _text(value) -> str:
+    """A header value as text, empty when absent or empty (a value of 0 is "0", not absent)."""
+    return "" if value is None else str(value).strip()
 
 
 def _positive_mm(value) -> float | None:
