@@ -8,7 +8,7 @@ from pathlib import Path
 
 from heart_sr_tf.commands.echo import Echo
 from heart_sr_tf.errors import HeartSRError, UsageError
-from heart_sr_tf.folders import make_folder
+from heart_sr_tf.outputs import make_folder
 
 
 def cohort(

@@ -15,7 +15,7 @@ import numpy as np
 
 from heart_sr_tf.data.acdc import GROUPS
 from heart_sr_tf.errors import DataError, os_reason
-from heart_sr_tf.folders import check_place
+from heart_sr_tf.outputs import check_place
 
 SHAPE = (176, 208)  # in-plane (x, y), deliberately not square
 SLICES = 6

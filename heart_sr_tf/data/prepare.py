@@ -20,7 +20,7 @@ from heart_sr_tf.data.phantoms import write_phantoms
 from heart_sr_tf.data.scan import ScanSource
 from heart_sr_tf.data.scan_patients import group_scans, valid_scan_patients
 from heart_sr_tf.errors import DataError, os_reason
-from heart_sr_tf.folders import check_place
+from heart_sr_tf.outputs import check_place
 from heart_sr_tf.progress import progress_bar
 
 

@@ -20,8 +20,8 @@ from heart_sr_tf.data.degradation import BASELINE_NAMES, Degradation
 from heart_sr_tf.data.pipeline import slice_dataset, to_unit
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.evaluation.report import write_csv
-from heart_sr_tf.folders import check_place
 from heart_sr_tf.metrics import gain, image_metrics
+from heart_sr_tf.outputs import check_place
 from heart_sr_tf.progress import progress_bar
 
 METHODS = ("model", *BASELINE_NAMES)

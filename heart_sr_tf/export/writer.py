@@ -23,7 +23,7 @@ import tensorflow as tf
 from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.errors import HeartSRError, os_reason
 from heart_sr_tf.export.layout import METADATA_FILE, versions
-from heart_sr_tf.folders import check_place
+from heart_sr_tf.outputs import check_place
 from heart_sr_tf.processes import process_alive
 
 PROTOCOL = {

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from heart_sr_tf.config import CONFIG_CLASSES, SRGANConfig, WGANConfig, dump_toml, load_config
 from heart_sr_tf.errors import HeartSRError
-from heart_sr_tf.folders import check_place, make_folder
 from heart_sr_tf.names import check_folder_name
+from heart_sr_tf.outputs import check_place, make_folder
 
 CSV_FIELDS = (
     "step",

@@ -33,7 +33,7 @@ import numpy as np
 
 from heart_sr_tf.data.dicom import DicomSeries, rescale
 from heart_sr_tf.errors import DataError, HeartSRError, os_reason
-from heart_sr_tf.folders import check_place
+from heart_sr_tf.outputs import check_place
 from heart_sr_tf.volumes.grid import OutputGrid
 
 MARKER = ".heart-sr-series"  # in every output folder the tool writes; nothing else is ever replaced

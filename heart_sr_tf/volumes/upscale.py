@@ -33,13 +33,12 @@ from heart_sr_tf.data.interpolation import aligned_bicubic
 from heart_sr_tf.data.nifti import is_gzip_name, nifti_suffix, same_kind
 from heart_sr_tf.data.scan import Scan, read_scan
 from heart_sr_tf.errors import DataError, HeartSRError, os_reason
-from heart_sr_tf.folders import check_place
 from heart_sr_tf.memory import available_memory
+from heart_sr_tf.outputs import check_place, occupied, refuse_existing
 from heart_sr_tf.processes import process_alive
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.volumes.dicom_writer import is_dicom_output, refuse_output_folder, write_dicom_series
 from heart_sr_tf.volumes.grid import OutputGrid
-from heart_sr_tf.volumes.output_files import occupied, refuse_existing
 
 IN_PLANE_BATCH = 16  # slices per model call by default
 

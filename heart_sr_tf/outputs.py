@@ -1,13 +1,19 @@
-"""Where the tool will create a folder, or a file in one: checked before any work, so a long run never fails at its
-last step on a path that could not have been written (a link to nothing, a file where a folder must be, a folder
-that cannot be written)."""
+"""Where the tool writes, checked before any work, so that a long run never fails at its last step on a path that
+could not have been written, and never replaces what the user put there without being asked.
+
+- The place: a folder to create or reuse, or an output file's folder, can be made (no link to nothing on the way, no
+  file where a folder must be, a folder this process can write in).
+- The path itself: an output file's path holds nothing, or (with ``--overwrite``) a file to replace. A folder is
+  never replaced by a file, and a link is replaced, not written through: results go to a temporary file that is
+  renamed over the path at the end.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from heart_sr_tf.errors import DataError, os_reason
+from heart_sr_tf.errors import DataError, HeartSRError, os_reason
 
 
 def check_place(path: Path, named: Path | None = None) -> None:
@@ -37,3 +43,20 @@ def make_folder(path: Path) -> Path:
     except OSError as exc:
         raise DataError(path, f"cannot create it ({os_reason(exc)})") from None
     return Path(path)
+
+
+def occupied(path: Path) -> bool:
+    """Something stands at ``path``: a file, a folder, or a link (one to nothing too)."""
+    return path.exists() or path.is_symlink()
+
+
+def refuse_existing(path: Path, overwrite: bool) -> None:
+    """Refuse a file output's path that holds a folder, or anything at all unless ``overwrite``."""
+    path = Path(path)
+    if not occupied(path):
+        return
+    if path.is_dir():
+        raise HeartSRError(f"{path}: is a folder, not a file")
+    if not overwrite:
+        dangling = f" (a link to {os.readlink(path)}, which does not exist)" if not path.exists() else ""
+        raise HeartSRError(f"{path}: exists{dangling}; pass --overwrite to replace it")
