@@ -182,3 +182,7 @@ def test_clinical_measures_short_axis_stacks_only(tmp_path):
     ]
     with pytest.raises(DataError, match="no scan can be scored: .*not measured"):
         check_scans(scans[:1], (3, 4), stacks_only=True)
+    copy = tmp_path / "sax_again.nii"  # the same cine exported twice (another format and stored type): scored once,
+    nib.save(nib.Nifti1Image(values.astype(np.float64), np.diag([1.4, 1.4, 10.0, 1.0])), str(copy))  # not twice
+    once = check_scans([*scans, copy], (3, 4))
+    assert once.paths == scans and once.left_out == [f"{copy}: holds the voxels of {scans[1]}, a copy: scored once"]

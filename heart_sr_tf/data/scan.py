@@ -14,6 +14,7 @@ array of the same layout back in the file's order for writing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,13 @@ class Scan:
         if self.dicom is not None:
             return made_by_heart_sr(self.dicom.headers[0][0])
         return nifti_made_by_heart_sr(self.image.header)
+
+    def voxel_digest(self) -> str:
+        """A digest of the voxels' values and the array's shape, whatever the file's format, header or stored
+        type: two scans with one digest are one acquisition exported twice (or copied under another name)."""
+        digest = hashlib.sha1(str(self.data.shape).encode())
+        digest.update(np.ascontiguousarray(self.data, dtype=np.float32).view(np.uint8))
+        return digest.hexdigest()
 
     def label_values(self, most: int = 8) -> np.ndarray | None:
         """The distinct values when the scan holds at most ``most``, all whole numbers, as a label map does

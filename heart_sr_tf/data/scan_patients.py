@@ -9,12 +9,9 @@ otherwise such a dataset has full slices only.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import numpy as np
 
 from heart_sr_tf.data.scan import Scan, ScanSource, as_source, read_scan
 from heart_sr_tf.data.slices import HR_SIZE, Slice, scan_frames
@@ -95,10 +92,7 @@ def _check_patient(patient: ScanPatient) -> tuple[ScanPatient, list[tuple[ScanSo
     kept, problems = [], []
     for path in patient.scans:
         try:
-            scan = read_training_scan(path)
-            digest = hashlib.sha1(str(scan.data.shape).encode())
-            digest.update(np.ascontiguousarray(scan.data).view(np.uint8))
-            kept.append((path, digest.hexdigest()))
+            kept.append((path, read_training_scan(path).voxel_digest()))
         except DataError as exc:
             problems.append(exc)
     return patient, kept, problems

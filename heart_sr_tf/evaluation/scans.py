@@ -40,9 +40,11 @@ def check_scans(paths: list, ndims=NDIMS, stacks_only: bool = False) -> CheckedS
     """Every scan read and checked. One that cannot be scored is left out with its problem: unreadable, not
     ``ndims``, a DICOM series that is no stack of parallel slices (the localiser of a study's export), or a scan
     this tool wrote (a cohort's results in the scans' folder, a derived series sent back to the PACS: no
-    full-resolution reference, and scored as one it would flatter the model); with ``stacks_only`` (clinical
+    full-resolution reference, and scored as one it would flatter the model), a copy of a scan before it (the
+    voxels alike: scored twice, it would weigh double); with ``stacks_only`` (clinical
     measurements), a scan of too few slices for a ventricular volume (a long-axis cine). None left is an error."""
     checked = CheckedScans()
+    seen: dict[str, object] = {}  # the voxels' digest -> the first scan holding them
     for path in paths:
         try:
             scan = read_scan(path, ndims=ndims)
@@ -56,6 +58,9 @@ def check_scans(paths: list, ndims=NDIMS, stacks_only: bool = False) -> CheckedS
         why = too_few_slices(scan.data.shape[2] if scan.data.ndim >= 3 else 1) if stacks_only else None
         if why is not None:
             checked.left_out.append(f"{path}: not measured: {why}")
+            continue
+        if (first := seen.setdefault(scan.voxel_digest(), path)) is not path:  # the same scan exported twice
+            checked.left_out.append(f"{path}: holds the voxels of {first}, a copy: scored once")
             continue
         checked.paths.append(path)
         checked.shapes.append(scan.data.shape)
