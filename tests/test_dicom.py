@@ -372,6 +372,19 @@ def test_an_enhanced_multi_frame_file_reads_as_the_same_classic_series(tmp_path,
     assert "PerFrameFunctionalGroupsSequence" not in header and "NumberOfFrames" not in header
 
 
+def test_an_enhanced_cine_without_trigger_delays_keeps_its_phases_in_time_order(tmp_path):
+    """An ungated (real-time) enhanced cine: no trigger delay in any frame, the frames stored out of time order.
+    Its phases came out in the order of the frames in the file, scrambled without a word; the frames'
+    TemporalPositionIndex (Frame Content) orders them."""
+    cine = Cine(_values((12, 10, 3, 4)))
+    enhanced = write_enhanced(tmp_path / "cine.dcm", cine)
+    ds = pydicom.dcmread(enhanced)
+    for groups in ds.PerFrameFunctionalGroupsSequence:
+        del groups.CardiacSynchronizationSequence
+    ds.save_as(enhanced, enforce_file_format=True)
+    np.testing.assert_array_equal(read_series(enhanced).data, cine.values)
+
+
 def test_a_damaged_enhanced_file_is_refused_by_name(tmp_path):
     enhanced = write_enhanced(tmp_path / "cine.dcm", Cine(_values()))
     ds = pydicom.dcmread(enhanced)

@@ -689,7 +689,7 @@ def _frames_of(file: Path, ds) -> list:
                 if items and attribute in items[0]:
                     setattr(frame, keyword, items[0][attribute].value)
                     break
-        frame.InstanceNumber = index + 1
+        frame.InstanceNumber = _temporal_index(groups) or index + 1  # what orders the phases without trigger times
         kinds = [place.get("MRImageFrameTypeSequence") for place in (groups, shared) if place is not None]
         kind = next((items[0].get("ComplexImageComponent") for items in kinds if items), None)
         frame.heart_sr_component = kind  # (the frame's part of the signal: magnitude, phase...)
@@ -697,6 +697,17 @@ def _frames_of(file: Path, ds) -> list:
         frame.heart_sr_sop_class = sop  # (the file's own class, which a derived image references)
         out.append((file, frame))
     return out
+
+
+def _temporal_index(groups) -> int | None:
+    """A frame's TemporalPositionIndex (Frame Content), its place in time among the frames at its position; None
+    where it has none (the frames' order in the file then stands in: most files keep them in time order)."""
+    content = groups.get("FrameContentSequence") if groups is not None else None
+    value = content[0].get("TemporalPositionIndex") if content else None
+    try:
+        return int(value) if value not in (None, "") and int(value) > 0 else None
+    except (TypeError, ValueError):
+        return None
 
 
 def joined_entries(
