@@ -117,9 +117,9 @@ def test_evaluate_scans_scores_a_labs_own_scans_next_to_the_baselines(tiny_expor
 
     folder = tmp_path / "scans"
     folder.mkdir()
-    frame = sorted((phantom_root / "training" / "patient002").glob("*_frame??.nii.gz"))[0]
+    frame, other = sorted((phantom_root / "training" / "patient002").glob("*_frame??.nii.gz"))[:2]
     (folder / "a.nii.gz").write_bytes(frame.read_bytes())
-    (folder / "b.nii.gz").write_bytes(frame.read_bytes())
+    (folder / "b.nii.gz").write_bytes(other.read_bytes())  # (a copy of a.nii.gz would be scored once)
     (folder / "c.nii.gz").write_bytes(b"\x1f\x8b not a scan")
     study = folder / "study"  # a study exported flat: its cine is scored, its localiser left out
     values = np.random.default_rng(0).integers(0, 400, (20, 24, 2, 2)).astype(np.float32)
