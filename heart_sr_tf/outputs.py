@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from heart_sr_tf.errors import DataError, HeartSRError, os_reason
+from heart_sr_tf.errors import DataError, os_reason
 
 
 def check_place(path: Path, named: Path | None = None) -> None:
@@ -56,7 +56,7 @@ def refuse_existing(path: Path, overwrite: bool) -> None:
     if not occupied(path):
         return
     if path.is_dir():
-        raise HeartSRError(f"{path}: is a folder, not a file")
+        raise DataError(path, "is a folder, not a file")
     if not overwrite:
         dangling = f" (a link to {os.readlink(path)}, which does not exist)" if not path.exists() else ""
-        raise HeartSRError(f"{path}: exists{dangling}; pass --overwrite to replace it")
+        raise DataError(path, f"exists{dangling}; pass --overwrite to replace it")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
 from heart_sr_tf.commands.echo import Echo
@@ -80,10 +79,8 @@ def cohort(
             chosen.add("float32")  # the through-plane model is chosen per scan: no int8 twin is known for it
         options["precision"] = chosen.pop() if len(chosen) == 1 else "float32"
     created = not out_dir.exists()
-    make_folder(out_dir)
+    make_folder(out_dir)  # (and one this process can write in)
     try:
-        if not os.access(out_dir, os.W_OK):
-            raise HeartSRError(f"{out_dir}: cannot write there")
         with cohort_lock(out_dir):
             return _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, measure, picked, notes)
     finally:
