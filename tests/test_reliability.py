@@ -107,6 +107,30 @@ def test_upscale_keeps_the_intensity_range_of_every_data_type(tiny_export, tmp_p
         assert len(np.unique(after)) > 200
 
 
+@pytest.mark.parametrize(
+    "dtype, slope, inter", [(np.uint8, 1.0, 0.0), (np.int16, 0.5, -100.0), (np.uint16, 0.001, 3.0), (np.int8, 2.0, 7.5)]
+)
+def test_stored_values_are_the_nearest_step_clipped_to_the_type(dtype, slope, inter):
+    """The in-place conversion of a result to its stored type equals the plain formula: round half to even, then
+    clip to the type's range (values beyond it included)."""
+    from heart_sr_tf.volumes.upscale import to_stored
+
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(1)
+    steps = rng.integers(int(info.min), int(info.max), size=(7, 9, 5)).astype(np.float64)
+    steps += rng.choice([0.0, 0.5, -0.5, 0.25, 0.49], size=steps.shape)  # halves, both ways, and near-halves
+    steps[0, 0, :3] = [info.min - 40.0, info.max + 40.0, info.max + 0.4]  # beyond the type's range
+    values = (steps * slope + inter).astype(np.float32)
+    expected = np.clip(np.round((values - inter) / slope), info.min, info.max).astype(dtype)  # (in float32)
+    stored = to_stored(values.copy(), dtype, slope, inter)
+    assert stored.dtype == np.dtype(dtype) and stored.shape == values.shape
+    assert np.array_equal(stored, expected)
+    assert stored[0, 0, 0] == info.min and stored[0, 0, 1] == info.max and stored[0, 0, 2] == info.max
+    half = np.abs(steps - np.floor(steps) - 0.5) < 1e-9
+    if slope == 1.0 and inter == 0.0:  # exact halves go to the even neighbour
+        assert half.any() and np.all(stored[half] % 2 == 0)
+
+
 def test_a_nifti2_scan_is_written_back_as_nifti2_without_a_complaint(tiny_export, tmp_path, caplog):
     data = np.round(_anatomy((20, 24, 4), 400.0)).astype(np.int16)
     image = nib.Nifti2Image(data, np.diag([1.5, 1.5, 8.0, 1.0]))
