@@ -291,3 +291,68 @@ def test_a_new_process_imports_the_compiled_model_and_gets_the_same_result(tmp_p
     assert results[0].shape == (3, 120, 108, 1) and np.array_equal(results[0], results[1])
     assert sorted((tmp_path / "cache" / "openvino-compiled").glob("*.blob")) == blobs
     assert blobs[0].stat().st_mtime_ns == stored  # imported by the second process, not compiled and written again
+
+
+def test_the_compiled_models_kept_are_bounded_least_recently_used_first(tmp_path, monkeypatch):
+    """The folder of compiled models grows by a few MB a shape: over its bound the least recently used go, down to
+    three quarters of it; what is within it, folders and links are left alone."""
+    from heart_sr_tf.cache import prune_oldest
+
+    folder = tmp_path / "compiled"
+    folder.mkdir()
+    for age, name in enumerate(["newest", "recent", "old", "oldest"]):
+        (folder / name).write_bytes(b"x" * 1000)
+        os.utime(folder / name, (1e9 - age * 1000, 1e9 - age * 1000))
+    (folder / "sub").mkdir()
+    (folder / "sub" / "inner").write_bytes(b"x" * 5000)
+    (folder / "link").symlink_to(folder / "sub" / "inner")
+    assert prune_oldest(folder, 4000) == 0 and len(list(folder.iterdir())) == 6  # at the bound: nothing goes
+    assert prune_oldest(folder, 3999) == 2000  # over it: down to 2999 bytes or less, oldest first
+    assert sorted(p.name for p in folder.iterdir()) == ["link", "newest", "recent", "sub"]
+    os.utime(folder / "recent", (2e9, 1e9 - 1000))  # read since (a later access time): now the most recent
+    assert prune_oldest(folder, 1500) == 1000 and (folder / "recent").exists() and not (folder / "newest").exists()
+    assert (folder / "sub" / "inner").stat().st_size == 5000
+    assert prune_oldest(tmp_path / "missing", 0) == 0
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf", "1e400"])
+def test_a_bad_bound_on_the_compiled_models_is_one_line(phantom_root, tmp_path, monkeypatch, value):
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (the [openvino] extra)")
+    monkeypatch.setenv("HEART_SR_COMPILED_CACHE_MB", value)
+    scan = next((phantom_root / "training" / "patient001").glob("*_4d.nii.gz"))
+    result = run_cli("upscale", scan, tmp_path / "o.nii.gz", "--backend", "openvino", "--quiet")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "HEART_SR_COMPILED_CACHE_MB: must be a number of megabytes" in result.stderr and value in result.stderr
+    assert not (tmp_path / "o.nii.gz").exists()
+
+
+def test_a_process_over_the_bound_removes_the_least_recently_used_compiled_models(tmp_path):
+    """With the folder over ``$HEART_SR_COMPILED_CACHE_MB``, a new process removes the oldest compiled models
+    before it compiles, and keeps its own; 0 keeps none and stores none."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (the [openvino] extra)")
+    folder = tmp_path / "cache" / "openvino-compiled"
+    folder.mkdir(parents=True)
+    for age in range(3):  # three earlier compiled models of 10 MB, the first the newest
+        (folder / f"earlier{age}.blob").write_bytes(b"x" * 10_000_000)
+        os.utime(folder / f"earlier{age}.blob", (1e9 - age, 1e9 - age))
+    code = (
+        "import numpy as np\n"
+        "from heart_sr_tf.inference.predictor import load_predictor\n"
+        f"p = load_predictor({str(SHIPPED)!r}, 'openvino', 'float32')\n"
+        "out = p(np.random.default_rng(0).random((2, 24, 20, 1)).astype(np.float32))\n"
+        "assert out.shape == (2, 72, 60, 1)\n"
+    )
+    env = {**os.environ, "HEART_SR_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "HEART_SR_COMPILED_CACHE_MB": "25"}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = sorted(p.name for p in folder.iterdir())
+    assert "earlier0.blob" in names and "earlier1.blob" not in names and "earlier2.blob" not in names, names
+    assert len(names) == 2  # the newest earlier one and this process's own compiled model
+    assert sum(p.stat().st_size for p in folder.iterdir()) <= 25_000_000
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "HEART_SR_COMPILED_CACHE_MB": "0"}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list(folder.iterdir()) == []

@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from heart_sr_tf.cache import building, cache_root
+from heart_sr_tf.cache import building, cache_root, compiled_limit, prune_oldest
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.startup import import_tensorflow_quietly
 
@@ -133,7 +133,7 @@ def openvino_fn(folder: Path, precision: str, static: bool = True):
     ``int8`` runs its quantised twin (``python cli.py quantize``), whose float parts stay float32."""
     ov = _openvino()
     core = ov.Core()
-    _cache_compiled(core)
+    prune = _cache_compiled(core)
     if precision == "int8":
         ir = cached_ir(Path(folder), INT8_KIND)
         if ir is None:
@@ -146,23 +146,33 @@ def openvino_fn(folder: Path, precision: str, static: bool = True):
     config = {"INFERENCE_PRECISION_HINT": OPENVINO_HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
     rank = model.inputs[0].get_partial_shape().rank.get_length()
     if static:
-        return StaticShapes(core, model, config), rank
+        return StaticShapes(core, model, config, prune=prune), rank
     request = core.compile_model(model, "CPU", config).create_infer_request()
     return (lambda lr: request.infer({0: lr}, share_inputs=False)[0].copy()), rank
 
 
-def _cache_compiled(core) -> None:
+def _cache_compiled(core):
     """Keep OpenVINO's compiled models under ``$HEART_SR_CACHE/openvino-compiled``: a new process (each `upscale`,
     each cohort worker) imports a shape's compiled model instead of compiling it again (here 0.08 s against
     0.2 s a shape). OpenVINO keys each by the model, its settings and the CPU, so a changed model or another
-    machine compiles afresh. Where that folder cannot be made, every process compiles, as before."""
+    machine compiles afresh. Where that folder cannot be made, every process compiles, as before. It grows by a
+    few MB a model, precision and shape (scans of many sizes add shapes): the least recently used are removed
+    when it holds more than ``$HEART_SR_COMPILED_CACHE_MB`` (default 1024; 0 keeps none), now and after each
+    shape compiled (a cohort worker lives through many scans). Returns that pruning, or None without a cache."""
+    limit = compiled_limit()
     folder = cache_root() / "openvino-compiled"
+    if limit == 0:
+        prune_oldest(folder, 0)
+        return None
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
-        return
-    if os.access(folder, os.W_OK):
-        core.set_property({"CACHE_DIR": str(folder)})
+        return None
+    if not os.access(folder, os.W_OK):
+        return None
+    prune_oldest(folder, limit)
+    core.set_property({"CACHE_DIR": str(folder)})
+    return lambda: prune_oldest(folder, limit)
 
 
 class StaticShapes:
@@ -174,8 +184,8 @@ class StaticShapes:
     and the tiles of a large slice. Exact shapes only, never padding, so every output equals the dynamic model's.
     """
 
-    def __init__(self, core, model, config: dict, limit: int = 8):
-        self.core, self.model, self.config, self.limit = core, model, config, limit
+    def __init__(self, core, model, config: dict, limit: int = 8, prune=None):
+        self.core, self.model, self.config, self.limit, self.prune = core, model, config, limit, prune
         self.requests: dict[tuple[int, ...], object] = {}  # insertion order = least recently used first
         self.compiled = 0  # how many shapes were compiled, for the tests and the benchmark
 
@@ -187,6 +197,8 @@ class StaticShapes:
             model.reshape({0: list(key)})
             request = self.core.compile_model(model, "CPU", self.config).create_infer_request()
             self.compiled += 1
+            if self.prune is not None:  # (the compiled model just stored is the newest: kept unless alone too big)
+                self.prune()
             if len(self.requests) >= self.limit:
                 self.requests.pop(next(iter(self.requests)))
         self.requests[key] = request
