@@ -189,3 +189,23 @@ def test_a_missing_required_package_is_one_line_not_a_traceback(tmp_path):
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "tensorflow is not installed" in lines[0] and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["cohort", "IN", "--out-dir", "OUT", "--scheduler", ""], "--scheduler"),  # was: a local cluster
+        (["upscale", "IN", "OUT.nii.gz", "--server", ""], "--server"),  # was: the local default model
+        (["evaluate", "rrdb_kspace", "--data-dir="], "--data-dir"),  # was: a dataset built in the current folder
+        (["upscale", "IN", ""], "the argument after 'upscale IN'"),
+        (["train", "srgan", "--name", "", "--steps", "1"], "--name"),
+    ],
+)
+def test_an_empty_value_on_the_command_line_is_one_line_and_no_work(tmp_path, args, named):
+    """An empty value is what a script's unset variable gives: it is named, before anything is read or written."""
+    (tmp_path / "IN").mkdir()
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {named}: an empty value"), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["IN"]  # nothing made: no dataset, run or output

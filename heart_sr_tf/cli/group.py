@@ -25,10 +25,30 @@ def warn(line: str) -> None:
     click.echo(line, err=True)
 
 
+def empty_value(args: list[str]) -> str | None:
+    """What an empty value on the command line belongs to (``--scheduler``, or the argument's place), or None.
+    Click takes ``--scheduler ""`` as no scheduler (a local cluster instead of the lab's) and a path ``""`` as the
+    current folder: what a script's unset variable gives, and never what was meant."""
+    for i, token in enumerate(args):
+        if token.startswith("--") and token.endswith("=") and len(token) > 3:
+            return token[:-1]
+        if token == "":
+            before = args[i - 1] if i > 0 else ""
+            if before.startswith("--") and "=" not in before:
+                return before
+            words = " ".join(args[:i])
+            return f"the argument after {words!r}" if words else "the first argument"
+    return None
+
+
 class Group(click.Group):
     """A click group that turns our errors and click's usage errors into one line on stderr and exit status 2."""
 
     def main(self, args=None, prog_name=None, **extra):
+        given = sys.argv[1:] if args is None else [str(arg) for arg in args]
+        if (empty := empty_value(given)) is not None:
+            click.echo(f"error: {empty}: an empty value (an unset shell variable?); give one or leave it out", err=True)
+            sys.exit(2)
         try:
             code = super().main(args, prog_name, standalone_mode=False, **extra)
         except click.UsageError as exc:
