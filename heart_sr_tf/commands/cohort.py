@@ -96,7 +96,7 @@ def _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, 
     from heart_sr_tf.data.dicom import NOT_A_STACK
 
     where = scheduler or f"a local cluster of {workers} worker process(es)"
-    echo(f"cohort: {len(jobs)} scans from {inputs} -> {out_dir}, on {where}")
+    echo(f"cohort: {len(jobs)} scan{'' if len(jobs) == 1 else 's'} from {inputs} -> {out_dir}, on {where}")
     if picked.aside:
         echo(f"cohort: {picked.line()}")
     for line in notes:
