@@ -26,6 +26,7 @@ CONFIG_DIR = files("heart_sr_tf") / "configs"
 Precision = Literal["no", "float16", "bfloat16", "auto"]
 HR_SIDE = 256  # the protocol's slices: no training patch can be larger
 BATCH_PIXELS = 2**24  # HR pixels in one training step (e.g. 256 patches of 256x256): about 1 GB of activations
+MAX_SEED = 2**32 - 1  # the largest seed numpy's generators take (a seed is never negative)
 
 
 @dataclass
@@ -40,8 +41,9 @@ class DataConfig:
 
     def check(self) -> None:
         _at_least(self, patch=1, batch_size=1, patches_per_slice=1, shuffle_buffer=1)
-        _at_least(self, phantom_patients=3, validation_slices=1)
+        _at_least(self, phantom_patients=3, validation_slices=1, split_seed=0)
         _at_most(self, patch=HR_SIDE, batch_size=4096, patches_per_slice=256, shuffle_buffer=1_000_000)
+        _at_most(self, split_seed=MAX_SEED)
         if self.batch_size * self.patch**2 > BATCH_PIXELS:
             raise ConfigError(
                 f"batch_size x patch^2: {self.batch_size} x {self.patch}^2 HR pixels per step is more than "
@@ -155,6 +157,8 @@ class LoopConfig:
 
     def check(self) -> None:
         _at_least(self, log_every=1, checkpoint_every=1, validate_every=1, image_every=1, keep_checkpoints=1)
+        _at_least(self, seed=0)
+        _at_most(self, seed=MAX_SEED)
 
 
 @dataclass
@@ -311,8 +315,8 @@ class SegDataConfig:
     split_seed: int = 0  # the patient split, as ``prepare --seed``: the segmenter never sees an SR test patient
 
     def check(self) -> None:
-        _at_least(self, crop=16, batch_size=1)
-        _at_most(self, batch_size=4096)
+        _at_least(self, crop=16, batch_size=1, split_seed=0)
+        _at_most(self, batch_size=4096, split_seed=MAX_SEED)
         if self.batch_size * self.crop**2 > BATCH_PIXELS:
             raise ConfigError(f"batch_size x crop^2: more than {BATCH_PIXELS:,} pixels per step")
         if self.crop > 256:

@@ -80,6 +80,8 @@ def test_the_loop_fields_are_checked_alike_for_every_model(tmp_path):
         assert "train.mixed_precision: 'fp8' is not one of" in _error(
             tmp_path, '[train]\nmixed_precision = "fp8"\n', cls
         )
+        assert "train.seed: must be at least 0, got -1" in _error(tmp_path, "[train]\nseed = -1\n", cls)
+        assert "train.seed: must be at most 4,294,967,295" in _error(tmp_path, "[train]\nseed = 4294967296\n", cls)
         (tmp_path / "ok.toml").write_text("[train]\nkeep_checkpoints = 7\nseed = 3\n")
         config = load_config(tmp_path / "ok.toml", cls)
         assert (config.train.keep_checkpoints, config.train.seed) == (7, 3)
@@ -93,6 +95,21 @@ def test_what_a_config_may_ask_is_bounded_before_any_work(tmp_path):
         tmp_path, "[generator]\nresidual_scale = nan\n"
     )
     assert "optim.g_lr: expected a finite number" in _error(tmp_path, "[optim]\ng_lr = inf\n")
+    assert "data.split_seed: must be at least 0, got -3" in _error(tmp_path, "[data]\nsplit_seed = -3\n")
+    segmenter = CONFIG_CLASSES["segmenter"]
+    assert "data.split_seed: must be at least 0" in _error(tmp_path, "[data]\nsplit_seed = -3\n", segmenter)
+
+
+@pytest.mark.parametrize("command", [["phantoms", "p"], ["prepare"], ["train", "srgan", "--steps", "1"]])
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_a_seed_numpy_cannot_take_is_one_line_before_any_work(tmp_path, command, seed):
+    """A negative seed was a traceback from numpy's generator (after a dataset or run folder was begun)."""
+    from in_process import run_cli
+
+    result = run_cli(*command, "--seed", seed, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "'--seed'" in result.stderr and "0<=x<=4294967295" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_factor_belongs_to_the_degradation_and_the_old_name_still_reads(tmp_path):

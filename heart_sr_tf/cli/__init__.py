@@ -17,6 +17,7 @@ from heart_sr_tf.cli.options import (  # noqa: E402
     FOLDER,
     POSITIVE,
     RESUME,
+    SEED,
     backend_options,
     data_options,
     repeated_slices_option,
@@ -43,7 +44,7 @@ def main(verbose: bool):
     show_default=True,
     help="Number of synthetic patients (at least one for each of train, validation and test).",
 )
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def phantoms(out: Path, patients: int, seed: int):
     """Write synthetic cardiac cine in the ACDC layout to OUT (a new or empty folder)."""
     from heart_sr_tf.commands.data import write_phantoms
@@ -54,7 +55,7 @@ def phantoms(out: Path, patients: int, seed: int):
 
 @main.command()
 @data_options
-@click.option("--seed", default=0, show_default=True, help="Seed of the patient split.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the patient split.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad patient instead of skipping it.")
 @click.option("--force", is_flag=True, help="Rebuild even if the dataset exists.")
 @click.option(

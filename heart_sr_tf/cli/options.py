@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from heart_sr_tf.cohort.series_filter import SeriesFilter
+from heart_sr_tf.config import MAX_SEED
 from heart_sr_tf.inference.hardware import BACKENDS, PRECISIONS
 
 BACKEND_OPTIONS = {  # option -> (choices, help)
@@ -40,6 +41,7 @@ def backend_options(default_backend: str, default_precision: str):
 
 
 FOLDER = click.Path(file_okay=False, path_type=Path)
+SEED = click.IntRange(0, MAX_SEED)
 
 
 repeated_slices_option = click.option(
@@ -110,7 +112,7 @@ def train_options(f=None, *, with_lr: bool = True):
         ),
         click.option("--vgg-weights", type=click.Path(dir_okay=False), help="VGG19 ImageNet weights (.h5)."),
         click.option("--runs-dir", type=FOLDER, default=Path("runs")),
-        click.option("--seed", type=int, help="Seed of the initial weights and the sampling (default: the config's)."),
+        click.option("--seed", type=SEED, help="Seed of the initial weights and the sampling (default: the config's)."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
     ]
     for option in reversed(options):
