@@ -19,7 +19,9 @@ COMPILED_LIMIT_MB = 1024.0  # OpenVINO's compiled models, a few MB each: a few h
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("HEART_SR_CACHE", Path.home() / ".cache" / "heart-sr-tf"))
+    """``$HEART_SR_CACHE``, else ``~/.cache/heart-sr-tf``; set but empty counts as unset (a script's empty variable
+    made the current folder the cache)."""
+    return Path(os.environ.get("HEART_SR_CACHE") or Path.home() / ".cache" / "heart-sr-tf")
 
 
 def compiled_limit() -> int:

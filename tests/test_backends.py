@@ -356,3 +356,15 @@ def test_a_process_over_the_bound_removes_the_least_recently_used_compiled_model
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert list(folder.iterdir()) == []
+
+
+def test_an_empty_cache_variable_is_the_default_cache_not_the_current_folder(tmp_path, monkeypatch):
+    """``HEART_SR_CACHE=`` (a script's empty variable) made the current folder the cache: every upscale left an
+    openvino-compiled folder where it ran."""
+    from heart_sr_tf.cache import cache_root
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HEART_SR_CACHE", "")
+    assert cache_root() == tmp_path / "home" / ".cache" / "heart-sr-tf"
+    monkeypatch.setenv("HEART_SR_CACHE", str(tmp_path / "elsewhere"))
+    assert cache_root() == tmp_path / "elsewhere"

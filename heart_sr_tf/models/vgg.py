@@ -24,7 +24,7 @@ class VGGWeightsMissing(HeartSRError):
 
 
 def cached_weights_path() -> Path:
-    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
     return home / "models" / WEIGHTS_FILE
 
 
