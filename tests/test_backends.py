@@ -326,6 +326,23 @@ def test_a_bad_bound_on_the_compiled_models_is_one_line(phantom_root, tmp_path, 
     assert not (tmp_path / "o.nii.gz").exists()
 
 
+def test_a_bad_bound_on_the_compiled_models_stops_a_cohort_before_any_scan(phantom_root, tmp_path, monkeypatch):
+    """Checked once, before the cluster starts: not one failure per scan."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (the [openvino] extra)")
+    pytest.importorskip("distributed", reason="Dask is not installed (the [cohort] extra)")
+    monkeypatch.setenv("HEART_SR_COMPILED_CACHE_MB", "lots")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(next((phantom_root / "training" / "patient001").glob("*_4d.nii.gz")), inputs / "a.nii.gz")
+    result = run_cli("cohort", inputs, "--out-dir", tmp_path / "out", "--backend", "openvino", "--quiet")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert (
+        result.stderr.strip()
+        == "error: HEART_SR_COMPILED_CACHE_MB: must be a number of megabytes, 0 or more, got 'lots'"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_process_over_the_bound_removes_the_least_recently_used_compiled_models(tmp_path):
     """With the folder over ``$HEART_SR_COMPILED_CACHE_MB``, a new process removes the oldest compiled models
     before it compiles, and keeps its own; 0 keeps none and stores none."""

@@ -20,6 +20,7 @@ def cohort(
         from distributed import Client  # noqa: F401
     except ImportError:
         raise HeartSRError("cohort runs on Dask: pip install -e '.[cohort]'") from None
+    from heart_sr_tf.cache import compiled_limit
     from heart_sr_tf.cohort.jobs import find_jobs
     from heart_sr_tf.cohort.run_lock import cohort_lock
     from heart_sr_tf.cohort.series_filter import SeriesFilter
@@ -78,6 +79,8 @@ def cohort(
         if "int8" in chosen and options["through_plane"] and not options["through_plane_model"]:
             chosen.add("float32")  # the through-plane model is chosen per scan: no int8 twin is known for it
         options["precision"] = chosen.pop() if len(chosen) == 1 else "float32"
+    if options["backend"] == "openvino":
+        compiled_limit()  # (a bad $HEART_SR_COMPILED_CACHE_MB: one line now, not a failure per scan; local workers)
     created = not out_dir.exists()
     make_folder(out_dir)  # (and one this process can write in)
     try:
