@@ -569,3 +569,39 @@ def test_the_seg_and_the_report_accept_the_header_defects_exports_leave(tmp_path
         write_dicom_seg(series, labels, tmp_path / "seg2", "heart-sr-tf test", "1")
     assert str(error.value).startswith(f"{tmp_path / 'seg2'}: cannot write the SEG series from these headers (")
     assert not [p.name for p in tmp_path.iterdir() if "seg2" in p.name]
+
+
+def test_an_output_header_is_copied_whole_and_apart_from_its_template(tmp_path):
+    """The writer copies each input header (classic, and an enhanced file's frames as read) by a pickle round trip,
+    not ``copy.deepcopy``: the same dataset, file meta and the reader's own notes, and editing the copy (nested
+    items and private elements too) leaves the template as it was."""
+    import copy
+
+    from pydicom.dataset import Dataset
+
+    from heart_sr_tf.volumes.dicom_writer import _copy
+
+    cine = Cine(_values((12, 10, 2, 3)))
+    write_cine(
+        tmp_path / "classic",
+        cine,
+        edit=lambda z, t, ds: ds.private_block(0x2005, "Philips MR Imaging DD 001", create=True).add_new(
+            0x0E, "FL", 1.5
+        ),
+    )
+    enhanced = write_enhanced(tmp_path / "enhanced" / "cine.dcm", cine)
+    for series in (read_series(tmp_path / "classic"), read_series(enhanced)):
+        for template in (h for row in series.headers for h in row):
+            made, reference = _copy(template), copy.deepcopy(template)
+            assert made == reference and made.file_meta == reference.file_meta
+            notes = {k: v for k, v in vars(reference).items() if k.startswith("heart_sr")}
+            assert {k: v for k, v in vars(made).items() if k.startswith("heart_sr")} == notes
+            before = copy.deepcopy(template)
+            made.PixelSpacing = ["9", "9"]
+            made.SourceImageSequence = [Dataset()]
+            if "ReferencedImageSequence" in made:
+                made.ReferencedImageSequence[0].ReferencedSOPInstanceUID = "1.2.3"
+            if (0x2005, 0x0010) in made:  # (the classic series' private scale slope)
+                made.private_block(0x2005, "Philips MR Imaging DD 001")[0x0E].value = 99.0
+            assert template == before
+        assert (0x2005, 0x0010) in template or series.path == enhanced
