@@ -235,3 +235,34 @@ def test_an_existing_output_is_kept_unless_overwrite(phantom_root, tmp_path):
     result = run_cli(*args, "--overwrite")
     assert result.returncode == 2 and "a through-plane model; use it with --through-plane" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.nii.gz"]  # no 0-byte temporary file left
+
+
+@pytest.mark.parametrize("codes", [(1, 0), (0, 4), (1, 2), (0, 0)])
+def test_the_output_states_its_geometry_in_the_forms_the_input_states_it(tiny_export, tmp_path, codes):
+    """Each of the qform and sform is kept as the input has it, scaled: input voxel (i, j) sits where output voxel
+    (3i, 3j) does. A form the input leaves unset stays unset; nibabel set the sform of a qform-only (or formless)
+    scan as "aligned", a space the scan never claimed."""
+    qcode, scode = codes
+    rotation = nib.eulerangles.euler2mat(0.3, -0.2, 0.1)
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([1.4, 1.3, 8.0])
+    affine[:3, 3] = [-100.0, 50.0, 20.0]
+    image = nib.Nifti1Image(np.random.default_rng(0).integers(0, 400, (30, 26, 3, 2)).astype(np.int16), None)
+    image.header.set_zooms((1.4, 1.3, 8.0, 30.0))
+    image.set_qform(affine if qcode else None, qcode)
+    image.set_sform(affine if scode else None, scode)
+    nib.save(image, str(tmp_path / "in.nii.gz"))
+    source = nib.load(str(tmp_path / "in.nii.gz"))
+    assert (int(source.header["qform_code"]), int(source.header["sform_code"])) == codes
+    out = upscale_file(tmp_path / "in.nii.gz", tmp_path / "out.nii.gz", load_predictor(tiny_export), quiet=True)
+    result = nib.load(str(out))
+    assert (int(result.header["qform_code"]), int(result.header["sform_code"])) == codes
+    assert np.allclose(result.header.get_zooms(), (1.4 / 3, 1.3 / 3, 8.0, 30.0), atol=1e-5)
+    voxels = np.array([[0, 0, 0, 1], [5, 7, 2, 1], [29, 25, 1, 1]], float).T
+    scaled = voxels * np.array([[3], [3], [1], [1]])
+    for method, code in (("qform", qcode), ("sform", scode)):
+        if code:
+            matrix = getattr(source, f"get_{method}")()
+            assert np.allclose(getattr(result, f"get_{method}")() @ scaled, matrix @ voxels, atol=1e-3)
+    if qcode or scode:  # what readers take; without either, the NIfTI standard's voxel sizes from the origin
+        assert np.allclose(result.affine @ scaled, source.affine @ voxels, atol=1e-3)

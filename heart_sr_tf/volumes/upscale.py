@@ -382,10 +382,12 @@ def _write(image, out: np.ndarray, grid: OutputGrid, path: Path, what: str) -> N
     result.header.set_zooms(zooms)
     result.header.set_data_dtype(dtype)
     result.header.set_slope_inter(*((slope, inter) if integer else (1.0, 0.0)))  # floats hold real values
-    for method in ("qform", "sform"):
-        matrix, code = getattr(image, f"get_{method}")(coded=True)
+    for method in ("qform", "sform"):  # each as the input has it: a form it leaves unset stays unset (nibabel
+        matrix, code = getattr(image, f"get_{method}")(coded=True)  # would set the sform as "aligned")
         if code:
             getattr(result, f"set_{method}")(grid.affine(matrix), int(code))
+        else:
+            getattr(result, f"set_{method}")(None, 0)
     save_nifti(result, path)
 
 
