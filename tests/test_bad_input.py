@@ -209,3 +209,11 @@ def test_an_empty_value_on_the_command_line_is_one_line_and_no_work(tmp_path, ar
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {named}: an empty value"), result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["IN"]  # nothing made: no dataset, run or output
+
+
+@pytest.mark.parametrize("args", [[], ["train"], ["sweep"]])
+def test_a_command_given_nothing_shows_its_help_not_an_error(args):
+    result = run_cli(*args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"Usage: cli.py {' '.join(args)}".rstrip() + " [OPTIONS] COMMAND"), result.stderr
+    assert "error" not in result.stderr.lower() and "Commands:" in result.stderr

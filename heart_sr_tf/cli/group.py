@@ -51,6 +51,9 @@ class Group(click.Group):
             sys.exit(2)
         try:
             code = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `cli.py`, `cli.py train`: the help, not an error line
+            click.echo(exc.format_message(), err=True)
+            sys.exit(2)
         except click.UsageError as exc:
             where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
             click.echo(f"error: {where}{exc.format_message()}", err=True)
