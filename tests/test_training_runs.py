@@ -242,3 +242,33 @@ def test_a_new_run_never_goes_among_someone_elses_files(tmp_path):
         == f"error: {mine}: exists and is not a run (no config.toml); pick another --name or --runs-dir"
     )
     assert [p.name for p in mine.iterdir()] == ["metrics.csv"] and not cache.exists()  # no phantoms prepared
+
+
+def test_a_mistyped_tf_config_is_one_line_before_any_run_folder(tmp_path, monkeypatch):
+    """TF_CONFIG, set by a cluster's scheduler or by hand, was parsed where training began: mistyped, a traceback
+    from json; now checked, and set but empty counts as unset."""
+    import pytest
+
+    from heart_sr_tf.errors import HeartSRError
+    from heart_sr_tf.training.distribute import cluster_config, is_chief
+
+    cases = {
+        "{bad": "TF_CONFIG: not JSON",
+        "[1]": "TF_CONFIG: must be a JSON object",
+        '{"cluster": [], "task": {}}': "'cluster' and 'task' must be JSON objects",
+        '{"task": {"type": "worker", "index": -1}}': "an 'index' of 0 or more",
+    }
+    for text, message in cases.items():
+        monkeypatch.setenv("TF_CONFIG", text)
+        with pytest.raises(HeartSRError, match=re.escape(message)):
+            cluster_config()
+    monkeypatch.setenv("TF_CONFIG", "")
+    assert cluster_config() == {} and is_chief()
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}')
+    assert not is_chief()
+    runs = tmp_path / "runs"
+    result = run_cli(
+        "train", "srgan", "--config", TINY, "--steps", "1", "--runs-dir", runs, "--quiet", env={"TF_CONFIG": "{bad"}
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().startswith("error: TF_CONFIG: not JSON") and not runs.exists()

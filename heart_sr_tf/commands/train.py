@@ -32,8 +32,9 @@ def this_workers_options(options: dict, strategy: str, echo: Echo):
     import shutil
     import tempfile
 
-    from heart_sr_tf.training.distribute import is_chief
+    from heart_sr_tf.training.distribute import cluster_config, is_chief
 
+    cluster_config()  # (a mistyped TF_CONFIG: one line before any run folder is made)
     if strategy != "multiworker" or is_chief():
         yield options
         return
@@ -217,8 +218,10 @@ def train_wgan(options: dict, strategy, quiet, echo: Echo, warn: Echo):
 
 
 def train_segmenter(resume, config_path, acdc_dir, steps, runs_dir, name, quiet, echo: Echo):
+    from heart_sr_tf.training.distribute import cluster_config
     from heart_sr_tf.training.segmenter_trainer import train_segmenter as train
 
+    cluster_config()  # (a mistyped TF_CONFIG: one line before any run folder is made)
     run = open_segmenter_run(resume, config_path, acdc_dir, steps, runs_dir, name)
     echo(f"run: {run.folder}  data: {run.data_dir}")
     with discarded_on_failure(run, resume is None):

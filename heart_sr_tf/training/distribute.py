@@ -26,14 +26,34 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if "TF_CONFIG" not in os.environ:
+    if not cluster_config().get("cluster"):
         raise HeartSRError("--strategy multiworker needs the TF_CONFIG environment variable (cluster and task)")
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def cluster_config() -> dict:
+    """``$TF_CONFIG`` (empty or unset: ``{}``), checked: a JSON object whose ``cluster`` (if any) is an object and
+    whose ``task`` (if any) is an object with a string ``type`` and an ``index`` of 0 or more. A cluster's
+    scheduler sets it; one set by hand and mistyped was a traceback."""
+    text = os.environ.get("TF_CONFIG", "").strip() or "{}"
+    try:
+        config = json.loads(text)
+    except ValueError as exc:
+        raise HeartSRError(f"TF_CONFIG: not JSON ({exc}): {text[:80]!r}") from None
+    if not isinstance(config, dict):
+        raise HeartSRError(f"TF_CONFIG: must be a JSON object with 'cluster' and 'task', got {text[:80]!r}")
+    task, cluster = config.get("task", {}), config.get("cluster", {})
+    if not isinstance(cluster, dict) or not isinstance(task, dict):
+        raise HeartSRError(f"TF_CONFIG: 'cluster' and 'task' must be JSON objects, got {text[:80]!r}")
+    index = task.get("index", 0)
+    if not isinstance(task.get("type", "chief"), str) or not isinstance(index, int) or index < 0:
+        raise HeartSRError(f"TF_CONFIG: the task needs a 'type' name and an 'index' of 0 or more, got {task!r}")
+    return config
+
+
 def is_chief() -> bool:
     """True unless TF_CONFIG names this process as a non-chief worker."""
-    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    config = cluster_config()
     task = config.get("task", {})
     cluster = config.get("cluster", {})
     if task.get("type") == "worker" and "chief" not in cluster:
