@@ -198,3 +198,28 @@ def test_init_from_another_factor_relays_the_head(tmp_path):
         initialise_generator(
             tmp_path / "throughplane_x6", rrdb_generator((5, 5), blocks=1, features=8, growth=4), (5, 5)
         )
+
+
+def test_the_acquired_slices_timing_is_not_given_to_the_made_slices(models, tmp_path):
+    """A header's slice timing (dim_info's slice axis, slice_code, slice_start/end, slice_duration) describes the
+    acquired slices: across slices it is cleared, not left saying slice_end 3 of 24 made slices; in-plane, where
+    the slices stay, it is kept."""
+    src = _scan(tmp_path / "scan.nii.gz")
+    image = nib.load(str(src))
+    header = image.header.copy()
+    header.set_dim_info(freq=0, phase=1, slice=2)
+    header["slice_code"], header["slice_start"], header["slice_end"], header["slice_duration"] = 1, 0, 3, 0.05
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj), image.affine, header), str(src))
+    across = upscale_file(
+        src,
+        tmp_path / "across.nii.gz",
+        through_plane=ThroughPlane(load_predictor(models / "throughplane_x6")),
+        quiet=True,
+    )
+    within = upscale_file(src, tmp_path / "within.nii.gz", load_predictor(models / "inplane"), quiet=True)
+    made, kept = nib.load(str(across)).header, nib.load(str(within)).header
+    assert [int(made[k]) for k in ("slice_code", "slice_start", "slice_end")] == [0, 0, 0]
+    assert float(made["slice_duration"]) == 0.0 and made.get_dim_info() == (0, 1, 2)
+    assert [int(kept[k]) for k in ("slice_code", "slice_start", "slice_end")] == [1, 0, 3]
+    assert float(kept["slice_duration"]) == pytest.approx(0.05)
+    assert kept.get_slice_times() == pytest.approx([0.0, 0.05, 0.1, 0.15])

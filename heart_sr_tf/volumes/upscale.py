@@ -375,6 +375,10 @@ def _write(image, out: np.ndarray, grid: OutputGrid, path: Path, what: str) -> N
     integer = np.issubdtype(dtype, np.integer)
     if integer:  # stored as the input was: same data type, slope and intercept
         out = to_stored(out, dtype, slope, inter)
+    slice_dim = header.get_dim_info()[2]
+    if slice_dim is not None and slice_dim < len(grid.factors) and grid.factors[slice_dim] != 1:
+        for key in ("slice_code", "slice_start", "slice_end", "slice_duration"):  # the acquired slices' timing:
+            header[key] = 0  # the made slices have none
     zooms = list(header.get_zooms())[: out.ndim]  # a trailing axis of one voxel, dropped on reading, is not written
     for axis, factor in enumerate(grid.factors[: len(zooms)]):
         zooms[axis] = zooms[axis] / factor
