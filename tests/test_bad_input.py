@@ -217,3 +217,19 @@ def test_a_command_given_nothing_shows_its_help_not_an_error(args):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"Usage: cli.py {' '.join(args)}".rstrip() + " [OPTIONS] COMMAND"), result.stderr
     assert "error" not in result.stderr.lower() and "Commands:" in result.stderr
+
+
+def test_a_mistyped_models_folder_is_one_line_not_the_shipped_models(phantom_root, tmp_path):
+    """``HEART_SR_MODELS`` names where a lab's own models are; mistyped, a model name fell back on the shipped
+    model of that name, unsaid. A path given as such does not depend on it."""
+    scan = next((phantom_root / "training" / "patient001").glob("*_4d.nii.gz"))
+    env = {"HEART_SR_MODELS": str(tmp_path / "typo")}
+    result = run_cli("upscale", scan, tmp_path / "o.nii.gz", "--quiet", env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert (
+        result.stderr.strip()
+        == f"error: HEART_SR_MODELS={tmp_path / 'typo'}: no such folder (it says where your models are)"
+    )
+    assert not (tmp_path / "o.nii.gz").exists()
+    (tmp_path / "typo").mkdir()  # an existing folder without the model: the shipped one, as before
+    assert run_cli("upscale", scan, tmp_path / "o.nii.gz", "--quiet", env=env).returncode == 0

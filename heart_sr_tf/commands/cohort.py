@@ -25,7 +25,7 @@ def cohort(
     from heart_sr_tf.cohort.run_lock import cohort_lock
     from heart_sr_tf.cohort.series_filter import SeriesFilter
     from heart_sr_tf.cohort.status import STATUS_NAME
-    from heart_sr_tf.export.discovery import find_model
+    from heart_sr_tf.export.discovery import find_model, shipped_model_dirs
     from heart_sr_tf.export.layout import resolve_model_dir
     from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
     from heart_sr_tf.inference.predictor import effective_precision
@@ -79,6 +79,7 @@ def cohort(
         if "int8" in chosen and options["through_plane"] and not options["through_plane_model"]:
             chosen.add("float32")  # the through-plane model is chosen per scan: no int8 twin is known for it
         options["precision"] = chosen.pop() if len(chosen) == 1 else "float32"
+    shipped_model_dirs()  # (a mistyped $HEART_SR_MODELS: one line now, not a failure per scan)
     if options["backend"] == "openvino":
         compiled_limit()  # (a bad $HEART_SR_COMPILED_CACHE_MB: one line now, not a failure per scan; local workers)
     created = not out_dir.exists()

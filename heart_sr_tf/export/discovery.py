@@ -14,7 +14,10 @@ SHIPPED_ENV = "HEART_SR_MODELS"
 def shipped_model_dirs() -> list[Path]:
     """Where the shipped models are looked for: $HEART_SR_MODELS, ./saved_models, the checkout's saved_models
     (an editable install), and ``<prefix>/share/heart-sr-tf/saved_models`` (a regular ``pip install .``)."""
-    dirs = [Path(os.environ[SHIPPED_ENV])] if os.environ.get(SHIPPED_ENV) else []
+    given = os.environ.get(SHIPPED_ENV, "").strip()
+    if given and not Path(given).is_dir():  # a mistyped folder would fall back, unsaid, on the shipped models
+        raise HeartSRError(f"{SHIPPED_ENV}={given}: no such folder (it says where your models are)")
+    dirs = [Path(given)] if given else []
     dirs += [Path.cwd() / "saved_models", Path(__file__).resolve().parents[2] / "saved_models"]
     return dirs + [Path(sys.prefix) / "share" / "heart-sr-tf" / "saved_models"]
 
@@ -30,7 +33,8 @@ def find_model(path: Path) -> Path:
         for folder in shipped_model_dirs():
             if (folder / parts[-1]).is_dir():
                 return folder / parts[-1]
+    where = f"${SHIPPED_ENV}, " if os.environ.get(SHIPPED_ENV, "").strip() else ""
     raise HeartSRError(
-        f"{path}: no such run or model (shipped models are looked for in ./saved_models, the checkout "
+        f"{path}: no such run or model (shipped models are looked for in {where}./saved_models, the checkout "
         f"and {shipped_model_dirs()[-1]})"
     )
