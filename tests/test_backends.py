@@ -293,7 +293,7 @@ def test_a_new_process_imports_the_compiled_model_and_gets_the_same_result(tmp_p
     assert blobs[0].stat().st_mtime_ns == stored  # imported by the second process, not compiled and written again
 
 
-def test_the_compiled_models_kept_are_bounded_least_recently_used_first(tmp_path, monkeypatch):
+def test_the_compiled_models_kept_are_bounded_least_recently_used_first(tmp_path):
     """The folder of compiled models grows by a few MB a shape: over its bound the least recently used go, down to
     three quarters of it; what is within it, folders and links are left alone."""
     from heart_sr_tf.cache import prune_oldest
