@@ -116,6 +116,11 @@ def test_evaluate_clinical_places_a_kspace_model_on_the_ladder(tiny_export, tiny
     assert "equivalent acquisition by agreement LV / myo / RV [95%]" in panel
     assert "; equivalent acquisition LV / myo / RV " in panel
     assert all(row.count("|") == 8 for row in panel.splitlines() if row.startswith("| ") and "segmenter" not in row)
+    # the marker names every file the run wrote, the second segmenter's summary.md among them
+    from heart_sr_tf.evaluation.out_folder import MARKER, listed_outputs
+
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file() and p.name != MARKER)
+    assert sorted(listed_outputs(tmp_path)) == files and f"{folder.parent.name}/summary.md" in files
     # compare-clinical sets it against an evaluation of the same frames without the ladder (its rows dropped).
     import shutil
 

@@ -9,6 +9,7 @@ from in_process import run_cli
 from heart_sr_tf.data.degradation import lr_grid_np
 from heart_sr_tf.data.interpolation import aligned_bicubic
 from heart_sr_tf.evaluation.evaluate import evaluate, figures, iterate_slices, write_outputs
+from heart_sr_tf.evaluation.out_folder import MARKER, listed_outputs
 from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.metrics import image_metrics
 
@@ -67,6 +68,11 @@ def test_kspace_evaluation_uses_zero_filling_and_cropped_slices(tiny_export, pha
     np.testing.assert_allclose(summary["zero_fill"]["psnr"], np.mean(psnrs), rtol=1e-6)
 
 
+def _files(out: Path) -> list[str]:
+    """Every file under an evaluation's folder but its marker, as the marker names them."""
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != MARKER)
+
+
 def test_evaluate_under_another_degradation_warns(tiny_export, tmp_path):
     args = ["evaluate", tiny_export, "--limit", "2", "--roi", "full"]
     args += ["--degradation", "kspace", "--data-consistency", "--out", str(tmp_path), "--figures", "1", "--quiet"]
@@ -77,6 +83,7 @@ def test_evaluate_under_another_degradation_warns(tiny_export, tmp_path):
     assert "degradation: kspace" in result.stdout and "data consistency" in result.stdout
     payload = json.loads((tmp_path / "summary.json").read_text())
     assert payload["degradation"]["kind"] == "kspace"
+    assert sorted(listed_outputs(tmp_path)) == _files(tmp_path) and (tmp_path / "figures").is_dir()  # figures too
 
 
 def test_evaluate_with_the_self_ensemble_scores_the_ensembled_model(tiny_export, tmp_path):
@@ -226,7 +233,8 @@ def test_evaluate_writes_only_where_it_wrote_before(tmp_path):
     """An --out folder of someone else's files is refused before any work; a new, empty, or earlier evaluate's
     folder (its marker; an older one's summary.json) is written."""
     from heart_sr_tf.errors import DataError
-    from heart_sr_tf.evaluation.evaluate import MARKER, Evaluation, check_out, write_outputs
+    from heart_sr_tf.evaluation.evaluate import Evaluation, write_outputs
+    from heart_sr_tf.evaluation.out_folder import MARKER, check_out
 
     check_out(tmp_path / "new")
     (tmp_path / "empty").mkdir()
@@ -254,10 +262,12 @@ def test_an_earlier_evaluations_outputs_never_stay_beside_a_new_ones(tmp_path):
     """evaluate --clinical --figures 4 into OUT, then evaluate without them into OUT: the first run's clinical
     tables and figures stayed beside the second's summary, read as its own (compare-clinical took them). Now an
     earlier evaluation's outputs are removed when the new results are written; files put there by hand stay."""
-    from heart_sr_tf.evaluation.evaluate import MARKER, Evaluation, write_outputs
+    from heart_sr_tf.evaluation.evaluate import Evaluation, write_outputs
+    from heart_sr_tf.evaluation.out_folder import HEADER, MARKER
 
     out = tmp_path / "out"
     write_outputs(Evaluation(split="test", source="first"), out)
+    (out / MARKER).write_text(f"{HEADER}\n")  # as markers were before they listed their files: by name
     earlier = ["clinical.json", "clinical_frames.csv", "clinical_patients.csv", "clinical_bland_altman.png"]
     earlier += ["figures/full_patient101_f01_s03.png", "figures/heart_patient150_f12_s00.png"]
     earlier += [f"clinical_segmenter_check/{name}" for name in ("clinical.json", "clinical_frames.csv", "summary.md")]
@@ -277,6 +287,50 @@ def test_an_earlier_evaluations_outputs_never_stay_beside_a_new_ones(tmp_path):
     (foreign / "clinical.json").write_text("theirs")
     write_outputs(Evaluation(split="test", source="m"), foreign)
     assert (foreign / "clinical.json").read_text() == "theirs"
+
+
+def test_an_earlier_evaluation_removes_only_the_files_its_marker_lists(tmp_path):
+    """Before, an earlier evaluation's files were found by their names, in OUT and in every clinical_* folder: a
+    lab's own clinical_notes/summary.md went with them, and a new run appended its tables to it. Now the marker
+    lists what each run wrote; the next run removes exactly that. A file of one of evaluate's names that it did not
+    write is refused before any work, and a marker's line cannot reach outside OUT."""
+    from heart_sr_tf.errors import DataError
+    from heart_sr_tf.evaluation.evaluate import Evaluation, write_outputs
+    from heart_sr_tf.evaluation.out_folder import MARKER, check_out, record_outputs
+
+    out = tmp_path / "out"
+    write_outputs(Evaluation(split="test", source="first"), out)
+    written = ["clinical.json", "clinical_segmenter_check/summary.md", "figures/full_patient101_f01_s03.png"]
+    for name in written:  # as the command's clinical tables and figures are written, then recorded
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("earlier")
+    record_outputs(out, [out / name for name in written])
+    listed = (out / MARKER).read_text().splitlines()[1:]
+    assert listed == ["summary.json", "summary.csv", "per_patient.csv", "per_slice.csv", "summary.md", *written]
+    check_out(out)
+    mine = ["notes.md", "clinical_notes/draft.txt", "figures/heart_sketch_f01_s02.png.txt"]
+    for name in mine:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("mine")
+    check_out(out)  # none of them has an output's name
+    theirs = out / "clinical_notes" / "summary.md"
+    theirs.write_text("# my notes")
+    with pytest.raises(DataError, match="was not written by evaluate but has one of its outputs' names") as raised:
+        check_out(out)
+    assert str(theirs) in str(raised.value)
+    theirs.unlink()
+
+    outside = tmp_path / "outside.csv"
+    outside.write_text("keep")
+    with (out / MARKER).open("a") as marker:  # a marker edited by hand: lines that leave OUT are not followed
+        marker.write(f"../outside.csv\n{outside}\n")
+    write_outputs(Evaluation(split="validation", source="second"), out)
+    left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    expected = [MARKER, *mine, "per_patient.csv", "per_slice.csv", "summary.csv", "summary.json", "summary.md"]
+    assert left == sorted(expected)
+    assert not (out / "clinical_segmenter_check").exists()  # emptied, so removed
+    assert outside.read_text() == "keep"
+    assert (out / MARKER).read_text().splitlines()[1:] == listed[:5]  # the new run's own files
 
 
 def test_options_evaluate_would_ignore_are_refused(tiny_export, phantom_tfds, tmp_path):

@@ -79,6 +79,10 @@ def test_evaluate_scans_clinical_measures_every_input_against_full_resolution(
     assert (labels == 3).sum() > 0 and (labels == 1).sum() > 0
 
     # the cine's measurements from each input's own curve, full resolution's beside them; the frame has none
+    from heart_sr_tf.evaluation.out_folder import MARKER, listed_outputs
+
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != MARKER)
+    assert sorted(listed_outputs(out)) == files and "clinical_cines.csv" in files  # the marker names each one
     cines = _rows(out / "clinical_cines.csv")
     assert {r["scan"] for r in cines} == {"cine.nii.gz"} and len(cines) == 4
     by_method = {r["method"]: r for r in cines}

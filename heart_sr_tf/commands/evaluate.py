@@ -27,8 +27,9 @@ def evaluate_model(
 ):  # fmt: skip
     from heart_sr_tf.data.pipeline import num_slices
     from heart_sr_tf.evaluation.acquisition_ladder import ladder_factors
-    from heart_sr_tf.evaluation.evaluate import check_out, figures, write_outputs
     from heart_sr_tf.evaluation.evaluate import evaluate as run_evaluate
+    from heart_sr_tf.evaluation.evaluate import figures, write_outputs
+    from heart_sr_tf.evaluation.out_folder import check_out, record_outputs
     from heart_sr_tf.inference.predictor import load_predictor
 
     if acquisition_ladder and not clinical:
@@ -101,6 +102,7 @@ def evaluate_model(
         result.losses = run.last_losses()
     files = write_outputs(result, out)
     pictures = figures(predictor, data, split, out / "figures", n_figures, degradation=chosen) if n_figures else []
+    record_outputs(out, pictures)
     echo(
         f"{predictor.source} ({predictor.backend}, {predictor.precision}) on {split} ({data}); "
         "per-slice metrics on [0, 1], data range 1, averaged"
@@ -109,6 +111,7 @@ def evaluate_model(
     _echo_tables(result, chosen, echo)
     if segmenters:
         files += _clinical(predictor, segmenters, data, split, chosen, limit, quiet, out, echo, ladder)
+        record_outputs(out, files)
     echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")
 
 
@@ -142,6 +145,7 @@ def _on_scans(
     from heart_sr_tf.cohort.jobs import find_scans
     from heart_sr_tf.cohort.series_filter import SeriesFilter
     from heart_sr_tf.evaluation.evaluate import Evaluation, write_outputs
+    from heart_sr_tf.evaluation.out_folder import record_outputs
     from heart_sr_tf.evaluation.scans import NDIMS, check_scans, coarse_scans, evaluate_scans
     from heart_sr_tf.evaluation.scans_clinical import scans_clinical, scans_clinical_markdown, write_scans_clinical
 
@@ -181,6 +185,7 @@ def _on_scans(
         summary = clinical.summary()
         echo("\n" + scans_clinical_markdown(clinical, summary))
         files += write_scans_clinical(clinical, out, summary)
+        record_outputs(out, files)
     echo(f"\nwrote {', '.join(str(f) for f in files)}")
 
 
@@ -265,7 +270,8 @@ def _clinical(predictor, segmenters, data, split, degradation, limit, quiet, out
     echo("\n" + clinical_markdown(results[0], summaries[0]))
     files = write_clinical(results[0], out, summaries[0])
     for segmenter, result, summary in zip(segmenters[1:], results[1:], summaries[1:], strict=True):
-        files += write_clinical(result, out / f"clinical_{segmenter_label(segmenter.folder)}", summary)
+        folder = out / f"clinical_{segmenter_label(segmenter.folder)}"
+        files += [*write_clinical(result, folder, summary), folder / "summary.md"]
     if len(results) > 1:
         panel = panel_markdown(results, summaries)
         echo("\n" + panel)

@@ -10,7 +10,6 @@ for the model and the degradation's baselines on the same slices:
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,10 +17,9 @@ import numpy as np
 
 from heart_sr_tf.data.degradation import BASELINE_NAMES, Degradation
 from heart_sr_tf.data.pipeline import slice_dataset, to_unit
-from heart_sr_tf.errors import DataError
+from heart_sr_tf.evaluation.out_folder import clear_earlier, record_outputs, start_marker
 from heart_sr_tf.evaluation.report import write_csv
 from heart_sr_tf.metrics import gain, image_metrics
-from heart_sr_tf.outputs import check_place
 from heart_sr_tf.progress import progress_bar
 
 METHODS = ("model", *BASELINE_NAMES)
@@ -115,70 +113,13 @@ def evaluate(
     return result
 
 
-MARKER = ".heart-sr-evaluation"  # in every folder evaluate writes: it may write there again
-
-
-def check_out(out: Path) -> None:
-    """Refuse, before any work, an output folder that holds files evaluate did not write: its results
-    (summary.json, per_slice.csv, figures/, ...) would replace them. New, empty, or written by an earlier
-    evaluate (its marker; before markers, its summary.json) is fine."""
-    out = Path(out)
-    if not out.exists():
-        check_place(out)  # (a link to nothing, a file on the way, no write permission: before the work, not after)
-        return
-    if not out.is_dir():
-        raise DataError(out, "is a file; --out is a folder")
-    if (out / MARKER).is_file() or not any(out.iterdir()) or _earlier_evaluation(out / "summary.json"):
-        return
-    raise DataError(out, "holds files that evaluate did not write; give a new or empty --out")
-
-
-def _earlier_evaluation(summary: Path) -> bool:
-    try:
-        payload = json.loads(summary.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(payload, dict) and {"split", "source", "protocol", "summary"} <= payload.keys()
-
-
-OUTPUT_NAMES = (  # every file evaluate writes in its folder (and in a clinical_NAME folder for another segmenter)
-    *("summary.json", "summary.csv", "summary.md", "per_patient.csv", "per_slice.csv", "clinical.json"),
-    *("clinical_frames.csv", "clinical_patients.csv", "clinical_cines.csv", "clinical_bland_altman.png"),
-)
-FIGURE_NAME = re.compile(r"(full|heart)_.+_f\d+_s\d+\.png")  # figures/: see :func:`figures`
-
-
-def clear_earlier(out: Path) -> None:
-    """Remove what an earlier evaluate wrote in ``out`` (which :func:`check_out` let this one write again), once
-    this one's work is done and its results are about to be written: a table or figure of the earlier run (its
-    clinical tables, when this run has none; more figures) is never left beside this run's as if it were this
-    run's. Files that anyone else put there stay."""
-    if not (out / MARKER).is_file() and not _earlier_evaluation(out / "summary.json"):
-        return
-    emptied = set()
-    for folder in (out, *(p for p in sorted(out.glob("clinical_*")) if p.is_dir() and not p.is_symlink())):
-        for path in (folder / name for name in OUTPUT_NAMES):
-            if path.is_file():
-                path.unlink()
-                emptied.add(folder)
-    figures = out / "figures"
-    if figures.is_dir() and not figures.is_symlink():
-        for picture in figures.iterdir():
-            if FIGURE_NAME.fullmatch(picture.name) and picture.is_file():
-                picture.unlink()
-                emptied.add(figures)
-    for folder in emptied - {out}:
-        if not any(folder.iterdir()):
-            folder.rmdir()
-
-
 def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
     """summary.json, summary.csv, per_patient.csv and per_slice.csv under ``out`` (checked by :func:`check_out`),
     with the marker that lets evaluate write there again; an earlier evaluation's outputs there are removed first
-    (:func:`clear_earlier`)."""
+    (:func:`clear_earlier`). The marker names them; what the command writes next is named by
+    :func:`record_outputs`."""
     clear_earlier(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("written by heart-sr-tf evaluate\n")
+    start_marker(out)
     summary = evaluation.summary()
     files = [out / "summary.json", out / "summary.csv", out / "per_patient.csv", out / "per_slice.csv"]
     files.append(out / "summary.md")
@@ -199,6 +140,7 @@ def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
     write_csv(files[1], [{"roi": r, "method": m, **v} for r, ms in summary.items() for m, v in ms.items()])
     write_csv(files[2], evaluation.per_patient())
     write_csv(files[3], evaluation.rows)
+    record_outputs(out, files)
     return files
 
 
