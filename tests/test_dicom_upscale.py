@@ -15,12 +15,15 @@ from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.dicom import read_series
 from heart_sr_tf.data.intensity import intensity_window
 from heart_sr_tf.data.scan import read_scan
+from heart_sr_tf.errors import DataError
 from heart_sr_tf.export.writer import export_generator
 from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.models.rrdb import rrdb_generator
 from heart_sr_tf.volumes.grid import OutputGrid
 from heart_sr_tf.volumes.through_plane import ThroughPlane
 from heart_sr_tf.volumes.upscale import upscale_file
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -180,20 +183,43 @@ def _below_clip(data: np.ndarray) -> np.ndarray:
     return np.broadcast_to(inside.all(axis=2, keepdims=True), data.shape)
 
 
-def test_a_monochrome1_series_stays_monochrome1(study, models, tmp_path):
-    """Low values shown bright: written as MONOCHROME2, a viewer would show the derived series inverted."""
+def _stored_by_instance(folder: Path) -> tuple[np.ndarray, set]:
+    """A written series' stored pixels in InstanceNumber order, and its (photometric, slope, intercept)s."""
+    images = [pydicom.dcmread(f) for f in folder.iterdir() if f.suffix == ".dcm"]
+    images.sort(key=lambda d: d.InstanceNumber)
+    kinds = {(d.PhotometricInterpretation, float(d.RescaleSlope), float(d.RescaleIntercept)) for d in images}
+    return np.stack([d.pixel_array.astype(np.int64) for d in images]), kinds
+
+
+def test_a_monochrome1_series_is_read_as_it_is_shown_and_written_back_as_it_was(study, tmp_path):
+    """MONOCHROME1: the lowest value is shown white. Read as stored, the shipped model saw the cine inverted (dark
+    blood, bright background), unlike anything it learnt from, and so would the segmenter of --measure. Now it is
+    read as shown: the same image, shown the same, upscales to the same result whichever grey scale stores it, and
+    the derived series is MONOCHROME1 again in the input's values (the two outputs' stored values add up to 4095,
+    as the inputs' do)."""
     folder, cine = study
 
-    def monochrome1(z, t, ds):
+    def monochrome1(z, t, ds):  # the same image as shown: stored 4095 - s, lowest shown white
+        ds.PixelData = (4095 - ds.pixel_array.astype(np.int64)).astype(np.uint16).tobytes()
         ds.PhotometricInterpretation = "MONOCHROME1"
 
     write_cine(tmp_path / "m1", cine, edit=monochrome1)
-    out = upscale_file(tmp_path / "m1", tmp_path / "sr", load_predictor(models / "inplane"), quiet=True)
-    kinds = {pydicom.dcmread(f).PhotometricInterpretation for f in out.iterdir() if f.suffix == ".dcm"}
-    assert kinds == {"MONOCHROME1"}
-    plain = upscale_file(folder, tmp_path / "plain", load_predictor(models / "inplane"), quiet=True, series=7)
-    kinds = {pydicom.dcmread(f).PhotometricInterpretation for f in plain.iterdir() if f.suffix == ".dcm"}
-    assert kinds == {"MONOCHROME2"}
+    write_cine(tmp_path / "m2", cine)
+    m1, m2 = read_scan(tmp_path / "m1"), read_scan(tmp_path / "m2")
+    shift = m1.data - m2.data  # as shown: the same image, up to a constant
+    assert np.ptp(shift) < 1e-3 and any("MONOCHROME1 (low values shown bright)" in w for w in m1.warnings())
+    assert not any("MONOCHROME1" in w for w in m2.warnings())
+    predictor = load_predictor(ROOT / "saved_models" / "rrdb_kspace")  # the shipped default: not linear
+    one, kinds1 = _stored_by_instance(upscale_file(tmp_path / "m1", tmp_path / "sr1", predictor, quiet=True))
+    two, kinds2 = _stored_by_instance(upscale_file(tmp_path / "m2", tmp_path / "sr2", predictor, quiet=True))
+    assert {k[0] for k in kinds1} == {"MONOCHROME1"} and {k[0] for k in kinds2} == {"MONOCHROME2"}
+    assert {k[1:] for k in kinds1} == {k[1:] for k in kinds2} == {(2.0, -10.0)}  # the input's rescale, both
+    assert one.shape == two.shape == (20, 192, 180)  # [image, rows, columns]
+    assert np.abs(one + two - 4095).max() <= 1  # (rounding to stored integers)
+    # A series whose images mix the two grey scales is one line, not half of it inverted.
+    write_cine(tmp_path / "mixed", cine, edit=lambda z, t, ds: monochrome1(z, t, ds) if (z, t) == (3, 1) else None)
+    with pytest.raises(DataError, match="one series shown in two grey scales"):
+        read_scan(tmp_path / "mixed")
 
 
 def test_the_cli_refuses_several_series_and_an_output_it_did_not_write(study, models, tmp_path):

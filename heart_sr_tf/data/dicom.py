@@ -60,6 +60,7 @@ class DicomSeries:
     headers: list[list]
     depth_stated: bool = True  # False: one slice stating neither SpacingBetweenSlices nor SliceThickness (1 mm taken)
     left_out: str = ""  # this tool's derived series found beside it, not read (``series 1007 '...' (6 images)``)
+    inverted_about: float | None = None  # MONOCHROME1 (low values shown bright): ``data`` holds top - value, as shown
 
     @property
     def series_numbers(self) -> str:
@@ -483,6 +484,10 @@ def _assemble(path: Path, members: list) -> DicomSeries:
     _check_in_line(slices, step, float(spacing.min()))
     frames: dict = {}  # an enhanced file's decoded frames, read once
     data = np.stack([np.stack([_pixels(file, ds, frames) for file, ds, _ in s], axis=-1) for s in slices], axis=2)
+    top = None
+    if _shown_inverted(members):  # as it is shown: what the models and the segmenter were trained on
+        top = float(data.min()) + float(data.max())
+        data = np.subtract(np.float32(top), data, out=data)
     affine = np.eye(4)
     affine[:3, 0] = row * spacing[1]
     affine[:3, 1] = col * spacing[0]
@@ -491,7 +496,23 @@ def _assemble(path: Path, members: list) -> DicomSeries:
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine  # LPS -> RAS
     zooms = (float(spacing[1]), float(spacing[0]), slice_spacing, _phase_interval(slices[0]))
     headers = [[ds for _, ds, _ in s] for s in slices]
-    return DicomSeries(path, data, affine, zooms, headers, depth_stated)
+    return DicomSeries(path, data, affine, zooms, headers, depth_stated, inverted_about=top)
+
+
+def _shown_inverted(members: list) -> bool:
+    """Whether the series is MONOCHROME1: its lowest value shown white. Every cine the models and the segmenter
+    learnt from is shown as stored (MONOCHROME2); given as stored, this one's blood would look dark to them. A
+    series that mixes the two is refused: its images would not be one scan's values."""
+    kinds = [str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1" for _, ds in members]
+    if any(kinds) and not all(kinds):
+        file = members[kinds.index(not kinds[0])][0]
+        first = "MONOCHROME1" if kinds[0] else "MONOCHROME2"
+        raise DataError(
+            file,
+            f"{'MONOCHROME2' if kinds[0] else 'MONOCHROME1'}, but {members[0][0].name} is {first}: "
+            "one series shown in two grey scales (low values dark in some images, bright in others)",
+        )
+    return kinds[0]
 
 
 SHIFT_TOLERANCE = 0.25  # pixels: how far an image may lie from where the stack's one affine puts it

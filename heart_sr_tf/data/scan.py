@@ -129,9 +129,19 @@ class Scan:
         nibabel repaired, voxel sizes it does not state), this tool's own derived series left out beside a DICOM
         scan (:meth:`left_out_note`), a label map given as the scan
         (:meth:`label_warning`), a single DICOM slice whose depth no header states (:meth:`depth_warning`), NaN
-        voxels (:meth:`nan_note`)."""
+        voxels (:meth:`nan_note`), a MONOCHROME1 series read as shown (:meth:`inverted_note`)."""
         lines = (*self.header_notes, self.left_out_note(), self.label_warning(), self.depth_warning(), self.nan_note())
-        return [line for line in lines if line is not None]
+        return [line for line in (*lines, self.inverted_note()) if line is not None]
+
+    def inverted_note(self) -> str | None:
+        """The line that says a MONOCHROME1 series (lowest value shown white) is read as it is shown."""
+        if self.dicom is None or self.dicom.inverted_about is None:
+            return None
+        return (
+            f"{self.path}: MONOCHROME1 (low values shown bright): read as it is shown, each value v as "
+            f"{self.dicom.inverted_about:g} - v (its range kept), which a NIfTI written from it holds; a DICOM series "
+            "written from it is MONOCHROME1 again, in the input's values"
+        )
 
     def left_out_note(self) -> str | None:
         """The line that names this tool's own derived series found beside a DICOM scan and not read with it."""

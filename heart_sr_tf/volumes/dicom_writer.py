@@ -122,7 +122,10 @@ def write_dicom_series(
             for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue", "IconImageSequence"):
                 if keyword in ds:
                     delattr(ds, keyword)
-            pixels, slope, intercept = _stored(series.path, template, data[:, :, k, t])
+            values = data[:, :, k, t]
+            if series.inverted_about is not None:  # MONOCHROME1 read as shown: back to its values
+                values = series.inverted_about - values.astype(np.float64)
+            pixels, slope, intercept = _stored(series.path, template, values)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ds.set_pixel_data(pixels, _photometric(template), int(template.BitsStored))
