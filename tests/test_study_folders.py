@@ -2,6 +2,7 @@
 each image series is a scan of its own for ``cohort``, ``evaluate --scans`` and ``prepare --scans``; a DICOMDIR
 beside series folders is no scan; a folder of several patients' studies names each series after its patient."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -196,6 +197,34 @@ def test_series_description_picks_the_series_to_take(study, tmp_path):
     ]
     with pytest.raises(HeartSRError, match="no scan left: 3 series not matching --series-description 'lge\\*'"):
         find_scans(str(lab / "study1"), series=SeriesFilter("lge*"))
+
+
+def test_series_description_reads_a_nifti_files_sidecar(tmp_path):
+    """A folder of dcm2niix output: each NIfTI file's BIDS sidecar names the series it came from. Before, every NIfTI
+    file was kept whatever --series-description asked (the localiser's too), and nothing said so; now a sidecar's
+    SeriesDescription is matched, and the files kept for want of one are named in a line."""
+    from heart_sr_tf.cohort.series_filter import SeriesFilter
+
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    sidecars = {"sax": {"SeriesDescription": "cine_retro_SAX"}, "loc": {"SeriesDescription": "localizer"}}
+    sidecars |= {"broken": "{not json", "nodesc": {"SliceThickness": 8}}
+    for name in ("sax", "loc", "broken", "nodesc", "bare"):
+        (lab / f"{name}.nii.gz").write_bytes(b"")
+        if name in sidecars:
+            side = sidecars[name]
+            (lab / f"{name}.json").write_text(side if isinstance(side, str) else json.dumps(side))
+    chosen = SeriesFilter("*sax*")
+    jobs = find_jobs(str(lab), tmp_path / "out", series=chosen)
+    assert sorted(j.input.name for j in jobs) == ["bare.nii.gz", "broken.nii.gz", "nodesc.nii.gz", "sax.nii.gz"]
+    assert chosen.aside == ["localizer"]
+    assert chosen.lines() == [
+        "1 series not matching --series-description '*sax*' left aside ('localizer')",
+        "3 scans kept without a SeriesDescription to match --series-description '*sax*' against (a NIfTI file "
+        "without a BIDS sidecar stating one, or a manifest's row): bare.nii.gz, broken.nii.gz, nodesc.nii.gz",
+    ]
+    everything = SeriesFilter()  # no pattern: nothing left aside, nothing to say
+    assert len(find_jobs(str(lab), tmp_path / "out", series=everything)) == 5 and everything.lines() == []
 
 
 def test_series_folders_of_one_patient_are_one_patient(tmp_path):

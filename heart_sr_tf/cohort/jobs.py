@@ -18,7 +18,7 @@ from heart_sr_tf.data.dicom import SeriesEntry, folder_series, is_dicom, joined_
 from heart_sr_tf.data.dicom_zip import is_zip_export
 from heart_sr_tf.data.file_state import digest_files, tree_state
 from heart_sr_tf.data.nifti import nifti_suffix
-from heart_sr_tf.data.scan import ScanSource, sidecar
+from heart_sr_tf.data.scan import ScanSource, sidecar, sidecar_description
 from heart_sr_tf.data.threads import ordered_map
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.progress import progress_bar
@@ -218,8 +218,8 @@ def _jobs_of(scan: Path, output: Path, entries: list[SeriesEntry] | None, latest
     slice acquired again). So does a folder's one series when a folder inside it holds DICOM files too: that is a
     scan of its own, and a folder is read with everything below it (an earlier ``upscale IN IN/sr/``'s derived
     series would make two)."""
-    if entries is None:
-        return [Job(scan, output)]
+    if entries is None:  # a NIfTI file: its sidecar may name the series it was converted from
+        return [Job(scan, output, description=sidecar_description(scan))]
     if len(entries) == 1 and (latest and len(entries[0].uids) > 1 or _holds_nested_series(scan)):
         (label,) = series_labels(entries)
         entry = entries[0]

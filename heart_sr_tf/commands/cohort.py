@@ -101,8 +101,8 @@ def _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, 
 
     where = scheduler or f"a local cluster of {workers} worker process(es)"
     echo(f"cohort: {len(jobs)} scan{'' if len(jobs) == 1 else 's'} from {inputs} -> {out_dir}, on {where}")
-    if picked.aside:
-        echo(f"cohort: {picked.line()}")
+    for line in picked.lines():
+        echo(f"cohort: {line}")
     for line in notes:
         echo(f"cohort: note: {line}")
     try:

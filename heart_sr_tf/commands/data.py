@@ -75,8 +75,8 @@ def _prepare_scans(
     chosen = series or SeriesFilter()
     notes: list[str] = []
     listed = find_scan_patients(scans, series=chosen, notes=notes)
-    if chosen.aside:
-        warn(chosen.line())
+    for line in chosen.lines():
+        warn(line)
     for line in notes:
         echo(line)
     source = str(Path(scans).resolve()) if Path(scans).exists() else str(Path.cwd() / scans)

@@ -154,8 +154,8 @@ def _on_scans(
     chosen = series or SeriesFilter()
     notes: list[str] = []
     found = find_scans(scans, quiet, chosen, notes)
-    if chosen.aside:
-        warn(chosen.line())
+    for line in chosen.lines():
+        warn(line)
     for line in notes:
         warn(f"note: {line}")
     checked = check_scans(found, NDIMS if segmenter is None else (3, 4), segmenter is not None)

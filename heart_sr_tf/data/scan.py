@@ -239,6 +239,19 @@ def sidecar(path: Path) -> Path:
     return path.with_name(f"{name}.json")
 
 
+def sidecar_description(path: Path) -> str | None:
+    """The SeriesDescription that a NIfTI file's BIDS sidecar states (dcm2niix writes it), else None: no sidecar, or
+    one that is unreadable or states none (read for a filter only: :func:`_sidecar_thickness` says what is wrong
+    with a sidecar when its thickness is needed)."""
+    side = sidecar(Path(path))
+    try:
+        fields = json.loads(side.read_text(encoding="utf-8")) if side.is_file() else None
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    value = fields.get("SeriesDescription") if isinstance(fields, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def _sidecar_thickness(path: Path) -> tuple[float | None, str]:
     """SliceThickness from the BIDS sidecar beside a NIfTI file (:meth:`Scan.stated_thickness`)."""
     side = sidecar(Path(path))
