@@ -261,6 +261,44 @@ def test_a_rescale_slope_of_zero_is_refused_not_read_as_one(tmp_path):
     assert np.array_equal(read_series(tmp_path / "empty").data, stored)
 
 
+def test_bits_above_bits_stored_are_left_out_and_said(tmp_path):
+    """Bits set above BitsStored are not part of the value (the standard), and pydicom masks them off; where a
+    header understates the data, that wraps the brightest values round to dark ones. The values stay as the
+    standard reads them, and a line now counts the pixels and names the first file: before, nothing said so. A
+    signed series' sign extension is no such bit."""
+    values = np.random.default_rng(1).integers(0, 4096, (20, 16, 3, 2)).astype(np.float32)
+    cine = Cine(values, slope=1.0, intercept=0.0)
+
+    def overlay(z, t, ds):  # three pixels of one image with bit 12 (a 13-bit value under BitsStored 12)
+        if (z, t) == (1, 1):
+            words = np.frombuffer(ds.PixelData, np.uint16).copy()
+            words[[0, 5, 7]] |= 1 << 12
+            ds.PixelData = words.tobytes()
+
+    write_cine(tmp_path / "over", cine, edit=overlay)
+    scan = read_scan(tmp_path / "over")
+    np.testing.assert_array_equal(scan.data, values)  # as the standard reads them: the bit left out
+    (line,) = [w for w in scan.warnings() if "BitsStored" in w]
+    first = next(f for f in (tmp_path / "over").iterdir() if pydicom.dcmread(f).InstanceNumber == 4)  # z 1, t 1
+    assert line.startswith(f"{tmp_path / 'over'}: 3 pixels (the first in {first.name}) have bits set above ")
+    assert "BitsStored (12)" in line
+    assert not any("BitsStored" in w for w in read_scan(_written(tmp_path / "plain", cine)).warnings())
+
+    def signed(z, t, ds):  # values -2048..2047 stored as 16-bit two's complement: every negative one sign-extended
+        ds.PixelRepresentation = 1
+        ds.PixelData = (np.frombuffer(ds.PixelData, np.uint16).astype(np.int16) - 2048).tobytes()
+
+    write_cine(tmp_path / "signed", cine, edit=signed)
+    scan = read_scan(tmp_path / "signed")
+    np.testing.assert_array_equal(scan.data, values - 2048)
+    assert (scan.data < 0).any() and not any("BitsStored" in w for w in scan.warnings())
+
+
+def _written(folder: Path, cine: Cine) -> Path:
+    write_cine(folder, cine)
+    return folder
+
+
 @pytest.mark.parametrize("syntax", ["JPEGLSLossless", "JPEGLSNearLossless"])
 def test_a_jpeg_ls_series_reads_as_it_was_written(tmp_path, syntax):
     """JPEG-LS, which some PACS archives store in, reads through pylibjpeg-libjpeg (a dependency): lossless value for

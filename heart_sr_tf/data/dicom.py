@@ -29,6 +29,7 @@ import numpy as np
 
 from heart_sr_tf.data.dicom_component import image_component
 from heart_sr_tf.data.dicom_geometry import ORIENTATION_TOLERANCE, POSITION_TOLERANCE, SPACING_TOLERANCE
+from heart_sr_tf.data.dicom_high_bits import bits_above
 from heart_sr_tf.data.dicom_map import quantitative_map
 from heart_sr_tf.data.dicom_stacks import (
     joined_units,
@@ -61,6 +62,7 @@ class DicomSeries:
     depth_stated: bool = True  # False: one slice stating neither SpacingBetweenSlices nor SliceThickness (1 mm taken)
     left_out: str = ""  # this tool's derived series found beside it, not read (``series 1007 '...' (6 images)``)
     inverted_about: float | None = None  # MONOCHROME1 (low values shown bright): ``data`` holds top - value, as shown
+    bits_above: tuple[str, int, int] | None = None  # pixels with bits set above BitsStored: (first file, count, bits)
 
     @property
     def series_numbers(self) -> str:
@@ -483,7 +485,9 @@ def _assemble(path: Path, members: list) -> DicomSeries:
     step, slice_spacing, depth_stated = _slice_step(path, keys, slices, ds0)
     _check_in_line(slices, step, float(spacing.min()))
     frames: dict = {}  # an enhanced file's decoded frames, read once
-    data = np.stack([np.stack([_pixels(file, ds, frames) for file, ds, _ in s], axis=-1) for s in slices], axis=2)
+    above: dict = {}  # file -> its pixels with bits set above BitsStored (masked off, as the standard says)
+    data = np.stack([np.stack([_pixels(f, ds, frames, above) for f, ds, _ in s], axis=-1) for s in slices], axis=2)
+    high = (next(iter(above)).name, sum(above.values()), int(ds0.BitsStored)) if above else None
     top = None
     if _shown_inverted(members):  # as it is shown: what the models and the segmenter were trained on
         top = float(data.min()) + float(data.max())
@@ -496,7 +500,7 @@ def _assemble(path: Path, members: list) -> DicomSeries:
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine  # LPS -> RAS
     zooms = (float(spacing[1]), float(spacing[0]), slice_spacing, _phase_interval(slices[0]))
     headers = [[ds for _, ds, _ in s] for s in slices]
-    return DicomSeries(path, data, affine, zooms, headers, depth_stated, inverted_about=top)
+    return DicomSeries(path, data, affine, zooms, headers, depth_stated, inverted_about=top, bits_above=high)
 
 
 def _shown_inverted(members: list) -> bool:
@@ -603,16 +607,17 @@ def _phase_interval(phases: list) -> float:
     return step if step > 0 else 1.0  # (trigger times all alike tell no interval)
 
 
-def _pixels(file: Path, header, frames: dict) -> np.ndarray:
+def _pixels(file: Path, header, frames: dict, above: dict) -> np.ndarray:
     """One image's pixels ``[x, y]`` (columns first), rescaled to float32 with ``header``'s slope and intercept;
-    a frame of an enhanced file is taken from its decoded frames (``frames`` caches them by file)."""
+    a frame of an enhanced file is taken from its decoded frames (``frames`` caches them by file). ``above``
+    counts, by file, the pixels with bits set above BitsStored."""
     frame = getattr(header, "heart_sr_frame", None)
     if frame is None:
-        pixels = _decoded(file)
+        pixels = _decoded(file, above=above)
     else:
         if file not in frames:
             frames.clear()  # one enhanced file's frames at a time
-            frames[file] = _decoded(file, int(header.heart_sr_frames))
+            frames[file] = _decoded(file, int(header.heart_sr_frames), above)
         pixels = frames[file][frame]
     if pixels.ndim != 2:
         raise DataError(file, f"pixel data of shape {pixels.shape}: a cine image is one channel, one frame")
@@ -636,9 +641,10 @@ def rescale(file, header) -> tuple[float, float]:
     return values[0], values[1]
 
 
-def _decoded(file: Path, count: int = 1) -> np.ndarray:
+def _decoded(file: Path, count: int = 1, above: dict | None = None) -> np.ndarray:
     """The decoded pixel data of ``file``: ``[rows, columns]``, or ``[count, rows, columns]`` for ``count`` frames;
-    compressed data needs its decoder."""
+    compressed data needs its decoder. ``above`` gets the count of its pixels with bits set above BitsStored, when
+    there are any (pydicom masks them off)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -659,6 +665,8 @@ def _decoded(file: Path, count: int = 1) -> np.ndarray:
     expected = (int(ds.Rows), int(ds.Columns)) if count == 1 else (count, int(ds.Rows), int(ds.Columns))
     if int(ds.get("SamplesPerPixel", 1)) != 1 or pixels.shape != expected:
         raise DataError(file, f"pixel data of shape {pixels.shape}: a cine image is one channel, one frame")
+    if above is not None and (n := bits_above(ds, count)):
+        above[file] = n
     return pixels
 
 

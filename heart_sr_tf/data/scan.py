@@ -129,9 +129,21 @@ class Scan:
         nibabel repaired, voxel sizes it does not state), this tool's own derived series left out beside a DICOM
         scan (:meth:`left_out_note`), a label map given as the scan
         (:meth:`label_warning`), a single DICOM slice whose depth no header states (:meth:`depth_warning`), NaN
-        voxels (:meth:`nan_note`), a MONOCHROME1 series read as shown (:meth:`inverted_note`)."""
+        voxels (:meth:`nan_note`), a MONOCHROME1 series read as shown (:meth:`inverted_note`), bits above
+        BitsStored (:meth:`bits_note`)."""
         lines = (*self.header_notes, self.left_out_note(), self.label_warning(), self.depth_warning(), self.nan_note())
-        return [line for line in (*lines, self.inverted_note()) if line is not None]
+        return [line for line in (*lines, self.inverted_note(), self.bits_note()) if line is not None]
+
+    def bits_note(self) -> str | None:
+        """The line that says some pixels had bits set above BitsStored, which the reader left out."""
+        if self.dicom is None or self.dicom.bits_above is None:
+            return None
+        first, count, bits = self.dicom.bits_above
+        return (
+            f"{self.path}: {count:,} pixels (the first in {first}) have bits set above BitsStored ({bits}), which the "
+            "DICOM standard says are not part of the value (an overlay's?): read without them. If the headers' "
+            "BitsStored is wrong instead, those pixels' values are wrong here: correct it and run again"
+        )
 
     def inverted_note(self) -> str | None:
         """The line that says a MONOCHROME1 series (lowest value shown white) is read as it is shown."""
