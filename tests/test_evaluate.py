@@ -130,7 +130,9 @@ def test_evaluate_scans_scores_a_labs_own_scans_next_to_the_baselines(tiny_expor
     (folder / "c.nii.gz").write_bytes(b"\x1f\x8b not a scan")
     study = folder / "study"  # a study exported flat: its cine is scored, its localiser left out
     values = np.random.default_rng(0).integers(0, 400, (20, 24, 2, 2)).astype(np.float32)
-    write_cine(study, Cine(values), prefix="a")
+    write_cine(
+        study, Cine(values), prefix="a", edit=lambda z, t, ds: setattr(ds, "PhotometricInterpretation", "MONOCHROME1")
+    )
     write_localiser(study, "1.2.3")
     out = tmp_path / "out"
     result = run_cli("evaluate", tiny_export, "--scans", folder, "--out", out, "--limit", "5", "--quiet")
@@ -141,6 +143,8 @@ def test_evaluate_scans_scores_a_labs_own_scans_next_to_the_baselines(tiny_expor
     assert [line.split(": ")[1] for line in left] == [str(folder / "c.nii.gz"), f"{study} (series series-1_localizer)"]
     coarse = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert len(coarse) == 1 and "in-plane 20x24 pixels, fewer than the 86x86" in coarse[0]  # the study's cine
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]  # what reading did
+    assert len(notes) == 1 and notes[0].startswith(f"note: {study}: MONOCHROME1 (low values shown bright): read as")
     assert len(json.loads((out / "summary.json").read_text())["left_out"]) == 2
     assert json.loads((out / "summary.json").read_text())["warnings"] == [coarse[0].removeprefix("warning: ")]
     assert "- warning: " in (out / "summary.md").read_text()

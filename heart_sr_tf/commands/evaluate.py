@@ -161,6 +161,8 @@ def _on_scans(
     checked = check_scans(found, NDIMS if segmenter is None else (3, 4), segmenter is not None)
     for line in checked.left_out:
         warn(f"left out: {line}")
+    for line in checked.notes:
+        warn(f"note: {line}")
     coarse = coarse_scans(checked, degradation)
     for line in coarse:
         warn(f"warning: {line}")

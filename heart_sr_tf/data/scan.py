@@ -131,8 +131,13 @@ class Scan:
         (:meth:`label_warning`), a single DICOM slice whose depth no header states (:meth:`depth_warning`), NaN
         voxels (:meth:`nan_note`), a MONOCHROME1 series read as shown (:meth:`inverted_note`), bits above
         BitsStored (:meth:`bits_note`)."""
-        lines = (*self.header_notes, self.left_out_note(), self.label_warning(), self.depth_warning(), self.nan_note())
-        return [line for line in (*lines, self.inverted_note(), self.bits_note()) if line is not None]
+        lines = (self.left_out_note(), self.label_warning(), self.depth_warning(), self.nan_note())
+        return self.read_notes() + [line for line in lines if line is not None]
+
+    def read_notes(self) -> list[str]:
+        """What reading it found and did, for every command that reads a lab's scan: its NIfTI header's repairs and
+        voxel sizes (``header_notes``), a MONOCHROME1 series read as shown, bits above BitsStored left out."""
+        return [line for line in (*self.header_notes, self.inverted_note(), self.bits_note()) if line is not None]
 
     def bits_note(self) -> str | None:
         """The line that says some pixels had bits set above BitsStored, which the reader left out."""

@@ -29,6 +29,7 @@ class CheckedScans:
     paths: list = field(default_factory=list)
     shapes: list[tuple[int, ...]] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what reading the scored scans found and did (Scan.read_notes)
 
     def first(self, count: int | None) -> CheckedScans:
         """The first ``count`` usable scans (all when None)."""
@@ -64,6 +65,7 @@ def check_scans(paths: list, ndims=NDIMS, stacks_only: bool = False) -> CheckedS
             continue
         checked.paths.append(path)
         checked.shapes.append(scan.data.shape)
+        checked.notes += scan.read_notes()
     if not checked.paths:
         raise DataError(
             paths[0] if len(paths) == 1 else "--scans", f"no scan can be scored: {'; '.join(checked.left_out)[:600]}"
