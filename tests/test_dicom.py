@@ -221,6 +221,27 @@ def test_mixed_sizes_a_gap_a_duplicate_and_a_missing_phase_are_refused(tmp_path)
     assert "different numbers of phases" in _bad(tmp_path / "d", missing, shape=(12, 10, 3, 2))
 
 
+def test_values_that_are_no_grey_level_as_stored_are_refused(tmp_path):
+    """A palette's indices, or stored values a Modality LUT maps to real ones, were read as grey levels: the model
+    got numbers that are not the image. Each is one line naming the file."""
+
+    def palette(z, t, ds):
+        if (z, t) == (2, 1):
+            ds.PhotometricInterpretation = "PALETTE COLOR"
+
+    assert "PhotometricInterpretation PALETTE COLOR: not a grey-scale image" in _bad(tmp_path / "p", palette)
+
+    def lookup(z, t, ds):
+        from pydicom.dataset import Dataset
+
+        table = Dataset()
+        table.LUTDescriptor, table.ModalityLUTType = [4096, 0, 16], "US"
+        table.add_new(0x00283006, "OW", np.arange(4096, dtype=np.uint16).tobytes())  # LUTData
+        ds.ModalityLUTSequence = [table]
+
+    assert "a Modality LUT maps its stored values to real ones" in _bad(tmp_path / "m", lookup)
+
+
 def test_a_damaged_or_empty_image_file_is_refused_by_name_not_left_out(tmp_path):
     """A file cut short in a copy (pydicom reads its header up to where it ends, without Rows and Columns) or left
     empty was skipped as "not DICOM", so the series was read without that image: an "incomplete series" at best,

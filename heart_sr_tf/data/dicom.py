@@ -443,6 +443,7 @@ def _shown(vector: np.ndarray) -> str:
 
 def _assemble(path: Path, members: list) -> DicomSeries:
     _check_signal(members)
+    inverted = _shown_inverted(members)
     file0, ds0 = members[0]
     orientation = _vector(file0, ds0, "ImageOrientationPatient", 6)
     spacing = _vector(file0, ds0, "PixelSpacing", 2)
@@ -489,7 +490,7 @@ def _assemble(path: Path, members: list) -> DicomSeries:
     data = np.stack([np.stack([_pixels(f, ds, frames, above) for f, ds, _ in s], axis=-1) for s in slices], axis=2)
     high = (next(iter(above)).name, sum(above.values()), int(ds0.BitsStored)) if above else None
     top = None
-    if _shown_inverted(members):  # as it is shown: what the models and the segmenter were trained on
+    if inverted:  # as it is shown: what the models and the segmenter were trained on
         top = float(data.min()) + float(data.max())
         data = np.subtract(np.float32(top), data, out=data)
     affine = np.eye(4)
@@ -503,10 +504,22 @@ def _assemble(path: Path, members: list) -> DicomSeries:
     return DicomSeries(path, data, affine, zooms, headers, depth_stated, inverted_about=top, bits_above=high)
 
 
+GREY = ("MONOCHROME1", "MONOCHROME2", "")  # (an image stating none is taken as MONOCHROME2)
+
+
 def _shown_inverted(members: list) -> bool:
     """Whether the series is MONOCHROME1: its lowest value shown white. Every cine the models and the segmenter
     learnt from is shown as stored (MONOCHROME2); given as stored, this one's blood would look dark to them. A
-    series that mixes the two is refused: its images would not be one scan's values."""
+    series that mixes the two is refused: its images would not be one scan's values. So are values that are no
+    grey level as stored: indices into a colour palette, or stored values that a Modality LUT (a table, not a
+    slope and intercept) turns into the real ones."""
+    for file, ds in members:
+        kind = str(ds.get("PhotometricInterpretation", "")).strip()
+        if kind not in GREY:
+            raise DataError(file, f"PhotometricInterpretation {kind}: not a grey-scale image (an MR cine is one)")
+        if "ModalityLUTSequence" in ds:
+            raise DataError(file, "a Modality LUT maps its stored values to real ones: not read here (an MR image's "
+                            "are mapped by RescaleSlope and RescaleIntercept)")  # fmt: skip
     kinds = [str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1" for _, ds in members]
     if any(kinds) and not all(kinds):
         file = members[kinds.index(not kinds[0])][0]
