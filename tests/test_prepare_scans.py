@@ -313,6 +313,26 @@ def test_a_scan_copied_under_another_name_is_left_out_not_split_apart(tmp_path):
         valid_scan_patients(group_scans(listed), strict=True)
 
 
+def test_prepare_scans_says_what_reading_each_scan_did(tmp_path):
+    """A MONOCHROME1 series is read as it is shown, into the slices a model trains on: prepare --scans now says so,
+    as upscale does, once per scan kept (a copy left out says nothing more)."""
+    from dicom_series import Cine, write_cine
+
+    from heart_sr_tf.data.scan_patients import group_scans, valid_scan_patients
+
+    values = np.round(_image((24, 24, 3, 2), 2))
+    shown = lambda z, t, ds: setattr(ds, "PhotometricInterpretation", "MONOCHROME1")  # noqa: E731
+    write_cine(tmp_path / "m1", Cine(values, slope=1.0, intercept=0.0), edit=shown)
+    write_cine(tmp_path / "m1_again", Cine(values, slope=1.0, intercept=0.0), edit=shown)
+    b = _nifti(tmp_path / "B.nii.gz", _image((24, 24, 3, 2), 1))
+    notes: list[str] = []
+    good, errors = valid_scan_patients(
+        group_scans([("a", tmp_path / "m1"), ("b", b), ("c", tmp_path / "m1_again")]), notes=notes
+    )
+    assert [p.id for p in good] == ["a", "b"] and len(errors) == 1  # the copy left out
+    assert len(notes) == 1 and notes[0].startswith(f"{tmp_path / 'm1'}: MONOCHROME1 (low values shown bright)")
+
+
 def test_clinical_validation_on_a_labs_scans_against_full_resolution(lab_data, tiny_export, tmp_path):
     """train.clinical_segmenter on a dataset of a lab's scans: the validation patients' scans, their ED and ES
     frames (full resolution's largest and smallest LV), measured against full resolution's segmentation; doing

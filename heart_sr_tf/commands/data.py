@@ -52,6 +52,8 @@ def prepare_dataset(
             chosen = sorted(p for p, s in assignment.items() if s == split)
             shown = ", ".join(chosen[:20]) + (f" and {len(chosen) - 20} more" if len(chosen) > 20 else "")
             echo(f"{split} patients: {shown}")
+    for line in report.notes:
+        warn(f"note: {line}")
     if report.no_heart:
         warn(f"the segmenter found no heart in {len(report.no_heart)} scan(s): their slices are in no heart box:")
         for line in report.no_heart:

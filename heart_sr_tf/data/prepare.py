@@ -53,6 +53,7 @@ class PrepareReport:
     patients: dict[str, int] = field(default_factory=dict)  # split -> patients
     bad: list[str] = field(default_factory=list)
     no_heart: list[str] = field(default_factory=list)  # scans where the segmenter drawing heart boxes found none
+    notes: list[str] = field(default_factory=list)  # what reading the scans found and did (Scan.read_notes)
 
 
 def builder(data_dir: Path, roi: str = "full", **kwargs) -> AcdcSr:
@@ -120,10 +121,13 @@ def prepare_scans(
         force = _rebuild(data_dir, source, seed, lambda: fingerprint, force, quiet)
         good, bad = None, []
         report_boxes: list[str] = []
+        notes: list[str] = []
         if force or not is_prepared(data_dir):
             _check_writable(data_dir)
             with progress_bar(len(patients), "check", "patient", disable=quiet) as bar:
-                good, errors = valid_scan_patients(patients, strict=strict, on_patient=lambda pid: _tick(bar, pid))
+                good, errors = valid_scan_patients(
+                    patients, strict=strict, on_patient=lambda pid: _tick(bar, pid), notes=notes
+                )
             bad = [str(e) for e in errors]
             if not good:
                 raise DataError(source, "no usable scans")
@@ -133,6 +137,7 @@ def prepare_scans(
         extra = {"source": source, "fingerprint": fingerprint, "boxes_by": boxes_by}
         report = _build(data_dir, seed, good, bad, folder, force, quiet, **extra)
         report.no_heart = report_boxes
+        report.notes = notes
         return report
 
 

@@ -58,17 +58,18 @@ def read_training_scan(path: ScanSource | Path) -> Scan:
 
 
 def valid_scan_patients(
-    patients: list[ScanPatient], strict: bool = False, on_patient=None
+    patients: list[ScanPatient], strict: bool = False, on_patient=None, notes: list[str] | None = None
 ) -> tuple[list[ScanPatient], list[DataError]]:
     """The patients with the scans fit to train on, and the problem of each other scan (the first raised at once
-    when ``strict``). A bad scan is left out, not its patient's good ones: a label map or a super-resolved result
-    written beside a lab's cine costs nothing but itself; a patient left without a scan is left out. Each scan
-    is read once, a few patients at a time on worker threads."""
+    when ``strict``); ``notes`` gets what reading each kept scan found (:meth:`Scan.read_notes`). A bad scan is
+    left out, not its patient's good ones: a label map or a super-resolved result written beside a lab's cine
+    costs nothing but itself; a patient left without a scan is left out. Each scan is read once, a few patients
+    at a time on worker threads."""
     good, errors = [], []
     seen: dict[str, tuple[str, ScanSource]] = {}  # the voxels' digest -> the first (patient, scan) holding them
     for patient, checked, problems in ordered_map(_check_patient, patients):
         kept = []
-        for path, digest in checked:
+        for path, digest, read in checked:
             if digest in seen:  # the same scan exported twice, or copied under another name
                 first, where = seen[digest]
                 whose = "the same patient's" if first == patient.id else f"patient {first}'s"
@@ -77,6 +78,8 @@ def valid_scan_patients(
                 continue
             seen[digest] = (patient.id, path)
             kept.append(path)
+            if notes is not None:
+                notes += read
         if problems and strict:
             raise problems[0]
         errors += problems
@@ -87,12 +90,14 @@ def valid_scan_patients(
     return good, errors
 
 
-def _check_patient(patient: ScanPatient) -> tuple[ScanPatient, list[tuple[ScanSource, str]], list[DataError]]:
-    """The patient's scans fit to train on, each with a digest of its voxels, and the problem of each other."""
+def _check_patient(patient: ScanPatient) -> tuple[ScanPatient, list[tuple[ScanSource, str, list]], list[DataError]]:
+    """The patient's scans fit to train on, each with a digest of its voxels and what reading it found, and the
+    problem of each other."""
     kept, problems = [], []
     for path in patient.scans:
         try:
-            kept.append((path, read_training_scan(path).voxel_digest()))
+            scan = read_training_scan(path)
+            kept.append((path, scan.voxel_digest(), scan.read_notes()))
         except DataError as exc:
             problems.append(exc)
     return patient, kept, problems
