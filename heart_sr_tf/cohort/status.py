@@ -51,6 +51,16 @@ class StatusFile:
             and ((job.output / MARKER).is_file() if job.dicom else job.output.is_file())
         )
 
+    def elsewhere(self, jobs: list[Job]) -> list[str]:
+        """The results it lists as done whose scans are not among ``jobs`` (removed, renamed, or not given this
+        time) and that are still there: the cohort leaves them, and says so."""
+        keys = {job.key for job in jobs}
+        return sorted(
+            row["output"]
+            for key, row in self._last.items()
+            if key not in keys and row.get("status") == "done" and row.get("output") and Path(row["output"]).exists()
+        )
+
     def was_done(self, job: Job, options: str) -> bool:
         """Whether the scan's last row says done, with these options, into this output (its input may have
         changed since: :meth:`is_done`)."""

@@ -96,7 +96,7 @@ def cohort(
 def _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, measure, picked, notes) -> int:
     """The checked cohort, run while this process holds its output folder's lock."""
     from heart_sr_tf.cohort.runner import run_cohort
-    from heart_sr_tf.cohort.status import STATUS_NAME
+    from heart_sr_tf.cohort.status import STATUS_NAME, StatusFile
     from heart_sr_tf.data.dicom import NOT_A_STACK
 
     where = scheduler or f"a local cluster of {workers} worker process(es)"
@@ -105,6 +105,11 @@ def _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, 
         echo(f"cohort: {line}")
     for line in notes:
         echo(f"cohort: note: {line}")
+    if elsewhere := StatusFile(out_dir).elsewhere(jobs):
+        shown = ", ".join(Path(path).name for path in elsewhere[:5]) + (", ..." if len(elsewhere) > 5 else "")
+        echo(f"cohort: note: {len(elsewhere)} result{'s' if len(elsewhere) > 1 else ''} in {out_dir} of scans not "
+             f"among these inputs (removed, renamed or not given) left as they are ({shown}); {STATUS_NAME} lists "
+             "them")  # fmt: skip
     try:
         summary = run_cohort(jobs, options, out_dir, scheduler, workers, quiet)
     except KeyboardInterrupt:
@@ -114,7 +119,6 @@ def _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, 
     if measure:
         from heart_sr_tf.cohort.measurements import write_measurements
         from heart_sr_tf.cohort.runner import options_key
-        from heart_sr_tf.cohort.status import StatusFile
         from heart_sr_tf.volumes.measure import NOTE
 
         status, key = StatusFile(out_dir), options_key(options)  # this cohort's scans done with these options only
