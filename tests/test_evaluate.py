@@ -36,8 +36,11 @@ def test_model_and_both_baselines_on_the_same_slices(tiny_export, phantom_tfds, 
     assert payload["summary"]["heart"]["model"]["slices"] == 5
     per_patient = (tmp_path / "per_patient.csv").read_text().splitlines()
     assert per_patient[0].startswith("roi,patient,method,slices")
-    pictures = figures(predictor, phantom_tfds, "test", tmp_path / "figures", count=2)
+    named = []  # each figure is named (to evaluate's marker) before it is written: an interrupted run's count too
+    before = lambda path: named.append((path, path.exists()))  # noqa: E731
+    pictures = figures(predictor, phantom_tfds, "test", tmp_path / "figures", count=2, before_write=before)
     assert len(pictures) == 2 and all(p.stat().st_size > 10_000 for p in pictures)
+    assert named == [(p, False) for p in pictures]
 
 
 def test_evaluate_cli_on_a_run_prints_the_table(tiny_run, tmp_path):

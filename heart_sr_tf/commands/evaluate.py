@@ -101,8 +101,15 @@ def evaluate_model(
     if run is not None:
         result.losses = run.last_losses()
     files = write_outputs(result, out)
-    pictures = figures(predictor, data, split, out / "figures", n_figures, degradation=chosen) if n_figures else []
-    record_outputs(out, pictures)
+
+    def recorded(path: Path) -> None:  # each figure named in the marker before it is written
+        record_outputs(out, [path])
+
+    pictures = (
+        figures(predictor, data, split, out / "figures", n_figures, degradation=chosen, before_write=recorded)
+        if n_figures
+        else []
+    )
     echo(
         f"{predictor.source} ({predictor.backend}, {predictor.precision}) on {split} ({data}); "
         "per-slice metrics on [0, 1], data range 1, averaged"
@@ -111,7 +118,6 @@ def evaluate_model(
     _echo_tables(result, chosen, echo)
     if segmenters:
         files += _clinical(predictor, segmenters, data, split, chosen, limit, quiet, out, echo, ladder)
-        record_outputs(out, files)
     echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")
 
 
@@ -147,7 +153,12 @@ def _on_scans(
     from heart_sr_tf.evaluation.evaluate import Evaluation, write_outputs
     from heart_sr_tf.evaluation.out_folder import record_outputs
     from heart_sr_tf.evaluation.scans import NDIMS, check_scans, coarse_scans, evaluate_scans
-    from heart_sr_tf.evaluation.scans_clinical import scans_clinical, scans_clinical_markdown, write_scans_clinical
+    from heart_sr_tf.evaluation.scans_clinical import (
+        SCANS_CLINICAL_FILES,
+        scans_clinical,
+        scans_clinical_markdown,
+        write_scans_clinical,
+    )
 
     if segmenter is not None and degradation.kind == "through_plane":
         raise HeartSRError("--clinical: measures in-plane models (a through-plane model changes the slice count)")
@@ -186,8 +197,8 @@ def _on_scans(
     if clinical is not None:
         summary = clinical.summary()
         echo("\n" + scans_clinical_markdown(clinical, summary))
+        record_outputs(out, [out / name for name in SCANS_CLINICAL_FILES])  # (before any is written)
         files += write_scans_clinical(clinical, out, summary)
-        record_outputs(out, files)
     echo(f"\nwrote {', '.join(str(f) for f in files)}")
 
 
@@ -259,8 +270,9 @@ def _clinical(predictor, segmenters, data, split, degradation, limit, quiet, out
     """The split's patients segmented at full resolution, through the baselines and through the model: the first
     segmenter's results in OUT, each other's in OUT/clinical_LABEL, and a table across them in summary.md."""
     from heart_sr_tf.data.prepare import dataset_source
-    from heart_sr_tf.evaluation.clinical import clinical_evaluation, clinical_markdown, write_clinical
+    from heart_sr_tf.evaluation.clinical import CLINICAL_FILES, clinical_evaluation, clinical_markdown, write_clinical
     from heart_sr_tf.evaluation.clinical_panel import panel_markdown
+    from heart_sr_tf.evaluation.out_folder import record_outputs
 
     source, seed = dataset_source(data)
     if degradation.kind == "through_plane":
@@ -270,9 +282,10 @@ def _clinical(predictor, segmenters, data, split, degradation, limit, quiet, out
     )
     summaries = [result.summary() for result in results]  # once each: the intervals resample patients
     echo("\n" + clinical_markdown(results[0], summaries[0]))
-    files = write_clinical(results[0], out, summaries[0])
-    for segmenter, result, summary in zip(segmenters[1:], results[1:], summaries[1:], strict=True):
-        folder = out / f"clinical_{segmenter_label(segmenter.folder)}"
+    folders = [out] + [out / f"clinical_{segmenter_label(s.folder)}" for s in segmenters[1:]]
+    record_outputs(out, [folder / name for folder in folders for name in (*CLINICAL_FILES, "summary.md")])
+    files = write_clinical(results[0], out, summaries[0])  # (named in the marker before any is written)
+    for folder, result, summary in zip(folders[1:], results[1:], summaries[1:], strict=True):
         files += [*write_clinical(result, folder, summary), folder / "summary.md"]
     if len(results) > 1:
         panel = panel_markdown(results, summaries)

@@ -333,12 +333,15 @@ def clinical_evaluation(
     return results
 
 
+CLINICAL_FILES = ("clinical.json", "clinical_frames.csv", "clinical_patients.csv", "clinical_bland_altman.png")
+
+
 def write_clinical(result: ClinicalResult, out: Path, summary: dict | None = None) -> list[Path]:
     """clinical.json, clinical_frames.csv, clinical_patients.csv, clinical_bland_altman.png; and the clinical
     tables appended to summary.md (written by the image metrics first)."""
     out.mkdir(parents=True, exist_ok=True)
     summary = summary or result.summary()
-    files = [out / "clinical.json", out / "clinical_frames.csv", out / "clinical_patients.csv"]
+    files = [out / name for name in CLINICAL_FILES[:3]]
     files[0].write_text(
         json.dumps(
             {
@@ -356,7 +359,7 @@ def write_clinical(result: ClinicalResult, out: Path, summary: dict | None = Non
     markdown = out / "summary.md"
     previous = markdown.read_text() if markdown.is_file() else ""
     markdown.write_text(previous + ("\n" if previous else "") + clinical_markdown(result, summary))
-    files.append(bland_altman_figure(result, out / "clinical_bland_altman.png"))
+    files.append(bland_altman_figure(result, out / CLINICAL_FILES[3]))
     return files
 
 

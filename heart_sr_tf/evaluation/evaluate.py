@@ -171,8 +171,10 @@ def figures(
     count: int = 4,
     roi: str = "full",
     degradation: Degradation | None = None,
+    before_write=None,
 ) -> list[Path]:
-    """PNG figures like the paper's Figure 1: baselines | prediction | HR | |error| (x4), for a few slices."""
+    """PNG figures like the paper's Figure 1: baselines | prediction | HR | |error| (x4), for a few slices;
+    ``before_write(path)`` is called before each is written (to record it as evaluate's own)."""
     degradation = degradation or predictor.degradation
     import matplotlib
 
@@ -208,6 +210,8 @@ def figures(
         )
         fig.tight_layout()
         path = out / f"{roi}_{meta['patient']}_f{meta['frame']:02d}_s{meta['slice']:02d}.png"
+        if before_write is not None:
+            before_write(path)
         fig.savefig(path, dpi=100)
         plt.close(fig)
         paths.append(path)

@@ -264,12 +264,15 @@ def segmenter_grid(images: np.ndarray, pixel_mm: tuple[float, float]) -> tuple[n
     return grid, (pixel_mm[0] * h / gx, pixel_mm[1] * w / gy)
 
 
+SCANS_CLINICAL_FILES = ("clinical.json", "clinical_frames.csv", "clinical_cines.csv")
+
+
 def write_scans_clinical(result: ScansClinical, out: Path, summary: dict | None = None) -> list[Path]:
     """clinical.json, clinical_frames.csv, clinical_cines.csv; and the tables appended to summary.md (written by the
     image metrics first)."""
     out.mkdir(parents=True, exist_ok=True)
     summary = summary or result.summary()
-    files = [out / "clinical.json", out / "clinical_frames.csv", out / "clinical_cines.csv"]
+    files = [out / name for name in SCANS_CLINICAL_FILES]
     payload = {
         "source": result.source,
         "segmenter": result.segmenter,
