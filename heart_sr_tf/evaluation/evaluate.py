@@ -116,13 +116,14 @@ def evaluate(
 def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
     """summary.json, summary.csv, per_patient.csv and per_slice.csv under ``out`` (checked by :func:`check_out`),
     with the marker that lets evaluate write there again; an earlier evaluation's outputs there are removed first
-    (:func:`clear_earlier`). The marker names them; what the command writes next is named by
-    :func:`record_outputs`."""
+    (:func:`clear_earlier`). The marker names them before they are written; what the command writes next is named
+    by :func:`record_outputs` too."""
     clear_earlier(out)
     start_marker(out)
     summary = evaluation.summary()
     files = [out / "summary.json", out / "summary.csv", out / "per_patient.csv", out / "per_slice.csv"]
     files.append(out / "summary.md")
+    record_outputs(out, files)  # (named before they are written: an interrupted run's are its own too)
     notes = "".join(f"\n- left out: {line}" for line in evaluation.left_out)
     notes += "".join(f"\n- warning: {line}" for line in evaluation.warnings)
     files[4].write_text(markdown_summary(summary, evaluation.degradation) + (f"\n{notes}\n" if notes else ""))
@@ -140,7 +141,6 @@ def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
     write_csv(files[1], [{"roi": r, "method": m, **v} for r, ms in summary.items() for m, v in ms.items()])
     write_csv(files[2], evaluation.per_patient())
     write_csv(files[3], evaluation.rows)
-    record_outputs(out, files)
     return files
 
 
