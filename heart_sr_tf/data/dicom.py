@@ -29,6 +29,7 @@ import numpy as np
 
 from heart_sr_tf.data.dicom_component import image_component
 from heart_sr_tf.data.dicom_geometry import ORIENTATION_TOLERANCE, POSITION_TOLERANCE, SPACING_TOLERANCE
+from heart_sr_tf.data.dicom_grey import shown_inverted
 from heart_sr_tf.data.dicom_high_bits import bits_above
 from heart_sr_tf.data.dicom_map import quantitative_map
 from heart_sr_tf.data.dicom_stacks import (
@@ -443,7 +444,7 @@ def _shown(vector: np.ndarray) -> str:
 
 def _assemble(path: Path, members: list) -> DicomSeries:
     _check_signal(members)
-    inverted = _shown_inverted(members)
+    inverted = shown_inverted(members)
     file0, ds0 = members[0]
     orientation = _vector(file0, ds0, "ImageOrientationPatient", 6)
     spacing = _vector(file0, ds0, "PixelSpacing", 2)
@@ -502,34 +503,6 @@ def _assemble(path: Path, members: list) -> DicomSeries:
     zooms = (float(spacing[1]), float(spacing[0]), slice_spacing, _phase_interval(slices[0]))
     headers = [[ds for _, ds, _ in s] for s in slices]
     return DicomSeries(path, data, affine, zooms, headers, depth_stated, inverted_about=top, bits_above=high)
-
-
-GREY = ("MONOCHROME1", "MONOCHROME2", "")  # (an image stating none is taken as MONOCHROME2)
-
-
-def _shown_inverted(members: list) -> bool:
-    """Whether the series is MONOCHROME1: its lowest value shown white. Every cine the models and the segmenter
-    learnt from is shown as stored (MONOCHROME2); given as stored, this one's blood would look dark to them. A
-    series that mixes the two is refused: its images would not be one scan's values. So are values that are no
-    grey level as stored: indices into a colour palette, or stored values that a Modality LUT (a table, not a
-    slope and intercept) turns into the real ones."""
-    for file, ds in members:
-        kind = str(ds.get("PhotometricInterpretation", "")).strip()
-        if kind not in GREY:
-            raise DataError(file, f"PhotometricInterpretation {kind}: not a grey-scale image (an MR cine is one)")
-        if "ModalityLUTSequence" in ds:
-            raise DataError(file, "a Modality LUT maps its stored values to real ones: not read here (an MR image's "
-                            "are mapped by RescaleSlope and RescaleIntercept)")  # fmt: skip
-    kinds = [str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1" for _, ds in members]
-    if any(kinds) and not all(kinds):
-        file = members[kinds.index(not kinds[0])][0]
-        first = "MONOCHROME1" if kinds[0] else "MONOCHROME2"
-        raise DataError(
-            file,
-            f"{'MONOCHROME2' if kinds[0] else 'MONOCHROME1'}, but {members[0][0].name} is {first}: "
-            "one series shown in two grey scales (low values dark in some images, bright in others)",
-        )
-    return kinds[0]
 
 
 SHIFT_TOLERANCE = 0.25  # pixels: how far an image may lie from where the stack's one affine puts it
