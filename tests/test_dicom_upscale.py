@@ -222,6 +222,33 @@ def test_a_monochrome1_series_is_read_as_it_is_shown_and_written_back_as_it_was(
         read_scan(tmp_path / "mixed")
 
 
+def test_a_32_bit_series_is_refused_as_dicom_output_before_the_model_loads(tmp_path):
+    """A series of 32-bit integer pixels ran through the model, and then writing its derived series failed in a
+    pydicom traceback (it writes 8 and 16 bits). Now that is one line before any model loads, nothing is written,
+    and a NIfTI output of the same series is made as before."""
+    from heart_sr_tf.cli import main
+
+    values = np.random.default_rng(0).integers(0, 4000, (20, 16, 3, 2)).astype(np.float32)
+
+    def to32(z, t, ds):
+        words = ds.pixel_array.astype(np.uint32) * 1000
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 32, 32, 31
+        ds.PixelData = words.tobytes()
+
+    write_cine(tmp_path / "b32", Cine(values, slope=1.0, intercept=0.0), edit=to32)
+    refused = CliRunner().invoke(main, ["upscale", str(tmp_path / "b32"), str(tmp_path / "sr") + "/", "--quiet"])
+    assert refused.exit_code == 2 and "model:" not in refused.output, refused.output
+    (line,) = [x for x in refused.output.splitlines() if x.startswith("error: ")]
+    assert line == (
+        f"error: {tmp_path / 'b32'}: images of BitsAllocated 32 and BitsStored 32: a derived DICOM series is written "
+        "in its input's pixel type, and only 8 or 16 bits are; write a NIfTI (OUT ending in .nii.gz) instead"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b32"]
+    done = CliRunner().invoke(main, ["upscale", str(tmp_path / "b32"), str(tmp_path / "sr.nii.gz"), "--quiet"])
+    assert done.exit_code == 0, done.output
+    assert nib.load(str(tmp_path / "sr.nii.gz")).shape == (60, 48, 3, 2)
+
+
 def test_the_cli_refuses_several_series_and_an_output_it_did_not_write(study, models, tmp_path):
     from heart_sr_tf.cli import main
 

@@ -3,8 +3,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from dicom_series import Cine, write_cine
 from in_process import run_cli
 
+from heart_sr_tf.data.scan import read_scan
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.inference.remote import rest_predictor
@@ -175,11 +177,12 @@ def test_a_folder_or_a_link_to_nothing_at_an_output_is_refused_before_any_work(p
         f"error: {out}: exists (a link to {tmp_path / 'gone' / 'x.nii.gz'}, which does not exist); pass --overwrite "
         "to replace it"
     )
-    refuse_any_output(src, out, overwrite=True, dicom_input=False)  # asked: the link is replaced, not followed
+    refuse_any_output(read_scan(src), out, overwrite=True)  # asked: the link is replaced, not followed
     folder = tmp_path / "series"
     folder.symlink_to(tmp_path / "gone")
+    write_cine(tmp_path / "dicom", Cine(np.ones((8, 8, 2, 2), np.float32) * 100))
     with pytest.raises(HeartSRError, match=f"{folder}: a link to {tmp_path / 'gone'}, which does not exist"):
-        refuse_any_output(src, folder, overwrite=True, dicom_input=True, dicom_out=True)
+        refuse_any_output(read_scan(tmp_path / "dicom"), folder, overwrite=True, dicom_out=True)
     result_path = tmp_path / "sr.nii.gz"
     (tmp_path / "sr_labels.nii.gz").symlink_to(tmp_path / "gone.nii.gz")
     with pytest.raises(HeartSRError, match="sr_labels.nii.gz: exists .a link to .*; pass --overwrite"):

@@ -53,7 +53,7 @@ def upscale_scan(
 
         if (why := unmeasurable(scan)) is not None:
             raise HeartSRError(f"--measure: {in_path}: {why}")
-    refuse_any_output(in_path, out_path, overwrite, scan.dicom is not None)
+    refuse_any_output(scan, out_path, overwrite)
     if scan.dicom is not None:
         echo(f"read {scan.dicom.description}: {' x '.join(map(str, scan.data.shape))} (x, y, slices, phases)")
     if scan.slice_axis != 2:

@@ -245,6 +245,24 @@ def _slice_locations(series: DicomSeries, positions: np.ndarray):
     return values[base] + (positions - base) * gap
 
 
+STORED_TYPES = {8: (np.uint8, np.int8), 16: (np.uint16, np.int16)}  # by BitsAllocated: what pydicom writes
+
+
+def check_derivable(series: DicomSeries) -> None:
+    """Before any work: every image's pixels can be stored again as its header says (integer pixel data of 8 or
+    16 bits allocated), so the derived series keeps its input's pixel type. Before, a 32-bit series ran through
+    the model and then failed writing, in a traceback."""
+    for headers in series.headers:
+        for header in headers:
+            allocated = int(header.get("BitsAllocated", 0))
+            if allocated not in STORED_TYPES or not 0 < int(header.get("BitsStored", 0)) <= allocated:
+                raise DataError(
+                    series.path, f"images of BitsAllocated {header.get('BitsAllocated')} and BitsStored "
+                    f"{header.get('BitsStored')}: a derived DICOM series is written in its input's pixel type, and "
+                    "only 8 or 16 bits are; write a NIfTI (OUT ending in .nii.gz) instead"
+                )  # fmt: skip
+
+
 def _stored(source: Path, template, values: np.ndarray) -> tuple[np.ndarray, float, float]:
     """``values[x, y]`` in real units -> the template's stored pixel type ``[rows, columns]``, with the slope and
     intercept that read them back: the template's own, unless the values do not fit its range (a series scaled
@@ -252,9 +270,7 @@ def _stored(source: Path, template, values: np.ndarray) -> tuple[np.ndarray, flo
     never a clipped value."""
     slope, intercept = rescale(source, template)
     bits, signed = int(template.BitsStored), int(template.get("PixelRepresentation", 0)) == 1
-    dtype = {(8, False): np.uint8, (8, True): np.int8, (16, False): np.uint16, (16, True): np.int16}[
-        (8 if int(template.BitsAllocated) == 8 else 16, signed)
-    ]
+    dtype = STORED_TYPES[int(template.BitsAllocated)][signed]
     low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
     values = values.astype(np.float64)
     lowest, highest = float(values.min()), float(values.max())

@@ -37,7 +37,7 @@ from heart_sr_tf.memory import available_memory
 from heart_sr_tf.outputs import check_place, occupied, refuse_existing
 from heart_sr_tf.processes import process_alive
 from heart_sr_tf.progress import progress_bar
-from heart_sr_tf.volumes.dicom_writer import is_dicom_output, refuse_output_folder, write_dicom_series
+from heart_sr_tf.volumes.dicom_writer import check_derivable, is_dicom_output, refuse_output_folder, write_dicom_series
 from heart_sr_tf.volumes.grid import OutputGrid
 
 IN_PLANE_BATCH = 16  # slices per model call by default
@@ -207,30 +207,29 @@ def upscale_file(
     return out_path
 
 
-def refuse_any_output(
-    scan_path: Path, out_path, overwrite: bool, dicom_input: bool, dicom_out: bool | None = None
-) -> None:
+def refuse_any_output(scan: Scan, out_path, overwrite: bool, dicom_out: bool | None = None) -> None:
     """Before any model loads: a NIfTI OUT as :func:`refuse_output`, a DICOM OUT folder (``dicom_out``, else
-    :func:`is_dicom_output`) as :func:`~heart_sr_tf.volumes.dicom_writer.refuse_output_folder` (and only from
-    DICOM input)."""
+    :func:`is_dicom_output`) as :func:`~heart_sr_tf.volumes.dicom_writer.refuse_output_folder`, and only from
+    DICOM input whose pixels it can store again (:func:`~heart_sr_tf.volumes.dicom_writer.check_derivable`)."""
     if not (is_dicom_output(out_path) if dicom_out is None else dicom_out):
-        refuse_output(scan_path, out_path, overwrite)
+        refuse_output(scan.path, out_path, overwrite)
         return
-    if not dicom_input:
+    if scan.dicom is None:
         raise HeartSRError(
             f"{out_path}: a DICOM output folder needs DICOM input (a NIfTI has no DICOM headers to derive a "
             "series from); end OUT in .nii.gz for NIfTI"
         )
-    if Path(out_path).resolve() == Path(scan_path).resolve():
+    if Path(out_path).resolve() == Path(scan.path).resolve():
         raise HeartSRError(f"{out_path}: refusing to write into the input series' folder")
     refuse_output_folder(Path(out_path), overwrite)
+    check_derivable(scan.dicom)
 
 
 def _check_any_output(scan: Scan, out_path: Path, overwrite: bool, dicom_out: bool) -> Path:
     """The temporary file (NIfTI) or folder (DICOM) the result goes to first, created now."""
     if not dicom_out:
         return check_output(scan.path, out_path, overwrite)
-    refuse_any_output(scan.path, out_path, overwrite, scan.dicom is not None, dicom_out)
+    refuse_any_output(scan, out_path, overwrite, dicom_out)
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_parts(out_path)
