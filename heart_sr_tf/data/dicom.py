@@ -423,6 +423,11 @@ def _check_signal(members: list) -> None:
         if found:
             file, (name, where) = found[0]
             share = "" if len(found) == len(members) else f" ({len(found)} of its {len(members)} images)"
+            if share and kind_of is image_component:  # the rest are magnitude: both in one series, as flow studies
+                remedy = (  # (Philips) are written; their magnitude images are no cine either
+                    "the rest are magnitude images, and a series holding both is a flow (phase-contrast) study, not "
+                    "a cine the models super-resolve; give the cine series"
+                )
             raise NoCine(file, f"{what(name)} ({where}){share}: {remedy}")
 
 
