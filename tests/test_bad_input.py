@@ -199,6 +199,8 @@ def test_a_missing_required_package_is_one_line_not_a_traceback(tmp_path):
         (["evaluate", "rrdb_kspace", "--data-dir="], "--data-dir"),  # was: a dataset built in the current folder
         (["upscale", "IN", ""], "the argument after 'upscale IN'"),
         (["train", "srgan", "--name", "", "--steps", "1"], "--name"),
+        (["upscale", "IN", "--measure", ""], "the argument after 'upscale IN --measure'"),  # was: "--measure"
+        (["--verbose", "upscale", "IN", "--quiet", "", "x"], "the argument after '--verbose upscale IN --quiet'"),
     ],
 )
 def test_an_empty_value_on_the_command_line_is_one_line_and_no_work(tmp_path, args, named):

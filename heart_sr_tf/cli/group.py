@@ -25,20 +25,41 @@ def warn(line: str) -> None:
     click.echo(line, err=True)
 
 
-def empty_value(args: list[str]) -> str | None:
+def empty_value(args: list[str], flags: frozenset[str] = frozenset()) -> str | None:
     """What an empty value on the command line belongs to (``--scheduler``, or the argument's place), or None.
     Click takes ``--scheduler ""`` as no scheduler (a local cluster instead of the lab's) and a path ``""`` as the
-    current folder: what a script's unset variable gives, and never what was meant."""
+    current folder: what a script's unset variable gives, and never what was meant. After one of ``flags`` (which
+    take no value: ``--measure``), the empty value is an argument's."""
     for i, token in enumerate(args):
         if token.startswith("--") and token.endswith("=") and len(token) > 3:
             return token[:-1]
         if token == "":
             before = args[i - 1] if i > 0 else ""
-            if before.startswith("--") and "=" not in before:
+            if before.startswith("--") and "=" not in before and before not in flags:
                 return before
             words = " ".join(args[:i])
             return f"the argument after {words!r}" if words else "the first argument"
     return None
+
+
+def flag_names(group: click.Group, args: list[str]) -> frozenset[str]:
+    """The options that take no value (``--measure``, ``--quiet``) of the command ``args`` name, and of the groups
+    on the way to it."""
+    commands = [group]
+    for token in args:
+        last = commands[-1]
+        if not isinstance(last, click.Group) or token.startswith("-"):
+            continue
+        if token not in last.commands:
+            break
+        commands.append(last.commands[token])
+    return frozenset(
+        name
+        for command in commands
+        for param in command.params
+        if isinstance(param, click.Option) and param.is_flag
+        for name in (*param.opts, *param.secondary_opts)
+    )
 
 
 class Group(click.Group):
@@ -46,7 +67,7 @@ class Group(click.Group):
 
     def main(self, args=None, prog_name=None, **extra):
         given = sys.argv[1:] if args is None else [str(arg) for arg in args]
-        if (empty := empty_value(given)) is not None:
+        if (empty := empty_value(given, flag_names(self, given))) is not None:
             click.echo(f"error: {empty}: an empty value (an unset shell variable?); give one or leave it out", err=True)
             sys.exit(2)
         try:
