@@ -91,8 +91,9 @@ def test_a_corrupt_model_gives_one_line(phantom_root, tmp_path):
     assert not (tmp_path / "o.nii.gz").exists()
 
 
-def _answering(reply):
-    """A loopback server whose every predict answer is ``reply(lr)`` (a JSON-able object)."""
+def _answering(reply, status: int = 200):
+    """A loopback server whose every predict answer is ``reply(lr)`` (a JSON-able object, or the body's bytes), with
+    HTTP ``status``."""
     import json
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -100,8 +101,9 @@ def _answering(reply):
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            data = json.dumps(reply(np.asarray(body["inputs"]["lr_image"], np.float32))).encode()
-            self.send_response(200)
+            answer = reply(np.asarray(body["inputs"]["lr_image"], np.float32))
+            data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
+            self.send_response(status)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -137,6 +139,28 @@ def test_a_bad_server_is_one_error_and_writes_nothing(phantom_root, tmp_path, re
             upscale_file(src, tmp_path / "o.nii.gz", rest_predictor(url, scale), quiet=True)
     finally:
         server.shutdown()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "status, body, line",
+    [  # a proxy's or web server's HTML error page; TF Serving's own JSON error, over two lines
+        (501, b"<html>\n<head><title>Error response</title></head>\n<body><p>Message: Unsupported method</p>\n</body>"
+         b"</html>\n", "server answered 501: Error response Message: Unsupported method"),
+        (400, b'{"error": "Input to reshape is a tensor with 48 values,\\n but the requested shape has 96"}',
+         "server answered 400: Input to reshape is a tensor with 48 values, but the requested shape has 96"),
+    ],
+)  # fmt: skip
+def test_a_servers_error_page_is_one_line(phantom_root, tmp_path, status, body, line):
+    """A server's error answer went into the error as it came: an HTML page over many lines. Now its text (TF
+    Serving's ``error``, or a page's words) is one line."""
+    server, url = _answering(lambda lr: body, status)
+    src = phantom_root / "training" / "patient002" / "patient002_frame01.nii.gz"
+    try:
+        result = run_cli("upscale", src, tmp_path / "o.nii.gz", "--server", url, "--quiet")
+    finally:
+        server.shutdown()
+    assert result.returncode == 2 and result.stderr.strip() == f"error: {url}:predict: {line}", result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -59,8 +60,7 @@ def rest_predictor(
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 body = json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:300]
-            raise HeartSRError(f"{url}: server answered {exc.code}: {detail}") from None
+            raise HeartSRError(f"{url}: server answered {exc.code}: {_error_text(exc.read())}") from None
         except (OSError, json.JSONDecodeError, http.client.HTTPException) as exc:  # (URLError, timeouts: OSErrors)
             raise HeartSRError(f"{url}: no usable answer ({exc})") from None
         outputs = body.get("outputs") if isinstance(body, dict) else None
@@ -93,3 +93,18 @@ def rest_predictor(
         raise HeartSRError(f"{url}: not a through-plane model: [1, {PROBE}, {PROBE}, 1] came back as {list(shape)}")
     served = Degradation("through_plane", g)
     return Predictor(fn, g, url, degradation=served, backend="TF Serving", precision="as served")
+
+
+def _error_text(body: bytes, most: int = 300) -> str:
+    """A server's error answer as one line: TF Serving's ``error`` field, or the words of an error page (a proxy's
+    or web server's HTML), whitespace collapsed, at most ``most`` characters."""
+    text = body.decode(errors="replace")
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+        text = payload["error"]
+    else:
+        text = re.sub(r"<[^>]*>", " ", text)  # (a page's markup, not its words)
+    return " ".join(text.split())[:most]
