@@ -53,12 +53,18 @@ class StatusFile:
 
     def elsewhere(self, jobs: list[Job]) -> list[str]:
         """The results it lists as done whose scans are not among ``jobs`` (removed, renamed, or not given this
-        time) and that are still there: the cohort leaves them, and says so."""
+        time) and that are still there: the cohort leaves them, and says so. A result one of ``jobs`` writes is
+        not among them, however its scan was spelt then (a relative path, now an absolute one)."""
         keys = {job.key for job in jobs}
+        outputs = {job.output.resolve() for job in jobs}
         return sorted(
             row["output"]
             for key, row in self._last.items()
-            if key not in keys and row.get("status") == "done" and row.get("output") and Path(row["output"]).exists()
+            if key not in keys
+            and row.get("status") == "done"
+            and row.get("output")
+            and Path(row["output"]).exists()
+            and Path(row["output"]).resolve() not in outputs
         )
 
     def was_done(self, job: Job, options: str) -> bool:
