@@ -243,14 +243,14 @@ def test_one_cohort_at_a_time_writes_an_output_folder(cohort_inputs, tmp_path):
     import socket
 
     from heart_sr_tf.cli import main
-    from heart_sr_tf.cohort.run_lock import LOCK_NAME
+    from heart_sr_tf.folder_lock import lock_name
 
     inputs, model = cohort_inputs
     out = tmp_path / "out"
     out.mkdir()
     args = ["cohort", str(inputs / "p001.nii.gz"), "--out-dir", str(out), "--model", str(model), "--quiet"]
     args += ["--workers", "1", "--backend", "tensorflow", "--precision", "float32"]
-    lock, host = out / LOCK_NAME, socket.gethostname()
+    lock, host = out / lock_name("cohort"), socket.gethostname()
     lock.write_text(f"{host}\n{os.getpid()}\n2026-12-04 10:00:00\n")  # a live run: this very process
     held = CliRunner().invoke(main, args)
     assert held.exit_code == 2 and "Traceback" not in held.output

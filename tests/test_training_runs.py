@@ -69,15 +69,39 @@ def test_resume_after_sigkill_continues_at_the_saved_step(phantom_tfds, tmp_path
     proc.wait()
     killed_at = _latest_step(run)
     assert 5 <= killed_at < 40, "the run must be killed mid-way"
+    assert (run / ".heart-sr-train.lock").read_text().split()[1] == str(proc.pid)  # left by the killed run
     before = _generator_weights(run)
     result = run_cli("train", "srgan", "--resume", run, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "trained 40 steps" in result.stdout
+    assert result.returncode == 0, result.stderr[-2000:]  # its process gone: the lock is taken over
+    assert "trained 40 steps" in result.stdout and not (run / ".heart-sr-train.lock").exists()
     assert _latest_step(run) == 40
     after = _generator_weights(run)
     assert any(not np.array_equal(before[k], after[k]) for k in before)
     steps = [int(r["step"]) for r in csv.DictReader((run / "metrics.csv").open())]
     assert steps == sorted(steps) and len(steps) == len(set(steps)) + 1  # the final validation row repeats step 40
+
+
+def test_a_run_trains_in_one_process_at_a_time(tiny_run, phantom_tfds, tmp_path):
+    """A second process training a run (a resume in another terminal, a requeued job) while the first still does
+    is refused in one line naming the holder, before it writes anything: two processes interleaved their rows in
+    metrics.csv and overwrote each other's checkpoints."""
+    import shutil
+
+    run = tmp_path / "tiny"
+    shutil.copytree(tiny_run, run)
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    lock, host = run / ".heart-sr-train.lock", socket.gethostname()
+    lock.write_text(f"{host}\n{os.getpid()}\n2026-12-07 10:00:00\n")  # a live holder: this very process
+    for data in ([], ["--data-dir", phantom_tfds]):
+        result = run_cli("train", "srgan", "--resume", run, *data, cwd=tmp_path)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert errors == [
+            f"error: {run}: another training run is writing here (process {os.getpid()} on {host}, since "
+            f"2026-12-07 10:00:00); wait for it to finish or stop it (if no training run is running there, "
+            f"remove {lock})"
+        ]
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p != lock} == files
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(phantom_tfds, tmp_path):

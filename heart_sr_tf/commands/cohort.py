@@ -22,11 +22,11 @@ def cohort(
         raise HeartSRError("cohort runs on Dask: pip install -e '.[cohort]'") from None
     from heart_sr_tf.cache import compiled_limit
     from heart_sr_tf.cohort.jobs import find_jobs
-    from heart_sr_tf.cohort.run_lock import cohort_lock
     from heart_sr_tf.cohort.series_filter import SeriesFilter
     from heart_sr_tf.cohort.status import STATUS_NAME
     from heart_sr_tf.export.discovery import find_model, shipped_model_dirs
     from heart_sr_tf.export.layout import resolve_model_dir
+    from heart_sr_tf.folder_lock import folder_lock
     from heart_sr_tf.inference.hardware import resolve_backend, resolve_precision
     from heart_sr_tf.inference.predictor import effective_precision
     from heart_sr_tf.training.runs import is_run_folder
@@ -85,7 +85,7 @@ def cohort(
     created = not out_dir.exists()
     make_folder(out_dir)  # (and one this process can write in)
     try:
-        with cohort_lock(out_dir):
+        with folder_lock(out_dir, "cohort"):
             return _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, measure, picked, notes)
     finally:
         if created:  # a run that failed before writing anything (a --scheduler it cannot reach) leaves no folder

@@ -14,14 +14,16 @@ from heart_sr_tf.errors import DataError, HeartSRError
 
 
 @contextlib.contextmanager
-def discarded_on_failure(run, new: bool):
-    """A new run that fails or is interrupted before its first checkpoint leaves no folder behind."""
-    try:
-        yield run
-    except BaseException:
-        if new:
-            run.discard_if_untrained()
-        raise
+def held(run, new: bool):
+    """``run`` held by this process for the block (:meth:`Run.held`: a second process training it is refused);
+    a new run that fails or is interrupted before its first checkpoint leaves no folder behind."""
+    with run.held():
+        try:
+            yield run
+        except BaseException:
+            if new:
+                run.discard_if_untrained()
+            raise
 
 
 @contextlib.contextmanager
@@ -32,6 +34,7 @@ def this_workers_options(options: dict, strategy: str, echo: Echo):
     import shutil
     import tempfile
 
+    from heart_sr_tf.folder_lock import lock_name
     from heart_sr_tf.training.distribute import cluster_config, is_chief
 
     cluster_config()  # (a mistyped TF_CONFIG: one line before any run folder is made)
@@ -43,7 +46,7 @@ def this_workers_options(options: dict, strategy: str, echo: Echo):
         options = dict(options)
         if options.get("resume") is not None:
             copy = private / Path(options["resume"]).name
-            shutil.copytree(options["resume"], copy)
+            shutil.copytree(options["resume"], copy, ignore=shutil.ignore_patterns(lock_name("train")))
             options["resume"] = copy
         else:
             options["runs_dir"] = private
@@ -53,10 +56,12 @@ def this_workers_options(options: dict, strategy: str, echo: Echo):
         shutil.rmtree(private, ignore_errors=True)
 
 
-def open_or_create_run(
+@contextlib.contextmanager
+def opened_run(
     kind: str, resume, config_path, default_config, acdc_dir, data_dir, steps, epochs, lr, seed=None, warn=print, **new
 ):
-    """``--resume`` reopens a run exactly as saved (refusing options it would ignore); otherwise a new run."""
+    """``--resume`` reopens a run exactly as saved (refusing options it would ignore); otherwise a new run. It is
+    held for the block (:func:`held`)."""
     from heart_sr_tf.training.overrides import apply_overrides
     from heart_sr_tf.training.runs import Run, check_new_run
 
@@ -72,11 +77,14 @@ def open_or_create_run(
         run = Run.open(resume)
         if run.kind != kind:
             raise HeartSRError(f"{resume}: a {run.kind} run; resume it with `train {run.kind}`")
-        if acdc_dir is not None or data_dir is not None:
-            run.use_data(resolve_data(acdc_dir, data_dir, warn=warn))
-        elif run.data_dir is None or not run.data_dir.is_dir():
-            raise HeartSRError(f"{resume}: its data folder {run.data_dir} is gone; give --data-dir or --acdc-dir")
-        return run
+        data = resolve_data(acdc_dir, data_dir, warn=warn) if acdc_dir is not None or data_dir is not None else None
+        with held(run, new=False):
+            if data is not None:
+                run.use_data(data)
+            elif run.data_dir is None or not run.data_dir.is_dir():
+                raise HeartSRError(f"{resume}: its data folder {run.data_dir} is gone; give --data-dir or --acdc-dir")
+            yield run
+        return
     config = load_config(config_path or default_config, CONFIG_CLASSES[kind])
     if new.get("name"):
         check_new_run(Path(new["runs_dir"]) / new["name"])  # before the data is prepared
@@ -87,12 +95,15 @@ def open_or_create_run(
     config = apply_overrides(config, data, steps, epochs, lr)
     if seed is not None:
         config.train.seed = seed
-    return Run.create(new.pop("runs_dir"), new.pop("name"), config, kind, data, new.pop("init_from", None))
+    run = Run.create(new.pop("runs_dir"), new.pop("name"), config, kind, data, new.pop("init_from", None))
+    with held(run, new=True):
+        yield run
 
 
-def open_segmenter_run(resume, config_path, acdc_dir, steps, runs_dir, name):
+@contextlib.contextmanager
+def opened_segmenter_run(resume, config_path, acdc_dir, steps, runs_dir, name):
     """``--resume`` reopens a segmenter run as saved; otherwise a new one on ``acdc_dir`` (default: phantoms),
-    whose labelled frames it reads directly."""
+    whose labelled frames it reads directly. It is held for the block (:func:`held`)."""
     from heart_sr_tf.data.prepare import phantom_dir
     from heart_sr_tf.training.runs import Run
 
@@ -104,18 +115,22 @@ def open_segmenter_run(resume, config_path, acdc_dir, steps, runs_dir, name):
         run = Run.open(resume)
         if run.kind != "segmenter":
             raise HeartSRError(f"{resume}: a {run.kind} run; resume it with `train {run.kind}`")
-        if acdc_dir is not None:
-            run.use_data(acdc_dir)
-        elif run.data_dir is None or not run.data_dir.is_dir():
-            raise HeartSRError(f"{resume}: its data folder {run.data_dir} is gone; give --acdc-dir")
-        return run
+        with held(run, new=False):
+            if acdc_dir is not None:
+                run.use_data(acdc_dir)
+            elif run.data_dir is None or not run.data_dir.is_dir():
+                raise HeartSRError(f"{resume}: its data folder {run.data_dir} is gone; give --acdc-dir")
+            yield run
+        return
     config = load_config(config_path or "segmenter_cpu", SegmenterConfig)
     if steps is not None:
         config.train.steps = steps
     source = Path(acdc_dir) if acdc_dir is not None else phantom_dir()
     if not source.is_dir():
         raise HeartSRError(f"--acdc-dir: {source} is not a folder")
-    return Run.create(runs_dir, name, config, "segmenter", source)
+    run = Run.create(runs_dir, name, config, "segmenter", source)
+    with held(run, new=True):
+        yield run
 
 
 def _check_init_from(options: dict) -> None:
@@ -191,14 +206,14 @@ def train_srgan(options: dict, strategy, vgg_weights, quiet, echo: Echo, warn: E
 
     _check_init_from(options)
     with this_workers_options(options, strategy, echo) as options:
-        run = open_or_create_run("srgan", default_config="srgan_cpu", warn=warn, **options)
-        echo(f"run: {run.folder}  data: {run.data_dir}")
-        if vgg_weights and not run.config.loss.feature_weight:
-            warn(f"--vgg-weights {vgg_weights}: not used: this run's config has no VGG feature loss (feature_weight 0)")
-        with discarded_on_failure(run, options.get("resume") is None):
+        with opened_run("srgan", default_config="srgan_cpu", warn=warn, **options) as run:
+            echo(f"run: {run.folder}  data: {run.data_dir}")
+            if vgg_weights and not run.config.loss.feature_weight:
+                warn(f"--vgg-weights {vgg_weights}: not used: this run's config has no VGG feature loss "
+                     "(feature_weight 0)")  # fmt: skip
             clinical = clinical_validation(run, quiet, echo)
             result = train(run, strategy, vgg_weights=vgg_weights, quiet=quiet, report=echo, extra_validation=clinical)
-        _trained(run, result, clinical, echo)
+            _trained(run, result, clinical, echo)
 
 
 def train_wgan(options: dict, strategy, quiet, echo: Echo, warn: Echo):
@@ -209,12 +224,11 @@ def train_wgan(options: dict, strategy, quiet, echo: Echo, warn: Echo):
     if options.get("resume") is not None and dims is not None:
         raise HeartSRError(f"--resume continues {options['resume']} as saved; --dims would be ignored")
     with this_workers_options(options, strategy, echo) as options:
-        run = open_or_create_run("wgan", default_config=f"wgan{dims or 2}d_cpu", warn=warn, **options)
-        echo(f"run: {run.folder}  data: {run.data_dir}")
-        with discarded_on_failure(run, options.get("resume") is None):
+        with opened_run("wgan", default_config=f"wgan{dims or 2}d_cpu", warn=warn, **options) as run:
+            echo(f"run: {run.folder}  data: {run.data_dir}")
             clinical = clinical_validation(run, quiet, echo)
             result = train(run, strategy, quiet=quiet, report=echo, extra_validation=clinical)
-        _trained(run, result, clinical, echo)
+            _trained(run, result, clinical, echo)
 
 
 def train_segmenter(resume, config_path, acdc_dir, steps, runs_dir, name, quiet, echo: Echo):
@@ -222,9 +236,8 @@ def train_segmenter(resume, config_path, acdc_dir, steps, runs_dir, name, quiet,
     from heart_sr_tf.training.segmenter_trainer import train_segmenter as train
 
     cluster_config()  # (a mistyped TF_CONFIG: one line before any run folder is made)
-    run = open_segmenter_run(resume, config_path, acdc_dir, steps, runs_dir, name)
-    echo(f"run: {run.folder}  data: {run.data_dir}")
-    with discarded_on_failure(run, resume is None):
+    with opened_segmenter_run(resume, config_path, acdc_dir, steps, runs_dir, name) as run:
+        echo(f"run: {run.folder}  data: {run.data_dir}")
         result = train(run, quiet=quiet, report=echo)
     v = result.validation
     echo(f"trained {result.steps} steps in {result.seconds:.0f} s; checkpoints in {run.checkpoint_dir}")
@@ -259,11 +272,10 @@ def _sweep(options: dict, lrs, name: str, strategy, vgg_weights, quiet, echo: Ec
     columns: dict[str, dict[str, float]] = {}
     baselines = {}
     for value, run_name in zip(lrs, names, strict=True):
-        run = open_or_create_run(
+        with opened_run(
             "srgan", default_config="srgan_cpu", warn=warn, **{**options, "lr": value, "name": run_name}
-        )
-        echo(f"run: {run.folder}  lr {value:g}")
-        with discarded_on_failure(run, True):
+        ) as run:
+            echo(f"run: {run.folder}  lr {value:g}")
             result = train(run, strategy, vgg_weights=vgg_weights, quiet=quiet)
         columns[f"lr {value:g}"] = {
             "discriminator loss": result.last_logs.get("d_loss", float("nan")),

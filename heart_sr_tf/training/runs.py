@@ -2,18 +2,21 @@
 
 The folder holds ``config.toml`` (the resolved config), ``kind`` (srgan or wgan), ``data_dir`` (the prepared
 dataset it trains on), optionally ``init_from`` (the run or export its generator started from), ``logs/``
-(TensorBoard), ``checkpoints/`` and ``metrics.csv``. Nothing else reads or writes these files.
+(TensorBoard), ``checkpoints/`` and ``metrics.csv``. Nothing else reads or writes these files. While a
+process trains it, the folder holds that process's lock (:meth:`Run.held`).
 """
 
 from __future__ import annotations
 
 import csv
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from heart_sr_tf.config import CONFIG_CLASSES, SRGANConfig, WGANConfig, dump_toml, load_config
 from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.folder_lock import folder_lock
 from heart_sr_tf.names import check_folder_name
 from heart_sr_tf.outputs import check_place, make_folder
 
@@ -123,6 +126,14 @@ class Run:
         if kind not in CONFIG_CLASSES:
             raise HeartSRError(f"{folder / 'kind'}: unknown run kind {kind!r}")
         return cls(folder, load_config(folder / "config.toml", CONFIG_CLASSES[kind]), kind)
+
+    @contextmanager
+    def held(self):
+        """The run's folder held by this process while the block trains it: a second process training the same
+        run (a resume in another terminal, a job requeued while the first still runs) is refused in one line
+        naming the holder, instead of interleaving its rows in metrics.csv and overwriting its checkpoints."""
+        with folder_lock(self.folder, "train"):
+            yield self
 
     def discard_if_untrained(self) -> bool:
         """Remove this run's folder when it holds no checkpoint yet (a new run that failed or was interrupted
