@@ -1,11 +1,11 @@
 """One writer at a time in a folder. Two runs writing the same folder (a second terminal, a job scheduled twice,
 a scheduler's requeue while the first still runs) would interleave their rows and overwrite each other's files,
-and nothing would say so. So a run holds a lock file there from its checks to its last line:
-``.heart-sr-<kind>.lock`` (``cohort``: a cohort's ``--out-dir``; ``train``: a training run's folder), created
-atomically, naming the host and process that hold it. A second run is refused in one line naming them. A lock
-left by a run that was killed (SIGKILL, a crash) is taken over where its process is known to be gone (same
-host); a lock from another host (a shared file system) cannot be checked, and the line says which file to remove
-once that run is known to be over.
+and nothing would say so. So a run holds a lock file there from its checks to its last line,
+``.heart-sr-<kind>.lock`` (``cohort``: a cohort's ``--out-dir``; ``train``: a training run's folder;
+``evaluate``: evaluate's ``--out``), created atomically, naming the host and process that hold it. A second run
+is refused in one line naming them. A lock left by a run that was killed (SIGKILL, a crash) is taken over where
+its process is known to be gone (same host); a lock from another host (a shared file system) cannot be checked,
+and the line says which file to remove once that run is known to be over.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.processes import process_alive
 
-WRITERS = {"cohort": "cohort", "train": "training run"}  # lock kind -> how a line names the run holding it
+# lock kind -> how a line names the run holding it
+WRITERS = {"cohort": "cohort", "train": "training run", "evaluate": "evaluation"}
 
 
 def lock_name(kind: str) -> str:

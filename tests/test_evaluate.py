@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -351,3 +354,32 @@ def test_options_evaluate_would_ignore_are_refused(tiny_export, phantom_tfds, tm
         result = run_cli("evaluate", tiny_export, "--data-dir", phantom_tfds, "--out", tmp_path / "out", *extra)
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_one_evaluation_at_a_time_writes_an_output_folder(tiny_export, phantom_tfds, tmp_path):
+    """Two evaluations into one --out at once removed each other's files: one run's image tables were left beside
+    the other's clinical tables, and figures the first said it wrote were gone. An evaluation now holds OUT's lock
+    from its check to its last file: a second one is refused in one line, before any work, with nothing written;
+    a killed evaluation's lock is taken over; a failed evaluation leaves no folder it made."""
+    import socket
+
+    from heart_sr_tf.folder_lock import lock_name
+
+    out = tmp_path / "out"
+    out.mkdir()
+    lock, host = out / lock_name("evaluate"), socket.gethostname()
+    lock.write_text(f"{host}\n{os.getpid()}\n2026-12-07 10:00:00\n")  # a live holder: this very process
+    args = ["evaluate", tiny_export, "--data-dir", phantom_tfds, "--limit", "2", "--figures", "1", "--quiet"]
+    held = run_cli(*args, "--out", out)
+    assert held.returncode == 2 and held.stderr.splitlines() == [
+        f"error: {out}: another evaluation is writing here (process {os.getpid()} on {host}, since 2026-12-07 "
+        f"10:00:00); wait for it to finish or stop it (if no evaluation is running there, remove {lock})"
+    ]
+    assert [p.name for p in out.iterdir()] == [lock.name]
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(f"{host}\n{gone.stdout.strip()}\n2026-12-07 09:00:00\n")  # a killed evaluation's
+    done = run_cli(*args, "--out", out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not lock.exists() and (out / "summary.json").is_file() and len(list((out / "figures").iterdir())) == 1
+    failed = run_cli(*args[:2], "--data-dir", tmp_path / "no-dataset", "--out", tmp_path / "new" / "out")
+    assert failed.returncode == 2 and not (tmp_path / "new").exists()

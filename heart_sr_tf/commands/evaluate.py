@@ -29,7 +29,7 @@ def evaluate_model(
     from heart_sr_tf.evaluation.acquisition_ladder import ladder_factors
     from heart_sr_tf.evaluation.evaluate import evaluate as run_evaluate
     from heart_sr_tf.evaluation.evaluate import figures, write_outputs
-    from heart_sr_tf.evaluation.out_folder import check_out, record_outputs
+    from heart_sr_tf.evaluation.out_folder import held, record_outputs
     from heart_sr_tf.inference.predictor import load_predictor
 
     if acquisition_ladder and not clinical:
@@ -69,56 +69,58 @@ def evaluate_model(
         chosen = dataclasses.replace(chosen, kind=degradation)
     ladder = ladder_factors(chosen) if acquisition_ladder else ()  # a non-k-space model refused before any work
     out = out or default_out(model, split if scans is None else "scans", predictor.run is not None, step)
-    check_out(out)  # a folder of someone else's files: refused before any work, never written into
-    if scans is not None:
-        segmenter = segmenters[0] if segmenters else None
-        _on_scans(predictor, scans, chosen, limit, out, quiet, echo, warn, segmenter, series)
-        return
-    run = predictor.run
-    if run is not None and acdc_dir is None and data_dir is None:
-        data_dir = run.data_dir
-    data = resolve_data(acdc_dir, data_dir, warn=warn)
-    if run is not None:
-        run.check_scored_on(data)
-    if segmenters or cine_dirs:
-        from heart_sr_tf.data.prepare import dataset_source
+    with held(out):  # a folder of someone else's files: refused before any work, never written into
+        if scans is not None:
+            segmenter = segmenters[0] if segmenters else None
+            _on_scans(predictor, scans, chosen, limit, out, quiet, echo, warn, segmenter, series)
+            return
+        run = predictor.run
+        if run is not None and acdc_dir is None and data_dir is None:
+            data_dir = run.data_dir
+        data = resolve_data(acdc_dir, data_dir, warn=warn)
+        if run is not None:
+            run.check_scored_on(data)
+        if segmenters or cine_dirs:
+            from heart_sr_tf.data.prepare import dataset_source
 
-        dataset_source(data)  # labels and cines come from an ACDC source: refused here, before any scoring
-    if cine_dirs:
-        if clinical or data_consistency:
-            raise HeartSRError("--cine-dir: scores image quality on whole cines; drop --clinical / --data-consistency")
-        result = _on_cines(predictor, data, split, cine_dirs, patients, chosen, quiet)
-        n_figures = 0
-    else:
-        rois = ("full", "heart") if roi == "both" else (roi,)
-        if roi == "both" and num_slices(data, "heart", split) == 0 < num_slices(data, "full", split):
-            rois = ("full",)  # a dataset of a lab's scans: no labels, no heart boxes
-            echo(f"{data}: no heart boxes (prepared from scans without labels); full slices only")
-        for name in rois:
-            if num_slices(data, name, split) == 0:
-                raise HeartSRError(f"{data}: the {split} split holds no {name} slices; choose another --split")
-        result = run_evaluate(predictor, data, split, rois, limit=limit, quiet=quiet, degradation=chosen)
-    if run is not None:
-        result.losses = run.last_losses()
-    files = write_outputs(result, out)
+            dataset_source(data)  # labels and cines come from an ACDC source: refused here, before any scoring
+        if cine_dirs:
+            if clinical or data_consistency:
+                raise HeartSRError(
+                    "--cine-dir: scores image quality on whole cines; drop --clinical / --data-consistency"
+                )
+            result = _on_cines(predictor, data, split, cine_dirs, patients, chosen, quiet)
+            n_figures = 0
+        else:
+            rois = ("full", "heart") if roi == "both" else (roi,)
+            if roi == "both" and num_slices(data, "heart", split) == 0 < num_slices(data, "full", split):
+                rois = ("full",)  # a dataset of a lab's scans: no labels, no heart boxes
+                echo(f"{data}: no heart boxes (prepared from scans without labels); full slices only")
+            for name in rois:
+                if num_slices(data, name, split) == 0:
+                    raise HeartSRError(f"{data}: the {split} split holds no {name} slices; choose another --split")
+            result = run_evaluate(predictor, data, split, rois, limit=limit, quiet=quiet, degradation=chosen)
+        if run is not None:
+            result.losses = run.last_losses()
+        files = write_outputs(result, out)
 
-    def recorded(path: Path) -> None:  # each figure named in the marker before it is written
-        record_outputs(out, [path])
+        def recorded(path: Path) -> None:  # each figure named in the marker before it is written
+            record_outputs(out, [path])
 
-    pictures = (
-        figures(predictor, data, split, out / "figures", n_figures, degradation=chosen, before_write=recorded)
-        if n_figures
-        else []
-    )
-    echo(
-        f"{predictor.source} ({predictor.backend}, {predictor.precision}) on {split} ({data}); "
-        "per-slice metrics on [0, 1], data range 1, averaged"
-    )
-    echo(f"degradation: {chosen.describe()}")
-    _echo_tables(result, chosen, echo)
-    if segmenters:
-        files += _clinical(predictor, segmenters, data, split, chosen, limit, quiet, out, echo, ladder)
-    echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")
+        pictures = (
+            figures(predictor, data, split, out / "figures", n_figures, degradation=chosen, before_write=recorded)
+            if n_figures
+            else []
+        )
+        echo(
+            f"{predictor.source} ({predictor.backend}, {predictor.precision}) on {split} ({data}); "
+            "per-slice metrics on [0, 1], data range 1, averaged"
+        )
+        echo(f"degradation: {chosen.describe()}")
+        _echo_tables(result, chosen, echo)
+        if segmenters:
+            files += _clinical(predictor, segmenters, data, split, chosen, limit, quiet, out, echo, ladder)
+        echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")
 
 
 def _echo_tables(result, degradation, echo: Echo) -> None:

@@ -3,7 +3,9 @@
 Every folder evaluate writes holds ``MARKER``. Its first line says who wrote it; each further line names, relative
 to the folder, a file this evaluation wrote there. A new evaluation into the same folder removes exactly those
 files, and nothing else, before writing its own: a table or figure of the earlier run is never left beside this
-run's as if it were this run's, and a file that anyone else put there, whatever its name, stays.
+run's as if it were this run's, and a file that anyone else put there, whatever its name, stays. From its
+check to its last file, an evaluation holds the folder's lock (:func:`held`): two evaluations into one folder at
+once would remove each other's files and leave a mixture of both.
 """
 
 from __future__ import annotations
@@ -11,13 +13,38 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from heart_sr_tf.errors import DataError
-from heart_sr_tf.outputs import check_place
+from heart_sr_tf.folder_lock import folder_lock, lock_name
+from heart_sr_tf.outputs import check_place, make_folder
 
 MARKER = ".heart-sr-evaluation"  # in every folder evaluate writes: it may write there again
 HEADER = "written by heart-sr-tf evaluate"
+LOCK = lock_name("evaluate")  # while an evaluation writes the folder
+
+
+@contextmanager
+def held(out: Path):
+    """``out`` checked (:func:`check_out`) and held by this evaluation for the block: a second evaluation into it
+    meanwhile is refused in one line naming the process that holds it. The folder is made now, to hold the lock;
+    if the evaluation fails before writing anything there, the folders this made are removed again."""
+    out = Path(out)
+    check_out(out)
+    made = next((folder for folder in (*reversed(out.parents), out) if not folder.exists()), None)
+    make_folder(out)
+    try:
+        with folder_lock(out, "evaluate"):
+            yield out
+    finally:
+        if made is not None:
+            folder = out
+            while folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+                if folder == made:
+                    break
+                folder = folder.parent
 
 
 def check_out(out: Path) -> None:
@@ -31,7 +58,8 @@ def check_out(out: Path) -> None:
         return
     if not out.is_dir():
         raise DataError(out, "is a file; --out is a folder")
-    if not ((out / MARKER).is_file() or not any(out.iterdir()) or _earlier_evaluation(out / "summary.json")):
+    empty = not any(path.name != LOCK for path in out.iterdir())  # (a killed evaluation's lock: taken over)
+    if not ((out / MARKER).is_file() or empty or _earlier_evaluation(out / "summary.json")):
         raise DataError(out, "holds files that evaluate did not write; give a new or empty --out")
     listed = listed_outputs(out)
     if listed is None:
