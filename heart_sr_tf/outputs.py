@@ -6,6 +6,8 @@ could not have been written, and never replaces what the user put there without 
 - The path itself: an output file's path holds nothing, or (with ``--overwrite``) a file to replace. A folder is
   never replaced by a file, and a link is replaced, not written through: results go to a temporary file that is
   renamed over the path at the end.
+- Again at the end, just before that rename (:data:`APPEARED`): a file that appeared at the path while the work ran
+  (another process's, a file copied there by hand) stays as it is unless ``--overwrite`` was given.
 """
 
 from __future__ import annotations
@@ -48,6 +50,19 @@ def make_folder(path: Path) -> Path:
 def occupied(path: Path) -> bool:
     """Something stands at ``path``: a file, a folder, or a link (one to nothing too)."""
     return path.exists() or path.is_symlink()
+
+
+APPEARED = (
+    "appeared while this run worked (another process put it there); it is left as it is and this result was not "
+    "written: give another output, or --overwrite to replace it"
+)
+
+
+def refuse_appeared(path: Path, overwrite: bool) -> None:
+    """Just before a finished result is renamed to ``path``: refuse anything that stands there now (checked free at
+    the start, so it came while the work ran) unless ``overwrite``."""
+    if not overwrite and occupied(Path(path)):
+        raise DataError(path, APPEARED)
 
 
 def refuse_existing(path: Path, overwrite: bool) -> None:

@@ -15,7 +15,7 @@ from heart_sr_tf.data.degradation import Degradation
 from heart_sr_tf.data.dicom import read_series
 from heart_sr_tf.data.intensity import intensity_window
 from heart_sr_tf.data.scan import read_scan
-from heart_sr_tf.errors import DataError
+from heart_sr_tf.errors import DataError, HeartSRError
 from heart_sr_tf.export.writer import export_generator
 from heart_sr_tf.inference.predictor import load_predictor
 from heart_sr_tf.models.rrdb import rrdb_generator
@@ -355,3 +355,58 @@ def test_a_derived_series_written_inside_the_input_is_left_out_when_it_is_read_a
     derived = read_scan(tmp_path / "in", series=1007)
     assert derived.data.shape[:2] == (72, 60) and derived.made_by_heart_sr() is not None
     assert derived.warnings() == []
+
+
+class _Meanwhile:
+    """A model or segmenter, and another process's file put at ``path`` while it works (by its first call)."""
+
+    def __init__(self, network, path: Path, folder: bool = False):
+        self.network, self.path, self.folder = network, path, folder
+
+    def __getattr__(self, name):
+        return getattr(self.network, name)
+
+    def _put(self):
+        if not self.path.exists():
+            if self.folder:
+                self.path.mkdir()
+                (self.path / "notes.txt").write_text("a lab's file")
+            else:
+                self.path.write_text("a lab's file")
+
+    def __call__(self, batch):
+        self._put()
+        return self.network(batch)
+
+    def volume_and_kept(self, *args):
+        self._put()
+        return self.network.volume_and_kept(*args)
+
+
+def test_an_output_that_appears_while_upscaling_is_left_as_it_is(study, models, tmp_path):
+    """OUT was checked free before the work only: a DICOM OUT folder that someone made while the model ran, with a
+    file in it, was moved aside and deleted when the series was placed (probed by hand), and a NIfTI OUT that
+    appeared was replaced, though --overwrite was not given. Both are now one error naming OUT, left as it was;
+    no temporary output is left. With --overwrite a NIfTI that appeared is replaced, as one there before would be.
+    --measure's label map and table follow the same rule."""
+    from heart_sr_tf.inference.segmenter import Segmenter
+    from heart_sr_tf.volumes.measure import measure_outputs, measure_scan
+
+    folder, _ = study
+    predictor = load_predictor(models / "inplane", "tensorflow", "float32")
+    for out, is_folder in ((tmp_path / "sr", True), (tmp_path / "sr.nii.gz", False)):
+        with pytest.raises(HeartSRError) as refused:
+            upscale_file(folder, out, _Meanwhile(predictor, out, is_folder), quiet=True, series=7)
+        assert str(refused.value).startswith(f"{out}: ")
+        assert "this result was not written" in str(refused.value) or "the series was not written" in str(refused.value)
+        kept = out / "notes.txt" if is_folder else out
+        assert kept.read_text() == "a lab's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sr", "sr.nii.gz"]  # no temporary output left
+    out = tmp_path / "again.nii.gz"
+    upscale_file(folder, out, _Meanwhile(predictor, out, False), quiet=True, series=7, overwrite=True)
+    assert nib.load(str(out)).shape == (180, 192, 10, 2)
+    labels, table = measure_outputs(out)  # --measure's files: the same rule
+    with pytest.raises(DataError, match="appeared while this run worked"):
+        measure_scan(out, _Meanwhile(Segmenter(), labels), quiet=True)
+    assert labels.read_text() == "a lab's file" and not table.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

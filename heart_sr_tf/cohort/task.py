@@ -72,7 +72,13 @@ def upscale_task(
                 else:
                     seg = _segmenter(options["segmenter"])
                     found = measure_scan(
-                        Path(output), seg, quiet=True, acquired=data, body=body, body_source="the manifest's"
+                        Path(output),
+                        seg,
+                        quiet=True,
+                        acquired=data,
+                        body=body,
+                        body_source="the manifest's",
+                        overwrite=True,
                     )[3]
                     warnings += [f"{output}: {line}" for line in found]
         used = [model_label(across.predictor.source)] if across is not None else []  # (across the slices first)

@@ -136,7 +136,13 @@ def upscale_scan(
         from heart_sr_tf.volumes.measure import NOTE, measure_scan
 
         labels, table, summary, warnings = measure_scan(
-            Path(written), seg, quiet=quiet, acquired=scan, body=body, body_source="--height-cm/--weight-kg:"
+            Path(written),
+            seg,
+            quiet=quiet,
+            acquired=scan,
+            body=body,
+            body_source="--height-cm/--weight-kg:",
+            overwrite=overwrite,
         )
         for line in summary:
             if "measure" in line:

@@ -94,10 +94,17 @@ def foreign_files(out_dir: Path) -> list[str]:
 
 
 def write_dicom_series(
-    series: DicomSeries, data: np.ndarray, grid: OutputGrid, tmp_dir: Path, out_dir: Path, what: str
+    series: DicomSeries,
+    data: np.ndarray,
+    grid: OutputGrid,
+    tmp_dir: Path,
+    out_dir: Path,
+    what: str,
+    overwrite: bool = False,
 ) -> Path:
     """``data[x, y, z, T]`` (the upscaled scan in the input's units, on ``grid``) as the derived series
-    ``out_dir``, written in ``tmp_dir`` first (which must exist, empty)."""
+    ``out_dir``, written in ``tmp_dir`` first (which must exist, empty); ``out_dir`` is checked again before it is
+    replaced (:func:`replace_folder`)."""
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     fx, fy, fz = grid.factors
@@ -154,7 +161,7 @@ def write_dicom_series(
             except OSError as exc:
                 raise DataError(out_dir, f"cannot write ({os_reason(exc)})") from None
     write_marker(tmp_dir, series_uid)
-    return replace_folder(tmp_dir, out_dir)
+    return replace_folder(tmp_dir, out_dir, overwrite)
 
 
 def _copy(template):
@@ -293,9 +300,17 @@ def staging_folder(out_dir: Path) -> Path:
     return tmp_dir
 
 
-def replace_folder(tmp_dir: Path, out_dir: Path) -> Path:
+def replace_folder(tmp_dir: Path, out_dir: Path, overwrite: bool = True) -> Path:
     """Move the whole series (written in ``tmp_dir``) into place as ``out_dir``; an earlier output of the tool is
-    removed only after that."""
+    removed only after that. ``out_dir`` is checked again first, as :func:`refuse_output_folder` checked it before
+    the work (``overwrite``: an earlier output of the tool may be replaced): a folder that appeared or changed while
+    the work ran is left as it is, and the series is not written."""
+    try:
+        refuse_output_folder(out_dir, overwrite)
+    except HeartSRError as exc:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise HeartSRError(f"{exc} (found when the series was ready: {out_dir} is left as it is, and the series was "
+                           "not written)") from None  # fmt: skip
     old = None
     if out_dir.exists():
         old = out_dir.with_name(f"{tmp_dir.name}.old")

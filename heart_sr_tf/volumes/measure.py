@@ -41,7 +41,7 @@ from heart_sr_tf.data.nifti import load_image, nifti_suffix, same_kind
 from heart_sr_tf.data.scan import Scan, nifti_made_by_heart_sr, read_scan
 from heart_sr_tf.data.slices import HR_SIZE, grid_axis
 from heart_sr_tf.errors import DataError, HeartSRError
-from heart_sr_tf.outputs import occupied, refuse_existing
+from heart_sr_tf.outputs import occupied, refuse_appeared, refuse_existing
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.volumes.dicom_seg import seg_output, write_dicom_seg
 from heart_sr_tf.volumes.dicom_sr import remove_report, sr_output, write_dicom_sr
@@ -148,6 +148,7 @@ def measure_scan(
     acquired: Scan | None = None,
     body: tuple[float, float] | None = None,
     body_source: str = "the given",
+    overwrite: bool = False,
 ) -> tuple[Path, Path, list[dict], list[str]]:
     """Segment every frame of ``scan`` (an upscaled NIfTI or DICOM series) and write its label map (NIfTI; and
     for a DICOM series, a DICOM SEG series and a DICOM SR report of the cine's measurements beside it:
@@ -156,7 +157,8 @@ def measure_scan(
     it was upscaled from, with as many frames), that scan is measured too, and its values stand beside the
     upscaled scan's in the table and the summary. ``body``: the patient's height (m) and weight (kg) given by hand
     (a cohort's manifest, ``upscale``'s options: ``body_source`` says which), which index the volumes to the body
-    surface area (else a DICOM header's, where it gives both)."""
+    surface area (else a DICOM header's, where it gives both). The label map and the table never replace a file
+    that appeared at their paths while the frames were segmented, unless ``overwrite``."""
     read = read_scan(scan, ndims=(3, 4), axis=None if acquired is None else acquired.slice_axis)
     count = read.data.shape[3] if read.data.ndim == 4 else 1
     if acquired is not None and (acquired.data.shape[3] if acquired.data.ndim == 4 else 1) != count:
@@ -186,7 +188,7 @@ def measure_scan(
         else:  # nothing to report: an earlier run's report of this OUT would be stale
             remove_report(sr_output(Path(scan)))
     labels, _ = read.file_layout(labels if read.data.ndim == 4 else labels[..., 0])
-    _atomic_save(same_kind(image, labels, image.affine, header), labels_path)
+    _atomic_save(same_kind(image, labels, image.affine, header), labels_path, overwrite)
     given = body is not None
     body = body if given else patient_body(read)
     source = body_source if given else "the DICOM header's"
@@ -216,7 +218,11 @@ def measure_scan(
         for line in summary:
             if "measure" in line:
                 f.write(f"# {line['measure']}: {line['value']}\n")
-    tmp.replace(csv_path)
+    try:
+        refuse_appeared(csv_path, overwrite)
+        tmp.replace(csv_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return labels_path, csv_path, summary, warnings
 
 
@@ -375,10 +381,11 @@ def _cine_summary(
     return lines
 
 
-def _atomic_save(image, path: Path) -> None:
+def _atomic_save(image, path: Path, overwrite: bool) -> None:
     tmp = path.with_name(f".{path.name}.part.nii.gz")
     try:
         nib.save(image, str(tmp))
+        refuse_appeared(path, overwrite)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
