@@ -84,7 +84,7 @@ def building(place: Path) -> Iterator[None]:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         fcntl = None
-    digest = hashlib.sha1(str(Path(place).absolute()).encode()).hexdigest()[:16]
+    digest = hashlib.sha1(os.fsencode(Path(place).absolute())).hexdigest()[:16]
     handle = None
     if fcntl is not None:
         try:

@@ -697,3 +697,48 @@ def test_a_cohort_never_replaces_a_file_it_did_not_write(cohort_inputs, tmp_path
     assert foreign_outputs(out / "p003.nii.gz", measure=True) == in_the_way
     (out / "series").mkdir()  # a DICOM result's folder checks itself (refuse_output_folder)
     assert foreign_outputs(out / "series") == []
+
+
+def test_file_names_that_are_not_utf8_go_through_and_resume(cohort_inputs, tmp_path):
+    """A Latin-1 file name (``Müller.nii.gz`` copied from an old Windows share) reaches Python with a surrogate for
+    its byte: the cohort failed in a traceback (hashing its name, then writing its status row), upscale to such an
+    OUT too (checking the name's length), prepare --scans could not store its patient, and a line naming it raised
+    under a strict locale (en_US.UTF-8) after the work. Now the cohort writes its result under the same bytes, its
+    status row holds them, a second run skips it, and the lines print it escaped."""
+    import shutil
+
+    from heart_sr_tf.cohort.patients import find_scan_patients
+
+    inputs, model = cohort_inputs
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    name = os.fsdecode(b"M\xfcller.nii.gz")
+    shutil.copy(inputs / "p001.nii.gz", scans / name)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONIOENCODING="utf-8:strict", TF_CPP_MIN_LOG_LEVEL="3")
+    common = ["--model", str(model), "--backend", "tensorflow", "--precision", "float32", "--quiet"]
+    cohort = [sys.executable, str(ROOT / "cli.py"), "cohort", str(scans), "--out-dir", str(out), "--workers", "1"]
+    first = subprocess.run([*cohort, *common], env=env, capture_output=True, text=True, errors="surrogateescape")
+    assert first.returncode == 0 and "1 done, 0 skipped" in first.stdout, first.stderr[-2000:]
+    assert nib.load(str(out / name)).shape == (180, 180, 3)
+    with (out / "cohort.csv").open(newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        assert [row["output"] for row in csv.DictReader(handle)] == [str(out / name)]
+    again = subprocess.run([*cohort, *common], env=env, capture_output=True, text=True, errors="surrogateescape")
+    assert again.returncode == 0 and "0 done, 1 skipped" in again.stdout, again.stderr[-2000:]
+    target = scans / os.fsdecode(b"sr_\xfc.nii.gz")
+    upscale = [sys.executable, str(ROOT / "cli.py"), "upscale", str(scans / name), str(target), *common]
+    result = subprocess.run(upscale, env=env, capture_output=True, text=True, errors="surrogateescape")
+    assert result.returncode == 0 and f"wrote {scans}/sr_\\udcfc.nii.gz" in result.stdout, result.stderr[-2000:]
+    (scans / os.fsdecode(b"sr_\xfc.nii.gz")).unlink()
+    assert [patient for patient, _ in find_scan_patients(str(scans), quiet=True)] == ["M\\xfcller"]
+
+
+def test_a_manifest_saved_in_a_windows_encoding_is_one_line_saying_so(tmp_path):
+    """Excel's plain "CSV" on Windows is cp1252: the line said only which byte UTF-8 could not decode."""
+    from heart_sr_tf.cohort.jobs import read_manifest
+
+    manifest = tmp_path / "scans.csv"
+    manifest.write_bytes("input,patient\nM\u00fcller.nii.gz,P01\n".encode("cp1252"))
+    with pytest.raises(HeartSRError) as refused:
+        read_manifest(manifest)
+    assert str(refused.value) == f"{manifest}: unreadable CSV manifest (not UTF-8 text: save it as CSV UTF-8)"

@@ -9,6 +9,7 @@ import sys
 import click
 
 from heart_sr_tf.errors import HeartSRError, UsageError
+from heart_sr_tf.path_text import printable_streams
 from heart_sr_tf.startup import import_tensorflow_quietly
 
 LAZY_TENSORFLOW = {"upscale", "phantoms", "cohort"}  # these import TensorFlow themselves, only when they need it
@@ -66,6 +67,7 @@ class Group(click.Group):
     """A click group that turns our errors and click's usage errors into one line on stderr and exit status 2."""
 
     def main(self, args=None, prog_name=None, **extra):
+        printable_streams()
         given = sys.argv[1:] if args is None else [str(arg) for arg in args]
         if (empty := empty_value(given, flag_names(self, given))) is not None:
             click.echo(f"error: {empty}: an empty value (an unset shell variable?); give one or leave it out", err=True)

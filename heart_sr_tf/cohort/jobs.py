@@ -333,7 +333,8 @@ def read_manifest(path: Path) -> list[tuple[int, dict[str, str]]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise HeartSRError(f"{path}: unreadable CSV manifest ({exc})") from None
+        why = "not UTF-8 text: save it as CSV UTF-8" if isinstance(exc, UnicodeDecodeError) else exc
+        raise HeartSRError(f"{path}: unreadable CSV manifest ({why})") from None
     header = text.splitlines()[0] if text.strip() else ""
     delimiter = next(
         (d for d in (",", ";", "\t") if "input" in (c.strip().strip('"').lower() for c in header.split(d))), ","

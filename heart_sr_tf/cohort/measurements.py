@@ -13,6 +13,7 @@ from pathlib import Path
 
 from heart_sr_tf.cardiac_metrics import CINE_MEASURES, cine_measurements
 from heart_sr_tf.cohort.jobs import Job
+from heart_sr_tf.path_text import PATH_TEXT
 from heart_sr_tf.volumes.measure import ACQUIRED, NOTE, measure_outputs, read_body_surface, read_volumes
 
 MEASUREMENTS_NAME = "measurements.csv"
@@ -43,7 +44,7 @@ def write_measurements(jobs: list[Job], out_dir: Path) -> tuple[Path, int]:
     path = Path(out_dir) / MEASUREMENTS_NAME
     tmp = path.with_name(f".heart-sr-{path.name}.part")
     fields = ["input", "patient", "output", "frames", *MEASURES, *(f"{ACQUIRED}{name}" for name in MEASURES)]
-    with tmp.open("w", newline="") as f:
+    with tmp.open("w", newline="", **PATH_TEXT) as f:
         f.write(f"# {NOTE}; per scan, from its _volumes.csv; {ACQUIRED}*: the scan as acquired; blank: undefined\n")
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()

@@ -10,6 +10,7 @@ from heart_sr_tf.cohort.jobs import listed_jobs
 from heart_sr_tf.cohort.series_filter import SeriesFilter
 from heart_sr_tf.data.nifti import nifti_suffix
 from heart_sr_tf.data.scan import ScanSource
+from heart_sr_tf.path_text import as_text
 
 # A BIDS file name starts with its subject entity: sub-<label>_..., the label alphanumeric.
 BIDS_SUBJECT = re.compile(r"^(sub-[A-Za-z0-9]+)(?:_|$)")
@@ -44,7 +45,7 @@ def find_scan_patients(
             by_file_name += not subject and not where[job.input].is_dir()
         else:
             patient = job.patient or relative.parts[0]
-        listed.append((patient, job.source))
+        listed.append((as_text(patient), job.source))  # (a Latin-1 file name: a patient TensorFlow can store)
     joined = _joined_by_patient_id(listed, [job.patient_id for job in jobs], notes)
     if notes is not None and by_file_name == len(joined) > 1 and len({pid for pid, _ in joined}) == len(joined):
         notes.append(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from heart_sr_tf.cohort.jobs import Job
 from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.path_text import PATH_TEXT
 from heart_sr_tf.volumes.dicom_writer import MARKER
 
 FIELDS = ("input", "output", "status", "seconds", "model", "options", "error", "input_state")
@@ -23,7 +24,7 @@ class StatusFile:
         self._last: dict[str, dict] = {}
         if self.path.is_file():
             try:
-                with self.path.open(newline="") as handle:
+                with self.path.open(newline="", **PATH_TEXT) as handle:
                     reader = csv.DictReader(handle)
                     rows = list(reader)
                     for row in rows:
@@ -37,7 +38,7 @@ class StatusFile:
         """The status file again, with :data:`FIELDS` as its columns (a column it lacked left empty), written
         beside it and moved into place."""
         temporary = self.path.with_name(f".heart-sr-{self.path.name}")
-        with temporary.open("w", newline="") as handle:
+        with temporary.open("w", newline="", **PATH_TEXT) as handle:
             writer = csv.DictWriter(handle, fieldnames=FIELDS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows({name: row.get(name) or "" for name in FIELDS} for row in rows)
@@ -95,7 +96,7 @@ class StatusFile:
             "error": error,
             "input_state": job.state,
         }
-        with self.path.open("a", newline="") as handle:
+        with self.path.open("a", newline="", **PATH_TEXT) as handle:
             writer = csv.DictWriter(handle, fieldnames=FIELDS)
             if new:
                 writer.writeheader()

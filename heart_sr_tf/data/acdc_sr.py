@@ -12,6 +12,7 @@ few threads, in order, so the dataset is the same whatever the number of cores.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import cv2
@@ -173,7 +174,7 @@ def scans_fingerprint(patients: list[ScanPatient], boxes_by: str = "") -> str:
             where = scan.path
             files = sorted(p for p in where.iterdir() if p.is_file()) if where.is_dir() else [where]  # none: missing
             named += [(f"{patient.id}\0{scan.series or ''}\0{path.resolve()}", path) for path in files]
-    return digest_files(named) + (f"-boxes-{hashlib.sha1(boxes_by.encode()).hexdigest()[:8]}" if boxes_by else "")
+    return digest_files(named) + (f"-boxes-{hashlib.sha1(os.fsencode(boxes_by)).hexdigest()[:8]}" if boxes_by else "")
 
 
 def valid_patients(root, strict: bool = False, on_patient=None) -> tuple[list[Patient], list[DataError]]:

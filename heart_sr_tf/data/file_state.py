@@ -4,6 +4,7 @@ scans, or a cohort's result of a scan, is reused only while the files it came fr
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,7 +19,7 @@ def digest_files(named: Iterable[tuple[object, Path]]) -> str:
             size, time = stat.st_size, stat.st_mtime_ns
         except OSError:  # a manifest's missing scan: reported by the checks that read it, not here
             size, time = -1, 0
-        digest.update(f"{name}\0{size}\0{time}\n".encode())
+        digest.update(os.fsencode(f"{name}\0{size}\0{time}\n"))  # (names undecodable in UTF-8 too)
     return digest.hexdigest()
 
 

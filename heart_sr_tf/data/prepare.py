@@ -27,7 +27,7 @@ from heart_sr_tf.progress import progress_bar
 def default_data_dir(acdc_dir: Path) -> Path:
     """A data dir of its own for each source folder, so phantoms and ACDC never mix."""
     resolved = Path(acdc_dir).resolve()
-    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
+    digest = hashlib.sha1(os.fsencode(resolved)).hexdigest()[:8]
     return cache_root() / "tfds" / f"{resolved.name}-{digest}"
 
 

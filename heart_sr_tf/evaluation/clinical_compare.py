@@ -20,6 +20,7 @@ from heart_sr_tf.errors import DataError
 from heart_sr_tf.evaluation.acquisition_ladder import RUNG_PREFIX
 from heart_sr_tf.evaluation.clinical import DECIMALS, MEASURES, UNITS
 from heart_sr_tf.evaluation.report import read_output
+from heart_sr_tf.path_text import PATH_TEXT
 
 FILES = ("clinical.json", "clinical_frames.csv", "clinical_patients.csv")
 FRAME_COLUMNS = ("patient", "phase", "method", *(f"dice_{k}" for k in STRUCTURES))
@@ -32,7 +33,7 @@ def read_clinical(folder: Path) -> dict:
     meta = read_output(folder, FILES, "evaluate --clinical")
     tables = []
     for name, needed in ((FILES[1], FRAME_COLUMNS), (FILES[2], PATIENT_COLUMNS)):
-        with (folder / name).open(newline="") as f:
+        with (folder / name).open(newline="", **PATH_TEXT) as f:
             reader = csv.DictReader(f)
             lacking = [c for c in needed if c not in (reader.fieldnames or [])]
             if lacking:

@@ -20,6 +20,7 @@ from heart_sr_tf.data.pipeline import slice_dataset, to_unit
 from heart_sr_tf.evaluation.out_folder import clear_earlier, record_outputs, start_marker
 from heart_sr_tf.evaluation.report import write_csv
 from heart_sr_tf.metrics import gain, image_metrics
+from heart_sr_tf.path_text import PATH_TEXT
 from heart_sr_tf.progress import progress_bar
 
 METHODS = ("model", *BASELINE_NAMES)
@@ -126,7 +127,9 @@ def write_outputs(evaluation: Evaluation, out: Path) -> list[Path]:
     record_outputs(out, files)  # (named before they are written: an interrupted run's are its own too)
     notes = "".join(f"\n- left out: {line}" for line in evaluation.left_out)
     notes += "".join(f"\n- warning: {line}" for line in evaluation.warnings)
-    files[4].write_text(markdown_summary(summary, evaluation.degradation) + (f"\n{notes}\n" if notes else ""))
+    files[4].write_text(
+        markdown_summary(summary, evaluation.degradation) + (f"\n{notes}\n" if notes else ""), **PATH_TEXT
+    )
     payload = {
         "split": evaluation.split,
         "source": evaluation.source,

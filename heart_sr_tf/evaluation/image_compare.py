@@ -17,6 +17,7 @@ import numpy as np
 from heart_sr_tf.cardiac_metrics import paired_difference
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.evaluation.report import read_output
+from heart_sr_tf.path_text import PATH_TEXT
 
 FILES = ("summary.json", "per_slice.csv")
 METRICS = (("psnr", "PSNR (dB)", 2), ("ssim", "SSIM (7x7)", 4))
@@ -28,7 +29,7 @@ def read_evaluation(folder: Path) -> dict:
     and slice."""
     folder = Path(folder)
     meta = read_output(folder, FILES, "evaluate")
-    with (folder / FILES[1]).open(newline="") as handle:
+    with (folder / FILES[1]).open(newline="", **PATH_TEXT) as handle:
         rows = list(csv.DictReader(handle))
     if not rows or any(column not in rows[0] for column in (*KEY, "method", "psnr", "ssim")):
         raise DataError(folder / FILES[1], "not an evaluate per-slice table")

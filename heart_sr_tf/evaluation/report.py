@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from heart_sr_tf.errors import DataError
+from heart_sr_tf.path_text import PATH_TEXT
 
 LABELS = {"ssim": "SSIM (7x7)", "ssim_gauss": "SSIM (11x11 gauss)", "psnr": "PSNR (dB)", "nrmse": "NRMSE"}
 
@@ -33,7 +34,7 @@ def format_table(columns: dict[str, dict[str, float]], rows: list[str]) -> str:
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     """``rows`` as a CSV table with the first row's keys as its header (an empty file for no rows)."""
-    with Path(path).open("w", newline="") as f:
+    with Path(path).open("w", newline="", **PATH_TEXT) as f:
         if rows:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()

@@ -52,6 +52,7 @@ from heart_sr_tf.evaluation.clinical import NAMES, degrade_frame, share_cells
 from heart_sr_tf.evaluation.report import write_csv
 from heart_sr_tf.evaluation.scans import CheckedScans, scan_names
 from heart_sr_tf.metrics import image_metrics
+from heart_sr_tf.path_text import PATH_TEXT
 from heart_sr_tf.progress import progress_bar
 
 FRAME_MEASURES = ("LV_ml", "myocardium_ml", "RV_ml")
@@ -291,8 +292,8 @@ def write_scans_clinical(result: ScansClinical, out: Path, summary: dict | None 
     write_csv(files[1], result.frames)
     write_csv(files[2], result.cines())
     markdown = out / "summary.md"
-    previous = markdown.read_text() if markdown.is_file() else ""
-    markdown.write_text(previous + ("\n" if previous else "") + scans_clinical_markdown(result, summary))
+    previous = markdown.read_text(**PATH_TEXT) if markdown.is_file() else ""
+    markdown.write_text(previous + ("\n" if previous else "") + scans_clinical_markdown(result, summary), **PATH_TEXT)
     return files
 
 

@@ -19,6 +19,7 @@ from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.folder_lock import folder_lock
 from heart_sr_tf.names import check_folder_name
 from heart_sr_tf.outputs import check_place, make_folder
+from heart_sr_tf.path_text import PATH_TEXT
 
 CSV_FIELDS = (
     "step",
@@ -86,11 +87,11 @@ class Run:
 
     def use_data(self, data_dir: Path) -> None:
         """Train on ``data_dir`` from now on (a resumed run whose dataset moved)."""
-        (self.folder / "data_dir").write_text(str(Path(data_dir).resolve()) + "\n")
+        (self.folder / "data_dir").write_text(str(Path(data_dir).resolve()) + "\n", **PATH_TEXT)
 
     def _read_path(self, name: str) -> Path | None:
         file = self.folder / name
-        return Path(file.read_text().strip()) if file.is_file() else None
+        return Path(file.read_text(**PATH_TEXT).strip()) if file.is_file() else None
 
     @classmethod
     def create(
@@ -110,9 +111,9 @@ class Run:
         (folder / "config.toml").write_text(dump_toml(config))
         (folder / "kind").write_text(kind + "\n")
         if data_dir is not None:
-            (folder / "data_dir").write_text(str(Path(data_dir).resolve()) + "\n")
+            (folder / "data_dir").write_text(str(Path(data_dir).resolve()) + "\n", **PATH_TEXT)
         if init_from is not None:
-            (folder / "init_from").write_text(str(Path(init_from).resolve()) + "\n")
+            (folder / "init_from").write_text(str(Path(init_from).resolve()) + "\n", **PATH_TEXT)
         return cls(folder, config, kind)
 
     @classmethod

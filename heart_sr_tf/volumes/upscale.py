@@ -70,7 +70,7 @@ def refuse_output(in_path: Path, out_path: Path, overwrite: bool = False) -> Non
         raise HeartSRError(
             f"{out_path}: the output must be a .nii or .nii.gz file, or a folder for a DICOM series (end it in /)"
         )
-    if len(out_path.name.encode()) > NAME_MAX:
+    if len(os.fsencode(out_path.name)) > NAME_MAX:
         raise HeartSRError(f"{out_path.name[:40]}...: the output's name is longer than {NAME_MAX} bytes")
     if occupied(out_path):
         if in_path.exists() and out_path.exists() and os.path.samefile(in_path, out_path):  # (a dangling link: no)
@@ -86,7 +86,7 @@ NAME_MAX = 255  # bytes in one file name on Linux and macOS file systems
 
 def _part_prefix(out_path: Path) -> str:
     """The temporary files of one output: short, whatever the length of its name (``.heart-sr-<hash>.part-``)."""
-    return f".heart-sr-{hashlib.sha1(out_path.name.encode()).hexdigest()[:12]}.part-"
+    return f".heart-sr-{hashlib.sha1(os.fsencode(out_path.name)).hexdigest()[:12]}.part-"
 
 
 def remove_stale_parts(out_path: Path) -> None:
@@ -369,7 +369,7 @@ def _write(image, out: np.ndarray, grid: OutputGrid, path: Path, what: str) -> N
     """``out`` (float32, real values; consumed: an integer type's conversion is done in its memory) as a NIfTI
     of ``image``'s kind, header and stored type at ``path``, on the upscaled ``grid``."""
     header = image.header.copy()
-    header["descrip"] = f"heart-sr {what}".encode()[:79]  # a super-resolved file says so, wherever it goes
+    header["descrip"] = os.fsencode(f"heart-sr {what}")[:79]  # a super-resolved file says so, wherever it goes
     dtype = image.get_data_dtype()
     slope, inter = stored_scaling(image)
     integer = np.issubdtype(dtype, np.integer)
