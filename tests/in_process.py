@@ -37,13 +37,14 @@ def run_cli(*args, cwd: Path | str = ROOT, env: dict[str, str] | None = None) ->
     from heart_sr_tf.cli import main
 
     before = os.getcwd()
-    handler = signal.getsignal(signal.SIGTERM)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         os.chdir(cwd)
         result = CliRunner().invoke(main, [str(a) for a in args], env=env, prog_name="cli.py")
     finally:
         os.chdir(before)
-        signal.signal(signal.SIGTERM, handler)  # the CLI installs its own for the command's duration
+        for signum, handler in handlers.items():  # the CLI installs its own for the command's duration
+            signal.signal(signum, handler)
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "Traceback (most recent call last):\n" + "".join(traceback.format_exception(result.exception))

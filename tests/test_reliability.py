@@ -288,6 +288,29 @@ def test_sigterm_leaves_the_complete_result_or_nothing(phantom_root, tiny_export
     assert False in outcomes  # at least one signal arrived before the result was written
 
 
+def test_a_closed_terminal_unwinds_as_sigterm_does_unless_under_nohup(phantom_root, tiny_export, tmp_path):
+    """SIGHUP (an ssh session that drops, a terminal closed) killed the command outright: its temporary file stayed,
+    and a cohort left its lock, its workers' partial files and the folder it had made. It now unwinds as SIGTERM
+    does. Under nohup (SIGHUP ignored) the command goes on to its result."""
+    src = phantom_root / "training" / "patient001" / "patient001_4d.nii.gz"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    for ignored in (False, True):
+        out = tmp_path / f"ignored-{ignored}" / "up.nii.gz"
+        args = [sys.executable, str(ROOT / "cli.py"), "upscale", str(src), str(out), "--model", str(tiny_export)]
+        nohup = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if ignored else None
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=nohup)  # fmt: skip
+        assert proc.stdout.readline().startswith("model: ")  # the model is loaded: the work begins
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=120)
+        left = sorted(p.name for p in out.parent.iterdir()) if out.parent.exists() else []
+        if ignored:
+            assert proc.returncode == 0 and left == ["up.nii.gz"], err[-2000:]
+        else:
+            assert proc.returncode == 128 + signal.SIGHUP and left == [], (left, err[-2000:])
+            assert err.splitlines()[-1] == "terminated: the terminal closed (SIGHUP)"
+
+
 def test_a_killed_runs_temporary_file_is_removed_by_the_next_run(phantom_root, tiny_export, tmp_path):
     src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
     stale = tmp_path / f"{_part_prefix(tmp_path / 'up.nii.gz')}999999.nii.gz"  # as a SIGKILLed run would leave it

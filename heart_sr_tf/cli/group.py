@@ -1,5 +1,5 @@
 """The CLI's click group: our errors and click's usage errors become one line on stderr and exit status 2, and
-SIGTERM unwinds like an exception so that temporary files are removed."""
+SIGTERM and SIGHUP unwind like an exception so that temporary files are removed."""
 
 from __future__ import annotations
 
@@ -16,9 +16,21 @@ LAZY_TENSORFLOW = {"upscale", "phantoms", "cohort"}  # these import TensorFlow t
 
 
 def _terminate(signum, frame):
-    """SIGTERM unwinds like an exception, so every ``finally`` removes its temporary files."""
-    click.echo("terminated", err=True)
+    """SIGTERM (and SIGHUP: the ssh session or terminal that ran the command closed) unwinds like an exception, so
+    every ``finally`` removes its temporary files and releases its folder's lock."""
+    try:
+        click.echo("terminated" if signum == signal.SIGTERM else "terminated: the terminal closed (SIGHUP)", err=True)
+    except OSError:  # (no terminal left to say it to)
+        pass
     raise SystemExit(128 + signum)
+
+
+def _unwind_on_termination() -> None:
+    """SIGTERM, and SIGHUP unless the command runs under nohup (which ignores it: it must go on), unwind."""
+    signal.signal(signal.SIGTERM, _terminate)
+    hangup = getattr(signal, "SIGHUP", None)  # (not on Windows)
+    if hangup is not None and signal.getsignal(hangup) is signal.SIG_DFL:
+        signal.signal(hangup, _terminate)
 
 
 def warn(line: str) -> None:
@@ -97,7 +109,7 @@ class Group(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):
-        signal.signal(signal.SIGTERM, _terminate)
+        _unwind_on_termination()
         try:
             return super().invoke(ctx)
         except UsageError as exc:
