@@ -78,7 +78,11 @@ def test_resume_after_sigkill_continues_at_the_saved_step(phantom_tfds, tmp_path
     after = _generator_weights(run)
     assert any(not np.array_equal(before[k], after[k]) for k in before)
     steps = [int(r["step"]) for r in csv.DictReader((run / "metrics.csv").open())]
-    assert steps == sorted(steps) and len(steps) == len(set(steps)) + 1  # the final validation row repeats step 40
+    assert steps == sorted(steps) and len(steps) == len(set(steps)) and steps[-1] == 40  # one row per step
+    # Resumed once more, with nothing left to train: validated for its summary, no second row for step 40
+    again = run_cli("train", "srgan", "--resume", run, cwd=tmp_path)
+    assert again.returncode == 0 and "model PSNR" in again.stdout, again.stderr[-2000:]
+    assert [int(r["step"]) for r in csv.DictReader((run / "metrics.csv").open())] == steps
 
 
 def test_a_run_trains_in_one_process_at_a_time(tiny_run, phantom_tfds, tmp_path):
@@ -198,7 +202,7 @@ def test_validation_chooses_a_checkpoint_and_export_takes_it(phantom_tfds, tiny_
     run = Run.open(tmp_path / "ft")
     assert run.kept_steps() == [2, 4, 6, 8]
     rows = [r for r in run.metrics_rows() if r.get("val_psnr")]
-    assert [int(r["step"]) for r in rows] == [0, 2, 4, 6, 8, 8]  # the start, every second step, the final
+    assert [int(r["step"]) for r in rows] == [0, 2, 4, 6, 8]  # the start, every second step (the last, the final)
     best = max(rows, key=lambda r: float(r["val_psnr"]))
     line = best_line(run)
     if float(best["val_psnr"]) <= float(rows[-1]["val_psnr"]):

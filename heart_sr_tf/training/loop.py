@@ -92,6 +92,7 @@ class TrainingLoop:
         self._sums: dict[str, float] = {}
         self._count = 0
         self._wall0 = 0.0
+        self._validated: tuple[int, dict[str, float]] | None = None  # this process's last validation: step, scores
 
     @property
     def step(self) -> int:
@@ -133,8 +134,7 @@ class TrainingLoop:
                 bar.set_postfix_str(note, refresh=False)  # drawn with the count, at tqdm's own interval
                 bar.update(1)
             self._save()
-        final = self._validate()
-        self._log(self.step, "", {}, final)
+        final = self._final_validation()
         return TrainResult(
             self.step,
             time.monotonic() - started,
@@ -144,6 +144,18 @@ class TrainingLoop:
             len(self.validator),
             self._start_scores(),
         )
+
+    def _final_validation(self) -> dict[str, float]:
+        """The final network's scores. When the last step was validated (``total`` a multiple of ``validate_every``)
+        its scores are the final ones: the same network is not validated twice. A run resumed after its last step
+        (nothing to train) is validated again for its summary, and metrics.csv gets no second row for the step."""
+        if self._validated is not None and self._validated[0] == self.step:
+            return self._validated[1]
+        final = self._validate()
+        rows = self.run.metrics_rows()
+        if not any(int(r["step"]) == self.step and any(v for k, v in r.items() if k.startswith("val_")) for r in rows):
+            self._log(self.step, "", {}, final)
+        return final
 
     def validate_start(self) -> None:
         """Validate the network before its first step (a fine-tune's starting point, initialised from another
@@ -174,6 +186,8 @@ class TrainingLoop:
             self._sums[key] = self._sums.get(key, 0.0) + value
         self._count += 1
         val = self._validate() if step % self.cfg.validate_every == 0 else {}
+        if val:
+            self._validated = (step, val)
         if step % self.cfg.log_every == 0 or val:
             means = {k: v / self._count for k, v in self._sums.items()}
             self._sums, self._count = {}, 0
