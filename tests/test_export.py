@@ -11,7 +11,7 @@ from in_process import run_cli
 
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.export.layout import METADATA_FILE, versions
-from heart_sr_tf.export.writer import export_generator
+from heart_sr_tf.export.writer import export_generator, write_version
 from heart_sr_tf.inference.predictor import load_predictor, load_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +71,31 @@ def test_versions_increment_and_never_overwrite(tiny_run, tmp_path):
     assert (first / "saved_model.pb").stat().st_mtime_ns == stamp
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2"]  # no temporary folders left
     assert load_predictor(tmp_path / "m").source.endswith("/m/2")  # a base path means its highest version
+
+
+def test_an_export_that_takes_the_version_meanwhile_is_left_as_it_is(tmp_path):
+    """Two exports at once both chose the next version: the second to finish failed on rename ("Directory not
+    empty") after all its work. Now an export whose version was chosen takes the next free one; one given
+    --version is refused as before the work. The other export is never touched."""
+    base = tmp_path / "m"
+
+    def write_while_another_finishes(version: str):
+        def write(path: Path) -> None:
+            path.mkdir()
+            (path / "saved_model.pb").write_bytes(b"mine")
+            theirs = base / version
+            theirs.mkdir()
+            (theirs / "saved_model.pb").write_bytes(b"theirs")
+
+        return write
+
+    first = write_version(tmp_path, "m", None, {"run": "mine"}, write_while_another_finishes("1"))
+    assert first.name == "2" and (first / "saved_model.pb").read_bytes() == b"mine"
+    assert (base / "1" / "saved_model.pb").read_bytes() == b"theirs" and not (base / "1" / "assets.extra").exists()
+    with pytest.raises(HeartSRError, match=r"/m/3: version 3 appeared while this export was written"):
+        write_version(tmp_path, "m", 3, {}, write_while_another_finishes("3"))
+    assert (base / "3" / "saved_model.pb").read_bytes() == b"theirs"
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2", "3"]  # no temporary folder left
 
 
 def test_metadata_travels_with_the_model(tiny_export):

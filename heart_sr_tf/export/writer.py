@@ -63,6 +63,7 @@ def write_version(out: Path, name: str, version: int | None, metadata: dict, wri
     ``version`` is None), add the metadata, and rename it into place: never overwrites, never leaves half an
     export (temporary folders of killed exports are removed by the next one)."""
     base = Path(out) / name
+    chosen = version is None
     version = version if version is not None else (max(versions(base), default=0) + 1)
     target = base / str(version)
     if target.exists():
@@ -79,12 +80,31 @@ def write_version(out: Path, name: str, version: int | None, metadata: dict, wri
         extra = tmp / "assets.extra"
         extra.mkdir(exist_ok=True)
         (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
-        tmp.rename(target)
+        target = _place(tmp, base, target, chosen)
     except OSError as exc:
         raise HeartSRError(f"{target}: cannot write the export ({os_reason(exc)})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _place(tmp: Path, base: Path, target: Path, chosen: bool) -> Path:
+    """Rename ``tmp`` to ``target``. When another export took that version while this one was written (two
+    exports at once, each choosing the next version), the next free version when it was chosen here, else the
+    same refusal as before the work; the other export is left as it is."""
+    while True:
+        try:
+            tmp.rename(target)
+            return target
+        except OSError as exc:
+            if not target.exists():  # (not a collision: the outer handler names the reason)
+                raise
+            if not chosen:
+                raise HeartSRError(
+                    f"{target}: version {target.name} appeared while this export was written (another export?); "
+                    "exports are never overwritten"
+                ) from exc
+            target = base / str(max(versions(base), default=0) + 1)
 
 
 def _remove_stale_tmp(base: Path) -> None:
