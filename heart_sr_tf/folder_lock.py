@@ -51,19 +51,42 @@ def folder_lock(folder: Path, kind: str):
         path.unlink(missing_ok=True)
 
 
+def holder(folder: Path, kind: str) -> str | None:
+    """Who holds ``folder``'s lock for ``kind`` (``process P on HOST, since T``), for a reader that must not read
+    the folder while it is written; None when there is no lock, or its process on this host is gone. The lock
+    is left as it is."""
+    held = _read(Path(folder) / lock_name(kind))
+    return None if held is None or _gone(*held) else _where(*held)
+
+
+def _read(path: Path) -> tuple[str, str, str] | None:
+    """The host, process and time a lock file names; None when there is none."""
+    try:
+        return tuple((path.read_text().splitlines() + ["", "", ""])[:3])
+    except OSError:
+        return None
+
+
+def _gone(host: str, pid: str, since: str) -> bool:
+    """The lock's process is known to be gone: it ran on this host and is no longer alive."""
+    return host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid))
+
+
+def _where(host: str, pid: str, since: str) -> str:
+    return f"process {pid or '?'} on {host or 'an unknown host'}, since {since or 'an unknown time'}"
+
+
 def _refuse_or_clear(path: Path, host: str, writer: str) -> None:
     """Refuse while the lock's run may be alive; remove a lock whose process on this host is gone."""
-    try:
-        held_host, held_pid, since = (path.read_text().splitlines() + ["", "", ""])[:3]
-    except OSError:
+    held = _read(path)
+    if held is None:
         return  # (removed meanwhile: try again)
-    if held_host == host and held_pid.isdigit() and not process_alive(int(held_pid)):
+    if _gone(*held):
         path.unlink(missing_ok=True)  # a run killed before it could remove its lock
         return
-    where = f"process {held_pid or '?'} on {held_host or 'an unknown host'}, since {since or 'an unknown time'}"
     advice = (
         f"wait for it to finish or stop it (if no {writer} is running there, remove {path})"
-        if held_host == host
+        if held[0] == host
         else f"if that run is over (its host cannot be checked from here), remove {path}"
     )
-    raise HeartSRError(f"{path.parent}: another {writer} is writing here ({where}); {advice}")
+    raise HeartSRError(f"{path.parent}: another {writer} is writing here ({_where(*held)}); {advice}")

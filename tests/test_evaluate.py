@@ -219,6 +219,24 @@ def test_compare_images_takes_the_difference_patient_by_patient(tiny_export, pha
     assert shown.returncode == 0 and f"{psnr['mean']:+.2f} [{psnr['low']:+.2f}, {psnr['high']:+.2f}]" in shown.stdout
     other = run_cli("compare-images", tmp_path / "a", tmp_path / "c")
     assert other.returncode == 2 and "not the same slices" in other.stderr
+    # A folder an evaluation is writing (its tables removed and rewritten) is not read; a killed one's lock is no
+    # reason to refuse, and is left as it is
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    lock, host = tmp_path / "b" / ".heart-sr-evaluate.lock", socket.gethostname()
+    lock.write_text(f"{host}\n{os.getpid()}\n2026-12-07 10:00:00\n")
+    busy = run_cli("compare-images", tmp_path / "a", tmp_path / "b")
+    assert busy.returncode == 2 and "Traceback" not in busy.stderr and busy.stdout == "", busy.stderr[-2000:]
+    assert busy.stderr.strip() == (
+        f"error: {tmp_path / 'b'}: an evaluation is writing it (process {os.getpid()} on {host}, since "
+        "2026-12-07 10:00:00); read it once that evaluation is over"
+    )
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(f"{host}\n{gone.stdout.strip()}\n2026-12-07 10:00:00\n")
+    assert run_cli("compare-images", tmp_path / "a", tmp_path / "b").stdout == shown.stdout and lock.exists()
     assert run_cli("compare-images", tmp_path / "a", tmp_path / "nothing").returncode == 2
 
 

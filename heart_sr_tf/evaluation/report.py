@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from heart_sr_tf.errors import DataError
+from heart_sr_tf.folder_lock import holder
 from heart_sr_tf.path_text import PATH_TEXT
 
 LABELS = {"ssim": "SSIM (7x7)", "ssim_gauss": "SSIM (11x11 gauss)", "psnr": "PSNR (dB)", "nrmse": "NRMSE"}
@@ -45,6 +46,9 @@ def read_output(folder: Path, files: tuple[str, ...], what: str) -> dict:
     """The metadata of an output folder that must hold ``files`` (the first one its JSON): one error line naming
     the folder or file otherwise. ``what`` says which command's output it should be."""
     folder = Path(folder)
+    writing = holder(folder, "evaluate")
+    if writing is not None:  # its files are being removed and written: a mixture of two evaluations, or half of one
+        raise DataError(folder, f"an evaluation is writing it ({writing}); read it once that evaluation is over")
     missing = [name for name in files if not (folder / name).is_file()]
     if missing:
         raise DataError(folder, f"not an {what} output: no {', '.join(missing)}")
