@@ -23,6 +23,32 @@ def test_segmenter_training_lowers_its_loss_and_logs_dice(tiny_segmenter):
     assert dice and all(0.0 <= d <= 1.0 for d in dice)
 
 
+def test_segmenter_training_resumes_at_its_step_and_extends(tiny_segmenter, tmp_path):
+    """A segmenter run resumed with more steps in its config.toml continues at the saved step (one metrics row
+    per step logged); a run of another kind, or a data folder that is gone, is one line."""
+    import re
+    import shutil
+
+    run = tmp_path / "seg"
+    shutil.copytree(tiny_segmenter[0], run)
+    config = run / "config.toml"
+    config.write_text(re.sub(r"(?m)^steps = 120$", "steps = 140", config.read_text()))
+    wrong = run_cli("train", "srgan", "--resume", run, cwd=tmp_path)
+    assert wrong.returncode == 2 and wrong.stderr.strip() == (
+        f"error: {run}: a segmenter run; resume it with `train segmenter`"
+    ), wrong.stderr[-2000:]
+    resumed = run_cli("train", "segmenter", "--resume", run, "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (run / "checkpoints" / "ckpt-140.index").is_file() and not (run / ".heart-sr-train.lock").exists()
+    steps = [int(r["step"]) for r in csv.DictReader((run / "metrics.csv").open())]
+    assert steps == sorted(set(steps)) and steps[-1] == 140 and 120 in steps and 140 in steps
+    (run / "data_dir").write_text(str(tmp_path / "moved") + "\n")
+    gone = run_cli("train", "segmenter", "--resume", run, cwd=tmp_path)
+    assert gone.returncode == 2 and gone.stderr.strip() == (
+        f"error: {run}: its data folder {tmp_path / 'moved'} is gone; give --acdc-dir"
+    ), gone.stderr[-2000:]
+
+
 def test_exported_segmenter_signature(tiny_segmenter):
     _, export = tiny_segmenter
     signature = tf.saved_model.load(str(export / "1")).signatures["serving_default"]

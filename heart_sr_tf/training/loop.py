@@ -129,7 +129,7 @@ class TrainingLoop:
                     self.steps[segment.mode] = distributed_step(self.strategy, step_fn, self.cfg.jit_compile)
                 self.checkpoint.stage.assign(segment.index)
                 logs = self.steps[segment.mode](batches)
-                self._after_step(segment, logs)
+                self._after_step(segment, logs, total)
                 note = f"{segment.name} " + " ".join(f"{k}={v:.4g}" for k, v in self.last_logs.items())
                 bar.set_postfix_str(note, refresh=False)  # drawn with the count, at tqdm's own interval
                 bar.update(1)
@@ -146,9 +146,9 @@ class TrainingLoop:
         )
 
     def _final_validation(self) -> dict[str, float]:
-        """The final network's scores. When the last step was validated (``total`` a multiple of ``validate_every``)
-        its scores are the final ones: the same network is not validated twice. A run resumed after its last step
-        (nothing to train) is validated again for its summary, and metrics.csv gets no second row for the step."""
+        """The final network's scores: the last step's validation (every run validates its last step, in that
+        step's row of metrics.csv). A run resumed after its last step (nothing to train) is validated again for its
+        summary, and metrics.csv gets no second row for the step."""
         if self._validated is not None and self._validated[0] == self.step:
             return self._validated[1]
         final = self._validate()
@@ -170,7 +170,7 @@ class TrainingLoop:
             return {}
         return {k[4:]: float(v) for k, v in rows[-1].items() if k.startswith("val_") and v not in ("", None)}
 
-    def _after_step(self, segment: Segment, logs) -> None:
+    def _after_step(self, segment: Segment, logs, total: int) -> None:
         logs = {k: float(np.asarray(v)) for k, v in logs.items()}
         self.checkpoint.step.assign_add(1)
         step = self.step
@@ -185,7 +185,7 @@ class TrainingLoop:
         for key, value in logs.items():
             self._sums[key] = self._sums.get(key, 0.0) + value
         self._count += 1
-        val = self._validate() if step % self.cfg.validate_every == 0 else {}
+        val = self._validate() if step % self.cfg.validate_every == 0 or step == total else {}  # (the last: final)
         if val:
             self._validated = (step, val)
         if step % self.cfg.log_every == 0 or val:
