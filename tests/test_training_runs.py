@@ -106,6 +106,15 @@ def test_a_run_trains_in_one_process_at_a_time(tiny_run, phantom_tfds, tmp_path)
             f"remove {lock})"
         ]
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p != lock} == files
+    # A run whose data folder is gone says which options replace it, once it holds the run, and leaves it as it was
+    lock.unlink()
+    (run / "data_dir").write_text(str(tmp_path / "moved") + "\n")
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    gone = run_cli("train", "srgan", "--resume", run, cwd=tmp_path)
+    assert gone.returncode == 2 and gone.stderr.strip() == (
+        f"error: {run}: its data folder {tmp_path / 'moved'} is gone; give --data-dir or --acdc-dir"
+    ), gone.stderr[-2000:]
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files  # and no lock left behind
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(phantom_tfds, tmp_path):

@@ -26,6 +26,28 @@ def held(run, new: bool):
             raise
 
 
+def _saved(folder, kind: str):
+    """The saved run at ``folder``, refused unless it is a ``kind`` run."""
+    from heart_sr_tf.training.runs import Run
+
+    run = Run.open(folder)
+    if run.kind != kind:
+        raise HeartSRError(f"{folder}: a {run.kind} run; resume it with `train {run.kind}`")
+    return run
+
+
+@contextlib.contextmanager
+def _resumed(run, data, give: str):
+    """A saved run held for the block, on ``data`` when given (recorded once it is held), else on its own data
+    folder, which must still be there (``give`` names the options that would replace it)."""
+    with held(run, new=False):
+        if data is not None:
+            run.use_data(data)
+        elif run.data_dir is None or not run.data_dir.is_dir():
+            raise HeartSRError(f"{run.folder}: its data folder {run.data_dir} is gone; give {give}")
+        yield run
+
+
 @contextlib.contextmanager
 def this_workers_options(options: dict, strategy: str, echo: Echo):
     """Under ``--strategy multiworker`` only the chief writes the run (TensorFlow's pattern). Every other worker
@@ -74,15 +96,9 @@ def opened_run(
                 f"--resume continues {resume} as saved; {', '.join(ignored)} would be ignored "
                 f"(to extend the run, raise the steps in {Path(resume) / 'config.toml'})"
             )
-        run = Run.open(resume)
-        if run.kind != kind:
-            raise HeartSRError(f"{resume}: a {run.kind} run; resume it with `train {run.kind}`")
+        run = _saved(resume, kind)
         data = resolve_data(acdc_dir, data_dir, warn=warn) if acdc_dir is not None or data_dir is not None else None
-        with held(run, new=False):
-            if data is not None:
-                run.use_data(data)
-            elif run.data_dir is None or not run.data_dir.is_dir():
-                raise HeartSRError(f"{resume}: its data folder {run.data_dir} is gone; give --data-dir or --acdc-dir")
+        with _resumed(run, data, "--data-dir or --acdc-dir"):
             yield run
         return
     config = load_config(config_path or default_config, CONFIG_CLASSES[kind])
@@ -112,14 +128,8 @@ def opened_segmenter_run(resume, config_path, acdc_dir, steps, runs_dir, name):
         ignored = [option for option, value in given.items() if value is not None]
         if ignored:
             raise HeartSRError(f"--resume continues {resume} as saved; {', '.join(ignored)} would be ignored")
-        run = Run.open(resume)
-        if run.kind != "segmenter":
-            raise HeartSRError(f"{resume}: a {run.kind} run; resume it with `train {run.kind}`")
-        with held(run, new=False):
-            if acdc_dir is not None:
-                run.use_data(acdc_dir)
-            elif run.data_dir is None or not run.data_dir.is_dir():
-                raise HeartSRError(f"{resume}: its data folder {run.data_dir} is gone; give --acdc-dir")
+        run = _saved(resume, "segmenter")
+        with _resumed(run, acdc_dir, "--acdc-dir"):
             yield run
         return
     config = load_config(config_path or "segmenter_cpu", SegmenterConfig)
