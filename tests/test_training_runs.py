@@ -226,6 +226,9 @@ def test_validation_chooses_a_checkpoint_and_export_takes_it(phantom_tfds, tiny_
     out = tmp_path / "models"
     exported = run_cli("export", run.folder, "--step", "4", "--out", out, "--name", "at4")
     assert exported.returncode == 0 and "ckpt-4" in exported.stdout, exported.stderr[-2000:]
+    carried = json.loads((out / "at4" / "1" / "assets.extra" / "heart_sr_metadata.json").read_text())["metrics"]
+    at4_rows = [r for r in run.metrics_rows() if r["step"] == "4"]
+    assert carried["step"] == "4" and carried["val_psnr"] == at4_rows[-1]["val_psnr"]  # step 4's, not the last's
     from heart_sr_tf.export.reader import load_exported_weights
     from heart_sr_tf.models.registry import make_generator
 

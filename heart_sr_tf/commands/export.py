@@ -37,7 +37,7 @@ def export_model(run_dir, name, version, out, data_consistency, self_ensemble, p
             "run": str(run.folder),
             "checkpoint": predictor.info["checkpoint"],
             "config": dump_toml(run.config),
-            "last_metrics": run.last_metrics(),
+            "metrics": run.metrics_at(predictor.info["checkpoint"]),  # (of the exported step, which --step chose)
         }
         generator, degradation, default_name = predictor.generator, predictor.degradation, run.folder.name
         what = f"{run.folder} ({Path(predictor.info['checkpoint']).name})"
@@ -127,7 +127,7 @@ def _export_segmenter(folder: Path, name, version, out, wrapper: bool, precision
         "run": str(run.folder),
         "checkpoint": checkpoint,
         "config": dump_toml(run.config),
-        "last_metrics": run.last_metrics(),
+        "metrics": run.metrics_at(checkpoint),
     }
     target = export_segmenter(network, run.config.network.depth, out, name or "segmenter", version, metadata)
     return f"exported {run.folder} ({Path(checkpoint).name}) to {target} (segmenter)"

@@ -175,6 +175,16 @@ class Run:
         rows = self.metrics_rows()
         return {k: v for k, v in rows[-1].items() if v} if rows else {}
 
+    def metrics_at(self, checkpoint: str) -> dict:
+        """What metrics.csv logged at ``checkpoint``'s step (its rows merged, empty cells left out): the losses and
+        validation of the network an export of that checkpoint carries, not of a later step."""
+        step = Path(checkpoint).name.rpartition("-")[2]
+        merged: dict = {}
+        for row in self.metrics_rows():
+            if row.get("step") == step:
+                merged.update({k: v for k, v in row.items() if v})
+        return merged
+
     def last_losses(self) -> dict[str, float]:
         """The last logged generator and discriminator losses."""
         losses: dict[str, float] = {}
