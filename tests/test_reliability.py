@@ -558,6 +558,33 @@ def test_a_run_edited_to_another_architecture_is_one_line_and_nothing_else(tiny_
     assert not (tmp_path / "out").exists() and not (tmp_path / "up.nii.gz").exists()
 
 
+def test_a_run_edited_to_another_degradation_is_refused_wherever_it_is_used(tiny_run, tmp_path):
+    """A run's config.toml edited from the degradation it was created for to another of the same architecture
+    (decimation to kspace, x3 both): export went out stating kspace for a network that learnt decimation, and
+    resume, evaluate and upscale used it as one. Each is now one line saying what changed; raising steps (its
+    schedule) is still how a run is extended."""
+    import shutil
+
+    run = tmp_path / "edited"
+    shutil.copytree(tiny_run, run)
+    created = (run / "config.toml").read_text()
+    assert 'kind = "decimation"' in created and 'kind = "decimation"' in (run / "trained_for.toml").read_text()
+    (run / "config.toml").write_text(created.replace('kind = "decimation"', 'kind = "kspace"', 1))
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    scan = _scan(tmp_path / "scan.nii.gz", _anatomy((40, 36, 2), 300.0), np.int16)
+    for args in (
+        ("export", run, "--out", tmp_path / "out"),
+        ("train", "srgan", "--resume", run, "--quiet"),
+        ("evaluate", run, "--scans", scan, "--out", tmp_path / "scored", "--quiet"),
+        ("upscale", scan, tmp_path / "up.nii.gz", "--model", run),
+    ):
+        result = _cli(*args)
+        _one_error_line(result, f"{run / 'config.toml'}: degradation.kind is 'kspace', created as 'decimation'")
+        assert result.stdout == "", result.stdout
+    assert not any((tmp_path / name).exists() for name in ("out", "scored", "up.nii.gz"))
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files  # the run as it was, no lock left
+
+
 def test_a_second_process_waits_for_the_first_to_build_the_phantoms_then_uses_them(tmp_path):
     """Two processes needing the same cached build (the phantoms here; a prepared dataset and an OpenVINO
     conversion take the same lock) on a fresh machine: the second waits, saying so, and writes nothing while the

@@ -2,8 +2,10 @@
 
 The folder holds ``config.toml`` (the resolved config), ``kind`` (srgan or wgan), ``data_dir`` (the prepared
 dataset it trains on), optionally ``init_from`` (the run or export its generator started from), ``logs/``
-(TensorBoard), ``checkpoints/`` and ``metrics.csv``. Nothing else reads or writes these files. While a
-process trains it, the folder holds that process's lock (:meth:`Run.held`).
+(TensorBoard), ``checkpoints/`` and ``metrics.csv``, and ``trained_for.toml``: what its network learns (the
+degradation), which ``config.toml`` may not change once the run exists (its schedule it may: raising steps extends
+the run). Nothing else reads or writes these files. While a process trains it, the folder holds that process's
+lock (:meth:`Run.held`).
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import csv
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import tomllib
 
 from heart_sr_tf.config import CONFIG_CLASSES, SRGANConfig, WGANConfig, dump_toml, load_config
 from heart_sr_tf.errors import HeartSRError
@@ -39,6 +43,50 @@ CSV_FIELDS = (
 
 
 RUN_CONFIG = "config.toml"
+TASK_FILE = "trained_for.toml"
+
+
+def _task(config) -> dict:
+    """What a run's network learns, which its config may not change once the run exists: the degradation (its
+    noise aside, an augmentation) and, for a 3D WGAN, the axis its volumes' depth runs along."""
+    task = {}
+    if hasattr(config, "degradation"):
+        task["degradation"] = {k: v for k, v in asdict(config.degradation).items() if k != "noise_sigma"}
+    if getattr(config.data, "dims", 2) == 3:
+        task["data"] = {"axis": config.data.axis}
+    return task
+
+
+def _toml(values: dict) -> str:
+    import tomli_w
+
+    return tomli_w.dumps(values)
+
+
+def _check_task(folder: Path, config) -> None:
+    """Refuse a run whose config.toml was edited to another task than it was created for (a degradation changed
+    by hand, say kspace to decimation): training on would mix two tasks in one network, and an export or an
+    evaluation would state and score the new one for a network that learnt the old. Runs from before
+    ``trained_for.toml`` are not checked."""
+    file = folder / TASK_FILE
+    if not file.is_file():
+        return
+    try:
+        recorded = tomllib.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise HeartSRError(f"{file}: cannot read what the run was created for ({exc})") from None
+    current = tomllib.loads(_toml(_task(config)))
+    changed = [
+        f"{section}.{key} is {current.get(section, {}).get(key)!r}, created as {value!r}"
+        for section, values in recorded.items()
+        for key, value in values.items()
+        if current.get(section, {}).get(key) != value
+    ]
+    if changed:
+        raise HeartSRError(
+            f"{folder / RUN_CONFIG}: {'; '.join(changed)} ({TASK_FILE}): its network learnt the task it was created "
+            f"for; put the value back, or train the new task in a new run starting from this one (--init-from {folder})"
+        )
 
 
 def is_run_folder(path: Path) -> bool:
@@ -109,6 +157,9 @@ class Run:
         check_new_run(folder)
         make_folder(folder)
         (folder / "config.toml").write_text(dump_toml(config))
+        task = _task(config)
+        if task:
+            (folder / TASK_FILE).write_text(_toml(task))
         (folder / "kind").write_text(kind + "\n")
         if data_dir is not None:
             (folder / "data_dir").write_text(str(Path(data_dir).resolve()) + "\n", **PATH_TEXT)
@@ -126,7 +177,9 @@ class Run:
         kind = (folder / "kind").read_text().strip()
         if kind not in CONFIG_CLASSES:
             raise HeartSRError(f"{folder / 'kind'}: unknown run kind {kind!r}")
-        return cls(folder, load_config(folder / "config.toml", CONFIG_CLASSES[kind]), kind)
+        config = load_config(folder / "config.toml", CONFIG_CLASSES[kind])
+        _check_task(folder, config)
+        return cls(folder, config, kind)
 
     @contextmanager
     def held(self):
