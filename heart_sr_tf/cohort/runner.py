@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.progress import progress_bar
 
 CONNECT_TIMEOUT = 30.0  # seconds to reach an existing cluster's scheduler
+TRACKER_QUIET = "ignore::UserWarning:multiprocessing.resource_tracker"  # a -W option (see local_cluster)
 WORKER_WAIT = 60.0  # seconds for an existing cluster to have a worker, before any scan is given to it
 
 
@@ -44,6 +46,12 @@ def local_cluster(workers: int):
     quiet (no dashboard, no log lines)."""
     from distributed import LocalCluster
 
+    # Stopped while they work (SIGTERM, SIGHUP), the worker processes leave a queue's semaphore that
+    # multiprocessing's resource tracker removes at exit, with a UserWarning on stderr after our "terminated" line:
+    # library noise, nothing is left behind. The tracker is a process of its own started with this interpreter's
+    # -W options, so the filter goes there before the cluster starts it.
+    if TRACKER_QUIET not in sys.warnoptions:
+        sys.warnoptions.append(TRACKER_QUIET)
     return LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
     )
