@@ -334,6 +334,28 @@ def test_sigint_stops_the_cohort_cleanly_and_it_resumes(cohort_inputs, tmp_path)
     assert f"{8 - len(done)} done, {len(done)} skipped (already done), 1 failed" in again.stdout, again.stdout
 
 
+def test_sigterm_stops_the_cohort_and_its_line_comes_last(cohort_inputs, tmp_path):
+    """SIGTERM (a scheduler's time limit, kill) while scans are upscaled: the cluster stops, nothing half-written
+    or locked is left, and "terminated" is the last line, after the progress bar's own last one (it was said
+    first, then the bar was drawn again over it as it closed)."""
+    inputs, model = cohort_inputs
+    out = tmp_path / "out"
+    args = [sys.executable, "cli.py", "cohort", str(inputs), "--out-dir", str(out), "--model", str(model)]
+    args += ["--workers", "1", "--backend", "tensorflow", "--batch-size", "1"]  # (not --quiet: the bar is drawn)
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "cohort.csv").is_file() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    rows = (out / "cohort.csv").read_text().splitlines()[1:]
+    assert process.returncode == 128 + signal.SIGTERM and len(rows) < 9, (rows, stderr[-2000:])
+    lines = [line.strip() for line in re.split(r"[\r\n]", stderr) if line.strip()]
+    assert lines[-1] == "terminated" and "cohort:" in stderr, stderr[-2000:]
+    assert "Traceback" not in stderr and "resource_tracker" not in stderr, stderr[-2000:]
+    assert not [p for p in out.rglob(".heart-sr-*")]  # no lock, no part file
+
+
 def test_tasks_on_one_multi_threaded_worker_take_turns_with_its_models(cohort_inputs, tmp_path):
     """A worker of an existing cluster may run several tasks at once; its cached OpenVINO model serves one call at
     a time ("Infer Request is busy" otherwise)."""

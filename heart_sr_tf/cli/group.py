@@ -15,14 +15,19 @@ from heart_sr_tf.startup import import_tensorflow_quietly
 LAZY_TENSORFLOW = {"upscale", "phantoms", "cohort"}  # these import TensorFlow themselves, only when they need it
 
 
+class _Terminated(SystemExit):
+    """SIGTERM or SIGHUP, unwinding: its line is said once every ``finally`` has run (a progress bar closed, a
+    cluster stopped), so that it is the command's last."""
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.line = "terminated" if signum == signal.SIGTERM else "terminated: the terminal closed (SIGHUP)"
+
+
 def _terminate(signum, frame):
     """SIGTERM (and SIGHUP: the ssh session or terminal that ran the command closed) unwinds like an exception, so
     every ``finally`` removes its temporary files and releases its folder's lock."""
-    try:
-        click.echo("terminated" if signum == signal.SIGTERM else "terminated: the terminal closed (SIGHUP)", err=True)
-    except OSError:  # (no terminal left to say it to)
-        pass
-    raise SystemExit(128 + signum)
+    raise _Terminated(signum)
 
 
 def _unwind_on_termination() -> None:
@@ -112,6 +117,12 @@ class Group(click.Group):
         _unwind_on_termination()
         try:
             return super().invoke(ctx)
+        except _Terminated as stop:
+            try:
+                click.echo(stop.line, err=True)
+            except OSError:  # (no terminal left to say it to)
+                pass
+            raise
         except UsageError as exc:
             name = ctx.invoked_subcommand or ""
             click.echo(f"error: {ctx.command_path} {name}: {exc}".replace("  ", " "), err=True)
