@@ -312,20 +312,26 @@ def test_a_worker_killed_mid_run_costs_only_a_retry(cohort_inputs, tmp_path):
     assert not [p for p in out.rglob(".heart-sr-*")]
 
 
-def test_sigint_stops_the_cohort_cleanly_and_it_resumes(cohort_inputs, tmp_path):
+def _stopped_cohort(cohort_inputs, out: Path, signum: int, *extra: str):
+    """``(args, returncode, stdout, stderr, rows)``: a cohort of ``cohort_inputs`` on one worker, one slice per
+    call, sent ``signum`` once its first scan is recorded (the cluster up and upscaling)."""
     inputs, model = cohort_inputs
-    out = tmp_path / "out"
     args = [sys.executable, "cli.py", "cohort", str(inputs), "--out-dir", str(out), "--model", str(model)]
-    args += ["--workers", "1", "--backend", "tensorflow", "--batch-size", "1", "--quiet"]
+    args += ["--workers", "1", "--backend", "tensorflow", "--batch-size", "1", *extra]
     process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (out / "cohort.csv").is_file() and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=120)
-    rows = (out / "cohort.csv").read_text().splitlines()[1:]
-    if process.returncode != 1:  # interrupted before the end (the usual case): said so, nothing half-written
-        assert process.returncode == 130, stderr[-2000:]
+    return args, process.returncode, stdout, stderr, (out / "cohort.csv").read_text().splitlines()[1:]
+
+
+def test_sigint_stops_the_cohort_cleanly_and_it_resumes(cohort_inputs, tmp_path):
+    out = tmp_path / "out"
+    args, returncode, stdout, stderr, rows = _stopped_cohort(cohort_inputs, out, signal.SIGINT, "--quiet")
+    if returncode != 1:  # interrupted before the end (the usual case): said so, nothing half-written
+        assert returncode == 130, stderr[-2000:]
         assert "interrupted; what finished is in" in stdout and "Traceback" not in stderr
         assert "absl" not in stderr and "cuda" not in stderr.lower(), stderr  # no library noise from the workers
     assert not [p for p in out.rglob(".heart-sr-*")]
@@ -338,18 +344,9 @@ def test_sigterm_stops_the_cohort_and_its_line_comes_last(cohort_inputs, tmp_pat
     """SIGTERM (a scheduler's time limit, kill) while scans are upscaled: the cluster stops, nothing half-written
     or locked is left, and "terminated" is the last line, after the progress bar's own last one (it was said
     first, then the bar was drawn again over it as it closed)."""
-    inputs, model = cohort_inputs
     out = tmp_path / "out"
-    args = [sys.executable, "cli.py", "cohort", str(inputs), "--out-dir", str(out), "--model", str(model)]
-    args += ["--workers", "1", "--backend", "tensorflow", "--batch-size", "1"]  # (not --quiet: the bar is drawn)
-    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (out / "cohort.csv").is_file() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    rows = (out / "cohort.csv").read_text().splitlines()[1:]
-    assert process.returncode == 128 + signal.SIGTERM and len(rows) < 9, (rows, stderr[-2000:])
+    _, returncode, _, stderr, rows = _stopped_cohort(cohort_inputs, out, signal.SIGTERM)  # (the bar is drawn)
+    assert returncode == 128 + signal.SIGTERM and len(rows) < 9, (rows, stderr[-2000:])
     lines = [line.strip() for line in re.split(r"[\r\n]", stderr) if line.strip()]
     assert lines[-1] == "terminated" and "cohort:" in stderr, stderr[-2000:]
     assert "Traceback" not in stderr and "resource_tracker" not in stderr, stderr[-2000:]
