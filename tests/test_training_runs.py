@@ -243,10 +243,12 @@ def test_validation_chooses_a_checkpoint_and_export_takes_it(phantom_tfds, tiny_
     assert scored.returncode == 0 and "ckpt-4 (--step 4)" in scored.stdout, scored.stderr[-2000:]
     latest_scored = run_cli("evaluate", run.folder, "--limit", "3", "--figures", "0", "--quiet")
     assert latest_scored.returncode == 0, latest_scored.stderr[-2000:]
-    at_step = json.loads((run.folder / "evaluation" / "test-step-4" / "summary.json").read_text())["summary"]
-    at_end = json.loads((run.folder / "evaluation" / "test" / "summary.json").read_text())["summary"]
-    assert at_step["full"]["model"]["psnr"] != at_end["full"]["model"]["psnr"]  # two checkpoints, two outputs
-    assert at_step["full"]["bicubic"] == at_end["full"]["bicubic"]  # the same slices
+    at_step, at_end = (json.loads((run.folder / "evaluation" / f / "summary.json").read_text()) for f in
+                       ("test-step-4", "test"))  # fmt: skip
+    assert at_step["summary"]["full"]["model"]["psnr"] != at_end["summary"]["full"]["model"]["psnr"]  # two outputs
+    logged = {int(r["step"]): float(r["g_loss"]) for r in run.metrics_rows() if r.get("g_loss")}
+    assert at_step["losses"]["g_loss"] == logged[4] and at_end["losses"]["g_loss"] == logged[8] != logged[4]
+    assert at_step["summary"]["full"]["bicubic"] == at_end["summary"]["full"]["bicubic"]  # the same slices
     missing = run_cli("export", run.folder, "--step", "3", "--out", out)
     assert missing.returncode == 2 and "no checkpoint of step 3 (kept: 2, 4, 6, 8)" in missing.stderr
     assert run_cli("export", tiny_export, "--step", "3", "--out", out).returncode == 2

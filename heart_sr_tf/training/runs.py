@@ -89,6 +89,11 @@ def _check_task(folder: Path, config) -> None:
         )
 
 
+def checkpoint_step(checkpoint: str) -> int:
+    """The step of a checkpoint path (``.../checkpoints/ckpt-N``)."""
+    return int(Path(checkpoint).name.rpartition("-")[2])
+
+
 def is_run_folder(path: Path) -> bool:
     """A training run's folder (it holds its config), as opposed to an exported model."""
     return (Path(path) / RUN_CONFIG).is_file()
@@ -231,17 +236,21 @@ class Run:
     def metrics_at(self, checkpoint: str) -> dict:
         """What metrics.csv logged at ``checkpoint``'s step (its rows merged, empty cells left out): the losses and
         validation of the network an export of that checkpoint carries, not of a later step."""
-        step = Path(checkpoint).name.rpartition("-")[2]
+        step = checkpoint_step(checkpoint)
         merged: dict = {}
         for row in self.metrics_rows():
-            if row.get("step") == step:
+            if int(row["step"]) == step:
                 merged.update({k: v for k, v in row.items() if v})
         return merged
 
-    def last_losses(self) -> dict[str, float]:
-        """The last logged generator and discriminator losses."""
+    def last_losses(self, checkpoint: str | None = None) -> dict[str, float]:
+        """The last logged generator and discriminator losses (up to ``checkpoint``'s step when given: those of
+        the network a chosen checkpoint holds, not of later steps)."""
+        last = checkpoint_step(checkpoint) if checkpoint is not None else None
         losses: dict[str, float] = {}
         for row in self.metrics_rows():
+            if last is not None and int(row["step"]) > last:
+                continue
             for key in ("g_loss", "d_loss"):
                 if row.get(key):
                     losses[key] = float(row[key])
