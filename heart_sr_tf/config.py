@@ -543,7 +543,8 @@ def load_config(path: Path, cls=SRGANConfig):
 
 
 def dump_toml(config) -> str:
-    """A config dataclass as TOML (tables for dataclasses, arrays of tables for lists of them), by tomli-w."""
+    """A config dataclass (or a dict of its sections) as TOML (tables for dataclasses, arrays of tables for lists of
+    them), by tomli-w."""
     import tomli_w
 
-    return tomli_w.dumps(dataclasses.asdict(config))
+    return tomli_w.dumps(dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config)

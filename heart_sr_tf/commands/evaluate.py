@@ -101,7 +101,7 @@ def evaluate_model(
                     raise HeartSRError(f"{data}: the {split} split holds no {name} slices; choose another --split")
             result = run_evaluate(predictor, data, split, rois, limit=limit, quiet=quiet, degradation=chosen)
         if run is not None:
-            result.losses = run.last_losses(predictor.info["checkpoint"])  # (up to the step scored)
+            result.losses = run.losses_at(predictor.info["checkpoint"])  # (up to the step scored)
         files = write_outputs(result, out)
 
         def recorded(path: Path) -> None:  # each figure named in the marker before it is written

@@ -57,12 +57,6 @@ def _task(config) -> dict:
     return task
 
 
-def _toml(values: dict) -> str:
-    import tomli_w
-
-    return tomli_w.dumps(values)
-
-
 def _check_task(folder: Path, config) -> None:
     """Refuse a run whose config.toml was edited to another task than it was created for (a degradation changed
     by hand, say kspace to decimation): training on would mix two tasks in one network, and an export or an
@@ -75,7 +69,7 @@ def _check_task(folder: Path, config) -> None:
         recorded = tomllib.loads(file.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise HeartSRError(f"{file}: cannot read what the run was created for ({exc})") from None
-    current = tomllib.loads(_toml(_task(config)))
+    current = tomllib.loads(dump_toml(_task(config)))
     changed = [
         f"{section}.{key} is {current.get(section, {}).get(key)!r}, created as {value!r}"
         for section, values in recorded.items()
@@ -164,7 +158,7 @@ class Run:
         (folder / "config.toml").write_text(dump_toml(config))
         task = _task(config)
         if task:
-            (folder / TASK_FILE).write_text(_toml(task))
+            (folder / TASK_FILE).write_text(dump_toml(task))
         (folder / "kind").write_text(kind + "\n")
         if data_dir is not None:
             (folder / "data_dir").write_text(str(Path(data_dir).resolve()) + "\n", **PATH_TEXT)
@@ -243,13 +237,13 @@ class Run:
                 merged.update({k: v for k, v in row.items() if v})
         return merged
 
-    def last_losses(self, checkpoint: str | None = None) -> dict[str, float]:
-        """The last logged generator and discriminator losses (up to ``checkpoint``'s step when given: those of
-        the network a chosen checkpoint holds, not of later steps)."""
-        last = checkpoint_step(checkpoint) if checkpoint is not None else None
+    def losses_at(self, checkpoint: str) -> dict[str, float]:
+        """The generator and discriminator losses last logged up to ``checkpoint``'s step: those of the network
+        that checkpoint holds, not of later steps."""
+        last = checkpoint_step(checkpoint)
         losses: dict[str, float] = {}
         for row in self.metrics_rows():
-            if last is not None and int(row["step"]) > last:
+            if int(row["step"]) > last:
                 continue
             for key in ("g_loss", "d_loss"):
                 if row.get(key):
@@ -309,7 +303,7 @@ class Run:
 
     def kept_steps(self) -> list[int]:
         """The steps whose checkpoints the run keeps (``train.keep_checkpoints`` of them)."""
-        steps = {int(p.name.split("-")[1].split(".")[0]) for p in self.checkpoint_dir.glob("ckpt-*.index")}
+        steps = {checkpoint_step(p.name.removesuffix(".index")) for p in self.checkpoint_dir.glob("ckpt-*.index")}
         return sorted(steps)
 
     def restore_generator(self, generator, step: int | None = None) -> str:
