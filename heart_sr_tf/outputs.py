@@ -6,8 +6,8 @@ could not have been written, and never replaces what the user put there without 
 - The path itself: an output file's path holds nothing, or (with ``--overwrite``) a file to replace. A folder is
   never replaced by a file, and a link is replaced, not written through: results go to a temporary file that is
   renamed over the path at the end.
-- Again at the end, just before that rename (:data:`APPEARED`): a file that appeared at the path while the work ran
-  (another process's, a file copied there by hand) stays as it is unless ``--overwrite`` was given.
+- Again at the end, in the placing itself (:func:`place_file`, :data:`APPEARED`): a file that appeared at the path while
+  the work ran (another process's, a file copied there by hand) stays as it is unless ``--overwrite`` was given.
 """
 
 from __future__ import annotations
@@ -63,6 +63,26 @@ def refuse_appeared(path: Path, overwrite: bool) -> None:
     the start, so it came while the work ran) unless ``overwrite``."""
     if not overwrite and occupied(Path(path)):
         raise DataError(path, APPEARED)
+
+
+def place_file(tmp: Path, path: Path, overwrite: bool) -> None:
+    """The finished file ``tmp`` becomes ``path``: renamed over it with ``overwrite``; else hard-linked there and
+    then unlinked, so that the check and the placing are one step. A link fails if anything at all stands at
+    ``path``, even one that came an instant before, where a check then a rename would have replaced it. Where the
+    file system makes no hard links, the check just before the rename (:func:`refuse_appeared`)."""
+    tmp, path = Path(tmp), Path(path)
+    if not overwrite:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise DataError(path, APPEARED) from None
+        except OSError:  # no hard links here (some network and FAT file systems): the check, then the rename
+            pass
+        else:
+            tmp.unlink()
+            return
+    refuse_appeared(path, overwrite)
+    tmp.replace(path)
 
 
 def refuse_existing(path: Path, overwrite: bool) -> None:

@@ -410,3 +410,27 @@ def test_an_output_that_appears_while_upscaling_is_left_as_it_is(study, models, 
         measure_scan(out, _Meanwhile(Segmenter(), labels), quiet=True)
     assert labels.read_text() == "a lab's file" and not table.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_file_that_appears_after_the_last_check_is_left_as_it_is(study, models, tmp_path, monkeypatch):
+    """The last check before placing a NIfTI OUT, its --measure table or label map, and the rename after it were
+    two steps: a file put at OUT between them was replaced without --overwrite. The file is now placed by a hard
+    link, which fails on anything at OUT, so the check and the placing are one step. Here the check is blinded
+    (``occupied`` says OUT is free), as it would be for a file that came just after it: the file is kept."""
+    from heart_sr_tf import outputs
+    from heart_sr_tf.inference.segmenter import Segmenter
+    from heart_sr_tf.volumes.measure import measure_outputs, measure_scan
+
+    folder, _ = study
+    predictor = load_predictor(models / "inplane", "tensorflow", "float32")
+    upscale_file(folder, tmp_path / "done.nii.gz", predictor, quiet=True, series=7)
+    labels, table = measure_outputs(tmp_path / "done.nii.gz")
+    out = tmp_path / "sr.nii.gz"
+    monkeypatch.setattr(outputs, "occupied", lambda path: False)
+    with pytest.raises(DataError, match=f"{out}: appeared while this run worked"):
+        upscale_file(folder, out, _Meanwhile(predictor, out), quiet=True, series=7)
+    assert out.read_text() == "a lab's file"
+    with pytest.raises(DataError, match="appeared while this run worked"):
+        measure_scan(tmp_path / "done.nii.gz", _Meanwhile(Segmenter(), labels), quiet=True)
+    assert labels.read_text() == "a lab's file" and not table.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary output left

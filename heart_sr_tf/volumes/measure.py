@@ -41,7 +41,7 @@ from heart_sr_tf.data.nifti import load_image, nifti_suffix, same_kind
 from heart_sr_tf.data.scan import Scan, nifti_made_by_heart_sr, read_scan
 from heart_sr_tf.data.slices import HR_SIZE, grid_axis
 from heart_sr_tf.errors import DataError, HeartSRError
-from heart_sr_tf.outputs import occupied, refuse_appeared, refuse_existing
+from heart_sr_tf.outputs import occupied, place_file, refuse_existing
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.volumes.dicom_seg import seg_output, write_dicom_seg
 from heart_sr_tf.volumes.dicom_sr import remove_report, sr_output, write_dicom_sr
@@ -219,8 +219,7 @@ def measure_scan(
             if "measure" in line:
                 f.write(f"# {line['measure']}: {line['value']}\n")
     try:
-        refuse_appeared(csv_path, overwrite)
-        tmp.replace(csv_path)
+        place_file(tmp, csv_path, overwrite)
     finally:
         tmp.unlink(missing_ok=True)
     return labels_path, csv_path, summary, warnings
@@ -385,7 +384,6 @@ def _atomic_save(image, path: Path, overwrite: bool) -> None:
     tmp = path.with_name(f".{path.name}.part.nii.gz")
     try:
         nib.save(image, str(tmp))
-        refuse_appeared(path, overwrite)
-        tmp.replace(path)
+        place_file(tmp, path, overwrite)
     finally:
         tmp.unlink(missing_ok=True)

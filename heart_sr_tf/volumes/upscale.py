@@ -34,7 +34,7 @@ from heart_sr_tf.data.nifti import is_gzip_name, nifti_suffix, same_kind
 from heart_sr_tf.data.scan import Scan, read_scan
 from heart_sr_tf.errors import DataError, HeartSRError, os_reason
 from heart_sr_tf.memory import available_memory
-from heart_sr_tf.outputs import check_place, occupied, refuse_appeared, refuse_existing
+from heart_sr_tf.outputs import check_place, occupied, place_file, refuse_existing
 from heart_sr_tf.processes import process_alive
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.volumes.dicom_writer import check_derivable, is_dicom_output, refuse_output_folder, write_dicom_series
@@ -195,8 +195,7 @@ def upscale_file(
             write_dicom_series(scan.dicom, volume, grid, tmp, out_path, _what(steps), overwrite)
         else:
             _write(scan.image, scan.file_layout(data)[0], grid.reordered(scan.file_axes()), tmp, _what(steps))
-            refuse_appeared(out_path, overwrite)
-            tmp.replace(out_path)
+            place_file(tmp, out_path, overwrite)
         timings["write"] = time.perf_counter() - clock
     except OSError as exc:
         raise DataError(out_path, f"cannot write ({os_reason(exc)})") from None
