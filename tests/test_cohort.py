@@ -19,6 +19,7 @@ from click.testing import CliRunner
 pytest.importorskip("distributed", reason="Dask distributed is not installed (the [cohort] extra)")
 
 from dicom_series import Cine, write_cine  # noqa: E402
+from meanwhile import Meanwhile  # noqa: E402
 
 from heart_sr_tf.cohort.jobs import find_jobs  # noqa: E402
 from heart_sr_tf.data.degradation import Degradation  # noqa: E402
@@ -372,6 +373,43 @@ def test_tasks_on_one_multi_threaded_worker_take_turns_with_its_models(cohort_in
                      range(1, 8))
         )  # fmt: skip
     assert [r["status"] for r in results] == ["done"] * 7, results
+
+
+def test_a_cohort_keeps_a_file_that_appears_at_an_output_while_it_works(short_cine, tmp_path, monkeypatch):
+    """A scan's outputs were checked before its work (the cohort's own earlier results, or nothing), then written
+    with overwrite, so a lab's file put at the output, or at --measure's label map, while the model or the
+    segmenter ran was replaced. Only a result that stood there at the check is replaced now: the file is kept and
+    the scan fails naming it. A resumed scan's own earlier result is still replaced."""
+    from heart_sr_tf.cohort import task
+    from heart_sr_tf.inference.predictor import load_predictor
+    from heart_sr_tf.inference.segmenter import Segmenter
+    from heart_sr_tf.volumes.measure import measure_outputs
+
+    models = tmp_path / "models"
+    export_generator(rrdb_generator(3, blocks=1, features=8, growth=4), models, "tiny", degradation=Degradation())
+    options = {
+        "model": str(models / "tiny"), "in_plane": False, "through_plane": False, "through_plane_model": None,
+        "backend": "tensorflow", "precision": "float32", "batch_size": 4, "measure": True, "segmenter": "segmenter",
+    }  # fmt: skip
+    predictor, segmenter = load_predictor(models / "tiny", "tensorflow", "float32"), Segmenter()
+    out = tmp_path / "sr.nii.gz"
+    labels, table = measure_outputs(out)
+    for appears, model, seg, unwritten in (
+        (out, Meanwhile(predictor, out), segmenter, labels),  # while the model runs
+        (labels, predictor, Meanwhile(segmenter, labels), table),  # while the segmenter runs
+    ):
+        monkeypatch.setattr(task, "_in_plane", lambda options, model=model: model)
+        monkeypatch.setattr(task, "_segmenter", lambda path, seg=seg: seg)
+        result = task.upscale_task(str(short_cine), str(out), options)
+        assert result["status"] == "failed" and result["error"].startswith(f"{appears}: appeared while"), result
+        assert appears.read_text() == "a lab's file" and not unwritten.exists()
+        appears.unlink()
+    monkeypatch.setattr(task, "_segmenter", lambda path: segmenter)
+    rows, columns = nib.load(str(short_cine)).shape[:2]
+    for _ in range(2):  # the second: a resumed scan, its own earlier results replaced
+        assert task.upscale_task(str(short_cine), str(out), options)["status"] == "done"
+        assert nib.load(str(out)).shape[:2] == (3 * rows, 3 * columns) and labels.is_file() and table.is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary output left
 
 
 def test_cohort_measure_tabulates_every_scan_next_to_the_scan_as_acquired(short_cine, tmp_path):

@@ -9,6 +9,7 @@ import pydicom
 import pytest
 from click.testing import CliRunner
 from dicom_series import Cine, write_cine, write_localiser
+from meanwhile import Meanwhile
 from pydicom.dataset import Dataset
 
 from heart_sr_tf.data.degradation import Degradation
@@ -357,32 +358,6 @@ def test_a_derived_series_written_inside_the_input_is_left_out_when_it_is_read_a
     assert derived.warnings() == []
 
 
-class _Meanwhile:
-    """A model or segmenter, and another process's file put at ``path`` while it works (by its first call)."""
-
-    def __init__(self, network, path: Path, folder: bool = False):
-        self.network, self.path, self.folder = network, path, folder
-
-    def __getattr__(self, name):
-        return getattr(self.network, name)
-
-    def _put(self):
-        if not self.path.exists():
-            if self.folder:
-                self.path.mkdir()
-                (self.path / "notes.txt").write_text("a lab's file")
-            else:
-                self.path.write_text("a lab's file")
-
-    def __call__(self, batch):
-        self._put()
-        return self.network(batch)
-
-    def volume_and_kept(self, *args):
-        self._put()
-        return self.network.volume_and_kept(*args)
-
-
 def test_an_output_that_appears_while_upscaling_is_left_as_it_is(study, models, tmp_path):
     """OUT was checked free before the work only: a DICOM OUT folder that someone made while the model ran, with a
     file in it, was moved aside and deleted when the series was placed (probed by hand), and a NIfTI OUT that
@@ -396,18 +371,18 @@ def test_an_output_that_appears_while_upscaling_is_left_as_it_is(study, models, 
     predictor = load_predictor(models / "inplane", "tensorflow", "float32")
     for out, is_folder in ((tmp_path / "sr", True), (tmp_path / "sr.nii.gz", False)):
         with pytest.raises(HeartSRError) as refused:
-            upscale_file(folder, out, _Meanwhile(predictor, out, is_folder), quiet=True, series=7)
+            upscale_file(folder, out, Meanwhile(predictor, out, is_folder), quiet=True, series=7)
         assert str(refused.value).startswith(f"{out}: ")
         assert "this result was not written" in str(refused.value) or "the series was not written" in str(refused.value)
         kept = out / "notes.txt" if is_folder else out
         assert kept.read_text() == "a lab's file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sr", "sr.nii.gz"]  # no temporary output left
     out = tmp_path / "again.nii.gz"
-    upscale_file(folder, out, _Meanwhile(predictor, out, False), quiet=True, series=7, overwrite=True)
+    upscale_file(folder, out, Meanwhile(predictor, out, False), quiet=True, series=7, overwrite=True)
     assert nib.load(str(out)).shape == (180, 192, 10, 2)
     labels, table = measure_outputs(out)  # --measure's files: the same rule
     with pytest.raises(DataError, match="appeared while this run worked"):
-        measure_scan(out, _Meanwhile(Segmenter(), labels), quiet=True)
+        measure_scan(out, Meanwhile(Segmenter(), labels), quiet=True)
     assert labels.read_text() == "a lab's file" and not table.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -428,9 +403,9 @@ def test_a_file_that_appears_after_the_last_check_is_left_as_it_is(study, models
     out = tmp_path / "sr.nii.gz"
     monkeypatch.setattr(outputs, "occupied", lambda path: False)
     with pytest.raises(DataError, match=f"{out}: appeared while this run worked"):
-        upscale_file(folder, out, _Meanwhile(predictor, out), quiet=True, series=7)
+        upscale_file(folder, out, Meanwhile(predictor, out), quiet=True, series=7)
     assert out.read_text() == "a lab's file"
     with pytest.raises(DataError, match="appeared while this run worked"):
-        measure_scan(tmp_path / "done.nii.gz", _Meanwhile(Segmenter(), labels), quiet=True)
+        measure_scan(tmp_path / "done.nii.gz", Meanwhile(Segmenter(), labels), quiet=True)
     assert labels.read_text() == "a lab's file" and not table.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary output left

@@ -50,19 +50,22 @@ def upscale_task(
                 thickness = Thickness(thickness_mm, "the manifest's") if given else header_thickness(data)
                 across = _through_plane(options, data.zooms, thickness)
                 warnings += [f"{scan}: {line}" for line in (across.mismatch(data.zooms, thickness),) if line]
-            from heart_sr_tf.volumes.measure import foreign_outputs
+            from heart_sr_tf.outputs import occupied
+            from heart_sr_tf.volumes.measure import foreign_outputs, measure_outputs, remove_measurements
 
             if foreign := foreign_outputs(Path(output), bool(options.get("measure"))):  # replaced only if ours
                 line = f"{foreign[0]}: exists and was not written by heart-sr; move it away (a cohort replaces only "
                 line += "its own results)"
                 return {"status": "failed", "seconds": time.perf_counter() - start, "error": line}
+            # Replaced: the cohort's own earlier results (a resumed scan), only at the paths they stand at now; a
+            # file that appears at another while the model runs is kept, and this scan fails naming it.
+            ours = occupied(Path(output))
+            measured = [path for path in measure_outputs(Path(output)) if occupied(path)]
             predictor = _in_plane(options) if options["in_plane"] or not options["through_plane"] else None
             upscale_file(
                 data, output, predictor, batch_size=options["batch_size"], quiet=True, through_plane=across,
-                overwrite=True,
+                overwrite=ours,
             )  # fmt: skip
-            from heart_sr_tf.volumes.measure import remove_measurements
-
             remove_measurements(Path(output))  # (an earlier result's, measured on another model or options)
             if options.get("measure"):
                 from heart_sr_tf.volumes.measure import measure_scan, unmeasurable
@@ -78,7 +81,7 @@ def upscale_task(
                         acquired=data,
                         body=body,
                         body_source="the manifest's",
-                        overwrite=True,
+                        overwrite=any(occupied(path) for path in measured),  # (ours, not removed: as above)
                     )[3]
                     warnings += [f"{output}: {line}" for line in found]
         used = [model_label(across.predictor.source)] if across is not None else []  # (across the slices first)
