@@ -170,28 +170,30 @@ def score(arms: dict, acdc_dir: Path, segmenter, degradation) -> None:
     """Each arm on the validation patients: image metrics per slice, then the clinical figures."""
     import numpy as np
 
-    from heart_sr_tf.data.segmentation import labelled_frames, split_of
-    from heart_sr_tf.evaluation.clinical import clinical_evaluation, clinical_markdown
+    from heart_sr_tf.data.segmentation import split_of
+    from heart_sr_tf.evaluation.clinical import clinical_evaluation, clinical_markdown, degraded_frames
     from heart_sr_tf.metrics import image_metrics
 
     scores: dict[str, list] = {name: [] for name in arms}
     patients: list[int] = []  # each slice's patient, to resample patients (slices of one patient go together)
+    rng = np.random.default_rng(0)
     for k, patient in enumerate(split_of(acdc_dir, "validation")):
-        for frame in labelled_frames(patient):
-            pairs = [degradation.pair_np(s) for s in frame.image]
-            lr = np.stack([p[0] for p in pairs]).astype(np.float32)[..., None]
-            hr = np.stack([p[1] for p in pairs])
+        for frame in degraded_frames(patient, degradation, rng):
+            hr = frame.images["hr"]
             patients += [k] * len(hr)
             for name, arm in arms.items():
-                scores[name] += [image_metrics(sr[..., 0], h) for sr, h in zip(arm(lr), hr, strict=True)]
+                scores[name] += [
+                    image_metrics(sr[..., 0], h) for sr, h in zip(arm(frame.lr[..., None]), hr, strict=True)
+                ]
     print(f"validation, {len(patients)} slices; degradation: {degradation.describe()}")
     psnrs = {name: np.array([s["psnr"] for s in values]) for name, values in scores.items()}
     for name, values in scores.items():
         print(f"{name:<48} PSNR {psnrs[name].mean():.3f} dB  SSIM {np.mean([s['ssim'] for s in values]):.4f}")
     names = list(arms)
-    for a, b in [(names[i], names[0]) for i in range(1, len(names))] + (
-        [tuple(names[:0:-1])] if len(names) == 3 else []
-    ):
+    pairs = [(name, names[0]) for name in names[1:]]  # each fine-tune against the network as trained
+    if len(names) == 3:
+        pairs.append((names[2], names[1]))  # adjacent against single
+    for a, b in pairs:
         print(f"{a} minus {b}: {_paired(psnrs[a] - psnrs[b], np.array(patients))} dB PSNR")
     if segmenter is None:
         return

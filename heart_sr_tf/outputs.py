@@ -58,18 +58,11 @@ APPEARED = (
 )
 
 
-def refuse_appeared(path: Path, overwrite: bool) -> None:
-    """Just before a finished result is renamed to ``path``: refuse anything that stands there now (checked free at
-    the start, so it came while the work ran) unless ``overwrite``."""
-    if not overwrite and occupied(Path(path)):
-        raise DataError(path, APPEARED)
-
-
 def place_file(tmp: Path, path: Path, overwrite: bool) -> None:
     """The finished file ``tmp`` becomes ``path``: renamed over it with ``overwrite``; else hard-linked there and
     then unlinked, so that the check and the placing are one step. A link fails if anything at all stands at
     ``path``, even one that came an instant before, where a check then a rename would have replaced it. Where the
-    file system makes no hard links, the check just before the rename (:func:`refuse_appeared`)."""
+    file system makes no hard links: a check for anything there just before the rename."""
     tmp, path = Path(tmp), Path(path)
     if not overwrite:
         try:
@@ -81,7 +74,8 @@ def place_file(tmp: Path, path: Path, overwrite: bool) -> None:
         else:
             tmp.unlink()
             return
-    refuse_appeared(path, overwrite)
+    if not overwrite and occupied(path):  # (checked free at the start, so it came while the work ran)
+        raise DataError(path, APPEARED)
     tmp.replace(path)
 
 
