@@ -1,6 +1,7 @@
 import nibabel as nib
 import numpy as np
 import pytest
+from gzip_header import recorded_name
 
 from heart_sr_tf.data.acdc import find_patients, load_frames, load_labels
 from heart_sr_tf.data.phantoms import phantom_patient
@@ -29,6 +30,7 @@ def test_layout_labels_and_a_beating_ventricle(phantom_root):
     assert lv_es < 0.85 * lv_ed  # the ventricle contracts
     ed_file = nib.load(str(p.frame_paths[p.info.ed])).get_fdata()
     np.testing.assert_array_equal(ed_file, frames[p.info.ed - 1][1])
+    assert recorded_name(p.cine_path) == p.cine_path.name[: -len(".gz")]  # not the temporary file's name
     np.testing.assert_allclose(spacing, (1.6, 1.6, 8.0), rtol=1e-6)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 import tensorflow as tf
+from gzip_header import recorded_name
 from in_process import run_cli
 
 from heart_sr_tf.inference.segmenter import Segmenter
@@ -280,6 +281,7 @@ def test_upscale_measure_writes_labels_and_volumes(tiny_export, short_cine, tmp_
     assert result.returncode == 0, result.stderr[-2000:]
     assert "LVEF" in result.stdout and "automatic segmenter trained on ACDC" in result.stdout
     labels = nib.load(str(tmp_path / "up_labels.nii.gz"))
+    assert recorded_name(tmp_path / "up_labels.nii.gz") == "up_labels.nii"  # not its temporary file's name
     assert labels.shape == nib.load(str(out)).shape and labels.get_data_dtype() == np.uint8
     assert bytes(labels.header["descrip"]).startswith(b"heart-sr labels: 0 background, 1 RV")
     np.testing.assert_allclose(labels.affine, nib.load(str(out)).affine)

@@ -4,6 +4,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from dicom_series import Cine, write_cine
+from gzip_header import recorded_name
 from in_process import run_cli
 
 from heart_sr_tf.data.scan import read_scan
@@ -33,6 +34,18 @@ def test_upscale_a_phantom_cine(phantom_root, tiny_export, tmp_path):
     x, y = _check_geometry(src, dst)
     corr = np.corrcoef(y[::3, ::3].ravel(), x.ravel())[0, 1]
     assert corr > 0.9  # output voxel (3i, 3j) sits on input voxel (i, j)
+
+
+def test_a_result_names_itself_not_its_temporary_file(phantom_root, tiny_export, tmp_path):
+    """gzip records the name of the file it compressed, and ``gunzip -N`` restores it: a result recorded its
+    temporary file's (``.heart-sr-<hash>.part-<pid>.nii``), a hidden file under another name."""
+    src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
+    predictor = load_predictor(tiny_export)
+    for name in ("up.nii.gz", "UP.NII.GZ"):
+        assert recorded_name(upscale_file(src, tmp_path / name, predictor, quiet=True)) == name[: -len(".gz")]
+    plain = upscale_file(src, tmp_path / "up.nii", predictor, quiet=True)  # uncompressed, as its name says
+    assert plain.read_bytes()[344:348] == b"n+1\0"
+    np.testing.assert_array_equal(nib.load(str(plain)).dataobj, nib.load(str(tmp_path / "up.nii.gz")).dataobj)
 
 
 def test_refuses_to_overwrite_its_input(phantom_root, tiny_export, tmp_path):

@@ -14,6 +14,7 @@ import nibabel as nib
 import numpy as np
 
 from heart_sr_tf.data.acdc import GROUPS
+from heart_sr_tf.data.nifti import write_nifti
 from heart_sr_tf.errors import DataError, os_reason
 from heart_sr_tf.outputs import check_place
 
@@ -120,5 +121,5 @@ def _save(data: np.ndarray, affine: np.ndarray, zooms, path: Path) -> None:
     image = nib.Nifti1Image(data, affine)
     image.header.set_zooms(zooms)
     tmp = path.with_name(path.name + ".part.nii.gz")
-    nib.save(image, str(tmp))
+    write_nifti(image, tmp, path.name)
     tmp.replace(path)

@@ -22,7 +22,6 @@ import csv
 from pathlib import Path
 
 import cv2
-import nibabel as nib
 import numpy as np
 
 from heart_sr_tf.cardiac_metrics import (
@@ -37,7 +36,7 @@ from heart_sr_tf.cardiac_metrics import (
     wall_thickness_mm,
 )
 from heart_sr_tf.data.intensity import intensity_window, normalise, padding_mask
-from heart_sr_tf.data.nifti import load_image, nifti_suffix, same_kind
+from heart_sr_tf.data.nifti import load_image, nifti_suffix, same_kind, write_nifti
 from heart_sr_tf.data.scan import Scan, nifti_made_by_heart_sr, read_scan
 from heart_sr_tf.data.slices import HR_SIZE, grid_axis
 from heart_sr_tf.errors import DataError, HeartSRError
@@ -383,7 +382,7 @@ def _cine_summary(
 def _atomic_save(image, path: Path, overwrite: bool) -> None:
     tmp = path.with_name(f".{path.name}.part.nii.gz")
     try:
-        nib.save(image, str(tmp))
+        write_nifti(image, tmp, path.name)
         place_file(tmp, path, overwrite)
     finally:
         tmp.unlink(missing_ok=True)

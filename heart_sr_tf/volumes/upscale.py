@@ -25,12 +25,11 @@ import shutil
 import time
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from heart_sr_tf.data.intensity import denormalise, intensity_window, normalise, padding_mask
 from heart_sr_tf.data.interpolation import aligned_bicubic
-from heart_sr_tf.data.nifti import is_gzip_name, nifti_suffix, same_kind
+from heart_sr_tf.data.nifti import is_gzip_name, nifti_suffix, same_kind, write_nifti
 from heart_sr_tf.data.scan import Scan, read_scan
 from heart_sr_tf.errors import DataError, HeartSRError, os_reason
 from heart_sr_tf.memory import available_memory
@@ -194,7 +193,8 @@ def upscale_file(
             volume = data.reshape(data.shape[:3] + (-1,)) if data.ndim > 2 else data[:, :, None, None]
             write_dicom_series(scan.dicom, volume, grid, tmp, out_path, _what(steps), overwrite)
         else:
-            _write(scan.image, scan.file_layout(data)[0], grid.reordered(scan.file_axes()), tmp, _what(steps))
+            layout, axes = scan.file_layout(data)[0], grid.reordered(scan.file_axes())
+            _write(scan.image, layout, axes, tmp, out_path.name, _what(steps))
             place_file(tmp, out_path, overwrite)
         timings["write"] = time.perf_counter() - clock
     except OSError as exc:
@@ -364,9 +364,10 @@ def to_stored(values: np.ndarray, dtype, slope: float, inter: float) -> np.ndarr
     return values.astype(dtype)
 
 
-def _write(image, out: np.ndarray, grid: OutputGrid, path: Path, what: str) -> None:
+def _write(image, out: np.ndarray, grid: OutputGrid, tmp: Path, name: str, what: str) -> None:
     """``out`` (float32, real values; consumed: an integer type's conversion is done in its memory) as a NIfTI
-    of ``image``'s kind, header and stored type at ``path``, on the upscaled ``grid``."""
+    of ``image``'s kind, header and stored type at ``tmp``, to become the file ``name``, on the upscaled
+    ``grid``."""
     header = image.header.copy()
     header["descrip"] = os.fsencode(f"heart-sr {what}")[:79]  # a super-resolved file says so, wherever it goes
     dtype = image.get_data_dtype()
@@ -391,19 +392,4 @@ def _write(image, out: np.ndarray, grid: OutputGrid, path: Path, what: str) -> N
             getattr(result, f"set_{method}")(grid.affine(matrix), int(code))
         else:
             getattr(result, f"set_{method}")(None, 0)
-    save_nifti(result, path)
-
-
-def save_nifti(image, path: Path) -> None:
-    """``nib.save``, with a ``.gz`` compressed by ISA-L's igzip when installed: the same gzip stream format at
-    the size of zlib's level 1, about ten times faster (nibabel compresses with the standard library)."""
-    if not is_gzip_name(path):
-        nib.save(image, str(path))
-        return
-    try:
-        from isal import igzip
-    except ImportError:
-        nib.save(image, str(path))
-        return
-    with igzip.open(str(path), "wb", compresslevel=1) as stream:
-        image.to_stream(stream)
+    write_nifti(result, tmp, name)
