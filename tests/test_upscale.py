@@ -104,6 +104,23 @@ def test_a_corrupt_model_gives_one_line(phantom_root, tmp_path):
     assert not (tmp_path / "o.nii.gz").exists()
 
 
+def test_a_model_copied_without_its_metadata_is_named_as_such(phantom_root, tiny_export, tmp_path):
+    """A SavedModel copied without ``assets.extra`` (or written by other code): upscale said that its metadata "does
+    not say 'degradation'", of a file that is not there, and export that it "cannot be rebuilt in bfloat16"."""
+    import shutil
+
+    bare = tmp_path / "bare" / "1"
+    shutil.copytree(tiny_export, bare, ignore=shutil.ignore_patterns("assets.extra"))
+    src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
+    result = run_cli("upscale", src, tmp_path / "o.nii.gz", "--model", bare)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"error: {bare}: no heart-sr metadata (assets.extra/heart_sr_metadata.json)" in result.stderr
+    assert not (tmp_path / "o.nii.gz").exists()
+    again = run_cli("export", bare, "--out", tmp_path / "exports")  # (it said: "cannot be rebuilt in bfloat16")
+    assert again.returncode == 2 and f"error: {bare}: no heart-sr metadata" in again.stderr
+    assert not (tmp_path / "exports").exists()
+
+
 def _answering(reply, status: int = 200):
     """A loopback server whose every predict answer is ``reply(lr)`` (a JSON-able object, or the body's bytes), with
     HTTP ``status``."""

@@ -53,9 +53,9 @@ def export_model(run_dir, name, version, out, data_consistency, self_ensemble, p
         dropped = ("degradation", "precision", *WRAPPERS)  # recorded anew below
         metadata = {k: v for k, v in exported.items() if k not in dropped}
         carried = recorded(exported)  # its wrappers are applied again
+        degradation = Degradation.from_metadata(exported, str(folder))  # (first: it names a model of other code)
         generator = build_generator(export_config(metadata, folder), precision)
         load_exported_weights(folder, generator)
-        degradation = Degradation.from_metadata(exported, str(folder))
         default_name = folder.parent.name + ("_bf16" if precision == "bfloat16" else "")
         metadata["exported_from"] = str(folder)
         what = str(folder)

@@ -235,6 +235,11 @@ class Degradation:
                 raise MetadataError(
                     f"{where}: a segmenter, not a super-resolution model (use it with --segmenter)"
                 ) from None
+            if not meta:  # (a SavedModel of other code, or one copied without its assets.extra folder)
+                raise MetadataError(
+                    f"{where}: no heart-sr metadata (assets.extra/heart_sr_metadata.json): not a heart-sr export, "
+                    "or copied without its assets.extra folder"
+                ) from None
             raise MetadataError(f"{where}: its metadata does not say {exc.args[0]!r}; not a heart-sr export") from None
         except (TypeError, ValueError, ConfigError) as exc:
             raise MetadataError(f"{where}: its metadata holds an unusable degradation ({exc})") from None

@@ -121,7 +121,10 @@ def export_config(meta: dict, folder: Path):
 
     text = meta.get("config")
     if not text:
-        raise HeartSRError(f"{folder}: its metadata holds no training config, so it cannot be rebuilt in bfloat16")
+        raise HeartSRError(
+            f"{folder}: its metadata holds no training config, so its generator cannot be rebuilt (in bfloat16, or "
+            "to be exported again)"
+        )
     values = tomllib.loads(text)
     config = from_dict(WGANConfig if "phases" in values else SRGANConfig, values, f"{folder} metadata")
     check(config)
