@@ -12,6 +12,7 @@ import tensorflow as tf
 from gzip_header import recorded_name
 from in_process import run_cli
 
+from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.inference.segmenter import Segmenter
 
 
@@ -394,10 +395,10 @@ def test_upscale_measure_of_a_dicom_series_writes_a_dicom_seg_series_beside_it(t
     assert f"body surface area (Mosteller): {bsa:.2f} m2, from the DICOM header's height 1.72 m" in result.stdout
     edv = f"{expected['LVEDV_ml']:.1f} / {expected['LVESV_ml']:.1f} ml ({expected['LVEDV_ml'] / bsa:.1f} / "
     assert f"LV end-diastolic / end-systolic volume: {edv}" in result.stdout
-    table, count = write_measurements([Job(tmp_path / "study", out, dicom=True)], tmp_path)
+    table, count, _ = write_measurements([Job(tmp_path / "study", out, dicom=True)], tmp_path)
     (row,) = csv.DictReader(table.read_text().splitlines()[1:])
     assert count == 1 and float(row["BSA_m2"]) == pytest.approx(bsa, abs=0.01) and row["patient"] == ""
-    table, _ = write_measurements([Job(tmp_path / "study", out, dicom=True, patient_id="P-0042")], tmp_path)
+    table, _, _ = write_measurements([Job(tmp_path / "study", out, dicom=True, patient_id="P-0042")], tmp_path)
     assert next(csv.DictReader(table.read_text().splitlines()[1:]))["patient"] == "P-0042"
     assert float(row["LVEDVi_ml_m2"]) == pytest.approx(expected["LVEDV_ml"] / bsa, abs=0.01)
     assert float(row["acquired_myo_mass_i_g_m2"]) == pytest.approx(float(row["acquired_myo_mass_g"]) / bsa, abs=0.01)
@@ -575,3 +576,58 @@ def test_validation_labels_trace_once_per_network():
     del network
     gc.collect()
     assert held() is None  # the cache keeps no network alive
+
+
+def test_a_labs_own_segmenter_is_taken_on_its_signature(tiny_export, tiny_segmenter, short_cine, tmp_path):
+    """A lab's own segmenter: a SavedModel with our segmenter's signature and no heart-sr metadata (here the tiny
+    segmenter copied without assets.extra). It was refused ("not an exported segmenter"), though the README said
+    any such SavedModel measures; now it measures as the same network with our metadata does, and every output
+    names it instead of calling it ours, trained on ACDC. A SavedModel of another signature is one line."""
+    import shutil
+
+    import nibabel as nib
+
+    from heart_sr_tf.commands.cohort import _check_measure
+    from heart_sr_tf.export.layout import resolve_model_dir
+
+    ours = resolve_model_dir(tiny_segmenter[1])
+    lab = tmp_path / "lab_segmenter" / "1"
+    shutil.copytree(ours, lab, ignore=shutil.ignore_patterns("assets.extra"))
+    common = ["upscale", short_cine, "--model", tiny_export, "--measure", "--quiet", "--segmenter"]
+    through_ours = run_cli(*common[:2], tmp_path / "a.nii.gz", *common[2:], ours)
+    through_lab = run_cli(*common[:2], tmp_path / "b.nii.gz", *common[2:], lab)
+    assert through_ours.returncode == 0 and through_lab.returncode == 0, through_lab.stderr[-2000:]
+    a, b = (np.asarray(nib.load(str(tmp_path / f"{n}_labels.nii.gz")).dataobj) for n in "ab")
+    np.testing.assert_array_equal(a, b)
+    note = f"volumes from an automatic segmenter of your own ({lab})"
+    assert (tmp_path / "b_volumes.csv").read_text().startswith(f"# {note}, on the 256x256 protocol grid")
+    assert note in through_lab.stdout and "trained on ACDC" not in through_lab.stdout
+    assert (tmp_path / "a_volumes.csv").read_text().startswith("# volumes from an automatic segmenter trained on ACDC")
+    assert _check_measure([], lab) == str(lab.resolve())  # a cohort takes it too, its signature checked first
+
+    # A SavedModel without metadata whose signature is no segmenter's (a super-resolution model copied bare).
+    bare = tmp_path / "bare_sr" / "1"
+    shutil.copytree(tiny_export, bare, ignore=shutil.ignore_patterns("assets.extra"))
+    refused = run_cli(*common[:2], tmp_path / "c.nii.gz", *common[2:], bare)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert f"error: {bare}: no heart-sr metadata, and its serving_default is no segmenter's (lr_image" in refused.stderr
+    assert not list(tmp_path.glob("c*"))
+    with pytest.raises(HeartSRError, match="--segmenter: .*is no segmenter's"):
+        _check_measure([], bare)
+
+
+def test_a_segmenter_fixed_to_one_image_size_says_so(tmp_path):
+    """A lab's segmenter exported for one image size, given another, is one line rather than TensorFlow's error."""
+
+    class Fixed(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 64, 64, 1], tf.float32, name="image")])
+        def serve(self, image):
+            probabilities = tf.concat([1.0 - image, image / 3, image / 3, image / 3], axis=-1)
+            return {"labels": tf.argmax(probabilities, -1, output_type=tf.int32), "probabilities": probabilities}
+
+    module = Fixed()
+    tf.saved_model.save(module, str(tmp_path / "fixed" / "1"), signatures={"serving_default": module.serve})
+    segmenter = Segmenter(tmp_path / "fixed")
+    assert segmenter.size == (64, 64) and segmenter.labels(np.zeros((2, 64, 64), np.float32)).shape == (2, 64, 64)
+    with pytest.raises(HeartSRError, match=r"fixed/1: takes images of 64 x 64 pixels only, and these are 256 x 256"):
+        segmenter.labels(np.zeros((1, 256, 256), np.float32))

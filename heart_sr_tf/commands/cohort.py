@@ -119,16 +119,15 @@ def _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, 
     if measure:
         from heart_sr_tf.cohort.measurements import write_measurements
         from heart_sr_tf.cohort.runner import options_key
-        from heart_sr_tf.volumes.measure import NOTE
 
         status, key = StatusFile(out_dir), options_key(options)  # this cohort's scans done with these options only
-        table, count = write_measurements([job for job in jobs if status.is_done(job, key)], out_dir)
-        echo(f"cohort: measurements of {count} scan(s) in {table} ({NOTE})")
+        table, count, note = write_measurements([job for job in jobs if status.is_done(job, key)], out_dir)
+        echo(f"cohort: measurements of {count} scan(s) in {table} ({note})")
     else:
         from heart_sr_tf.cohort.measurements import MEASUREMENTS_NAME, write_measurements
 
         if (out_dir / MEASUREMENTS_NAME).is_file():  # an earlier --measure run's: results replaced since lost theirs
-            table, count = write_measurements(jobs, out_dir)
+            table, count, _ = write_measurements(jobs, out_dir)
             echo(f"cohort: {table} rebuilt: {count} scan(s) still measured (a result replaced takes its own along)")
     for line in summary.warnings:
         (warn or echo)(f"warning: {line}")
@@ -143,8 +142,9 @@ def _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, 
 
 
 def _check_measure(jobs, segmenter) -> str:
-    """Before any work: the segmenter is one (its metadata, without loading it), and no scan's result is another
-    scan's label map or volume table. Returns the segmenter's folder."""
+    """Before any work: the segmenter is one (its metadata, without loading it; a SavedModel without heart-sr
+    metadata is loaded to check its signature), and no scan's result is another scan's label map or volume table.
+    Returns the segmenter's folder."""
     from heart_sr_tf.cohort.jobs import check_written
     from heart_sr_tf.export.discovery import find_model
     from heart_sr_tf.export.layout import read_metadata, require_segmenter, resolve_model_dir
@@ -152,7 +152,12 @@ def _check_measure(jobs, segmenter) -> str:
 
     folder = resolve_model_dir(find_model(Path(segmenter or "segmenter")))
     try:
-        require_segmenter(folder, read_metadata(folder))
+        meta = read_metadata(folder)
+        require_segmenter(folder, meta)
+        if not meta:  # a lab's own SavedModel: its signature is checked here, not by each worker on its first scan
+            from heart_sr_tf.inference.segmenter import Segmenter
+
+            Segmenter(folder)
     except HeartSRError as exc:
         raise HeartSRError(f"--segmenter: {exc}") from None
     check_written(jobs, lambda job: [*measure_outputs(job.output), *(pacs_outputs(job.output) if job.dicom else [])])

@@ -133,7 +133,7 @@ def upscale_scan(
     if seg is not None:
         from heart_sr_tf.volumes.dicom_seg import seg_output
         from heart_sr_tf.volumes.dicom_sr import sr_output
-        from heart_sr_tf.volumes.measure import NOTE, measure_scan
+        from heart_sr_tf.volumes.measure import measure_scan, volumes_note
 
         labels, table, summary, warnings = measure_scan(
             Path(written),
@@ -149,7 +149,7 @@ def upscale_scan(
                 echo(f"{line['measure']}: {line['value']}")
         for line in warnings:
             warn(line)
-        echo(f"wrote {labels} and {table} ({NOTE})")
+        echo(f"wrote {labels} and {table} ({volumes_note(seg)})")
         if (seg_dir := seg_output(Path(written))) is not None:
             echo(f"wrote {seg_dir} (the labels as a DICOM SEG series, one instance per frame, for the PACS)")
         if (sr_dir := sr_output(Path(written))) is not None and sr_dir.is_dir():

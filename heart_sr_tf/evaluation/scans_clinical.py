@@ -51,6 +51,7 @@ from heart_sr_tf.data.slices import (
 from heart_sr_tf.evaluation.clinical import NAMES, degrade_frame, share_cells
 from heart_sr_tf.evaluation.report import write_csv
 from heart_sr_tf.evaluation.scans import CheckedScans, scan_names
+from heart_sr_tf.export.layout import OURS
 from heart_sr_tf.metrics import image_metrics
 from heart_sr_tf.path_text import PATH_TEXT
 from heart_sr_tf.progress import progress_bar
@@ -58,7 +59,11 @@ from heart_sr_tf.progress import progress_bar
 FRAME_MEASURES = ("LV_ml", "myocardium_ml", "RV_ml")
 CINE = tuple(m for m in CINE_MEASURES if m not in ("ED_frame", "ES_frame"))
 UNITS = {"LVEF_pct": "points", "RVEF_pct": "points", "myo_mass_g": "g", "ED_wall_mm": "mm"}
-NOTE = "an automatic segmenter trained on ACDC, on the 256x256 protocol grid; not a clinical measurement"
+
+
+def clinical_note(origin: str) -> str:
+    """What the figures are: from whose automatic segmenter (``trained on ACDC``: ours), on which grid."""
+    return f"an automatic segmenter {origin}, on the 256x256 protocol grid; not a clinical measurement"
 
 
 @dataclass
@@ -66,6 +71,7 @@ class ScansClinical:
     source: str
     segmenter: str
     degradation: Degradation
+    origin: str = OURS  # the segmenter's (Segmenter.origin)
     frames: list[dict] = field(default_factory=list)  # one per (scan, frame, method), in the same order per method
     placed: list[str] = field(default_factory=list)  # the scans of a small field of view (``segmenter_grid``)
     images: list[dict] = field(default_factory=list)  # image metrics of every slice and in its heart box, as evaluate's
@@ -151,7 +157,7 @@ def scans_clinical(
     """Segment every frame of the ``checked`` scans (3D or 4D) at full resolution, through the degradation's
     baselines and through the model, and measure each against full resolution."""
     paths, shapes = checked.paths, checked.shapes
-    result = ScansClinical(predictor.source, str(segmenter.folder), degradation)
+    result = ScansClinical(predictor.source, str(segmenter.folder), degradation, segmenter.origin)
     rng = np.random.default_rng(0)
     total = sum(shape[3] if len(shape) == 4 else 1 for shape in shapes)
     with progress_bar(total, "clinical scans", "frame", disable=quiet) as bar:
@@ -277,7 +283,7 @@ def write_scans_clinical(result: ScansClinical, out: Path, summary: dict | None 
     payload = {
         "source": result.source,
         "segmenter": result.segmenter,
-        "note": NOTE,
+        "note": clinical_note(result.origin),
         "reference": "the segmentation of the full-resolution scan (no ground-truth labels)",
         "degradation": result.degradation.metadata(),
         "placed_at_acdc_pixel": result.placed,
@@ -316,12 +322,12 @@ def scans_clinical_markdown(result: ScansClinical, summary: dict | None = None) 
     lines = [
         f"## Clinical fidelity on the scans ({first['scans']} scans, {first['frames']} frames, {first['cines']} cines)",
         "",
-        f"Segmenter: {result.segmenter} ({NOTE}). Degradation: {result.degradation.describe()}. No ground-truth "
-        "labels: every input is compared with the segmentation and the measurements of the full-resolution scan "
-        "itself. Agreement: 3D Dice with full resolution's segmentation per frame, averaged; disagreement removed: "
-        f"the share of {reference}'s disagreement with full resolution that an input removes, with a 95% interval "
-        "by resampling scans. Volumes per frame: mean absolute difference from full resolution's (bias; 95% limits "
-        "of agreement), ml.",
+        f"Segmenter: {result.segmenter} ({clinical_note(result.origin)}). Degradation: "
+        f"{result.degradation.describe()}. No ground-truth labels: every input is compared with the segmentation "
+        "and the measurements of the full-resolution scan itself. Agreement: 3D Dice with full resolution's "
+        f"segmentation per frame, averaged; disagreement removed: the share of {reference}'s disagreement with full "
+        "resolution that an input removes, with a 95% interval by resampling scans. Volumes per frame: mean "
+        "absolute difference from full resolution's (bias; 95% limits of agreement), ml.",
         "",
         "| input to the segmenter | agreement with full resolution LV / myo / RV | disagreement removed LV / myo / "
         "RV | LV volume | myocardium volume | RV volume |",

@@ -57,7 +57,7 @@ class ScansClinicalValidation:
     def result(self, model_labels: list[np.ndarray] | None) -> ScansClinical:
         """Every frame measured, the model's from ``model_labels`` (one per frame); without them the model column
         repeats the first baseline, so the figures are those of doing nothing."""
-        result = ScansClinical("training", str(self.segmenter.folder), self.degradation)
+        result = ScansClinical("training", str(self.segmenter.folder), self.degradation, self.segmenter.origin)
         reference = self.degradation.baselines[0]
         for index, (one, _) in enumerate(self.passes):
             model = model_labels[index] if model_labels else one.segmented[reference]

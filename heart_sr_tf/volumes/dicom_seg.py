@@ -27,6 +27,7 @@ from heart_sr_tf import __version__
 from heart_sr_tf.data.dicom import DicomSeries
 from heart_sr_tf.data.nifti import nifti_suffix
 from heart_sr_tf.errors import DataError, os_reason
+from heart_sr_tf.export.layout import OURS
 from heart_sr_tf.volumes.dicom_writer import (
     SERIES_OFFSET,
     replace_folder,
@@ -39,7 +40,11 @@ from heart_sr_tf.volumes.dicom_writer import (
 PATIENT_AND_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
                      "ReferringPhysicianName", "AccessionNumber", "StudyID")  # fmt: skip
 SEGMENTS = ((1, "RV", "RightVentricle"), (2, "myocardium", "LeftVentricleMyocardium"), (3, "LV", "LeftVentricle"))
-DESCRIPTION = "heart-sr labels (automatic segmenter trained on ACDC)"
+
+
+def description(origin: str) -> str:
+    """The series' description: whose automatic segmenter drew the labels (``trained on ACDC``: ours)."""
+    return f"heart-sr labels (automatic segmenter {origin})"[:64]
 
 
 def seg_output(out_path: Path) -> Path | None:
@@ -48,7 +53,9 @@ def seg_output(out_path: Path) -> Path | None:
     return None if nifti_suffix(out_path) is not None else out_path.with_name(f"{out_path.name}_seg")
 
 
-def write_dicom_seg(series: DicomSeries, labels: np.ndarray, out_dir: Path, algorithm: str, version: str) -> list:
+def write_dicom_seg(
+    series: DicomSeries, labels: np.ndarray, out_dir: Path, algorithm: str, version: str, origin: str = OURS
+) -> list:
     """``labels[x, y, z(, T)]`` (0 background, 1 RV, 2 myocardium, 3 LV, on ``series``' grid) as a SEG series of
     one instance per frame in folder ``out_dir``, referencing ``series``' images; returns the instances, frame by
     frame (for a report that refers to them)."""
@@ -89,9 +96,9 @@ def write_dicom_seg(series: DicomSeries, labels: np.ndarray, out_dir: Path, algo
                 series_instance_uid=series_uid, series_number=number, sop_instance_uid=generate_uid(),
                 instance_number=t + 1, manufacturer="heart-sr-tf", manufacturer_model_name=algorithm[:64],
                 software_versions=__version__, device_serial_number="none", content_label="HEART_SR_LABELS",
-                content_description=DESCRIPTION[:64], omit_empty_frames=False,
+                content_description=description(origin), omit_empty_frames=False,
             )  # fmt: skip
-        seg.SeriesDescription = DESCRIPTION[:64]
+        seg.SeriesDescription = description(origin)
         try:
             seg.save_as(tmp_dir / f"SEG{t:04d}.dcm")
         except OSError as exc:

@@ -29,6 +29,7 @@ from heart_sr_tf import __version__
 from heart_sr_tf.data.dicom import DicomSeries
 from heart_sr_tf.data.nifti import nifti_suffix
 from heart_sr_tf.errors import DataError, os_reason
+from heart_sr_tf.export.layout import OURS
 from heart_sr_tf.volumes.dicom_seg import SEGMENTS, complete_header, refused_by_highdicom
 from heart_sr_tf.volumes.dicom_writer import (
     SERIES_OFFSET,
@@ -38,7 +39,12 @@ from heart_sr_tf.volumes.dicom_writer import (
     write_marker,
 )
 
-DESCRIPTION = "heart-sr measurements (automatic segmenter trained on ACDC)"
+
+def description(origin: str) -> str:
+    """The series' description: whose automatic segmenter the measurements come from (``trained on ACDC``: ours)."""
+    return f"heart-sr measurements (automatic segmenter {origin})"[:64]
+
+
 SEGMENT_OF = {name: number for number, name, _ in SEGMENTS}  # "RV" -> 1, "myocardium" -> 2, "LV" -> 3
 # (structure, phase, its measurements: (the key in cine_measurements, its code (scheme, value, meaning), its unit))
 VOLUMETRIC = (
@@ -64,7 +70,13 @@ def sr_output(out_path: Path) -> Path | None:
 
 
 def write_dicom_sr(
-    series: DicomSeries, segs: list, measurements: dict, out_dir: Path, algorithm: str, version: str
+    series: DicomSeries,
+    segs: list,
+    measurements: dict,
+    out_dir: Path,
+    algorithm: str,
+    version: str,
+    origin: str = OURS,
 ) -> Path:
     """The cine ``measurements`` (``cardiac_metrics.cine_measurements``) of the derived ``series`` as a report in
     folder ``out_dir``, each volume referencing its segment in ``segs`` (the SEG instances, frame by frame)."""
@@ -132,7 +144,7 @@ def write_dicom_sr(
             sop_instance_uid=generate_uid(), instance_number=1, manufacturer="heart-sr-tf",
             is_complete=False, is_verified=False, software_versions=__version__,
         )  # fmt: skip
-    sr.SeriesDescription = DESCRIPTION[:64]
+    sr.SeriesDescription = description(origin)
     try:
         sr.save_as(tmp_dir / "SR0000.dcm")
     except OSError as exc:

@@ -40,16 +40,24 @@ from heart_sr_tf.data.nifti import load_image, nifti_suffix, same_kind, write_ni
 from heart_sr_tf.data.scan import Scan, nifti_made_by_heart_sr, read_scan
 from heart_sr_tf.data.slices import HR_SIZE, grid_axis
 from heart_sr_tf.errors import DataError, HeartSRError
+from heart_sr_tf.export.layout import OURS
 from heart_sr_tf.outputs import occupied, place_file, refuse_existing
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.volumes.dicom_seg import seg_output, write_dicom_seg
 from heart_sr_tf.volumes.dicom_sr import remove_report, sr_output, write_dicom_sr
 from heart_sr_tf.volumes.dicom_writer import refuse_output_folder
 
-NOTE = (
-    "volumes from an automatic segmenter trained on ACDC (heart-sr-tf), on the 256x256 protocol grid; "
-    "not a clinical measurement: check the label map"
-)
+NOTE_START = "volumes from an automatic segmenter"  # how a volume table of ours begins
+
+
+def volumes_note(segmenter) -> str:
+    """What a volume table says of its numbers: which segmenter (ours, trained on ACDC; or the lab's own, named
+    by its folder), on which grid, and that they are no clinical measurement."""
+    named = "" if segmenter.origin == OURS else f" ({segmenter.folder})"
+    return (
+        f"{NOTE_START} {segmenter.origin}{named}, on the 256x256 protocol grid; not a clinical measurement: check "
+        "the label map"
+    )
 
 
 def unmeasurable(scan: Scan) -> str | None:
@@ -109,7 +117,7 @@ def _ours(path: Path) -> bool:
     try:
         if path.suffix == ".csv":
             with path.open(encoding="utf-8") as handle:
-                return handle.readline().startswith(f"# {NOTE[:40]}")
+                return handle.readline().startswith(f"# {NOTE_START}")
         return nifti_made_by_heart_sr(load_image(path)[0].header) is not None  # the header only, not the voxels
     except (OSError, ValueError, UnicodeDecodeError, DataError):  # (unreadable: no output of ours)
         return False
@@ -180,10 +188,11 @@ def measure_scan(
     if read.dicom is not None:  # a derived DICOM series: the labels as a SEG series and the cine's measurements
         folder = Path(segmenter.folder)  # as a report beside it, for the PACS
         algorithm = f"heart-sr-tf {folder.parent.name}"
-        segs = write_dicom_seg(read.dicom, labels, seg_output(Path(scan)), algorithm, folder.name)
+        segs = write_dicom_seg(read.dicom, labels, seg_output(Path(scan)), algorithm, folder.name, segmenter.origin)
         measured = cine_measurements(rows)
         if np.isfinite(measured["LVEDV_ml"]):
-            write_dicom_sr(read.dicom, segs, measured, sr_output(Path(scan)), algorithm, folder.name)
+            report = sr_output(Path(scan))
+            write_dicom_sr(read.dicom, segs, measured, report, algorithm, folder.name, segmenter.origin)
         else:  # nothing to report: an earlier run's report of this OUT would be stale
             remove_report(sr_output(Path(scan)))
     labels, _ = read.file_layout(labels if read.data.ndim == 4 else labels[..., 0])
@@ -196,7 +205,7 @@ def measure_scan(
         summary = _side_by_side(summary, _cine_summary(before, body, source))
     tmp = csv_path.with_name(f".{csv_path.name}.part")
     with tmp.open("w", newline="") as f:
-        f.write(f"# {NOTE}\n")
+        f.write(f"# {volumes_note(segmenter)}\n")
         if body is not None:
             f.write(f"# {BSA_KEY}: {body_surface_area(*body):.4f} (Mosteller, from {source} height "
                     f"{body[0]:.2f} m and weight {body[1]:.1f} kg)\n")  # fmt: skip
@@ -313,6 +322,12 @@ def read_body_surface(csv_path: Path) -> float | None:
             if line.startswith(f"# {BSA_KEY}: "):
                 return float(line.split()[2])
     return None
+
+
+def read_note(csv_path: Path) -> str:
+    """The note a volume table of ours begins with (:func:`volumes_note`: which segmenter measured)."""
+    with Path(csv_path).open(newline="") as f:
+        return f.readline().removeprefix("# ").rstrip("\n")
 
 
 def read_volumes(csv_path: Path) -> list[dict]:
