@@ -209,6 +209,7 @@ def test_a_bad_server_on_the_command_line_is_one_line(phantom_root, tmp_path):
         "http://host:port/v1/models/m",
         "ftp://host/v1/models/m",
         "localhost:8501/v1/models/m",
+        "http://[::1/v1/models/m",  # (a bracket left open: urllib's ValueError, a traceback)
     ):
         result = run_cli("upscale", src, tmp_path / "o.nii.gz", "--server", bad, "--quiet")  # (a URL without a path
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr  # once raised in http.client)

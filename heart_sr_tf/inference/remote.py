@@ -30,10 +30,10 @@ def predict_request(lr: np.ndarray) -> bytes:
 
 def _model_url(server: str) -> bool:
     """``server`` is an http(s) URL with a host, a numeric port if any, and a path (``/v1/models/NAME``)."""
-    parts = urllib.parse.urlsplit(server)
     try:
+        parts = urllib.parse.urlsplit(server)
         port_ok = parts.port is None or parts.port > 0
-    except ValueError:  # (a port that is no number)
+    except ValueError:  # (a port that is no number; a bracket left open, "http://[::1")
         return False
     return port_ok and parts.scheme in ("http", "https") and bool(parts.hostname) and bool(parts.path.strip("/"))
 
