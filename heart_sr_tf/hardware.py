@@ -31,6 +31,16 @@ def cpu_model() -> str:
     return f"{name} ({', '.join(extras) if extras else 'no AMX, AVX512_BF16 or VNNI'})"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a Slurm job's or taskset's share), else all of them."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # (macOS has no affinity)
+        return os.cpu_count() or 1
+
+
 def int8_isa() -> str:
     """The instructions int8 convolutions run on here. Their rounding and saturation differ (without VNNI, pairs of
     products are summed in 16 bits), so a check of an int8 model holds for CPUs of the same class."""

@@ -817,3 +817,24 @@ def test_a_manifest_saved_in_a_windows_encoding_is_one_line_saying_so(tmp_path):
     with pytest.raises(HeartSRError) as refused:
         read_manifest(manifest)
     assert str(refused.value) == f"{manifest}: unreadable CSV manifest (not UTF-8 text: save it as CSV UTF-8)"
+
+
+def test_more_local_workers_than_cores_are_refused_before_any_work(tmp_path):
+    """``--workers 999`` on 2 cores started 999 processes, each to load TensorFlow and the model: minutes of Dask's
+    warnings, then a traceback. A local cluster takes at most one worker per core; by default 2, or the cores."""
+    from heart_sr_tf.cli import main
+    from heart_sr_tf.commands.cohort import DEFAULT_WORKERS, _local_workers
+    from heart_sr_tf.hardware import usable_cores
+
+    cores = usable_cores()
+    (tmp_path / "in").mkdir()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["cohort", str(tmp_path / "in"), "--out-dir", str(out), "--workers", str(cores + 1)]
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert f"--workers {cores + 1}: this machine gives the cohort {cores} core" in result.output
+    assert not out.exists()
+    assert _local_workers(None, None) == min(DEFAULT_WORKERS, cores)  # the default never exceeds the cores
+    assert _local_workers(cores, None) == cores
+    assert _local_workers(cores + 10, "tcp://head-node:8786") == cores + 10  # another cluster's workers are its own

@@ -424,8 +424,9 @@ def upscale(**options):
 @click.option("--through-plane-model", type=click.Path(path_type=Path), help="As for upscale; implies --through-plane.")
 @click.option("--in-plane", is_flag=True, help="With --through-plane: also in-plane with --model.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Slices per model call (default 16).")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Worker processes of the local cluster (the cores are shared between them).")  # fmt: skip
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Worker processes of the local cluster, at most one per core (default: 2, or the cores when fewer; "
+              "the cores are shared between them).")  # fmt: skip
 @click.option("--scheduler", help="An existing Dask cluster, e.g. tcp://HOST:8786, instead of a local one.")
 @click.option(
     "--measure",

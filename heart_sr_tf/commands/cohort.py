@@ -37,8 +37,7 @@ def cohort(
         raise UsageError("--in-plane goes with --through-plane (in-plane alone is the default)")
     if segmenter is not None and not measure:
         raise UsageError("--segmenter goes with --measure (it segments each result)")
-    if workers < 1:
-        raise UsageError(f"--workers: must be at least 1, got {workers}")
+    workers = _local_workers(workers, scheduler)
     out_dir = Path(out_dir)
     if out_dir.exists():
         if not out_dir.is_dir():
@@ -139,6 +138,28 @@ def _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, 
         echo("cohort: a series that is no stack of parallel slices fails; --series-description '*sax*' (say) takes "
              "only the series to upscale")  # fmt: skip
     return 1 if summary.failed else 0
+
+
+DEFAULT_WORKERS = 2
+
+
+def _local_workers(workers: int | None, scheduler: str | None) -> int:
+    """The local cluster's worker processes: ``--workers``, else 2 (or the cores when fewer). More than the cores
+    is refused before any work: each process holds TensorFlow and the model (999 of them on 2 cores filled the
+    process table and ended in a traceback after minutes of warnings), and they would only share the same cores."""
+    from heart_sr_tf.hardware import usable_cores
+
+    cores = usable_cores()
+    if workers is None:
+        return min(DEFAULT_WORKERS, cores)
+    if workers < 1:
+        raise UsageError(f"--workers: must be at least 1, got {workers}")
+    if scheduler is None and workers > cores:
+        raise UsageError(
+            f"--workers {workers}: this machine gives the cohort {cores} core{'s' if cores > 1 else ''}; a local "
+            "cluster takes at most one worker process per core (--scheduler runs a cluster of several machines)"
+        )
+    return workers
 
 
 def _check_measure(jobs, segmenter) -> str:
