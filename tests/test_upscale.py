@@ -119,6 +119,9 @@ def test_a_model_copied_without_its_metadata_is_named_as_such(phantom_root, tiny
     again = run_cli("export", bare, "--out", tmp_path / "exports")  # (it said: "cannot be rebuilt in bfloat16")
     assert again.returncode == 2 and f"error: {bare}: no heart-sr metadata" in again.stderr
     assert not (tmp_path / "exports").exists()
+    start = run_cli("train", "srgan", "--init-from", bare, "--runs-dir", tmp_path / "runs", "--quiet")
+    assert start.returncode == 2 and f"error: {bare}: no heart-sr metadata" in start.stderr
+    assert "run:" not in start.stdout  # refused before a run was made and its data prepared
 
 
 def _answering(reply, status: int = 200):
