@@ -35,8 +35,8 @@ def is_gzip_name(name) -> bool:
 def write_nifti(image, path: Path, name: str) -> None:
     """Write ``image`` (a NIfTI-1 or NIfTI-2 image) to ``path``, a temporary file, as the file ``name`` it will
     become: gzip-compressed when ``name`` ends in ``.gz``, with ``name`` less ``.gz`` as the gzip header's file
-    name, as ``gzip`` itself records it. nibabel records the file it writes, so a result carried its temporary
-    name, and ``gunzip -N`` restored it as a hidden ``.heart-sr-....part-N.nii``. Compressed by ISA-L's igzip
+    name, as ``gzip`` itself records it. Opened by its own path, the stream recorded the temporary file's name,
+    and ``gunzip -N`` restored a result as a hidden ``.heart-sr-....part-N.nii``. Compressed by ISA-L's igzip
     when installed: the same gzip stream at the size of zlib's level 1, about ten times faster (nibabel and the
     standard library compress at that level too)."""
     with open(path, "wb") as raw:
