@@ -3,6 +3,8 @@
 
 import csv
 import json
+import subprocess
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -604,6 +606,9 @@ def test_a_labs_own_segmenter_is_taken_on_its_signature(tiny_export, tiny_segmen
     assert note in through_lab.stdout and "trained on ACDC" not in through_lab.stdout
     assert (tmp_path / "a_volumes.csv").read_text().startswith("# volumes from an automatic segmenter trained on ACDC")
     assert _check_measure([], lab) == str(lab.resolve())  # a cohort takes it too, its signature checked first
+    check = f"from heart_sr_tf.commands.cohort import _check_measure; print(_check_measure([], {str(lab)!r}))"
+    quiet = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr  # loaded without TensorFlow's start-up lines
 
     # A SavedModel without metadata whose signature is no segmenter's (a super-resolution model copied bare).
     bare = tmp_path / "bare_sr" / "1"

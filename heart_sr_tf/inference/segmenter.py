@@ -27,6 +27,9 @@ class Segmenter:
     same signature (:data:`SIGNATURE`), taken on that signature; ``origin`` says which, for every output to state."""
 
     def __init__(self, path: Path = Path("segmenter"), batch_size: int = 8):
+        from heart_sr_tf.startup import import_tensorflow_quietly
+
+        import_tensorflow_quietly()  # (whoever loads it: cohort's check of a lab's segmenter printed absl's lines)
         import tensorflow as tf
 
         from heart_sr_tf.export.reader import load_exported
