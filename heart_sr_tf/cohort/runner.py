@@ -53,8 +53,12 @@ def local_cluster(workers: int):
     if TRACKER_QUIET not in sys.warnoptions:
         sys.warnoptions.append(TRACKER_QUIET)
     return LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
-    )
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.CRITICAL,  # a worker's heartbeat to a scheduler already stopped (Ctrl-C) is logged as an
+    )  # error with its traceback, after our "interrupted" line; a scan's own failure comes back through its future
 
 
 def run_cohort(
