@@ -1,6 +1,8 @@
 """Every kind of bad input gives one clear line naming the file, exit status 2 from the CLI, no traceback."""
 
+import os
 import shutil
+import threading
 
 import nibabel as nib
 import numpy as np
@@ -235,3 +237,40 @@ def test_a_mistyped_models_folder_is_one_line_not_the_shipped_models(phantom_roo
     assert not (tmp_path / "o.nii.gz").exists()
     (tmp_path / "typo").mkdir()  # an existing folder without the model: the shipped one, as before
     assert run_cli("upscale", scan, tmp_path / "o.nii.gz", "--quiet", env=env).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "args, reads",
+    [
+        (["upscale", "IN", "OUT.nii.gz"], "a scan is read from a NIfTI or DICOM file, or a folder"),
+        (["cohort", "IN", "--out-dir", "OUT"], "INPUTS names a scan file, a folder, a glob or a CSV manifest"),
+        (["evaluate", "rrdb_kspace", "--scans", "IN"], "INPUTS names a scan file, a folder, a glob or a CSV manifest"),
+    ],
+)
+def test_a_named_pipe_given_as_a_scan_is_one_line_not_a_hang(tmp_path, args, reads):
+    """Opening a named pipe that nothing writes to waits for a writer: ``upscale`` hung without a word. It is refused
+    before it is opened, as a device is (``/dev/zero`` read as an empty NIfTI)."""
+    fifo = tmp_path / "IN"
+    os.mkfifo(fifo)
+    waited, stop = [], threading.Event()
+
+    def release():  # after a minute, a reader waiting on the pipe is let go (it reads an empty file), each time
+        while not stop.wait(60 if not waited else 0.2):
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                waited.append(True)
+            except OSError:  # ENXIO: nothing is reading it
+                pass
+
+    watchdog = threading.Thread(target=release, daemon=True)
+    watchdog.start()
+    try:
+        result = run_cli(*args, cwd=tmp_path)  # (in the main thread: the CLI sets signal handlers)
+    finally:
+        stop.set()
+    assert not waited, f"{' '.join(args)} waited on the named pipe"
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip() == f"error: IN: a named pipe (FIFO), not a file or folder: {reads}", result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["IN"]
+    device = run_cli("upscale", "/dev/zero", "OUT.nii.gz", cwd=tmp_path)
+    assert device.returncode == 2 and "/dev/zero: a character device, not a file or folder" in device.stderr

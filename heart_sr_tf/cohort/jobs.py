@@ -16,6 +16,7 @@ from heart_sr_tf.cardiac_metrics import given_body
 from heart_sr_tf.cohort.series_filter import SeriesFilter
 from heart_sr_tf.data.dicom import SeriesEntry, folder_series, is_dicom, joined_entries
 from heart_sr_tf.data.dicom_zip import is_zip_export
+from heart_sr_tf.data.file_kind import check_scan_path
 from heart_sr_tf.data.file_state import digest_files, tree_state
 from heart_sr_tf.data.nifti import nifti_suffix
 from heart_sr_tf.data.scan import ScanSource, sidecar, sidecar_description
@@ -123,6 +124,7 @@ def listed_jobs(
     one-slice series do not make one stack, ``notes`` says why."""
     root = Path(".") if out_dir is None else out_dir
     path = Path(inputs)
+    check_scan_path(path, "INPUTS names a scan file, a folder, a glob or a CSV manifest")  # (never opened)
     if path.suffix == ".csv" and path.is_file():
         return _manifest(path, root, dicom_out, confined=out_dir is not None)
     elif path.is_dir():

@@ -13,6 +13,7 @@ import numpy as np
 from nibabel.imageglobals import logger as nibabel_logger
 from nibabel.spatialimages import HeaderDataError, HeaderTypeError, ImageDataError
 
+from heart_sr_tf.data.file_kind import check_scan_path
 from heart_sr_tf.errors import DataError
 
 
@@ -107,6 +108,7 @@ def load_image(path: Path):
     valid; setting to 0``), which it would print to stderr itself, with no file named, before any line of ours.
     A file nibabel cannot read at all is a DataError naming it."""
     path = Path(path)
+    check_scan_path(path)
     collect = _Collect()
     with _NIBABEL_LOGGER:  # one reader at a time swaps the logger's handlers (ACDC and scans are read by threads)
         handlers = list(nibabel_logger.handlers)

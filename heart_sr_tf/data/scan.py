@@ -24,6 +24,7 @@ import numpy as np
 
 from heart_sr_tf.data.dicom import DicomSeries, is_dicom, made_by_heart_sr, read_series
 from heart_sr_tf.data.dicom_zip import is_zip_export
+from heart_sr_tf.data.file_kind import check_scan_path
 from heart_sr_tf.data.nifti import check_volume, image_data, load_image, zooms_mm
 from heart_sr_tf.errors import DataError
 
@@ -221,6 +222,7 @@ def read_scan(
     a DICOM series holds none."""
     source = as_source(path)
     path, series = source.path, source.series if series is None else series
+    check_scan_path(path)
     if path.exists() and (is_dicom(path) or is_zip_export(path)):
         try:
             dicom = read_series(path, series)
