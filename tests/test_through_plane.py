@@ -1,5 +1,6 @@
 """Through-plane upscaling of NIfTI stacks: model choice, geometry, intensity, the CLI."""
 
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -142,7 +143,7 @@ def test_cli_through_plane_and_its_errors(models, tmp_path, monkeypatch):
     nib.save(nib.Nifti1Image(np.ones((8, 8), np.float32), np.eye(4)), str(flat))
     assert _cli(flat, tmp_path / "bad.nii.gz", "--through-plane").returncode == 2
     inverse = _cli(src, tmp_path / "bad.nii.gz", "--model", models / "throughplane_x6")
-    assert inverse.returncode == 2 and "use it with --through-plane" in inverse.stderr
+    assert inverse.returncode == 2 and "give it as --through-plane-model" in inverse.stderr
 
 
 @pytest.mark.slow
@@ -223,3 +224,30 @@ def test_the_acquired_slices_timing_is_not_given_to_the_made_slices(models, tmp_
     assert [int(kept[k]) for k in ("slice_code", "slice_start", "slice_end")] == [1, 0, 3]
     assert float(kept["slice_duration"]) == pytest.approx(0.05)
     assert kept.get_slice_times() == pytest.approx([0.0, 0.05, 0.1, 0.15])
+
+
+def _metadata_only(shipped: str, tmp_path: Path) -> Path:
+    """A shipped export's version folder with its metadata and graph but no weights: it cannot load."""
+    versions = [p for p in (ROOT / "saved_models" / shipped).iterdir() if p.name.isdigit()]
+    source = max(versions, key=lambda p: int(p.name))
+    copy = tmp_path / shipped / source.name  # (the latest version: the one a base path names)
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("variables", "openvino"))
+    return copy
+
+
+def test_a_model_given_for_the_other_direction_is_refused_before_it_loads(tmp_path):
+    """A through-plane model as --model, or an in-plane one as --through-plane-model, is refused from its metadata
+    before any model loads or any scan is read (it had loaded first: 12 s in OpenVINO), and by a cohort before any
+    work (each scan failed with that line)."""
+    across, inplane = _metadata_only("throughplane_x4", tmp_path), _metadata_only("rrdb_kspace", tmp_path)
+    scan = tmp_path / "scan.nii.gz"  # (never read: the model is refused first)
+    for args, line in (
+        (("--model", across.parent), f"{across}: a through-plane model; give it as --through-plane-model"),
+        (("--through-plane-model", inplane.parent), f"{inplane}: not a through-plane model (trained for kspace)"),
+    ):
+        for command in (("upscale", scan, tmp_path / "out.nii.gz"), ("cohort", scan, "--out-dir", tmp_path / "co")):
+            result = run_cli(*command, *args, "--quiet")
+            assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+            assert result.stderr.startswith(f"error: {line}"), result.stderr
+            assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rrdb_kspace", "throughplane_x4"]

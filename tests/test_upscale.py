@@ -289,12 +289,11 @@ def test_an_existing_output_is_kept_unless_overwrite(phantom_root, tmp_path):
     src = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
     out = tmp_path / "mine.nii.gz"
     out.write_bytes(b"a file the tool did not write")
-    args = ["upscale", src, out, "--model", "throughplane_x6", "--quiet"]
-    result = run_cli(*args)
+    result = run_cli("upscale", src, out, "--quiet")
     assert result.returncode == 2 and "exists; pass --overwrite" in result.stderr, result.stderr
     assert out.read_bytes() == b"a file the tool did not write"
-    result = run_cli(*args, "--overwrite")
-    assert result.returncode == 2 and "a through-plane model; use it with --through-plane" in result.stderr
+    result = run_cli("upscale", src, out, "--model", "throughplane_x6", "--quiet", "--overwrite")  # (a failed run)
+    assert result.returncode == 2 and "a through-plane model; give it as --through-plane-model" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.nii.gz"]  # no 0-byte temporary file left
 
 

@@ -6,6 +6,7 @@ import contextlib
 from pathlib import Path
 
 from heart_sr_tf.commands.echo import Echo
+from heart_sr_tf.commands.model_roles import check_model_roles
 from heart_sr_tf.errors import HeartSRError, UsageError
 from heart_sr_tf.outputs import make_folder
 
@@ -38,6 +39,7 @@ def cohort(
     if segmenter is not None and not measure:
         raise UsageError("--segmenter goes with --measure (it segments each result)")
     workers = _local_workers(workers, scheduler)
+    check_model_roles(model if in_plane or not through_plane else None, through_plane_model)
     out_dir = Path(out_dir)
     if out_dir.exists():
         if not out_dir.is_dir():

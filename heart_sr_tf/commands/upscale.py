@@ -7,6 +7,7 @@ from pathlib import Path
 
 from heart_sr_tf.cardiac_metrics import given_body
 from heart_sr_tf.commands.echo import Echo
+from heart_sr_tf.commands.model_roles import check_model_roles
 from heart_sr_tf.errors import HeartSRError, UsageError
 from heart_sr_tf.inference.predictor import load_local_model as load_model
 from heart_sr_tf.volumes.through_plane import THROUGH_PLANE_BATCH
@@ -36,6 +37,10 @@ def upscale_scan(
         raise UsageError("--segmenter goes with --measure (it segments the result)")
     if slice_thickness is not None and not across_slices:
         raise UsageError("--slice-thickness goes with --through-plane (it chooses the model across the slices)")
+    check_model_roles(  # before the scan is read: each local model given is one for its step
+        model if (in_plane or not across_slices) and not server else None,
+        through_plane_model if not through_plane_server else None,
+    )
     if (
         repeated_slices == "latest"
         and series is None

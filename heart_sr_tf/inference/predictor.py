@@ -300,6 +300,20 @@ def load_predictor(
     return load_saved_model(path, backend, precision)
 
 
+def model_degradation(path) -> tuple[str, Degradation]:
+    """A local model's place (a run folder, or an export's version folder) and what it was trained for, read from
+    the run's config or the export's metadata without loading the model: a model given for the wrong step is
+    refused before any model loads."""
+    path = find_model(path)
+    if is_run_folder(path):
+        from heart_sr_tf.training.runs import Run
+
+        run = Run.open(path)
+        return str(run.folder), run.config.degradation
+    folder = resolve_model_dir(path)
+    return str(folder), Degradation.from_metadata(read_metadata(folder), str(folder))
+
+
 def load_local_model(path, backend: str, precision: str) -> Predictor:
     """A local model as a predictor: an export in ``backend``, a training run in TensorFlow whatever the backend
     (OpenVINO needs an export)."""

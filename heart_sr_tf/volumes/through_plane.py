@@ -42,17 +42,23 @@ THROUGH_PLANE_BATCH = 32  # planes per model call by default: they are narrow (o
 MODEL_PATTERN = re.compile(r"throughplane_x(\d+)(?:_t(\d+))?$")  # g, and t when the slices leave a gap
 
 
+def check_through_plane(source, degradation) -> None:
+    """A model trained for ``degradation`` upscales across the slices, or is refused in one line naming
+    ``source``."""
+    if degradation.kind != "through_plane":
+        raise HeartSRError(
+            f"{source}: not a through-plane model (trained for {degradation.kind}); --through-plane needs one, "
+            "e.g. throughplane_x6"
+        )
+
+
 class ThroughPlane:
     """The upsampling step for :func:`heart_sr_tf.volumes.upscale.upscale_file`, across the slices."""
 
     desc, unit = "across slices", "plane"
 
     def __init__(self, predictor, batch_size: int = 32):
-        if predictor.degradation.kind != "through_plane":
-            raise HeartSRError(
-                f"{predictor.source}: not a through-plane model (trained for {predictor.degradation.kind}); "
-                "--through-plane needs one, e.g. throughplane_x6"
-            )
+        check_through_plane(predictor.source, predictor.degradation)
         self.predictor, self.batch_size = predictor, batch_size
         self.g = predictor.scale
         self.factors = (1, 1, self.g)

@@ -101,6 +101,13 @@ def remove_stale_parts(out_path: Path) -> None:
                 part.unlink(missing_ok=True)
 
 
+def check_in_plane(source, degradation) -> None:
+    """A model trained for ``degradation`` (None: a served one, unknown) upscales in-plane: a through-plane model
+    is refused in one line naming ``source``."""
+    if degradation is not None and degradation.kind == "through_plane":
+        raise HeartSRError(f"{source}: a through-plane model; give it as --through-plane-model")
+
+
 class InPlane:
     """In-plane x s of every slice of every frame ``[x, y, z, T]`` with a 2D model (whole frames for a 3D model);
     aligned bicubic for the part above the intensity clip."""
@@ -108,8 +115,7 @@ class InPlane:
     desc, unit = "upscale", "slice"
 
     def __init__(self, predictor, batch_size: int):
-        if predictor.degradation is not None and predictor.degradation.kind == "through_plane":
-            raise HeartSRError(f"{predictor.source}: a through-plane model; use it with --through-plane")
+        check_in_plane(predictor.source, predictor.degradation)
         self.predictor, self.batch_size = predictor, batch_size
         self.factors = (predictor.scale, predictor.scale, 1)
         self.offsets = (0.0, 0.0, 0.0)  # input pixel i at output pixel s*i
