@@ -409,3 +409,62 @@ def test_a_file_that_appears_after_the_last_check_is_left_as_it_is(study, models
         measure_scan(tmp_path / "done.nii.gz", Meanwhile(Segmenter(), labels), quiet=True)
     assert labels.read_text() == "a lab's file" and not table.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary output left
+
+
+def test_declared_padding_passes_through_and_no_tissue_pixel_becomes_padding(acdc_dir, models, tmp_path):
+    """A series whose headers declare PixelPaddingValue 0, its tissue stored from 3 up: too near the tissue for the
+    gap that finds padding by value. The padding pixels stay out of the intensity window and pass through, still
+    padding in the derived series; no tissue pixel of it is stored as the padding value (a viewer hides those);
+    and the tissue keeps its own range, not pulled down towards the padding at the border."""
+    frame = acdc_dir / "training" / "patient001" / "patient001_frame01.nii.gz"
+    crop = np.asarray(nib.load(str(frame)).dataobj)[80:120, 90:130, 3:5].astype(np.float32)[..., None]
+    tissue = crop - crop.min() + 3.0  # stored from 3 up: no gap below it sets the padding apart by its value
+    pad = np.zeros(tissue.shape, bool)
+    pad[:7] = True  # a band outside the field of view, and a corner cut off
+    pad[np.add.outer(np.arange(40), np.arange(40)) > 66] = True
+    stored = np.where(pad, 0.0, tissue)
+    cine = Cine(stored * 2.0 - 10.0, spacing=(1.5625, 1.5625), gap=10.0)
+    folder = tmp_path / "padded"
+    write_cine(folder, cine, edit=lambda z, t, ds: setattr(ds, "PixelPaddingValue", 0))
+    source = read_series(folder)
+    np.testing.assert_array_equal(source.padding, pad)
+    assert read_scan(folder).padding_note().endswith("still padding in a derived series")
+
+    out = upscale_file(folder, tmp_path / "sr", load_predictor(models / "inplane"), quiet=True)
+    back = read_series(out)
+    grid = OutputGrid((3, 3, 1))
+    nearest = np.ix_(grid.nearest(0, 40), grid.nearest(1, 40), np.arange(2), np.arange(1))
+    padding = pad[nearest]  # the output voxels whose nearest input voxel is padding
+    np.testing.assert_array_equal(back.padding, padding)  # exactly those are padding, read back
+    raw = np.stack([pydicom.dcmread(f).pixel_array.T for f in sorted(out.glob("*.dcm"))], axis=-1)
+    assert (raw[..., 0][padding[..., 0, 0]] == 0).all() and (raw != 0).sum() == (~padding).sum()
+    assert all(int(h[0].PixelPaddingValue) == 0 for h in back.headers)
+    lowest = source.data[~pad].min()  # the tissue's own lowest value: the border stays at or above it
+    assert back.data[~padding].min() >= lowest
+
+
+def test_a_coarser_slope_restates_the_padding_value_and_keeps_tissue_off_it():
+    """An image that no longer fits its input's stored range is stored with a new slope and intercept: its
+    PixelPaddingValue is restated to the stored value that holds the padding's real value, and a tissue pixel that
+    rounds onto it is stored one step away."""
+    from pydicom.dataset import Dataset
+
+    from heart_sr_tf.data.dicom_padding import padding_range, restated
+    from heart_sr_tf.volumes.dicom_writer import _stored
+
+    template = Dataset()
+    template.BitsAllocated, template.BitsStored, template.PixelRepresentation = 16, 12, 0
+    template.RescaleSlope, template.RescaleIntercept, template.PixelPaddingValue = "1", "0", 0
+    values = np.array([[0.0, 0.0, -5.0], [5000.0, 0.3, 12.0]])  # padding at real 0, then tissue beyond 4095
+    padding = np.array([[True, False, False], [False, False, False]])
+    pixels, slope, intercept = _stored(Path("in"), template, values, padding)
+    assert intercept == -5.0 and slope > 1.0
+    new = restated(template, (1.0, 0.0), (slope, intercept))
+    assert new == {"PixelPaddingValue": round(5.0 / slope)}
+    stored = pixels.T
+    assert stored[0, 0] == new["PixelPaddingValue"]  # the padding: at the restated value
+    assert (stored[~padding] != new["PixelPaddingValue"]).all()  # real 0 and 0.3 in tissue: off it
+    np.testing.assert_allclose(stored[~padding] * slope + intercept, values[~padding], atol=slope + 1e-6)
+    signed = Dataset()
+    signed.PixelRepresentation, signed.PixelPaddingValue, signed.PixelPaddingRangeLimit = 1, 63536, -1000
+    assert padding_range(signed) == (-2000, -1000)  # a signed image's value read as unsigned, and a range

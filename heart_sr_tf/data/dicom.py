@@ -32,6 +32,7 @@ from heart_sr_tf.data.dicom_geometry import ORIENTATION_TOLERANCE, POSITION_TOLE
 from heart_sr_tf.data.dicom_grey import shown_inverted
 from heart_sr_tf.data.dicom_high_bits import bits_above
 from heart_sr_tf.data.dicom_map import quantitative_map
+from heart_sr_tf.data.dicom_padding import padding_pixels
 from heart_sr_tf.data.dicom_stacks import (
     joined_units,
     parse_pick,
@@ -64,6 +65,7 @@ class DicomSeries:
     left_out: str = ""  # this tool's derived series found beside it, not read (``series 1007 '...' (6 images)``)
     inverted_about: float | None = None  # MONOCHROME1 (low values shown bright): ``data`` holds top - value, as shown
     bits_above: tuple[str, int, int] | None = None  # pixels with bits set above BitsStored: (first file, count, bits)
+    padding: np.ndarray | None = None  # ``data``'s voxels its headers declare padding (PixelPaddingValue), if any
 
     @property
     def series_numbers(self) -> str:
@@ -493,7 +495,13 @@ def _assemble(path: Path, members: list) -> DicomSeries:
     _check_in_line(slices, step, float(spacing.min()))
     frames: dict = {}  # an enhanced file's decoded frames, read once
     above: dict = {}  # file -> its pixels with bits set above BitsStored (masked off, as the standard says)
-    data = np.stack([np.stack([_pixels(f, ds, frames, above) for f, ds, _ in s], axis=-1) for s in slices], axis=2)
+    images = [[_pixels(f, ds, frames, above) for f, ds, _ in s] for s in slices]
+    data = np.stack([np.stack([values for values, _ in s], axis=-1) for s in images], axis=2)
+    padding = None
+    if any(mask is not None for s in images for _, mask in s):  # (pixels its headers declare padding)
+        empty = np.zeros(data.shape[:2], bool)
+        padding = np.stack([np.stack([empty if m is None else m for _, m in s], axis=-1) for s in images], axis=2)
+    del images
     high = (next(iter(above)).name, sum(above.values()), int(ds0.BitsStored)) if above else None
     top = None
     if inverted:  # as it is shown: what the models and the segmenter were trained on
@@ -507,7 +515,9 @@ def _assemble(path: Path, members: list) -> DicomSeries:
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine  # LPS -> RAS
     zooms = (float(spacing[1]), float(spacing[0]), slice_spacing, _phase_interval(slices[0]))
     headers = [[ds for _, ds, _ in s] for s in slices]
-    return DicomSeries(path, data, affine, zooms, headers, depth_stated, inverted_about=top, bits_above=high)
+    return DicomSeries(
+        path, data, affine, zooms, headers, depth_stated, inverted_about=top, bits_above=high, padding=padding
+    )
 
 
 SHIFT_TOLERANCE = 0.25  # pixels: how far an image may lie from where the stack's one affine puts it
@@ -598,10 +608,11 @@ def _phase_interval(phases: list) -> float:
     return step if step > 0 else 1.0  # (trigger times all alike tell no interval)
 
 
-def _pixels(file: Path, header, frames: dict, above: dict) -> np.ndarray:
-    """One image's pixels ``[x, y]`` (columns first), rescaled to float32 with ``header``'s slope and intercept;
-    a frame of an enhanced file is taken from its decoded frames (``frames`` caches them by file). ``above``
-    counts, by file, the pixels with bits set above BitsStored."""
+def _pixels(file: Path, header, frames: dict, above: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    """One image's pixels ``[x, y]`` (columns first), rescaled to float32 with ``header``'s slope and intercept,
+    and where they are declared padding (None: nowhere); a frame of an enhanced file is taken from its decoded
+    frames (``frames`` caches them by file). ``above`` counts, by file, the pixels with bits set above
+    BitsStored."""
     frame = getattr(header, "heart_sr_frame", None)
     if frame is None:
         pixels = _decoded(file, above=above)
@@ -613,7 +624,9 @@ def _pixels(file: Path, header, frames: dict, above: dict) -> np.ndarray:
     if pixels.ndim != 2:
         raise DataError(file, f"pixel data of shape {pixels.shape}: a cine image is one channel, one frame")
     slope, intercept = rescale(file, header)
-    return (pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)).T
+    padding = padding_pixels(header, pixels)
+    values = (pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)).T
+    return values, None if padding is None else padding.T
 
 
 def rescale(file, header) -> tuple[float, float]:

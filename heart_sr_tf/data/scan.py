@@ -90,6 +90,26 @@ class Scan:
             return None, "no DICOM header"
         return float(np.median(values)), "the header's SliceThickness"
 
+    @property
+    def declared_padding(self) -> np.ndarray | None:
+        """``data``'s voxels that a DICOM series' headers declare padding (PixelPaddingValue, and its range limit),
+        in ``data``'s shape; None where none is declared or none holds it."""
+        if self.dicom is None or self.dicom.padding is None:
+            return None
+        mask = self.dicom.padding
+        return mask[..., 0] if mask.ndim == self.data.ndim + 1 else mask
+
+    def padding_note(self) -> str | None:
+        """The line that says how many voxels a DICOM series declares padding and what upscaling does with them."""
+        mask = self.declared_padding
+        if mask is None:
+            return None
+        return (
+            f"{self.path}: {int(np.count_nonzero(mask)):,} of its {mask.size:,} voxels hold the headers' "
+            "PixelPaddingValue (no image there): left out of each frame's intensity window and passed through "
+            "unchanged, still padding in a derived series"
+        )
+
     def file_layout(self, array: np.ndarray, factors=None):
         """``array`` (``data``'s layout, or an upscaled one: per-axis ``factors`` in that layout) in the file's
         axis order, with the factors in that order too."""
@@ -128,11 +148,12 @@ class Scan:
     def warnings(self) -> list[str]:
         """The lines to show before upscaling it: what reading a NIfTI header found (``header_notes``: a header
         nibabel repaired, voxel sizes it does not state), this tool's own derived series left out beside a DICOM
-        scan (:meth:`left_out_note`), a label map given as the scan
-        (:meth:`label_warning`), a single DICOM slice whose depth no header states (:meth:`depth_warning`), NaN
-        voxels (:meth:`nan_note`), a MONOCHROME1 series read as shown (:meth:`inverted_note`), bits above
-        BitsStored (:meth:`bits_note`)."""
+        scan (:meth:`left_out_note`), a label map given as the scan (:meth:`label_warning`), a single DICOM slice
+        whose depth no header states (:meth:`depth_warning`), NaN voxels (:meth:`nan_note`), declared padding
+        (:meth:`padding_note`), a MONOCHROME1 series read as shown (:meth:`inverted_note`), bits above BitsStored
+        (:meth:`bits_note`)."""
         lines = (self.left_out_note(), self.label_warning(), self.depth_warning(), self.nan_note())
+        lines += (self.padding_note(),)
         return self.read_notes() + [line for line in lines if line is not None]
 
     def read_notes(self) -> list[str]:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from heart_sr_tf.data.dicom import DicomSeries, rescale
+from heart_sr_tf.data.dicom_padding import padding_range, restated
 from heart_sr_tf.errors import DataError, HeartSRError, os_reason
 from heart_sr_tf.outputs import check_place
 from heart_sr_tf.volumes.grid import OutputGrid
@@ -101,10 +102,12 @@ def write_dicom_series(
     out_dir: Path,
     what: str,
     overwrite: bool = False,
+    padding: np.ndarray | None = None,
 ) -> Path:
     """``data[x, y, z, T]`` (the upscaled scan in the input's units, on ``grid``) as the derived series
     ``out_dir``, written in ``tmp_dir`` first (which must exist, empty); ``out_dir`` is checked again before it is
-    replaced (:func:`replace_folder`)."""
+    replaced (:func:`replace_folder`). ``padding`` (``data``'s shape): the voxels that hold the input's declared
+    padding, passed through; every other voxel is stored off the padding values (:func:`_stored`)."""
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     fx, fy, fz = grid.factors
@@ -132,13 +135,17 @@ def write_dicom_series(
             values = data[:, :, k, t]
             if series.inverted_about is not None:  # MONOCHROME1 read as shown: back to its values
                 values = series.inverted_about - values.astype(np.float64)
-            pixels, slope, intercept = _stored(series.path, template, values)
+            pixels, slope, intercept = _stored(
+                series.path, template, values, None if padding is None else padding[:, :, k, t]
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ds.set_pixel_data(pixels, _photometric(template), int(template.BitsStored))
             if (slope, intercept) != rescale(series.path, template):
                 ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
                 _restate_mappings(ds, rescale(series.path, template), (slope, intercept))
+                for keyword, value in restated(template, rescale(series.path, template), (slope, intercept)).items():
+                    ds[keyword].value = value  # (the padding passed through keeps its real value: a new stored one)
             ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
             sources = series.headers[below : below + (2 if inside else 1)]  # the input slices it lies between
             ds.SourceImageSequence = [_source(slice_[t]) for slice_ in sources]
@@ -270,12 +277,16 @@ def check_derivable(series: DicomSeries) -> None:
                 )  # fmt: skip
 
 
-def _stored(source: Path, template, values: np.ndarray) -> tuple[np.ndarray, float, float]:
+def _stored(
+    source: Path, template, values: np.ndarray, padding: np.ndarray | None = None
+) -> tuple[np.ndarray, float, float]:
     """``values[x, y]`` in real units -> the template's stored pixel type ``[rows, columns]``, with the slope and
     intercept that read them back: the template's own, unless the values do not fit its range (a series scaled
     image by image, e.g. a slice made between two differently scaled ones); then a coarser slope that holds them,
-    never a clipped value."""
-    slope, intercept = rescale(source, template)
+    never a clipped value. Where the template declares padding values (PixelPaddingValue), a pixel that is not
+    ``padding`` and rounds onto one is stored as the nearest value outside them (a viewer would hide it as
+    padding): one step of the stored values for a single padding value, as much as rounding moves it anyway."""
+    slope0, intercept0 = slope, intercept = rescale(source, template)
     bits, signed = int(template.BitsStored), int(template.get("PixelRepresentation", 0)) == 1
     dtype = STORED_TYPES[int(template.BitsAllocated)][signed]
     low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
@@ -286,8 +297,30 @@ def _stored(source: Path, template, values: np.ndarray) -> tuple[np.ndarray, flo
             intercept = float(np.floor(lowest))
         needed = max((highest - intercept) / high, (lowest - intercept) / low if low < 0 else 0.0, slope)
         slope = float(_ds(needed * (1 + 1e-6)))  # as the header will hold it, never below what is needed
-    stored = np.clip(np.round((values - intercept) / slope), low, high)
+    exact = (values - intercept) / slope
+    stored = np.clip(np.round(exact), low, high)
+    if padding_range(template) is not None:
+        restate = restated(template, (slope0, intercept0), (slope, intercept)).values()
+        stored = _off_padding(stored, exact, (min(restate), max(restate)), padding, (low, high))
     return np.ascontiguousarray(stored.T.astype(dtype)), slope, intercept
+
+
+def _off_padding(stored, exact, declared: tuple[int, int], padding, limits: tuple[int, int]) -> np.ndarray:
+    """``stored`` with every pixel that is not ``padding`` (None: none is) and lies among the ``declared`` padding
+    values moved to the nearest stored value outside them, within the type's ``limits``."""
+    inside = (stored >= declared[0]) & (stored <= declared[1])
+    if padding is not None:
+        inside &= ~padding
+    if not inside.any():
+        return stored
+    below, above = declared[0] - 1, declared[1] + 1
+    if below < limits[0]:
+        target = np.full(stored.shape, above, stored.dtype)
+    elif above > limits[1]:
+        target = np.full(stored.shape, below, stored.dtype)
+    else:
+        target = np.where(exact - below < above - exact, below, above).astype(stored.dtype)
+    return np.where(inside, target, stored)
 
 
 def staging_folder(out_dir: Path) -> Path:

@@ -189,15 +189,16 @@ def upscale_file(
     timings["read"] = time.perf_counter() - clock
     try:
         clock = time.perf_counter()
-        grid = OutputGrid()
+        grid, padding = OutputGrid(), scan.declared_padding
         for step in steps:
-            data = _super_resolve(data, step, quiet)
+            data, padding = _super_resolve(data, step, quiet, padding)
             grid = grid.then(step)
         timings["model"] = time.perf_counter() - clock
         clock = time.perf_counter()
         if dicom_out:
             volume = data.reshape(data.shape[:3] + (-1,)) if data.ndim > 2 else data[:, :, None, None]
-            write_dicom_series(scan.dicom, volume, grid, tmp, out_path, _what(steps), overwrite)
+            padding = None if padding is None else padding.reshape(volume.shape)
+            write_dicom_series(scan.dicom, volume, grid, tmp, out_path, _what(steps), overwrite, padding)
         else:
             layout, axes = scan.file_layout(data)[0], grid.reordered(scan.file_axes())
             _write(scan.image, layout, axes, tmp, out_path.name, _what(steps))
@@ -308,17 +309,23 @@ def _what(steps) -> str:
     return ", ".join(parts)
 
 
-def _super_resolve(data: np.ndarray, step, quiet: bool) -> np.ndarray:
-    """``[x, y, ...]`` float32 -> ``[fx*x, fy*y, fz*z, ...]`` in the input's intensity units.
+def _super_resolve(
+    data: np.ndarray, step, quiet: bool, declared: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``[x, y, ...]`` float32 -> ``[fx*x, fy*y, fz*z, ...]`` in the input's intensity units, and where the
+    ``declared`` padding (a DICOM series' PixelPaddingValue; ``data``'s shape) went (None when none was given).
 
     Each frame is scaled by its own intensity window; the model sees all frames' images (in shared calls),
     and each frame's result goes back to its own range, with the part above the clip added back. Padding voxels
-    (see ``data/intensity.py``; NaN voxels among them) are left out of the window, shown to the model as the
-    window's minimum, and passed through: every output voxel whose nearest input voxel is padding holds that
-    voxel's value."""
+    (see ``data/intensity.py``; NaN voxels among them; and the ``declared`` ones) are left out of the window,
+    shown to the model as the window's minimum, and passed through: every output voxel whose nearest input
+    voxel is padding holds that voxel's value."""
     volume = data.reshape(data.shape[:3] + (-1,)) if data.ndim > 2 else data[:, :, None, None]
     frames = volume.shape[3]
+    marked = None if declared is None else declared.reshape(volume.shape)
     padding = [padding_mask(volume[..., t]) for t in range(frames)]
+    if marked is not None:
+        padding = [padding[t] | marked[..., t] for t in range(frames)]
     windows = [intensity_window(volume[..., t], padding[t]) for t in range(frames)]
     scaled = np.stack([normalise(volume[..., t], w) for t, w in enumerate(windows)], axis=3)
     for t in range(frames):
@@ -326,6 +333,7 @@ def _super_resolve(data: np.ndarray, step, quiet: bool) -> np.ndarray:
     with progress_bar(step.units(volume.shape), step.desc, step.unit, disable=quiet) as bar:
         out = step.model(scaled, bar)
     grid = OutputGrid().then(step)  # where the step's output voxels lie, for the padding passed through
+    went = None if marked is None else np.zeros(out.shape, bool)
     for t, window in enumerate(windows):
         frame = volume[..., t]
         result = denormalise(out[..., t], window)
@@ -339,8 +347,14 @@ def _super_resolve(data: np.ndarray, step, quiet: bool) -> np.ndarray:
         if padding[t].any():
             nearest = np.ix_(*(grid.nearest(axis, n) for axis, n in enumerate(frame.shape)))
             result = np.where(padding[t][nearest], frame[nearest], result)
+            if went is not None:
+                went[..., t] = marked[..., t][nearest]
         out[..., t] = result
-    return out.reshape(out.shape[:3] + data.shape[3:]) if data.ndim > 2 else out[:, :, 0, 0]
+
+    def shaped(array):
+        return array.reshape(array.shape[:3] + data.shape[3:]) if data.ndim > 2 else array[:, :, 0, 0]
+
+    return shaped(out), None if went is None else shaped(went)
 
 
 def stored_scaling(image) -> tuple[float, float]:
