@@ -30,3 +30,11 @@ def printable_streams() -> None:
                 stream.reconfigure(errors="backslashreplace")
             except (LookupError, TypeError, ValueError, OSError):  # (a stream that cannot change: left as it is)
                 pass
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks and other control characters as escapes (``bad\\nname.nii``): a message that
+    names a file whose name holds one stays the one line it is meant to be."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -274,3 +274,22 @@ def test_a_named_pipe_given_as_a_scan_is_one_line_not_a_hang(tmp_path, args, rea
     assert sorted(p.name for p in tmp_path.iterdir()) == ["IN"]
     device = run_cli("upscale", "/dev/zero", "OUT.nii.gz", cwd=tmp_path)
     assert device.returncode == 2 and "/dev/zero: a character device, not a file or folder" in device.stderr
+
+
+def test_a_name_with_a_line_break_stays_one_line(tmp_path):
+    """A file name may hold a line break (a script's or an archive's); the error line that names it, from upscale
+    and in a cohort's failures and status, stays one line, the break escaped."""
+    bad = tmp_path / "in" / "bad\nname.nii.gz"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not a scan")
+    result = run_cli("upscale", bad, tmp_path / "out.nii.gz", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {tmp_path}/in/bad\\nname.nii.gz: truncated or unreadable NIfTI"), line
+    pytest.importorskip("distributed", reason="cohort runs on Dask (the cohort extra)")
+    from heart_sr_tf.cohort.task import upscale_task
+
+    options = {"backend": "tensorflow", "through_plane": False}  # (the scan fails before any model is needed)
+    outcome = upscale_task(str(bad), str(tmp_path / "co" / "bad\nname.nii.gz"), options)
+    assert outcome["status"] == "failed" and "\n" not in outcome["error"], outcome
+    assert outcome["error"].startswith(f"{tmp_path}/in/bad\\nname.nii.gz: truncated or unreadable NIfTI")

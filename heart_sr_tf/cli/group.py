@@ -9,7 +9,7 @@ import sys
 import click
 
 from heart_sr_tf.errors import HeartSRError, UsageError
-from heart_sr_tf.path_text import printable_streams
+from heart_sr_tf.path_text import one_line, printable_streams
 from heart_sr_tf.startup import import_tensorflow_quietly
 
 LAZY_TENSORFLOW = {"upscale", "phantoms", "cohort"}  # these import TensorFlow themselves, only when they need it
@@ -96,10 +96,10 @@ class Group(click.Group):
             sys.exit(2)
         except click.UsageError as exc:
             where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
-            click.echo(f"error: {where}{exc.format_message()}", err=True)
+            click.echo(one_line(f"error: {where}{exc.format_message()}"), err=True)
             sys.exit(2)
         except click.ClickException as exc:
-            click.echo(f"error: {exc.format_message()}", err=True)
+            click.echo(one_line(f"error: {exc.format_message()}"), err=True)
             sys.exit(exc.exit_code)
         except click.Abort:
             click.echo("aborted", err=True)
@@ -125,10 +125,10 @@ class Group(click.Group):
             raise
         except UsageError as exc:
             name = ctx.invoked_subcommand or ""
-            click.echo(f"error: {ctx.command_path} {name}: {exc}".replace("  ", " "), err=True)
+            click.echo(one_line(f"error: {ctx.command_path} {name}: {exc}".replace("  ", " ")), err=True)
             sys.exit(2)
         except HeartSRError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(one_line(f"error: {exc}"), err=True)
             sys.exit(2)
         except Exception as exc:
             if type(exc).__name__ != "DataLossError":  # TensorFlow's: a truncated record file

@@ -94,14 +94,14 @@ def upscale_task(
         }
     except Exception as exc:  # one bad scan is a row in the status file, never the end of the cohort
         from heart_sr_tf.errors import HeartSRError, NoCine
+        from heart_sr_tf.path_text import one_line
 
+        ours = isinstance(exc, HeartSRError)  # one line, a name's line break in it escaped; another's first line
+        message = one_line(str(exc))[:300] if ours else (str(exc).splitlines() or [""])[0][:300]
         if isinstance(exc, NoCine):  # a localiser, phase images: no cine to upscale
-            line = f"{str(exc).splitlines()[0][:300]}: not upscaled"
-            return {"status": LEFT_OUT, "seconds": time.perf_counter() - start, "error": line}
-
-        message = str(exc).splitlines()[0][:300] if str(exc) else ""
-        if not isinstance(exc, HeartSRError):  # (a HeartSRError's line names the file already)
-            message = f"{scan}: {type(exc).__name__}: {message}"
+            return {"status": LEFT_OUT, "seconds": time.perf_counter() - start, "error": f"{message}: not upscaled"}
+        if not ours:  # (a HeartSRError's line names the file already)
+            message = one_line(f"{scan}: {type(exc).__name__}: {message}")
         return {"status": "failed", "seconds": time.perf_counter() - start, "error": message}
 
 

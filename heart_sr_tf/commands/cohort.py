@@ -9,6 +9,7 @@ from heart_sr_tf.commands.echo import Echo
 from heart_sr_tf.commands.model_roles import check_model_roles
 from heart_sr_tf.errors import HeartSRError, UsageError
 from heart_sr_tf.outputs import make_folder
+from heart_sr_tf.path_text import one_line
 
 
 def cohort(
@@ -135,7 +136,7 @@ def _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, 
     for line in summary.left_out:
         (warn or echo)(f"left out: {line}")
     for error in summary.failed:
-        echo(f"failed: {error}")
+        echo(one_line(f"failed: {error}"))
     if any(NOT_A_STACK in error for error in summary.failed) and picked.pattern is None:
         echo("cohort: a series that is no stack of parallel slices fails; --series-description '*sax*' (say) takes "
              "only the series to upscale")  # fmt: skip
