@@ -443,7 +443,7 @@ def test_declared_padding_passes_through_and_no_tissue_pixel_becomes_padding(acd
     assert back.data[~padding].min() >= lowest
 
 
-def test_a_coarser_slope_restates_the_padding_value_and_keeps_tissue_off_it():
+def test_a_coarser_slope_restates_the_padding_value_and_keeps_tissue_off_it(tmp_path):
     """An image that no longer fits its input's stored range is stored with a new slope and intercept: its
     PixelPaddingValue is restated to the stored value that holds the padding's real value, and a tissue pixel that
     rounds onto it is stored one step away."""
@@ -468,3 +468,24 @@ def test_a_coarser_slope_restates_the_padding_value_and_keeps_tissue_off_it():
     signed = Dataset()
     signed.PixelRepresentation, signed.PixelPaddingValue, signed.PixelPaddingRangeLimit = 1, 63536, -1000
     assert padding_range(signed) == (-2000, -1000)  # a signed image's value read as unsigned, and a range
+    signed.BitsStored, signed.RescaleSlope, signed.RescaleIntercept = 12, "1", "0"
+    new = restated(signed, (1.0, 0.0), (2.0, 0.0))
+    assert new == {"PixelPaddingValue": -1000, "PixelPaddingRangeLimit": -500}
+    written = _written(signed, new, tmp_path / "one.dcm")  # as SS: the image is signed (its header had said US)
+    assert (written.PixelPaddingValue, written.PixelPaddingRangeLimit) == (-1000, -500)
+
+
+def _written(template, values: dict, path: Path):
+    """``template`` with the restated padding ``values``, through a file and back."""
+    from pydicom import dcmread
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from heart_sr_tf.data.dicom_padding import set_padding
+
+    ds = template.copy()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    set_padding(ds, values)
+    ds.save_as(path, enforce_file_format=False)
+    return dcmread(path, force=True)

@@ -60,9 +60,19 @@ def restated(header, before: tuple[float, float], after: tuple[float, float]) ->
     """``header``'s padding attributes for an image stored with ``after``'s slope and intercept instead of
     ``before``'s: the stored values that hold the same real values (padding passes through upscaling unchanged)."""
     (slope0, inter0), (slope, inter) = before, after
+    bits, signed = int(header.get("BitsStored", 16) or 16), int(header.get("PixelRepresentation", 0) or 0) == 1
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
     out = {}
     for keyword in PADDING_KEYWORDS:
         value = _stored(header, keyword)
-        if value is not None:
-            out[keyword] = int(np.round((value * slope0 + inter0 - inter) / slope))
+        if value is not None:  # (a range limit beyond what the new values can hold: at their end)
+            out[keyword] = int(np.clip(np.round((value * slope0 + inter0 - inter) / slope), low, high))
     return out
+
+
+def set_padding(ds, values: dict[str, int]) -> None:
+    """``values`` (from :func:`restated`) into ``ds``, each with the VR its image's pixel representation gives."""
+    vr = "SS" if int(ds.get("PixelRepresentation", 0) or 0) == 1 else "US"
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+        ds[keyword].VR = vr

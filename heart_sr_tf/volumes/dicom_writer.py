@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from heart_sr_tf.data.dicom import DicomSeries, rescale
-from heart_sr_tf.data.dicom_padding import padding_range, restated
+from heart_sr_tf.data.dicom_padding import padding_range, restated, set_padding
 from heart_sr_tf.errors import DataError, HeartSRError, os_reason
 from heart_sr_tf.outputs import check_place
 from heart_sr_tf.volumes.grid import OutputGrid
@@ -144,8 +144,8 @@ def write_dicom_series(
             if (slope, intercept) != rescale(series.path, template):
                 ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
                 _restate_mappings(ds, rescale(series.path, template), (slope, intercept))
-                for keyword, value in restated(template, rescale(series.path, template), (slope, intercept)).items():
-                    ds[keyword].value = value  # (the padding passed through keeps its real value: a new stored one)
+                # the padding passed through keeps its real value: a new stored one
+                set_padding(ds, restated(template, rescale(series.path, template), (slope, intercept)))
             ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
             sources = series.headers[below : below + (2 if inside else 1)]  # the input slices it lies between
             ds.SourceImageSequence = [_source(slice_[t]) for slice_ in sources]
