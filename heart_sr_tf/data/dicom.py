@@ -495,13 +495,16 @@ def _assemble(path: Path, members: list) -> DicomSeries:
     _check_in_line(slices, step, float(spacing.min()))
     frames: dict = {}  # an enhanced file's decoded frames, read once
     above: dict = {}  # file -> its pixels with bits set above BitsStored (masked off, as the standard says)
-    images = [[_pixels(f, ds, frames, above) for f, ds, _ in s] for s in slices]
-    data = np.stack([np.stack([values for values, _ in s], axis=-1) for s in images], axis=2)
-    padding = None
-    if any(mask is not None for s in images for _, mask in s):  # (pixels its headers declare padding)
-        empty = np.zeros(data.shape[:2], bool)
-        padding = np.stack([np.stack([empty if m is None else m for _, m in s], axis=-1) for s in images], axis=2)
-    del images
+    data, padding = None, None  # (filled image by image: no second copy of the series is held)
+    for k, images in enumerate(slices):
+        for t, (f, ds, _) in enumerate(images):
+            values, mask = _pixels(f, ds, frames, above)
+            if data is None:
+                data = np.empty(values.shape + (len(slices), len(images)), np.float32)
+            data[:, :, k, t] = values
+            if mask is not None:  # pixels its header declares padding (PixelPaddingValue)
+                padding = np.zeros(data.shape, bool) if padding is None else padding
+                padding[:, :, k, t] = mask
     high = (next(iter(above)).name, sum(above.values()), int(ds0.BitsStored)) if above else None
     top = None
     if inverted:  # as it is shown: what the models and the segmenter were trained on
