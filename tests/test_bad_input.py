@@ -286,6 +286,12 @@ def test_a_name_with_a_line_break_stays_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: {tmp_path}/in/bad\\nname.nii.gz: truncated or unreadable NIfTI"), line
+    labels = tmp_path / "in" / "lab\nels.nii.gz"  # a warning line too (a label map given as the scan)
+    _save(np.random.default_rng(0).integers(0, 4, (24, 24, 2)).astype(np.int16), labels)
+    result = run_cli("upscale", labels, tmp_path / "out.nii.gz", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"warning: {tmp_path}/in/lab\\nels.nii.gz: holds only 4 distinct values"), line
     pytest.importorskip("distributed", reason="cohort runs on Dask (the cohort extra)")
     from heart_sr_tf.cohort.task import upscale_task
 

@@ -39,8 +39,8 @@ def _unwind_on_termination() -> None:
 
 
 def warn(line: str) -> None:
-    """A warning line on stderr."""
-    click.echo(line, err=True)
+    """A warning line on stderr: one line, a file name's line break in it escaped."""
+    click.echo(one_line(line), err=True)
 
 
 def empty_value(args: list[str], flags: frozenset[str] = frozenset()) -> str | None:
