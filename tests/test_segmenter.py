@@ -494,9 +494,13 @@ def test_a_segmenter_and_a_super_resolution_model_given_for_each_other_are_named
     refused = run_cli("upscale", lax, out, "--model", tiny_export, "--measure")
     assert refused.returncode == 2 and "--measure: " in refused.stderr and "1 slice(s)" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and not out.exists()
-    across = run_cli("upscale", short_cine, out, "--through-plane-model", "segmenter", "--measure")  # (refused next)
-    assert "warning: --measure after --through-plane: volumes over the slices made between" in across.stderr
-    assert across.returncode == 2 and not out.exists()
+    across = run_cli("upscale", short_cine, out, "--through-plane-model", "segmenter", "--measure")
+    assert across.returncode == 2 and not out.exists()  # refused from its metadata, before any model loads
+    assert across.stderr.strip().endswith("a segmenter, not a super-resolution model (use it with --segmenter)")
+    assert len(across.stderr.strip().splitlines()) == 1, across.stderr
+    served = run_cli("upscale", short_cine, out, "--through-plane-server", "http://127.0.0.1:9", "--measure")
+    assert "warning: --measure after --through-plane: volumes over the slices made between" in served.stderr
+    assert served.returncode == 2 and not out.exists()  # (no server there: refused next)
 
 
 def test_clinical_validation_figures_span_the_baseline_and_full_resolution(tiny_segmenter, phantom_root):

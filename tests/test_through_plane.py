@@ -237,10 +237,11 @@ def _metadata_only(shipped: str, tmp_path: Path) -> Path:
 
 def test_a_model_given_for_the_other_direction_is_refused_before_it_loads(tmp_path):
     """A through-plane model as --model, or an in-plane one as --through-plane-model, is refused from its metadata
-    before any model loads or any scan is read (it had loaded first: 12 s in OpenVINO), and by a cohort before any
-    work (each scan failed with that line)."""
+    before any model loads (it had loaded first: 12 s in OpenVINO), and by a cohort before any scan is listed (each
+    scan failed with that line)."""
     across, inplane = _metadata_only("throughplane_x4", tmp_path), _metadata_only("rrdb_kspace", tmp_path)
-    scan = tmp_path / "scan.nii.gz"  # (never read: the model is refused first)
+    (tmp_path / "in").mkdir()
+    scan = _scan(tmp_path / "in" / "scan.nii.gz", shape=(16, 14, 3), zooms=(1.5, 1.5, 9.0))
     for args, line in (
         (("--model", across.parent), f"{across}: a through-plane model; give it as --through-plane-model"),
         (("--through-plane-model", inplane.parent), f"{inplane}: not a through-plane model (trained for kspace)"),
@@ -250,4 +251,4 @@ def test_a_model_given_for_the_other_direction_is_refused_before_it_loads(tmp_pa
             assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
             assert result.stderr.startswith(f"error: {line}"), result.stderr
             assert len(result.stderr.strip().splitlines()) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["rrdb_kspace", "throughplane_x4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "rrdb_kspace", "throughplane_x4"]

@@ -37,10 +37,6 @@ def upscale_scan(
         raise UsageError("--segmenter goes with --measure (it segments the result)")
     if slice_thickness is not None and not across_slices:
         raise UsageError("--slice-thickness goes with --through-plane (it chooses the model across the slices)")
-    check_model_roles(  # before the scan is read: each local model given is one for its step
-        model if (in_plane or not across_slices) and not server else None,
-        through_plane_model if not through_plane_server else None,
-    )
     if (
         repeated_slices == "latest"
         and series is None
@@ -59,6 +55,10 @@ def upscale_scan(
         if (why := unmeasurable(scan)) is not None:
             raise HeartSRError(f"--measure: {in_path}: {why}")
     refuse_any_output(scan, out_path, overwrite)
+    check_model_roles(  # the scan and OUT checked, and before any model loads: each local model is one for its step
+        model if (in_plane or not across_slices) and not server else None,
+        through_plane_model if not through_plane_server else None,
+    )
     if scan.dicom is not None:
         echo(f"read {scan.dicom.description}: {' x '.join(map(str, scan.data.shape))} (x, y, slices, phases)")
     if scan.slice_axis != 2:
