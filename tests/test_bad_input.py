@@ -133,6 +133,33 @@ def test_missing_file(tmp_path):
         load_nifti(tmp_path / "nope.nii.gz")
 
 
+@pytest.mark.parametrize("name", ["huge.nii", "huge.nii.gz"])
+def test_a_header_claiming_more_voxels_than_the_file_or_memory_holds_is_one_line(tmp_path, name):
+    """A damaged header's dimensions (30000 x 30000 x 300 x 30 voxels in a file of a few hundred bytes): nibabel
+    allocated them all first and failed with MemoryError, a traceback. An uncompressed file's size tells it is
+    truncated; a compressed one's voxels are more than the memory available."""
+    import gzip
+    import struct
+
+    _save(np.ones((4, 4, 2), np.int16), tmp_path / "small.nii")
+    raw = bytearray((tmp_path / "small.nii").read_bytes())
+    struct.pack_into("<8h", raw, 40, 4, 30000, 30000, 300, 30, 1, 1, 1)  # dim[0..7]
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(bytes(raw)) if name.endswith(".gz") else bytes(raw))
+    result = run_cli("upscale", path, tmp_path / "out.nii.gz", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-500:]
+    (line,) = result.stderr.strip().splitlines()
+    voxels = "its header says 30000 x 30000 x 300 x 30 int16 voxels"
+    if name.endswith(".gz"):
+        assert line.startswith(f"error: {path}: {voxels}: reading them needs 48600.0 GB of memory and "), line
+    else:
+        need = f"from byte 352 need 16,200,000,000,352 bytes, and the file holds {len(raw):,}"
+        assert line == f"error: {path}: truncated: {voxels} {need}", line
+    with pytest.raises(DataError, match="truncated: its header says 4 x 4 x 2 int16 voxels"):
+        (tmp_path / "cut.nii").write_bytes((tmp_path / "small.nii").read_bytes()[:-8])
+        load_nifti(tmp_path / "cut.nii", allow_zero=True)
+
+
 def test_a_data_dir_built_from_other_files_is_not_reused(phantom_root, phantom_tfds, tmp_path):
     other = tmp_path / "other"
     _copy_patient(phantom_root, other)

@@ -15,6 +15,7 @@ from nibabel.spatialimages import HeaderDataError, HeaderTypeError, ImageDataErr
 
 from heart_sr_tf.data.file_kind import check_scan_path
 from heart_sr_tf.errors import DataError
+from heart_sr_tf.memory import available_memory
 
 
 def nifti_suffix(name) -> str | None:
@@ -208,6 +209,7 @@ def image_data(
 ) -> tuple[np.ndarray, tuple]:  # fmt: skip
     """:func:`load_nifti` of an image loaded already (:func:`load_image`)."""
     path = Path(path)
+    _check_size(path, image)
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: refused below
             data = np.asarray(image.dataobj, dtype=np.float32)
@@ -218,8 +220,40 @@ def image_data(
         raise DataError(path, "file not found") from None
     except UNREADABLE as exc:
         raise DataError(path, f"truncated or unreadable NIfTI ({type(exc).__name__}: {exc})") from None
+    except MemoryError:
+        raise DataError(path, f"{_voxels(image)}: more than this machine's memory holds") from None
     check_volume(path, data, ndims=ndims, min_inplane=min_inplane, allow_zero=allow_zero, allow_nan=allow_nan)
     return data, zooms
+
+
+def _check_size(path: Path, image) -> None:
+    """Before the voxels are read: a file shorter than its header's voxels need (uncompressed: its size tells), or
+    voxels that need more memory than is available (a damaged header's dimensions, say), is one line; nibabel
+    would try to allocate them all first and fail with MemoryError, in a traceback."""
+    count = int(np.prod(image.shape, dtype=np.float64))
+    itemsize = image.get_data_dtype().itemsize
+    if not is_gzip_name(path):
+        offset = int(getattr(image.dataobj, "offset", 0) or 0)  # (where the voxels start)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = None
+        if size is not None and size < offset + count * itemsize:
+            raise DataError(
+                path, f"truncated: {_voxels(image)} from byte {offset:,} need {offset + count * itemsize:,} bytes, "
+                f"and the file holds {size:,}"
+            )  # fmt: skip
+    needed = count * (itemsize + 4)  # (the stored voxels, then their float32 values)
+    if needed > 1 << 30 and (free := available_memory()) is not None and needed > free:
+        raise DataError(
+            path, f"{_voxels(image)}: reading them needs {needed / 1e9:.1f} GB of memory and {free / 1e9:.1f} GB "
+            "are available here (is its header's size right?)"
+        )  # fmt: skip
+
+
+def _voxels(image) -> str:
+    """What a header says the voxels are: ``its header says 30000 x 30000 x 300 x 30 int16 voxels``."""
+    return f"its header says {' x '.join(map(str, image.shape))} {image.get_data_dtype()} voxels"
 
 
 def check_volume(
