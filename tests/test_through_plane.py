@@ -1,5 +1,6 @@
 """Through-plane upscaling of NIfTI stacks: model choice, geometry, intensity, the CLI."""
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -242,11 +243,14 @@ def test_a_model_given_for_the_other_direction_is_refused_before_it_loads(tmp_pa
     across, inplane = _metadata_only("throughplane_x4", tmp_path), _metadata_only("rrdb_kspace", tmp_path)
     (tmp_path / "in").mkdir()
     scan = _scan(tmp_path / "in" / "scan.nii.gz", shape=(16, 14, 3), zooms=(1.5, 1.5, 9.0))
+    commands = [("upscale", scan, tmp_path / "out.nii.gz")]
+    if importlib.util.find_spec("distributed") is not None:  # (cohort runs on Dask: the cohort extra)
+        commands.append(("cohort", scan, "--out-dir", tmp_path / "co"))
     for args, line in (
         (("--model", across.parent), f"{across}: a through-plane model; give it as --through-plane-model"),
         (("--through-plane-model", inplane.parent), f"{inplane}: not a through-plane model (trained for kspace)"),
     ):
-        for command in (("upscale", scan, tmp_path / "out.nii.gz"), ("cohort", scan, "--out-dir", tmp_path / "co")):
+        for command in commands:
             result = run_cli(*command, *args, "--quiet")
             assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
             assert result.stderr.startswith(f"error: {line}"), result.stderr
