@@ -146,18 +146,14 @@ def opened_segmenter_run(resume, config_path, acdc_dir, steps, runs_dir, name):
 def _check_init_from(options: dict) -> None:
     """Before the data is prepared: ``--init-from`` is a run folder, or an export whose metadata says what it was
     trained for (a SavedModel without it was refused only after the data was prepared)."""
-    from heart_sr_tf.data.degradation import Degradation
-    from heart_sr_tf.export.layout import read_metadata, resolve_model_dir
-    from heart_sr_tf.training.runs import is_run_folder
+    from heart_sr_tf.inference.predictor import model_degradation
 
     init_from = options.get("init_from")
     if init_from is None:
         return
     if not Path(init_from).exists():
         raise HeartSRError(f"{init_from}: no such run or model for --init-from")
-    if not is_run_folder(Path(init_from)):
-        folder = resolve_model_dir(Path(init_from))
-        Degradation.from_metadata(read_metadata(folder), str(folder))
+    model_degradation(Path(init_from))  # (a run's config, or an export's metadata, read without TensorFlow)
 
 
 def clinical_validation(run, quiet: bool, echo: Echo):
