@@ -220,6 +220,49 @@ def test_a_missing_required_package_is_one_line_not_a_traceback(tmp_path):
     assert len(lines) == 1 and "tensorflow is not installed" in lines[0] and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("broken", [False, True], ids=["missing", "installed-but-failing"])
+def test_an_optional_package_that_fails_to_import_is_not_called_missing(tmp_path, broken):
+    """OpenVINO (the default runtime) absent says how to install it; present but failing to import (a native library
+    missing, or a Ctrl-C while its bindings initialise, which pybind11 turns into ImportError) says so and why,
+    instead of "not installed": one line, exit 2, after the scan was read and before any output."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import nibabel as nib
+    import numpy as np
+
+    root = Path(__file__).resolve().parents[1]
+    scan, out = tmp_path / "scan.nii.gz", tmp_path / "out.nii.gz"
+    nib.save(nib.Nifti1Image(np.arange(48 * 48 * 2, dtype=np.float32).reshape(48, 48, 2), np.eye(4)), scan)
+    fake = tmp_path / "site"
+    (fake / "openvino").mkdir(parents=True)
+    (fake / "openvino" / "__init__.py").write_text(
+        "raise ImportError('libopenvino.so.2640: cannot open shared object file: No such file or directory')\n"
+    )
+    blocker = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'openvino' or name.startswith('openvino.'):\n"
+        "            raise ModuleNotFoundError(f\"No module named '{name}'\", name=name)\n"
+        + ("" if broken else "sys.meta_path.insert(0, Block())\n")
+        + f"sys.path.insert(0, {str(fake)!r})\n"
+        + f"sys.argv = ['cli.py', 'upscale', {str(scan)!r}, {str(out)!r}, '--backend', 'openvino']\n"
+        + "exec(open('cli.py').read())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", blocker], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    if broken:
+        assert "OpenVINO is installed in" in lines[0] and "but does not import (libopenvino.so.2640: cannot" in lines[0]
+        assert "not installed" not in lines[0]
+    else:
+        assert lines[0] == "error: --backend openvino: OpenVINO is not installed (pip install -e '.[openvino]')"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii.gz", "site"]
+
+
 @pytest.mark.parametrize(
     "args, named",
     [

@@ -8,6 +8,7 @@ from pathlib import Path
 from heart_sr_tf.commands.echo import Echo
 from heart_sr_tf.commands.model_roles import check_model_roles
 from heart_sr_tf.errors import HeartSRError, UsageError
+from heart_sr_tf.extras import import_extra
 from heart_sr_tf.outputs import make_folder
 from heart_sr_tf.path_text import one_line
 
@@ -18,10 +19,7 @@ def cohort(
     dicom_out: bool = False, series=None,
 ) -> int:  # fmt: skip
     """Run the cohort; the exit status: 0 when every scan is done, 1 when some failed."""
-    try:
-        from distributed import Client  # noqa: F401
-    except ImportError:
-        raise HeartSRError("cohort runs on Dask: pip install -e '.[cohort]'") from None
+    import_extra("distributed", "cohort runs on Dask: its distributed", "pip install -e '.[cohort]'")
     from heart_sr_tf.cache import compiled_limit
     from heart_sr_tf.cohort.jobs import find_jobs
     from heart_sr_tf.cohort.series_filter import SeriesFilter

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from heart_sr_tf.cache import building, cache_root, compiled_limit, prune_oldest
 from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.extras import import_extra
 from heart_sr_tf.startup import import_tensorflow_quietly
 
 OPENVINO_HINTS = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}
@@ -23,11 +24,7 @@ INT8_CHECK = "check.json"  # in that folder: `quantize`'s check of the twin agai
 
 
 def _openvino():
-    try:
-        import openvino
-    except ImportError:
-        raise HeartSRError("--backend openvino: OpenVINO is not installed (pip install -e '.[openvino]')") from None
-    return openvino
+    return import_extra("openvino", "--backend openvino: OpenVINO", "pip install -e '.[openvino]'")
 
 
 def fingerprint(folder: Path) -> str:

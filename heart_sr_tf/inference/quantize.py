@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.extras import import_extra
 from heart_sr_tf.inference.hardware import QUANTIZE_PRESETS
 from heart_sr_tf.inference.openvino_backend import _openvino, openvino_ir
 
@@ -53,10 +54,7 @@ def quantized_model(folder: Path, calibration: list[np.ndarray], quiet: bool = F
     ``[1, h, w, 1]``); the caller caches it (``save_ir(model, folder, INT8_KIND)``). ``quiet``: without NNCF's own
     progress bars (drawn on the terminal by rich). ``preset``: NNCF's; ``mixed`` quantises activations
     asymmetrically, which kept ``throughplane_x8`` within the SSIM limit on test."""
-    try:
-        import nncf
-    except ImportError:
-        raise HeartSRError("quantize: NNCF is not installed (pip install -e '.[int8]')") from None
+    nncf = import_extra("nncf", "quantize: NNCF", "pip install -e '.[int8]'")
     nncf.set_log_level(logging.ERROR)  # its per-node lines are not the user's business
     if not calibration:
         raise HeartSRError("quantize: no calibration slices")
