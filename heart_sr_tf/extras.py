@@ -20,6 +20,8 @@ def import_extra(module: str, what: str, install: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        if _interrupted(exc):  # Ctrl-C while native bindings initialised: pybind11 raises ImportError from it
+            raise KeyboardInterrupt from None
         if _installed(module):
             reason = one_line(str(exc).strip() or type(exc).__name__)
             raise HeartSRError(
@@ -35,3 +37,13 @@ def _installed(module: str) -> bool:
         return False
     except (ImportError, ValueError):  # a finder that fails, or a half-initialised module left behind
         return True
+
+
+def _interrupted(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
