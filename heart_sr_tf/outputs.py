@@ -79,6 +79,25 @@ def place_file(tmp: Path, path: Path, overwrite: bool) -> None:
     tmp.replace(path)
 
 
+def same_file(path: Path, other: Path) -> bool:
+    """``path`` and ``other`` are one file: the same path spelt otherwise, a link to it or a hard link."""
+    path, other = Path(path), Path(other)
+    try:
+        if path.exists() and other.exists():
+            return os.path.samefile(path, other)
+        return path.resolve() == other.resolve()
+    except (OSError, RuntimeError):  # (unreadable, or a loop of links: no file to be the other)
+        return False
+
+
+def refuse_input(path: Path, in_path: Path | None, what: str = "") -> None:
+    """An output that would replace the input scan is refused, with ``--overwrite`` too: OUT itself, or a side
+    output named from it (``--measure``'s label map of OUT ``a.nii.gz`` is ``a_labels.nii.gz``), which ``what``
+    names."""
+    if in_path is not None and same_file(path, in_path):
+        raise DataError(path, f"refusing to overwrite the input scan{f' ({what} goes there)' if what else ''}")
+
+
 def refuse_existing(path: Path, overwrite: bool) -> None:
     """Refuse a file output's path that holds a folder, or anything at all unless ``overwrite``."""
     path = Path(path)

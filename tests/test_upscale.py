@@ -57,6 +57,40 @@ def test_refuses_to_overwrite_its_input(phantom_root, tiny_export, tmp_path):
     assert result.returncode == 2 and "refusing to overwrite" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_no_output_ever_replaces_the_input_scan_not_even_with_overwrite(phantom_root, tiny_export, tmp_path):
+    """OUT as the input by another spelling, a link or a hard link is refused with --overwrite too. So is a side
+    output named from OUT: `upscale a_labels.nii.gz a.nii.gz --measure --overwrite` wrote --measure's label map
+    over the input scan. And a label map this tool wrote, upscaled in turn to the OUT it was measured from, was
+    removed as that OUT's stale measurement once the result was written."""
+    import os
+
+    scan = phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz"
+    src = tmp_path / "a_labels.nii.gz"
+    src.write_bytes(scan.read_bytes())
+    (tmp_path / "link.nii.gz").symlink_to(src.name)
+    os.link(src, tmp_path / "hard.nii.gz")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for out, extra in [
+        (tmp_path / "." / "a_labels.nii.gz", ()),
+        (tmp_path / "link.nii.gz", ()),
+        (tmp_path / "hard.nii.gz", ()),
+        (tmp_path / "a.nii.gz", ("--measure",)),
+    ]:
+        result = run_cli("upscale", src, out, "--model", tiny_export, "--overwrite", "--quiet", *extra)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        named = tmp_path / "a_labels.nii.gz" if extra else out
+        why = " (--measure's label map goes there)" if extra else ""
+        assert result.stderr.strip() == f"error: {named}: refusing to overwrite the input scan{why}"
+        assert src.read_bytes() == scan.read_bytes() and sorted(p.name for p in tmp_path.iterdir()) == before
+    image = nib.load(str(src))  # a label map of this tool's, as --measure writes beside OUT a.nii.gz
+    image.header["descrip"] = b"heart-sr labels: 0 background, 1 RV, 2 myocardium, 3 LV (automatic)"
+    nib.save(image, str(src))
+    kept = src.read_bytes()
+    result = run_cli("upscale", src, tmp_path / "a.nii.gz", "--model", tiny_export, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert src.read_bytes() == kept and "removed" not in result.stdout
+
+
 def test_bad_input_scan_gives_one_line_and_no_output(tiny_export, tmp_path):
     src = tmp_path / "bad.nii.gz"
     nib.save(nib.Nifti1Image(np.full((10, 10, 2), np.nan, np.float32), np.eye(4)), str(src))

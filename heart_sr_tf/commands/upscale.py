@@ -73,7 +73,7 @@ def upscale_scan(
     if measure:
         from heart_sr_tf.volumes.measure import check_measure_outputs
 
-        check_measure_outputs(Path(out_path), overwrite)
+        check_measure_outputs(Path(out_path), overwrite, in_path)
         import_tensorflow_quietly()
         from heart_sr_tf.inference.segmenter import Segmenter
 
@@ -133,7 +133,7 @@ def upscale_scan(
     echo(f"wrote {written} ({', then '.join(done)})")
     from heart_sr_tf.volumes.measure import remove_measurements
 
-    if (removed := remove_measurements(Path(written))) and seg is None:
+    if (removed := remove_measurements(Path(written), keep=in_path)) and seg is None:
         echo(f"removed {', '.join(map(str, removed))}: the measurements of the result {written} replaced")
     if seg is not None:
         from heart_sr_tf.volumes.dicom_seg import seg_output

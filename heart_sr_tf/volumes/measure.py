@@ -41,7 +41,7 @@ from heart_sr_tf.data.scan import Scan, nifti_made_by_heart_sr, read_scan
 from heart_sr_tf.data.slices import HR_SIZE, grid_axis
 from heart_sr_tf.errors import DataError, HeartSRError
 from heart_sr_tf.export.layout import OURS
-from heart_sr_tf.outputs import occupied, place_file, refuse_existing
+from heart_sr_tf.outputs import occupied, place_file, refuse_existing, refuse_input, same_file
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.volumes.dicom_seg import seg_output, write_dicom_seg
 from heart_sr_tf.volumes.dicom_sr import remove_report, sr_output, write_dicom_sr
@@ -93,13 +93,16 @@ def foreign_outputs(out_path: Path, measure: bool = False) -> list[Path]:
     return [path for path in paths if occupied(path) and not (path.is_file() and _ours(path))]
 
 
-def remove_measurements(out_path: Path) -> list[Path]:
+def remove_measurements(out_path: Path, keep: Path | None = None) -> list[Path]:
     """``--measure``'s files of an earlier result at OUT, removed once a new result has replaced it: a label map
     and volumes measured on another result (another model, other options) must never sit beside this one as its
     own. Only this tool's files go (a label map whose header says so, a volume table with its note, a SEG or report
-    folder holding nothing but what the tool wrote); anything else stays. Returns what was removed."""
+    folder holding nothing but what the tool wrote); anything else stays, and so does ``keep`` (the input scan:
+    an earlier result's label map can be upscaled in turn). Returns what was removed."""
     removed = []
     for path in measure_outputs(Path(out_path)):
+        if keep is not None and same_file(path, keep):
+            continue
         if path.is_file() and not path.is_symlink() and _ours(path):
             path.unlink()
             removed.append(path)
@@ -123,8 +126,10 @@ def _ours(path: Path) -> bool:
         return False
 
 
-def check_measure_outputs(out_path: Path, overwrite: bool) -> None:
-    for path in measure_outputs(out_path):
+def check_measure_outputs(out_path: Path, overwrite: bool, in_path: Path | None = None) -> None:
+    """Before any work: ``--measure``'s files beside OUT, none of them the input scan ``in_path``."""
+    for path, what in zip(measure_outputs(out_path), ("--measure's label map", "--measure's table"), strict=True):
+        refuse_input(path, in_path, what)
         refuse_existing(path, overwrite)
     for folder in pacs_outputs(out_path):
         refuse_output_folder(folder, overwrite)

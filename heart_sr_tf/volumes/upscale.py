@@ -33,7 +33,7 @@ from heart_sr_tf.data.nifti import is_gzip_name, nifti_suffix, same_kind, write_
 from heart_sr_tf.data.scan import Scan, read_scan
 from heart_sr_tf.errors import DataError, HeartSRError, os_reason
 from heart_sr_tf.memory import available_memory
-from heart_sr_tf.outputs import check_place, occupied, place_file, refuse_existing
+from heart_sr_tf.outputs import check_place, place_file, refuse_existing, refuse_input
 from heart_sr_tf.processes import process_alive
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.volumes.dicom_writer import check_derivable, is_dicom_output, refuse_output_folder, write_dicom_series
@@ -71,12 +71,8 @@ def refuse_output(in_path: Path, out_path: Path, overwrite: bool = False) -> Non
         )
     if len(os.fsencode(out_path.name)) > NAME_MAX:
         raise HeartSRError(f"{out_path.name[:40]}...: the output's name is longer than {NAME_MAX} bytes")
-    if occupied(out_path):
-        if in_path.exists() and out_path.exists() and os.path.samefile(in_path, out_path):  # (a dangling link: no)
-            raise HeartSRError(f"{out_path}: refusing to overwrite the input scan (it is the same file)")
-        refuse_existing(out_path, overwrite)
-    elif out_path.resolve() == in_path.resolve():
-        raise HeartSRError(f"{out_path}: refusing to overwrite the input scan")
+    refuse_input(out_path, in_path)
+    refuse_existing(out_path, overwrite)
     check_place(out_path.parent, named=out_path)
 
 
