@@ -28,4 +28,8 @@ def check_rois(data_dir: Path, rois) -> None:
     for a first batch (a dataset prepared from scans without labels has no heart boxes)."""
     for roi in dict.fromkeys(rois):
         if num_slices(data_dir, roi, "train") == 0:
-            raise DataError(data_dir, f'no training slices of roi {roi!r}; train every stage on roi "full"')
+            raise DataError(
+                data_dir,
+                f"no training slices of roi {roi!r} (scans prepared without labels have no heart boxes): prepare "
+                'them with --heart-boxes, or train every stage on roi "full" (a config\'s [[train.stages]])',
+            )
