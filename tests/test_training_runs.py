@@ -192,6 +192,17 @@ def test_sweep_prints_the_learning_rate_table(phantom_tfds, tmp_path):
     assert (tmp_path / "sweep-lr0.001" / "metrics.csv").exists() and (tmp_path / "sweep-lr1e-05").is_dir()
 
 
+def test_the_best_step_is_named_only_with_figures_that_tell_it_from_the_last():
+    """A run's best-step line said "27.26 dB against 27.26 at the end": as many decimals as set them apart, and
+    no line for a difference below 0.0001 dB."""
+    from heart_sr_tf.training.loop import apart_figures
+
+    assert apart_figures(27.31, 27.26) == "27.31 dB against 27.26 at the end"
+    assert apart_figures(27.2612, 27.2598) == "27.261 dB against 27.260 at the end"
+    assert apart_figures(27.26004, 27.25996) is None  # 0.00008 dB: the same at 4 decimals
+    assert apart_figures(27.2598, 27.2612) is None  # the last is the best
+
+
 def test_validation_chooses_a_checkpoint_and_export_takes_it(phantom_tfds, tiny_export, tmp_path):
     """Choose on validation: the run's last lines name the step whose validation PSNR was best (or the network a
     fine-tune started from), and `export --step` writes that checkpoint's generator."""

@@ -255,6 +255,16 @@ def start_line(result: TrainResult, origin) -> str | None:
     )
 
 
+def apart_figures(best: float, last: float) -> str | None:
+    """``best`` and ``last`` validation PSNRs (dB) with as many decimals as it takes to tell them apart (2 to 4:
+    the line named a step "27.26 dB against 27.26 at the end"); None when ``best`` is not higher at 4."""
+    for digits in (2, 3, 4):
+        shown = f"{best:.{digits}f}", f"{last:.{digits}f}"
+        if shown[0] != shown[1]:
+            return f"{shown[0]} dB against {shown[1]} at the end" if best > last else None
+    return None
+
+
 def best_line(run: Run) -> str | None:
     """When an earlier validation beat the last by PSNR: which step, and how to export it (choose on validation),
     or that the network a fine-tune started from was better. None when the last is the best."""
@@ -262,9 +272,9 @@ def best_line(run: Run) -> str | None:
     if len(rows) < 2:
         return None
     last, best = rows[-1], max(rows, key=lambda r: float(r["val_psnr"]))
-    if float(best["val_psnr"]) <= float(last["val_psnr"]):
+    figures = apart_figures(float(best["val_psnr"]), float(last["val_psnr"]))
+    if figures is None:
         return None
-    figures = f"{float(best['val_psnr']):.2f} dB against {float(last['val_psnr']):.2f} at the end"
     if best.get("stage") == START:
         return f"the network it started from was better on validation ({figures}): keep that one"
     step = int(best["step"])
