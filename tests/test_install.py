@@ -39,6 +39,12 @@ def test_a_regular_install_trains_and_upscales_from_another_directory(phantom_ro
         [python, "-c", "import heart_sr_tf; print(heart_sr_tf.__file__)"], capture_output=True, text=True, cwd=work
     )
     assert str(venv) in where.stdout, where.stdout + where.stderr  # the installed copy, not the checkout
+    recorded = subprocess.run(
+        [python, "-c", "import importlib.metadata as m; print(m.version('heart-sr-tf'))"],
+        capture_output=True, text=True, cwd=work, env=env,
+    ).stdout.strip()  # fmt: skip
+    said = subprocess.run([heart_sr, "--version"], capture_output=True, text=True, cwd=work, env=env)
+    assert said.returncode == 0 and said.stdout == f"heart-sr-tf {recorded}\n" and recorded, said.stdout + said.stderr
     shipped = subprocess.run(
         [python, "-c", "from heart_sr_tf.config import load_config; print(load_config('srgan_cpu').data.patch)"],
         capture_output=True, text=True, cwd=work, env=env,

@@ -12,6 +12,7 @@ os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
 import click  # noqa: E402
 
+from heart_sr_tf import __version__  # noqa: E402
 from heart_sr_tf.cli.group import Group, warn  # noqa: E402
 from heart_sr_tf.cli.options import (  # noqa: E402
     FOLDER,
@@ -28,6 +29,7 @@ from heart_sr_tf.inference.hardware import QUANTIZE_PRESETS  # noqa: E402
 
 
 @click.group(cls=Group)
+@click.version_option(__version__, prog_name="heart-sr-tf", message="%(prog)s %(version)s")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's own start-up and log lines.")
 def main(verbose: bool):
     """heart-sr-tf: super-resolution of cardiac cine MRI."""
