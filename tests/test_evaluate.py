@@ -99,6 +99,9 @@ def test_evaluate_with_the_self_ensemble_scores_the_ensembled_model(tiny_export,
         result = run_cli(*args, *extra, "--out", str(tmp_path / name))
         assert result.returncode == 0, result.stderr[-2000:]
         assert ("+ self-ensemble" in result.stdout) == bool(extra)
+        wrote = result.stdout.strip().splitlines()[-1]  # --figures 0: no figure, nor a folder named for them
+        assert wrote.startswith("wrote ") and wrote.endswith("summary.md")
+        assert not (tmp_path / name / "figures").exists()
         scores[name] = json.loads((tmp_path / name / "summary.json").read_text())
     assert json.dumps(scores["plain"]) != json.dumps(scores["ensemble"])  # another model was scored
     through_plane = ROOT / "saved_models" / "throughplane_x6" / "1"  # exported without its flip ensemble

@@ -120,7 +120,8 @@ def evaluate_model(
         _echo_tables(result, chosen, echo)
         if segmenters:
             files += _clinical(predictor, segmenters, data, split, chosen, limit, quiet, out, echo, ladder)
-        echo(f"\nwrote {', '.join(str(f) for f in files)} and {len(pictures)} figure(s) in {out / 'figures'}")
+        drawn = f" and {len(pictures)} figure(s) in {out / 'figures'}" if pictures else ""
+        echo(f"\nwrote {', '.join(str(f) for f in files)}{drawn}")
 
 
 def _echo_tables(result, degradation, echo: Echo) -> None:
