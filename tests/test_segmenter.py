@@ -481,6 +481,35 @@ def test_options_that_would_be_ignored_are_refused_before_any_work(tiny_export, 
     assert run_cli("upscale", short_cine, out, *args, "--scale", "3").returncode == 0
 
 
+def test_a_segmenter_run_given_as_a_super_resolution_model_or_unexported_as_a_segmenter_is_one_line(
+    tiny_segmenter, tiny_run, short_cine, tmp_path
+):
+    """A segmenter's training run as --model, --through-plane-model, evaluate's MODEL or cohort's --model ended in
+    an AttributeError traceback (its config has no degradation, no generator); as --segmenter, a run not yet
+    exported was "neither a SavedModel nor a model base path". Each is one line, exit 2, nothing written."""
+    import importlib.util
+
+    run, _ = tiny_segmenter
+    out = tmp_path / "up.nii.gz"
+    model = f"{run}: a segmenter run, not a super-resolution model (export it and use it with --segmenter)"
+    for args in [
+        ("upscale", short_cine, out, "--model", run),
+        ("upscale", short_cine, out, "--through-plane-model", run),
+        ("evaluate", run, "--limit", "1", "--out", tmp_path / "evaluation"),
+        ("cohort", short_cine, "--out-dir", tmp_path / "cohort", "--model", run),
+        ("upscale", short_cine, out, "--measure", "--segmenter", run),
+        ("upscale", short_cine, out, "--measure", "--segmenter", tiny_run),
+        ("cohort", short_cine, "--out-dir", tmp_path / "cohort", "--measure", "--segmenter", run),
+    ]:
+        if args[0] == "cohort" and importlib.util.find_spec("distributed") is None:
+            continue  # (cohort runs on Dask: the cohort extra)
+        refused = run_cli(*args, "--quiet")
+        given = args[-1]
+        message = model if "--segmenter" not in args else f"{given}: a training run, not an exported segmenter"
+        assert refused.returncode == 2 and message in refused.stderr, (args, refused.stderr)
+        assert len(refused.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir()), args
+
+
 def test_a_segmenter_and_a_super_resolution_model_given_for_each_other_are_named(tiny_export, short_cine, tmp_path):
     out = tmp_path / "up.nii.gz"
     swapped = run_cli("upscale", short_cine, out, "--model", "segmenter", "--quiet")

@@ -168,17 +168,12 @@ def _check_measure(jobs, segmenter) -> str:
     metadata is loaded to check its signature), and no scan's result is another scan's label map or volume table.
     Returns the segmenter's folder."""
     from heart_sr_tf.cohort.jobs import check_written
-    from heart_sr_tf.export.discovery import find_model
-    from heart_sr_tf.export.layout import read_metadata, require_segmenter, resolve_model_dir
+    from heart_sr_tf.inference.segmenter import Segmenter, segmenter_folder
     from heart_sr_tf.volumes.measure import measure_outputs, pacs_outputs
 
-    folder = resolve_model_dir(find_model(Path(segmenter or "segmenter")))
     try:
-        meta = read_metadata(folder)
-        require_segmenter(folder, meta)
+        folder, meta = segmenter_folder(segmenter or "segmenter")
         if not meta:  # a lab's own SavedModel: its signature is checked here, not by each worker on its first scan
-            from heart_sr_tf.inference.segmenter import Segmenter
-
             Segmenter(folder)
     except HeartSRError as exc:
         raise HeartSRError(f"--segmenter: {exc}") from None

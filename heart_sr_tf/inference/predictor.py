@@ -253,16 +253,28 @@ def volume_layout(meta: dict, folder) -> tuple[str, int]:
         raise HeartSRError(f"{folder}: a 3D model whose metadata holds no readable training config") from None
 
 
+def generator_run(folder: Path):
+    """The training run in ``folder``, refused in one line when it trained a segmenter (as an exported segmenter
+    is: ``Degradation.from_metadata``), whose config has no generator and no degradation."""
+    from heart_sr_tf.training.runs import Run
+
+    run = Run.open(folder)
+    if run.kind == "segmenter":
+        raise HeartSRError(
+            f"{run.folder}: a segmenter run, not a super-resolution model (export it and use it with --segmenter)"
+        )
+    return run
+
+
 def load_run(folder: Path, precision: str = "float32", step: int | None = None) -> Predictor:
     """The generator of a training run at its latest checkpoint, or at ``step`` (TensorFlow)."""
     from heart_sr_tf.inference.tensorflow_backend import keras_fn
     from heart_sr_tf.models.registry import build_generator
-    from heart_sr_tf.training.runs import Run
 
     precision = resolve_precision(precision)
     if precision == "int8":
         raise HeartSRError(f"{folder}: a training run runs in TensorFlow; export and quantize it for int8")
-    run = Run.open(folder)
+    run = generator_run(folder)
     generator = build_generator(run.config, precision)
     checkpoint = run.restore_generator(generator, step)
     info = {"run": str(run.folder), "checkpoint": checkpoint, "kind": run.kind}
@@ -306,9 +318,7 @@ def model_degradation(path) -> tuple[str, Degradation]:
     refused before any model loads."""
     path = find_model(path)
     if is_run_folder(path):
-        from heart_sr_tf.training.runs import Run
-
-        run = Run.open(path)
+        run = generator_run(path)
         return str(run.folder), run.config.degradation
     folder = resolve_model_dir(path)
     return str(folder), Degradation.from_metadata(read_metadata(folder), str(folder))

@@ -20,6 +20,21 @@ SIGNATURE = (
 )
 
 
+def segmenter_folder(path) -> tuple[Path, dict]:
+    """The exported segmenter ``path`` names (a SavedModel, base path or shipped name) and its heart-sr metadata
+    (empty for a lab's own SavedModel), read without loading it; a super-resolution model and a training run
+    (not yet exported) are refused in one line."""
+    from heart_sr_tf.training.runs import is_run_folder
+
+    found = find_model(Path(path))
+    if is_run_folder(found):
+        raise HeartSRError(f"{found}: a training run, not an exported segmenter; export it first (cli.py export RUN)")
+    folder = resolve_model_dir(found)
+    meta = read_metadata(folder)
+    require_segmenter(folder, meta)
+    return folder, meta
+
+
 class Segmenter:
     """``segmenter.volume(images)``: ``[slices, h, w]`` in [0, 1] -> labels ``[slices, h, w]`` (uint8).
 
@@ -34,9 +49,7 @@ class Segmenter:
 
         from heart_sr_tf.export.reader import load_exported
 
-        folder = resolve_model_dir(find_model(path))
-        meta = read_metadata(folder)
-        require_segmenter(folder, meta)
+        folder, meta = segmenter_folder(path)
         self.folder, self._loaded = load_exported(folder)
         self._signature = self._loaded.signatures["serving_default"]
         self._tf, self.batch_size, self.metadata = tf, batch_size, meta
