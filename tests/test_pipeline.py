@@ -107,3 +107,46 @@ def test_stored_pngs_decode_to_the_quantised_slice_exactly():
     assert decoded.shape == (37, 53, 1) and np.array_equal(decoded[..., 0], image)
     with pytest.raises(ValueError, match="expected a 2D uint16 image"):
         png(rng.random((4, 4)))
+
+
+def test_acdc_patients_without_labels_give_full_slices_and_clinical_says_why(phantom_root, tiny_export, tmp_path):
+    """An ACDC folder whose patients have no *_gt.nii.gz (the challenge's test set as first released; the cropped
+    whole cines): `prepare` ended in TFDS's "No examples were yielded" traceback, also where only one split had no
+    labelled patient, and `evaluate --clinical` wrote tables of NaN. Now such a split has no heart slices, and
+    the lines say why."""
+    import shutil
+
+    from in_process import run_cli
+
+    from heart_sr_tf.data.pipeline import num_slices
+    from heart_sr_tf.data.segmentation import split_of
+
+    root = tmp_path / "acdc"
+    shutil.copytree(phantom_root, root)
+    for gt in split_of(root, "test")[0].folder.glob("*_gt.nii.gz"):  # the test patient's labels only
+        gt.unlink()
+    partly = tmp_path / "partly"
+    done = run_cli("prepare", "--acdc-dir", root, "--data-dir", partly)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert num_slices(partly, "heart", "test") == 0 < num_slices(partly, "heart", "train")
+    assert num_slices(partly, "full", "test") > 0
+    out = tmp_path / "clinical"
+    refused = run_cli("evaluate", tiny_export, "--data-dir", partly, "--clinical", "--out", out, "--quiet")
+    assert refused.returncode == 2 and not out.exists(), refused.stderr
+    assert refused.stderr.strip() == (
+        f"error: {root}: no patient of the test split has labels (*_gt.nii.gz), which --clinical measures against; "
+        "on scans without labels, `evaluate MODEL --scans PATH --clinical` measures against full resolution's own "
+        "segmentation"
+    )
+    for gt in root.rglob("*_gt.nii.gz"):
+        gt.unlink()
+    unlabelled = tmp_path / "unlabelled"
+    done = run_cli("prepare", "--acdc-dir", root, "--data-dir", unlabelled)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "heart slices: none (no patient has labels, *_gt.nii.gz, so no heart boxes" in done.stdout
+    refused = run_cli("evaluate", tiny_export, "--data-dir", unlabelled, "--roi", "heart", "--out", out, "--quiet")
+    assert refused.returncode == 2 and not out.exists(), refused.stderr
+    assert (
+        refused.stderr.strip()
+        == f"error: {unlabelled}: no split holds heart slices (no labels: no heart boxes); --roi full"
+    )

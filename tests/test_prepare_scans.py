@@ -172,7 +172,8 @@ def test_finetune_on_scans_reports_its_start_and_refuses_heart_stages(lab_data, 
 
     data_dir, _ = lab_data
     config = load_config(Path(__file__).resolve().parent / "configs" / "tiny.toml")
-    with pytest.raises(DataError, match="no training slices of roi 'heart' .*: prepare them with --heart-boxes, or"):
+    why = "no training slices of roi 'heart' .*: prepare the scans with `prepare --scans ... --heart-boxes`"
+    with pytest.raises(DataError, match=why):
         train_srgan(Run.create(tmp_path, "heart", config, data_dir=data_dir, init_from=tiny_export), quiet=True)
     assert not list((tmp_path / "heart" / "checkpoints").glob("ckpt-*"))  # refused before the first step
     config.train.stages = config.train.stages[:1]

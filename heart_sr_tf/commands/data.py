@@ -42,6 +42,8 @@ def prepare_dataset(
         parts = ", ".join(f"{split} {counts.get(split, 0)}" for split in ("train", "validation", "test"))
         if scans is not None and roi == "heart" and heart_boxes is None:
             parts = "none (scans without labels have no heart boxes: train and evaluate on full slices)"
+        elif roi == "heart" and not any(counts.values()):
+            parts = "none (no patient has labels, *_gt.nii.gz, so no heart boxes: train and evaluate on full slices)"
         echo(f"{roi:5s} slices: {parts}")
     echo("patients: " + ", ".join(f"{k} {v}" for k, v in report.patients.items()))
     if scans is not None:  # a lab's patients: which ones it may choose on, and which ones it reports on

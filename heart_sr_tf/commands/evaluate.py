@@ -83,7 +83,11 @@ def evaluate_model(
         if segmenters or cine_dirs:
             from heart_sr_tf.data.prepare import dataset_source
 
-            dataset_source(data)  # labels and cines come from an ACDC source: refused here, before any scoring
+            source, seed = dataset_source(data)  # labels and cines come from an ACDC source: refused here, before
+            if segmenters:  # any scoring; and the clinical figures need labelled patients in the split
+                from heart_sr_tf.evaluation.clinical import labelled_patients
+
+                labelled_patients(source, split, seed, limit)
         if cine_dirs:
             if clinical or data_consistency:
                 raise HeartSRError(
@@ -94,10 +98,13 @@ def evaluate_model(
         else:
             rois = ("full", "heart") if roi == "both" else (roi,)
             if roi == "both" and num_slices(data, "heart", split) == 0 < num_slices(data, "full", split):
-                rois = ("full",)  # a dataset of a lab's scans: no labels, no heart boxes
-                echo(f"{data}: no heart boxes (prepared from scans without labels); full slices only")
+                rois = ("full",)  # a lab's scans, or ACDC patients without labels: no heart boxes
+                echo(f"{data}: no heart boxes in the {split} split (no labels there); full slices only")
             for name in rois:
                 if num_slices(data, name, split) == 0:
+                    if not any(num_slices(data, name, other) for other in ("train", "validation", "test")):
+                        why = " (no labels: no heart boxes); --roi full" if name == "heart" else ""
+                        raise HeartSRError(f"{data}: no split holds {name} slices{why}")
                     raise HeartSRError(f"{data}: the {split} split holds no {name} slices; choose another --split")
             result = run_evaluate(predictor, data, split, rois, limit=limit, quiet=quiet, degradation=chosen)
         if run is not None:

@@ -107,8 +107,8 @@ class AcdcSr(tfds.core.GeneratorBasedBuilder):
         chosen = {
             split: [p for p in patients if assignment[p.id] == split] for split in ("train", "validation", "test")
         }
-        if self.builder_config.name == "heart" and scans and not any(any(p.boxes) for p in scans):
-            return {}  # no labels and no segmenter's boxes: a config of no split
+        if self.builder_config.name == "heart":  # only patients with labels (or a segmenter's boxes) have boxes:
+            chosen = {split: [p for p in group if _boxed(p)] for split, group in chosen.items()}  # else none
         return {split: self._generate_examples(group) for split, group in chosen.items() if group}
 
     def _generate_examples(self, patients: list[Patient]):
@@ -150,6 +150,15 @@ class AcdcSr(tfds.core.GeneratorBasedBuilder):
             }
             examples.append((key, example))
         return patient, examples
+
+
+def _boxed(patient: Patient | ScanPatient) -> bool:
+    """Whether a patient can have heart boxes: ACDC's from its label files (an ACDC folder may hold patients
+    without them, as the challenge's test set was released), a lab's scans from a segmenter's boxes. A split none
+    of whose patients has any is left out of the heart config: TFDS cannot write a split without examples."""
+    if isinstance(patient, ScanPatient):
+        return any(patient.boxes)
+    return bool(patient.label_paths)
 
 
 def stratum(patient: Patient | ScanPatient) -> str:

@@ -42,6 +42,7 @@ from heart_sr_tf.cardiac_metrics import (
 )
 from heart_sr_tf.data.degradation import BASELINE_NAMES, Degradation
 from heart_sr_tf.data.segmentation import labelled_frames, split_of
+from heart_sr_tf.errors import DataError
 from heart_sr_tf.evaluation.acquisition_ladder import ladder_equivalents, ladder_lines, rung_images, rung_name
 from heart_sr_tf.evaluation.report import write_csv
 from heart_sr_tf.metrics import psnr
@@ -302,6 +303,21 @@ def paired_patients(patients: list[dict], method: str, reference: str = "hr") ->
     return rows, sorted(set(rows[method]) & set(rows[reference]))
 
 
+def labelled_patients(acdc_dir: Path, split: str, seed: int, limit: int | None = None) -> list:
+    """The split's patients (the first ``limit``) that have labels, which the clinical figures are measured
+    against; none is one line (an ACDC folder may hold patients without them, as the challenge's test set was
+    released), not tables of NaN."""
+    patients = [p for p in split_of(acdc_dir, split, seed)[:limit] if p.label_paths]
+    if not patients:
+        raise DataError(
+            acdc_dir,
+            f"no patient of the {split} split has labels (*_gt.nii.gz), which --clinical measures against; on "
+            "scans without labels, `evaluate MODEL --scans PATH --clinical` measures against full resolution's "
+            "own segmentation",
+        )
+    return patients
+
+
 def clinical_evaluation(
     predictor, segmenters, acdc_dir: Path, split: str, seed: int, degradation: Degradation,
     limit: int | None = None, quiet: bool = False, ladder: tuple[float, ...] = (),
@@ -309,7 +325,7 @@ def clinical_evaluation(
     """Measure the split's patients (the first ``limit``) at full resolution, through the baselines and the model
     (and, with ``ladder``, milder acquisitions of the same frames): one result per segmenter, each segmenting the
     same images (the model runs once per frame)."""
-    patients = split_of(acdc_dir, split, seed)[:limit]
+    patients = labelled_patients(acdc_dir, split, seed, limit)
     results = [ClinicalResult(split, predictor.source, str(s.folder), degradation, ladder=ladder) for s in segmenters]
     rng = np.random.default_rng(0)
     ladder_rng = np.random.default_rng(1)  # its own noise draws: the ladder never changes the other inputs' noise

@@ -30,6 +30,7 @@ def check_rois(data_dir: Path, rois) -> None:
         if num_slices(data_dir, roi, "train") == 0:
             raise DataError(
                 data_dir,
-                f"no training slices of roi {roi!r} (scans prepared without labels have no heart boxes): prepare "
-                'them with --heart-boxes, or train every stage on roi "full" (a config\'s [[train.stages]])',
+                f"no training slices of roi {roi!r} (without labels there are no heart boxes): prepare the scans "
+                "with `prepare --scans ... --heart-boxes` (a segmenter draws them), or train every stage on roi "
+                '"full" (a config\'s [[train.stages]])',
             )
