@@ -197,6 +197,29 @@ def test_a_cine_whose_frame_count_disagrees_with_its_info(phantom_root, tmp_path
         load_frames(find_patients(tmp_path)[0])
 
 
+def test_an_acdc_folder_and_a_folder_of_scans_given_for_the_other_option_say_which_to_use(phantom_root, tmp_path):
+    """The raw ACDC folder given as --data-dir (where its prepared dataset goes) was told to prepare itself into
+    that very folder; a folder of a lab's NIfTI scans given as --acdc-dir had no word of --scans."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    shutil.copy(phantom_root / "training" / "patient001" / "patient001_frame01.nii.gz", scans / "a.nii.gz")
+    for args, line in [
+        (
+            ("evaluate", "rrdb", "--data-dir", phantom_root, "--out", tmp_path / "e"),
+            f"error: --data-dir {phantom_root}: an ACDC folder, not a prepared dataset: give it as --acdc-dir "
+            "(prepared on first use)",
+        ),
+        (
+            ("prepare", "--acdc-dir", scans, "--data-dir", tmp_path / "d"),
+            f"error: {scans}: no patientXXX folders found (expected training/, testing/ or patient folders); a "
+            "folder of a lab's own scans is read with --scans (prepare, evaluate)",
+        ),
+    ]:
+        refused = run_cli(*args, "--quiet") if args[0] == "evaluate" else run_cli(*args)
+        assert refused.returncode == 2 and refused.stderr.strip() == line, refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scans"]
+
+
 def test_a_missing_required_package_is_one_line_not_a_traceback(tmp_path):
     """A broken install (TensorFlow missing): one line naming the module and the Python, exit 1."""
     import subprocess

@@ -106,12 +106,27 @@ def _prepare_scans(
     return prepare_scans(listed, source, data_dir, seed=seed, strict=strict, force=force, **drawn)
 
 
+def _holds_patients(folder: Path) -> bool:
+    from heart_sr_tf.data.acdc import scan_patients
+    from heart_sr_tf.errors import DataError
+
+    try:
+        return bool(scan_patients(folder)[0])
+    except DataError:
+        return False
+
+
 def resolve_data(
     acdc_dir: Path | None, data_dir: Path | None, seed: int = 0, phantom_patients: int = 10, warn: Echo = print
 ) -> Path:
     """A prepared dataset: ``--data-dir`` as is, else ``--acdc-dir`` (or the phantoms) prepared on first use."""
     if data_dir is not None and acdc_dir is None:
         if not is_prepared(data_dir):
+            if _holds_patients(data_dir):  # the raw ACDC folder given where its prepared dataset goes
+                raise HeartSRError(
+                    f"--data-dir {data_dir}: an ACDC folder, not a prepared dataset: give it as --acdc-dir "
+                    "(prepared on first use)"
+                )
             raise HeartSRError(
                 f"{data_dir}: no prepared acdc_sr dataset; prepare it with "
                 f"`python cli.py prepare --acdc-dir ACDC_DIR --data-dir {data_dir}`"

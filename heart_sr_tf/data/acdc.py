@@ -89,6 +89,11 @@ def find_patients(root: Path) -> list[Patient]:
     return patients
 
 
+def _scan_name(name: str) -> bool:
+    """A file name a lab's scan has (NIfTI, DICOM, a zip of DICOM): for a hint, not a check."""
+    return name.lower().endswith((".nii", ".nii.gz", ".dcm", ".ima", ".zip")) or name.upper() == "DICOMDIR"
+
+
 def scan_patients(root: Path) -> tuple[list[Patient], list[DataError]]:
     """Like :func:`find_patients`, but returns the broken patients' errors instead of raising."""
     root = Path(root)
@@ -100,7 +105,10 @@ def scan_patients(root: Path) -> tuple[list[Patient], list[DataError]]:
             folders += [(p, split) for p in sorted((root / split).iterdir()) if _PATIENT_DIR.match(p.name)]
     folders += [(p, None) for p in sorted(root.iterdir()) if _PATIENT_DIR.match(p.name) and p.is_dir()]
     if not folders:
-        raise DataError(root, "no patientXXX folders found (expected training/, testing/ or patient folders)")
+        hint = ""
+        if any(_scan_name(p.name) for p in root.iterdir()):
+            hint = "; a folder of a lab's own scans is read with --scans (prepare, evaluate)"
+        raise DataError(root, f"no patientXXX folders found (expected training/, testing/ or patient folders){hint}")
     patients, errors = [], []
     for folder, split in folders:
         try:

@@ -83,6 +83,7 @@ def prepare(
     """Build both configs (full slices and heart boxes). Existing builds are reused unless ``force``."""
     acdc_dir = Path(acdc_dir)
     data_dir = Path(data_dir) if data_dir else default_data_dir(acdc_dir)
+    scan_patients(acdc_dir)  # a folder with no patient folder: one line before the data dir is made
     with building(data_dir):  # one process at a time builds a data dir: another waits, then reuses it
         source = str(acdc_dir.resolve())
         force = _rebuild(data_dir, source, seed, lambda: source_fingerprint(acdc_dir), force, quiet)
