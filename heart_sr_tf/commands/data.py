@@ -6,7 +6,7 @@ from pathlib import Path
 
 from heart_sr_tf.commands.echo import Echo
 from heart_sr_tf.data.prepare import is_prepared, phantom_dir, prepare
-from heart_sr_tf.errors import HeartSRError
+from heart_sr_tf.errors import DataError, HeartSRError
 
 
 def write_phantoms(out: Path, patients: int, seed: int) -> list[Path]:
@@ -107,8 +107,8 @@ def _prepare_scans(
 
 
 def _holds_patients(folder: Path) -> bool:
+    """Whether ``folder`` is an ACDC folder (patientXXX folders with their Info.cfg)."""
     from heart_sr_tf.data.acdc import scan_patients
-    from heart_sr_tf.errors import DataError
 
     try:
         return bool(scan_patients(folder)[0])
