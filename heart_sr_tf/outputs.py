@@ -13,6 +13,7 @@ could not have been written, and never replaces what the user put there without 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from heart_sr_tf.errors import DataError, os_reason
@@ -34,6 +35,24 @@ def check_place(path: Path, named: Path | None = None) -> None:
             if not os.access(place, os.W_OK | os.X_OK):
                 raise DataError(shown, f"cannot write in {place}")
             return
+
+
+@contextmanager
+def left_as_found(folder: Path):
+    """The block may create ``folder`` (and its missing parents): when it fails, those of them that are still
+    empty are removed, so that a command refused after its checks (a source folder with no patient in it) leaves
+    no empty folder behind."""
+    folder = Path(folder).absolute()
+    missing = [place for place in (folder, *folder.parents) if not place.exists() and not place.is_symlink()]
+    try:
+        yield
+    except BaseException:
+        for place in missing:  # (deepest first)
+            try:
+                place.rmdir()  # only an empty folder goes
+            except OSError:
+                break
+        raise
 
 
 def make_folder(path: Path) -> Path:

@@ -20,7 +20,7 @@ from heart_sr_tf.data.phantoms import write_phantoms
 from heart_sr_tf.data.scan import ScanSource
 from heart_sr_tf.data.scan_patients import group_scans, valid_scan_patients
 from heart_sr_tf.errors import DataError, os_reason
-from heart_sr_tf.outputs import check_place
+from heart_sr_tf.outputs import check_place, left_as_found
 from heart_sr_tf.progress import progress_bar
 
 
@@ -83,8 +83,8 @@ def prepare(
     """Build both configs (full slices and heart boxes). Existing builds are reused unless ``force``."""
     acdc_dir = Path(acdc_dir)
     data_dir = Path(data_dir) if data_dir else default_data_dir(acdc_dir)
-    scan_patients(acdc_dir)  # a folder with no patient folder: one line before the data dir is made
-    with building(data_dir):  # one process at a time builds a data dir: another waits, then reuses it
+    # One process at a time builds a data dir (another waits, then reuses it); a failed build leaves no empty one.
+    with left_as_found(data_dir), building(data_dir):
         source = str(acdc_dir.resolve())
         force = _rebuild(data_dir, source, seed, lambda: source_fingerprint(acdc_dir), force, quiet)
         patients, bad = None, []
@@ -117,7 +117,8 @@ def prepare_scans(
     segmenter, recorded with the dataset)."""
     patients = group_scans(listed)
     data_dir = Path(data_dir) if data_dir else default_data_dir(Path(source))
-    with building(data_dir):  # one process at a time builds a data dir: another waits, then reuses it
+    # One process at a time builds a data dir (another waits, then reuses it); a failed build leaves no empty one.
+    with left_as_found(data_dir), building(data_dir):
         fingerprint = scans_fingerprint(patients, boxes_by)
         force = _rebuild(data_dir, source, seed, lambda: fingerprint, force, quiet)
         good, bad = None, []
