@@ -47,6 +47,13 @@ def gain(model: dict[str, float], baseline: dict[str, float]) -> tuple[float, fl
     return model["psnr"] - baseline["psnr"], model["ssim"] - baseline["ssim"]
 
 
+def ahead(model: dict[str, float], baseline: dict[str, float]) -> bool:
+    """Whether the model is ahead of ``baseline`` in PSNR and SSIM by gains :func:`gain_text` shows as positive
+    (0.01 dB, 0.0001 SSIM): a model 0.004 dB ahead was called ahead, next to "+0.00 dB PSNR"."""
+    dp, ds = gain(model, baseline)
+    return round(dp, 2) > 0 and round(ds, 4) > 0
+
+
 def gain_text(model: dict[str, float], baseline: dict[str, float], name: str) -> str:
     """``model - NAME: +x.xx dB PSNR, +y.yyyy SSIM``: how every command states a gain over a baseline."""
     dp, ds = gain(model, baseline)

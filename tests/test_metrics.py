@@ -28,3 +28,15 @@ def test_identical_images_and_nrmse():
     assert m["ssim"] == 1.0 and m["nrmse"] == 0.0 and m["psnr"] == np.inf
     m = image_metrics(hr[0] * 0.9, hr[0])
     np.testing.assert_allclose(m["nrmse"], 0.1, rtol=1e-5)
+
+
+def test_ahead_means_gains_that_show_as_positive():
+    """A 2-step run 0.004 dB and 0.00003 SSIM ahead of bicubic was called "ahead" next to "+0.00 dB PSNR,
+    +0.0000 SSIM": ahead means both gains positive as they are shown."""
+    from heart_sr_tf.metrics import ahead, gain_text
+
+    base = {"psnr": 27.26, "ssim": 0.8750}
+    assert ahead({"psnr": 27.28, "ssim": 0.8752}, base)
+    barely = {"psnr": 27.264, "ssim": 0.87503}
+    assert gain_text(barely, base, "b") == "model - b: +0.00 dB PSNR, +0.0000 SSIM" and not ahead(barely, base)
+    assert not ahead({"psnr": 28.0, "ssim": 0.8749}, base) and not ahead({"psnr": 27.25, "ssim": 0.9}, base)

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from heart_sr_tf.data.degradation import BASELINE_NAMES
 from heart_sr_tf.errors import HeartSRError
-from heart_sr_tf.metrics import gain_text
+from heart_sr_tf.metrics import ahead, gain_text
 from heart_sr_tf.progress import progress_bar
 from heart_sr_tf.training.distribute import distribute_dataset, distributed_step, is_chief
 from heart_sr_tf.training.runs import Run
@@ -238,7 +238,7 @@ def comparison_line(result: TrainResult) -> str:
     for name, b in result.baselines.items():
         parts.append(f"{BASELINE_NAMES[name]} PSNR {b['psnr']:.2f} dB SSIM {b['ssim']:.4f}")
     name, b = next(iter(result.baselines.items()))
-    verdict = "ahead of" if v["psnr"] > b["psnr"] and v["ssim"] > b["ssim"] else "NOT ahead of"
+    verdict = "ahead of" if ahead(v, b) else "NOT ahead of"
     parts.append(f"{gain_text(v, b, BASELINE_NAMES[name])} ({verdict} {BASELINE_NAMES[name]})")
     return " | ".join(parts)
 
