@@ -165,6 +165,24 @@ def test_a_scans_dataset_is_reused_regrouped_and_refused_where_labels_are_needed
     assert sorted(split_assignment(copy)) == ["A", "B", "D"]
 
 
+@pytest.mark.parametrize("config", ["wgan3d_cpu", "wgan3d_kspace"])
+def test_a_3d_model_on_scans_is_refused_before_any_work(lab_data, tmp_path, config):
+    """A 3D WGAN reads its patients' volumes from the ACDC folder a dataset was prepared from; on a dataset of a
+    lab's scans the read failed inside TensorFlow's data pipeline, a traceback at the first step. It is one line
+    before the networks are built, and the run folder is not left behind."""
+    result = run_cli(
+        "train", "wgan", "--config", config, "--data-dir", lab_data[0], "--steps", "2", "--runs-dir", tmp_path,
+        "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip() == (
+        f"error: {lab_data[0]}: prepared from a lab's scans, but 3D training reads its patients' files in the ACDC "
+        "layout (prepare --acdc-dir); train a 2D model on these scans (train srgan, or train wgan --config "
+        "wgan2d_cpu)"
+    )
+    assert not list(tmp_path.iterdir())
+
+
 def test_finetune_on_scans_reports_its_start_and_refuses_heart_stages(lab_data, tiny_export, tmp_path):
     from heart_sr_tf.config import load_config
     from heart_sr_tf.training.runs import Run

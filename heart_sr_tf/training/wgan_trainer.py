@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 
 from heart_sr_tf.data.pipeline import patient_volumes, train_volumes
-from heart_sr_tf.data.prepare import builder
+from heart_sr_tf.data.prepare import builder, from_scans
 from heart_sr_tf.errors import HeartSRError
 from heart_sr_tf.training.build import build_wgan, precision_note
 from heart_sr_tf.training.distribute import make_strategy
@@ -32,6 +32,13 @@ def phase_schedule(phases) -> Callable[[int], Segment]:
 
 
 def _acdc_source(data_dir: Path) -> Path:
+    """The ACDC folder a 3D model's volumes are read from, checked before training: a dataset prepared from a lab's
+    scans has none (the read failed inside TensorFlow's data pipeline, a traceback at the first step)."""
+    if from_scans(data_dir):
+        raise HeartSRError(
+            f"{data_dir}: prepared from a lab's scans, but 3D training reads its patients' files in the ACDC layout "
+            "(prepare --acdc-dir); train a 2D model on these scans (train srgan, or train wgan --config wgan2d_cpu)"
+        )
     source = builder(data_dir, "full").info.metadata.get("source")
     if not source or not Path(source).is_dir():
         raise HeartSRError(f"{data_dir}: 3D training reads the NIfTI files, but their folder {source!r} is gone")
@@ -118,6 +125,8 @@ def train_wgan(
     its generator there (a 2D export into a 3D generator: each kernel put on the middle of its depth).
     ``extra_validation`` adds figures to every validation (see ``TrainingLoop``)."""
     config, data_dir = run.config, run.data_dir
+    if config.data.dims == 3:
+        _acdc_source(data_dir)  # where a 3D model's volumes come from: checked before any work
     strategy = make_strategy(strategy_name)
     keras.utils.set_random_seed(config.train.seed)
     if note := precision_note(config):
