@@ -203,6 +203,16 @@ def test_the_best_step_is_named_only_with_figures_that_tell_it_from_the_last():
     assert apart_figures(27.2598, 27.2612) is None  # the last is the best
 
 
+def test_a_fine_tune_improved_on_its_start_only_by_a_gain_it_shows():
+    from heart_sr_tf.training.loop import TrainResult, start_line
+
+    def line(now: float) -> str:
+        return start_line(TrainResult(1, 1.0, {"psnr": now, "ssim": 0.9}, start={"psnr": 30.0, "ssim": 0.9}), "m")
+
+    assert line(30.004).endswith("(+0.00 dB, +0.0000; NOT better than its start)")
+    assert line(30.02).endswith("(+0.02 dB, +0.0000; improved on its start)")
+
+
 def test_validation_chooses_a_checkpoint_and_export_takes_it(phantom_tfds, tiny_export, tmp_path):
     """Choose on validation: the run's last lines name the step whose validation PSNR was best (or the network a
     fine-tune started from), and `export --step` writes that checkpoint's generator."""

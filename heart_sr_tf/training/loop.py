@@ -248,7 +248,7 @@ def start_line(result: TrainResult, origin) -> str | None:
     if not result.start:
         return None
     s, v = result.start, result.validation
-    verdict = "improved on" if v["psnr"] > s["psnr"] else "NOT better than"
+    verdict = "improved on" if round(v["psnr"] - s["psnr"], 2) > 0 else "NOT better than"  # (as it is shown)
     return (
         f"started from {origin}: validation PSNR {s['psnr']:.2f} dB SSIM {s['ssim']:.4f}, now {v['psnr']:.2f} dB "
         f"SSIM {v['ssim']:.4f} ({v['psnr'] - s['psnr']:+.2f} dB, {v['ssim'] - s['ssim']:+.4f}; {verdict} its start)"
