@@ -39,20 +39,19 @@ def check_place(path: Path, named: Path | None = None) -> None:
 
 @contextmanager
 def left_as_found(folder: Path):
-    """The block may create ``folder`` (and its missing parents): when it fails, those of them that are still
-    empty are removed, so that a command refused after its checks (a source folder with no patient in it) leaves
-    no empty folder behind."""
+    """The block may create the output folder ``folder`` (and its missing parents): those of them it leaves empty
+    (it failed before writing anything: a source folder with no patient in it, a scheduler it cannot reach) are
+    removed again, so that a refused command leaves no empty folder behind."""
     folder = Path(folder).absolute()
     missing = [place for place in (folder, *folder.parents) if not place.exists() and not place.is_symlink()]
     try:
         yield
-    except BaseException:
+    finally:
         for place in missing:  # (deepest first)
             try:
                 place.rmdir()  # only an empty folder goes
             except OSError:
                 break
-        raise
 
 
 def make_folder(path: Path) -> Path:

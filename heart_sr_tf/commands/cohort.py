@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from heart_sr_tf.commands.echo import Echo
 from heart_sr_tf.commands.model_roles import check_model_roles
 from heart_sr_tf.errors import HeartSRError, UsageError
 from heart_sr_tf.extras import import_extra
-from heart_sr_tf.outputs import make_folder
+from heart_sr_tf.outputs import left_as_found, make_folder
 from heart_sr_tf.path_text import one_line
 
 
@@ -82,15 +81,10 @@ def cohort(
     shipped_model_dirs()  # (a mistyped $HEART_SR_MODELS: one line now, not a failure per scan)
     if options["backend"] == "openvino":
         compiled_limit()  # (a bad $HEART_SR_COMPILED_CACHE_MB: one line now, not a failure per scan; local workers)
-    created = not out_dir.exists()
-    make_folder(out_dir)  # (and one this process can write in)
-    try:
+    with left_as_found(out_dir):  # a run that failed before writing anything leaves no folder
+        make_folder(out_dir)  # (and one this process can write in)
         with folder_lock(out_dir, "cohort"):
             return _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, measure, picked, notes)
-    finally:
-        if created:  # a run that failed before writing anything (a --scheduler it cannot reach) leaves no folder
-            with contextlib.suppress(OSError):
-                out_dir.rmdir()  # (only when empty)
 
 
 def _run(jobs, options, out_dir, inputs, scheduler, workers, quiet, echo, warn, measure, picked, notes) -> int:

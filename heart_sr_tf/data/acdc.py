@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from heart_sr_tf.data.nifti import load_nifti
+from heart_sr_tf.data.nifti import load_nifti, nifti_suffix
 from heart_sr_tf.errors import DataError
 
 GROUPS = ("NOR", "DCM", "HCM", "MINF", "RV")
@@ -91,7 +91,8 @@ def find_patients(root: Path) -> list[Patient]:
 
 def _scan_name(name: str) -> bool:
     """A file name a lab's scan has (NIfTI, DICOM, a zip of DICOM): for a hint, not a check."""
-    return name.lower().endswith((".nii", ".nii.gz", ".dcm", ".ima", ".zip")) or name.upper() == "DICOMDIR"
+    dicom = name.lower().endswith((".dcm", ".ima", ".zip")) or name.upper() == "DICOMDIR"
+    return dicom or nifti_suffix(name) is not None
 
 
 def scan_patients(root: Path) -> tuple[list[Patient], list[DataError]]:

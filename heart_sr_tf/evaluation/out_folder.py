@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from heart_sr_tf.errors import DataError
 from heart_sr_tf.folder_lock import folder_lock, lock_name
-from heart_sr_tf.outputs import check_place, make_folder
+from heart_sr_tf.outputs import check_place, left_as_found, make_folder
 
 MARKER = ".heart-sr-evaluation"  # in every folder evaluate writes: it may write there again
 HEADER = "written by heart-sr-tf evaluate"
@@ -32,19 +32,10 @@ def held(out: Path):
     if the evaluation fails before writing anything there, the folders this made are removed again."""
     out = Path(out)
     check_out(out)
-    made = next((folder for folder in (*reversed(out.parents), out) if not folder.exists()), None)
-    make_folder(out)
-    try:
+    with left_as_found(out):
+        make_folder(out)
         with folder_lock(out, "evaluate"):
             yield out
-    finally:
-        if made is not None:
-            folder = out
-            while folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
-                if folder == made:
-                    break
-                folder = folder.parent
 
 
 def check_out(out: Path) -> None:
